@@ -1,0 +1,41 @@
+// swift-tools-version:5.9
+// Tokenmill: a data-prep compiler for LLM training. Dependencies point one way:
+// C shims -> TokenmillCore -> stage modules -> Pipeline -> tokenmill (see docs/ARCHITECTURE.md).
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
+let package = Package(
+    name: "tokenmill",
+    products: [
+        .executable(name: "tokenmill", targets: ["tokenmill"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CXXHash", path: "Sources/CXXHash", pkgConfig: "libxxhash",
+                       providers: [.apt(["libxxhash-dev"])]),
+        .target(name: "TokenmillCore", dependencies: ["CXXHash"], swiftSettings: optimize),
+        .target(name: "Ingest", dependencies: ["TokenmillCore"], swiftSettings: optimize),
+        .target(name: "Normalize", dependencies: ["TokenmillCore"], swiftSettings: optimize),
+        .target(name: "Dedup", dependencies: ["TokenmillCore"], swiftSettings: optimize),
+        .target(name: "BPE", dependencies: ["TokenmillCore"],
+                resources: [.copy("Resources/gpt2.tiktoken"), .copy("Resources/p50k_base.tiktoken"),
+                            .copy("Resources/cl100k_base.tiktoken"), .copy("Resources/o200k_base.tiktoken")],
+                swiftSettings: optimize),
+        .target(name: "Packing", dependencies: ["TokenmillCore"], swiftSettings: optimize),
+        .target(name: "ShardFormat", dependencies: ["TokenmillCore", "CZstd"], swiftSettings: optimize),
+        .target(name: "Pipeline",
+                dependencies: ["TokenmillCore", "Ingest", "Normalize", "Dedup", "BPE", "Packing", "ShardFormat"],
+                swiftSettings: optimize),
+        .executableTarget(name: "tokenmill", dependencies: ["Pipeline", "BPE", "ShardFormat", "TokenmillCore"],
+                          swiftSettings: optimize),
+        .executableTarget(name: "tokenmill-bench", dependencies: ["BPE", "TokenmillCore"],
+                          path: "Benchmarks/TokenmillBench", swiftSettings: optimize),
+        .testTarget(name: "TokenmillCoreTests", dependencies: ["TokenmillCore"]),
+        .testTarget(name: "BPETests", dependencies: ["BPE", "TokenmillCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PackingTests", dependencies: ["Packing", "TokenmillCore"]),
+        .testTarget(name: "ShardFormatTests", dependencies: ["ShardFormat", "TokenmillCore"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ShardFormat", "TokenmillCore"]),
+    ]
+)

@@ -1,0 +1,262 @@
+/// Hand-written scanners equal to the pre-tokenization regexes of OpenAI's encodings.
+///
+/// Each scanner returns the end of the piece that starts at `i`; pieces tile the text
+/// (every pattern has an alternative for every character class). The scanners follow
+/// the regex engine's leftmost-first semantics alternative by alternative; the comment
+/// on each case names the alternative and says how backtracking resolves. Input must be
+/// valid UTF-8 (callers repair it first).
+///
+/// r50k/p50k: `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`
+/// cl100k:    `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`
+/// o200k:     `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?`
+///            `|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?`
+///            `|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+public enum Pretokenizer: String, Sendable {
+    case r50k, cl100k, o200k
+
+    /// Calls `piece(start, end)` for every pre-token of `b[0..<n]`, in order.
+    @inline(__always)
+    public func split(_ b: UnsafePointer<UInt8>, _ n: Int, _ piece: (Int, Int) -> Void) {
+        var i = 0
+        switch self {
+        case .r50k: while i < n { let e = Scan.r50k(b, i, n); piece(i, e); i = e }
+        case .cl100k: while i < n { let e = Scan.cl100k(b, i, n); piece(i, e); i = e }
+        case .o200k: while i < n { let e = Scan.o200k(b, i, n); piece(i, e); i = e }
+        }
+    }
+}
+
+enum Scan {
+    // MARK: - helpers
+
+    /// Decodes the scalar at `i` (valid UTF-8) and returns it with its byte length.
+    @inline(__always)
+    static func decode(_ b: UnsafePointer<UInt8>, _ i: Int) -> (UInt32, Int) {
+        let c0 = UInt32(b[i])
+        if c0 < 0x80 { return (c0, 1) }
+        if c0 < 0xE0 { return ((c0 & 0x1F) << 6 | UInt32(b[i + 1] & 0x3F), 2) }
+        if c0 < 0xF0 { return ((c0 & 0x0F) << 12 | UInt32(b[i + 1] & 0x3F) << 6 | UInt32(b[i + 2] & 0x3F), 3) }
+        return ((c0 & 0x07) << 18 | UInt32(b[i + 1] & 0x3F) << 12 | UInt32(b[i + 2] & 0x3F) << 6 | UInt32(b[i + 3] & 0x3F), 4)
+    }
+
+    @inline(__always)
+    static func classAt(_ b: UnsafePointer<UInt8>, _ i: Int) -> (UInt8, Int) {
+        let (s, l) = decode(b, i)
+        return (CharClass.of(s), l)
+    }
+
+    /// End of the run of scalars from `i` whose class intersects `mask`.
+    @inline(__always)
+    static func run(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, _ mask: UInt8) -> Int {
+        var j = i
+        while j < n {
+            let (k, l) = classAt(b, j)
+            if k & mask == 0 { break }
+            j += l
+        }
+        return j
+    }
+
+    /// End of the run of "other" scalars (`[^\s\p{L}\p{N}]`) from `i`.
+    @inline(__always)
+    static func otherRun(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        var j = i
+        while j < n {
+            let (k, l) = classAt(b, j)
+            if !isOther(k) { break }
+            j += l
+        }
+        return j
+    }
+
+    @inline(__always) static func isOther(_ k: UInt8) -> Bool { k & (CharClass.space | CharClass.letter | CharClass.number) == 0 }
+
+    /// Start of the last scalar in `[i, j)`.
+    @inline(__always)
+    static func lastScalarStart(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
+        var p = j - 1
+        while p > i && b[p] & 0xC0 == 0x80 { p -= 1 }
+        return p
+    }
+
+    /// Length of a contraction (`'s`, `'t`, `'re`, `'ve`, `'m`, `'ll`, `'d`) at `i`, or 0.
+    @inline(__always)
+    static func contraction(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, caseless: Bool) -> Int {
+        guard i + 1 < n, b[i] == UInt8(ascii: "'") else { return 0 }
+        func fold(_ c: UInt8) -> UInt8 {
+            caseless && c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") ? c | 0x20 : c
+        }
+        let d = fold(b[i + 1])
+        if d == UInt8(ascii: "s") || d == UInt8(ascii: "d") || d == UInt8(ascii: "m") || d == UInt8(ascii: "t") { return 2 }
+        guard i + 2 < n else { return 0 }
+        // Unicode case folding (the regex crate's `(?i)`) makes U+017F LATIN SMALL LETTER
+        // LONG S equal to `s`: `'ſ` is a contraction too.
+        if caseless && b[i + 1] == 0xC5 && b[i + 2] == 0xBF { return 3 }
+        let e = fold(b[i + 2])
+        if (d == UInt8(ascii: "l") && e == UInt8(ascii: "l")) || (d == UInt8(ascii: "v") && e == UInt8(ascii: "e"))
+            || (d == UInt8(ascii: "r") && e == UInt8(ascii: "e")) { return 3 }
+        return 0
+    }
+
+    /// Whitespace tail shared by all patterns. `j` is the end of the whitespace run
+    /// starting at `i` (whose first scalar is `l` bytes long).
+    /// `\s+(?!\S)`: the greedy run backtracks one scalar so the next piece can take the
+    /// last space as its prefix; at the end of text the whole run matches.
+    @inline(__always)
+    static func spaceTail(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int, _ n: Int, _ l: Int) -> Int {
+        if j == n { return n }
+        let p = lastScalarStart(b, i, j)
+        return p > i ? p : i + l
+    }
+
+    /// Last `\r` or `\n` in `[i, j)`, or -1 (they are single bytes, never continuation bytes).
+    @inline(__always)
+    static func lastNewline(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
+        var q = j - 1
+        while q >= i {
+            if b[q] == 0x0A || b[q] == 0x0D { return q }
+            q -= 1
+        }
+        return -1
+    }
+
+    // MARK: - r50k / p50k (GPT-2)
+
+    static func r50k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        // '(?:[sdmt]|ll|ve|re)  (case-sensitive)
+        let c = contraction(b, i, n, caseless: false)
+        if c > 0 { return i + c }
+        let (k, l) = classAt(b, i)
+        // ` ?\p{L}++`, ` ?\p{N}++`, ` ?[^\s\p{L}\p{N}]++`: a single space joins the run after it.
+        if b[i] == 0x20 && i + 1 < n {
+            let (k2, l2) = classAt(b, i + 1)
+            if k2 & CharClass.letter != 0 { return run(b, i + 1 + l2, n, CharClass.letter) }
+            if k2 & CharClass.number != 0 { return run(b, i + 1 + l2, n, CharClass.number) }
+            if isOther(k2) { return otherRun(b, i + 1 + l2, n) }
+        }
+        if k & CharClass.letter != 0 { return run(b, i + l, n, CharClass.letter) }
+        if k & CharClass.number != 0 { return run(b, i + l, n, CharClass.number) }
+        if isOther(k) { return otherRun(b, i + l, n) }
+        // `\s++$` | `\s+(?!\S)` | `\s`
+        let j = run(b, i + l, n, CharClass.space)
+        return spaceTail(b, i, j, n, l)
+    }
+
+    // MARK: - cl100k
+
+    static func cl100k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        // '(?i:[sdmt]|ll|ve|re)
+        let c = contraction(b, i, n, caseless: true)
+        if c > 0 { return i + c }
+        let (k, l) = classAt(b, i)
+        // `[^\r\n\p{L}\p{N}]?+\p{L}++`: the possessive prefix takes any one non-letter,
+        // non-number scalar except CR/LF; then letters must follow.
+        if k & CharClass.letter != 0 { return run(b, i + l, n, CharClass.letter) }
+        let ch = b[i]
+        if k & CharClass.number == 0 && ch != 0x0A && ch != 0x0D && i + l < n {
+            let (k2, l2) = classAt(b, i + l)
+            if k2 & CharClass.letter != 0 { return run(b, i + l + l2, n, CharClass.letter) }
+        }
+        // `\p{N}{1,3}+`
+        if k & CharClass.number != 0 {
+            var j = i + l, count = 1
+            while count < 3 && j < n {
+                let (k2, l2) = classAt(b, j)
+                if k2 & CharClass.number == 0 { break }
+                j += l2; count += 1
+            }
+            return j
+        }
+        // ` ?[^\s\p{L}\p{N}]++[\r\n]*+`
+        var start = -1
+        if isOther(k) { start = i + l } else if ch == 0x20 && i + 1 < n {
+            let (k2, l2) = classAt(b, i + 1)
+            if isOther(k2) { start = i + 1 + l2 }
+        }
+        if start >= 0 {
+            var j = otherRun(b, start, n)
+            while j < n && (b[j] == 0x0A || b[j] == 0x0D) { j += 1 }
+            return j
+        }
+        // Whitespace. `\s++$`: the whole run when it reaches the end of the text.
+        let j = run(b, i + l, n, CharClass.space)
+        if j == n { return n }
+        // `\s*[\r\n]`: up to and including the run's last CR/LF.
+        let q = lastNewline(b, i, j)
+        if q >= 0 { return q + 1 }
+        // `\s+(?!\S)` | `\s`
+        return spaceTail(b, i, j, n, l)
+    }
+
+    // MARK: - o200k
+
+    /// `U*Lw+` from `s` (U = upperish, Lw = lowerish). Greedy `U*` takes the whole
+    /// upperish run; if a lowerish scalar follows (necessarily Ll) `Lw+` takes the
+    /// lowerish run. Otherwise `U*` backtracks to the last scalar of its run that is also
+    /// lowerish (Lm, Lo, M) and `Lw+` matches exactly up to its end. -1 when nothing matches.
+    @inline(__always)
+    static func o200kWord1(_ b: UnsafePointer<UInt8>, _ s: Int, _ n: Int) -> Int {
+        var a = s
+        var lastLowerishEnd = -1
+        while a < n {
+            let (k, l) = classAt(b, a)
+            if k & CharClass.upperish == 0 { break }
+            a += l
+            if k & CharClass.lowerish != 0 { lastLowerishEnd = a }
+        }
+        if a < n {
+            let (k, l) = classAt(b, a)
+            if k & CharClass.lowerish != 0 { return run(b, a + l, n, CharClass.lowerish) }
+        }
+        return lastLowerishEnd
+    }
+
+    /// `U+Lw*` from `s`, or -1.
+    @inline(__always)
+    static func o200kWord2(_ b: UnsafePointer<UInt8>, _ s: Int, _ n: Int) -> Int {
+        let a = run(b, s, n, CharClass.upperish)
+        if a == s { return -1 }
+        return run(b, a, n, CharClass.lowerish)
+    }
+
+    static func o200k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        let (k, l) = classAt(b, i)
+        let ch = b[i]
+        // The optional prefix `[^\r\n\p{L}\p{N}]?` is tried first with, then without.
+        let prefixOK = k & (CharClass.letter | CharClass.number) == 0 && ch != 0x0A && ch != 0x0D
+        if prefixOK || k & (CharClass.letter | CharClass.mark) != 0 {
+            var e = prefixOK && i + l < n ? o200kWord1(b, i + l, n) : -1
+            if e < 0 { e = o200kWord1(b, i, n) }
+            if e < 0 && prefixOK && i + l < n { e = o200kWord2(b, i + l, n) }
+            if e < 0 { e = o200kWord2(b, i, n) }
+            if e >= 0 { return e + contraction(b, e, n, caseless: true) }
+        }
+        // `\p{N}{1,3}`
+        if k & CharClass.number != 0 {
+            var j = i + l, count = 1
+            while count < 3 && j < n {
+                let (k2, l2) = classAt(b, j)
+                if k2 & CharClass.number == 0 { break }
+                j += l2; count += 1
+            }
+            return j
+        }
+        // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
+        var start = -1
+        if isOther(k) { start = i + l } else if ch == 0x20 && i + 1 < n {
+            let (k2, l2) = classAt(b, i + 1)
+            if isOther(k2) { start = i + 1 + l2 }
+        }
+        if start >= 0 {
+            var j = otherRun(b, start, n)
+            while j < n && (b[j] == 0x0A || b[j] == 0x0D || b[j] == UInt8(ascii: "/")) { j += 1 }
+            return j
+        }
+        // Whitespace. `\s*[\r\n]+`: up to and including the run's last CR/LF.
+        let j = run(b, i + l, n, CharClass.space)
+        let q = lastNewline(b, i, j)
+        if q >= 0 { return q + 1 }
+        // `\s+(?!\S)` | `\s+`
+        return spaceTail(b, i, j, n, l)
+    }
+}

@@ -1,0 +1,91 @@
+import TokenmillCore
+
+/// A byte-level BPE tokenizer: mergeable ranks, a pre-tokenizer and special tokens.
+///
+/// `encodeOrdinary` never produces a special token: text that looks like
+/// `<|endoftext|>` is encoded as ordinary text. Special tokens enter a sequence only
+/// through templates (`specialID`). Thread-safe and immutable; each thread encodes with its
+/// own `Encoder`, which owns the scratch memory of the merge loop.
+public final class Tokenizer: @unchecked Sendable {
+    public let name: String
+    public let ranks: RankTable
+    public let pretokenizer: Pretokenizer
+    /// Special tokens by id, in id order.
+    public private(set) var specialTokens: [(text: String, id: UInt32)]
+    public let eosID: UInt32
+    /// One more than the largest id this tokenizer can emit.
+    public private(set) var vocabSize: Int
+    /// xxh3-64 of the ranks file bytes.
+    public let vocabHash: UInt64
+
+    init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64) {
+        self.name = name; self.ranks = ranks; self.pretokenizer = pretokenizer
+        self.specialTokens = special.sorted { $0.1 < $1.1 }.map { (text: $0.0, id: $0.1) }
+        self.eosID = eos; self.vocabSize = vocabSize; self.vocabHash = vocabHash
+    }
+
+    public func specialID(_ text: String) -> UInt32? {
+        specialTokens.first { $0.text == text }?.id
+    }
+
+    /// Adds special tokens (`<|im_start|>` ...) that the vocabulary does not have, at the
+    /// given ids. An id already used by a rank or another special token is refused.
+    public func addingSpecialTokens(_ extra: [(String, UInt32)]) throws -> Tokenizer {
+        var special = specialTokens.map { ($0.text, $0.id) }
+        var size = vocabSize
+        for (text, id) in extra where !special.contains(where: { $0.0 == text }) {
+            if Int(id) < ranks.count || special.contains(where: { $0.1 == id }) {
+                throw TokenmillError.unsupported("tokenizer \(name): id \(id) for \(text) is already taken")
+            }
+            special.append((text, id))
+            size = max(size, Int(id) + 1)
+        }
+        return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: special, eos: eosID, vocabSize: size, vocabHash: vocabHash)
+    }
+
+    public func makeEncoder() -> Encoder { Encoder(self) }
+
+    /// Convenience for tests and tools: ordinary encoding of a whole text.
+    public func encodeOrdinary(_ text: [UInt8]) -> [UInt32] {
+        var enc = makeEncoder()
+        var out: [UInt32] = []
+        enc.encode(text, into: &out)
+        return out
+    }
+
+    /// The bytes of `ids` (special tokens as their text). Unknown ids throw.
+    public func decode(_ ids: [UInt32]) throws -> [UInt8] {
+        var out: [UInt8] = []
+        for id in ids {
+            if Int(id) < ranks.count {
+                out.append(contentsOf: ranks.tokenBytes(Int(id)))
+            } else if let s = specialTokens.first(where: { $0.id == id }) {
+                out.append(contentsOf: s.text.utf8)
+            } else {
+                throw TokenmillError.badInput(path: "<ids>", line: 0, message: "token id \(id) is not in the vocabulary of \(name)")
+            }
+        }
+        return out
+    }
+
+    /// Per-thread encoding state: the merge loop's scratch arrays.
+    public struct Encoder {
+        let tokenizer: Tokenizer
+        var merge = BytePairMerge()
+
+        init(_ t: Tokenizer) { tokenizer = t }
+
+        /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.
+        public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
+            guard let base = text.baseAddress, text.count > 0 else { return }
+            let table = tokenizer.ranks
+            tokenizer.pretokenizer.split(base, text.count) { s, e in
+                merge.encode(base + s, e - s, table, into: &out)
+            }
+        }
+
+        public mutating func encode(_ text: [UInt8], into out: inout [UInt32]) {
+            text.withUnsafeBufferPointer { encode($0, into: &out) }
+        }
+    }
+}

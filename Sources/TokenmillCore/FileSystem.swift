@@ -1,0 +1,187 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Every file-system call Tokenmill makes, wrapped once: C error codes become
+/// `TokenmillError.io` here and nowhere else (swift-system's habit).
+public enum FileSystem {
+    /// The whole file as bytes. Inputs are read whole per file for now (see README limits).
+    public static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ioError(path, "cannot open for reading") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ioError(path, "cannot stat") }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw TokenmillError.io(path: path, message: "is a directory, expected a file") }
+        var result = [UInt8]()
+        var capacity = max(Int(st.st_size), 0) + 1
+        result.reserveCapacity(capacity)
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError(path, "read failed")
+            }
+            if n == 0 { break }
+            result.append(contentsOf: chunk[0..<n])
+            if result.count > capacity { capacity = result.count }
+        }
+        return result
+    }
+
+    public static func fileExists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func fileSize(_ path: String) throws -> Int {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw ioError(path, "cannot stat") }
+        return Int(st.st_size)
+    }
+
+    /// `mkdir -p`.
+    public static func makeDirectories(_ path: String) throws {
+        if path.isEmpty || isDirectory(path) { return }
+        let parent = dirname(of: path)
+        if parent != path && !parent.isEmpty { try makeDirectories(parent) }
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw ioError(path, "cannot create directory") }
+    }
+
+    public static func remove(_ path: String) {
+        _ = unlink(path)
+    }
+
+    public static func listDirectory(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw ioError(path, "cannot list directory") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> String in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                let len = bytes.firstIndex(of: 0) ?? bytes.count
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<len]), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Writes `bytes` to `path` so that the file appears under its final name only when
+    /// complete: write to `.NAME.tmp` beside it, fsync, rename, fsync the directory.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        var w = try AtomicFileWriter(path: path)
+        try bytes.withUnsafeBytes { try w.write($0) }
+        try w.commit()
+    }
+
+    /// Paths matching a shell glob (`*`, `?`, `[...]`), sorted; the pattern itself when it
+    /// has no wildcard.
+    public static func glob(_ pattern: String) throws -> [String] {
+        if !pattern.contains(where: { $0 == "*" || $0 == "?" || $0 == "[" }) { return [pattern] }
+        var g = glob_t()
+        defer { globfree(&g) }
+        let rc = Glibc.glob(pattern, 0, nil, &g)
+        if rc == GLOB_NOMATCH { return [] }
+        guard rc == 0 else { throw TokenmillError.io(path: pattern, message: "glob failed") }
+        var out: [String] = []
+        for i in 0..<Int(g.gl_pathc) {
+            if let p = g.gl_pathv[i] { out.append(String(cString: p)) }
+        }
+        return out.sorted()
+    }
+
+    public static func dirname(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    public static func basename(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    public static func join(_ a: String, _ b: String) -> String {
+        if b.hasPrefix("/") || a.isEmpty || a == "." { return b }
+        return a.hasSuffix("/") ? a + b : a + "/" + b
+    }
+
+    static func ioError(_ path: String, _ what: String) -> TokenmillError {
+        let code = errno
+        let reason = String(cString: strerror(code))
+        return .io(path: path, message: "\(what): \(reason)")
+    }
+
+    public static var isTerminal: Bool { isatty(2) != 0 }
+
+    public static func writeStderr(_ s: String) {
+        var line = s
+        if !line.hasSuffix("\n") { line += "\n" }
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    public static func writeStdout(_ bytes: UnsafeRawBufferPointer) {
+        var off = 0
+        while off < bytes.count {
+            let n = write(1, bytes.baseAddress! + off, bytes.count - off)
+            if n <= 0 { if errno == EINTR { continue }; return }
+            off += n
+        }
+    }
+}
+
+/// A file written under a temporary name and renamed into place by `commit()`; dropped
+/// without commit, the temporary file is removed.
+public struct AtomicFileWriter: ~Copyable {
+    public let path: String
+    let tmpPath: String
+    var fd: Int32
+    public private(set) var bytesWritten: Int = 0
+
+    public init(path: String) throws {
+        self.path = path
+        let dir = FileSystem.dirname(of: path)
+        tmpPath = FileSystem.join(dir, "." + FileSystem.basename(of: path) + ".tmp")
+        fd = open(tmpPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileSystem.ioError(tmpPath, "cannot create") }
+    }
+
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileSystem.ioError(tmpPath, "write failed")
+            }
+            off += n
+        }
+        bytesWritten += bytes.count
+    }
+
+    public consuming func commit() throws {
+        guard fsync(fd) == 0 else { throw FileSystem.ioError(tmpPath, "fsync failed") }
+        guard close(fd) == 0 else { fd = -1; throw FileSystem.ioError(tmpPath, "close failed") }
+        fd = -1
+        guard rename(tmpPath, path) == 0 else { throw FileSystem.ioError(path, "rename failed") }
+        let dirfd = open(FileSystem.dirname(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 { _ = fsync(dirfd); close(dirfd) }
+    }
+
+    deinit {
+        if fd >= 0 {
+            close(fd)
+            unlink(tmpPath)
+        }
+    }
+}

@@ -1,0 +1,278 @@
+/// A byte-level JSON parser (RFC 8259) producing `JSONValue`.
+///
+/// It works on UTF-8 bytes, never on `String`. Errors carry the byte offset; the caller
+/// turns it into a line number only once an error exists (swift-foundation's habit).
+/// Nesting is capped (`maxDepth`) so hostile input cannot overflow the stack.
+///
+/// String handling: escapes are decoded straight into UTF-8; `\u` surrogate pairs are
+/// combined; a lone surrogate becomes U+FFFD and is counted in `repairs`; raw bytes that
+/// are not valid UTF-8 are replaced with U+FFFD the same way. Unescaped control
+/// characters are an error, as the RFC says.
+public struct JSONParser {
+    public struct Failure: Error, Sendable {
+        public var offset: Int
+        public var message: String
+    }
+
+    public static let maxDepth = 512
+
+    let bytes: UnsafeBufferPointer<UInt8>
+    public private(set) var position: Int
+    let end: Int
+    public private(set) var repairs = 0
+
+    public init(_ bytes: UnsafeBufferPointer<UInt8>, start: Int = 0, end: Int? = nil) {
+        self.bytes = bytes
+        self.position = start
+        self.end = end ?? bytes.count
+    }
+
+    /// Parses one value that must span the whole range (surrounding whitespace allowed).
+    public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+        try bytes.withUnsafeBufferPointer { (buf) throws(Failure) -> JSONValue in
+            var p = JSONParser(buf)
+            let v = try p.parseValue()
+            p.skipWhitespace()
+            if p.position != p.end { throw Failure(offset: p.position, message: "unexpected data after the JSON value") }
+            return v
+        }
+    }
+
+    public mutating func skipWhitespace() {
+        while position < end {
+            let c = bytes[position]
+            if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { position += 1 } else { break }
+        }
+    }
+
+    public var atEnd: Bool { position >= end }
+    public func peek() -> UInt8? { position < end ? bytes[position] : nil }
+    public mutating func advance() { position += 1 }
+
+    public mutating func parseValue() throws(Failure) -> JSONValue {
+        try parseValue(depth: 0)
+    }
+
+    mutating func parseValue(depth: Int) throws(Failure) -> JSONValue {
+        skipWhitespace()
+        guard position < end else { throw fail("unexpected end of input, expected a value") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        default: throw fail("unexpected character \(describe(bytes[position])), expected a value")
+        }
+    }
+
+    mutating func parseObject(depth: Int) throws(Failure) -> JSONValue {
+        if depth > Self.maxDepth { throw fail("nesting deeper than \(Self.maxDepth)") }
+        position += 1
+        var members: [JSONMember] = []
+        skipWhitespace()
+        if position < end && bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+        while true {
+            skipWhitespace()
+            guard position < end, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a string key in object") }
+            let key = try parseString()
+            skipWhitespace()
+            guard position < end, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':' after object key") }
+            position += 1
+            let value = try parseValue(depth: depth)
+            members.append(JSONMember(key: key, value: value))
+            skipWhitespace()
+            guard position < end else { throw fail("unexpected end of input inside an object") }
+            let c = bytes[position]
+            position += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "}") { return .object(members) }
+            position -= 1
+            throw fail("expected ',' or '}' in object, found \(describe(c))")
+        }
+    }
+
+    mutating func parseArray(depth: Int) throws(Failure) -> JSONValue {
+        if depth > Self.maxDepth { throw fail("nesting deeper than \(Self.maxDepth)") }
+        position += 1
+        var items: [JSONValue] = []
+        skipWhitespace()
+        if position < end && bytes[position] == UInt8(ascii: "]") { position += 1; return .array(items) }
+        while true {
+            items.append(try parseValue(depth: depth))
+            skipWhitespace()
+            guard position < end else { throw fail("unexpected end of input inside an array") }
+            let c = bytes[position]
+            position += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "]") { return .array(items) }
+            position -= 1
+            throw fail("expected ',' or ']' in array, found \(describe(c))")
+        }
+    }
+
+    mutating func literal(_ word: StaticString) throws(Failure) {
+        let n = word.utf8CodeUnitCount
+        guard end - position >= n else { throw fail("invalid literal") }
+        let w = word.utf8Start
+        for i in 0..<n where bytes[position + i] != w[i] { throw fail("invalid literal") }
+        position += n
+    }
+
+    mutating func parseNumber() throws(Failure) -> [UInt8] {
+        let start = position
+        if bytes[position] == UInt8(ascii: "-") { position += 1 }
+        guard position < end, isDigit(bytes[position]) else { throw fail("invalid number") }
+        if bytes[position] == UInt8(ascii: "0") {
+            position += 1
+        } else {
+            while position < end && isDigit(bytes[position]) { position += 1 }
+        }
+        if position < end && bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            guard position < end, isDigit(bytes[position]) else { throw fail("invalid number: digit expected after '.'") }
+            while position < end && isDigit(bytes[position]) { position += 1 }
+        }
+        if position < end && (bytes[position] | 0x20) == UInt8(ascii: "e") {
+            position += 1
+            if position < end && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) { position += 1 }
+            guard position < end, isDigit(bytes[position]) else { throw fail("invalid number: digit expected in exponent") }
+            while position < end && isDigit(bytes[position]) { position += 1 }
+        }
+        return Array(bytes[start..<position])
+    }
+
+    @inline(__always) func isDigit(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 }
+
+    /// Parses a string at `position` (which holds the opening quote) into UTF-8 bytes.
+    public mutating func parseString() throws(Failure) -> [UInt8] {
+        position += 1
+        var out: [UInt8] = []
+        var runStart = position
+        var ascii = true
+        while true {
+            guard position < end else { throw fail("unterminated string") }
+            let c = bytes[position]
+            if c == UInt8(ascii: "\"") {
+                appendRun(&out, runStart, position, ascii)
+                position += 1
+                return out
+            }
+            if c == UInt8(ascii: "\\") {
+                appendRun(&out, runStart, position, ascii)
+                ascii = true
+                try parseEscape(into: &out)
+                runStart = position
+                continue
+            }
+            if c < 0x20 { throw fail("unescaped control character \(describe(c)) in string") }
+            if c >= 0x80 { ascii = false }
+            position += 1
+        }
+    }
+
+    mutating func appendRun(_ out: inout [UInt8], _ a: Int, _ b: Int, _ ascii: Bool) {
+        if a == b { return }
+        let run = UnsafeBufferPointer(rebasing: bytes[a..<b])
+        if ascii || UTF8Validation.isValid(run) {
+            out.append(contentsOf: run)
+        } else {
+            repairs += 1
+            out.append(contentsOf: String(decoding: run, as: UTF8.self).utf8)
+        }
+    }
+
+    mutating func parseEscape(into out: inout [UInt8]) throws(Failure) {
+        position += 1
+        guard position < end else { throw fail("unterminated escape") }
+        let c = bytes[position]
+        position += 1
+        switch c {
+        case UInt8(ascii: "\""): out.append(0x22)
+        case UInt8(ascii: "\\"): out.append(0x5C)
+        case UInt8(ascii: "/"): out.append(0x2F)
+        case UInt8(ascii: "b"): out.append(0x08)
+        case UInt8(ascii: "f"): out.append(0x0C)
+        case UInt8(ascii: "n"): out.append(0x0A)
+        case UInt8(ascii: "r"): out.append(0x0D)
+        case UInt8(ascii: "t"): out.append(0x09)
+        case UInt8(ascii: "u"):
+            var scalar = try hex4()
+            if scalar >= 0xD800 && scalar < 0xDC00 {
+                // A high surrogate must be followed by \u and a low surrogate.
+                if end - position >= 6 && bytes[position] == UInt8(ascii: "\\") && bytes[position + 1] == UInt8(ascii: "u") {
+                    let save = position
+                    position += 2
+                    let low = try hex4()
+                    if low >= 0xDC00 && low < 0xE000 {
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else {
+                        position = save
+                        scalar = 0xFFFD
+                        repairs += 1
+                    }
+                } else {
+                    scalar = 0xFFFD
+                    repairs += 1
+                }
+            } else if scalar >= 0xDC00 && scalar < 0xE000 {
+                scalar = 0xFFFD
+                repairs += 1
+            }
+            appendScalar(&out, scalar)
+        default:
+            position -= 1
+            throw fail("invalid escape '\\\(String(UnicodeScalar(c)))' in string")
+        }
+    }
+
+    mutating func hex4() throws(Failure) -> UInt32 {
+        guard end - position >= 4 else { throw fail("truncated \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[position]
+            let d: UInt32
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
+            default: throw fail("invalid hex digit in \\u escape")
+            }
+            v = v << 4 | d
+            position += 1
+        }
+        return v
+    }
+
+    func appendScalar(_ out: inout [UInt8], _ s: UInt32) {
+        switch s {
+        case 0..<0x80: out.append(UInt8(s))
+        case 0x80..<0x800:
+            out.append(UInt8(0xC0 | (s >> 6))); out.append(UInt8(0x80 | (s & 0x3F)))
+        case 0x800..<0x10000:
+            out.append(UInt8(0xE0 | (s >> 12))); out.append(UInt8(0x80 | ((s >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (s & 0x3F)))
+        default:
+            out.append(UInt8(0xF0 | (s >> 18))); out.append(UInt8(0x80 | ((s >> 12) & 0x3F)))
+            out.append(UInt8(0x80 | ((s >> 6) & 0x3F))); out.append(UInt8(0x80 | (s & 0x3F)))
+        }
+    }
+
+    func fail(_ message: String) -> Failure { Failure(offset: position, message: message) }
+
+    func describe(_ c: UInt8) -> String {
+        if c >= 0x20 && c < 0x7F { return "'\(String(UnicodeScalar(c)))'" }
+        return "byte 0x" + String(c, radix: 16)
+    }
+}
+
+/// Line number (1-based) of a byte offset: computed only once an error exists.
+public func lineNumber(of offset: Int, in bytes: UnsafeBufferPointer<UInt8>, startLine: Int = 1, from start: Int = 0) -> Int {
+    var line = startLine
+    var i = start
+    let stop = min(offset, bytes.count)
+    while i < stop { if bytes[i] == 0x0A { line += 1 }; i += 1 }
+    return line
+}

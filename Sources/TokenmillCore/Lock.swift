@@ -1,0 +1,21 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pthread mutex without Foundation.
+public final class NSLockLite: @unchecked Sendable {
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+    public init() {
+        m = .allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+    }
+    deinit { pthread_mutex_destroy(m); m.deallocate() }
+    public func lock() { pthread_mutex_lock(m) }
+    public func unlock() { pthread_mutex_unlock(m) }
+}
+
+/// Number of cores this process may use.
+public var activeProcessorCount: Int {
+    let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+    return n > 0 ? n : 1
+}

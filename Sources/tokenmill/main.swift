@@ -1,0 +1,59 @@
+import TokenmillCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tokenmill: the command line. Thin: each subcommand parses its options and calls a stage
+/// module. Errors print one line on stderr and exit with the code DESIGN.md gives.
+let helpText = """
+tokenmill \(toolVersion) — compile LLM training data into packed token shards
+
+usage:
+  tokenmill build SPEC.json [--threads N] [--out DIR] [--quiet]   compile a spec into shards
+  tokenmill plan SPEC.json                                         validate a spec, print its stages
+  tokenmill inspect DIR [--split S] [--seq N]                      summary, or sequence N decoded
+  tokenmill verify DIR                                             check every checksum, frame and bound
+  tokenmill encode --tokenizer T [--field F] [--threads N] [FILE|-]   one JSON array of ids per line
+  tokenmill decode --tokenizer T [FILE|-]                          ids back to text
+  tokenmill help                                                   this text
+
+T: gpt2, r50k_base, p50k_base, cl100k_base, o200k_base, or a .tiktoken file named after one.
+exit status: 0 ok, 2 usage or spec, 65 bad input data or damaged shard, 74 I/O, 1 other.
+"""
+
+func runMain() -> Int32 {
+    let args = CommandLine.arguments
+    guard args.count >= 2 else {
+        FileSystem.writeStderr(helpText)
+        return 2
+    }
+    let rest = args[2...]
+    do {
+        switch args[1] {
+        case "build": try BuildCommand.run(rest)
+        case "plan": try PlanCommand.run(rest)
+        case "inspect": try InspectCommand.run(rest)
+        case "verify": try VerifyCommand.run(rest)
+        case "encode": try EncodeCommand.run(rest)
+        case "decode": try DecodeCommand.run(rest)
+        case "help", "--help", "-h":
+            var b = Array((helpText + "\n").utf8)
+            b.withUnsafeMutableBytes { FileSystem.writeStdout(UnsafeRawBufferPointer($0)) }
+        case "--version", "version":
+            var b = Array("tokenmill \(toolVersion)\n".utf8)
+            b.withUnsafeMutableBytes { FileSystem.writeStdout(UnsafeRawBufferPointer($0)) }
+        default:
+            throw TokenmillError.usage("unknown command '\(args[1])' (see 'tokenmill help')")
+        }
+        return 0
+    } catch let e as TokenmillError {
+        FileSystem.writeStderr("tokenmill: " + e.description)
+        return e.exitCode
+    } catch {
+        FileSystem.writeStderr("tokenmill: \(error)")
+        return 1
+    }
+}
+
+exit(runMain())

@@ -1,0 +1,138 @@
+"""An independent writer of the shard format, for tests only (docs/FORMAT.md §1-2).
+
+Written from the format document without looking at the reader, so that a round trip
+tests the document's two readings against each other. It favours plain loops over speed.
+A record is ``(tokens, loss_mask, doc_starts)`` of Python sequences.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Sequence
+
+import xxhash
+import zstandard
+
+MAGIC = b"\x89TKM\r\n\x1a\n"
+END_MAGIC = b"TKMEND\r\n"
+
+Record = tuple[Sequence[int], Sequence[int], Sequence[int]]
+
+
+def h64(data: bytes) -> int:
+    return xxhash.xxh3_64_intdigest(data)
+
+
+def encode_chunk(records: Sequence[Record], width: int) -> bytes:
+    """The decompressed bytes of one chunk (§1.2)."""
+    out = bytearray(struct.pack("<I", len(records)))
+    for tokens, _, starts in records:
+        out += struct.pack("<II", len(tokens), len(starts))
+    code = "<H" if width == 2 else "<I"
+    for tokens, _, _ in records:
+        for t in tokens:
+            out += struct.pack(code, t)
+    while len(out) % 4:
+        out.append(0)
+    for _, _, starts in records:
+        for s in starts:
+            out += struct.pack("<I", s)
+    for tokens, mask, _ in records:
+        packed = bytearray((len(tokens) + 7) // 8)
+        for t, bit in enumerate(mask):
+            if bit:
+                packed[t // 8] |= 1 << (t % 8)
+        out += packed
+    return bytes(out)
+
+
+def shard_bytes(
+    records: Sequence[Record],
+    width: int,
+    chunk_records: int = 2,
+    level: int = 3,
+    content_size: bool = True,
+    version_minor: int = 0,
+) -> bytes:
+    """A whole shard: header, chunks of ``chunk_records`` records, footer, trailer."""
+    header = MAGIC + struct.pack("<HHB", 1, version_minor, width) + bytes(3) + bytes(8)
+    header += struct.pack("<Q", h64(header))
+    body = bytearray(header)
+    table = bytearray()
+    compressor = zstandard.ZstdCompressor(level=level, write_content_size=content_size)
+    for first in range(0, len(records), chunk_records):
+        group = records[first : first + chunk_records]
+        raw = encode_chunk(group, width)
+        frame = compressor.compress(raw)
+        tokens = sum(len(r[0]) for r in group)
+        table += struct.pack("<QIIIIQQ", len(body), len(frame), len(raw), len(group), 0, tokens, h64(frame))
+        body += frame
+    chunk_count = len(table) // 40
+    footer = struct.pack("<QQII", len(records), sum(len(r[0]) for r in records), chunk_count, 0) + table
+    footer_offset = len(body)
+    body += footer
+    body += struct.pack("<QQQ", footer_offset, len(footer), h64(footer)) + END_MAGIC
+    return bytes(body)
+
+
+def write_dataset(
+    directory: str | os.PathLike[str],
+    splits: dict[str, Sequence[Sequence[Record]]],
+    vocab_size: int,
+    chunk_records: int = 2,
+    **shard_options: object,
+) -> dict:
+    """Write ``SPLIT-NNNNN.tkm`` files (one per record list) and ``index.json``; return the index."""
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    width = 2 if vocab_size <= 65536 else 4
+    index_splits = {}
+    for split, shard_lists in splits.items():
+        shards = []
+        for k, records in enumerate(shard_lists):
+            name = f"{split}-{k:05d}.tkm"
+            data = shard_bytes(records, width, chunk_records, **shard_options)
+            with open(os.path.join(directory, name), "wb") as file:
+                file.write(data)
+            shards.append(
+                {
+                    "file": name,
+                    "records": len(records),
+                    "tokens": sum(len(r[0]) for r in records),
+                    "bytes": len(data),
+                    "checksum": f"{h64(data):016x}",
+                }
+            )
+        index_splits[split] = {
+            "records": sum(s["records"] for s in shards),
+            "tokens": sum(s["tokens"] for s in shards),
+            "documents": sum(len(r[2]) for records in shard_lists for r in records),
+            "bytes": sum(s["bytes"] for s in shards),
+            "shards": shards,
+        }
+    index = {
+        "format": "tokenmill-shards",
+        "format_version": "1.0",
+        "tool_version": "test",
+        "spec_hash": "0000000000000000",
+        "name": "test",
+        "tokenizer": {
+            "name": "test",
+            "vocab_hash": "0000000000000000",
+            "vocab_size": vocab_size,
+            "eos_id": vocab_size - 1,
+            "pad_id": vocab_size - 1,
+            "special_tokens": {},
+        },
+        "template": "plain",
+        "seq_len": 16,
+        "pack": {"strategy": "best-fit", "overflow": "split"},
+        "dtype": "uint16" if width == 2 else "uint32",
+        "splits": index_splits,
+        "sources": {},
+    }
+    with open(os.path.join(directory, "index.json"), "w", encoding="utf-8") as file:
+        json.dump(index, file, indent=2)
+    return index
