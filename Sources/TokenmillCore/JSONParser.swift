@@ -12,6 +12,7 @@ public struct JSONParser {
     public struct Failure: Error, Sendable {
         public var offset: Int
         public var message: String
+        public init(offset: Int, message: String) { self.offset = offset; self.message = message }
     }
 
     public static let maxDepth = 512

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Sequence
+from typing import Callable, Sequence
 
 import xxhash
 import zstandard
@@ -55,8 +55,16 @@ def shard_bytes(
     level: int = 3,
     content_size: bool = True,
     version_minor: int = 0,
+    mutate_raw: Callable[[int, bytes], bytes] | None = None,
+    mutate_frame: Callable[[int, bytes], bytes] | None = None,
+    mutate_footer: Callable[[bytes], bytes] | None = None,
 ) -> bytes:
-    """A whole shard: header, chunks of ``chunk_records`` records, footer, trailer."""
+    """A whole shard: header, chunks of ``chunk_records`` records, footer, trailer.
+
+    The ``mutate_*`` hooks model a buggy writer: they change chunk ``c``'s decompressed
+    bytes, its compressed frame, or the footer, and every checksum is computed after
+    them, so only the reader's structural checks can catch the damage.
+    """
     header = MAGIC + struct.pack("<HHB", 1, version_minor, width) + bytes(3) + bytes(8)
     header += struct.pack("<Q", h64(header))
     body = bytearray(header)
@@ -65,12 +73,18 @@ def shard_bytes(
     for first in range(0, len(records), chunk_records):
         group = records[first : first + chunk_records]
         raw = encode_chunk(group, width)
+        if mutate_raw is not None:
+            raw = mutate_raw(first // chunk_records, raw)
         frame = compressor.compress(raw)
+        if mutate_frame is not None:
+            frame = mutate_frame(first // chunk_records, frame)
         tokens = sum(len(r[0]) for r in group)
         table += struct.pack("<QIIIIQQ", len(body), len(frame), len(raw), len(group), 0, tokens, h64(frame))
         body += frame
     chunk_count = len(table) // 40
     footer = struct.pack("<QQII", len(records), sum(len(r[0]) for r in records), chunk_count, 0) + table
+    if mutate_footer is not None:
+        footer = mutate_footer(footer)
     footer_offset = len(body)
     body += footer
     body += struct.pack("<QQQ", footer_offset, len(footer), h64(footer)) + END_MAGIC

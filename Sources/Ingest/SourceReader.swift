@@ -1,0 +1,145 @@
+import TokenmillCore
+
+/// One source of the spec, resolved: its files, format and mapping.
+public struct SourceConfig: Sendable {
+    public enum Format: String, Sendable { case jsonl, json }
+    public var name: String
+    public var index: Int32
+    public var files: [String]
+    public var format: Format?
+    public var mapping: FieldMapping
+    public var skipBadRows: Bool
+
+    public init(name: String, index: Int32, files: [String], format: Format?, mapping: FieldMapping, skipBadRows: Bool) {
+        self.name = name; self.index = index; self.files = files; self.format = format
+        self.mapping = mapping; self.skipBadRows = skipBadRows
+    }
+
+    /// Format from the extension (`.jsonl`, `.json`); nil when unknown.
+    public static func inferFormat(_ path: String) -> Format? {
+        if path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") { return .jsonl }
+        if path.hasSuffix(".json") { return .json }
+        return nil
+    }
+}
+
+/// A row dropped for bad input (`rejects.jsonl`).
+public struct Reject: Sendable {
+    public var source: String
+    public var path: String
+    public var line: Int
+    public var reason: String
+    public init(source: String, path: String, line: Int, reason: String) {
+        self.source = source; self.path = path; self.line = line; self.reason = reason
+    }
+}
+
+/// What one file gave: its records in file order, and its rejected rows.
+public struct FileRows: Sendable {
+    public var records: [Record] = []
+    public var rejects: [Reject] = []
+    /// Rows seen (records + rejects).
+    public var rows: Int { records.count + rejects.count }
+}
+
+/// Reads JSONL and JSON-array files into records. JSONL lines are parsed in parallel
+/// batches and merged in order; blank lines are not rows. A bad row stops the build with
+/// `file:line: what` unless the source skips bad rows, in which case it becomes a reject.
+public enum SourceReader {
+    public static func read(_ src: SourceConfig, fileIndex: Int32, path: String, threads: Int) throws -> FileRows {
+        let data = try FileSystem.readFile(path)
+        guard let format = src.format ?? SourceConfig.inferFormat(path) else {
+            throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\": \"jsonl\" or \"json\"")
+        }
+        switch format {
+        case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads)
+        case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data)
+        }
+    }
+
+    static func readJSONL(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int) throws -> FileRows {
+        // Line table first (cheap), then parse batches of lines on all cores.
+        var lines: [(start: Int, end: Int, number: Int)] = []
+        var s = 0, number = 1
+        data.withUnsafeBufferPointer { p in
+            for i in 0..<p.count where p[i] == 0x0A {
+                lines.append((s, i, number)); s = i + 1; number += 1
+            }
+            if s < p.count { lines.append((s, p.count, number)) }
+        }
+        let parts: [FileRows] = try data.withUnsafeBufferPointer { buf in
+            try parallelBatches(count: lines.count, threads: threads, batchSize: 2048) { range in
+                var out = FileRows()
+                for li in range {
+                    let (a, b, n) = lines[li]
+                    var parser = JSONParser(buf, start: a, end: b)
+                    parser.skipWhitespace()
+                    if parser.atEnd { continue }   // blank line: not a row
+                    do {
+                        let value: JSONValue
+                        do {
+                            value = try parser.parseValue()
+                            parser.skipWhitespace()
+                            if !parser.atEnd { throw JSONParser.Failure(offset: parser.position, message: "unexpected data after the JSON value") }
+                        } catch let f as JSONParser.Failure {
+                            throw MappingError("invalid JSON at column \(f.offset - a + 1): \(f.message)")
+                        }
+                        out.records.append(try src.mapping.record(from: value, source: src.index, file: fileIndex, line: n))
+                    } catch let e as MappingError {
+                        if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
+                        out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
+                    }
+                }
+                return out
+            }
+        }
+        var all = FileRows()
+        for p in parts { all.records.append(contentsOf: p.records); all.rejects.append(contentsOf: p.rejects) }
+        return all
+    }
+
+    static func readJSONArray(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8]) throws -> FileRows {
+        var out = FileRows()
+        try data.withUnsafeBufferPointer { buf in
+            var p = JSONParser(buf)
+            var lineAt = 1, lineOffset = 0
+            func line(_ off: Int) -> Int {
+                lineAt = lineNumber(of: off, in: buf, startLine: lineAt, from: lineOffset); lineOffset = off
+                return lineAt
+            }
+            func fail(_ off: Int, _ m: String) -> TokenmillError { .badInput(path: path, line: line(off), message: m) }
+            p.skipWhitespace()
+            guard p.peek() == UInt8(ascii: "[") else { throw fail(p.position, "expected a JSON array of records") }
+            p.advance()
+            p.skipWhitespace()
+            if p.peek() == UInt8(ascii: "]") { return }
+            while true {
+                p.skipWhitespace()
+                let start = p.position
+                let n = line(start)
+                let value: JSONValue
+                do { value = try p.parseValue() } catch let error as JSONParser.Failure {
+                    // The array cannot be resynchronised after a syntax error: stop here.
+                    let msg = "invalid JSON: \(error.message)"
+                    if !src.skipBadRows { throw fail(error.offset, msg) }
+                    out.rejects.append(Reject(source: src.name, path: path, line: line(error.offset), reason: msg + "; the rest of the file was not read"))
+                    return
+                }
+                do {
+                    out.records.append(try src.mapping.record(from: value, source: src.index, file: fileIndex, line: n))
+                } catch let e as MappingError {
+                    if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
+                    out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
+                }
+                p.skipWhitespace()
+                guard let c = p.peek() else { throw fail(p.position, "unexpected end of file inside the array") }
+                p.advance()
+                if c == UInt8(ascii: "]") { break }
+                if c != UInt8(ascii: ",") { throw fail(p.position - 1, "expected ',' or ']' between array elements") }
+            }
+            p.skipWhitespace()
+            if !p.atEnd { throw fail(p.position, "unexpected data after the array") }
+        }
+        return out
+    }
+}

@@ -1,0 +1,101 @@
+import TokenmillCore
+
+/// A piece of a rendered document: text to tokenize, or a special token by name; `loss`
+/// says whether its tokens are training targets.
+public enum Segment: Equatable, Sendable {
+    case text([UInt8], loss: Bool)
+    case special(String, loss: Bool)
+}
+
+/// Chat templates (docs/TEMPLATES.md): how a record becomes segments.
+///
+/// Adjacent text of the same loss flag within a turn is one segment, so the prompt side is
+/// tokenized as one string; assistant content always starts its own segment.
+public struct ChatTemplate: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case plain, alpaca, chatml }
+    public let kind: Kind
+    public var name: String { kind.rawValue }
+
+    public static let alpacaDefaultSystem = Array("Below is an instruction that describes a task. Write a response that appropriately completes the request.".utf8)
+
+    public init(kind: Kind) { self.kind = kind }
+
+    public static func builtin(_ name: String) -> ChatTemplate? { Kind(rawValue: name).map(ChatTemplate.init) }
+
+    /// Special tokens the template emits (besides EOS).
+    public var specialTokens: [String] { kind == .chatml ? ["<|im_start|>", "<|im_end|>"] : [] }
+
+    public func render(_ r: Record, eos: String) -> [Segment] {
+        var b = SegmentBuilder()
+        if r.kind == .text {
+            b.text(r.text, loss: true)
+            b.special(eos, loss: true)
+            return b.segments
+        }
+        switch kind {
+        case .plain:
+            if !r.system.isEmpty { b.text(r.system, loss: false); b.text("\n", loss: false) }
+            for (i, t) in r.turns.enumerated() {
+                if t.role == .user {
+                    if i > 0 { b.text("\n", loss: false) }
+                    b.text(t.content, loss: false); b.text("\n", loss: false)
+                } else {
+                    b.breakText()
+                    b.text(t.content, loss: true); b.special(eos, loss: true)
+                }
+            }
+        case .alpaca:
+            b.text(r.system.isEmpty ? ChatTemplate.alpacaDefaultSystem : r.system, loss: false)
+            b.text("\n\n", loss: false)
+            for (i, t) in r.turns.enumerated() {
+                if t.role == .user {
+                    if i > 0 { b.text("\n\n", loss: false) }
+                    b.text("### Instruction:\n", loss: false); b.text(t.content, loss: false)
+                    b.text("\n\n### Response:\n", loss: false)
+                } else {
+                    b.breakText()
+                    b.text(t.content, loss: true); b.special(eos, loss: true)
+                }
+            }
+        case .chatml:
+            if !r.system.isEmpty {
+                b.special("<|im_start|>", loss: false); b.text("system\n", loss: false); b.text(r.system, loss: false)
+                b.special("<|im_end|>", loss: false); b.text("\n", loss: false)
+            }
+            for t in r.turns {
+                b.special("<|im_start|>", loss: false)
+                if t.role == .user {
+                    b.text("user\n", loss: false); b.text(t.content, loss: false)
+                    b.special("<|im_end|>", loss: false)
+                } else {
+                    b.text("assistant\n", loss: false)
+                    b.breakText()
+                    b.text(t.content, loss: true); b.special("<|im_end|>", loss: true)
+                }
+                b.text("\n", loss: false)
+            }
+        }
+        return b.segments
+    }
+}
+
+/// Accumulates segments, merging adjacent text of equal loss unless told to break.
+struct SegmentBuilder {
+    var segments: [Segment] = []
+    var mayMerge = true
+
+    mutating func text(_ s: String, loss: Bool) { text(Array(s.utf8), loss: loss) }
+
+    mutating func text(_ s: [UInt8], loss: Bool) {
+        if s.isEmpty { return }
+        if mayMerge, case .text(let prev, let l)? = segments.last, l == loss {
+            segments[segments.count - 1] = .text(prev + s, loss: loss)
+        } else {
+            segments.append(.text(s, loss: loss))
+        }
+        mayMerge = true
+    }
+
+    mutating func special(_ name: String, loss: Bool) { segments.append(.special(name, loss: loss)); mayMerge = true }
+    mutating func breakText() { mayMerge = false }
+}

@@ -1,0 +1,260 @@
+import Ingest
+import Normalize
+import Packing
+import TokenmillCore
+
+/// A validated build spec (DESIGN.md "The build spec").
+///
+/// Parsing is strict: an unknown key, a wrong type or a missing file is a
+/// `TokenmillError.spec` (exit 2) naming the key and what was expected. Keys of the
+/// DESIGN.md spec that this version does not implement yet are refused the same way, never
+/// silently ignored.
+public struct BuildSpec {
+    public struct Source {
+        public var name: String
+        public var pattern: String
+        public var files: [String]
+        public var format: SourceConfig.Format?
+        public var mapping: FieldMapping
+        public var skipBadRows: Bool
+        public var weight: Double
+        public var take: Int?
+    }
+
+    public var path: String
+    public var specHash: UInt64
+    public var name: String
+    public var sources: [Source]
+    public var normalizer: Normalizer
+    public var normalize: Bool
+    public var filter: RecordFilter
+    public var exactDedup: Bool
+    public var validationFraction: Double
+    public var splitSeed: UInt64
+    public var tokenizer: String
+    public var template: ChatTemplate
+    public var seqLen: Int
+    public var strategy: PackStrategy
+    public var overflow: Overflow
+    public var outputDir: String
+    public var shardTokens: Int
+    public var zstdLevel: Int32
+    public var shuffleSeed: UInt64?
+
+    public static func load(_ path: String) throws -> BuildSpec {
+        guard FileSystem.fileExists(path) else { throw TokenmillError.spec(path: path, key: "-", message: "spec file not found") }
+        let bytes = try FileSystem.readFile(path)
+        let root: JSONValue
+        do { root = try JSONParser.parse(bytes) } catch {
+            let line = bytes.withUnsafeBufferPointer { lineNumber(of: error.offset, in: $0) }
+            throw TokenmillError.spec(path: "\(path):\(line)", key: "-", message: "invalid JSON: \(error.message)")
+        }
+        var p = SpecParser(path: path)
+        return try p.parse(root, hash: XXH3.hash64(bytes))
+    }
+}
+
+struct SpecParser {
+    let path: String
+    var specDir: String { FileSystem.dirname(of: path) }
+
+    func err(_ key: String, _ m: String) -> TokenmillError { .spec(path: path, key: key, message: m) }
+
+    func object(_ v: JSONValue?, _ key: String, allowed: [String], notYet: [String: String] = [:]) throws -> [JSONMember] {
+        guard let v else { return [] }
+        guard let m = v.objectValue else { throw err(key, "expected an object, found \(v.kindName)") }
+        for member in m {
+            let k = member.keyString
+            if let issue = notYet[k] { throw err(key.isEmpty ? k : "\(key).\(k)", "not supported yet (\(issue))") }
+            if !allowed.contains(k) {
+                throw err(key.isEmpty ? k : "\(key).\(k)", "unknown key; expected one of: \(allowed.joined(separator: ", "))")
+            }
+        }
+        return m
+    }
+
+    func value(_ m: [JSONMember], _ k: String) -> JSONValue? { m.first { $0.keyString == k }?.value }
+
+    func string(_ m: [JSONMember], _ k: String, _ key: String) throws -> String? {
+        guard let v = value(m, k) else { return nil }
+        guard let s = v.stringValue else { throw err(key, "expected a string, found \(v.kindName)") }
+        return s
+    }
+
+    func bool(_ m: [JSONMember], _ k: String, _ key: String, default d: Bool) throws -> Bool {
+        guard let v = value(m, k) else { return d }
+        guard let b = v.boolValue else { throw err(key, "expected true or false, found \(v.kindName)") }
+        return b
+    }
+
+    func int(_ m: [JSONMember], _ k: String, _ key: String, min lo: Int) throws -> Int? {
+        guard let v = value(m, k) else { return nil }
+        guard let i = v.intValue, i >= lo else { throw err(key, "expected an integer >= \(lo)") }
+        return i
+    }
+
+    func double(_ m: [JSONMember], _ k: String, _ key: String, range: ClosedRange<Double>) throws -> Double? {
+        guard let v = value(m, k) else { return nil }
+        guard let d = v.doubleValue, range.contains(d) else { throw err(key, "expected a number in \(range.lowerBound)...\(range.upperBound)") }
+        return d
+    }
+
+    mutating func parse(_ root: JSONValue, hash: UInt64) throws -> BuildSpec {
+        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "split", "tokenizer", "template", "pack", "output", "on_error"],
+                             notYet: ["decontaminate": "near-dedup issue", "sample": "ingest issue", "mix": "ingest issue"])
+        if root.objectValue == nil { throw err("-", "the spec must be a JSON object") }
+        let name = try string(top, "name", "name") ?? FileSystem.basename(of: path)
+        let topSkip = try onError(top, "on_error") ?? false
+
+        // sources
+        guard let srcValue = value(top, "sources") else { throw err("sources", "missing: give at least one source") }
+        guard let srcList = srcValue.arrayValue, !srcList.isEmpty else { throw err("sources", "expected a non-empty array of sources") }
+        var sources: [BuildSpec.Source] = []
+        for (i, s) in srcList.enumerated() {
+            let key = "sources[\(i)]"
+            let m = try object(s, key, allowed: ["name", "path", "format", "map", "weight", "take", "on_error", "comment"])
+            if s.objectValue == nil { throw err(key, "expected an object") }
+            guard let pattern = try string(m, "path", "\(key).path") else { throw err("\(key).path", "missing") }
+            let sname = try string(m, "name", "\(key).name") ?? "source\(i)"
+            if sources.contains(where: { $0.name == sname }) { throw err("\(key).name", "duplicate source name '\(sname)'") }
+            var format: SourceConfig.Format? = nil
+            if let f = try string(m, "format", "\(key).format") {
+                guard let ff = SourceConfig.Format(rawValue: f) else { throw err("\(key).format", "'\(f)' is not supported yet; expected jsonl or json") }
+                format = ff
+            }
+            let resolved = FileSystem.join(specDir, pattern)
+            let files = try FileSystem.glob(resolved)
+            if files.isEmpty || !files.allSatisfy(FileSystem.fileExists) {
+                throw err("\(key).path", "no file matches '\(resolved)' (paths are relative to the spec's folder)")
+            }
+            if format == nil {
+                for f in files where SourceConfig.inferFormat(f) == nil {
+                    throw err("\(key).path", "cannot infer the format of '\(f)' (supported so far: .jsonl, .json); give \"format\"")
+                }
+            }
+            let mapping = try parseMap(value(m, "map"), "\(key).map")
+            let weight = try double(m, "weight", "\(key).weight", range: 0...1000) ?? 1
+            let take = try int(m, "take", "\(key).take", min: 0)
+            let skip = try onError(m, "\(key).on_error") ?? topSkip
+            sources.append(.init(name: sname, pattern: pattern, files: files, format: format, mapping: mapping, skipBadRows: skip, weight: weight, take: take))
+        }
+
+        // normalize
+        var normalizer = Normalizer()
+        var normalize = true
+        if let nv = value(top, "normalize") {
+            if case .bool(let b) = nv { normalize = b } else {
+                let m = try object(nv, "normalize", allowed: ["unicode", "newlines", "strip_control", "trim"])
+                if let u = try string(m, "unicode", "normalize.unicode") {
+                    guard u == "NFC" || u == "none" else { throw err("normalize.unicode", "'\(u)' is not supported; expected NFC or none") }
+                    normalizer.nfc = u == "NFC"
+                }
+                normalizer.newlines = try bool(m, "newlines", "normalize.newlines", default: true)
+                normalizer.stripControl = try bool(m, "strip_control", "normalize.strip_control", default: true)
+                normalizer.trim = try bool(m, "trim", "normalize.trim", default: true)
+            }
+        }
+
+        // filter
+        var filter = RecordFilter()
+        if let fv = value(top, "filter") {
+            let m = try object(fv, "filter", allowed: ["min_chars", "max_chars", "drop_empty_response"])
+            filter.minChars = try int(m, "min_chars", "filter.min_chars", min: 0) ?? 1
+            filter.maxChars = try int(m, "max_chars", "filter.max_chars", min: 1) ?? Int.max
+            filter.dropEmptyResponse = try bool(m, "drop_empty_response", "filter.drop_empty_response", default: true)
+        }
+
+        // dedup
+        var exact = true
+        if let dv = value(top, "dedup") {
+            if case .bool(let b) = dv { exact = b } else {
+                let m = try object(dv, "dedup", allowed: ["exact"], notYet: ["near": "near-dedup issue", "on": "near-dedup issue"])
+                exact = try bool(m, "exact", "dedup.exact", default: true)
+            }
+        }
+
+        // split
+        var validation = 0.0, splitSeed: UInt64 = 0
+        if let sv = value(top, "split") {
+            let m = try object(sv, "split", allowed: ["validation", "seed"])
+            validation = try double(m, "validation", "split.validation", range: 0...1) ?? 0
+            splitSeed = UInt64(try int(m, "seed", "split.seed", min: 0) ?? 0)
+        }
+
+        let tokenizer = try string(top, "tokenizer", "tokenizer") ?? "cl100k_base"
+        let templateName = try string(top, "template", "template") ?? "chatml"
+        guard let template = ChatTemplate.builtin(templateName) else {
+            if value(top, "template")?.objectValue != nil { throw err("template", "custom template objects are not supported yet; use plain, alpaca or chatml") }
+            throw err("template", "unknown template '\(templateName)'; expected one of: \(ChatTemplate.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+
+        // pack
+        var seqLen = 2048
+        var strategy = PackStrategy.bestFit
+        var overflow = Overflow.split
+        if let pv = value(top, "pack") {
+            let m = try object(pv, "pack", allowed: ["seq_len", "strategy", "overflow"])
+            seqLen = try int(m, "seq_len", "pack.seq_len", min: 1) ?? seqLen
+            if let s = try string(m, "strategy", "pack.strategy") {
+                guard let st = PackStrategy(rawValue: s) else { throw err("pack.strategy", "unknown strategy '\(s)'; expected one of: \(PackStrategy.allCases.map(\.rawValue).joined(separator: ", "))") }
+                strategy = st
+            }
+            if let o = try string(m, "overflow", "pack.overflow") {
+                guard let ov = Overflow(rawValue: o) else { throw err("pack.overflow", "unknown overflow '\(o)'; expected split, truncate or drop") }
+                overflow = ov
+            }
+        }
+        if seqLen > 1 << 24 { throw err("pack.seq_len", "at most \(1 << 24)") }
+
+        // output
+        var outDir = "out/" + name
+        var shardTokens = 1 << 26
+        var level: Int32 = 3
+        var shuffle: UInt64? = nil
+        if let ov = value(top, "output") {
+            let m = try object(ov, "output", allowed: ["dir", "shard_tokens", "zstd_level", "shuffle_seed"])
+            if let d = try string(m, "dir", "output.dir") { outDir = d }
+            shardTokens = try int(m, "shard_tokens", "output.shard_tokens", min: 1) ?? shardTokens
+            if let l = try int(m, "zstd_level", "output.zstd_level", min: 1) {
+                guard l <= 22 else { throw err("output.zstd_level", "expected 1...22") }
+                level = Int32(l)
+            }
+            if let s = try int(m, "shuffle_seed", "output.shuffle_seed", min: 0) { shuffle = UInt64(s) }
+        }
+        outDir = FileSystem.join(specDir, outDir)
+
+        return BuildSpec(path: path, specHash: hash, name: name, sources: sources, normalizer: normalizer, normalize: normalize,
+                         filter: filter, exactDedup: exact, validationFraction: validation, splitSeed: splitSeed,
+                         tokenizer: tokenizer, template: template, seqLen: seqLen, strategy: strategy, overflow: overflow,
+                         outputDir: outDir, shardTokens: shardTokens, zstdLevel: level, shuffleSeed: shuffle)
+    }
+
+    func onError(_ m: [JSONMember], _ key: String) throws -> Bool? {
+        guard let s = try string(m, "on_error", key) else { return nil }
+        switch s {
+        case "fail": return false
+        case "skip": return true
+        default: throw err(key, "expected \"fail\" or \"skip\", found \"\(s)\"")
+        }
+    }
+
+    func parseMap(_ v: JSONValue?, _ key: String) throws -> FieldMapping {
+        let m = try object(v, key, allowed: ["prompt", "response", "system", "text"],
+                           notYet: ["messages": "ingest issue", "role": "ingest issue", "content": "ingest issue",
+                                    "group_by": "ingest issue", "order_by": "ingest issue"])
+        guard v != nil else { throw err(key, "missing: say which fields hold prompt/response (or text)") }
+        func val(_ k: String) throws -> FieldMapping.Value? {
+            guard let s = try string(m, k, "\(key).\(k)") else { return nil }
+            do { return try FieldMapping.Value.parse(s) } catch let e as MappingError { throw err("\(key).\(k)", e.message) }
+        }
+        let mapping = FieldMapping(prompt: try val("prompt"), response: try val("response"), system: try val("system"), text: try val("text"))
+        if mapping.text != nil {
+            if mapping.prompt != nil || mapping.response != nil || mapping.system != nil {
+                throw err(key, "a text record maps only 'text'; an instruction record maps prompt and response")
+            }
+        } else if mapping.prompt == nil || mapping.response == nil {
+            throw err(key, "needs both 'prompt' and 'response' (or 'text')")
+        }
+        return mapping
+    }
+}

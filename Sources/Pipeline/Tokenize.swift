@@ -1,0 +1,59 @@
+import BPE
+import Packing
+import TokenmillCore
+
+/// A rendered, tokenized document: tokens and per-token loss flags (0/1).
+public struct TokenizedDocument: Sendable {
+    public var tokens: [UInt32]
+    public var lossMask: [UInt8]
+}
+
+/// Renders records through the template and tokenizes them on all cores. Special tokens
+/// come only from the template's segments; data text is always encoded as ordinary text.
+struct DocumentTokenizer {
+    let tokenizer: Tokenizer
+    let template: ChatTemplate
+    let eosName: String
+    let specialIDs: [String: UInt32]
+
+    init(tokenizer: Tokenizer, template: ChatTemplate) throws {
+        self.tokenizer = tokenizer
+        self.template = template
+        guard let eos = tokenizer.specialTokens.first(where: { $0.id == tokenizer.eosID }) else {
+            throw TokenmillError.unsupported("tokenizer \(tokenizer.name) has no EOS token")
+        }
+        eosName = eos.text
+        var ids: [String: UInt32] = [:]
+        for s in tokenizer.specialTokens { ids[s.text] = s.id }
+        for name in template.specialTokens where ids[name] == nil {
+            throw TokenmillError.unsupported("template \(template.name) needs \(name), which tokenizer \(tokenizer.name) lacks")
+        }
+        specialIDs = ids
+    }
+
+    func tokenize(_ records: [Record], threads: Int) throws -> [TokenizedDocument] {
+        let batches = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range -> [TokenizedDocument] in
+            var enc = tokenizer.makeEncoder()
+            var out: [TokenizedDocument] = []
+            out.reserveCapacity(range.count)
+            for i in range {
+                var tokens: [UInt32] = []
+                var mask: [UInt8] = []
+                for seg in template.render(records[i], eos: eosName) {
+                    switch seg {
+                    case .text(let t, let loss):
+                        let before = tokens.count
+                        enc.encode(t, into: &tokens)
+                        mask.append(contentsOf: repeatElement(loss ? 1 : 0, count: tokens.count - before))
+                    case .special(let name, let loss):
+                        tokens.append(specialIDs[name]!)
+                        mask.append(loss ? 1 : 0)
+                    }
+                }
+                out.append(TokenizedDocument(tokens: tokens, lossMask: mask))
+            }
+            return out
+        }
+        return batches.flatMap { $0 }
+    }
+}

@@ -1,0 +1,132 @@
+import TokenmillCore
+
+/// Reads and checks a shard file. Trusts nothing: the header, trailer and footer are
+/// validated on open (magic, version, reserved zeros, checksums, chunk tiling, totals);
+/// each chunk's checksum and layout when it is read. Every failure is a
+/// `TokenmillError.corrupt` naming the file and the chunk or field.
+public final class ShardReader {
+    public struct Chunk {
+        public var offset: Int
+        public var compressedSize: Int
+        public var decompressedSize: Int
+        public var records: Int
+        public var tokens: Int
+        public var checksum: UInt64
+        public var firstRecord: Int
+    }
+
+    public let path: String
+    public let tokenWidth: Int
+    public let recordCount: Int
+    public let tokenCount: Int
+    public let chunks: [Chunk]
+    public let fileChecksum: UInt64
+    public let fileSize: Int
+    let vocabSize: Int?
+    let data: [UInt8]
+
+    public init(path: String, vocabSize: Int? = nil) throws {
+        self.path = path
+        self.vocabSize = vocabSize
+        let data = try FileSystem.readFile(path)
+        self.data = data
+        fileSize = data.count
+        func bad(_ m: String) -> TokenmillError { .corrupt(path: path, message: m) }
+        guard data.count >= ShardLayout.headerSize + ShardLayout.trailerSize + ShardLayout.footerFixedSize else {
+            throw bad("file is \(data.count) bytes, too small to be a shard")
+        }
+        // Header
+        guard Array(data[0..<8]) == ShardLayout.magic else { throw bad("header: bad magic (not a .tkm shard)") }
+        var r = ByteReader(data, offset: 8)
+        let major = r.u16()!, minor = r.u16()!
+        _ = minor
+        guard major == ShardLayout.versionMajor else { throw bad("header: format version \(major).x, this reader reads \(ShardLayout.versionMajor).x") }
+        let width = Int(data[12])
+        guard width == 2 || width == 4 else { throw bad("header: token width \(width), expected 2 or 4") }
+        for i in 13..<24 where data[i] != 0 { throw bad("header: reserved byte \(i) is not zero") }
+        r.offset = 24
+        let headerSum = r.u64()!
+        guard headerSum == data.withUnsafeBytes({ XXH3.hash64(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }) else {
+            throw bad("header: checksum mismatch")
+        }
+        tokenWidth = width
+        // Trailer
+        let t0 = data.count - ShardLayout.trailerSize
+        guard Array(data[(t0 + 24)..<(t0 + 32)]) == ShardLayout.trailerMagic else { throw bad("trailer: bad magic (file truncated?)") }
+        r.offset = t0
+        let footerOffset = r.u64()!, footerSize = r.u64()!, footerSum = r.u64()!
+        guard footerSize >= UInt64(ShardLayout.footerFixedSize), footerOffset >= UInt64(ShardLayout.headerSize),
+              footerOffset <= UInt64(t0), footerSize == UInt64(t0) - footerOffset else {
+            throw bad("trailer: footer offset \(footerOffset) and size \(footerSize) do not fit the file")
+        }
+        let fo = Int(footerOffset), fs = Int(footerSize)
+        guard footerSum == data.withUnsafeBytes({ XXH3.hash64(UnsafeRawBufferPointer(rebasing: $0[fo..<(fo + fs)])) }) else {
+            throw bad("footer: checksum mismatch")
+        }
+        // Footer
+        r.offset = fo
+        let records = r.u64()!, tokens = r.u64()!
+        let count = Int(r.u32()!)
+        guard r.u32()! == 0 else { throw bad("footer: reserved field is not zero") }
+        guard fs == ShardLayout.footerFixedSize + ShardLayout.chunkEntrySize * count else {
+            throw bad("footer: \(count) chunks do not fit a footer of \(fs) bytes")
+        }
+        var chunks: [Chunk] = []
+        var expectOffset = ShardLayout.headerSize
+        var sumRecords = 0, sumTokens = 0
+        for k in 0..<count {
+            let off = Int(r.u64()!), cs = Int(r.u32()!), ds = Int(r.u32()!), rc = Int(r.u32()!)
+            let reserved = r.u32()!
+            let tc = r.u64()!, sum = r.u64()!
+            guard reserved == 0 else { throw bad("footer: chunk \(k): reserved field is not zero") }
+            guard off == expectOffset, cs > 0, off + cs <= fo else { throw bad("footer: chunk \(k): offset \(off) size \(cs) break the chunk tiling") }
+            guard rc > 0, tc <= UInt64(Int32.max), ds > 0 else { throw bad("footer: chunk \(k): implausible counts") }
+            chunks.append(Chunk(offset: off, compressedSize: cs, decompressedSize: ds, records: rc, tokens: Int(tc), checksum: sum, firstRecord: sumRecords))
+            expectOffset = off + cs
+            sumRecords += rc; sumTokens += Int(tc)
+        }
+        guard expectOffset == fo else { throw bad("footer: chunks end at \(expectOffset), footer starts at \(fo)") }
+        guard UInt64(sumRecords) == records, UInt64(sumTokens) == tokens else { throw bad("footer: chunk totals differ from the shard totals") }
+        self.chunks = chunks
+        recordCount = sumRecords
+        tokenCount = sumTokens
+        fileChecksum = XXH3.hash64(data)
+    }
+
+    /// The records of chunk `k`, after checking its checksum and layout.
+    public func readChunk(_ k: Int) throws -> [SequenceRecord] {
+        let c = chunks[k]
+        func bad(_ m: String) -> TokenmillError { .corrupt(path: path, message: "chunk \(k): \(m)") }
+        let payload: [UInt8] = try data.withUnsafeBytes { raw in
+            let frame = UnsafeRawBufferPointer(rebasing: raw[c.offset..<(c.offset + c.compressedSize)])
+            guard XXH3.hash64(frame) == c.checksum else { throw bad("checksum mismatch") }
+            switch Zstd.decompressFrame(frame, expectedSize: c.decompressedSize) {
+            case .success(let p): return p
+            case .failure(let f): throw bad(f.message)
+            }
+        }
+        switch ChunkEncoding.decode(payload, tokenWidth: tokenWidth, vocabSize: vocabSize, expectedRecords: c.records, expectedTokens: c.tokens) {
+        case .success(let recs): return recs
+        case .failure(let f): throw bad(f.message)
+        }
+    }
+
+    /// Record `i` (0-based) of this shard.
+    public func record(_ i: Int) throws -> SequenceRecord {
+        guard i >= 0 && i < recordCount else { throw TokenmillError.usage("record \(i) out of range 0..<\(recordCount) in \(path)") }
+        var lo = 0, hi = chunks.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if chunks[mid].firstRecord <= i { lo = mid } else { hi = mid - 1 }
+        }
+        return try readChunk(lo)[i - chunks[lo].firstRecord]
+    }
+
+    /// Checks every chunk; returns the number of documents.
+    @discardableResult
+    public func verifyAll() throws -> Int {
+        var docs = 0
+        for k in chunks.indices { for r in try readChunk(k) { docs += r.docStarts.count } }
+        return docs
+    }
+}

@@ -1,0 +1,40 @@
+import CZstd
+import TokenmillCore
+
+/// libzstd, wrapped once. Compression and decompression do not depend on each other.
+public enum Zstd {
+    /// One complete frame holding `input`, with the content size in its header.
+    public static func compress(_ input: UnsafeRawBufferPointer, level: Int32) throws -> [UInt8] {
+        let bound = ZSTD_compressBound(input.count)
+        var out = [UInt8](repeating: 0, count: bound)
+        let n = out.withUnsafeMutableBytes { o in
+            ZSTD_compress(o.baseAddress, bound, input.baseAddress, input.count, level)
+        }
+        if ZSTD_isError(n) != 0 { throw TokenmillError.other("zstd compression failed: \(String(cString: ZSTD_getErrorName(n)))") }
+        out.removeSubrange(n...)
+        return out
+    }
+
+    /// Decompresses exactly one frame that must fill `input` and yield `expectedSize`
+    /// bytes; anything else is a description of what is wrong.
+    public static func decompressFrame(_ input: UnsafeRawBufferPointer, expectedSize: Int) -> Result<[UInt8], ZstdFailure> {
+        guard input.count > 0 else { return .failure(ZstdFailure("empty frame")) }
+        let frameSize = ZSTD_findFrameCompressedSize(input.baseAddress, input.count)
+        if ZSTD_isError(frameSize) != 0 { return .failure(ZstdFailure("not a zstd frame (\(String(cString: ZSTD_getErrorName(frameSize))))")) }
+        if frameSize != input.count { return .failure(ZstdFailure("frame is \(frameSize) bytes, the footer says \(input.count)")) }
+        let content = ZSTD_getFrameContentSize(input.baseAddress, input.count)
+        if content != UInt64(expectedSize) { return .failure(ZstdFailure("frame content size \(content) differs from the footer's \(expectedSize)")) }
+        var out = [UInt8](repeating: 0, count: expectedSize)
+        let n = out.withUnsafeMutableBytes { o in
+            ZSTD_decompress(o.baseAddress, expectedSize, input.baseAddress, input.count)
+        }
+        if ZSTD_isError(n) != 0 { return .failure(ZstdFailure("zstd: \(String(cString: ZSTD_getErrorName(n)))")) }
+        if n != expectedSize { return .failure(ZstdFailure("decompressed \(n) bytes, expected \(expectedSize)")) }
+        return .success(out)
+    }
+}
+
+public struct ZstdFailure: Error {
+    public var message: String
+    init(_ m: String) { message = m }
+}

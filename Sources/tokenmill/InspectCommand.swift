@@ -1,0 +1,63 @@
+import BPE
+import ShardFormat
+import TokenmillCore
+
+/// `tokenmill inspect DIR [--split S] [--seq N]`: a summary, or sequence N decoded with
+/// its documents separated and the trained-on (loss) spans between ⟦ and ⟧.
+enum InspectCommand {
+    static func run(_ args: ArraySlice<String>) throws {
+        let a = try Arguments(args, valued: ["--split", "--seq"], flags: [])
+        guard a.positionals.count == 1 else { throw TokenmillError.usage("tokenmill inspect DIR [--split S] [--seq N]") }
+        let dir = a.positionals[0]
+        let index = try DatasetIndex.load(dir: dir)
+        var out = ""
+        if let seqText = a.options["--seq"] {
+            guard let n = Int(seqText), n >= 0 else { throw TokenmillError.usage("--seq expects a sequence number >= 0") }
+            let split = try index.split(a.options["--split"] ?? "train")
+            out = try showSequence(n, split: split, index: index, dir: dir)
+        } else {
+            out += "\(index.name): tokenizer \(index.tokenizerName) (vocab \(index.vocabSize), \(index.dtype)), template \(index.template), "
+            out += "\(index.strategy) packing, seq_len \(index.seqLen)\n"
+            for s in index.splits {
+                out += "  \(s.name): \(s.records) sequences, \(s.tokens) tokens, \(s.shards.count) shard\(s.shards.count == 1 ? "" : "s")\n"
+            }
+            for m in index.raw["sources"]?.objectValue ?? [] {
+                let fields = (m.value.objectValue ?? []).map { "\($0.keyString) \($0.value.intValue ?? 0)" }.joined(separator: ", ")
+                out += "  source \(m.keyString): \(fields)\n"
+            }
+        }
+        var b = Array(out.utf8)
+        b.withUnsafeMutableBytes { FileSystem.writeStdout(UnsafeRawBufferPointer($0)) }
+    }
+
+    static func showSequence(_ n: Int, split: DatasetIndex.Split, index: DatasetIndex, dir: String) throws -> String {
+        var base = 0
+        for s in split.shards {
+            if n < base + s.records {
+                let reader = try ShardReader(path: FileSystem.join(dir, s.file), vocabSize: index.vocabSize)
+                let rec = try reader.record(n - base)
+                var tokenizer = try TokenizerLoader.load(index.tokenizerName)
+                let extra = index.specialTokens.filter { tokenizer.specialID($0.0) == nil }.map { ($0.0, UInt32($0.1)) }
+                if !extra.isEmpty { tokenizer = try tokenizer.addingSpecialTokens(extra) }
+                let trained = rec.lossMask.reduce(0) { $0 + Int($1) }
+                var out = "sequence \(n) of \(split.name) (\(s.file) record \(n - base)): \(rec.tokens.count) tokens, \(rec.docStarts.count) documents, \(trained) trained on (between ⟦ ⟧)\n"
+                let bounds = rec.docStarts.map(Int.init) + [rec.tokens.count]
+                for d in 0..<rec.docStarts.count {
+                    out += "──── document \(d): tokens \(bounds[d])..<\(bounds[d + 1])\n"
+                    var t = bounds[d]
+                    while t < bounds[d + 1] {
+                        var e = t
+                        while e < bounds[d + 1] && rec.lossMask[e] == rec.lossMask[t] { e += 1 }
+                        let text = String(decoding: try tokenizer.decode(Array(rec.tokens[t..<e])), as: UTF8.self)
+                        out += rec.lossMask[t] == 1 ? "⟦\(text)⟧" : text
+                        t = e
+                    }
+                    out += "\n"
+                }
+                return out
+            }
+            base += s.records
+        }
+        throw TokenmillError.usage("sequence \(n) out of range: split \(split.name) has \(split.records) sequences")
+    }
+}

@@ -1,0 +1,14 @@
+import ShardFormat
+import TokenmillCore
+
+/// `tokenmill verify DIR`: exit 0 when every byte checks out; otherwise exit 65 naming the
+/// file and the chunk or field.
+enum VerifyCommand {
+    static func run(_ args: ArraySlice<String>) throws {
+        let a = try Arguments(args, valued: [], flags: [])
+        guard a.positionals.count == 1 else { throw TokenmillError.usage("tokenmill verify DIR") }
+        let r = try DatasetVerifier.verify(dir: a.positionals[0])
+        var b = Array("ok: \(r.shards) shards, \(r.records) sequences, \(r.documents) documents, \(r.tokens) tokens, \(r.bytes) bytes verified\n".utf8)
+        b.withUnsafeMutableBytes { FileSystem.writeStdout(UnsafeRawBufferPointer($0)) }
+    }
+}

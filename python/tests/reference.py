@@ -1,0 +1,328 @@
+"""A slow, obviously-correct Python twin of a build: spec -> records -> documents -> sequences.
+
+Written from docs/TEMPLATES.md, docs/FORMAT.md and /work/shared/DESIGN.md ("The build
+spec") to check the Swift tool's output, never to be fast. It covers the part of the spec
+the tests use: JSON/JSONL/CSV sources (optionally .gz/.zst) mapped to instruction or text
+records, normalization, exact dedup, an optional chars filter, the templates plain /
+alpaca / chatml, and the packing strategies none / concat / best-fit with every overflow
+mode. Anything else raises :class:`Unsupported`, and the calling test skips with that
+message rather than checking against a guess.
+
+Interpretations the documents leave open (also reported to the Swift side):
+- ``map`` values containing ``{`` are templates, others field names; normalization runs
+  on the mapped value, after template substitution (so ``"{instruction}\\n\\n{input}"``
+  with an empty input trims to the instruction).
+- A row whose mapped field is missing, null or not a string is bad input (rejected).
+- ``system`` mapped to an empty string means absent (TEMPLATES.md); ``plain`` renders
+  ``{system}\\n{prompt}\\n`` as one text segment (same loss flag, adjacent).
+- ``filter.min_chars``/``max_chars`` count code points of all of a record's fields.
+- Sources are read in spec order, each glob's matches in sorted order.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from glob import glob
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import zstandard
+
+# The Unicode White_Space property (PropList.txt), which is what "trim" strips.
+WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+ALPACA_DEFAULT_SYSTEM = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+)
+SUPPORTED_KEYS = {"name", "sources", "normalize", "filter", "dedup", "tokenizer", "template", "pack", "output"}
+
+
+class Unsupported(Exception):
+    """The spec uses something this reference does not model."""
+
+
+@dataclass(frozen=True)
+class Rec:
+    """A normalized record. ``kind`` is ``"instruction"`` or ``"text"``; unused fields are ''."""
+
+    source: str
+    kind: str
+    system: str = ""
+    prompt: str = ""
+    response: str = ""
+    text: str = ""
+
+    def key(self) -> tuple[str, ...]:
+        """The exact-dedup key: every normalized field, not the source."""
+        return (self.kind, self.system, self.prompt, self.response, self.text)
+
+
+@dataclass(frozen=True)
+class Doc:
+    """A rendered document: tokens, per-token loss, the rendered text and its trained-on part."""
+
+    rec: Rec
+    tokens: tuple[int, ...]
+    mask: tuple[int, ...]
+    text: str
+    target: str
+
+
+# -- normalization ------------------------------------------------------------------------------
+
+
+def normalize(text: str, config: dict) -> str:
+    """NFC (or the form named), CRLF/CR -> LF, drop Cc except \\n \\t, trim White_Space; in that order."""
+    form = config.get("unicode")
+    if form:
+        text = unicodedata.normalize(form, text)
+    if config.get("newlines"):
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if config.get("strip_control"):
+        text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
+    if config.get("trim"):
+        text = text.strip(WHITE_SPACE)
+    return text
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+def _decompressed(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    return data
+
+
+def read_rows(path: Path) -> Iterator[Any]:
+    """The rows of one source file; a row that is not valid JSON comes back as None."""
+    name = path.name.removesuffix(".gz").removesuffix(".zst")
+    text = _decompressed(path).decode("utf-8")
+    if name.endswith(".jsonl"):
+        for line in text.split("\n"):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    yield None
+    elif name.endswith(".json"):
+        rows = json.loads(text)
+        if not isinstance(rows, list):
+            raise Unsupported(f"{path}: a .json source that is not an array")
+        yield from rows
+    elif name.endswith(".csv"):
+        yield from csv.DictReader(io.StringIO(text, newline=""))
+    else:
+        raise Unsupported(f"{path}: format not modelled by the reference")
+
+
+def _lookup(row: Any, dotted: str) -> str | None:
+    value = row
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value if isinstance(value, str) else None
+
+
+def map_field(row: Any, spec: str) -> str | None:
+    """A ``map`` value: a field name, or a template of ``{field}`` / ``{a.b}`` references."""
+    if "{" not in spec:
+        return _lookup(row, spec)
+    out, rest = [], spec
+    while "{" in rest:
+        before, _, after = rest.partition("{")
+        name, closed, rest = after.partition("}")
+        if not closed:
+            raise Unsupported(f"map template {spec!r} has an unclosed brace")
+        value = _lookup(row, name)
+        if value is None:
+            return None
+        out += [before, value]
+    out.append(rest)
+    return "".join(out)
+
+
+def load_spec(path: Path) -> dict:
+    spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    unknown = set(spec) - SUPPORTED_KEYS
+    if unknown:
+        raise Unsupported(f"spec keys {sorted(unknown)}")
+    dedup = spec.get("dedup", {})
+    if set(dedup) - {"exact"}:
+        raise Unsupported(f"dedup options {sorted(set(dedup) - {'exact'})}")
+    if set(spec.get("filter", {})) - {"min_chars", "max_chars"}:
+        raise Unsupported(f"filter options {sorted(spec['filter'])}")
+    if spec.get("pack", {}).get("strategy", "none") not in ("none", "concat", "best-fit"):
+        raise Unsupported(f"pack.strategy {spec['pack']['strategy']!r}")
+    if spec.get("template") not in ("plain", "alpaca", "chatml"):
+        raise Unsupported(f"template {spec.get('template')!r}")
+    for source in spec["sources"]:
+        extra = set(source) - {"name", "path", "map"}
+        if extra:
+            raise Unsupported(f"source {source['name']!r} keys {sorted(extra)}")
+        if set(source["map"]) - {"prompt", "response", "system", "text"}:
+            raise Unsupported(f"source {source['name']!r} map keys {sorted(source['map'])}")
+    return spec
+
+
+def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
+    """The records a build keeps, in spec order; plus per-source counts (read, exact_dup, ...)."""
+    spec_path = Path(spec_path)
+    spec = load_spec(spec_path)
+    config = spec.get("normalize", {})
+    limits = spec.get("filter", {})
+    exact = spec.get("dedup", {}).get("exact", False)
+    seen: set[tuple[str, ...]] = set()
+    kept: list[Rec] = []
+    counts: Counter = Counter()
+    for source in spec["sources"]:
+        name, mapping = source["name"], source["map"]
+        paths = sorted(glob(str(spec_path.parent / source["path"])))
+        if not paths:
+            raise Unsupported(f"source {name!r}: no file matches {source['path']!r}")
+        for path in paths:
+            for row in read_rows(Path(path)):
+                counts[name, "read"] += 1
+                fields = {key: map_field(row, value) for key, value in mapping.items()}
+                if any(value is None for value in fields.values()):
+                    counts[name, "rejected"] += 1
+                    continue
+                fields = {key: normalize(value, config) for key, value in fields.items()}
+                if "text" in fields:
+                    rec = Rec(name, "text", text=fields["text"])
+                else:
+                    rec = Rec(name, "instruction", fields.get("system", ""), fields["prompt"], fields["response"])
+                chars = sum(map(len, fields.values()))
+                if not limits.get("min_chars", 0) <= chars <= limits.get("max_chars", chars):
+                    counts[name, "filtered"] += 1
+                    continue
+                if exact and rec.key() in seen:
+                    counts[name, "exact_dup"] += 1
+                    continue
+                seen.add(rec.key())
+                counts[name, "kept"] += 1
+                kept.append(rec)
+    return kept, counts
+
+
+# -- templates (docs/TEMPLATES.md) -------------------------------------------------------------
+
+
+class Renderer:
+    """Turns records into documents for one template and tokenizer.
+
+    ``encoding`` is a tiktoken Encoding that knows the special tokens (for decoding);
+    ``specials`` maps ``<|endoftext|>``, ``<|im_start|>``, ``<|im_end|>`` to their ids.
+    """
+
+    def __init__(self, template: str, encoding: Any, specials: dict[str, int]) -> None:
+        self.template = template
+        self.encoding = encoding
+        self.specials = specials
+
+    def segments(self, rec: Rec) -> list[tuple[str | int, int]]:
+        """(text or special id, loss) pairs; adjacent texts of one loss already joined."""
+        eos = self.specials["<|endoftext|>"]
+        if rec.kind == "text":
+            return [(rec.text, 1), (eos, 1)]
+        if self.template == "plain":
+            head = f"{rec.system}\n" if rec.system else ""
+            return [(f"{head}{rec.prompt}\n", 0), (rec.response, 1), (eos, 1)]
+        if self.template == "alpaca":
+            system = rec.system or ALPACA_DEFAULT_SYSTEM
+            prompt = f"{system}\n\n### Instruction:\n{rec.prompt}\n\n### Response:\n"
+            return [(prompt, 0), (rec.response, 1), (eos, 1)]
+        start, end = self.specials["<|im_start|>"], self.specials["<|im_end|>"]
+        out: list[tuple[str | int, int]] = []
+        if rec.system:
+            out += [(start, 0), (f"system\n{rec.system}", 0), (end, 0), ("\n", 0)]
+        out += [(start, 0), (f"user\n{rec.prompt}", 0), (end, 0), ("\n", 0)]
+        out += [(start, 0), ("assistant\n", 0), (rec.response, 1), (end, 1), ("\n", 0)]
+        return out
+
+    def render(self, rec: Rec) -> Doc:
+        names = {v: k for k, v in self.specials.items()}
+        tokens: list[int] = []
+        mask: list[int] = []
+        text, target = [], []
+        for piece, loss in self.segments(rec):
+            if isinstance(piece, int):
+                ids, shown = [piece], names[piece]
+            else:
+                ids, shown = self.encoding.encode_ordinary(piece), piece
+            tokens += ids
+            mask += [loss] * len(ids)
+            text.append(shown)
+            if loss:
+                target.append(shown)
+        return Doc(rec, tuple(tokens), tuple(mask), "".join(text), "".join(target))
+
+
+# -- packing (docs/TEMPLATES.md "Packing") -----------------------------------------------------
+
+Piece = tuple[tuple[int, ...], tuple[int, ...]]  # (tokens, mask) of one packed document
+
+
+def apply_overflow(docs: Sequence[Doc], seq_len: int, overflow: str) -> list[Piece]:
+    """Documents as packed: split into seq_len pieces, truncated, or dropped when too long."""
+    out: list[Piece] = []
+    for doc in docs:
+        if len(doc.tokens) <= seq_len:
+            out.append((doc.tokens, doc.mask))
+        elif overflow == "split":
+            for a in range(0, len(doc.tokens), seq_len):
+                out.append((doc.tokens[a : a + seq_len], doc.mask[a : a + seq_len]))
+        elif overflow == "truncate":
+            out.append((doc.tokens[:seq_len], doc.mask[:seq_len]))
+        elif overflow != "drop":
+            raise Unsupported(f"pack.overflow {overflow!r}")
+    return out
+
+
+def best_fit_bins(lengths: Sequence[int], seq_len: int) -> list[tuple[int, ...]]:
+    """Best-fit decreasing: each sequence's document lengths (sorted), in opening order.
+
+    Only lengths decide where a document goes, so the result does not depend on how
+    documents of equal length are ordered among themselves.
+    """
+    rooms: list[int] = []
+    bins: list[list[int]] = []
+    for length in sorted(lengths, reverse=True):
+        best = -1
+        for k, room in enumerate(rooms):
+            # Strictly less room wins; on a tie the earlier-opened sequence stays.
+            if length <= room and (best < 0 or room < rooms[best]):
+                best = k
+        if best < 0:
+            rooms.append(seq_len)
+            bins.append([])
+            best = len(rooms) - 1
+        rooms[best] -= length
+        bins[best].append(length)
+    return [tuple(sorted(b)) for b in bins]
+
+
+def concat_sequences(pieces: Sequence[Piece], seq_len: int) -> list[tuple[tuple, tuple, tuple]]:
+    """The ``concat`` stream cut every seq_len tokens: (tokens, mask, doc starts) per sequence."""
+    tokens: list[int] = []
+    mask: list[int] = []
+    starts: set[int] = set()
+    for piece_tokens, piece_mask in pieces:
+        starts.add(len(tokens))
+        tokens += piece_tokens
+        mask += piece_mask
+    out = []
+    for a in range(0, len(tokens), seq_len):
+        b = min(a + seq_len, len(tokens))
+        seq_starts = sorted({0} | {s - a for s in starts if a <= s < b})
+        out.append((tuple(tokens[a:b]), tuple(mask[a:b]), tuple(seq_starts)))
+    return out
