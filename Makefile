@@ -1,0 +1,50 @@
+# Tokenmill: the two commands a newcomer needs are `make run` and `make test`.
+# Both install what is missing first: libzstd-dev, libxxhash-dev and pkg-config through
+# apt-get (as root or with sudo), and the Python packages into build/venv.
+
+SWIFT ?= swift
+VENV := build/venv
+PY := $(VENV)/bin/python
+BIN := .build/release/tokenmill
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps sysdeps venv build run test test-swift test-python bench clean
+
+all: build
+
+sysdeps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzstd libxxhash; then \
+	  echo "== installing system packages: libzstd-dev libxxhash-dev pkg-config"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libzstd-dev libxxhash-dev pkg-config >/dev/null; \
+	fi
+
+$(VENV)/.installed: python/requirements.txt
+	@echo "== creating $(VENV)"
+	@mkdir -p build
+	@python3 -m venv $(VENV) 2>/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv >/dev/null && python3 -m venv $(VENV); }
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r python/requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+deps: sysdeps venv
+
+build: sysdeps
+	$(SWIFT) build -c release --product tokenmill
+
+run: build
+	$(BIN) build Specs/demo.json --out build/demo
+	$(BIN) verify build/demo
+	$(BIN) inspect build/demo
+
+test: deps
+	$(SWIFT) build -c release --product tokenmill
+	$(SWIFT) test -c release
+	TOKENMILL_BIN=$(CURDIR)/$(BIN) $(PY) -m pytest -q python/tests
+
+bench: deps build
+	$(SWIFT) build -c release --product tokenmill-bench
+	$(PY) Benchmarks/bench_tokenizers.py
+
+clean:
+	rm -rf .build build

@@ -1,0 +1,58 @@
+import Packing
+import TokenmillCore
+import XCTest
+
+/// The rendered text of each template, written out by hand from docs/TEMPLATES.md.
+final class TemplateTests: XCTestCase {
+    let rec = Record.instruction(source: 0, file: 0, line: 1, system: [], prompt: Array("Hi?".utf8), response: Array("Hello!".utf8))
+
+    func flatten(_ segs: [Segment]) -> (String, String) {
+        var all = "", trained = ""
+        for s in segs {
+            let (text, loss): (String, Bool)
+            switch s {
+            case .text(let b, let l): (text, loss) = (String(decoding: b, as: UTF8.self), l)
+            case .special(let n, let l): (text, loss) = (n, l)
+            }
+            all += text
+            if loss { trained += text }
+        }
+        return (all, trained)
+    }
+
+    func testChatML() {
+        let (all, trained) = flatten(ChatTemplate(kind: .chatml).render(rec, eos: "<|endoftext|>"))
+        XCTAssertEqual(all, "<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n")
+        XCTAssertEqual(trained, "Hello!<|im_end|>")
+        var sys = rec; sys.system = Array("Be brief.".utf8)
+        XCTAssertEqual(flatten(ChatTemplate(kind: .chatml).render(sys, eos: "<|endoftext|>")).0,
+                       "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n")
+    }
+
+    func testAlpaca() {
+        let (all, trained) = flatten(ChatTemplate(kind: .alpaca).render(rec, eos: "</s>"))
+        XCTAssertEqual(all, "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nHi?\n\n### Response:\nHello!</s>")
+        XCTAssertEqual(trained, "Hello!</s>")
+    }
+
+    func testPlain() {
+        let (all, trained) = flatten(ChatTemplate(kind: .plain).render(rec, eos: "<|endoftext|>"))
+        XCTAssertEqual(all, "Hi?\nHello!<|endoftext|>")
+        XCTAssertEqual(trained, "Hello!<|endoftext|>")
+    }
+
+    func testTextRecordsAreTrainedEverywhereAndEndWithEOS() {
+        let t = Record(source: 0, file: 0, line: 1, kind: .text, text: Array("Some text.".utf8))
+        for kind in ChatTemplate.Kind.allCases {
+            let (all, trained) = flatten(ChatTemplate(kind: kind).render(t, eos: "<|endoftext|>"))
+            XCTAssertEqual(all, "Some text.<|endoftext|>")
+            XCTAssertEqual(trained, all)
+        }
+    }
+
+    func testResponseIsItsOwnSegment() {
+        let segs = ChatTemplate(kind: .chatml).render(rec, eos: "<|endoftext|>")
+        XCTAssertTrue(segs.contains(.text(Array("Hello!".utf8), loss: true)))
+        XCTAssertTrue(segs.contains(.text(Array("assistant\n".utf8), loss: false)))
+    }
+}

@@ -1,0 +1,31 @@
+import TokenmillCore
+import XCTest
+
+final class HashingTests: XCTestCase {
+    // Reference values from the xxhash Python package (xxh3_64_intdigest / xxh3_128).
+    func testXXH3MatchesReferenceValues() {
+        XCTAssertEqual(XXH3.hash64([UInt8]()), 0x2D06800538D394C2)
+        XCTAssertEqual(XXH3.hash64(Array("hello world".utf8)), 0xD447B1EA40E6988B)
+        XCTAssertEqual(XXH3.hex(0x2D06800538D394C2), "2d06800538d394c2")
+        XCTAssertEqual(XXH3.hex(1), "0000000000000001")
+    }
+
+    func testStreamingEqualsOneShot() {
+        var rng = SplitMix64(seed: 3)
+        let data = (0..<10_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        var s = XXH3Stream()
+        var i = 0
+        while i < data.count {
+            let n = min(data.count - i, 1 + Int(rng.below(700)))
+            data[i..<(i + n)].withUnsafeBytes { s.update($0) }
+            i += n
+        }
+        XCTAssertEqual(s.digest(), XXH3.hash64(data))
+    }
+
+    func testSplitMixIsDeterministicAndBelowIsInRange() {
+        var a = SplitMix64(seed: 42), b = SplitMix64(seed: 42)
+        for _ in 0..<100 { XCTAssertEqual(a.next(), b.next()) }
+        for bound in [1, 2, 3, 7, 1000] as [UInt64] { for _ in 0..<100 { XCTAssertLessThan(a.below(bound), bound) } }
+    }
+}

@@ -1,0 +1,85 @@
+import TokenmillCore
+import XCTest
+
+final class JSONParserTests: XCTestCase {
+    func parse(_ s: String) throws -> JSONValue { try JSONParser.parse(Array(s.utf8)) }
+
+    func testParsesNestedValuesAndKeepsMemberOrder() throws {
+        let v = try parse(#"{"b": [1, -2.5e3, true, false, null], "a": {"x": "y"}}"#)
+        XCTAssertEqual(v.objectValue?.map(\.keyString), ["b", "a"])
+        XCTAssertEqual(v["b"]?.arrayValue?.count, 5)
+        XCTAssertEqual(v["b"]?.arrayValue?[1], .number(Array("-2.5e3".utf8)))
+        XCTAssertEqual(v["a"]?["x"]?.stringValue, "y")
+    }
+
+    func testUnescapesIntoUTF8() throws {
+        let v = try parse(#""a\"b\\c\/d\b\f\n\r\t\u00e9\u4e2d\ud83d\ude00""#)
+        XCTAssertEqual(v.stringValue, "a\"b\\c/d\u{8}\u{c}\n\r\té中😀")
+    }
+
+    func testLoneSurrogatesBecomeReplacementCharacter() throws {
+        XCTAssertEqual(try parse(#""x\ud800y""#).stringValue, "x\u{FFFD}y")
+        XCTAssertEqual(try parse(#""\udc00""#).stringValue, "\u{FFFD}")
+        XCTAssertEqual(try parse(#""\ud800\u0041""#).stringValue, "\u{FFFD}A")
+    }
+
+    func testInvalidUTF8InStringsIsRepaired() throws {
+        var bytes = Array("\"a".utf8); bytes.append(0xFF); bytes.append(contentsOf: Array("b\"".utf8))
+        XCTAssertEqual(try JSONParser.parse(bytes).stringValue, "a\u{FFFD}b")
+    }
+
+    func testRejectsMalformedInputWithOffset() {
+        let cases = ["{", "[1,]", "{\"a\" 1}", "\"abc", "tru", "01", "1.", "-", "{\"a\":1}x", "\"\\x\"", "\"a\u{1}\"", "[1 2]", ""]
+        for c in cases {
+            XCTAssertThrowsError(try parse(c), "should reject \(c.debugDescription)") { e in
+                XCTAssertTrue(e is JSONParser.Failure)
+            }
+        }
+    }
+
+    func testDeepNestingIsAnErrorNotACrash() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        XCTAssertThrowsError(try parse(deep))
+    }
+
+    func testRandomMutationsNeverCrash() {
+        var rng = SplitMix64(seed: 1)
+        let seed = Array(#"{"instruction": "Say \"hi\"\n", "input": [1, 2.5, {"k": null}], "output": "é中😀\u00e9"}"#.utf8)
+        for _ in 0..<20_000 {
+            var b = seed
+            for _ in 0..<(1 + Int(rng.below(4))) {
+                let i = Int(rng.below(UInt64(b.count)))
+                switch rng.below(3) {
+                case 0: b[i] = UInt8(truncatingIfNeeded: rng.next())
+                case 1: b.remove(at: i)
+                default: b.insert(UInt8(truncatingIfNeeded: rng.next()), at: i)
+                }
+                if b.isEmpty { b = [0x20] }
+            }
+            _ = try? JSONParser.parse(b)
+        }
+    }
+
+    func testWriterOutputParsesBackToTheSameString() throws {
+        var rng = SplitMix64(seed: 9)
+        for _ in 0..<500 {
+            var scalars = String.UnicodeScalarView()
+            for _ in 0..<Int(rng.below(30)) {
+                let pick = rng.below(4)
+                let v: UInt32 = pick == 0 ? UInt32(rng.below(0x20)) : pick == 1 ? UInt32(rng.below(0x80)) : pick == 2 ? 0x4E00 + UInt32(rng.below(100)) : 0x1F600 + UInt32(rng.below(50))
+                scalars.append(Unicode.Scalar(v)!)
+            }
+            let s = String(scalars)
+            XCTAssertEqual(try parse(JSONWriter.quoted(s)).stringValue, s)
+        }
+    }
+
+    func testLineNumberOfOffset() {
+        let b = Array("a\nb\nc".utf8)
+        b.withUnsafeBufferPointer { p in
+            XCTAssertEqual(lineNumber(of: 0, in: p), 1)
+            XCTAssertEqual(lineNumber(of: 2, in: p), 2)
+            XCTAssertEqual(lineNumber(of: 4, in: p), 3)
+        }
+    }
+}

@@ -1,0 +1,166 @@
+"""The tokenmill binary's builds, checked document by document against the Python reference.
+
+Needs the binary (``TOKENMILL_BIN`` or ``<repo>/.build/release/tokenmill``); skipped without it.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import buildcheck
+import cli
+import pytest
+import reference
+import specdata
+
+from tokenmill import Dataset, ShardError
+
+pytestmark = pytest.mark.binary
+
+
+@pytest.fixture(scope="session")
+def demo_spec(repo) -> Path:
+    path = repo / "Specs" / "demo.json"
+    if not path.is_file():
+        pytest.skip(f"{path} does not exist yet")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_build(tokenmill_bin, demo_spec, tmp_path_factory) -> Path:
+    return cli.build(tokenmill_bin, demo_spec, tmp_path_factory.mktemp("demo") / "out", threads=2)
+
+
+def check_or_skip(spec: Path, out: Path) -> dict:
+    try:
+        return buildcheck.check_build(spec, out)
+    except reference.Unsupported as error:
+        pytest.skip(f"the Python reference does not model {error}")
+
+
+def test_demo_documents_are_its_rendered_source_records(demo_spec, demo_build):
+    summary = check_or_skip(demo_spec, demo_build)
+    assert summary["sequences"], "the demo build is empty"
+    assert (demo_build / "rejects.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    "template, tokenizer",
+    [("plain", "cl100k_base"), ("alpaca", "gpt2"), ("chatml", "o200k_base"), ("chatml", "p50k_base")],
+)
+@pytest.mark.parametrize("strategy", ["none", "concat", "best-fit"])
+def test_own_spec_documents_and_packing(tokenmill_bin, tmp_path, template, tokenizer, strategy):
+    spec = specdata.write_spec(tmp_path, template, tokenizer, strategy)
+    out = cli.build(tokenmill_bin, spec, tmp_path / "out")
+    summary = check_or_skip(spec, out)
+    width = 2 if summary["index"]["tokenizer"]["vocab_size"] <= 65536 else 4
+    assert summary["index"]["dtype"] == ("uint16" if width == 2 else "uint32")
+    assert len(list(out.glob("train-*.tkm"))) >= 2, "shard_tokens 1000 should give several shards"
+
+
+@pytest.mark.parametrize("strategy", ["concat", "best-fit"])
+def test_shuffled_build_holds_the_same_sequences(tokenmill_bin, tmp_path, strategy):
+    spec = specdata.write_spec(tmp_path, "chatml", "cl100k_base", strategy, shuffle_seed=42)
+    out = cli.build(tokenmill_bin, spec, tmp_path / "out")
+    check_or_skip(spec, out)
+    again = cli.build(tokenmill_bin, spec, tmp_path / "again", threads=1)
+    assert_same_directories(out, again)
+
+
+@pytest.mark.parametrize("overflow", ["truncate", "drop"])
+def test_overflow_modes(tokenmill_bin, tmp_path, overflow):
+    spec = specdata.write_spec(tmp_path, "plain", "gpt2", "best-fit", overflow=overflow)
+    check_or_skip(spec, cli.build(tokenmill_bin, spec, tmp_path / "out"))
+
+
+def assert_same_directories(a: Path, b: Path) -> None:
+    """Same file names, same bytes, except report.json (timings, threads, host)."""
+    names_a = sorted(p.name for p in a.iterdir() if p.name != "report.json" and not p.name.startswith("."))
+    names_b = sorted(p.name for p in b.iterdir() if p.name != "report.json" and not p.name.startswith("."))
+    assert names_a == names_b
+    differ = [n for n in names_a if not filecmp.cmp(a / n, b / n, shallow=False)]
+    assert not differ, f"files differ between {a} and {b}: {differ}"
+
+
+def test_thread_count_does_not_change_the_bytes(tokenmill_bin, demo_spec, tmp_path):
+    one = cli.build(tokenmill_bin, demo_spec, tmp_path / "one", threads=1)
+    two = cli.build(tokenmill_bin, demo_spec, tmp_path / "two", threads=2)
+    assert_same_directories(one, two)
+    spec = specdata.write_spec(tmp_path / "own", "chatml", "cl100k_base", "best-fit")
+    assert_same_directories(
+        cli.build(tokenmill_bin, spec, tmp_path / "own1", threads=1),
+        cli.build(tokenmill_bin, spec, tmp_path / "own2", threads=2),
+    )
+
+
+def test_verify_accepts_an_intact_build(tokenmill_bin, demo_build):
+    cli.run(tokenmill_bin, "verify", demo_build)
+
+
+def damage_offsets(path: Path) -> dict[str, int]:
+    """Byte offsets to flip: in the header, first and last chunk, footer and trailer."""
+    data = path.read_bytes()
+    size = len(data)
+    footer_offset, footer_size, _ = struct.unpack_from("<QQQ", data, size - 32)
+    (chunk_count,) = struct.unpack_from("<I", data, footer_offset + 16)
+    last = footer_offset + 24 + 40 * (chunk_count - 1)
+    last_offset, last_size = struct.unpack_from("<QI", data, last)
+    return {
+        "header magic": 1,
+        "header version": 8,
+        "header token_width": 12,
+        "header reserved": 20,
+        "header checksum": 30,
+        "first chunk start": 32,
+        "first chunk middle": 32 + struct.unpack_from("<I", data, footer_offset + 24 + 8)[0] // 2,
+        "last chunk end": last_offset + last_size - 1,
+        "footer record_count": footer_offset,
+        "footer chunk table": footer_offset + 24 + 9,
+        "footer last entry checksum": last + 39,
+        "trailer footer_offset": size - 32,
+        "trailer footer_checksum": size - 12,
+        "trailer magic": size - 1,
+    }
+
+
+def test_flipped_bytes_fail_verify_and_the_reader(tokenmill_bin, demo_build, tmp_path):
+    shard = "train-00000.tkm"
+    offsets = damage_offsets(demo_build / shard)
+    failures = []
+    for label, offset in offsets.items():
+        damaged = tmp_path / label.replace(" ", "_")
+        shutil.copytree(demo_build, damaged)
+        data = bytearray((damaged / shard).read_bytes())
+        data[offset] ^= 0x5A
+        (damaged / shard).write_bytes(data)
+        result = cli.run(tokenmill_bin, "verify", damaged, check=False)
+        said = (result.stderr + result.stdout).decode(errors="replace")
+        if result.returncode == 0:
+            failures.append(f"{label} (offset {offset}): verify exited 0")
+        elif shard not in said:
+            failures.append(f"{label} (offset {offset}): verify did not name {shard}: {said.strip()[:300]}")
+        elif "chunk" in label and "chunk" not in said:
+            failures.append(f"{label} (offset {offset}): verify did not name the chunk: {said.strip()[:300]}")
+        try:
+            with Dataset(damaged) as ds:
+                for i in range(len(ds)):
+                    ds[i]
+                ds.verify()
+            failures.append(f"{label} (offset {offset}): the Python reader noticed nothing")
+        except ShardError:
+            pass
+    assert not failures, "\n".join(failures)
+
+
+def test_index_json_is_deterministic_and_matches_shards(demo_build):
+    text = (demo_build / "index.json").read_text(encoding="utf-8")
+    for word in ("time", "host", "thread", "duration"):
+        assert word not in text.lower(), f"index.json mentions {word!r}, which belongs in report.json"
+    with Dataset(demo_build) as ds:
+        assert sum(len(s) for s in ds.shards) == len(ds)
+        for shard in ds.shards:
+            assert os.path.getsize(shard.path) == shard.size
