@@ -18,10 +18,11 @@ public final class RankTable: @unchecked Sendable {
 
     public static let none = UInt32.max
 
-    /// `tokens[r]` is the byte string of rank `r`; ranks must be dense 0..<count.
-    public init(tokens: [[UInt8]]) throws {
+    /// `tokens[r]` is the byte string of rank `r`, or nil for a hole (an id the ranks do not
+    /// use, such as p50k_base's 50256, which is `<|endoftext|>`).
+    public init(tokens: [[UInt8]?]) throws {
         count = tokens.count
-        let total = tokens.reduce(0) { $0 + $1.count }
+        let total = tokens.reduce(0) { $0 + ($1?.count ?? 0) }
         bytes = .allocate(capacity: max(total, 1))
         offsets = .allocate(capacity: count + 1)
         var capacity = 16
@@ -34,18 +35,19 @@ public final class RankTable: @unchecked Sendable {
         var off = 0
         for (r, t) in tokens.enumerated() {
             offsets[r] = UInt32(off)
-            for b in t { bytes[off] = b; off += 1 }
+            for b in t ?? [] { bytes[off] = b; off += 1 }
         }
         offsets[count] = UInt32(off)
         for r in 0..<count {
             let start = Int(offsets[r]), end = Int(offsets[r + 1])
+            if start == end { continue }   // a hole
             let ptr = UnsafeRawPointer(bytes.baseAddress! + start)
             if end - start == 1 { byteRanks[Int(bytes[start])] = UInt32(r) }
             var i = Int(truncatingIfNeeded: XXH3.hash64(UnsafeRawBufferPointer(start: ptr, count: end - start))) & mask
             while slots[i] != 0 {
                 let other = Int(slots[i] - 1)
                 if equal(other, ptr, end - start) {
-                    throw TokenmillError.unsupported("vocabulary lists the token \(tokens[r]) twice (ranks \(other) and \(r))")
+                    throw TokenmillError.unsupported("vocabulary lists the token \(tokens[r]!) twice (ranks \(other) and \(r))")
                 }
                 i = (i + 1) & mask
             }
@@ -80,6 +82,10 @@ public final class RankTable: @unchecked Sendable {
             i = (i + 1) & mask
         }
     }
+
+    /// True when `rank` names a token (not a hole).
+    @inline(__always)
+    public func isToken(_ rank: Int) -> Bool { rank < count && offsets[rank] != offsets[rank + 1] }
 
     /// The bytes of a rank (valid while this table lives).
     @inline(__always)

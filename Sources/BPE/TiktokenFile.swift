@@ -1,9 +1,9 @@
 import TokenmillCore
 
 /// Reads a tiktoken ranks file: one `BASE64 RANK` pair a line (the format of
-/// `openaipublic/encodings/*.tiktoken`). Ranks must be dense from 0.
+/// `openaipublic/encodings/*.tiktoken`). Ranks are unique; holes are allowed.
 enum TiktokenFile {
-    static func parse(_ data: [UInt8], path: String) throws -> [[UInt8]] {
+    static func parse(_ data: [UInt8], path: String) throws -> [[UInt8]?] {
         var tokens: [[UInt8]?] = []
         var line = 0
         var i = 0
@@ -30,13 +30,8 @@ enum TiktokenFile {
             }
             i = e + 1
         }
-        var out: [[UInt8]] = []
-        out.reserveCapacity(tokens.count)
-        for (r, t) in tokens.enumerated() {
-            guard let t else { throw TokenmillError.badInput(path: path, line: 0, message: "rank \(r) is missing: ranks must be dense") }
-            out.append(t)
-        }
-        return out
+        // Ranks may have holes where special tokens sit (p50k_base has no rank 50256).
+        return tokens
     }
 }
 

@@ -34,7 +34,7 @@ public final class Tokenizer: @unchecked Sendable {
         var special = specialTokens.map { ($0.text, $0.id) }
         var size = vocabSize
         for (text, id) in extra where !special.contains(where: { $0.0 == text }) {
-            if Int(id) < ranks.count || special.contains(where: { $0.1 == id }) {
+            if ranks.isToken(Int(id)) || special.contains(where: { $0.1 == id }) {
                 throw TokenmillError.unsupported("tokenizer \(name): id \(id) for \(text) is already taken")
             }
             special.append((text, id))
@@ -57,7 +57,7 @@ public final class Tokenizer: @unchecked Sendable {
     public func decode(_ ids: [UInt32]) throws -> [UInt8] {
         var out: [UInt8] = []
         for id in ids {
-            if Int(id) < ranks.count {
+            if ranks.isToken(Int(id)) {
                 out.append(contentsOf: ranks.tokenBytes(Int(id)))
             } else if let s = specialTokens.first(where: { $0.id == id }) {
                 out.append(contentsOf: s.text.utf8)

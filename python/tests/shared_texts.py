@@ -95,12 +95,18 @@ def _strings_of_file(path: Path) -> Iterator[str]:
         yield from text.split("\n")
 
 
-def collect(root: Path) -> Collected:
-    """All distinct strings under ``root``, in a fixed order (sorted files, first occurrence)."""
+KINDS = (".json", ".jsonl", ".csv", ".txt", ".parquet")
+
+
+def collect(root: Path, kinds: tuple[str, ...] = KINDS) -> Collected:
+    """All distinct strings under ``root``, in a fixed order (sorted files, first occurrence).
+
+    ``kinds`` limits the formats read (by extension under any compression).
+    """
     out = Collected()
     seen: set[str] = set()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if base_kind(path) not in (".json", ".jsonl", ".csv", ".txt", ".parquet"):
+        if base_kind(path) not in kinds:
             continue
         rel = str(path.relative_to(root))
         try:
