@@ -1,1 +1,80 @@
-print("bench")
+import BPE
+import TokenmillCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tokenmill-bench: throughput of Tokenmill's stages on a corpus, one JSON line a result,
+/// for Benchmarks/*.py to print next to the peers measured in the same run.
+///
+///   tokenmill-bench bpe --tokenizer cl100k_base --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]
+///
+/// The corpus is loaded first (texts as UTF-8 bytes); the timed part is encoding every
+/// text, best of R runs. Results are kept alive through a checksum (the "black hole").
+func fail(_ m: String) -> Never { FileSystem.writeStderr("tokenmill-bench: \(m)"); exit(2) }
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func loadTexts(_ path: String, field: String) throws -> [[UInt8]] {
+    let data = try FileSystem.readFile(path)
+    var texts: [[UInt8]] = []
+    var s = 0
+    for i in 0...data.count where i == data.count || data[i] == 0x0A {
+        if i > s {
+            let v = try JSONParser.parse(Array(data[s..<i]))
+            guard case .string(let t)? = v[field] else { fail("line without string field '\(field)'") }
+            texts.append(t)
+        }
+        s = i + 1
+    }
+    return texts
+}
+
+func benchBPE(_ args: [String]) throws {
+    var opts: [String: String] = ["--field": "text", "--threads": "1", "--repeat": "3"]
+    var i = 0
+    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    guard let name = opts["--tokenizer"], let corpus = opts["--corpus"] else { fail("bpe needs --tokenizer and --corpus") }
+    let threads = Int(opts["--threads"]!) ?? 1, repeats = Int(opts["--repeat"]!) ?? 3
+    let tokenizer = try TokenizerLoader.load(name)
+    let texts = try loadTexts(corpus, field: opts["--field"]!)
+    let bytes = texts.reduce(0) { $0 + $1.count }
+    var best = Double.infinity
+    var tokens = 0
+    var sink: UInt64 = 0
+    for _ in 0..<repeats {
+        let t0 = now()
+        let parts = try parallelBatches(count: texts.count, threads: threads, batchSize: 64) { range -> (Int, UInt64) in
+            var enc = tokenizer.makeEncoder()
+            var ids: [UInt32] = []
+            var n = 0
+            var h: UInt64 = 0
+            for k in range {
+                ids.removeAll(keepingCapacity: true)
+                enc.encode(texts[k], into: &ids)
+                n += ids.count
+                if let last = ids.last { h = h &* 31 &+ UInt64(last) }
+            }
+            return (n, h)
+        }
+        best = min(best, now() - t0)
+        tokens = parts.reduce(0) { $0 + $1.0 }
+        sink ^= parts.reduce(0) { $0 ^ $1.1 }
+    }
+    print(#"{"tool": "tokenmill", "tokenizer": "\#(name)", "threads": \#(threads), "seconds": \#(best), "bytes": \#(bytes), "tokens": \#(tokens), "mb_per_s": \#(Double(bytes) / best / 1e6), "sink": \#(sink % 10)}"#)
+}
+
+let argv = Array(CommandLine.arguments.dropFirst())
+do {
+    switch argv.first {
+    case "bpe": try benchBPE(Array(argv.dropFirst()))
+    default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]")
+    }
+} catch {
+    fail("\(error)")
+}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import reference
@@ -80,7 +81,10 @@ def describe(piece: reference.Piece, encoding: Any) -> str:
     tokens, mask = piece
     text = encoding.decode(list(tokens))
     trained = encoding.decode([t for t, m in zip(tokens, mask) if m])
-    return f"{len(tokens)} tokens\n  text:    {text[:300]!r}\n  trained: {trained[:200]!r}\n  ids: {list(tokens[:40])}"
+    return (
+        f"{len(tokens)} tokens\n  text:    {text[:300]!r}\n  trained: {trained[:200]!r}\n"
+        f"  ids: {list(tokens[:40])}"
+    )
 
 
 def assert_same_multiset(got: Sequence, want: Sequence, what: str, encoding: Any, show=describe) -> None:
@@ -90,14 +94,20 @@ def assert_same_multiset(got: Sequence, want: Sequence, what: str, encoding: Any
         return
     extra = list((got_c - want_c).elements())
     missing = list((want_c - got_c).elements())
-    lines = [f"{what}: {len(got)} built vs {len(want)} expected; {len(extra)} unexpected, {len(missing)} missing"]
+    lines = [
+        f"{what}: {len(got)} built vs {len(want)} expected; {len(extra)} unexpected, {len(missing)} missing"
+    ]
     if extra:
         lines.append("first unexpected (built, not in the reference):\n  " + show(extra[0], encoding))
     if missing:
         # The expected element closest to the unexpected one, by common token prefix.
         target = extra[0][0] if extra else ()
+
         def prefix(item):
-            return next((k for k, (a, b) in enumerate(zip(item[0], target)) if a != b), min(len(item[0]), len(target)))
+            return next(
+                (k for k, (a, b) in enumerate(zip(item[0], target)) if a != b), min(len(item[0]), len(target))
+            )
+
         nearest = max(missing, key=prefix)
         lines.append("closest missing (in the reference, not built):\n  " + show(nearest, encoding))
     raise AssertionError("\n".join(lines))
@@ -116,7 +126,9 @@ def assert_same_stream(got: Sequence[int], want: Sequence[int], what: str, encod
     raise AssertionError("\n".join(lines))
 
 
-def check_documents_render_the_template(docs: Sequence[reference.Doc], encoding: Any, end_marker: str) -> None:
+def check_documents_render_the_template(
+    docs: Sequence[reference.Doc], encoding: Any, end_marker: str
+) -> None:
     """Each rendered document decodes to the template text; its trained part to response + marker."""
     for doc in docs:
         assert encoding.decode_bytes(list(doc.tokens)).decode("utf-8") == doc.text
@@ -151,9 +163,13 @@ def check_build(spec_path: Path, directory: Path) -> dict:
         name = source["name"]
         got = index["sources"][name]
         for key in ("read", "rejected", "exact_dup", "kept"):
-            assert got[key] == counts[name, key], f"index.json sources.{name}.{key}: {got[key]}, reference {counts[name, key]}"
+            assert got[key] == counts[name, key], (
+                f"index.json sources.{name}.{key}: {got[key]}, reference {counts[name, key]}"
+            )
         tokens = sum(len(d.tokens) for d in docs if d.rec.source == name)
-        assert got["tokens"] == tokens, f"index.json sources.{name}.tokens: {got['tokens']}, reference {tokens}"
+        assert got["tokens"] == tokens, (
+            f"index.json sources.{name}.tokens: {got['tokens']}, reference {tokens}"
+        )
 
     splits = {name: read_sequences(directory, name) for name in index["splits"]}
     assert "train" in splits, "index.json has no train split"
@@ -162,7 +178,9 @@ def check_build(spec_path: Path, directory: Path) -> dict:
     shuffled = spec.get("output", {}).get("shuffle_seed") is not None
     for name, sequences in splits.items():
         got = sum(len(s["tokens"]) for s in sequences)
-        assert got == index["splits"][name]["tokens"], f"split {name}: {got} tokens, index.json says otherwise"
+        assert got == index["splits"][name]["tokens"], (
+            f"split {name}: {got} tokens, index.json says otherwise"
+        )
         assert len(sequences) == index["splits"][name]["records"]
 
     if strategy == "concat":  # one split only (reference.load_spec refuses the rest)
@@ -175,7 +193,9 @@ def check_build(spec_path: Path, directory: Path) -> dict:
         if not shuffled:
             assert not short or lengths[-1] != seq_len, "concat: only the last sequence may be short"
             stream = [t for s in sequences for t in s["tokens"]]
-            assert_same_stream(stream, [t for d in docs for t in d.tokens], "concat stream of tokens", encoding)
+            assert_same_stream(
+                stream, [t for d in docs for t in d.tokens], "concat stream of tokens", encoding
+            )
             masks = [m for s in sequences for m in s["mask"]]
             assert_same_stream(masks, [m for d in docs for m in d.mask], "concat stream of loss masks", None)
         assert_same_multiset(got, want, "concat sequences", encoding, show=lambda x, e: describe(x[:2], e))
@@ -186,7 +206,9 @@ def check_build(spec_path: Path, directory: Path) -> dict:
     assert_same_multiset(every_doc, pieces, "documents (all splits)", encoding)
     for name, sequences in splits.items():
         lengths = [len(s["tokens"]) for s in sequences]
-        assert max(lengths, default=0) <= seq_len, f"split {name}: a sequence is longer than seq_len {seq_len}"
+        assert max(lengths, default=0) <= seq_len, (
+            f"split {name}: a sequence is longer than seq_len {seq_len}"
+        )
         if strategy == "none":
             assert all(len(s["cu"]) == 2 for s in sequences), "strategy none: one document a sequence"
         if strategy == "best-fit":

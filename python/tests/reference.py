@@ -6,8 +6,9 @@ the tests use: JSON/JSONL/CSV sources (optionally .gz/.zst) mapped to instructio
 records, normalization, exact dedup, an optional chars filter, the templates plain /
 alpaca / chatml, and the packing strategies none / concat / best-fit with every overflow
 mode. A ``split`` is modelled only as "train and validation together hold every kept
-record once", since which records go to validation is the tool's to choose. Anything else raises :class:`Unsupported`, and the calling test skips with that
-message rather than checking against a guess.
+record once", since which records go to validation is the tool's to choose. Anything
+else raises :class:`Unsupported`, and the calling test skips with that message rather
+than checking against a guess.
 
 Interpretations the documents leave open (also reported to the Swift side):
 - ``map`` values containing ``{`` are templates, others field names; normalization runs
@@ -16,7 +17,9 @@ Interpretations the documents leave open (also reported to the Swift side):
 - A row whose mapped field is missing, null or not a string is bad input (rejected).
 - ``system`` mapped to an empty string means absent (TEMPLATES.md); ``plain`` renders
   ``{system}\\n{prompt}\\n`` as one text segment (same loss flag, adjacent).
-- ``filter.min_chars``/``max_chars`` count code points of all of a record's fields.
+- ``filter.min_chars``/``max_chars`` bound the code points of each field but ``system``
+  (so an empty response is filtered by ``min_chars: 1``); ``min_chars`` defaults to 1,
+  as the tool does (DESIGN.md gives no default).
 - Sources are read in spec order, each glob's matches in sorted order.
 """
 
@@ -28,20 +31,36 @@ import io
 import json
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import zstandard
 
 # The Unicode White_Space property (PropList.txt), which is what "trim" strips.
-WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
 ALPACA_DEFAULT_SYSTEM = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request."
 )
 SUPPORTED_KEYS = {
-    "name", "comment", "sources", "normalize", "filter", "dedup", "split", "tokenizer", "template", "pack", "output",
+    "name",
+    "comment",
+    "sources",
+    "normalize",
+    "filter",
+    "dedup",
+    "split",
+    "tokenizer",
+    "template",
+    "pack",
+    "output",
 }
 
 
@@ -209,9 +228,11 @@ def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
                 if "text" in fields:
                     rec = Rec(name, "text", text=fields["text"])
                 else:
-                    rec = Rec(name, "instruction", fields.get("system", ""), fields["prompt"], fields["response"])
-                chars = sum(map(len, fields.values()))
-                if not limits.get("min_chars", 0) <= chars <= limits.get("max_chars", chars):
+                    rec = Rec(
+                        name, "instruction", fields.get("system", ""), fields["prompt"], fields["response"]
+                    )
+                lengths = [len(v) for k, v in fields.items() if k != "system"]
+                if not all(limits.get("min_chars", 1) <= n <= limits.get("max_chars", n) for n in lengths):
                     counts[name, "filtered"] += 1
                     continue
                 if exact and rec.key() in seen:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import xxhash
 import zstandard

@@ -53,7 +53,10 @@ def fake_build(spec_path, out):
     pack = spec["pack"]
     seq_len, strategy = pack["seq_len"], pack["strategy"]
     if strategy == "concat":
-        sequences = [(list(t), list(m), list(s)) for t, m, s in reference.concat_sequences([(d.tokens, d.mask) for d in docs], seq_len)]
+        sequences = [
+            (list(t), list(m), list(s))
+            for t, m, s in reference.concat_sequences([(d.tokens, d.mask) for d in docs], seq_len)
+        ]
     else:
         pieces = reference.apply_overflow(docs, seq_len, pack.get("overflow", "split"))
         groups = [[i] for i in range(len(pieces))]
@@ -67,9 +70,13 @@ def fake_build(spec_path, out):
                 tokens += pieces[i][0]
                 mask += pieces[i][1]
             sequences.append((tokens, mask, starts))
-    index = shardwriter.write_dataset(out, {"train": [sequences[:7], sequences[7:]]}, vocab_size, chunk_records=3)
+    index = shardwriter.write_dataset(
+        out, {"train": [sequences[:7], sequences[7:]]}, vocab_size, chunk_records=3
+    )
     index["tokenizer"].update(tokenizer, vocab_size=vocab_size)
-    index.update(template=template, seq_len=seq_len, pack={"strategy": strategy, "overflow": pack["overflow"]})
+    index.update(
+        template=template, seq_len=seq_len, pack={"strategy": strategy, "overflow": pack["overflow"]}
+    )
     index["sources"] = {
         s["name"]: {
             **{k: counts[s["name"], k] for k in ("read", "rejected", "filtered", "exact_dup", "kept")},
@@ -81,13 +88,17 @@ def fake_build(spec_path, out):
     return sequences
 
 
-@pytest.mark.parametrize("template, tokenizer", [("plain", "cl100k_base"), ("alpaca", "gpt2"), ("chatml", "o200k_base"), ("chatml", "p50k_base")])
+@pytest.mark.parametrize(
+    "template, tokenizer",
+    [("plain", "cl100k_base"), ("alpaca", "gpt2"), ("chatml", "o200k_base"), ("chatml", "p50k_base")],
+)
 @pytest.mark.parametrize("strategy", ["none", "concat", "best-fit"])
 def test_reference_build_passes_the_checker(tmp_path, template, tokenizer, strategy):
     spec = specdata.write_spec(tmp_path, template, tokenizer, strategy)
     fake_build(spec, tmp_path / "out")
     summary = buildcheck.check_build(spec, tmp_path / "out")
-    assert len(summary["docs"]) == (38 - 3) + (14 - 1)  # rows minus the duplicates specdata plants
+    # Rows minus the duplicates specdata plants and its one empty response.
+    assert len(summary["docs"]) == (38 - 3 - 1) + (14 - 1)
     assert any(len(d.tokens) > specdata.SEQ_LEN for d in summary["docs"])
 
 
@@ -97,7 +108,9 @@ def test_checker_notices_one_changed_token(tmp_path, strategy):
     sequences = fake_build(spec, tmp_path / "out")
     sequences[3][0][5] = 11  # any valid id that differs
     shardwriter_index = json.loads((tmp_path / "out" / "index.json").read_text())
-    shardwriter.write_dataset(tmp_path / "out", {"train": [sequences[:7], sequences[7:]]}, 100277, chunk_records=3)
+    shardwriter.write_dataset(
+        tmp_path / "out", {"train": [sequences[:7], sequences[7:]]}, 100277, chunk_records=3
+    )
     fixed = json.loads((tmp_path / "out" / "index.json").read_text())
     shardwriter_index["splits"] = fixed["splits"]
     (tmp_path / "out" / "index.json").write_text(json.dumps(shardwriter_index))

@@ -42,7 +42,7 @@ def _load_ranks(path: Path, expected_hash: str | None) -> dict[bytes, int]:
     return ranks
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def constructor_args(name: str) -> dict:
     """The keyword arguments of ``tiktoken.Encoding`` for ``name``, ranks from the repo."""
     if name not in FILES:
@@ -59,7 +59,7 @@ def constructor_args(name: str) -> dict:
     return spec
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_encoding(name: str, extra_special: tuple[tuple[str, int], ...] = ()) -> tiktoken.Encoding:
     """The encoding ``name``, plus ``extra_special`` tokens (e.g. chatml's ``<|im_start|>``)."""
     spec = dict(constructor_args(name))

@@ -3,7 +3,8 @@
 Decompressed layout, for ``R`` records with token counts ``n`` and document counts
 ``d``, token width ``W``::
 
-    u32 R | R x (u32 n[r], u32 d[r]) | tokens: W*sum(n) | zero pad to 4 | u32 doc starts: 4*sum(d) | mask bits: sum(ceil(n/8))
+    u32 R | R x (u32 n[r], u32 d[r]) | tokens: W*sum(n) | zero pad to 4
+          | u32 doc starts: 4*sum(d) | mask bits: sum(ceil(n/8))
 
 For example two records of 3 and 2 u16 tokens, one document each: ``R=2`` (4 bytes),
 table (16), tokens (10), pad (2), doc starts ``0, 0`` (8), masks (1 + 1) = 42 bytes.

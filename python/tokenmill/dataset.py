@@ -48,7 +48,9 @@ class Dataset:
     each) are kept, across all shards.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], split: str = "train", *, cache_chunks: int = 8) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], split: str = "train", *, cache_chunks: int = 8
+    ) -> None:
         self.directory = os.fspath(directory)
         self.split = split
         self.cache_chunks = cache_chunks
@@ -83,12 +85,16 @@ class Dataset:
         width = 2 if self.index.dtype == "uint16" else 4
         if shard.header.token_width != width:
             raise ShardError(
-                shard.path, "header.token_width", f"{shard.header.token_width}, index.json dtype is {self.index.dtype}"
+                shard.path,
+                "header.token_width",
+                f"{shard.header.token_width}, index.json dtype is {self.index.dtype}",
             )
         if len(shard) != records:
             raise ShardError(shard.path, "footer.record_count", f"{len(shard)}, index.json says {records}")
         if shard.token_count != tokens:
-            raise ShardError(shard.path, "footer.token_count", f"{shard.token_count}, index.json says {tokens}")
+            raise ShardError(
+                shard.path, "footer.token_count", f"{shard.token_count}, index.json says {tokens}"
+            )
 
     # -- metadata --------------------------------------------------------------------
 
@@ -130,7 +136,7 @@ class Dataset:
         position_ids = np.arange(n, dtype=np.int64) - np.repeat(bounds[:-1], np.diff(bounds))
         return {
             "input_ids": tokens.astype(np.int64),
-            "loss_mask": loss_mask.copy(),
+            "loss_mask": loss_mask,  # already a fresh array (unpacked from bits)
             "position_ids": position_ids,
             "cu_seqlens": bounds.astype(np.int32),
         }

@@ -97,9 +97,7 @@ def parse_header(data: bytes, path: str) -> Header:
     (stored,) = struct.unpack_from("<Q", data, 24)
     computed = xxh3(data[0:24])
     if stored != computed:
-        raise ShardError(
-            path, "header.header_checksum", f"stored {stored:016x}, computed {computed:016x}"
-        )
+        raise ShardError(path, "header.header_checksum", f"stored {stored:016x}, computed {computed:016x}")
     major, minor, width = struct.unpack_from("<HHB", data, 8)
     if major != VERSION_MAJOR:
         raise ShardError(
@@ -171,7 +169,9 @@ def parse_footer(data: bytes, trailer: Trailer, path: str) -> Footer:
             raise ShardError(path, f"{where}.record_count", "0: a chunk holds at least one record")
         if ntokens < records:
             raise ShardError(
-                path, f"{where}.token_count", f"{ntokens} < record_count {records} (each record has >= 1 token)"
+                path,
+                f"{where}.token_count",
+                f"{ntokens} < record_count {records} (each record has >= 1 token)",
             )
         entries.append(ChunkEntry(c, offset, csize, dsize, records, ntokens, checksum, first_record))
         next_offset = offset + csize

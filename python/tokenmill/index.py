@@ -48,13 +48,16 @@ class Index:
     raw: dict[str, Any]
 
 
-def _field(obj: Any, key: str, kind: type | tuple[type, ...], path: str, where: str) -> Any:
+_KIND_NAMES = {int: "an integer", str: "a string", dict: "an object", list: "an array"}
+
+
+def _field(obj: Any, key: str, kind: type, path: str, where: str) -> Any:
     if not isinstance(obj, dict) or key not in obj:
         raise ShardError(path, where, f"missing key {key!r}")
     value = obj[key]
     # bool is an int in Python; a count of `true` is still damage.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ShardError(path, f"{where}.{key}", f"{value!r} is not a {getattr(kind, '__name__', kind)}")
+        raise ShardError(path, f"{where}.{key}", f"{json.dumps(value)} is not {_KIND_NAMES[kind]}")
     return value
 
 
@@ -73,7 +76,9 @@ def load_index(directory: str | os.PathLike[str]) -> Index:
     """
     path = os.path.join(os.fspath(directory), INDEX_NAME)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no index.json (not a tokenmill dataset, or its build has not finished)")
+        raise FileNotFoundError(
+            f"{path}: no index.json (not a tokenmill dataset, or its build has not finished)"
+        )
     with open(path, "rb") as file:
         data = file.read()
     try:
@@ -128,6 +133,8 @@ def load_index(directory: str | os.PathLike[str]) -> Index:
         for key in ("records", "tokens", "bytes"):
             total = sum(getattr(s, key) for s in shards)
             if getattr(entry, key) != total:
-                raise ShardError(path, f"{where}.{key}", f"{getattr(entry, key)}, but its shards sum to {total}")
+                raise ShardError(
+                    path, f"{where}.{key}", f"{getattr(entry, key)}, but its shards sum to {total}"
+                )
         splits[name] = entry
     return Index(path, vocab_size, dtype, splits, raw)

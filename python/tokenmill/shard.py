@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import mmap
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import xxhash
@@ -135,7 +135,9 @@ class Shard:
             computed = self.file_checksum()
             if computed != checksum:
                 raise ShardError(
-                    self.path, "file", f"checksum mismatch: index.json says {checksum:016x}, computed {computed:016x}"
+                    self.path,
+                    "file",
+                    f"checksum mismatch: index.json says {checksum:016x}, computed {computed:016x}",
                 )
         for c in range(self.chunk_count):
             self._load_chunk(c)
