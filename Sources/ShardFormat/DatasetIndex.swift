@@ -79,14 +79,16 @@ public enum DatasetVerifier {
             for s in split.shards {
                 let path = FileSystem.join(dir, s.file)
                 guard FileSystem.fileExists(path) else { throw TokenmillError.corrupt(path: path, message: "listed in index.json but missing") }
+                // Structure first (header, trailer, footer, then every chunk), so damage is
+                // reported with the chunk it hit; the whole-file checksum last.
                 let reader = try ShardReader(path: path, vocabSize: index.vocabSize)
-                guard reader.fileSize == s.bytes else { throw TokenmillError.corrupt(path: path, message: "size \(reader.fileSize) differs from index.json's \(s.bytes)") }
-                guard XXH3.hex(reader.fileChecksum) == s.checksum else { throw TokenmillError.corrupt(path: path, message: "file checksum differs from index.json") }
+                report.documents += try reader.verifyAll()
                 guard reader.tokenWidth == width else { throw TokenmillError.corrupt(path: path, message: "token width \(reader.tokenWidth) differs from index dtype \(index.dtype)") }
                 guard reader.recordCount == s.records, reader.tokenCount == s.tokens else {
                     throw TokenmillError.corrupt(path: path, message: "record/token counts differ from index.json")
                 }
-                report.documents += try reader.verifyAll()
+                guard reader.fileSize == s.bytes else { throw TokenmillError.corrupt(path: path, message: "size \(reader.fileSize) differs from index.json's \(s.bytes)") }
+                guard XXH3.hex(reader.fileChecksum) == s.checksum else { throw TokenmillError.corrupt(path: path, message: "file checksum differs from index.json") }
                 records += s.records; tokens += s.tokens
                 report.shards += 1; report.bytes += s.bytes
             }

@@ -17,9 +17,12 @@ Interpretations the documents leave open (also reported to the Swift side):
 - A row whose mapped field is missing, null or not a string is bad input (rejected).
 - ``system`` mapped to an empty string means absent (TEMPLATES.md); ``plain`` renders
   ``{system}\\n{prompt}\\n`` as one text segment (same loss flag, adjacent).
-- ``filter.min_chars``/``max_chars`` bound the code points of each field but ``system``
-  (so an empty response is filtered by ``min_chars: 1``); ``min_chars`` defaults to 1,
-  as the tool does (DESIGN.md gives no default).
+- ``filter.min_chars``/``max_chars`` bound the code points summed over all fields of the
+  record (system included), and a conversation whose response is empty after
+  normalization is filtered (``empty_response``) — docs/DECISIONS.md. ``min_chars``
+  defaults to 1.
+- ``read`` counts rows that became records; ``rejected`` the bad rows (read + rejected =
+  rows of the input, DESIGN.md).
 - Sources are read in spec order, each glob's matches in sorted order.
 """
 
@@ -152,6 +155,17 @@ def _lookup(row: Any, dotted: str) -> str | None:
         if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
+    # As the tool renders them: null is empty, booleans and integers as written;
+    # objects and arrays are bad input. (Floats keep their source text in the tool,
+    # which json.loads loses, so the reference does not model them.)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise Unsupported("float fields are rendered with their source text")
     return value if isinstance(value, str) else None
 
 
@@ -219,11 +233,11 @@ def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
             raise Unsupported(f"source {name!r}: no file matches {source['path']!r}")
         for path in paths:
             for row in read_rows(Path(path)):
-                counts[name, "read"] += 1
                 fields = {key: map_field(row, value) for key, value in mapping.items()}
                 if any(value is None for value in fields.values()):
                     counts[name, "rejected"] += 1
                     continue
+                counts[name, "read"] += 1
                 fields = {key: normalize(value, config) for key, value in fields.items()}
                 if "text" in fields:
                     rec = Rec(name, "text", text=fields["text"])
@@ -231,8 +245,9 @@ def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
                     rec = Rec(
                         name, "instruction", fields.get("system", ""), fields["prompt"], fields["response"]
                     )
-                lengths = [len(v) for k, v in fields.items() if k != "system"]
-                if not all(limits.get("min_chars", 1) <= n <= limits.get("max_chars", n) for n in lengths):
+                total = sum(len(v) for v in fields.values())
+                empty_response = "response" in fields and fields["response"] == ""
+                if empty_response or not limits.get("min_chars", 1) <= total <= limits.get("max_chars", total):
                     counts[name, "filtered"] += 1
                     continue
                 if exact and rec.key() in seen:
