@@ -42,8 +42,11 @@ test: deps
 	$(SWIFT) test -c release
 	TOKENMILL_BIN=$(CURDIR)/$(BIN) $(PY) -m pytest -q python/tests
 
+# Benchmarks: peers that install from PyPI are added to the venv (failures are reported
+# in the table, not fatal).
 bench: deps build
 	$(SWIFT) build -c release --product tokenmill-bench
+	-@$(VENV)/bin/pip install -q fastokens splintr-rs 2>/dev/null
 	$(PY) Benchmarks/bench_tokenizers.py
 
 clean:

@@ -67,3 +67,8 @@ def get_encoding(name: str, extra_special: tuple[tuple[str, int], ...] = ()) -> 
         spec["special_tokens"] = {**spec["special_tokens"], **dict(extra_special)}
         spec.pop("explicit_n_vocab", None)
     return tiktoken.Encoding(**spec)
+
+
+def ranks_path(name: str) -> str:
+    """Path of the repository's ranks file for ``name`` (for peers that load it themselves)."""
+    return str(RESOURCES / FILES[name])

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""BPE encode throughput: Tokenmill next to tiktoken and the fastest exact challengers,
+on the same texts, in one run; MB/s (10^6 bytes of UTF-8 text per wall second) and the
+ratio to tiktoken, single-threaded and on all cores.
+
+usage: python Benchmarks/bench_tokenizers.py [--corpus FILE.jsonl] [--mb 50]
+           [--vocab cl100k_base,o200k_base] [--peers tiktoken,fastokens,splintr] [--repeat 3]
+
+Corpus: a JSONL file of {"text": ...}. By default the mixed 50 MB corpus of
+../shared/anchors/corpus.py (prose, Chinese, code, instructions) is built into
+build/bench/ when ../shared is beside the repository; without it, the demo data.
+Peers run in their own subprocess each: tiktoken (encode_ordinary per text; 2 threads:
+encode_ordinary_batch(num_threads=2)), fastokens and splintr when they are installed
+(pip install fastokens splintr-rs); each peer's ids are checked against tiktoken on the
+first 500 texts and a mismatch is printed in the table. Tokenmill runs as
+.build/release/tokenmill-bench (build it with `swift build -c release --product
+tokenmill-bench`), best of --repeat runs, after its own ids were checked the same way.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "python", "tests"))
+
+
+def default_corpus(mb):
+    out = os.path.join(REPO, "build", "bench", f"mixed{mb}.jsonl")
+    if os.path.exists(out):
+        return out
+    anchors = os.path.join(REPO, "..", "shared", "anchors", "corpus.py")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    if os.path.exists(anchors):
+        subprocess.run([sys.executable, anchors, "--mb", str(mb), "--out", out], check=True,
+                       stdout=subprocess.DEVNULL)
+        return out
+    # No shared data: the demo texts (small; figures are then only indicative).
+    with open(out, "w") as f:
+        for name in ("alpaca_en_2000.json",):
+            for r in json.load(open(os.path.join(REPO, "Specs", "data", name))):
+                f.write(json.dumps({"text": r["instruction"] + "\n" + r["output"]}) + "\n")
+        for line in open(os.path.join(REPO, "Specs", "data", "python_peps_40.jsonl")):
+            f.write(line)
+    return out
+
+
+def load_texts(path, mb):
+    texts, n = [], 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            t = json.loads(line)["text"]
+            texts.append(t)
+            n += len(t.encode("utf-8"))
+            if n >= mb * 1e6:
+                break
+    return texts
+
+
+def strip_possessive(pat):
+    return re.sub(r"(\{\d+(?:,\d*)?\}|[?*+])\+", r"\1", pat)
+
+
+def peer_worker(peer, vocab, corpus, mb, repeat):
+    """Runs in a subprocess: prints one JSON line."""
+    from tiktoken_offline import get_encoding, ranks_path
+    texts = load_texts(corpus, mb)
+    nbytes = sum(len(t.encode("utf-8")) for t in texts)
+    ref = get_encoding(vocab)
+    if peer == "tiktoken":
+        one, batch = ref.encode_ordinary, lambda ts: ref.encode_ordinary_batch(ts, num_threads=2)
+    elif peer == "fastokens":
+        import fastokens
+        tok = fastokens.Tokenizer.from_tiktoken(ranks_path(vocab), pattern=ref._pat_str, special_tokens=ref._special_tokens)
+        one, batch = (lambda t: tok.encode_ordinary(t).ids), (lambda ts: tok.encode_batch_flat(ts, split_special_tokens=True))
+    elif peer == "splintr":
+        import splintr
+        tok = splintr.Tokenizer.from_bytes(open(ranks_path(vocab), "rb").read(), strip_possessive(ref._pat_str), ref._special_tokens)
+        one, batch = tok.encode_ordinary, tok.encode_batch_flat
+    else:
+        raise SystemExit(f"unknown peer {peer}")
+    bad = sum(1 for t in texts[:500] if list(one(t)) != ref.encode_ordinary(t))
+    best1 = best2 = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for t in texts:
+            one(t)
+        best1 = min(best1, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), 1000):
+            batch(texts[i:i + 1000])
+        best2 = min(best2, time.perf_counter() - t0)
+    print(json.dumps({"tool": peer, "vocab": vocab, "bytes": nbytes, "mismatch": bad,
+                      "1t": nbytes / best1 / 1e6, "2t": nbytes / best2 / 1e6}))
+
+
+def tokenmill(vocab, corpus, mb, repeat, threads):
+    bench = os.path.join(REPO, ".build", "release", "tokenmill-bench")
+    # The same texts as the peers: write the first `mb` of the corpus to a side file.
+    side = corpus + f".{mb}mb.jsonl"
+    if not os.path.exists(side):
+        with open(side, "w") as f:
+            for t in load_texts(corpus, mb):
+                f.write(json.dumps({"text": t}) + "\n")
+    out = subprocess.run([bench, "bpe", "--tokenizer", vocab, "--corpus", side, "--threads", str(threads),
+                          "--repeat", str(repeat)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def check_tokenmill(vocab, corpus, mb):
+    from tiktoken_offline import get_encoding
+    texts = load_texts(corpus, mb)[:500]
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    out = subprocess.run([os.path.join(REPO, ".build", "release", "tokenmill"), "encode", "--tokenizer", vocab,
+                          "--field", "text"], input=payload, capture_output=True, text=True, check=True)
+    ref = get_encoding(vocab)
+    return sum(1 for t, g in zip(texts, out.stdout.splitlines()) if json.loads(g) != ref.encode_ordinary(t))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus")
+    ap.add_argument("--mb", type=int, default=50)
+    ap.add_argument("--vocab", default="cl100k_base,o200k_base")
+    ap.add_argument("--peers", default="tiktoken,fastokens,splintr")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--worker", nargs=2)
+    a = ap.parse_args()
+    corpus = a.corpus or default_corpus(a.mb)
+    if a.worker:
+        return peer_worker(a.worker[0], a.worker[1], corpus, a.mb, a.repeat)
+    rows = []
+    for vocab in a.vocab.split(","):
+        for peer in a.peers.split(","):
+            r = subprocess.run([sys.executable, __file__, "--corpus", corpus, "--mb", str(a.mb), "--repeat",
+                                str(a.repeat), "--worker", peer, vocab], capture_output=True, text=True)
+            if r.returncode != 0:
+                rows.append({"tool": peer, "vocab": vocab, "error": (r.stderr.strip().splitlines() or ["?"])[-1]})
+                continue
+            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        t1 = tokenmill(vocab, corpus, a.mb, a.repeat, 1)
+        t2 = tokenmill(vocab, corpus, a.mb, a.repeat, os.cpu_count() or 2)
+        rows.append({"tool": "tokenmill", "vocab": vocab, "bytes": t1["bytes"], "mismatch": check_tokenmill(vocab, corpus, a.mb),
+                     "1t": t1["mb_per_s"], "2t": t2["mb_per_s"]})
+    print(f"corpus: {corpus} (first {a.mb} MB), {os.cpu_count()} cores; MB/s of UTF-8 text, best of {a.repeat}")
+    print("| vocab | tool | 1 thread | all cores | x tiktoken (1t) | x tiktoken (all) | scaling | ids vs tiktoken (500 texts) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for vocab in a.vocab.split(","):
+        base = next((r for r in rows if r["vocab"] == vocab and r["tool"] == "tiktoken" and "1t" in r), None)
+        for r in rows:
+            if r["vocab"] != vocab:
+                continue
+            if "error" in r:
+                print(f"| {vocab} | {r['tool']} | — | — | — | — | — | not run: {r['error'][:80]} |")
+                continue
+            x1 = f"{r['1t'] / base['1t']:.2f}" if base else "—"
+            x2 = f"{r['2t'] / base['2t']:.2f}" if base else "—"
+            ok = "equal" if r["mismatch"] == 0 else f"{r['mismatch']} DIFFER"
+            print(f"| {vocab} | {r['tool']} | {r['1t']:.1f} | {r['2t']:.1f} | {x1} | {x2} | {r['2t'] / r['1t']:.2f} | {ok} |")
+
+
+if __name__ == "__main__":
+    main()
