@@ -17,16 +17,31 @@ public enum Pretokenizer: String, Sendable {
     /// Calls `piece(start, end)` for every pre-token of `b[0..<n]`, in order.
     @inline(__always)
     public func split(_ b: UnsafePointer<UInt8>, _ n: Int, _ piece: (Int, Int) -> Void) {
+        let scan = Scan()
         var i = 0
         switch self {
-        case .r50k: while i < n { let e = Scan.r50k(b, i, n); piece(i, e); i = e }
-        case .cl100k: while i < n { let e = Scan.cl100k(b, i, n); piece(i, e); i = e }
-        case .o200k: while i < n { let e = Scan.o200k(b, i, n); piece(i, e); i = e }
+        case .r50k: while i < n { let e = scan.r50k(b, i, n); piece(i, e); i = e }
+        case .cl100k: while i < n { let e = scan.cl100k(b, i, n); piece(i, e); i = e }
+        case .o200k: while i < n { let e = scan.o200k(b, i, n); piece(i, e); i = e }
         }
     }
 }
 
-enum Scan {
+/// The scanners. The class tables are held as plain pointers in this struct, so the hot
+/// loop reads them from registers instead of re-checking a lazily initialised global on
+/// every scalar; ASCII bytes take one table load and no UTF-8 decoding.
+struct Scan {
+    let ascii: UnsafePointer<UInt8>
+    let index: UnsafePointer<UInt16>
+    let blocks: UnsafePointer<UInt8>
+
+    init() {
+        let t = CharClass.tables
+        index = UnsafePointer(t.index.baseAddress!)
+        blocks = UnsafePointer(t.blocks.baseAddress!)
+        ascii = blocks + Int(index[0]) << 8
+    }
+
     // MARK: - helpers
 
     /// Decodes the scalar at `i` (valid UTF-8) and returns it with its byte length.
@@ -40,14 +55,16 @@ enum Scan {
     }
 
     @inline(__always)
-    static func classAt(_ b: UnsafePointer<UInt8>, _ i: Int) -> (UInt8, Int) {
-        let (s, l) = decode(b, i)
-        return (CharClass.of(s), l)
+    func classAt(_ b: UnsafePointer<UInt8>, _ i: Int) -> (UInt8, Int) {
+        let c = b[i]
+        if c < 0x80 { return (ascii[Int(c)], 1) }
+        let (s, l) = Scan.decode(b, i)
+        return (blocks[Int(index[Int(s >> 8)]) << 8 | Int(s & 0xFF)], l)
     }
 
     /// End of the run of scalars from `i` whose class intersects `mask`.
     @inline(__always)
-    static func run(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, _ mask: UInt8) -> Int {
+    func run(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, _ mask: UInt8) -> Int {
         var j = i
         while j < n {
             let (k, l) = classAt(b, j)
@@ -59,7 +76,7 @@ enum Scan {
 
     /// End of the run of "other" scalars (`[^\s\p{L}\p{N}]`) from `i`.
     @inline(__always)
-    static func otherRun(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+    func otherRun(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         var j = i
         while j < n {
             let (k, l) = classAt(b, j)
@@ -69,11 +86,11 @@ enum Scan {
         return j
     }
 
-    @inline(__always) static func isOther(_ k: UInt8) -> Bool { k & (CharClass.space | CharClass.letter | CharClass.number) == 0 }
+    @inline(__always) func isOther(_ k: UInt8) -> Bool { k & (CharClass.space | CharClass.letter | CharClass.number) == 0 }
 
     /// Start of the last scalar in `[i, j)`.
     @inline(__always)
-    static func lastScalarStart(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
+    func lastScalarStart(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
         var p = j - 1
         while p > i && b[p] & 0xC0 == 0x80 { p -= 1 }
         return p
@@ -81,7 +98,7 @@ enum Scan {
 
     /// Length of a contraction (`'s`, `'t`, `'re`, `'ve`, `'m`, `'ll`, `'d`) at `i`, or 0.
     @inline(__always)
-    static func contraction(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, caseless: Bool) -> Int {
+    func contraction(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, caseless: Bool) -> Int {
         guard i + 1 < n, b[i] == UInt8(ascii: "'") else { return 0 }
         func fold(_ c: UInt8) -> UInt8 {
             caseless && c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") ? c | 0x20 : c
@@ -103,7 +120,7 @@ enum Scan {
     /// `\s+(?!\S)`: the greedy run backtracks one scalar so the next piece can take the
     /// last space as its prefix; at the end of text the whole run matches.
     @inline(__always)
-    static func spaceTail(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int, _ n: Int, _ l: Int) -> Int {
+    func spaceTail(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int, _ n: Int, _ l: Int) -> Int {
         if j == n { return n }
         let p = lastScalarStart(b, i, j)
         return p > i ? p : i + l
@@ -111,7 +128,7 @@ enum Scan {
 
     /// Last `\r` or `\n` in `[i, j)`, or -1 (they are single bytes, never continuation bytes).
     @inline(__always)
-    static func lastNewline(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
+    func lastNewline(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
         var q = j - 1
         while q >= i {
             if b[q] == 0x0A || b[q] == 0x0D { return q }
@@ -122,7 +139,7 @@ enum Scan {
 
     // MARK: - r50k / p50k (GPT-2)
 
-    static func r50k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+    func r50k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         // '(?:[sdmt]|ll|ve|re)  (case-sensitive)
         let c = contraction(b, i, n, caseless: false)
         if c > 0 { return i + c }
@@ -144,7 +161,7 @@ enum Scan {
 
     // MARK: - cl100k
 
-    static func cl100k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+    func cl100k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         // '(?i:[sdmt]|ll|ve|re)
         let c = contraction(b, i, n, caseless: true)
         if c > 0 { return i + c }
@@ -195,7 +212,7 @@ enum Scan {
     /// lowerish run. Otherwise `U*` backtracks to the last scalar of its run that is also
     /// lowerish (Lm, Lo, M) and `Lw+` matches exactly up to its end. -1 when nothing matches.
     @inline(__always)
-    static func o200kWord1(_ b: UnsafePointer<UInt8>, _ s: Int, _ n: Int) -> Int {
+    func o200kWord1(_ b: UnsafePointer<UInt8>, _ s: Int, _ n: Int) -> Int {
         var a = s
         var lastLowerishEnd = -1
         while a < n {
@@ -213,13 +230,13 @@ enum Scan {
 
     /// `U+Lw*` from `s`, or -1.
     @inline(__always)
-    static func o200kWord2(_ b: UnsafePointer<UInt8>, _ s: Int, _ n: Int) -> Int {
+    func o200kWord2(_ b: UnsafePointer<UInt8>, _ s: Int, _ n: Int) -> Int {
         let a = run(b, s, n, CharClass.upperish)
         if a == s { return -1 }
         return run(b, a, n, CharClass.lowerish)
     }
 
-    static func o200k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+    func o200k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         let (k, l) = classAt(b, i)
         let ch = b[i]
         // The optional prefix `[^\r\n\p{L}\p{N}]?` is tried first with, then without.

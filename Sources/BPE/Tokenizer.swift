@@ -68,19 +68,28 @@ public final class Tokenizer: @unchecked Sendable {
         return out
     }
 
-    /// Per-thread encoding state: the merge loop's scratch arrays.
-    public struct Encoder {
+    /// Per-thread encoding state: the merge loop's scratch memory. Not shareable between
+    /// threads; each worker makes its own.
+    public struct Encoder: ~Copyable {
         let tokenizer: Tokenizer
         var merge = BytePairMerge()
 
         init(_ t: Tokenizer) { tokenizer = t }
 
+        deinit { merge.deallocate() }
+
         /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.
         public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
             guard let base = text.baseAddress, text.count > 0 else { return }
             let table = tokenizer.ranks
-            tokenizer.pretokenizer.split(base, text.count) { s, e in
-                merge.encode(base + s, e - s, table, into: &out)
+            let n = text.count
+            let scan = Scan()
+            var i = 0
+            // One loop per pattern so each scanner inlines into its own loop.
+            switch tokenizer.pretokenizer {
+            case .r50k: while i < n { let e = scan.r50k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
+            case .cl100k: while i < n { let e = scan.cl100k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
+            case .o200k: while i < n { let e = scan.o200k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
             }
         }
 
