@@ -9,12 +9,13 @@ usage: python Benchmarks/bench_tokenizers.py [--corpus FILE.jsonl] [--mb 50]
 Corpus: a JSONL file of {"text": ...}. By default the mixed 50 MB corpus of
 ../shared/anchors/corpus.py (prose, Chinese, code, instructions) is built into
 build/bench/ when ../shared is beside the repository; without it, the demo data.
-Peers run in their own subprocess each: tiktoken (encode_ordinary per text; 2 threads:
+Every tool runs once per round, rounds repeat --repeat times, each tool keeps its best
+round. Peers run in their own subprocess each: tiktoken (encode_ordinary per text; 2 threads:
 encode_ordinary_batch(num_threads=2)), fastokens and splintr when they are installed
 (pip install fastokens splintr-rs); each peer's ids are checked against tiktoken on the
 first 500 texts and a mismatch is printed in the table. Tokenmill runs as
 .build/release/tokenmill-bench (build it with `swift build -c release --product
-tokenmill-bench`), best of --repeat runs, after its own ids were checked the same way.
+tokenmill-bench`), after its own ids were checked the same way.
 """
 import argparse
 import json
@@ -133,20 +134,33 @@ def main():
     corpus = a.corpus or default_corpus(a.mb)
     if a.worker:
         return peer_worker(a.worker[0], a.worker[1], corpus, a.mb, a.repeat)
-    rows = []
-    for vocab in a.vocab.split(","):
-        for peer in a.peers.split(","):
-            r = subprocess.run([sys.executable, __file__, "--corpus", corpus, "--mb", str(a.mb), "--repeat",
-                                str(a.repeat), "--worker", peer, vocab], capture_output=True, text=True)
-            if r.returncode != 0:
-                rows.append({"tool": peer, "vocab": vocab, "error": (r.stderr.strip().splitlines() or ["?"])[-1]})
-                continue
-            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-        t1 = tokenmill(vocab, corpus, a.mb, a.repeat, 1)
-        t2 = tokenmill(vocab, corpus, a.mb, a.repeat, os.cpu_count() or 2)
-        rows.append({"tool": "tokenmill", "vocab": vocab, "bytes": t1["bytes"], "mismatch": check_tokenmill(vocab, corpus, a.mb),
-                     "1t": t1["mb_per_s"], "2t": t2["mb_per_s"]})
-    print(f"corpus: {corpus} (first {a.mb} MB), {os.cpu_count()} cores; MB/s of UTF-8 text, best of {a.repeat}")
+    # Round robin: every tool runs once per round and keeps its best round, so a slow
+    # spell of this (shared, virtual) machine hits all tools alike instead of one.
+    rows = {}
+    for _ in range(a.repeat):
+        for vocab in a.vocab.split(","):
+            for peer in a.peers.split(","):
+                key = (vocab, peer)
+                if key in rows and "error" in rows[key]:
+                    continue
+                r = subprocess.run([sys.executable, __file__, "--corpus", corpus, "--mb", str(a.mb), "--repeat", "1",
+                                    "--worker", peer, vocab], capture_output=True, text=True)
+                if r.returncode != 0:
+                    rows[key] = {"tool": peer, "vocab": vocab, "error": (r.stderr.strip().splitlines() or ["?"])[-1]}
+                    continue
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+                best = rows.setdefault(key, res)
+                best["1t"], best["2t"] = max(best["1t"], res["1t"]), max(best["2t"], res["2t"])
+            key = (vocab, "tokenmill")
+            t1 = tokenmill(vocab, corpus, a.mb, 1, 1)
+            t2 = tokenmill(vocab, corpus, a.mb, 1, os.cpu_count() or 2)
+            if key not in rows:
+                rows[key] = {"tool": "tokenmill", "vocab": vocab, "bytes": t1["bytes"],
+                             "mismatch": check_tokenmill(vocab, corpus, a.mb), "1t": 0.0, "2t": 0.0}
+            rows[key]["1t"] = max(rows[key]["1t"], t1["mb_per_s"])
+            rows[key]["2t"] = max(rows[key]["2t"], t2["mb_per_s"])
+    rows = list(rows.values())
+    print(f"corpus: {corpus} (first {a.mb} MB), {os.cpu_count()} cores; MB/s of UTF-8 text, best of {a.repeat} round-robin rounds")
     print("| vocab | tool | 1 thread | all cores | x tiktoken (1t) | x tiktoken (all) | scaling | ids vs tiktoken (500 texts) |")
     print("|---|---|---|---|---|---|---|---|")
     for vocab in a.vocab.split(","):

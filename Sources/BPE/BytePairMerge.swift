@@ -13,8 +13,9 @@
 /// Tried and dropped: caching whole-piece results per thread (a direct-mapped cache hit
 /// costs about what the whole-piece rank lookup already costs, and misses add a copy).
 struct BytePairMerge {
-    static let shortLimit = 48
+    static let shortLimit = 16
 
+    /// Token id of each part (named for what the flat loop once kept here).
     var starts: UnsafeMutablePointer<Int32>
     var ranks: UnsafeMutablePointer<UInt32>
     var next: UnsafeMutablePointer<Int32>
@@ -52,40 +53,68 @@ struct BytePairMerge {
         if n == 1 { out.append(table.byteRanks[Int(p[0])]); return }
         let whole = table.rank(p, n)
         if whole != RankTable.none { out.append(whole); return }
-        if n <= BytePairMerge.shortLimit { short(p, n, table, into: &out) } else { long(p, n, table, into: &out) }
+        if n <= BytePairMerge.shortLimit { short(p, n, table, into: &out) } else { splitLong(p, n, table, into: &out) }
     }
 
-    /// tiktoken's loop. `ranks[i]` is the rank of bytes `starts[i]..<starts[i+2]`.
+    /// Cuts a long piece where no token can span the cut (`RankTable.canSplit`) and merges
+    /// each part on its own: exact, and it turns a 300-byte run of Chinese into a few
+    /// dozen short parts.
+    @inline(never)
+    mutating func splitLong(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
+        var start = 0
+        for k in 1..<n where table.canSplit(p, k, n) {
+            part(p + start, k - start, table, into: &out)
+            start = k
+        }
+        part(p + start, n - start, table, into: &out)
+    }
+
+    @inline(__always)
+    mutating func part(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
+        if n == 1 { out.append(table.byteRanks[Int(p[0])]); return }
+        if n <= BytePairMerge.shortLimit {
+            let whole = table.rank(p, n)
+            if whole != RankTable.none { out.append(whole); return }
+            short(p, n, table, into: &out)
+        } else {
+            long(p, n, table, into: &out)
+        }
+    }
+
+    /// tiktoken's loop over parts that are tokens: `ids[i]` is part i's token, `ranks[i]`
+    /// the token of parts i and i+1 merged (a pair-table lookup), or none.
     @inline(never)
     mutating func short(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
-        let s = starts, r = ranks
-        for i in 0..<(n - 1) { s[i] = Int32(i); r[i] = table.rank(p + i, 2) }
-        s[n - 1] = Int32(n - 1); r[n - 1] = RankTable.none
-        s[n] = Int32(n); r[n] = RankTable.none
-        var len = n + 1
-        while true {
+        let ids = starts, r = ranks
+        for i in 0..<n { ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])]) }
+        for i in 0..<(n - 1) { r[i] = table.pairRank(UInt32(bitPattern: ids[i]), UInt32(bitPattern: ids[i + 1])) }
+        var len = n
+        while len > 1 {
             var minRank = RankTable.none
             var i = 0
             for k in 0..<(len - 1) where r[k] < minRank { minRank = r[k]; i = k }
             if minRank == RankTable.none { break }
-            r[i] = i + 3 < len ? table.rank(p + Int(s[i]), Int(s[i + 3] - s[i])) : RankTable.none
-            if i > 0 { r[i - 1] = table.rank(p + Int(s[i - 1]), Int(s[i + 2] - s[i - 1])) }
+            // Part i becomes the merged token; part i+1 goes.
+            ids[i] = Int32(bitPattern: minRank)
             var k = i + 1
-            while k + 1 < len { s[k] = s[k + 1]; r[k] = r[k + 1]; k += 1 }
+            while k + 1 < len { ids[k] = ids[k + 1]; r[k] = r[k + 1]; k += 1 }
             len -= 1
+            r[i] = i + 1 < len ? table.pairRank(minRank, UInt32(bitPattern: ids[i + 1])) : RankTable.none
+            if i > 0 { r[i - 1] = table.pairRank(UInt32(bitPattern: ids[i - 1]), minRank) }
         }
-        for k in 0..<(len - 1) { out.append(table.rank(p + Int(s[k]), Int(s[k + 1] - s[k]))) }
+        for k in 0..<len { out.append(UInt32(bitPattern: ids[k])) }
     }
 
-    /// Heap path. Parts are nodes `0..<n` (a node is named by its start byte); `ranks[i]`
-    /// is the rank of node i merged with its successor, or none. Heap entries are
-    /// `rank << 32 | node`, so the minimum is the lowest rank, leftmost on ties. An entry
-    /// is stale when its rank no longer equals the node's (a rank names one byte string, so
-    /// equal ranks mean the same pair).
+    /// Heap path. Parts are nodes `0..<n` (a node is named by its first byte), linked
+    /// through `next`/`prev`; `ids[i]` is node i's token and `ranks[i]` the token of node i
+    /// merged with its successor, or none. Heap entries are `rank << 32 | node`, so the
+    /// minimum is the lowest rank, leftmost on ties. An entry is stale when its rank no
+    /// longer equals the node's: a rank names one byte string, so equal ranks mean the
+    /// same pair.
     @inline(never)
     mutating func long(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
         reserve(n)
-        let r = ranks, nx = next, pv = prev, h = heap
+        let ids = starts, r = ranks, nx = next, pv = prev, h = heap
         var count = 0
 
         func push(_ v: UInt64) {
@@ -117,13 +146,14 @@ struct BytePairMerge {
             }
             return top
         }
-        // End of node i's bytes is the start of its successor (n for the last node).
-        @inline(__always) func end(_ i: Int32) -> Int { i < 0 ? n : Int(i) }
 
         for i in 0..<n {
+            ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])])
             nx[i] = i + 1 < n ? Int32(i + 1) : -1
             pv[i] = Int32(i - 1)
-            r[i] = i + 1 < n ? table.rank(p + i, 2) : RankTable.none
+        }
+        for i in 0..<n {
+            r[i] = i + 1 < n ? table.pairRank(UInt32(bitPattern: ids[i]), UInt32(bitPattern: ids[i + 1])) : RankTable.none
             if r[i] != RankTable.none { push(UInt64(r[i]) << 32 | UInt64(i)) }
         }
         while count > 0 {
@@ -134,26 +164,21 @@ struct BytePairMerge {
             // Merge node i with its successor j.
             let j = Int(nx[i])
             let after = nx[j]
+            ids[i] = Int32(bitPattern: rank)
             nx[i] = after
             if after >= 0 { pv[Int(after)] = Int32(i) }
             r[j] = RankTable.none
-            // New pair ranks for i (with its new successor) and for its predecessor.
-            if after >= 0 {
-                r[i] = table.rank(p + i, end(nx[Int(after)]) - i)
-                if r[i] != RankTable.none { push(UInt64(r[i]) << 32 | UInt64(i)) }
-            } else {
-                r[i] = RankTable.none
-            }
+            r[i] = after >= 0 ? table.pairRank(rank, UInt32(bitPattern: ids[Int(after)])) : RankTable.none
+            if r[i] != RankTable.none { push(UInt64(r[i]) << 32 | UInt64(i)) }
             let q = Int(pv[i])
             if q >= 0 {
-                r[q] = table.rank(p + q, end(after) - q)
+                r[q] = table.pairRank(UInt32(bitPattern: ids[q]), rank)
                 if r[q] != RankTable.none { push(UInt64(r[q]) << 32 | UInt64(q)) }
             }
         }
         var i: Int32 = 0
         while i >= 0 {
-            let e = end(nx[Int(i)])
-            out.append(table.rank(p + Int(i), e - Int(i)))
+            out.append(UInt32(bitPattern: ids[Int(i)]))
             i = nx[Int(i)]
         }
     }

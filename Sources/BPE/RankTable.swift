@@ -20,6 +20,19 @@ public final class RankTable: @unchecked Sendable {
     let mask: Int
     /// Rank of each single byte value (byte-level BPE vocabularies contain all 256).
     let byteRanks: UnsafeMutableBufferPointer<UInt32>
+    /// The pair table: for tokens a and b whose concatenated bytes are a token t, one slot
+    /// `a << 41 | b << 21 | (t + 1)`. The merge loop only ever joins two adjacent parts
+    /// that are tokens (it starts from single bytes and merges only into tokens), so
+    /// `rank(bytes(a) + bytes(b))` is always a pair-table lookup: two integers hashed
+    /// with one multiply, one slot compared, no byte strings touched.
+    let pairSlots: UnsafeMutableBufferPointer<UInt64>
+    let pairShift: UInt64
+    public static let maxPairVocabulary = 1 << 20
+    /// Bit `x` set when the 3 bytes `x >> 16, x >> 8 & 0xFF, x & 0xFF` occur inside some
+    /// token (2 MiB), and bit `y` of `pairTokens` when the 2 bytes of `y` are a token:
+    /// together they find places in a piece that no token can span (see `canSplit`).
+    let trigrams: UnsafeMutableBufferPointer<UInt64>
+    let pairTokens: UnsafeMutableBufferPointer<UInt64>
 
     public static let none = UInt32.max
 
@@ -49,7 +62,7 @@ public final class RankTable: @unchecked Sendable {
             let ptr = UnsafePointer(bytes.baseAddress! + start)
             if end - start == 1 { byteRanks[Int(bytes[start])] = UInt32(r) }
             let h = RankTable.hash(ptr, end - start)
-            if lookup(ptr, end - start, h) != RankTable.none {
+            if end - start > 1 && Self.rankOf(ptr, end - start, in: slots, mask, offsets, bytes, byteRanks) != RankTable.none {
                 throw TokenmillError.unsupported("vocabulary lists the token \(tokens[r]!) twice")
             }
             var i = Int(truncatingIfNeeded: h) & mask
@@ -59,10 +72,110 @@ public final class RankTable: @unchecked Sendable {
         for b in 0..<256 where byteRanks[b] == RankTable.none {
             throw TokenmillError.unsupported("vocabulary has no token for byte \(b): not a byte-level BPE vocabulary")
         }
+        guard count <= RankTable.maxPairVocabulary else {
+            throw TokenmillError.unsupported("vocabulary of \(count) tokens: at most \(RankTable.maxPairVocabulary) are supported")
+        }
+        trigrams = .allocate(capacity: (1 << 24) / 64)
+        trigrams.initialize(repeating: 0)
+        pairTokens = .allocate(capacity: (1 << 16) / 64)
+        pairTokens.initialize(repeating: 0)
+        for r in 0..<count {
+            let start = Int(offsets[r]), end = Int(offsets[r + 1])
+            if end - start == 2 {
+                let y = Int(bytes[start]) << 8 | Int(bytes[start + 1])
+                pairTokens[y >> 6] |= 1 << UInt64(y & 63)
+            }
+            if end - start < 3 { continue }
+            for k in start..<(end - 2) {
+                let x = Int(bytes[k]) << 16 | Int(bytes[k + 1]) << 8 | Int(bytes[k + 2])
+                trigrams[x >> 6] |= 1 << UInt64(x & 63)
+            }
+        }
+        // Pair table: every split of every token into two tokens.
+        var pairs: [UInt64] = []
+        pairs.reserveCapacity(count * 6)
+        for r in 0..<count {
+            let start = Int(offsets[r]), end = Int(offsets[r + 1])
+            if end - start < 2 { continue }
+            let base = UnsafePointer(bytes.baseAddress! + start)
+            for k in 1..<(end - start) {
+                let a = Self.rankOf(base, k, in: slots, mask, offsets, bytes, byteRanks)
+                if a == RankTable.none { continue }
+                let b = Self.rankOf(base + k, end - start - k, in: slots, mask, offsets, bytes, byteRanks)
+                if b == RankTable.none { continue }
+                pairs.append(UInt64(a) << 41 | UInt64(b) << 21 | UInt64(r + 1))
+            }
+        }
+        var bits = 4
+        while (1 << bits) < pairs.count * 2 { bits += 1 }
+        pairSlots = .allocate(capacity: 1 << bits)
+        pairSlots.initialize(repeating: 0)
+        pairShift = UInt64(64 - bits)
+        let pmask = (1 << bits) - 1
+        for e in pairs {
+            var i = Int(truncatingIfNeeded: ((e >> 21) &* 0x9E37_79B9_7F4A_7C15) >> pairShift)
+            while pairSlots[i] != 0 { i = (i + 1) & pmask }
+            pairSlots[i] = e
+        }
     }
 
     deinit {
-        bytes.deallocate(); offsets.deallocate(); slots.deallocate(); byteRanks.deallocate()
+        bytes.deallocate(); offsets.deallocate(); slots.deallocate(); byteRanks.deallocate(); pairSlots.deallocate()
+        trigrams.deallocate(); pairTokens.deallocate()
+    }
+
+    /// True when no token can contain both `p[k-1]` and `p[k]` (0 < k < n): then no part of
+    /// the merge ever spans position k, and the two sides can be merged independently
+    /// with the same result. A token holding both bytes is either exactly those 2 bytes,
+    /// or 3+ bytes containing `p[k-2..<k+1]` or `p[k-1..<k+2]`.
+    @inline(__always)
+    func canSplit(_ p: UnsafePointer<UInt8>, _ k: Int, _ n: Int) -> Bool {
+        let y = Int(p[k - 1]) << 8 | Int(p[k])
+        if pairTokens[y >> 6] & (1 << UInt64(y & 63)) != 0 { return false }
+        if k >= 2 {
+            let x = Int(p[k - 2]) << 16 | y
+            if trigrams[x >> 6] & (1 << UInt64(x & 63)) != 0 { return false }
+        }
+        if k + 1 < n {
+            let x = y << 8 | Int(p[k + 1])
+            if trigrams[x >> 6] & (1 << UInt64(x & 63)) != 0 { return false }
+        }
+        return true
+    }
+
+    /// Rank of the token made of tokens `a` then `b`, or none.
+    @inline(__always)
+    public func pairRank(_ a: UInt32, _ b: UInt32) -> UInt32 {
+        let key = UInt64(a) << 20 | UInt64(b)
+        let pmask = pairSlots.count - 1
+        var i = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> pairShift)
+        while true {
+            let s = pairSlots[i]
+            if s == 0 { return RankTable.none }
+            if s >> 21 == key { return UInt32(truncatingIfNeeded: s & 0x1F_FFFF) - 1 }
+            i = (i + 1) & pmask
+        }
+    }
+
+    /// `rank` before `self` is fully initialised (used while building the pair table).
+    static func rankOf(_ p: UnsafePointer<UInt8>, _ n: Int, in slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int,
+                       _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>,
+                       _ byteRanks: UnsafeMutableBufferPointer<UInt32>) -> UInt32 {
+        if n == 1 { return byteRanks[Int(p[0])] }
+        let h = hash(p, n)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let s = slots[i]
+            if s == 0 { return RankTable.none }
+            if s >> 32 == h >> 32 {
+                let r = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
+                let start = Int(offsets[r])
+                if Int(offsets[r + 1]) - start == n && memcmpBytes(UnsafeRawPointer(bytes.baseAddress! + start), UnsafeRawPointer(p), n) {
+                    return UInt32(r)
+                }
+            }
+            i = (i + 1) & mask
+        }
     }
 
     /// Hash of `p[0..<n]`. Reads whole 8-byte words for n >= 8 and exact bytes below, so
