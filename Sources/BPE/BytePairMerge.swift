@@ -53,7 +53,9 @@ struct BytePairMerge {
         if n == 1 { out.append(table.byteRanks[Int(p[0])]); return }
         let whole = table.rank(p, n)
         if whole != RankTable.none { out.append(whole); return }
-        if n <= BytePairMerge.shortLimit { short(p, n, table, into: &out) } else { splitLong(p, n, table, into: &out) }
+        // Non-ASCII pieces (CJK runs above all) usually cut into single characters that are
+        // tokens; ASCII words almost never cut, so they skip the check.
+        if n > BytePairMerge.shortLimit || p[0] >= 0x80 { splitLong(p, n, table, into: &out) } else { short(p, n, table, into: &out) }
     }
 
     /// Cuts a long piece where no token can span the cut (`RankTable.canSplit`) and merges
