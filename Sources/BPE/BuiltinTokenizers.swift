@@ -37,6 +37,11 @@ public enum TokenizerLoader {
             let path = try resourcePath(b.file)
             return try load(name: spec, path: path, builtin: b)
         }
+        if spec.hasSuffix(".json") || FileSystem.isDirectory(spec) {
+            let path = FileSystem.isDirectory(spec) ? FileSystem.join(spec, "tokenizer.json") : spec
+            guard FileSystem.fileExists(path) else { throw TokenmillError.io(path: path, message: "tokenizer file not found") }
+            return try TokenizerJSON.load(path: path)
+        }
         if spec.hasSuffix(".tiktoken") {
             var base = FileSystem.basename(of: spec)
             base.removeLast(".tiktoken".count)
@@ -46,7 +51,7 @@ public enum TokenizerLoader {
             guard FileSystem.fileExists(spec) else { throw TokenmillError.io(path: spec, message: "tokenizer file not found") }
             return try load(name: base, path: spec, builtin: b)
         }
-        throw TokenmillError.unsupported("tokenizer '\(spec)': expected one of \(builtinNames.joined(separator: ", ")) or a .tiktoken file (tokenizer.json support comes with the BPE engine issue)")
+        throw TokenmillError.unsupported("tokenizer '\(spec)': expected one of \(builtinNames.joined(separator: ", ")), a .tiktoken file, a tokenizer.json or a folder holding one")
     }
 
     static func load(name: String, path: String, builtin b: Builtin) throws -> Tokenizer {

@@ -51,8 +51,10 @@ struct BytePairMerge {
     @inline(__always)
     mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
         if n == 1 { out.append(table.byteRanks[Int(p[0])]); return }
-        let whole = table.rank(p, n)
-        if whole != RankTable.none { out.append(whole); return }
+        if table.wholeLookups {
+            let whole = table.rank(p, n)
+            if whole != RankTable.none { out.append(whole); return }
+        }
         // Non-ASCII pieces (CJK runs above all) usually cut into single characters that are
         // tokens; ASCII words almost never cut, so they skip the check.
         if n > BytePairMerge.shortLimit || p[0] >= 0x80 { splitLong(p, n, table, into: &out) } else { short(p, n, table, into: &out) }
@@ -75,8 +77,10 @@ struct BytePairMerge {
     mutating func part(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
         if n == 1 { out.append(table.byteRanks[Int(p[0])]); return }
         if n <= BytePairMerge.shortLimit {
-            let whole = table.rank(p, n)
-            if whole != RankTable.none { out.append(whole); return }
+            if table.wholeLookups {
+                let whole = table.rank(p, n)
+                if whole != RankTable.none { out.append(whole); return }
+            }
             short(p, n, table, into: &out)
         } else {
             long(p, n, table, into: &out)
@@ -97,12 +101,13 @@ struct BytePairMerge {
             for k in 0..<(len - 1) where r[k] < minRank { minRank = r[k]; i = k }
             if minRank == RankTable.none { break }
             // Part i becomes the merged token; part i+1 goes.
-            ids[i] = Int32(bitPattern: minRank)
+            let t = table.merged(minRank)
+            ids[i] = Int32(bitPattern: t)
             var k = i + 1
             while k + 1 < len { ids[k] = ids[k + 1]; r[k] = r[k + 1]; k += 1 }
             len -= 1
-            r[i] = i + 1 < len ? table.pairRank(minRank, UInt32(bitPattern: ids[i + 1])) : RankTable.none
-            if i > 0 { r[i - 1] = table.pairRank(UInt32(bitPattern: ids[i - 1]), minRank) }
+            r[i] = i + 1 < len ? table.pairRank(t, UInt32(bitPattern: ids[i + 1])) : RankTable.none
+            if i > 0 { r[i - 1] = table.pairRank(UInt32(bitPattern: ids[i - 1]), t) }
         }
         for k in 0..<len { out.append(UInt32(bitPattern: ids[k])) }
     }
@@ -166,15 +171,16 @@ struct BytePairMerge {
             // Merge node i with its successor j.
             let j = Int(nx[i])
             let after = nx[j]
-            ids[i] = Int32(bitPattern: rank)
+            let t = table.merged(rank)
+            ids[i] = Int32(bitPattern: t)
             nx[i] = after
             if after >= 0 { pv[Int(after)] = Int32(i) }
             r[j] = RankTable.none
-            r[i] = after >= 0 ? table.pairRank(rank, UInt32(bitPattern: ids[Int(after)])) : RankTable.none
+            r[i] = after >= 0 ? table.pairRank(t, UInt32(bitPattern: ids[Int(after)])) : RankTable.none
             if r[i] != RankTable.none { push(UInt64(r[i]) << 32 | UInt64(i)) }
             let q = Int(pv[i])
             if q >= 0 {
-                r[q] = table.pairRank(UInt32(bitPattern: ids[q]), rank)
+                r[q] = table.pairRank(UInt32(bitPattern: ids[q]), t)
                 if r[q] != RankTable.none { push(UInt64(r[q]) << 32 | UInt64(q)) }
             }
         }

@@ -13,6 +13,8 @@
 ///            `|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 public enum Pretokenizer: String, Sendable {
     case r50k, cl100k, o200k
+    /// No splitting: the whole text is one piece (`ByteLevel` with `use_regex: false`).
+    case whole
 
     /// Calls `piece(start, end)` for every pre-token of `b[0..<n]`, in order.
     @inline(__always)
@@ -23,6 +25,7 @@ public enum Pretokenizer: String, Sendable {
         case .r50k: while i < n { let e = scan.r50k(b, i, n); piece(i, e); i = e }
         case .cl100k: while i < n { let e = scan.cl100k(b, i, n); piece(i, e); i = e }
         case .o200k: while i < n { let e = scan.o200k(b, i, n); piece(i, e); i = e }
+        case .whole: if n > 0 { piece(0, n) }
         }
     }
 }

@@ -36,9 +36,19 @@ public final class RankTable: @unchecked Sendable {
 
     public static let none = UInt32.max
 
+    /// Merged token of a pair-table priority; nil when priorities are the merged tokens'
+    /// own ranks (tiktoken). Hugging Face BPE ranks merges by their line in `merges`.
+    let priorityToID: UnsafeMutableBufferPointer<UInt32>?
+    /// Whether a whole piece that is a token is emitted directly (tiktoken; HF only with
+    /// `ignore_merges`). Without it, HF BPE applies the merges even to such pieces.
+    public let wholeLookups: Bool
+
     /// `tokens[r]` is the byte string of rank `r`, or nil for a hole (an id the ranks do not
-    /// use, such as p50k_base's 50256, which is `<|endoftext|>`).
-    public init(tokens: [[UInt8]?]) throws {
+    /// use, such as p50k_base's 50256, which is `<|endoftext|>`). With `merges` (Hugging
+    /// Face BPE), merge `k` joins tokens `merges[k].0` and `.1` with priority `k`;
+    /// without, every split of a token into two tokens is a merge ranked by the token.
+    public init(tokens: [[UInt8]?], merges: [(UInt32, UInt32)]? = nil, wholeLookups: Bool = true) throws {
+        self.wholeLookups = wholeLookups
         count = tokens.count
         let total = tokens.reduce(0) { $0 + ($1?.count ?? 0) }
         bytes = .allocate(capacity: max(total, 1))
@@ -91,19 +101,40 @@ public final class RankTable: @unchecked Sendable {
                 trigrams[x >> 6] |= 1 << UInt64(x & 63)
             }
         }
-        // Pair table: every split of every token into two tokens.
+        // Pair table: every split of every token into two tokens (tiktoken), or the merges.
         var pairs: [UInt64] = []
-        pairs.reserveCapacity(count * 6)
-        for r in 0..<count {
-            let start = Int(offsets[r]), end = Int(offsets[r + 1])
-            if end - start < 2 { continue }
-            let base = UnsafePointer(bytes.baseAddress! + start)
-            for k in 1..<(end - start) {
-                let a = Self.rankOf(base, k, in: slots, mask, offsets, bytes, byteRanks)
-                if a == RankTable.none { continue }
-                let b = Self.rankOf(base + k, end - start - k, in: slots, mask, offsets, bytes, byteRanks)
-                if b == RankTable.none { continue }
-                pairs.append(UInt64(a) << 41 | UInt64(b) << 21 | UInt64(r + 1))
+        if let merges {
+            let ids = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: max(merges.count, 1))
+            priorityToID = ids
+            pairs.reserveCapacity(merges.count)
+            var seen = Set<UInt64>()
+            let (sl, mk, of, by, br) = (slots, mask, offsets, bytes, byteRanks)
+            for (k, (a, b)) in merges.enumerated() {
+                guard Int(a) < count, Int(b) < count else { throw TokenmillError.unsupported("model.merges[\(k)]: token id out of range") }
+                let joined = Array(UnsafeBufferPointer(start: bytes.baseAddress! + Int(offsets[Int(a)]), count: Int(offsets[Int(a) + 1] - offsets[Int(a)])))
+                    + Array(UnsafeBufferPointer(start: bytes.baseAddress! + Int(offsets[Int(b)]), count: Int(offsets[Int(b) + 1] - offsets[Int(b)])))
+                let t = joined.withUnsafeBufferPointer { Self.rankOf($0.baseAddress!, $0.count, in: sl, mk, of, by, br) }
+                guard t != RankTable.none else { throw TokenmillError.unsupported("model.merges[\(k)]: the merged token is not in the vocabulary") }
+                // A repeated pair keeps its first (highest-priority) line, as a map insert would not.
+                guard seen.insert(UInt64(a) << 32 | UInt64(b)).inserted else { ids[k] = t; continue }
+                ids[k] = t
+                pairs.append(UInt64(a) << 41 | UInt64(b) << 21 | UInt64(k + 1))
+            }
+            guard merges.count < RankTable.maxPairVocabulary else { throw TokenmillError.unsupported("model.merges: more than \(RankTable.maxPairVocabulary) merges") }
+        } else {
+            priorityToID = nil
+            pairs.reserveCapacity(count * 6)
+            for r in 0..<count {
+                let start = Int(offsets[r]), end = Int(offsets[r + 1])
+                if end - start < 2 { continue }
+                let base = UnsafePointer(bytes.baseAddress! + start)
+                for k in 1..<(end - start) {
+                    let a = Self.rankOf(base, k, in: slots, mask, offsets, bytes, byteRanks)
+                    if a == RankTable.none { continue }
+                    let b = Self.rankOf(base + k, end - start - k, in: slots, mask, offsets, bytes, byteRanks)
+                    if b == RankTable.none { continue }
+                    pairs.append(UInt64(a) << 41 | UInt64(b) << 21 | UInt64(r + 1))
+                }
             }
         }
         var bits = 4
@@ -122,6 +153,14 @@ public final class RankTable: @unchecked Sendable {
     deinit {
         bytes.deallocate(); offsets.deallocate(); slots.deallocate(); byteRanks.deallocate(); pairSlots.deallocate()
         trigrams.deallocate(); pairTokens.deallocate()
+        priorityToID?.deallocate()
+    }
+
+    /// The token a merge of the given priority produces.
+    @inline(__always)
+    func merged(_ priority: UInt32) -> UInt32 {
+        guard let ids = priorityToID else { return priority }
+        return ids[Int(priority)]
     }
 
     /// True when no token can contain both `p[k-1]` and `p[k]` (0 < k < n): then no part of
@@ -143,7 +182,7 @@ public final class RankTable: @unchecked Sendable {
         return true
     }
 
-    /// Rank of the token made of tokens `a` then `b`, or none.
+    /// Priority of merging tokens `a` then `b` (tiktoken: the merged token's rank), or none.
     @inline(__always)
     public func pairRank(_ a: UInt32, _ b: UInt32) -> UInt32 {
         let key = UInt64(a) << 20 | UInt64(b)

@@ -17,8 +17,14 @@ public final class Tokenizer: @unchecked Sendable {
     public private(set) var vocabSize: Int
     /// xxh3-64 of the ranks file bytes.
     public let vocabHash: UInt64
+    /// Hugging Face ByteLevel's `add_prefix_space`: a space before text that lacks one.
+    public let addPrefixSpace: Bool
+    /// Unicode NFC before pre-tokenization (a tokenizer.json `NFC` normalizer).
+    public let nfc: Bool
 
-    init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64) {
+    init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64,
+         addPrefixSpace: Bool = false, nfc: Bool = false) {
+        self.addPrefixSpace = addPrefixSpace; self.nfc = nfc
         self.name = name; self.ranks = ranks; self.pretokenizer = pretokenizer
         self.specialTokens = special.sorted { $0.1 < $1.1 }.map { (text: $0.0, id: $0.1) }
         self.eosID = eos; self.vocabSize = vocabSize; self.vocabHash = vocabHash
@@ -40,7 +46,8 @@ public final class Tokenizer: @unchecked Sendable {
             special.append((text, id))
             size = max(size, Int(id) + 1)
         }
-        return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: special, eos: eosID, vocabSize: size, vocabHash: vocabHash)
+        return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: special, eos: eosID, vocabSize: size, vocabHash: vocabHash,
+                         addPrefixSpace: addPrefixSpace, nfc: nfc)
     }
 
     public func makeEncoder() -> Encoder { Encoder(self) }
@@ -80,6 +87,19 @@ public final class Tokenizer: @unchecked Sendable {
 
         /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.
         public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
+            guard text.count > 0 else { return }
+            if tokenizer.nfc || tokenizer.addPrefixSpace {
+                // Rare (tokenizer.json options): rebuild the text, then encode it plainly.
+                var t = Array(text)
+                if tokenizer.nfc && !UTF8Validation.isASCII(text) { t = String(decoding: t, as: UTF8.self)._nfcCodeUnits }
+                if tokenizer.addPrefixSpace && t.first != 0x20 { t.insert(0x20, at: 0) }
+                t.withUnsafeBufferPointer { encodePlain($0, into: &out) }
+                return
+            }
+            encodePlain(text, into: &out)
+        }
+
+        mutating func encodePlain(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
             guard let base = text.baseAddress, text.count > 0 else { return }
             let table = tokenizer.ranks
             let n = text.count
@@ -90,6 +110,7 @@ public final class Tokenizer: @unchecked Sendable {
             case .r50k: while i < n { let e = scan.r50k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
             case .cl100k: while i < n { let e = scan.cl100k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
             case .o200k: while i < n { let e = scan.o200k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
+            case .whole: merge.encode(base, n, table, into: &out)
             }
         }
 

@@ -1,0 +1,112 @@
+"""tokenizer.json vocabularies: ids equal the `tokenizers` library's
+`encode(text, add_special_tokens=False)` (special tokens never produced from data, i.e.
+`encode_special_tokens = True`), and what the engine cannot do exactly is refused at load
+with one line naming the component (exit 2, nothing on stdout)."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+tokenizers = pytest.importorskip("tokenizers")
+
+from hf_convert import build  # noqa: E402
+from shared_texts import shared_data_dir  # noqa: E402
+
+
+def fixture_texts(repo):
+    return json.loads((repo / "Tests" / "BPETests" / "Fixtures" / "tiktoken_cases.json").read_text())["texts"]
+
+
+def sample_shared(limit_bytes=2_000_000):
+    root = shared_data_dir()
+    if root is None:
+        return []
+    import zstandard
+
+    texts, n = [], 0
+    for rel in ("alpaca/alpaca52k_zh.json.zst", "chat/sharegpt_v3_split_part0.json.zst", "alpaca/alpaca52k_en.json.zst"):
+        data = json.loads(zstandard.ZstdDecompressor().stream_reader(open(root / rel, "rb")).read())
+
+        def walk(x):
+            nonlocal n
+            if n > limit_bytes:
+                return
+            if isinstance(x, str):
+                texts.append(x)
+                n += len(x.encode())
+            elif isinstance(x, dict):
+                for v in x.values():
+                    walk(v)
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+
+        n = 0
+        walk(data)
+    return texts
+
+
+def encode_with_tokenmill(binary, tokenizer, texts):
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+    out = subprocess.run([str(binary), "encode", "--tokenizer", tokenizer, "--field", "text"], input=payload,
+                         capture_output=True, check=True)
+    return [json.loads(line) for line in out.stdout.decode().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hf")
+    return {
+        "gpt2": build("gpt2", str(out)),
+        "gpt2-nfc": build("gpt2", str(out), nfc=True),
+        "cl100k_base": build("cl100k_base", str(out)),
+        "o200k_base": build("o200k_base", str(out)),
+        "o200k_base-ignore-merges": build("o200k_base", str(out), ignore_merges=True),
+        "dir": str(out),
+    }
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("variant", ["gpt2", "gpt2-nfc", "cl100k_base", "o200k_base", "o200k_base-ignore-merges"])
+def test_ids_equal_hf_tokenizers(variant, built, tokenmill_bin, repo):
+    path = built[variant]
+    hf = tokenizers.Tokenizer.from_file(path)
+    hf.encode_special_tokens = True
+    texts = fixture_texts(repo) + sample_shared()
+    texts += ["e\u0301 cafe\u0301 \u212b", "<|endoftext|> is text here"]
+    got = encode_with_tokenmill(tokenmill_bin, path, texts)
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
+    assert not bad, f"{len(bad)} of {len(texts)} differ; first {bad[0][0][:60]!r}: {bad[0][1][:12]} vs {bad[0][2][:12]}"
+
+
+@pytest.mark.binary
+def test_a_model_folder_works(built, tokenmill_bin, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_bytes(open(built["gpt2"], "rb").read())
+    assert encode_with_tokenmill(tokenmill_bin, str(folder), ["hello world"]) == [[31373, 995]]
+
+
+def refusal(binary, path):
+    r = subprocess.run([str(binary), "encode", "--tokenizer", str(path)], input=b"x\n", capture_output=True)
+    return r.returncode, r.stdout, r.stderr.decode().strip().splitlines()
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("edit,component", [
+    (lambda d: d.__setitem__("normalizer", {"type": "NFKC"}), "normalizer NFKC"),
+    (lambda d: d.__setitem__("pre_tokenizer", {"type": "Digits", "individual_digits": True}), "pre_tokenizer Digits"),
+    (lambda d: d.__setitem__("pre_tokenizer", {"type": "Split", "pattern": {"Regex": "(?<=a)b"}, "behavior": "Isolated", "invert": False}), "pre_tokenizer Split"),
+    (lambda d: d["added_tokens"].append({"id": 50300, "content": "hello", "special": False, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True}), "added_tokens"),
+    (lambda d: d["model"].__setitem__("dropout", 0.1), "dropout"),
+])
+def test_unsupported_components_are_refused_by_name(edit, component, built, tokenmill_bin, tmp_path):
+    d = json.load(open(built["gpt2"]))
+    edit(d)
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(d))
+    code, out, err = refusal(tokenmill_bin, path)
+    assert code == 2 and out == b"" and len(err) == 1 and component in err[0], err
