@@ -117,5 +117,31 @@ public final class Tokenizer: @unchecked Sendable {
         public mutating func encode(_ text: [UInt8], into out: inout [UInt32]) {
             text.withUnsafeBufferPointer { encode($0, into: &out) }
         }
+
+        /// Like `encode`, but the special tokens in `allowed` written in the text become
+        /// those tokens (tiktoken's `encode(text, allowed_special=...)`): the earliest
+        /// occurrence wins, the longest on a tie, and the text between is encoded ordinarily.
+        public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, allowedSpecial allowed: [(bytes: [UInt8], id: UInt32)], into out: inout [UInt32]) {
+            if allowed.isEmpty { return encode(text, into: &out) }
+            var start = 0, i = 0
+            let n = text.count
+            while i < n {
+                var best: (len: Int, id: UInt32)? = nil
+                for s in allowed where s.bytes.count <= n - i && s.bytes.count > (best?.len ?? 0) && s.bytes[0] == text[i] {
+                    if s.bytes.withUnsafeBufferPointer({ memcmpBytes(UnsafeRawPointer($0.baseAddress!), UnsafeRawPointer(text.baseAddress! + i), s.bytes.count) }) {
+                        best = (s.bytes.count, s.id)
+                    }
+                }
+                if let best {
+                    encode(UnsafeBufferPointer(rebasing: text[start..<i]), into: &out)
+                    out.append(best.id)
+                    i += best.len
+                    start = i
+                } else {
+                    i += 1
+                }
+            }
+            encode(UnsafeBufferPointer(rebasing: text[start..<n]), into: &out)
+        }
     }
 }

@@ -5,14 +5,25 @@ import TokenmillCore
 /// ids per input line, in input order whatever the thread count. Lines split at `\n`
 /// only; invalid UTF-8 is replaced with U+FFFD (tiktoken only sees valid text).
 enum EncodeCommand {
-    static let usage = "tokenmill encode --tokenizer T [--field F] [--threads N] [FILE|-]"
+    static let usage = "tokenmill encode --tokenizer T [--field F] [--threads N] [--allowed-special all|TOKEN,...] [FILE|-]"
 
     static func run(_ args: ArraySlice<String>) throws {
-        let a = try Arguments(args, valued: ["--tokenizer", "--field", "--threads"], flags: [])
+        let a = try Arguments(args, valued: ["--tokenizer", "--field", "--threads", "--allowed-special"], flags: [])
         guard let tk = a.options["--tokenizer"] else { throw TokenmillError.usage("encode needs --tokenizer (\(usage))") }
         guard a.positionals.count <= 1 else { throw TokenmillError.usage(usage) }
         let threads = try a.int("--threads", default: activeProcessorCount, min: 1)
         let tokenizer = try TokenizerLoader.load(tk)
+        // Special tokens in the text stay text unless named here (tiktoken's allowed_special).
+        var allowed: [(bytes: [UInt8], id: UInt32)] = []
+        if let list = a.options["--allowed-special"] {
+            let names = list == "all" ? tokenizer.specialTokens.map(\.text) : list.split(separator: ",").map(String.init)
+            for name in names {
+                guard let id = tokenizer.specialID(name) else {
+                    throw TokenmillError.usage("--allowed-special: \(name) is not a special token of \(tokenizer.name) (it has: \(tokenizer.specialTokens.map(\.text).joined(separator: ", ")))")
+                }
+                allowed.append((Array(name.utf8), id))
+            }
+        }
         let path = a.positionals.first ?? "-"
         let input = try readInput(path)
         let field = a.options["--field"]
@@ -28,11 +39,11 @@ enum EncodeCommand {
                     let slice = UnsafeBufferPointer(rebasing: buf[s..<e])
                     if let field {
                         let text = try fieldText(slice, field: field, path: path, line: li + 1)
-                        enc.encode(text, into: &ids)
+                        text.withUnsafeBufferPointer { enc.encode($0, allowedSpecial: allowed, into: &ids) }
                     } else if let fixed = UTF8Validation.repaired(slice) {
-                        enc.encode(fixed, into: &ids)
+                        fixed.withUnsafeBufferPointer { enc.encode($0, allowedSpecial: allowed, into: &ids) }
                     } else {
-                        enc.encode(slice, into: &ids)
+                        enc.encode(slice, allowedSpecial: allowed, into: &ids)
                     }
                     appendIDs(&out, ids)
                 }
@@ -101,6 +112,17 @@ enum DecodeCommand {
         let a = try Arguments(args, valued: ["--tokenizer"], flags: [])
         guard let tk = a.options["--tokenizer"] else { throw TokenmillError.usage("decode needs --tokenizer") }
         let tokenizer = try TokenizerLoader.load(tk)
+        // Special tokens in the text stay text unless named here (tiktoken's allowed_special).
+        var allowed: [(bytes: [UInt8], id: UInt32)] = []
+        if let list = a.options["--allowed-special"] {
+            let names = list == "all" ? tokenizer.specialTokens.map(\.text) : list.split(separator: ",").map(String.init)
+            for name in names {
+                guard let id = tokenizer.specialID(name) else {
+                    throw TokenmillError.usage("--allowed-special: \(name) is not a special token of \(tokenizer.name) (it has: \(tokenizer.specialTokens.map(\.text).joined(separator: ", ")))")
+                }
+                allowed.append((Array(name.utf8), id))
+            }
+        }
         let path = a.positionals.first ?? "-"
         let input = try EncodeCommand.readInput(path)
         var out: [UInt8] = []

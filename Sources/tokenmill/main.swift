@@ -14,7 +14,7 @@ usage:
   tokenmill plan SPEC.json                                         validate a spec, print its stages
   tokenmill inspect DIR [--split S] [--seq N]                      summary, or sequence N decoded
   tokenmill verify DIR                                             check every checksum, frame and bound
-  tokenmill encode --tokenizer T [--field F] [--threads N] [FILE|-]   one JSON array of ids per line
+  tokenmill encode --tokenizer T [--field F] [--threads N] [--allowed-special all|T,..] [FILE|-]   one JSON array of ids per line
   tokenmill decode --tokenizer T [FILE|-]                          ids back to text
   tokenmill help                                                   this text
 
