@@ -1,3 +1,5 @@
+import TokenmillCore
+
 /// Unicode character classes the pre-tokenizer patterns test, one byte a scalar.
 ///
 /// Bits: `upper` Lu/Lt, `lower` Ll, `otherLetter` Lm/Lo, `mark` Mn/Mc/Me, `number`

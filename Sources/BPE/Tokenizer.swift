@@ -19,12 +19,13 @@ public final class Tokenizer: @unchecked Sendable {
     public let vocabHash: UInt64
     /// Hugging Face ByteLevel's `add_prefix_space`: a space before text that lacks one.
     public let addPrefixSpace: Bool
-    /// Unicode NFC before pre-tokenization (a tokenizer.json `NFC` normalizer).
-    public let nfc: Bool
+    /// Unicode normalization before pre-tokenization (a tokenizer.json normalizer).
+    public enum Normalization: String, Sendable { case none, nfc, nfkc }
+    public let normalization: Normalization
 
     init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64,
-         addPrefixSpace: Bool = false, nfc: Bool = false) {
-        self.addPrefixSpace = addPrefixSpace; self.nfc = nfc
+         addPrefixSpace: Bool = false, normalization: Normalization = .none) {
+        self.addPrefixSpace = addPrefixSpace; self.normalization = normalization
         self.name = name; self.ranks = ranks; self.pretokenizer = pretokenizer
         self.specialTokens = special.sorted { $0.1 < $1.1 }.map { (text: $0.0, id: $0.1) }
         self.eosID = eos; self.vocabSize = vocabSize; self.vocabHash = vocabHash
@@ -47,7 +48,7 @@ public final class Tokenizer: @unchecked Sendable {
             size = max(size, Int(id) + 1)
         }
         return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: special, eos: eosID, vocabSize: size, vocabHash: vocabHash,
-                         addPrefixSpace: addPrefixSpace, nfc: nfc)
+                         addPrefixSpace: addPrefixSpace, normalization: normalization)
     }
 
     public func makeEncoder() -> Encoder { Encoder(self) }
@@ -88,10 +89,16 @@ public final class Tokenizer: @unchecked Sendable {
         /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.
         public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
             guard text.count > 0 else { return }
-            if tokenizer.nfc || tokenizer.addPrefixSpace {
-                // Rare (tokenizer.json options): rebuild the text, then encode it plainly.
+            if tokenizer.normalization != .none || tokenizer.addPrefixSpace {
+                // tokenizer.json options: rebuild the text, then encode it plainly.
                 var t = Array(text)
-                if tokenizer.nfc && !UTF8Validation.isASCII(text) { t = String(decoding: t, as: UTF8.self)._nfcCodeUnits }
+                if !UTF8Validation.isASCII(text) {
+                    switch tokenizer.normalization {
+                    case .none: break
+                    case .nfc: t = UnicodeNormalization.nfc(t)
+                    case .nfkc: t = UnicodeNormalization.nfkc(t)
+                    }
+                }
                 if tokenizer.addPrefixSpace && t.first != 0x20 { t.insert(0x20, at: 0) }
                 t.withUnsafeBufferPointer { encodePlain($0, into: &out) }
                 return

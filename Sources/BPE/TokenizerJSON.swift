@@ -8,18 +8,18 @@ import TokenmillCore
 /// - model: `BPE` with `vocab`, `merges` (as "a b" strings or [a, b] pairs) and
 ///   `ignore_merges`; no dropout, no continuing-subword prefix or end-of-word suffix, no
 ///   byte fallback.
-/// - normalizer: none, `NFC`, or a `Sequence` of those.
+/// - normalizer: none, `NFC`, `NFKC`, or a `Sequence` holding one of those.
 /// - pre_tokenizer: `ByteLevel` (with or without its GPT-2 regex, `add_prefix_space`), a
 ///   `Split` whose regex is the GPT-2, cl100k or o200k pattern with behavior `Isolated`,
 ///   or a `Sequence` of such a `Split` and `ByteLevel` without regex.
 /// - added_tokens marked `special` (they are never produced from data).
-/// Refused for now: NFKC and other normalizers, other `Split` patterns, `Digits`,
+/// Refused for now: other normalizers (NFD, NFKD, Lowercase, Replace, ...), other `Split` patterns, `Digits`,
 /// non-special added tokens.
 enum TokenizerJSON {
     struct Config {
         var pretokenizer: Pretokenizer
         var addPrefixSpace = false
-        var nfc = false
+        var normalization = Tokenizer.Normalization.none
     }
 
     static func load(path: String) throws -> Tokenizer {
@@ -86,14 +86,14 @@ enum TokenizerJSON {
         let table = try RankTable(tokens: tokens, merges: merges, wholeLookups: ignoreMerges)
 
         var config = try pretokenizer(root["pre_tokenizer"], refuse)
-        config.nfc = try normalizer(root["normalizer"], refuse)
+        config.normalization = try normalizer(root["normalizer"], refuse)
 
         let name = tokenizerName(path)
         let eosNames = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<EOT>", "<|im_end|>"]
         let eos = eosNames.lazy.compactMap { n in special.first { $0.0 == n }?.1 }.first ?? special.first?.1
         guard let eos else { throw refuse("added_tokens: no special token to use as EOS") }
         return Tokenizer(name: name, ranks: table, pretokenizer: config.pretokenizer, special: special, eos: eos,
-                         vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, nfc: config.nfc)
+                         vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, normalization: config.normalization)
     }
 
     static func tokenizerName(_ path: String) -> String {
@@ -104,15 +104,16 @@ enum TokenizerJSON {
         return base
     }
 
-    static func normalizer(_ v: JSONValue?, _ refuse: (String) -> TokenmillError) throws -> Bool {
-        guard let v, v != .null else { return false }
+    static func normalizer(_ v: JSONValue?, _ refuse: (String) -> TokenmillError) throws -> Tokenizer.Normalization {
+        guard let v, v != .null else { return .none }
         let type = v["type"]?.stringValue ?? "?"
         switch type {
-        case "NFC": return true
+        case "NFC": return .nfc
+        case "NFKC": return .nfkc
         case "Sequence":
-            var nfc = false
-            for n in v["normalizers"]?.arrayValue ?? [] { nfc = try normalizer(n, refuse) || nfc }
-            return nfc
+            let items = try (v["normalizers"]?.arrayValue ?? []).map { try normalizer($0, refuse) }.filter { $0 != .none }
+            guard items.count <= 1 else { throw refuse("normalizer Sequence: more than one Unicode normalization is not supported") }
+            return items.first ?? .none
         default: throw refuse("normalizer \(type): not supported yet")
         }
     }

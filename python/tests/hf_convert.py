@@ -50,7 +50,7 @@ def vocab_and_merges(name: str):
     return vocab, [(as_string(a), as_string(b)) for a, b, _ in merges]
 
 
-def build(name: str, out_dir: str, nfc: bool = False, ignore_merges: bool = False, extra_pre=None) -> str:
+def build(name: str, out_dir: str, nfc: bool = False, ignore_merges: bool = False, extra_pre=None, nfkc: bool = False) -> str:
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
     vocab, merges = vocab_and_merges(name)
@@ -67,10 +67,12 @@ def build(name: str, out_dir: str, nfc: bool = False, ignore_merges: bool = Fals
         tok.pre_tokenizer = extra_pre
     if nfc:
         tok.normalizer = normalizers.NFC()
+    if nfkc:
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC()])
     tok.decoder = decoders.ByteLevel()
     special = constructor_args(name)["special_tokens"]
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in sorted(special, key=special.get)])
-    suffix = ("-nfc" if nfc else "") + ("-ignore-merges" if ignore_merges else "")
+    suffix = ("-nfc" if nfc else "") + ("-nfkc" if nfkc else "") + ("-ignore-merges" if ignore_merges else "")
     path = os.path.join(out_dir, f"{name}{suffix}.tokenizer.json")
     tok.save(path)
     return path

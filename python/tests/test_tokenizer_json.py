@@ -61,6 +61,7 @@ def built(tmp_path_factory):
     return {
         "gpt2": build("gpt2", str(out)),
         "gpt2-nfc": build("gpt2", str(out), nfc=True),
+        "gpt2-nfkc": build("gpt2", str(out), nfkc=True),
         "cl100k_base": build("cl100k_base", str(out)),
         "o200k_base": build("o200k_base", str(out)),
         "o200k_base-ignore-merges": build("o200k_base", str(out), ignore_merges=True),
@@ -69,7 +70,7 @@ def built(tmp_path_factory):
 
 
 @pytest.mark.binary
-@pytest.mark.parametrize("variant", ["gpt2", "gpt2-nfc", "cl100k_base", "o200k_base", "o200k_base-ignore-merges"])
+@pytest.mark.parametrize("variant", ["gpt2", "gpt2-nfc", "gpt2-nfkc", "cl100k_base", "o200k_base", "o200k_base-ignore-merges"])
 def test_ids_equal_hf_tokenizers(variant, built, tokenmill_bin, repo):
     path = built[variant]
     hf = tokenizers.Tokenizer.from_file(path)
@@ -97,7 +98,8 @@ def refusal(binary, path):
 
 @pytest.mark.binary
 @pytest.mark.parametrize("edit,component", [
-    (lambda d: d.__setitem__("normalizer", {"type": "NFKC"}), "normalizer NFKC"),
+    (lambda d: d.__setitem__("normalizer", {"type": "NFD"}), "normalizer NFD"),
+    (lambda d: d.__setitem__("normalizer", {"type": "Lowercase"}), "normalizer Lowercase"),
     (lambda d: d.__setitem__("pre_tokenizer", {"type": "Digits", "individual_digits": True}), "pre_tokenizer Digits"),
     (lambda d: d.__setitem__("pre_tokenizer", {"type": "Split", "pattern": {"Regex": "(?<=a)b"}, "behavior": "Isolated", "invert": False}), "pre_tokenizer Split"),
     (lambda d: d["added_tokens"].append({"id": 50300, "content": "hello", "special": False, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True}), "added_tokens"),
@@ -110,3 +112,46 @@ def test_unsupported_components_are_refused_by_name(edit, component, built, toke
     path.write_text(json.dumps(d))
     code, out, err = refusal(tokenmill_bin, path)
     assert code == 2 and out == b"" and len(err) == 1 and component in err[0], err
+
+
+def contexts(cp: int) -> str:
+    c = chr(cp)
+    return f"a{c}b {c}{c}1{c} A{c}'s\n{c} \t{c}\u0301{c}"
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("variant", ["gpt2-nfc", "gpt2-nfkc"])
+def test_every_code_point_normalizes_like_hf(variant, built, tokenmill_bin):
+    """Unicode normalization (ours: generated Unicode 16 tables; NFC through the standard
+    library) must agree with the tokenizers library on every code point in context."""
+    path = built[variant]
+    hf = tokenizers.Tokenizer.from_file(path)
+    hf.encode_special_tokens = True
+    blocks = [[cp for cp in range(hi << 8, (hi + 1) << 8) if not 0xD800 <= cp < 0xE000] for hi in range(0x1100)]
+    blocks = [b for b in blocks if b]
+    texts = ["\n".join(contexts(cp) for cp in b) for b in blocks]
+    got = encode_with_tokenmill(tokenmill_bin, path, texts)
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    bad = [b for b, g, w in zip(blocks, got, want) if g != w]
+    if bad:
+        singles = [contexts(cp) for cp in bad[0]]
+        g1 = encode_with_tokenmill(tokenmill_bin, path, singles)
+        first = [cp for cp, g, t in zip(bad[0], g1, singles) if g != hf.encode(t, add_special_tokens=False).ids]
+        pytest.fail(f"{len(bad)} blocks differ; first code points: " + ", ".join(f"U+{cp:04X}" for cp in first[:10]))
+
+
+@pytest.mark.binary
+@pytest.mark.shared_data
+def test_shared_anthropic_vocabulary_equals_hf(tokenmill_bin):
+    """The NFKC + ByteLevel vocabulary in ../shared/vocab, on real texts."""
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("../shared (next to the repository) is absent: the shared tokenizer.json test is skipped")
+    path = root.parent / "vocab" / "anthropic-legacy.tokenizer.json"
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    hf.encode_special_tokens = True
+    texts = sample_shared() + ["Ｈｅｌｌｏ ﬁ ① é ㍿ ¼ x²", "<EOT> is text"]
+    got = encode_with_tokenmill(tokenmill_bin, str(path), texts)
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
+    assert not bad, f"{len(bad)} of {len(texts)} differ; first {bad[0][0][:60]!r}: {bad[0][1][:12]} vs {bad[0][2][:12]}"
