@@ -181,7 +181,12 @@ struct SpecParser {
             splitSeed = UInt64(try int(m, "seed", "split.seed", min: 0) ?? 0)
         }
 
-        let tokenizer = try string(top, "tokenizer", "tokenizer") ?? "cl100k_base"
+        var tokenizer = try string(top, "tokenizer", "tokenizer") ?? "cl100k_base"
+        // A file or folder (not a built-in name) is relative to the spec, like sources.
+        if tokenizer.contains("/") || tokenizer.hasSuffix(".json") || tokenizer.hasSuffix(".tiktoken") {
+            tokenizer = FileSystem.join(specDir, tokenizer)
+            guard FileSystem.fileExists(tokenizer) else { throw err("tokenizer", "'\(tokenizer)' does not exist (paths are relative to the spec's folder)") }
+        }
         let templateName = try string(top, "template", "template") ?? "chatml"
         guard let template = ChatTemplate.builtin(templateName) else {
             if value(top, "template")?.objectValue != nil { throw err("template", "custom template objects are not supported yet; use plain, alpaca or chatml") }
