@@ -54,7 +54,7 @@ public final class RankTable: @unchecked Sendable {
         bytes = .allocate(capacity: max(total, 1))
         offsets = .allocate(capacity: count + 1)
         var capacity = 16
-        while capacity < count * 4 { capacity <<= 1 }
+        while capacity < count * 2 { capacity <<= 1 }
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: 0)
         mask = capacity - 1
