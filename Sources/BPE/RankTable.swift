@@ -3,9 +3,9 @@ import TokenmillCore
 /// The mergeable ranks of a byte-level BPE vocabulary: token bytes <-> rank.
 ///
 /// Layout: every token's bytes back to back in one buffer (`bytes`), `offsets[r]..<
-/// offsets[r+1]` for rank `r`, and an open-addressing table (linear probing, load <= 0.25)
-/// whose 64-bit slots hold a 32-bit tag of the key's hash and the rank + 1 (0 = empty):
-/// a probe compares the tag first and touches the token bytes only on a tag match. All
+/// offsets[r+1]` for rank `r`, and an open-addressing table (linear probing, load <= 0.5)
+/// whose 16-byte slots hold a hash tag, the key length and rank + 1 (0 = empty), and the
+/// key's first 8 bytes: most lookups (keys up to 8 bytes) touch one cache line. All
 /// storage is raw memory owned by this object and never mutated after `init`, so worker
 /// threads share it without reference counting in the hot loop (a `[[UInt8]: Int]`
 /// would hash a heap array and retain it per lookup).
@@ -55,7 +55,7 @@ public final class RankTable: @unchecked Sendable {
         offsets = .allocate(capacity: count + 1)
         var capacity = 16
         while capacity < count * 2 { capacity <<= 1 }
-        slots = .allocate(capacity: capacity)
+        slots = .allocate(capacity: 2 * capacity)
         slots.initialize(repeating: 0)
         mask = capacity - 1
         byteRanks = .allocate(capacity: 256)
@@ -76,8 +76,9 @@ public final class RankTable: @unchecked Sendable {
                 throw TokenmillError.unsupported("vocabulary lists the token \(tokens[r]!) twice")
             }
             var i = Int(truncatingIfNeeded: h) & mask
-            while slots[i] != 0 { i = (i + 1) & mask }
-            slots[i] = (h >> 32) << 32 | UInt64(r + 1)
+            while slots[2 * i] != 0 { i = (i + 1) & mask }
+            slots[2 * i] = Self.meta(h, end - start, r)
+            slots[2 * i + 1] = Self.prefix(ptr, end - start)
         }
         for b in 0..<256 where byteRanks[b] == RankTable.none {
             throw TokenmillError.unsupported("vocabulary has no token for byte \(b): not a byte-level BPE vocabulary")
@@ -201,15 +202,47 @@ public final class RankTable: @unchecked Sendable {
                        _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>,
                        _ byteRanks: UnsafeMutableBufferPointer<UInt32>) -> UInt32 {
         if n == 1 { return byteRanks[Int(p[0])] }
-        let h = hash(p, n)
+        return find(p, n, hash(p, n), slots, mask, offsets, bytes)
+    }
+
+    /// The first (up to) 8 bytes of a key as a zero-padded little-endian word, read without
+    /// touching bytes past the key.
+    @inline(__always)
+    static func prefix(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
+        let raw = UnsafeRawPointer(p)
+        if n >= 8 { return raw.loadUnaligned(as: UInt64.self) }
+        if n >= 4 {
+            let a = UInt64(raw.loadUnaligned(as: UInt32.self))
+            let b = UInt64(raw.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
+            return a | b << UInt64(8 * (n - 4))
+        }
+        var v: UInt64 = 0
+        for k in 0..<n { v |= UInt64(p[k]) << UInt64(8 * k) }
+        return v
+    }
+
+    /// Slot meta word: 24 bits of hash tag, 8 bits of key length (capped), rank + 1.
+    @inline(__always)
+    static func meta(_ h: UInt64, _ n: Int, _ rank: Int) -> UInt64 {
+        ((h >> 40) << 8 | UInt64(min(n, 255))) << 32 | UInt64(rank + 1)
+    }
+
+    /// Probes the table. A slot is two words, [meta, prefix]: keys up to 8 bytes are decided
+    /// by those two words alone (one cache line); longer keys compare the rest in `bytes`.
+    @inline(__always)
+    static func find(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int,
+                     _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>) -> UInt32 {
         var i = Int(truncatingIfNeeded: h) & mask
+        let want = meta(h, n, 0) >> 32
+        let key = prefix(p, n)
         while true {
-            let s = slots[i]
-            if s == 0 { return RankTable.none }
-            if s >> 32 == h >> 32 {
-                let r = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
+            let m = slots[2 * i]
+            if m == 0 { return RankTable.none }
+            if m >> 32 == want && slots[2 * i + 1] == key {
+                let r = Int(truncatingIfNeeded: m & 0xFFFF_FFFF) - 1
+                if n <= 8 { return UInt32(r) }
                 let start = Int(offsets[r])
-                if Int(offsets[r + 1]) - start == n && memcmpBytes(UnsafeRawPointer(bytes.baseAddress! + start), UnsafeRawPointer(p), n) {
+                if Int(offsets[r + 1]) - start == n && memcmpBytes(UnsafeRawPointer(bytes.baseAddress! + start + 8), UnsafeRawPointer(p + 8), n - 8) {
                     return UInt32(r)
                 }
             }
@@ -244,20 +277,7 @@ public final class RankTable: @unchecked Sendable {
 
     @inline(__always)
     func lookup(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64) -> UInt32 {
-        var i = Int(truncatingIfNeeded: h) & mask
-        let tag = h >> 32
-        while true {
-            let s = slots[i]
-            if s == 0 { return RankTable.none }
-            if s >> 32 == tag {
-                let r = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
-                let start = Int(offsets[r])
-                if Int(offsets[r + 1]) - start == n && memcmpBytes(UnsafeRawPointer(bytes.baseAddress! + start), UnsafeRawPointer(p), n) {
-                    return UInt32(r)
-                }
-            }
-            i = (i + 1) & mask
-        }
+        RankTable.find(p, n, h, slots, mask, offsets, bytes)
     }
 
     /// The rank of `p[0..<n]`, or `RankTable.none`.
