@@ -37,7 +37,8 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "TokenmillCore"]),
         .testTarget(name: "NormalizeTests", dependencies: ["Normalize", "TokenmillCore"]),
         .testTarget(name: "PackingTests", dependencies: ["Packing", "TokenmillCore"]),
-        .testTarget(name: "ShardFormatTests", dependencies: ["ShardFormat", "TokenmillCore"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ShardFormat", "TokenmillCore"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ShardFormatTests", dependencies: ["ShardFormat", "TokenmillCore", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ShardFormat", "TokenmillCore", "TestSupport"]),
     ]
 )

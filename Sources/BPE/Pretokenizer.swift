@@ -91,6 +91,31 @@ struct Scan {
 
     @inline(__always) func isOther(_ k: UInt8) -> Bool { k & (CharClass.space | CharClass.letter | CharClass.number) == 0 }
 
+    /// `\p{N}{1,3}` after a first number scalar ending at `j`: the end of up to two more.
+    @inline(__always)
+    func upToThreeNumbers(_ b: UnsafePointer<UInt8>, _ j0: Int, _ n: Int) -> Int {
+        var j = j0, count = 1
+        while count < 3 && j < n {
+            let (k2, l2) = classAt(b, j)
+            if k2 & CharClass.number == 0 { break }
+            j += l2; count += 1
+        }
+        return j
+    }
+
+    /// ` ?[^\s\p{L}\p{N}]`: where the run of "other" scalars continues (after the first
+    /// one, optionally preceded by one space) when the text at `i` starts one, else -1.
+    /// `k`, `l`: class and length of the scalar at `i`.
+    @inline(__always)
+    func spaceThenOther(_ b: UnsafePointer<UInt8>, _ i: Int, _ k: UInt8, _ l: Int, _ n: Int) -> Int {
+        if isOther(k) { return i + l }
+        if b[i] == 0x20 && i + 1 < n {
+            let (k2, l2) = classAt(b, i + 1)
+            if isOther(k2) { return i + 1 + l2 }
+        }
+        return -1
+    }
+
     /// Start of the last scalar in `[i, j)`.
     @inline(__always)
     func lastScalarStart(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
@@ -178,21 +203,9 @@ struct Scan {
             if k2 & CharClass.letter != 0 { return run(b, i + l + l2, n, CharClass.letter) }
         }
         // `\p{N}{1,3}+`
-        if k & CharClass.number != 0 {
-            var j = i + l, count = 1
-            while count < 3 && j < n {
-                let (k2, l2) = classAt(b, j)
-                if k2 & CharClass.number == 0 { break }
-                j += l2; count += 1
-            }
-            return j
-        }
+        if k & CharClass.number != 0 { return upToThreeNumbers(b, i + l, n) }
         // ` ?[^\s\p{L}\p{N}]++[\r\n]*+`
-        var start = -1
-        if isOther(k) { start = i + l } else if ch == 0x20 && i + 1 < n {
-            let (k2, l2) = classAt(b, i + 1)
-            if isOther(k2) { start = i + 1 + l2 }
-        }
+        let start = spaceThenOther(b, i, k, l, n)
         if start >= 0 {
             var j = otherRun(b, start, n)
             while j < n && (b[j] == 0x0A || b[j] == 0x0D) { j += 1 }
@@ -252,21 +265,9 @@ struct Scan {
             if e >= 0 { return e + contraction(b, e, n, caseless: true) }
         }
         // `\p{N}{1,3}`
-        if k & CharClass.number != 0 {
-            var j = i + l, count = 1
-            while count < 3 && j < n {
-                let (k2, l2) = classAt(b, j)
-                if k2 & CharClass.number == 0 { break }
-                j += l2; count += 1
-            }
-            return j
-        }
+        if k & CharClass.number != 0 { return upToThreeNumbers(b, i + l, n) }
         // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
-        var start = -1
-        if isOther(k) { start = i + l } else if ch == 0x20 && i + 1 < n {
-            let (k2, l2) = classAt(b, i + 1)
-            if isOther(k2) { start = i + 1 + l2 }
-        }
+        let start = spaceThenOther(b, i, k, l, n)
         if start >= 0 {
             var j = otherRun(b, start, n)
             while j < n && (b[j] == 0x0A || b[j] == 0x0D || b[j] == UInt8(ascii: "/")) { j += 1 }

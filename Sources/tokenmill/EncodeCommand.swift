@@ -112,17 +112,6 @@ enum DecodeCommand {
         let a = try Arguments(args, valued: ["--tokenizer"], flags: [])
         guard let tk = a.options["--tokenizer"] else { throw TokenmillError.usage("decode needs --tokenizer") }
         let tokenizer = try TokenizerLoader.load(tk)
-        // Special tokens in the text stay text unless named here (tiktoken's allowed_special).
-        var allowed: [(bytes: [UInt8], id: UInt32)] = []
-        if let list = a.options["--allowed-special"] {
-            let names = list == "all" ? tokenizer.specialTokens.map(\.text) : list.split(separator: ",").map(String.init)
-            for name in names {
-                guard let id = tokenizer.specialID(name) else {
-                    throw TokenmillError.usage("--allowed-special: \(name) is not a special token of \(tokenizer.name) (it has: \(tokenizer.specialTokens.map(\.text).joined(separator: ", ")))")
-                }
-                allowed.append((Array(name.utf8), id))
-            }
-        }
         let path = a.positionals.first ?? "-"
         let input = try EncodeCommand.readInput(path)
         var out: [UInt8] = []

@@ -1,17 +1,8 @@
 import Pipeline
 import ShardFormat
+import TestSupport
 import TokenmillCore
 import XCTest
-
-#if canImport(Glibc)
-import Glibc
-#endif
-
-func makeTemporaryDirectory(_ tag: String) -> String {
-    var template = Array("/tmp/tokenmill-\(tag)-XXXXXX".utf8CString)
-    let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    return String(cString: p!)
-}
 
 func write(_ path: String, _ text: String) throws { try FileSystem.writeAtomically(path, Array(text.utf8)) }
 

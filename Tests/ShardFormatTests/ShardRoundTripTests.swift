@@ -1,16 +1,7 @@
 import ShardFormat
+import TestSupport
 import TokenmillCore
 import XCTest
-
-#if canImport(Glibc)
-import Glibc
-#endif
-
-func temporaryDirectory(_ tag: String) -> String {
-    var template = Array("/tmp/tokenmill-\(tag)-XXXXXX".utf8CString)
-    let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    return String(cString: p!)
-}
 
 func randomRecords(_ rng: inout SplitMix64, count: Int, maxTokens: Int, vocab: UInt32) -> [SequenceRecord] {
     (0..<count).map { _ in
@@ -25,7 +16,7 @@ func randomRecords(_ rng: inout SplitMix64, count: Int, maxTokens: Int, vocab: U
 
 final class ShardRoundTripTests: XCTestCase {
     func testRoundTripAcrossSizesAndWidths() throws {
-        let dir = temporaryDirectory("shard")
+        let dir = makeTemporaryDirectory("shard")
         var rng = SplitMix64(seed: 7)
         for width in [2, 4] {
             for count in [1, 2, 3, 17, 300] {
@@ -44,7 +35,7 @@ final class ShardRoundTripTests: XCTestCase {
     }
 
     func testThreadCountDoesNotChangeBytes() throws {
-        let dir = temporaryDirectory("shard-threads")
+        let dir = makeTemporaryDirectory("shard-threads")
         var rng = SplitMix64(seed: 8)
         let recs = randomRecords(&rng, count: 400, maxTokens: 3000, vocab: 100_000)
         let a = try ShardWriter.write(path: "\(dir)/a.tkm", records: recs[...], tokenWidth: 4, zstdLevel: 3, threads: 1)
@@ -56,7 +47,7 @@ final class ShardRoundTripTests: XCTestCase {
     /// Every single flipped byte must be reported as damage by open or by reading every
     /// chunk: never a crash, never different records.
     func testEveryFlippedByteIsDetected() throws {
-        let dir = temporaryDirectory("shard-flip")
+        let dir = makeTemporaryDirectory("shard-flip")
         var rng = SplitMix64(seed: 9)
         let recs = randomRecords(&rng, count: 5, maxTokens: 40, vocab: 50_000)
         let path = "\(dir)/s.tkm"
@@ -81,7 +72,7 @@ final class ShardRoundTripTests: XCTestCase {
     }
 
     func testTruncatedFilesAreRejected() throws {
-        let dir = temporaryDirectory("shard-trunc")
+        let dir = makeTemporaryDirectory("shard-trunc")
         var rng = SplitMix64(seed: 10)
         let recs = randomRecords(&rng, count: 3, maxTokens: 100, vocab: 1000)
         let path = "\(dir)/s.tkm"
@@ -94,7 +85,7 @@ final class ShardRoundTripTests: XCTestCase {
     }
 
     func testTokenIdsAtOrAboveTheVocabularyAreRejected() throws {
-        let dir = temporaryDirectory("shard-vocab")
+        let dir = makeTemporaryDirectory("shard-vocab")
         let recs = [SequenceRecord(tokens: [1, 2, 999], lossMask: [0, 1, 1], docStarts: [0])]
         _ = try ShardWriter.write(path: "\(dir)/s.tkm", records: recs[...], tokenWidth: 2, zstdLevel: 1, threads: 1)
         XCTAssertNoThrow(try ShardReader(path: "\(dir)/s.tkm", vocabSize: 1000).readChunk(0))
