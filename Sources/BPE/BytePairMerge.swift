@@ -93,7 +93,7 @@ struct BytePairMerge {
     mutating func short(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
         let ids = starts, r = ranks
         for i in 0..<n { ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])]) }
-        for i in 0..<(n - 1) { r[i] = table.pairRank(UInt32(bitPattern: ids[i]), UInt32(bitPattern: ids[i + 1])) }
+        for i in 0..<(n - 1) { r[i] = table.bytePair(p[i], p[i + 1]) }
         var len = n
         while len > 1 {
             var minRank = RankTable.none
@@ -160,7 +160,7 @@ struct BytePairMerge {
             pv[i] = Int32(i - 1)
         }
         for i in 0..<n {
-            r[i] = i + 1 < n ? table.pairRank(UInt32(bitPattern: ids[i]), UInt32(bitPattern: ids[i + 1])) : RankTable.none
+            r[i] = i + 1 < n ? table.bytePair(p[i], p[i + 1]) : RankTable.none
             if r[i] != RankTable.none { push(UInt64(r[i]) << 32 | UInt64(i)) }
         }
         while count > 0 {

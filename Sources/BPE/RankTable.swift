@@ -32,6 +32,9 @@ public final class RankTable: @unchecked Sendable {
     /// token (2 MiB), and bit `y` of `pairTokens` when the 2 bytes of `y` are a token:
     /// together they find places in a piece that no token can span (see `canSplit`).
     let trigrams: UnsafeMutableBufferPointer<UInt64>
+    /// `pairRank` of every two single-byte tokens, indexed `b0 << 8 | b1` (256 KiB): the
+    /// first round of every merge reads this instead of probing the pair table.
+    let bytePairs: UnsafeMutableBufferPointer<UInt32>
     let pairTokens: UnsafeMutableBufferPointer<UInt64>
 
     public static let none = UInt32.max
@@ -86,6 +89,7 @@ public final class RankTable: @unchecked Sendable {
         guard count <= RankTable.maxPairVocabulary else {
             throw TokenmillError.unsupported("vocabulary of \(count) tokens: at most \(RankTable.maxPairVocabulary) are supported")
         }
+        bytePairs = .allocate(capacity: 1 << 16)
         trigrams = .allocate(capacity: (1 << 24) / 64)
         trigrams.initialize(repeating: 0)
         pairTokens = .allocate(capacity: (1 << 16) / 64)
@@ -149,11 +153,12 @@ public final class RankTable: @unchecked Sendable {
             while pairSlots[i] != 0 { i = (i + 1) & pmask }
             pairSlots[i] = e
         }
+        for x in 0..<(1 << 16) { bytePairs[x] = pairRank(byteRanks[x >> 8], byteRanks[x & 0xFF]) }
     }
 
     deinit {
         bytes.deallocate(); offsets.deallocate(); slots.deallocate(); byteRanks.deallocate(); pairSlots.deallocate()
-        trigrams.deallocate(); pairTokens.deallocate()
+        trigrams.deallocate(); pairTokens.deallocate(); bytePairs.deallocate()
         priorityToID?.deallocate()
     }
 
@@ -182,6 +187,10 @@ public final class RankTable: @unchecked Sendable {
         }
         return true
     }
+
+    /// `pairRank` of the single-byte tokens of bytes `a` and `b`.
+    @inline(__always)
+    func bytePair(_ a: UInt8, _ b: UInt8) -> UInt32 { bytePairs[Int(a) << 8 | Int(b)] }
 
     /// Priority of merging tokens `a` then `b` (tiktoken: the merged token's rank), or none.
     @inline(__always)
