@@ -11,8 +11,13 @@
 /// o200k:     `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?`
 ///            `|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?`
 ///            `|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+/// llama3:    `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+/// qwen2:     the same with `\p{N}` for `\p{N}{1,3}`
 public enum Pretokenizer: String, Sendable {
     case r50k, cl100k, o200k
+    /// Llama 3's pattern (and Qwen2's, `qwen2`, with single digits): cl100k's letters and
+    /// symbols, o200k's whitespace rules.
+    case llama3, qwen2
     /// No splitting: the whole text is one piece (`ByteLevel` with `use_regex: false`).
     case whole
 
@@ -25,6 +30,8 @@ public enum Pretokenizer: String, Sendable {
         case .r50k: while i < n { let e = scan.r50k(b, i, n); piece(i, e); i = e }
         case .cl100k: while i < n { let e = scan.cl100k(b, i, n); piece(i, e); i = e }
         case .o200k: while i < n { let e = scan.o200k(b, i, n); piece(i, e); i = e }
+        case .llama3: while i < n { let e = scan.llama3(b, i, n, digits: 3); piece(i, e); i = e }
+        case .qwen2: while i < n { let e = scan.llama3(b, i, n, digits: 1); piece(i, e); i = e }
         case .whole: if n > 0 { piece(0, n) }
         }
     }
@@ -278,6 +285,34 @@ struct Scan {
         let q = lastNewline(b, i, j)
         if q >= 0 { return q + 1 }
         // `\s+(?!\S)` | `\s+`
+        return spaceTail(b, i, j, n, l)
+    }
+
+    // MARK: - Llama 3 / Qwen2
+
+    /// Alternatives 1-4 behave as cl100k's (the possessive quantifiers there change nothing
+    /// for these classes); the whitespace alternatives are o200k's: no `\s++$`, and
+    /// `\s*[\r\n]+` takes the run up to its last CR/LF.
+    func llama3(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, digits: Int) -> Int {
+        let c = contraction(b, i, n, caseless: true)
+        if c > 0 { return i + c }
+        let (k, l) = classAt(b, i)
+        if k & CharClass.letter != 0 { return run(b, i + l, n, CharClass.letter) }
+        let ch = b[i]
+        if k & CharClass.number == 0 && ch != 0x0A && ch != 0x0D && i + l < n {
+            let (k2, l2) = classAt(b, i + l)
+            if k2 & CharClass.letter != 0 { return run(b, i + l + l2, n, CharClass.letter) }
+        }
+        if k & CharClass.number != 0 { return digits == 3 ? upToThreeNumbers(b, i + l, n) : i + l }
+        let start = spaceThenOther(b, i, k, l, n)
+        if start >= 0 {
+            var j = otherRun(b, start, n)
+            while j < n && (b[j] == 0x0A || b[j] == 0x0D) { j += 1 }
+            return j
+        }
+        let j = run(b, i + l, n, CharClass.space)
+        let q = lastNewline(b, i, j)
+        if q >= 0 { return q + 1 }
         return spaceTail(b, i, j, n, l)
     }
 }

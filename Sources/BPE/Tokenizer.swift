@@ -117,6 +117,8 @@ public final class Tokenizer: @unchecked Sendable {
             case .r50k: while i < n { let e = scan.r50k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
             case .cl100k: while i < n { let e = scan.cl100k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
             case .o200k: while i < n { let e = scan.o200k(base, i, n); merge.encode(base + i, e - i, table, into: &out); i = e }
+            case .llama3: while i < n { let e = scan.llama3(base, i, n, digits: 3); merge.encode(base + i, e - i, table, into: &out); i = e }
+            case .qwen2: while i < n { let e = scan.llama3(base, i, n, digits: 1); merge.encode(base + i, e - i, table, into: &out); i = e }
             case .whole: merge.encode(base, n, table, into: &out)
             }
         }

@@ -50,7 +50,12 @@ def vocab_and_merges(name: str):
     return vocab, [(as_string(a), as_string(b)) for a, b, _ in merges]
 
 
-def build(name: str, out_dir: str, nfc: bool = False, ignore_merges: bool = False, extra_pre=None, nfkc: bool = False) -> str:
+LLAMA3 = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+QWEN2 = LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def build(name: str, out_dir: str, nfc: bool = False, ignore_merges: bool = False, extra_pre=None, nfkc: bool = False,
+          pattern: str | None = None, tag: str = "") -> str:
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
     vocab, merges = vocab_and_merges(name)
@@ -58,7 +63,7 @@ def build(name: str, out_dir: str, nfc: bool = False, ignore_merges: bool = Fals
     if name in ("gpt2", "p50k_base"):
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     else:
-        pattern = re.sub(r"(\{\d+(?:,\d*)?\})\+", r"\1", constructor_args(name)["pat_str"])
+        pattern = pattern or re.sub(r"(\{\d+(?:,\d*)?\})\+", r"\1", constructor_args(name)["pat_str"])
         tok.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
@@ -72,7 +77,7 @@ def build(name: str, out_dir: str, nfc: bool = False, ignore_merges: bool = Fals
     tok.decoder = decoders.ByteLevel()
     special = constructor_args(name)["special_tokens"]
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in sorted(special, key=special.get)])
-    suffix = ("-nfc" if nfc else "") + ("-nfkc" if nfkc else "") + ("-ignore-merges" if ignore_merges else "")
+    suffix = tag + ("-nfc" if nfc else "") + ("-nfkc" if nfkc else "") + ("-ignore-merges" if ignore_merges else "")
     path = os.path.join(out_dir, f"{name}{suffix}.tokenizer.json")
     tok.save(path)
     return path

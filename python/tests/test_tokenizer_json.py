@@ -11,7 +11,7 @@ import pytest
 
 tokenizers = pytest.importorskip("tokenizers")
 
-from hf_convert import build  # noqa: E402
+from hf_convert import LLAMA3, QWEN2, build  # noqa: E402
 from shared_texts import shared_data_dir  # noqa: E402
 
 
@@ -65,18 +65,21 @@ def built(tmp_path_factory):
         "cl100k_base": build("cl100k_base", str(out)),
         "o200k_base": build("o200k_base", str(out)),
         "o200k_base-ignore-merges": build("o200k_base", str(out), ignore_merges=True),
+        "llama3-pattern": build("cl100k_base", str(out), pattern=LLAMA3, tag="-llama3"),
+        "qwen2-pattern": build("cl100k_base", str(out), pattern=QWEN2, tag="-qwen2"),
         "dir": str(out),
     }
 
 
 @pytest.mark.binary
-@pytest.mark.parametrize("variant", ["gpt2", "gpt2-nfc", "gpt2-nfkc", "cl100k_base", "o200k_base", "o200k_base-ignore-merges"])
+@pytest.mark.parametrize("variant", ["gpt2", "gpt2-nfc", "gpt2-nfkc", "cl100k_base", "o200k_base", "o200k_base-ignore-merges",
+                                     "llama3-pattern", "qwen2-pattern"])
 def test_ids_equal_hf_tokenizers(variant, built, tokenmill_bin, repo):
     path = built[variant]
     hf = tokenizers.Tokenizer.from_file(path)
     hf.encode_special_tokens = True
     texts = fixture_texts(repo) + sample_shared()
-    texts += ["e\u0301 cafe\u0301 \u212b", "<|endoftext|> is text here"]
+    texts += ["e\u0301 cafe\u0301 \u212b", "<|endoftext|> is text here", "a  \n  ", "x \r\n\r\n  y  ", "12345 6", "  \t\n"]
     got = encode_with_tokenmill(tokenmill_bin, path, texts)
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
