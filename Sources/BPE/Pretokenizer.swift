@@ -196,28 +196,38 @@ struct Scan {
 
     // MARK: - cl100k
 
-    func cl100k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+    /// The alternatives cl100k shares with Llama 3 / Qwen2 (all but the whitespace ones):
+    /// the piece's end, or -1 when the text at `i` is whitespace; and the byte length of
+    /// the scalar at `i`.
+    @inline(__always)
+    func cl100kFront(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, digits: Int) -> (Int, Int) {
         // '(?i:[sdmt]|ll|ve|re)
         let c = contraction(b, i, n, caseless: true)
-        if c > 0 { return i + c }
+        if c > 0 { return (i + c, c) }
         let (k, l) = classAt(b, i)
         // `[^\r\n\p{L}\p{N}]?+\p{L}++`: the possessive prefix takes any one non-letter,
         // non-number scalar except CR/LF; then letters must follow.
-        if k & CharClass.letter != 0 { return run(b, i + l, n, CharClass.letter) }
+        if k & CharClass.letter != 0 { return (run(b, i + l, n, CharClass.letter), l) }
         let ch = b[i]
         if k & CharClass.number == 0 && ch != 0x0A && ch != 0x0D && i + l < n {
             let (k2, l2) = classAt(b, i + l)
-            if k2 & CharClass.letter != 0 { return run(b, i + l + l2, n, CharClass.letter) }
+            if k2 & CharClass.letter != 0 { return (run(b, i + l + l2, n, CharClass.letter), l) }
         }
-        // `\p{N}{1,3}+`
-        if k & CharClass.number != 0 { return upToThreeNumbers(b, i + l, n) }
+        // `\p{N}{1,3}+` (Qwen2: `\p{N}`)
+        if k & CharClass.number != 0 { return (digits == 3 ? upToThreeNumbers(b, i + l, n) : i + l, l) }
         // ` ?[^\s\p{L}\p{N}]++[\r\n]*+`
         let start = spaceThenOther(b, i, k, l, n)
         if start >= 0 {
             var j = otherRun(b, start, n)
             while j < n && (b[j] == 0x0A || b[j] == 0x0D) { j += 1 }
-            return j
+            return (j, l)
         }
+        return (-1, l)
+    }
+
+    func cl100k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        let (e, l) = cl100kFront(b, i, n, digits: 3)
+        if e >= 0 { return e }
         // Whitespace. `\s++$`: the whole run when it reaches the end of the text.
         let j = run(b, i + l, n, CharClass.space)
         if j == n { return n }
@@ -294,22 +304,8 @@ struct Scan {
     /// for these classes); the whitespace alternatives are o200k's: no `\s++$`, and
     /// `\s*[\r\n]+` takes the run up to its last CR/LF.
     func llama3(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, digits: Int) -> Int {
-        let c = contraction(b, i, n, caseless: true)
-        if c > 0 { return i + c }
-        let (k, l) = classAt(b, i)
-        if k & CharClass.letter != 0 { return run(b, i + l, n, CharClass.letter) }
-        let ch = b[i]
-        if k & CharClass.number == 0 && ch != 0x0A && ch != 0x0D && i + l < n {
-            let (k2, l2) = classAt(b, i + l)
-            if k2 & CharClass.letter != 0 { return run(b, i + l + l2, n, CharClass.letter) }
-        }
-        if k & CharClass.number != 0 { return digits == 3 ? upToThreeNumbers(b, i + l, n) : i + l }
-        let start = spaceThenOther(b, i, k, l, n)
-        if start >= 0 {
-            var j = otherRun(b, start, n)
-            while j < n && (b[j] == 0x0A || b[j] == 0x0D) { j += 1 }
-            return j
-        }
+        let (e, l) = cl100kFront(b, i, n, digits: digits)
+        if e >= 0 { return e }
         let j = run(b, i + l, n, CharClass.space)
         let q = lastNewline(b, i, j)
         if q >= 0 { return q + 1 }
