@@ -15,8 +15,8 @@
 struct BytePairMerge {
     static let shortLimit = 16
 
-    /// Token id of each part (named for what the flat loop once kept here).
-    var starts: UnsafeMutablePointer<Int32>
+    /// Token id of each part.
+    var ids: UnsafeMutablePointer<Int32>
     var ranks: UnsafeMutablePointer<UInt32>
     var next: UnsafeMutablePointer<Int32>
     var prev: UnsafeMutablePointer<Int32>
@@ -25,7 +25,7 @@ struct BytePairMerge {
 
     init() {
         capacity = 256
-        starts = .allocate(capacity: capacity + 1)
+        ids = .allocate(capacity: capacity + 1)
         ranks = .allocate(capacity: capacity + 1)
         next = .allocate(capacity: capacity + 1)
         prev = .allocate(capacity: capacity + 1)
@@ -34,14 +34,14 @@ struct BytePairMerge {
 
     /// Frees the scratch memory (the owner calls this; the struct is not reference counted).
     func deallocate() {
-        starts.deallocate(); ranks.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
+        ids.deallocate(); ranks.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
     }
 
     mutating func reserve(_ n: Int) {
         if n <= capacity { return }
         deallocate()
         capacity = max(n, capacity * 2)
-        starts = .allocate(capacity: capacity + 1)
+        ids = .allocate(capacity: capacity + 1)
         ranks = .allocate(capacity: capacity + 1)
         next = .allocate(capacity: capacity + 1)
         prev = .allocate(capacity: capacity + 1)
@@ -91,7 +91,7 @@ struct BytePairMerge {
     /// the token of parts i and i+1 merged (a pair-table lookup), or none.
     @inline(never)
     mutating func short(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
-        let ids = starts, r = ranks
+        let r = ranks
         for i in 0..<n { ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])]) }
         for i in 0..<(n - 1) { r[i] = table.bytePair(p[i], p[i + 1]) }
         var len = n
@@ -121,7 +121,7 @@ struct BytePairMerge {
     @inline(never)
     mutating func long(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
         reserve(n)
-        let ids = starts, r = ranks, nx = next, pv = prev, h = heap
+        let r = ranks, nx = next, pv = prev, h = heap
         var count = 0
 
         func push(_ v: UInt64) {

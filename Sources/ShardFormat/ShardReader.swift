@@ -20,7 +20,9 @@ public final class ShardReader {
     public let recordCount: Int
     public let tokenCount: Int
     public let chunks: [Chunk]
-    public let fileChecksum: UInt64
+    /// xxh3-64 of the whole file (what `index.json` lists); computed on demand, since only
+    /// `verify` needs it and reading records must not hash every byte on open.
+    public var fileChecksum: UInt64 { XXH3.hash64(data) }
     public let fileSize: Int
     let vocabSize: Int?
     let data: [UInt8]
@@ -90,7 +92,6 @@ public final class ShardReader {
         self.chunks = chunks
         recordCount = sumRecords
         tokenCount = sumTokens
-        fileChecksum = XXH3.hash64(data)
     }
 
     /// The records of chunk `k`, after checking its checksum and layout.
