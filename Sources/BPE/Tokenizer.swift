@@ -22,10 +22,24 @@ public final class Tokenizer: @unchecked Sendable {
     /// Unicode normalization before pre-tokenization (a tokenizer.json normalizer).
     public enum Normalization: String, Sendable { case none, nfc, nfkc }
     public let normalization: Normalization
+    /// tokenizer.json processing the fast path does not cover: non-special added tokens
+    /// matched in text, and pre-tokenizer steps other than one known pattern.
+    let general: GeneralPath?
+
+    /// What a tokenizer.json needs beyond `pretokenizer` / `addPrefixSpace` / `normalization`.
+    struct GeneralPath: Sendable {
+        /// Added tokens matched in the raw text, and (after normalization) in the normalized text.
+        var rawAdded: AddedTokens
+        var normalizedAdded: AddedTokens
+        /// nil: each piece goes through the fast path (`pretokenizer`, `addPrefixSpace`).
+        var steps: [PreTokenizerStep]?
+        /// Non-special added tokens by id, for decoding ids outside the ranks.
+        var addedText: [UInt32: [UInt8]]
+    }
 
     init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64,
-         addPrefixSpace: Bool = false, normalization: Normalization = .none) {
-        self.addPrefixSpace = addPrefixSpace; self.normalization = normalization
+         addPrefixSpace: Bool = false, normalization: Normalization = .none, general: GeneralPath? = nil) {
+        self.addPrefixSpace = addPrefixSpace; self.normalization = normalization; self.general = general
         self.name = name; self.ranks = ranks; self.pretokenizer = pretokenizer
         self.specialTokens = special.sorted { $0.1 < $1.1 }.map { (text: $0.0, id: $0.1) }
         self.eosID = eos; self.vocabSize = vocabSize; self.vocabHash = vocabHash
@@ -48,7 +62,7 @@ public final class Tokenizer: @unchecked Sendable {
             size = max(size, Int(id) + 1)
         }
         return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: special, eos: eosID, vocabSize: size, vocabHash: vocabHash,
-                         addPrefixSpace: addPrefixSpace, normalization: normalization)
+                         addPrefixSpace: addPrefixSpace, normalization: normalization, general: general)
     }
 
     public func makeEncoder() -> Encoder { Encoder(self) }
@@ -69,6 +83,8 @@ public final class Tokenizer: @unchecked Sendable {
                 out.append(contentsOf: ranks.tokenBytes(Int(id)))
             } else if let s = specialTokens.first(where: { $0.id == id }) {
                 out.append(contentsOf: s.text.utf8)
+            } else if let t = general?.addedText[id] {
+                out.append(contentsOf: t)
             } else {
                 throw TokenmillError.badInput(path: "<ids>", line: 0, message: "token id \(id) is not in the vocabulary of \(name)")
             }
@@ -89,21 +105,50 @@ public final class Tokenizer: @unchecked Sendable {
         /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.
         public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
             guard text.count > 0 else { return }
-            if tokenizer.normalization != .none || tokenizer.addPrefixSpace {
+            if let general = tokenizer.general {
+                encodeGeneral(Array(text), general, into: &out)
+            } else if tokenizer.normalization != .none || tokenizer.addPrefixSpace {
                 // tokenizer.json options: rebuild the text, then encode it plainly.
-                var t = Array(text)
-                if !UTF8Validation.isASCII(text) {
-                    switch tokenizer.normalization {
-                    case .none: break
-                    case .nfc: t = UnicodeNormalization.nfc(t)
-                    case .nfkc: t = UnicodeNormalization.nfkc(t)
+                let t = normalized(Array(text))
+                encodePiece(t, into: &out)
+            } else {
+                encodePlain(text, into: &out)
+            }
+        }
+
+        func normalized(_ t: [UInt8]) -> [UInt8] {
+            if tokenizer.normalization == .none || t.withUnsafeBufferPointer(UTF8Validation.isASCII) { return t }
+            switch tokenizer.normalization {
+            case .none: return t
+            case .nfc: return UnicodeNormalization.nfc(t)
+            case .nfkc: return UnicodeNormalization.nfkc(t)
+            }
+        }
+
+        /// A normalized piece through the fast path's prefix space and scanner.
+        mutating func encodePiece(_ piece: [UInt8], into out: inout [UInt32]) {
+            var t = piece
+            if tokenizer.addPrefixSpace && t.first != 0x20 { t.insert(0x20, at: 0) }
+            t.withUnsafeBufferPointer { encodePlain($0, into: &out) }
+        }
+
+        /// The `tokenizers` order: added tokens in the raw text; each other piece
+        /// normalized; added tokens in the normalized piece; pre-tokenizer steps on each
+        /// remaining piece; the merge loop on each pre-token.
+        mutating func encodeGeneral(_ text: [UInt8], _ g: GeneralPath, into out: inout [UInt32]) {
+            let table = tokenizer.ranks
+            for (r, id) in g.rawAdded.split(text) {
+                if let id { out.append(id); continue }
+                let piece = normalized(Array(text[r]))
+                for (r2, id2) in g.normalizedAdded.split(piece) {
+                    if let id2 { out.append(id2); continue }
+                    let sub = Array(piece[r2])
+                    guard let steps = g.steps else { encodePiece(sub, into: &out); continue }
+                    for p in PreTokenization.apply(steps, to: sub) {
+                        p.withUnsafeBufferPointer { merge.encode($0.baseAddress!, $0.count, table, into: &out) }
                     }
                 }
-                if tokenizer.addPrefixSpace && t.first != 0x20 { t.insert(0x20, at: 0) }
-                t.withUnsafeBufferPointer { encodePlain($0, into: &out) }
-                return
             }
-            encodePlain(text, into: &out)
         }
 
         mutating func encodePlain(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {

@@ -4,18 +4,21 @@ import TokenmillCore
 /// pre-tokenization, or refuses it at load with the component that cannot be reproduced
 /// exactly (`pre_tokenizer Split: ...`) — never a silently different tokenization.
 ///
-/// Supported today (each checked against the `tokenizers` library in the Python suite):
+/// Supported (each checked against the `tokenizers` library in the Python suite):
 /// - model: `BPE` with `vocab`, `merges` (as "a b" strings or [a, b] pairs) and
 ///   `ignore_merges`; no dropout, no continuing-subword prefix or end-of-word suffix, no
 ///   byte fallback.
-/// - normalizer: none, `NFC`, `NFKC`, or a `Sequence` holding one of those.
-/// - pre_tokenizer: `ByteLevel` (with or without its GPT-2 regex, `add_prefix_space`), a
-///   `Split` whose regex is the GPT-2, cl100k, o200k, Llama 3 or Qwen2 pattern with
-///   behavior `Isolated`,
-///   or a `Sequence` of such a `Split` and `ByteLevel` without regex.
-/// - added_tokens marked `special` (they are never produced from data).
-/// Refused for now: other normalizers (NFD, NFKD, Lowercase, Replace, ...), other `Split` patterns, `Digits`,
-/// non-special added tokens.
+/// - normalizer: none, `NFC`, `NFKC`, or a `Sequence` holding at most one of those.
+/// - pre_tokenizer: `ByteLevel` (with or without its GPT-2 regex, `add_prefix_space`),
+///   `Split` (any regex the general engine accepts, or a literal string; any behaviour;
+///   `invert`), `Digits`, and `Sequence`s of those ending in `ByteLevel`. The single
+///   known patterns (GPT-2, cl100k, o200k, Llama 3, Qwen2 with `Isolated`) take the
+///   hand-written scanners; everything else the general path (`PreTokenizerStep`).
+/// - added_tokens: `special` ones are never produced from data; the others are matched
+///   in text as `tokenizers` matches them (`normalized`, `lstrip`, `rstrip`).
+/// Refused: other normalizers (NFD, NFKD, Lowercase, Replace, ...), other pre-tokenizers
+/// (Whitespace, Metaspace, ...), `single_word` added tokens, regex constructs the engine
+/// cannot reproduce (look-behind, backreferences, ...; see RegexSyntax.swift).
 enum TokenizerJSON {
     struct Config {
         var pretokenizer: Pretokenizer
@@ -46,17 +49,24 @@ enum TokenizerJSON {
         guard let vocab = model["vocab"]?.objectValue else { throw refuse("model.vocab: missing") }
         var special: [(String, UInt32)] = []
         var specialTexts = Set<String>()
+        var added: [(entry: AddedTokens.Entry, normalized: Bool)] = []
         for t in root["added_tokens"]?.arrayValue ?? [] {
             guard let content = t["content"]?.stringValue, let id = t["id"]?.intValue, id >= 0 else { throw refuse("added_tokens: entry without content or id") }
-            guard t["special"]?.boolValue == true else {
-                throw refuse("added_tokens: non-special token \(JSONWriter.quoted(content)) (matching added tokens in text is not supported yet)")
+            if t["special"]?.boolValue == true {
+                special.append((content, UInt32(id)))
+                specialTexts.insert(content)
+                continue
             }
-            special.append((content, UInt32(id)))
-            specialTexts.insert(content)
+            if t["single_word"]?.boolValue == true {
+                throw refuse("added_tokens: single_word token \(JSONWriter.quoted(content)) is not supported")
+            }
+            added.append((AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: t["lstrip"]?.boolValue ?? false,
+                                            rstrip: t["rstrip"]?.boolValue ?? false), t["normalized"]?.boolValue ?? true))
         }
         var maxID = -1
         for m in vocab { maxID = max(maxID, m.value.intValue ?? -1) }
         for (_, id) in special { maxID = max(maxID, Int(id)) }
+        for a in added { maxID = max(maxID, Int(a.entry.id)) }
         guard maxID >= 0, maxID < RankTable.maxPairVocabulary else { throw refuse("model.vocab: empty or too large") }
         var tokens = [[UInt8]?](repeating: nil, count: maxID + 1)
         var idOf: [String: UInt32] = [:]
@@ -86,15 +96,38 @@ enum TokenizerJSON {
         }
         let table = try RankTable(tokens: tokens, merges: merges, wholeLookups: ignoreMerges)
 
-        var config = try pretokenizer(root["pre_tokenizer"], refuse)
-        config.normalization = try normalizer(root["normalizer"], refuse)
+        let normalization = try normalizer(root["normalizer"], refuse)
+        let steps = try preTokenizerSteps(root["pre_tokenizer"], refuse)
+        guard case .byteLevel = steps.last, steps.dropLast().allSatisfy({ if case .byteLevel = $0 { false } else { true } }) else {
+            throw refuse("pre_tokenizer: ByteLevel must be the last step, and appear once (not a byte-level BPE otherwise)")
+        }
+        var config = fastPath(steps) ?? Config(pretokenizer: .whole)
+        config.normalization = normalization
+        var general: Tokenizer.GeneralPath? = nil
+        if fastPath(steps) == nil || !added.isEmpty {
+            // Added tokens stored as text for decoding when the vocabulary lacks their id.
+            var addedText: [UInt32: [UInt8]] = [:]
+            for a in added where !table.isToken(Int(a.entry.id)) { addedText[a.entry.id] = a.entry.bytes }
+            let normalize: ([UInt8]) -> [UInt8] = {
+                switch normalization {
+                case .none: return $0
+                case .nfc: return UnicodeNormalization.nfc($0)
+                case .nfkc: return UnicodeNormalization.nfkc($0)
+                }
+            }
+            general = Tokenizer.GeneralPath(
+                rawAdded: AddedTokens(added.filter { !$0.normalized }.map(\.entry)),
+                normalizedAdded: AddedTokens(added.filter(\.normalized).map { var e = $0.entry; e.bytes = normalize(e.bytes); return e }),
+                steps: fastPath(steps) == nil ? steps : nil, addedText: addedText)
+        }
 
         let name = tokenizerName(path)
         let eosNames = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<EOT>", "<|im_end|>"]
         let eos = eosNames.lazy.compactMap { n in special.first { $0.0 == n }?.1 }.first ?? special.first?.1
         guard let eos else { throw refuse("added_tokens: no special token to use as EOS") }
         return Tokenizer(name: name, ranks: table, pretokenizer: config.pretokenizer, special: special, eos: eos,
-                         vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, normalization: config.normalization)
+                         vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, normalization: config.normalization,
+                         general: general)
     }
 
     static func tokenizerName(_ path: String) -> String {
@@ -132,37 +165,62 @@ enum TokenizerJSON {
         #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#: .o200k,
     ]
 
-    static func pretokenizer(_ v: JSONValue?, _ refuse: (String) -> TokenmillError) throws -> Config {
+    /// The pre-tokenizer as a flat list of steps (`Sequence`s flattened).
+    static func preTokenizerSteps(_ v: JSONValue?, _ refuse: (String) -> TokenmillError) throws -> [PreTokenizerStep] {
         guard let v, v != .null else { throw refuse("pre_tokenizer: missing (a byte-level BPE needs ByteLevel)") }
         let type = v["type"]?.stringValue ?? "?"
         switch type {
         case "ByteLevel":
-            let useRegex = v["use_regex"]?.boolValue ?? true
-            return Config(pretokenizer: useRegex ? .r50k : .whole, addPrefixSpace: v["add_prefix_space"]?.boolValue ?? false)
+            return [.byteLevel(addPrefixSpace: v["add_prefix_space"]?.boolValue ?? false, useRegex: v["use_regex"]?.boolValue ?? true)]
         case "Split":
-            return Config(pretokenizer: try split(v, refuse))
+            return [try split(v, refuse)]
+        case "Digits":
+            return [.digits(individual: v["individual_digits"]?.boolValue ?? false)]
         case "Sequence":
-            let items = v["pretokenizers"]?.arrayValue ?? []
-            guard items.count == 2, items[0]["type"]?.stringValue == "Split", items[1]["type"]?.stringValue == "ByteLevel" else {
-                throw refuse("pre_tokenizer Sequence: only [Split, ByteLevel] is supported yet")
-            }
-            if items[1]["use_regex"]?.boolValue ?? true {
-                throw refuse("pre_tokenizer Sequence: ByteLevel after Split must have use_regex false")
-            }
-            return Config(pretokenizer: try split(items[0], refuse), addPrefixSpace: items[1]["add_prefix_space"]?.boolValue ?? false)
+            return try (v["pretokenizers"]?.arrayValue ?? []).flatMap { try preTokenizerSteps($0, refuse) }
         default:
-            throw refuse("pre_tokenizer \(type): not supported yet")
+            throw refuse("pre_tokenizer \(type): not supported (byte-level BPE takes ByteLevel, Split, Digits and Sequence)")
         }
     }
 
-    static func split(_ v: JSONValue, _ refuse: (String) -> TokenmillError) throws -> Pretokenizer {
-        guard v["behavior"]?.stringValue == "Isolated", v["invert"]?.boolValue != true else {
-            throw refuse("pre_tokenizer Split: only behavior Isolated without invert is supported")
+    /// The hand-written scanner path, when the steps are exactly what it implements.
+    static func fastPath(_ steps: [PreTokenizerStep]) -> Config? {
+        switch steps.count {
+        case 1:
+            if case .byteLevel(let prefix, let regex) = steps[0] { return Config(pretokenizer: regex ? .r50k : .whole, addPrefixSpace: prefix) }
+        case 2:
+            if case .split(.scanner(let p), .isolated, false) = steps[0], case .byteLevel(false, false) = steps[1] {
+                return Config(pretokenizer: p)
+            }
+        default: break
         }
-        guard let pattern = v["pattern"]?["Regex"]?.stringValue else { throw refuse("pre_tokenizer Split: only Regex patterns are supported") }
-        guard let p = knownPatterns[pattern] else {
-            throw refuse("pre_tokenizer Split: pattern \(JSONWriter.quoted(String(pattern.prefix(60)))) is not one the scanners implement (general regex support is pending)")
+        return nil
+    }
+
+    static func split(_ v: JSONValue, _ refuse: (String) -> TokenmillError) throws -> PreTokenizerStep {
+        guard let b = v["behavior"]?.stringValue, let behavior = SplitBehavior(rawValue: b) else {
+            throw refuse("pre_tokenizer Split: behavior \(v["behavior"]?.stringValue ?? "missing") is not one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous")
         }
-        return p
+        let invert = v["invert"]?.boolValue ?? false
+        let pattern: SplitPattern
+        if let regex = v["pattern"]?["Regex"]?.stringValue {
+            if let known = knownPatterns[regex] {
+                pattern = .scanner(known)
+            } else {
+                do { pattern = .regex(try SplitRegex(regex)) } catch {
+                    throw refuse("pre_tokenizer Split: \(error.message) in \(JSONWriter.quoted(String(regex.prefix(80))))")
+                }
+            }
+        } else if let literal = v["pattern"]?["String"]?.stringValue {
+            // tokenizers escapes the string into a regex; so does this.
+            guard !literal.isEmpty else { throw refuse("pre_tokenizer Split: empty String pattern") }
+            let escaped = literal.unicodeScalars.map { "\\x{\(String($0.value, radix: 16))}" }.joined()
+            do { pattern = .regex(try SplitRegex(escaped)) } catch {
+                throw refuse("pre_tokenizer Split: \(error.message)")
+            }
+        } else {
+            throw refuse("pre_tokenizer Split: pattern must be {\"Regex\": ...} or {\"String\": ...}")
+        }
+        return .split(pattern, behavior, invert: invert)
     }
 }

@@ -103,9 +103,8 @@ def refusal(binary, path):
 @pytest.mark.parametrize("edit,component", [
     (lambda d: d.__setitem__("normalizer", {"type": "NFD"}), "normalizer NFD"),
     (lambda d: d.__setitem__("normalizer", {"type": "Lowercase"}), "normalizer Lowercase"),
-    (lambda d: d.__setitem__("pre_tokenizer", {"type": "Digits", "individual_digits": True}), "pre_tokenizer Digits"),
     (lambda d: d.__setitem__("pre_tokenizer", {"type": "Split", "pattern": {"Regex": "(?<=a)b"}, "behavior": "Isolated", "invert": False}), "pre_tokenizer Split"),
-    (lambda d: d["added_tokens"].append({"id": 50300, "content": "hello", "special": False, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True}), "added_tokens"),
+    (lambda d: d["added_tokens"].append({"id": 50300, "content": "hello", "special": False, "single_word": True, "lstrip": False, "rstrip": False, "normalized": True}), "added_tokens"),
     (lambda d: d["model"].__setitem__("dropout", 0.1), "dropout"),
 ])
 def test_unsupported_components_are_refused_by_name(edit, component, built, tokenmill_bin, tmp_path):

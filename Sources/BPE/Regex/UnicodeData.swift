@@ -1,0 +1,77 @@
+import TokenmillCore
+
+/// General categories and simple case folding for the general regex path, from the
+/// generated Unicode 16.0 tables (`Generated/RegexTables.swift`), decoded once.
+enum UnicodeData {
+    /// Category numbers, in `RegexTables.categories` order.
+    enum Category: UInt8 {
+        case Cn, Lu, Ll, Lt, Lm, Lo, Mn, Mc, Me, Nd, Nl, No, Pc, Pd, Ps, Pe, Pi, Pf, Po, Sm, Sc, Sk, So, Zs, Zl, Zp, Cc, Cf, Cs, Co
+    }
+
+    private static func decode(_ s: String) -> [UInt8] {
+        Base64.decode(ArraySlice(s.utf8.filter { $0 != 0x0A }))!
+    }
+
+    private static func u32s(_ s: String) -> [UInt32] {
+        let b = decode(s)
+        return stride(from: 0, to: b.count, by: 4).map {
+            UInt32(b[$0]) | UInt32(b[$0 + 1]) << 8 | UInt32(b[$0 + 2]) << 16 | UInt32(b[$0 + 3]) << 24
+        }
+    }
+
+    private static let categoryTables: (index: [UInt16], blocks: [UInt8]) = {
+        let idx = decode(RegexTables.categoryIndexBase64), blk = decode(RegexTables.categoryBlocksBase64)
+        precondition(idx.count == 0x1100 * 2 && blk.count == RegexTables.blockCount * 256, "corrupt generated regex tables")
+        return ((0..<0x1100).map { UInt16(idx[2 * $0]) | UInt16(idx[2 * $0 + 1]) << 8 }, blk)
+    }()
+
+    /// The category number of a scalar (0 = Cn for anything out of range).
+    static func category(_ c: UInt32) -> UInt8 {
+        guard c < 0x110000 else { return 0 }
+        let t = categoryTables
+        return t.blocks[Int(t.index[Int(c >> 8)]) << 8 | Int(c & 0xFF)]
+    }
+
+    /// Sorted (scalar, simple fold) pairs.
+    private static let folds: (from: [UInt32], to: [UInt32]) = {
+        let v = u32s(RegexTables.foldsBase64)
+        precondition(v.count == RegexTables.foldCount * 2, "corrupt generated fold table")
+        return (stride(from: 0, to: v.count, by: 2).map { v[$0] }, stride(from: 1, to: v.count, by: 2).map { v[$0] })
+    }()
+
+    /// Every scalar that folds to a given fold target (the target itself included).
+    private static let foldClasses: [UInt32: [UInt32]] = {
+        var m: [UInt32: [UInt32]] = [:]
+        for (a, b) in zip(folds.from, folds.to) { m[b, default: [b]].append(a) }
+        return m
+    }()
+
+    private static let multiFolds: Set<UInt32> = Set(u32s(RegexTables.multiFoldsBase64))
+
+    static func fold(_ c: UInt32) -> UInt32 {
+        let f = folds.from
+        var lo = 0, hi = f.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if f[mid] < c { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < f.count && f[lo] == c ? folds.to[lo] : c
+    }
+
+    /// The scalars equal to `c` under simple case folding, `c` included.
+    static func caseVariants(_ c: UInt32) -> [UInt32] {
+        let f = fold(c)
+        return foldClasses[f] ?? [c]
+    }
+
+    /// Scalars whose full case folding is several scalars (`ß` -> `ss`).
+    static func hasMultiScalarFold(_ c: UInt32) -> Bool { multiFolds.contains(c) }
+
+    /// White_Space (Oniguruma's and the regex crate's `\s`).
+    static func isSpace(_ c: UInt32) -> Bool {
+        switch c {
+        case 0x09...0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000: return true
+        default: return false
+        }
+    }
+}
