@@ -1,16 +1,45 @@
 import TokenmillCore
 
-/// Exact deduplication: the xxh3-128 of each record's normalized content
-/// (`Record.dedupKey`); the first occurrence in spec order is kept.
+/// Exact deduplication on a normalized key: the xxh3-128 of the compared text (`on`)
+/// after compatibility decomposition, with diacritics (nonspacing marks) and punctuation
+/// dropped, case folded and whitespace runs collapsed to one space (trimmed). "Hello,
+/// World!" and "hello world" are duplicates; the first occurrence in spec order is kept.
 ///
-/// Hashes are computed in parallel by the caller (`key(of:)` is pure); the decision pass
-/// is sequential over 16-byte summaries, so the result never depends on timing.
+/// Keys are computed in parallel by the caller (`key(of:on:)` is pure); the decision
+/// pass is sequential over 16-byte summaries, so the result never depends on timing.
 public struct ExactDedup {
     var seen: Set<UInt128Hash> = []
     public init() {}
 
-    public static func key(of r: Record) -> UInt128Hash {
-        XXH3.hash128(r.dedupKey)
+    /// nil when nothing is left to compare (an empty response is nobody's duplicate).
+    public static func key(of r: Record, on field: DedupField) -> UInt128Hash? {
+        let k = normalizedKey(field.text(of: r))
+        return k.isEmpty ? nil : XXH3.hash128(k)
+    }
+
+    /// The normalized bytes the key hashes (public for tests and `inspect`).
+    public static func normalizedKey(_ text: [UInt8]) -> [UInt8] {
+        let decomposed = text.withUnsafeBufferPointer(UTF8Validation.isASCII) ? text : UnicodeNormalization.nfkd(text)
+        var out: [UInt8] = []
+        out.reserveCapacity(decomposed.count)
+        var pendingSpace = false
+        decomposed.withUnsafeBufferPointer { t in
+            var i = 0
+            while i < t.count {
+                var c = UInt32(t[i]), len = 1
+                if c >= 0x80 { (c, len) = Shingler.decode(t, i) }
+                i += len
+                if UnicodeData.isSpace(c) { pendingSpace = !out.isEmpty; continue }
+                let cat = UnicodeData.Category(rawValue: UnicodeData.category(c)) ?? .Cn
+                switch cat {
+                case .Mn, .Pc, .Pd, .Ps, .Pe, .Pi, .Pf, .Po: continue
+                default: break
+                }
+                if pendingSpace { out.append(0x20); pendingSpace = false }
+                Shingler.append(c < 0x80 ? (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) : UnicodeData.fold(c), to: &out)
+            }
+        }
+        return out
     }
 
     /// True when `key` is new (keep the record); false for a duplicate.

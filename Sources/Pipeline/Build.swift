@@ -38,6 +38,8 @@ public final class Build {
     let options: BuildOptions
     let outDir: String
     var stats: [SourceStats]
+    /// What near-dedup decided, for report.json (nil when it did not run).
+    var nearReport: NearDedupReport?
     var stageTimes: [(String, Double)] = []
     var log: (String) -> Void
 
@@ -105,22 +107,38 @@ public final class Build {
         }, summary: { c in "\(c.filter { $0.1 != nil }.count) filtered" })
 
         // Exact dedup: keys in parallel, decisions in spec order.
-        var kept: [Record] = []
+        var candidates: [Record] = []
         try timed("dedup", {
+            let exact = self.spec.exactDedup
             let keys: [UInt128Hash?] = try parallelBatches(count: cleaned.count, threads: threads, batchSize: 1024) { range in
-                range.map { i in cleaned[i].1 == nil && self.spec.exactDedup ? ExactDedup.key(of: cleaned[i].0) : nil }
+                range.map { i in cleaned[i].1 == nil && exact != nil ? ExactDedup.key(of: cleaned[i].0, on: exact!) : nil }
             }.flatMap { $0 }
             var dedup = ExactDedup()
-            var taken = Array(repeating: 0, count: spec.sources.count)
             for (i, (r, reason)) in cleaned.enumerated() {
                 let s = Int(r.source)
                 if let reason { stats[s].filtered += 1; stats[s].filterReasons[reason, default: 0] += 1; continue }
                 if let k = keys[i], !dedup.insert(k) { stats[s].exactDup += 1; continue }
-                if let take = spec.sources[s].take, taken[s] >= take { continue }
-                taken[s] += 1
-                kept.append(r)
+                candidates.append(r)
             }
         }, summary: { _ in "\(self.stats.reduce(0) { $0 + $1.exactDup }) exact duplicates removed" })
+
+        if let near = spec.nearDedup {
+            candidates = try timed("near-dedup", { try nearDedup(candidates, near, threads: threads) },
+                                   summary: { _ in "\(self.stats.reduce(0) { $0 + $1.nearDup }) near duplicates removed (\(self.nearReport?.clusters ?? 0) clusters)" })
+        }
+        if let d = spec.decontaminate {
+            candidates = try timed("decontaminate", { try decontaminate(candidates, d, threads: threads) },
+                                   summary: { _ in "\(self.stats.reduce(0) { $0 + $1.decontaminated }) records share a \(d.ngram)-gram with the eval prompts" })
+        }
+
+        var kept: [Record] = []
+        var taken = Array(repeating: 0, count: spec.sources.count)
+        for r in candidates {
+            let s = Int(r.source)
+            if let take = spec.sources[s].take, taken[s] >= take { continue }
+            taken[s] += 1
+            kept.append(r)
+        }
 
         // Weight (repeat/subsample, deterministic) and split assignment.
         var trainRecords: [Record] = [], validRecords: [Record] = []
@@ -179,7 +197,7 @@ public final class Build {
         try FileSystem.makeDirectories(outDir)
         FileSystem.remove(FileSystem.join(outDir, "index.json"))
         for name in try FileSystem.listDirectory(outDir) {
-            let ours = name.hasSuffix(".tkm") || name.hasSuffix(".tmp") || ["report.json", "rejects.jsonl", "dedup-clusters.jsonl"].contains(name)
+            let ours = name.hasSuffix(".tkm") || name.hasSuffix(".tmp") || ["report.json", "rejects.jsonl", "dedup-clusters.jsonl", "decontaminated.jsonl"].contains(name)
             if ours { FileSystem.remove(FileSystem.join(outDir, name)) }
         }
     }
@@ -281,6 +299,14 @@ public final class Build {
         gethostname(&host, 255)
         let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let tokens = splits.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.tokens } }
+        var near: [(String, JSONOut)] = []
+        if let n = nearReport {
+            near = [("near_dedup", .object([
+                ("on", .string(n.on)), ("threshold", .double(n.threshold)), ("permutations", .int(n.permutations)),
+                ("ngram", .int(n.ngram)), ("bands", .int(n.bands)), ("rows", .int(n.rows)), ("confirmed_at", .double(n.confirmedAt)), ("clusters", .int(n.clusters)),
+                ("removed", .int(n.removed)), ("candidate_pairs", .int(n.candidatePairs)), ("confirmed_pairs", .int(n.confirmedPairs)),
+            ]))]
+        }
         let report: JSONOut = .object([
             ("name", .string(spec.name)),
             ("tool_version", .string(toolVersion)),
@@ -297,7 +323,7 @@ public final class Build {
             ("checks", .object(zip(spec.sources, stats).map { src, s in
                 (src.name, .string("read \(s.read) + rejected \(s.rejected) = \(s.read + s.rejected) input rows"))
             })),
-        ])
+        ] + near)
         try FileSystem.writeAtomically(FileSystem.join(outDir, "report.json"), Array((report.render() + "\n").utf8))
     }
 }

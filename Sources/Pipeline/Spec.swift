@@ -1,3 +1,4 @@
+import Dedup
 import Ingest
 import Normalize
 import Packing
@@ -9,6 +10,22 @@ import TokenmillCore
 /// `TokenmillError.spec` (exit 2) naming the key and what was expected. Keys of the
 /// DESIGN.md spec that this version does not implement yet are refused the same way, never
 /// silently ignored.
+/// `dedup.near`: MinHash + LSH near-duplicate removal (docs/DEDUP.md).
+public struct NearDedupSpec: Sendable {
+    public var threshold = 0.8
+    public var ngram = 5
+    public var permutations = 128
+    public var on = DedupField.prompt
+    public var seed: UInt64 = 1
+}
+
+/// `decontaminate`: drop records sharing an `ngram`-shingle with the eval prompts.
+public struct DecontaminateSpec: Sendable {
+    public var against: [String]
+    public var field: String
+    public var ngram: Int
+}
+
 public struct BuildSpec {
     public struct Source {
         public var name: String
@@ -28,7 +45,10 @@ public struct BuildSpec {
     public var normalizer: Normalizer
     public var normalize: Bool
     public var filter: RecordFilter
-    public var exactDedup: Bool
+    /// Exact dedup on the normalized text of `on` (nil: off).
+    public var exactDedup: DedupField?
+    public var nearDedup: NearDedupSpec?
+    public var decontaminate: DecontaminateSpec?
     public var validationFraction: Double
     public var splitSeed: UInt64
     public var tokenizer: String
@@ -100,8 +120,8 @@ struct SpecParser {
     }
 
     mutating func parse(_ root: JSONValue, hash: UInt64) throws -> BuildSpec {
-        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "split", "tokenizer", "template", "pack", "output", "on_error"],
-                             notYet: ["decontaminate": "near-dedup issue", "sample": "ingest issue", "mix": "ingest issue"])
+        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "decontaminate", "split", "tokenizer", "template", "pack", "output", "on_error"],
+                             notYet: ["sample": "ingest issue", "mix": "ingest issue"])
         if root.objectValue == nil { throw err("-", "the spec must be a JSON object") }
         let name = try string(top, "name", "name") ?? FileSystem.basename(of: path)
         let topSkip = try onError(top, "on_error") ?? false
@@ -165,12 +185,56 @@ struct SpecParser {
         }
 
         // dedup
-        var exact = true
+        var exact: DedupField? = .all
+        var near: NearDedupSpec? = nil
+        func field(_ m: [JSONMember], _ key: String, default d: DedupField) throws -> DedupField {
+            guard let o = try string(m, "on", key) else { return d }
+            guard let f = DedupField(rawValue: o) else { throw err(key, "expected one of prompt, response, all; found \"\(o)\"") }
+            return f
+        }
         if let dv = value(top, "dedup") {
-            if case .bool(let b) = dv { exact = b } else {
-                let m = try object(dv, "dedup", allowed: ["exact"], notYet: ["near": "near-dedup issue", "on": "near-dedup issue"])
-                exact = try bool(m, "exact", "dedup.exact", default: true)
+            if case .bool(let b) = dv { exact = b ? .all : nil } else {
+                let m = try object(dv, "dedup", allowed: ["exact", "near"])
+                if let ev = value(m, "exact") {
+                    if case .bool(let b) = ev { exact = b ? .all : nil } else {
+                        let em = try object(ev, "dedup.exact", allowed: ["on"])
+                        exact = try field(em, "dedup.exact.on", default: .all)
+                    }
+                }
+                if let nv = value(m, "near"), nv != .bool(false) {
+                    var n = NearDedupSpec()
+                    if nv != .bool(true) {
+                        let nm = try object(nv, "dedup.near", allowed: ["threshold", "ngram", "permutations", "on", "seed"])
+                        if let t = try double(nm, "threshold", "dedup.near.threshold", range: 0...1) {
+                            guard t > 0 else { throw err("dedup.near.threshold", "expected a number in (0, 1]") }
+                            n.threshold = t
+                        }
+                        n.ngram = try int(nm, "ngram", "dedup.near.ngram", min: 1) ?? n.ngram
+                        if let p = try int(nm, "permutations", "dedup.near.permutations", min: 8) {
+                            guard p % 8 == 0, p <= 1024 else { throw err("dedup.near.permutations", "expected a multiple of 8 from 8 to 1024 (signatures are computed 8 lanes at a time)") }
+                            n.permutations = p
+                        }
+                        n.on = try field(nm, "dedup.near.on", default: .prompt)
+                        n.seed = UInt64(try int(nm, "seed", "dedup.near.seed", min: 0) ?? 1)
+                    }
+                    near = n
+                }
             }
+        }
+        var decontaminate: DecontaminateSpec? = nil
+        if let dv = value(top, "decontaminate") {
+            let m = try object(dv, "decontaminate", allowed: ["against", "field", "ngram"])
+            guard let list = value(m, "against")?.arrayValue, !list.isEmpty else { throw err("decontaminate.against", "expected a non-empty array of eval files") }
+            var files: [String] = []
+            for (k, f) in list.enumerated() {
+                guard let path = f.stringValue else { throw err("decontaminate.against[\(k)]", "expected a file path") }
+                let resolved = FileSystem.join(specDir, path)
+                guard FileSystem.fileExists(resolved) else { throw err("decontaminate.against[\(k)]", "'\(resolved)' does not exist (paths are relative to the spec's folder)") }
+                files.append(resolved)
+            }
+            let fieldName = try string(m, "field", "decontaminate.field") ?? "instruction"
+            let ngram = try int(m, "ngram", "decontaminate.ngram", min: 1) ?? 13
+            decontaminate = DecontaminateSpec(against: files, field: fieldName, ngram: ngram)
         }
 
         // split
@@ -229,7 +293,7 @@ struct SpecParser {
         outDir = FileSystem.join(specDir, outDir)
 
         return BuildSpec(path: path, specHash: hash, name: name, sources: sources, normalizer: normalizer, normalize: normalize,
-                         filter: filter, exactDedup: exact, validationFraction: validation, splitSeed: splitSeed,
+                         filter: filter, exactDedup: exact, nearDedup: near, decontaminate: decontaminate, validationFraction: validation, splitSeed: splitSeed,
                          tokenizer: tokenizer, template: template, seqLen: seqLen, strategy: strategy, overflow: overflow,
                          outputDir: outDir, shardTokens: shardTokens, zstdLevel: level, shuffleSeed: shuffle)
     }

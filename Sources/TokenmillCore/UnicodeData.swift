@@ -1,10 +1,9 @@
-import TokenmillCore
-
-/// General categories and simple case folding for the general regex path, from the
+/// General categories and simple case folding (the general regex path of the tokenizer,
+/// near-dedup shingles and exact-dedup keys), from the
 /// generated Unicode 16.0 tables (`Generated/RegexTables.swift`), decoded once.
-enum UnicodeData {
+public enum UnicodeData {
     /// Category numbers, in `RegexTables.categories` order.
-    enum Category: UInt8 {
+    public enum Category: UInt8, Sendable {
         case Cn, Lu, Ll, Lt, Lm, Lo, Mn, Mc, Me, Nd, Nl, No, Pc, Pd, Ps, Pe, Pi, Pf, Po, Sm, Sc, Sk, So, Zs, Zl, Zp, Cc, Cf, Cs, Co
     }
 
@@ -14,9 +13,16 @@ enum UnicodeData {
 
     private static func u32s(_ s: String) -> [UInt32] {
         let b = decode(s)
-        return stride(from: 0, to: b.count, by: 4).map {
-            UInt32(b[$0]) | UInt32(b[$0 + 1]) << 8 | UInt32(b[$0 + 2]) << 16 | UInt32(b[$0 + 3]) << 24
+        var out: [UInt32] = []
+        out.reserveCapacity(b.count / 4)
+        var k = 0
+        while k + 4 <= b.count {
+            let lo = UInt32(b[k]) | UInt32(b[k + 1]) << 8
+            let hi = UInt32(b[k + 2]) << 16 | UInt32(b[k + 3]) << 24
+            out.append(lo | hi)
+            k += 4
         }
+        return out
     }
 
     private static let categoryTables: (index: [UInt16], blocks: [UInt8]) = {
@@ -26,7 +32,7 @@ enum UnicodeData {
     }()
 
     /// The category number of a scalar (0 = Cn for anything out of range).
-    static func category(_ c: UInt32) -> UInt8 {
+    public static func category(_ c: UInt32) -> UInt8 {
         guard c < 0x110000 else { return 0 }
         let t = categoryTables
         return t.blocks[Int(t.index[Int(c >> 8)]) << 8 | Int(c & 0xFF)]
@@ -48,7 +54,7 @@ enum UnicodeData {
 
     private static let multiFolds: Set<UInt32> = Set(u32s(RegexTables.multiFoldsBase64))
 
-    static func fold(_ c: UInt32) -> UInt32 {
+    public static func fold(_ c: UInt32) -> UInt32 {
         let f = folds.from
         var lo = 0, hi = f.count
         while lo < hi {
@@ -59,16 +65,16 @@ enum UnicodeData {
     }
 
     /// The scalars equal to `c` under simple case folding, `c` included.
-    static func caseVariants(_ c: UInt32) -> [UInt32] {
+    public static func caseVariants(_ c: UInt32) -> [UInt32] {
         let f = fold(c)
         return foldClasses[f] ?? [c]
     }
 
     /// Scalars whose full case folding is several scalars (`ß` -> `ss`).
-    static func hasMultiScalarFold(_ c: UInt32) -> Bool { multiFolds.contains(c) }
+    public static func hasMultiScalarFold(_ c: UInt32) -> Bool { multiFolds.contains(c) }
 
     /// White_Space (Oniguruma's and the regex crate's `\s`).
-    static func isSpace(_ c: UInt32) -> Bool {
+    public static func isSpace(_ c: UInt32) -> Bool {
         switch c {
         case 0x09...0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000: return true
         default: return false

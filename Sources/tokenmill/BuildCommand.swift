@@ -1,3 +1,4 @@
+import Dedup
 import Pipeline
 import TokenmillCore
 
@@ -29,7 +30,12 @@ enum PlanCommand {
         let spec = try BuildSpec.load(a.positionals[0])
         var out = "spec \(spec.path): \(spec.name)\n"
         for s in spec.sources { out += "  source \(s.name): \(s.files.count) file\(s.files.count == 1 ? "" : "s") (\(s.pattern))\(s.skipBadRows ? ", bad rows skipped" : "")\n" }
-        out += "stages: ingest -> normalize\(spec.normalize ? "" : " (off)") -> filter -> exact dedup\(spec.exactDedup ? "" : " (off)")"
+        out += "stages: ingest -> normalize\(spec.normalize ? "" : " (off)") -> filter -> exact dedup\(spec.exactDedup.map { " (\($0.rawValue))" } ?? " (off)")"
+        if let n = spec.nearDedup {
+            let lsh = LSHParameters.optimal(threshold: n.threshold, permutations: n.permutations)
+            out += " -> near dedup (\(n.on.rawValue), threshold \(n.threshold), \(n.permutations) permutations = \(lsh.bands) bands x \(lsh.rows) rows, \(n.ngram)-gram shingles)"
+        }
+        if let d = spec.decontaminate { out += " -> decontaminate (\(d.against.count) eval file\(d.against.count == 1 ? "" : "s"), \(d.ngram)-grams)" }
         out += " -> split (validation \(spec.validationFraction)) -> render (\(spec.template.name)) -> tokenize (\(spec.tokenizer))"
         out += " -> pack (\(spec.strategy.rawValue), seq_len \(spec.seqLen), overflow \(spec.overflow.rawValue)) -> shards (zstd \(spec.zstdLevel)) -> \(spec.outputDir)\n"
         var b = Array(out.utf8)

@@ -82,9 +82,38 @@ class Rec:
     response: str = ""
     text: str = ""
 
-    def key(self) -> tuple[str, ...]:
-        """The exact-dedup key: every normalized field, not the source."""
-        return (self.kind, self.system, self.prompt, self.response, self.text)
+    def key(self) -> str:
+        """The exact-dedup key (docs/DEDUP.md, `on: all`): system, prompt, response or
+        text joined by newlines, then NFKD, nonspacing marks and punctuation dropped,
+        simple case folding, whitespace runs collapsed to one space, trimmed."""
+        parts = [p for p in (self.system,) if p] + ([self.text] if self.kind == "text" else [self.prompt, self.response])
+        return exact_key_text("\n".join(parts))
+
+
+KEY_SPACE = set(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))
+
+
+def simple_fold(c: str) -> str:
+    f = c.casefold()
+    if len(f) == 1:
+        return f
+    return c.lower() if len(c.lower()) == 1 else c
+
+
+def exact_key_text(text: str) -> str:
+    out, pending = [], False
+    for c in unicodedata.normalize("NFKD", text):
+        if c in KEY_SPACE:
+            pending = bool(out)
+            continue
+        cat = unicodedata.category(c)
+        if cat == "Mn" or cat.startswith("P"):
+            continue
+        if pending:
+            out.append(" ")
+            pending = False
+        out.append(simple_fold(c))
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -193,7 +222,7 @@ def load_spec(path: Path) -> dict:
     if unknown:
         raise Unsupported(f"spec keys {sorted(unknown)}")
     dedup = spec.get("dedup", {})
-    if set(dedup) - {"exact"}:
+    if set(dedup) - {"exact"} or not isinstance(dedup.get("exact", True), bool):
         raise Unsupported(f"dedup options {sorted(set(dedup) - {'exact'})}")
     if set(spec.get("filter", {})) - {"min_chars", "max_chars"}:
         raise Unsupported(f"filter options {sorted(spec['filter'])}")
@@ -250,10 +279,12 @@ def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
                 if empty_response or not limits.get("min_chars", 1) <= total <= limits.get("max_chars", total):
                     counts[name, "filtered"] += 1
                     continue
-                if exact and rec.key() in seen:
+                key = rec.key() if exact else None
+                if key and key in seen:
                     counts[name, "exact_dup"] += 1
                     continue
-                seen.add(rec.key())
+                if key:
+                    seen.add(key)
                 counts[name, "kept"] += 1
                 kept.append(rec)
     return kept, counts

@@ -1,3 +1,5 @@
+import TokenmillCore
+
 /// Parser for the regular expressions of tokenizer.json `Split` pre-tokenizers.
 ///
 /// The `tokenizers` library compiles those with Oniguruma (the `onig` crate, default

@@ -1,3 +1,5 @@
+import TokenmillCore
+
 /// A compiled `Split` regex: a backtracking machine with Oniguruma's leftmost-first
 /// semantics over Unicode scalars, for patterns the hand-written scanners do not know.
 ///

@@ -1,4 +1,5 @@
-"""Generate RegexTables.swift: what the general regex path of the pre-tokenizer needs.
+"""Generate RegexTables.swift: general categories and case folding (the tokenizer's general
+regex path, dedup shingles and keys).
 
 - the Unicode general category of every scalar (Unicode 16.0 from `unicodedata2==16.0.0`,
   the same data as UnicodeTables.swift), as a two-stage table of category numbers;
@@ -7,7 +8,7 @@
 - the scalars whose full case folding is several scalars (`ß` -> `ss`): under `(?i)`
   Oniguruma lets such a scalar match a sequence, which the engine refuses at load.
 
-Run: python3 Sources/BPE/Generated/generate_regex_tables.py   (writes the .swift beside it)
+Run: python3 Sources/TokenmillCore/Generated/generate_regex_tables.py   (writes the .swift beside it)
 """
 import base64
 import os

@@ -1,0 +1,199 @@
+import TokenmillCore
+
+/// Shingles of a text, as near-dedup and decontamination compare them (docs/DEDUP.md):
+/// case-folded scalars, White_Space as separators; `n` consecutive words joined by one
+/// space for spaced scripts, `n` consecutive non-space scalars for text that is mostly
+/// CJK, Thai, Lao, Khmer or Myanmar (a record is shingled by its script); a text shorter
+/// than one shingle is one shingle of all it has. Each shingle is hashed with xxh3-64.
+///
+/// A `Shingler` owns its scratch buffers (one per thread): the folded text is rebuilt
+/// once into `folded`, so every shingle is a contiguous byte range of it and hashing
+/// needs no allocation. Pure-ASCII text (checked 16 bytes at a time) skips the script
+/// count and the UTF-8 decoding.
+public struct Shingler {
+    /// Folded UTF-8 (the first `foldedCount` bytes): words separated by one space (word
+    /// mode) or units back to back. Sized for the longest text seen; reused.
+    public private(set) var folded: [UInt8] = []
+    public private(set) var foldedCount = 0
+    /// Start offset in `folded` of each word / unit, then an end marker (`unitCount + 1`
+    /// entries are meaningful).
+    public private(set) var starts: [Int32] = []
+    public private(set) var unitCount = 0
+    public private(set) var characterMode = false
+    public let ngram: Int
+
+    public init(ngram: Int) {
+        precondition(ngram >= 1)
+        self.ngram = ngram
+    }
+
+    /// Scalars of unspaced scripts: Hiragana, Katakana, CJK ideographs, Thai, Lao,
+    /// Myanmar, Khmer, halfwidth Katakana.
+    @inline(__always)
+    static func isUnspaced(_ c: UInt32) -> Bool {
+        switch c {
+        case 0x0E00...0x0EFF, 0x1000...0x109F, 0x1780...0x17FF, 0x3040...0x30FF, 0x31F0...0x31FF,
+             0x3400...0x4DBF, 0x4E00...0x9FFF, 0xF900...0xFAFF, 0xFF66...0xFF9F, 0x20000...0x3134F:
+            return true
+        default: return false
+        }
+    }
+
+    @inline(__always)
+    static func isASCIISpace(_ b: UInt8) -> Bool { b == 0x20 || b &- 0x09 < 5 }
+
+    /// Whether more than half of the non-space scalars are in unspaced scripts.
+    static func isMostlyUnspaced(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        var nonSpace = 0, unspaced = 0
+        var i = 0
+        let n = text.count
+        while i < n {
+            let b = text[i]
+            if b < 0x80 {
+                if !isASCIISpace(b) { nonSpace += 1 }
+                i += 1
+                continue
+            }
+            let (c, len) = decode(text, i)
+            i += len
+            if UnicodeData.isSpace(c) { continue }
+            nonSpace += 1
+            if isUnspaced(c) { unspaced += 1 }
+        }
+        return 2 * unspaced > nonSpace
+    }
+
+    /// Rebuilds the folded text and unit starts for `text` (valid UTF-8); returns the
+    /// number of shingles. Hot loop: writes through raw pointers into reused buffers.
+    @discardableResult
+    public mutating func prepare(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+        let n = text.count
+        // Folding can grow a scalar by one byte (U+023A, 2 bytes -> U+2C65, 3 bytes), and
+        // word mode adds one space a word: 2n + 8 bytes always suffice.
+        if folded.count < 2 * n + 8 { folded = [UInt8](repeating: 0, count: 2 * n + 8) }
+        if starts.count < n + 2 { starts = [Int32](repeating: 0, count: n + 2) }
+        let ascii = UTF8Validation.isASCII(text)
+        let charMode = ascii ? false : Shingler.isMostlyUnspaced(text)
+        characterMode = charMode
+        var fc = 0, sc = 0
+        folded.withUnsafeMutableBufferPointer { fb in
+            starts.withUnsafeMutableBufferPointer { sb in
+                let f = fb.baseAddress!, st = sb.baseAddress!
+                var i = 0
+                var inWord = false
+                if ascii {
+                    while i < n {
+                        let b = text[i]
+                        i += 1
+                        if Shingler.isASCIISpace(b) { inWord = false; continue }
+                        if !inWord {
+                            if sc > 0 { f[fc] = 0x20; fc += 1 }
+                            st[sc] = Int32(fc); sc += 1
+                            inWord = true
+                        }
+                        f[fc] = b &- 0x41 < 26 ? b | 0x20 : b
+                        fc += 1
+                    }
+                    st[sc] = Int32(fc + 1)
+                    return
+                }
+                while i < n {
+                    let b = text[i]
+                    var c: UInt32
+                    if b < 0x80 {
+                        i += 1
+                        if Shingler.isASCIISpace(b) { inWord = false; continue }
+                        c = UInt32(b &- 0x41 < 26 ? b | 0x20 : b)
+                    } else {
+                        let (d, len) = Shingler.decode(text, i)
+                        i += len
+                        if UnicodeData.isSpace(d) { inWord = false; continue }
+                        c = UnicodeData.fold(d)
+                    }
+                    if charMode {
+                        st[sc] = Int32(fc); sc += 1
+                    } else if !inWord {
+                        if sc > 0 { f[fc] = 0x20; fc += 1 }
+                        st[sc] = Int32(fc); sc += 1
+                        inWord = true
+                    }
+                    fc += Shingler.write(c, to: f + fc)
+                }
+                // End marker: a word's end is the next start less the separating space.
+                st[sc] = Int32(charMode ? fc : fc + 1)
+            }
+        }
+        foldedCount = fc
+        unitCount = sc
+        return shingleCount
+    }
+
+    public var shingleCount: Int { unitCount == 0 ? 0 : max(1, unitCount - ngram + 1) }
+
+    /// Byte range in `folded` of shingle k.
+    @inline(__always)
+    public func shingleRange(_ k: Int) -> Range<Int> {
+        let last = min(k + ngram, unitCount)
+        let end = characterMode ? Int(starts[last]) : Int(starts[last]) - 1
+        return Int(starts[k])..<end
+    }
+
+    /// The xxh3-64 of every shingle, appended to `out`.
+    public mutating func hashes(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt64]) {
+        let count = prepare(text)
+        if count == 0 { return }
+        out.reserveCapacity(out.count + count)
+        let units = unitCount, n = ngram, charMode = characterMode
+        folded.withUnsafeBytes { f in
+            starts.withUnsafeBufferPointer { st in
+                for k in 0..<count {
+                    let last = min(k + n, units)
+                    let end = charMode ? Int(st[last]) : Int(st[last]) - 1
+                    let start = Int(st[k])
+                    out.append(XXH3.hash64(UnsafeRawBufferPointer(start: f.baseAddress! + start, count: end - start)))
+                }
+            }
+        }
+    }
+
+    public func shingleText(_ k: Int) -> String {
+        String(decoding: folded[shingleRange(k)], as: UTF8.self)
+    }
+
+    @inline(__always)
+    static func decode(_ t: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt32, Int) {
+        let b0 = UInt32(t[i])
+        if b0 < 0xE0 { return ((b0 & 0x1F) << 6 | UInt32(t[i + 1] & 0x3F), 2) }
+        if b0 < 0xF0 { return ((b0 & 0x0F) << 12 | UInt32(t[i + 1] & 0x3F) << 6 | UInt32(t[i + 2] & 0x3F), 3) }
+        return ((b0 & 0x07) << 18 | UInt32(t[i + 1] & 0x3F) << 12 | UInt32(t[i + 2] & 0x3F) << 6 | UInt32(t[i + 3] & 0x3F), 4)
+    }
+
+    /// Writes the UTF-8 of `c` at `p`; returns its length.
+    @inline(__always)
+    static func write(_ c: UInt32, to p: UnsafeMutablePointer<UInt8>) -> Int {
+        switch c {
+        case 0..<0x80: p[0] = UInt8(c); return 1
+        case 0x80..<0x800:
+            p[0] = UInt8(0xC0 | c >> 6); p[1] = UInt8(0x80 | c & 0x3F); return 2
+        case 0x800..<0x10000:
+            p[0] = UInt8(0xE0 | c >> 12); p[1] = UInt8(0x80 | (c >> 6) & 0x3F); p[2] = UInt8(0x80 | c & 0x3F); return 3
+        default:
+            p[0] = UInt8(0xF0 | c >> 18); p[1] = UInt8(0x80 | (c >> 12) & 0x3F)
+            p[2] = UInt8(0x80 | (c >> 6) & 0x3F); p[3] = UInt8(0x80 | c & 0x3F); return 4
+        }
+    }
+
+    @inline(__always)
+    static func append(_ c: UInt32, to out: inout [UInt8]) {
+        switch c {
+        case 0..<0x80: out.append(UInt8(c))
+        case 0x80..<0x800:
+            out.append(UInt8(0xC0 | c >> 6)); out.append(UInt8(0x80 | c & 0x3F))
+        case 0x800..<0x10000:
+            out.append(UInt8(0xE0 | c >> 12)); out.append(UInt8(0x80 | (c >> 6) & 0x3F)); out.append(UInt8(0x80 | c & 0x3F))
+        default:
+            out.append(UInt8(0xF0 | c >> 18)); out.append(UInt8(0x80 | (c >> 12) & 0x3F))
+            out.append(UInt8(0x80 | (c >> 6) & 0x3F)); out.append(UInt8(0x80 | c & 0x3F))
+        }
+    }
+}
