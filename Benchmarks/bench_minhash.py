@@ -17,10 +17,12 @@ brute-force oracle (exact Jaccard over the same shingles, every pair): recall ov
 with true J >= 0.8 (found = both in one cluster), precision over the reported edges
 (true J >= 0.8 right, < 0.7 wrong, in between not counted).
 
-LSH parameters: Tokenmill and datasketch derive (bands, rows) from the threshold with the
-same objective (datasketch's _optimal_param: 9 x 13 at 0.8/128). rensa needs bands to
-divide the permutations, so it gets the divisor that minimises the same objective
-(8 x 16 at 0.8/128); --rensa-bands overrides it.
+LSH parameters: datasketch derives (bands, rows) from the threshold with its default
+objective (_optimal_param weights 0.5/0.5: 9 x 13 at 0.8/128); Tokenmill with false
+negatives weighted 0.9 (14 x 9) and confirmation at the threshold less 1.5 standard
+errors (docs/DEDUP.md). rensa needs bands to divide the permutations, so it gets the
+divisor that minimises datasketch's objective (8 x 16 at 0.8/128); --rensa-bands
+overrides it. The peers run as their users run them by default.
 
 Rounds: every tool runs once per round in a fresh subprocess (peers) or process
 (tokenmill-bench), rounds repeat --repeat times, each tool keeps its best round, so a slow

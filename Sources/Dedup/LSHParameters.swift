@@ -1,3 +1,5 @@
+import TokenmillCore
+
 /// LSH bands and rows from the threshold, as datasketch chooses them: the (b, r) with
 /// b·r <= permutations minimising w_fp·FP + w_fn·FN, where FP is the area under the
 /// collision probability 1 - (1 - s^r)^b for s in [0, t] and FN the area above it for s
@@ -16,8 +18,25 @@ public struct LSHParameters: Sendable, Equatable {
     public static let falsePositiveWeight = 0.1
     public static let falseNegativeWeight = 0.9
 
+    /// Results by (threshold, permutations, weights): the search integrates ~600 (b, r)
+    /// pairs, tens of milliseconds, and callers ask more than once.
+    nonisolated(unsafe) private static var cache: [[Double]: LSHParameters] = [:]
+    private static let cacheLock = NSLockLite()
+
     public static func optimal(threshold t: Double, permutations: Int,
                                weights: (fp: Double, fn: Double) = (falsePositiveWeight, falseNegativeWeight)) -> LSHParameters {
+        let key = [t, Double(permutations), weights.fp, weights.fn]
+        cacheLock.lock()
+        if let hit = cache[key] { cacheLock.unlock(); return hit }
+        cacheLock.unlock()
+        let result = search(threshold: t, permutations: permutations, weights: weights)
+        cacheLock.lock()
+        cache[key] = result
+        cacheLock.unlock()
+        return result
+    }
+
+    static func search(threshold t: Double, permutations: Int, weights: (fp: Double, fn: Double)) -> LSHParameters {
         func collision(_ s: Double, _ b: Int, _ r: Int) -> Double { 1 - pow1(1 - pow1(s, r), b) }
         var best = LSHParameters(bands: 1, rows: 1)
         var bestError = Double.infinity

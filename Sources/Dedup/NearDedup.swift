@@ -39,6 +39,7 @@ public enum NearDedup {
     /// `signatures` holds `count` signatures of `permutations` values each; records with
     /// `empty[i]` (no shingles) never join a cluster.
     public static func run(signatures: [UInt32], count: Int, permutations: Int, empty: [Bool], threshold: Double, threads: Int) -> Result {
+        precondition(count <= Int(UInt32.max), "near dedup indexes records with 32 bits")
         let params = LSHParameters.optimal(threshold: threshold, permutations: permutations)
         let level = LSHParameters.confirmationLevel(threshold: threshold, permutations: permutations)
         var uf = UnionFind(count: count)
@@ -53,18 +54,23 @@ public enum NearDedup {
             var band = 0
             while band < params.bands {
                 let group = min(max(1, threads), params.bands - band)
-                var sorted = [[(UInt64, Int32)]](repeating: [], count: group)
+                var sorted = [[UInt64]](repeating: [], count: group)
                 sorted.withUnsafeMutableBufferPointer { out in
                     let outBase = out.baseAddress!
                     DispatchQueue.concurrentPerform(iterations: group) { g in
                         let k = band + g
-                        var keys: [(UInt64, Int32)] = []
+                        // One u64 per record: the high 32 bits of the band's xxh3 over the
+                        // record index, so a plain integer sort groups a bucket's members
+                        // in index order. Two different bands sharing 32 key bits only add
+                        // a candidate that confirmation rejects.
+                        var keys: [UInt64] = []
                         keys.reserveCapacity(count)
                         for i in 0..<count where !empty[i] {
                             let p = UnsafeRawPointer(base + i * permutations + k * rows)
-                            keys.append((XXH3.hash64(UnsafeRawBufferPointer(start: p, count: rows * 4)), Int32(i)))
+                            let h = XXH3.hash64(UnsafeRawBufferPointer(start: p, count: rows * 4))
+                            keys.append(h & 0xFFFF_FFFF_0000_0000 | UInt64(i))
                         }
-                        keys.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+                        radixSort(&keys)
                         (outBase + g).pointee = keys
                     }
                 }
@@ -72,20 +78,20 @@ public enum NearDedup {
                     var s = 0
                     while s < keys.count {
                         var e = s + 1
-                        while e < keys.count && keys[e].0 == keys[s].0 { e += 1 }
+                        let bucket = keys[s] >> 32
+                        while e < keys.count && keys[e] >> 32 == bucket { e += 1 }
                         if e - s > 1 {
                             for m in (s + 1)..<e {
-                                let y = Int(keys[m].1)
+                                let y = Int(keys[m] & 0xFFFF_FFFF)
                                 for p in s..<m {
-                                    let x = Int(keys[p].1)
+                                    let x = Int(keys[p] & 0xFFFF_FFFF)
                                     if uf.find(x) == uf.find(y) { break }
                                     candidates += 1
                                     let sim = MinHasher.similarity(base + x * permutations, base + y * permutations, permutations)
                                     if sim >= level {
                                         uf.union(x, y)
-                                        let edge = Edge(matched: x, removed: y, similarity: sim)
                                         hasEdge[x] = true; hasEdge[y] = true
-                                        edges.append(edge)
+                                        edges.append(Edge(matched: x, removed: y, similarity: sim))
                                         break
                                     }
                                 }

@@ -261,6 +261,7 @@ def test_generated_pairs_recall_and_precision(generated):
         f"\n  bands x rows {b} x {r}: a MinHash-LSH confirming at {THRESHOLD} is expected to find "
         f"{expected_recall(g.truth, b, r):.3f} of these pairs directly"
     )
+    print(f"\ngenerated: {score.summary()}")
     assert score.true_pairs >= 400, f"too few true pairs to judge recall: {score.true_pairs}"
     assert score.edges_true + score.edges_false >= 300, f"too few judged edges: {score.summary()}"
     assert score.recall >= RECALL, describe_misses(score) + hint
@@ -269,6 +270,7 @@ def test_generated_pairs_recall_and_precision(generated):
     zh = {i for i, lang in enumerate(g.lang) if lang == "zh"}
     zh_truth = {p: s for p, s in g.truth.items() if p[0] in zh}
     zh_score = o.score(g.corpus.sets, [e for e in edges if e[0] in zh], zh_truth, LO, HI)
+    print(f"Chinese: {zh_score.summary()}")
     assert zh_score.true_pairs >= 100, f"too few Chinese pairs: {zh_score.summary()}"
     assert zh_score.recall >= RECALL, "Chinese (character shingles): " + describe_misses(zh_score)
     assert zh_score.precision >= PRECISION, "Chinese (character shingles): " + describe_misses(zh_score)
@@ -347,6 +349,7 @@ def test_shared_data_recall_and_precision(tokenmill_bin, tmp_path):
     check_clusters_file(clusters, [n for n, _ in named], corpus)
     truth = o.similar_pairs(corpus.sets, HI)
     score = o.score(corpus.sets, edges_of(clusters, corpus), truth, LO, HI)
+    print(f"\nshared data: {score.summary()}")
     assert score.true_pairs >= 2000 and score.edges_true + score.edges_false >= 1000, score.summary()
     assert score.recall >= RECALL and score.precision >= PRECISION, describe_misses(score)
     zh = {i for i, k in enumerate(corpus.keys) if "_zh" in k[0]}
