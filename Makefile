@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv build run test test-swift test-python bench clean
+.PHONY: all deps sysdeps venv build run test test-swift test-python bench bench-minhash clean
 
 all: build
 
@@ -46,8 +46,14 @@ test: deps
 # in the table, not fatal).
 bench: deps build
 	$(SWIFT) build -c release --product tokenmill-bench
-	-@$(VENV)/bin/pip install -q fastokens splintr-rs 2>/dev/null
+	-@$(VENV)/bin/pip install -q fastokens splintr-rs rensa 2>/dev/null
 	$(PY) Benchmarks/bench_tokenizers.py
+	$(PY) Benchmarks/bench_minhash.py
+
+bench-minhash: deps build
+	$(SWIFT) build -c release --product tokenmill-bench
+	-@$(VENV)/bin/pip install -q rensa 2>/dev/null
+	$(PY) Benchmarks/bench_minhash.py
 
 clean:
 	rm -rf .build build

@@ -42,6 +42,16 @@ public struct Shingler {
     @inline(__always)
     static func isASCIISpace(_ b: UInt8) -> Bool { b == 0x20 || b &- 0x09 < 5 }
 
+    /// ASCII byte -> its lowercase, whitespace -> 0xFF (never an ASCII byte).
+    static let asciiFold: UnsafePointer<UInt8> = {
+        let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for b in 0..<256 {
+            let c = UInt8(b)
+            t[b] = isASCIISpace(c) ? 0xFF : (c &- 0x41 < 26 ? c | 0x20 : c)
+        }
+        return UnsafePointer(t)
+    }()
+
     /// Whether more than half of the non-space scalars are in unspaced scripts.
     static func isMostlyUnspaced(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
         var nonSpace = 0, unspaced = 0
@@ -82,16 +92,18 @@ public struct Shingler {
                 var i = 0
                 var inWord = false
                 if ascii {
+                    // One table load a byte: the folded byte, or 0xFF for whitespace.
+                    let table = Shingler.asciiFold
                     while i < n {
-                        let b = text[i]
+                        let v = table[Int(text[i])]
                         i += 1
-                        if Shingler.isASCIISpace(b) { inWord = false; continue }
+                        if v == 0xFF { inWord = false; continue }
                         if !inWord {
                             if sc > 0 { f[fc] = 0x20; fc += 1 }
                             st[sc] = Int32(fc); sc += 1
                             inWord = true
                         }
-                        f[fc] = b &- 0x41 < 26 ? b | 0x20 : b
+                        f[fc] = v
                         fc += 1
                     }
                     st[sc] = Int32(fc + 1)
