@@ -13,9 +13,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 sysdeps:
-	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzstd libxxhash; then \
-	  echo "== installing system packages: libzstd-dev libxxhash-dev pkg-config"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libzstd-dev libxxhash-dev pkg-config >/dev/null; \
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzstd libxxhash zlib; then \
+	  echo "== installing system packages: libzstd-dev libxxhash-dev zlib1g-dev pkg-config"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libzstd-dev libxxhash-dev zlib1g-dev pkg-config >/dev/null; \
 	fi
 
 $(VENV)/.installed: python/requirements.txt

@@ -16,12 +16,14 @@ let package = Package(
         .executable(name: "tokenmill", targets: ["tokenmill"]),
     ],
     targets: [
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CXXHash", path: "Sources/CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
         .target(name: "TokenmillCore", dependencies: ["CXXHash"], swiftSettings: optimize),
-        .target(name: "Ingest", dependencies: ["TokenmillCore"], swiftSettings: optimize),
+        .target(name: "Ingest", dependencies: ["TokenmillCore", "CZlib", "CZstd"], swiftSettings: optimize),
         .target(name: "Normalize", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         // MinHash runs in 32-bit SIMD lanes; AVX2 (Haswell, 2013, and later x86-64) does each
         // step in one instruction where the x86-64 baseline (SSE2) needs several.

@@ -2,7 +2,9 @@ import TokenmillCore
 
 /// One source of the spec, resolved: its files, format and mapping.
 public struct SourceConfig: Sendable {
-    public enum Format: String, Sendable { case jsonl, json }
+    /// `text`: the whole file is one record (field `text`); `lines`: every non-empty line
+    /// is one (field `text`); `csv`: RFC 4180 with a header row.
+    public enum Format: String, Sendable, CaseIterable { case jsonl, json, csv, text, lines }
     public var name: String
     public var index: Int32
     public var files: [String]
@@ -15,10 +17,14 @@ public struct SourceConfig: Sendable {
         self.mapping = mapping; self.skipBadRows = skipBadRows
     }
 
-    /// Format from the extension (`.jsonl`, `.json`); nil when unknown.
+    /// Format from the extension (`.jsonl`, `.json`, `.csv`, `.txt`, each optionally
+    /// `.gz`/`.zst`); nil when unknown.
     public static func inferFormat(_ path: String) -> Format? {
-        if path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") { return .jsonl }
-        if path.hasSuffix(".json") { return .json }
+        let p = Compression.stripped(path)
+        if p.hasSuffix(".jsonl") || p.hasSuffix(".ndjson") { return .jsonl }
+        if p.hasSuffix(".json") { return .json }
+        if p.hasSuffix(".csv") { return .csv }
+        if p.hasSuffix(".txt") || p.hasSuffix(".md") { return .text }
         return nil
     }
 }
@@ -47,14 +53,45 @@ public struct FileRows: Sendable {
 /// `file:line: what` unless the source skips bad rows, in which case it becomes a reject.
 public enum SourceReader {
     public static func read(_ src: SourceConfig, fileIndex: Int32, path: String, threads: Int) throws -> FileRows {
-        let data = try FileSystem.readFile(path)
+        let data = try Compression.of(path).decompress(try FileSystem.readFile(path), path: path)
         guard let format = src.format ?? SourceConfig.inferFormat(path) else {
-            throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\": \"jsonl\" or \"json\"")
+            throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\" (one of \(SourceConfig.Format.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         switch format {
         case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads)
         case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data)
+        case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data)
+        case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines)
         }
+    }
+
+    /// Plain text: one record a file (`text`) or a non-empty line (`lines`), as the
+    /// string field `text` for the mapping. Invalid UTF-8 is a bad row.
+    static func readText(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], perLine: Bool) throws -> FileRows {
+        var out = FileRows()
+        var pieces: [(ArraySlice<UInt8>, Int)] = []
+        if perLine {
+            var s = 0, number = 1
+            for i in 0...data.count where i == data.count || data[i] == 0x0A {
+                var e = i
+                if e > s && data[e - 1] == 0x0D { e -= 1 }
+                if e > s { pieces.append((data[s..<e], number)) }
+                s = i + 1; number += 1
+            }
+        } else if !data.isEmpty {
+            pieces.append((data[...], 1))
+        }
+        for (bytes, n) in pieces {
+            do {
+                guard bytes.withUnsafeBufferPointer(UTF8Validation.isValid) else { throw MappingError("invalid UTF-8") }
+                let row = JSONValue.object([JSONMember(key: Array("text".utf8), value: .string(Array(bytes)))])
+                out.records.append(try src.mapping.record(from: row, source: src.index, file: fileIndex, line: n))
+            } catch let e as MappingError {
+                if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
+                out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
+            }
+        }
+        return out
     }
 
     static func readJSONL(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int) throws -> FileRows {

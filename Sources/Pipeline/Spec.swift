@@ -139,7 +139,9 @@ struct SpecParser {
             if sources.contains(where: { $0.name == sname }) { throw err("\(key).name", "duplicate source name '\(sname)'") }
             var format: SourceConfig.Format? = nil
             if let f = try string(m, "format", "\(key).format") {
-                guard let ff = SourceConfig.Format(rawValue: f) else { throw err("\(key).format", "'\(f)' is not supported yet; expected jsonl or json") }
+                guard let ff = SourceConfig.Format(rawValue: f) else {
+                    throw err("\(key).format", "'\(f)' is not supported yet; expected one of \(SourceConfig.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
                 format = ff
             }
             let resolved = FileSystem.join(specDir, pattern)
@@ -149,7 +151,7 @@ struct SpecParser {
             }
             if format == nil {
                 for f in files where SourceConfig.inferFormat(f) == nil {
-                    throw err("\(key).path", "cannot infer the format of '\(f)' (supported so far: .jsonl, .json); give \"format\"")
+                    throw err("\(key).path", "cannot infer the format of '\(f)' (known: .jsonl, .json, .csv, .txt, each optionally .gz/.zst); give \"format\"")
                 }
             }
             let mapping = try parseMap(value(m, "map"), "\(key).map")

@@ -1,0 +1,117 @@
+import TokenmillCore
+
+/// RFC 4180 CSV: a header row names the columns; fields separated by commas, rows by
+/// LF or CRLF; a field in double quotes may hold commas, newlines and doubled quotes
+/// (`""` = `"`). Each data row becomes a JSON object of string values, so the spec's
+/// `map` applies to CSV exactly as to JSON. Rows are numbered from 1 (the first data row;
+/// the header is not a row), and that number is the record's `line`.
+///
+/// Bad rows — a quote that never closes, text after a closing quote, a row with more or
+/// fewer fields than the header — are reported with their row number. An unclosed quote
+/// swallows the rest of the file, so it stops the file even under `on_error: skip`.
+enum CSVReader {
+    struct Row {
+        var number: Int
+        var fields: [[UInt8]]
+    }
+
+    struct Failure: Error {
+        var row: Int
+        var message: String
+        var fatal: Bool
+    }
+
+    /// Splits `data` into rows of fields. `rowError` receives malformed rows that the
+    /// reader could step over (text after a closing quote); fatal ones throw.
+    static func rows(_ data: UnsafeBufferPointer<UInt8>) throws(Failure) -> [Row] {
+        var rows: [Row] = []
+        var i = 0
+        let n = data.count
+        // A UTF-8 byte order mark before the header is not part of the first name.
+        if n >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF { i = 3 }
+        var number = 0   // the header is row 0
+        while i < n {
+            var fields: [[UInt8]] = []
+            var field: [UInt8] = []
+            var rowDone = false
+            // A blank line (between rows, or trailing) is not a row.
+            if data[i] == 0x0A { i += 1; continue }
+            if data[i] == 0x0D && i + 1 < n && data[i + 1] == 0x0A { i += 2; continue }
+            while !rowDone {
+                if i < n && data[i] == 0x22 {
+                    // Quoted field.
+                    i += 1
+                    var closed = false
+                    while i < n {
+                        let b = data[i]
+                        if b == 0x22 {
+                            if i + 1 < n && data[i + 1] == 0x22 { field.append(0x22); i += 2; continue }
+                            i += 1
+                            closed = true
+                            break
+                        }
+                        field.append(b)
+                        i += 1
+                    }
+                    if !closed { throw Failure(row: number, message: "a quoted field is not closed before the end of the file", fatal: true) }
+                    if i < n && data[i] != 0x2C && data[i] != 0x0A && !(data[i] == 0x0D && i + 1 < n && data[i + 1] == 0x0A) {
+                        throw Failure(row: number, message: "text after the closing quote of a field", fatal: false)
+                    }
+                } else {
+                    while i < n && data[i] != 0x2C && data[i] != 0x0A {
+                        if data[i] == 0x0D && i + 1 < n && data[i + 1] == 0x0A { break }
+                        field.append(data[i])
+                        i += 1
+                    }
+                }
+                fields.append(field)
+                field = []
+                if i >= n { rowDone = true }
+                else if data[i] == 0x2C { i += 1; if i >= n { fields.append([]); rowDone = true } }
+                else if data[i] == 0x0A { i += 1; rowDone = true }
+                else { i += 2; rowDone = true }   // CRLF
+            }
+            rows.append(Row(number: number, fields: fields))
+            number += 1
+        }
+        return rows
+    }
+
+    static func read(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8]) throws -> FileRows {
+        var out = FileRows()
+        let table: [Row]
+        do {
+            table = try data.withUnsafeBufferPointer { buf throws(Failure) in try rows(buf) }
+        } catch {
+            // Row-level failures in the scanner are reported against the row they hit.
+            let what = "CSV: \(error.message)"
+            if !src.skipBadRows || error.fatal || error.row == 0 {
+                throw TokenmillError.badInput(path: path, line: error.row, message: what + (error.fatal ? "" : " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)"))
+            }
+            out.rejects.append(Reject(source: src.name, path: path, line: error.row, reason: what + "; the rest of the file was not read"))
+            return out
+        }
+        guard let header = table.first else { throw TokenmillError.badInput(path: path, line: 0, message: "CSV: empty file (no header row)") }
+        let names = header.fields
+        var seen = Set<[UInt8]>()
+        for name in names where !seen.insert(name).inserted {
+            throw TokenmillError.badInput(path: path, line: 0, message: "CSV: the header names column '\(String(decoding: name, as: UTF8.self))' twice")
+        }
+        for row in table.dropFirst() {
+            do {
+                guard row.fields.count == names.count else {
+                    throw MappingError("CSV row has \(row.fields.count) fields, the header \(names.count)")
+                }
+                for f in row.fields where !f.withUnsafeBufferPointer(UTF8Validation.isValid) {
+                    throw MappingError("invalid UTF-8 in a field")
+                }
+                let object = JSONValue.object(zip(names, row.fields).map { JSONMember(key: $0, value: .string($1)) })
+                out.records.append(try src.mapping.record(from: object, source: src.index, file: fileIndex, line: row.number))
+            } catch let e as MappingError {
+                if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: row.number, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
+                out.rejects.append(Reject(source: src.name, path: path, line: row.number, reason: e.message))
+            }
+        }
+        return out
+    }
+}
