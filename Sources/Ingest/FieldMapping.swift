@@ -6,14 +6,50 @@ import TokenmillCore
 /// with `{field}` placeholders (`"{instruction}\n\n{input}"`, `{a.b}` for nested
 /// fields). `{{` and `}}` are literal braces. Fields may be strings, numbers (rendered as
 /// written), booleans or null (rendered empty); objects and arrays are refused.
+/// `[[ ... ]]` is an optional section: it is left out when any field in it renders
+/// empty, so Alpaca's empty `input` leaves no dangling blank line:
+/// `"{instruction}[[\n\n{input}]]"`. (`[[` and `]]` are therefore not literal text in a
+/// template.)
 public struct FieldMapping: Sendable {
-    public enum Part: Sendable, Equatable { case literal([UInt8]), field([String]) }
+    public indirect enum Part: Sendable, Equatable { case literal([UInt8]), field([String]), optional([Part]) }
 
     public struct Value: Sendable, Equatable {
         public var parts: [Part]
         /// A bare field name: a missing field is an error. In a template, too.
         public static func parse(_ s: String) throws -> Value {
-            if !s.contains("{") && !s.contains("}") { return Value(parts: [.field(s.split(separator: ".", omittingEmptySubsequences: false).map(String.init))]) }
+            if !s.contains("{") && !s.contains("}") && !s.contains("[[") && !s.contains("]]") {
+                return Value(parts: [.field(s.split(separator: ".", omittingEmptySubsequences: false).map(String.init))])
+            }
+            return Value(parts: try parseSections(s, whole: s))
+        }
+
+        /// Template text with optional `[[ ... ]]` sections (not nested).
+        static func parseSections(_ s: String, whole: String) throws -> [Part] {
+            let b = Array(s.utf8)
+            func find(_ x: UInt8, from: Int) -> Int? {
+                var i = from
+                while i + 1 < b.count { if b[i] == x && b[i + 1] == x { return i }; i += 1 }
+                return nil
+            }
+            let text = { (r: Range<Int>) in String(decoding: b[r], as: UTF8.self) }
+            guard let open = find(UInt8(ascii: "["), from: 0) else {
+                if find(UInt8(ascii: "]"), from: 0) != nil { throw MappingError("']]' without '[[' in template \"\(whole)\"") }
+                return try parseTemplate(s, whole: whole)
+            }
+            guard let close = find(UInt8(ascii: "]"), from: open + 2) else { throw MappingError("unclosed '[[' in template \"\(whole)\"") }
+            let inner = text(open + 2..<close)
+            if inner.utf8.count >= 2 && find(UInt8(ascii: "["), from: open + 2).map({ $0 < close }) == true {
+                throw MappingError("nested '[[' in template \"\(whole)\"")
+            }
+            let innerParts = try parseTemplate(inner, whole: whole)
+            guard innerParts.contains(where: { if case .field = $0 { true } else { false } }) else {
+                throw MappingError("optional section '[[\(inner)]]' names no {field} in template \"\(whole)\"")
+            }
+            return try parseTemplate(text(0..<open), whole: whole) + [.optional(innerParts)]
+                + parseSections(text(close + 2..<b.count), whole: whole)
+        }
+
+        static func parseTemplate(_ s: String, whole: String) throws -> [Part] {
             var parts: [Part] = []
             var lit: [UInt8] = []
             let b = Array(s.utf8)
@@ -22,13 +58,13 @@ public struct FieldMapping: Sendable {
                 let c = b[i]
                 if c == UInt8(ascii: "{") && i + 1 < b.count && b[i + 1] == UInt8(ascii: "{") { lit.append(c); i += 2; continue }
                 if c == UInt8(ascii: "}") && i + 1 < b.count && b[i + 1] == UInt8(ascii: "}") { lit.append(c); i += 2; continue }
-                if c == UInt8(ascii: "}") { throw MappingError("unmatched '}' in template \"\(s)\" (write '}}' for a literal brace)") }
+                if c == UInt8(ascii: "}") { throw MappingError("unmatched '}' in template \"\(whole)\" (write '}}' for a literal brace)") }
                 if c == UInt8(ascii: "{") {
                     guard let close = b[(i + 1)...].firstIndex(of: UInt8(ascii: "}")) else {
-                        throw MappingError("unclosed '{' in template \"\(s)\"")
+                        throw MappingError("unclosed '{' in template \"\(whole)\"")
                     }
                     let name = String(decoding: b[(i + 1)..<close], as: UTF8.self)
-                    if name.isEmpty || name.contains("{") { throw MappingError("empty or nested field name in template \"\(s)\"") }
+                    if name.isEmpty || name.contains("{") { throw MappingError("empty or nested field name in template \"\(whole)\"") }
                     if !lit.isEmpty { parts.append(.literal(lit)); lit = [] }
                     parts.append(.field(name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)))
                     i = close + 1
@@ -37,7 +73,7 @@ public struct FieldMapping: Sendable {
                 lit.append(c); i += 1
             }
             if !lit.isEmpty { parts.append(.literal(lit)) }
-            return Value(parts: parts)
+            return parts
         }
     }
 
@@ -124,10 +160,23 @@ public struct FieldMapping: Sendable {
     func render(_ v: Value, _ row: JSONValue) throws -> [UInt8] {
         if v.parts.count == 1, case .literal(let l) = v.parts[0] { return l }
         var out: [UInt8] = []
-        for p in v.parts {
+        try render(v.parts, row, into: &out)
+        return out
+    }
+
+    /// Appends the parts; returns false when a field rendered empty (for optional sections).
+    @discardableResult
+    func render(_ parts: [Part], _ row: JSONValue, into out: inout [UInt8]) throws -> Bool {
+        var allFilled = true
+        for p in parts {
             switch p {
             case .literal(let l): out.append(contentsOf: l)
+            case .optional(let inner):
+                var section: [UInt8] = []
+                if try render(inner, row, into: &section) { out.append(contentsOf: section) }
             case .field(let path):
+                let before = out.count
+                defer { if out.count == before { allFilled = false } }
                 var cur: JSONValue? = row
                 for k in path { cur = cur?[k] }
                 guard let value = cur else { throw MappingError("missing field '\(path.joined(separator: "."))'") }
@@ -141,7 +190,7 @@ public struct FieldMapping: Sendable {
                 }
             }
         }
-        return out
+        return allFilled
     }
 }
 

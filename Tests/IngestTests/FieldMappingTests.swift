@@ -24,7 +24,20 @@ final class FieldMappingTests: XCTestCase {
         XCTAssertThrowsError(try m.record(from: try row("[1]"), source: 0, file: 0, line: 1))
     }
 
+    func testOptionalSectionsDropWithAnEmptyField() throws {
+        let m = FieldMapping(prompt: try .parse("{instruction}[[\n\nInput: {input}]][[ ({lang})]]!"), response: try .parse("output"))
+        func prompt(_ json: String) throws -> String {
+            String(decoding: try m.record(from: try row(json), source: 0, file: 0, line: 1).turns[0].content, as: UTF8.self)
+        }
+        XCTAssertEqual(try prompt(#"{"instruction": "Sum", "input": "2+2", "lang": "en", "output": "4"}"#), "Sum\n\nInput: 2+2 (en)!")
+        XCTAssertEqual(try prompt(#"{"instruction": "Sum", "input": "", "lang": null, "output": "4"}"#), "Sum!")
+        XCTAssertThrowsError(try prompt(#"{"instruction": "Sum", "output": "4", "lang": "en"}"#))   // missing is still an error
+    }
+
     func testBadTemplatesAreRefused() {
+        XCTAssertThrowsError(try FieldMapping.Value.parse("a[[b]]"))           // a section without a field
+        XCTAssertThrowsError(try FieldMapping.Value.parse("{a}[[{b}"))
+        XCTAssertThrowsError(try FieldMapping.Value.parse("{a}]]"))
         XCTAssertThrowsError(try FieldMapping.Value.parse("{open"))
         XCTAssertThrowsError(try FieldMapping.Value.parse("close}"))
         XCTAssertThrowsError(try FieldMapping.Value.parse("{}"))
