@@ -77,8 +77,8 @@ enum CSVReader {
         return rows
     }
 
-    static func read(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8]) throws -> FileRows {
-        var out = FileRows()
+    static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+        var out = Rows<T>()
         let table: [Row]
         do {
             table = try data.withUnsafeBufferPointer { buf throws(Failure) in try rows(buf) }
@@ -106,7 +106,7 @@ enum CSVReader {
                     throw MappingError("invalid UTF-8 in a field")
                 }
                 let object = JSONValue.object(zip(names, row.fields).map { JSONMember(key: $0, value: .string($1)) })
-                out.records.append(try src.mapping.record(from: object, source: src.index, file: fileIndex, line: row.number))
+                out.items.append(try map(object, row.number))
             } catch let e as MappingError {
                 if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: row.number, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
                 out.rejects.append(Reject(source: src.name, path: path, line: row.number, reason: e.message))

@@ -98,9 +98,11 @@ public struct FieldMapping: Sendable {
     public var system: Value?
     public var text: Value?
     public var chat: Chat?
+    /// Row-per-turn sources (`group_by`): see `TurnGroup`.
+    public var group: TurnGroup?
 
-    public init(prompt: Value? = nil, response: Value? = nil, system: Value? = nil, text: Value? = nil, chat: Chat? = nil) {
-        self.prompt = prompt; self.response = response; self.system = system; self.text = text; self.chat = chat
+    public init(prompt: Value? = nil, response: Value? = nil, system: Value? = nil, text: Value? = nil, chat: Chat? = nil, group: TurnGroup? = nil) {
+        self.prompt = prompt; self.response = response; self.system = system; self.text = text; self.chat = chat; self.group = group
     }
 
     /// Builds a record from a row; throws `MappingError` saying which field is wrong.

@@ -44,8 +44,18 @@ public struct Reject: Sendable {
 public struct FileRows: Sendable {
     public var records: [Record] = []
     public var rejects: [Reject] = []
-    /// Rows seen (records + rejects).
-    public var rows: Int { records.count + rejects.count }
+    /// Input rows that went into records: one a record, except for `group_by` sources,
+    /// where several rows make one conversation. rowsRead + rejects = rows of the input.
+    public var rowsRead: Int
+    public init(records: [Record] = [], rejects: [Reject] = [], rowsRead: Int? = nil) {
+        self.records = records; self.rejects = rejects; self.rowsRead = rowsRead ?? records.count
+    }
+}
+
+/// Rows a reader mapped (records, or turn rows of a grouped source) and its rejects.
+struct Rows<T> {
+    var items: [T] = []
+    var rejects: [Reject] = []
 }
 
 /// Reads JSONL and JSON-array files into records. JSONL lines are parsed in parallel
@@ -57,18 +67,38 @@ public enum SourceReader {
         guard let format = src.format ?? SourceConfig.inferFormat(path) else {
             throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\" (one of \(SourceConfig.Format.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        switch format {
-        case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads)
-        case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data)
-        case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data)
-        case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines)
+        func rows<T>(_ map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+            switch format {
+            case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
+            case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, map: map)
+            case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data, map: map)
+            case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines, map: map)
+            }
         }
+        if let group = src.mapping.group {
+            let turns = try rows { value, line in try group.turnRow(from: value, line: line) }
+            var out = FileRows(rejects: turns.rejects, rowsRead: turns.items.count)
+            for g in Grouping.conversations(turns.items) {
+                do {
+                    out.records.append(try group.record(g, source: src.index, file: fileIndex))
+                } catch let e as MappingError {
+                    let line = g.first?.line ?? 0
+                    if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: line, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
+                    // The group's rows are rejected together, so rows read + rejected stays the row count.
+                    out.rowsRead -= g.count
+                    for row in g { out.rejects.append(Reject(source: src.name, path: path, line: row.line, reason: e.message)) }
+                }
+            }
+            return out
+        }
+        let r = try rows { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }
+        return FileRows(records: r.items, rejects: r.rejects)
     }
 
     /// Plain text: one record a file (`text`) or a non-empty line (`lines`), as the
     /// string field `text` for the mapping. Invalid UTF-8 is a bad row.
-    static func readText(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], perLine: Bool) throws -> FileRows {
-        var out = FileRows()
+    static func readText<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], perLine: Bool, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+        var out = Rows<T>()
         var pieces: [(ArraySlice<UInt8>, Int)] = []
         if perLine {
             var s = 0, number = 1
@@ -85,7 +115,7 @@ public enum SourceReader {
             do {
                 guard bytes.withUnsafeBufferPointer(UTF8Validation.isValid) else { throw MappingError("invalid UTF-8") }
                 let row = JSONValue.object([JSONMember(key: Array("text".utf8), value: .string(Array(bytes)))])
-                out.records.append(try src.mapping.record(from: row, source: src.index, file: fileIndex, line: n))
+                out.items.append(try map(row, n))
             } catch let e as MappingError {
                 if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
                 out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
@@ -94,7 +124,7 @@ public enum SourceReader {
         return out
     }
 
-    static func readJSONL(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int) throws -> FileRows {
+    static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         // Line table first (cheap), then parse batches of lines on all cores.
         var lines: [(start: Int, end: Int, number: Int)] = []
         var s = 0, number = 1
@@ -104,9 +134,9 @@ public enum SourceReader {
             }
             if s < p.count { lines.append((s, p.count, number)) }
         }
-        let parts: [FileRows] = try data.withUnsafeBufferPointer { buf in
+        let parts: [Rows<T>] = try data.withUnsafeBufferPointer { buf in
             try parallelBatches(count: lines.count, threads: threads, batchSize: 2048) { range in
-                var out = FileRows()
+                var out = Rows<T>()
                 for li in range {
                     let (a, b, n) = lines[li]
                     var parser = JSONParser(buf, start: a, end: b)
@@ -121,7 +151,7 @@ public enum SourceReader {
                         } catch let f as JSONParser.Failure {
                             throw MappingError("invalid JSON at column \(f.offset - a + 1): \(f.message)")
                         }
-                        out.records.append(try src.mapping.record(from: value, source: src.index, file: fileIndex, line: n))
+                        out.items.append(try map(value, n))
                     } catch let e as MappingError {
                         if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
                         out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
@@ -130,13 +160,13 @@ public enum SourceReader {
                 return out
             }
         }
-        var all = FileRows()
-        for p in parts { all.records.append(contentsOf: p.records); all.rejects.append(contentsOf: p.rejects) }
+        var all = Rows<T>()
+        for p in parts { all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects) }
         return all
     }
 
-    static func readJSONArray(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8]) throws -> FileRows {
-        var out = FileRows()
+    static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+        var out = Rows<T>()
         try data.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf)
             var lineAt = 1, lineOffset = 0
@@ -163,7 +193,7 @@ public enum SourceReader {
                     return
                 }
                 do {
-                    out.records.append(try src.mapping.record(from: value, source: src.index, file: fileIndex, line: n))
+                    out.items.append(try map(value, n))
                 } catch let e as MappingError {
                     if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
                     out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))

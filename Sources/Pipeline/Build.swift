@@ -85,7 +85,7 @@ public final class Build {
                 for f in src.files {
                     let rows = try SourceReader.read(config, fileIndex: Int32(files.count), path: f, threads: threads)
                     files.append(f)
-                    stats[si].read += rows.records.count
+                    stats[si].read += rows.rowsRead
                     stats[si].rejected += rows.rejects.count
                     all.append(contentsOf: rows.records)
                     rejects.append(contentsOf: rows.rejects)

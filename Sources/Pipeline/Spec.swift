@@ -310,14 +310,39 @@ struct SpecParser {
     }
 
     func parseMap(_ v: JSONValue?, _ key: String) throws -> FieldMapping {
-        let m = try object(v, key, allowed: ["prompt", "response", "system", "text", "messages", "role", "content", "roles"],
-                           notYet: ["group_by": "ingest issue", "order_by": "ingest issue"])
+        let m = try object(v, key, allowed: ["prompt", "response", "system", "text", "messages", "role", "content", "roles", "group_by", "order_by"])
         guard v != nil else { throw err(key, "missing: say which fields hold prompt/response, messages or text") }
         func val(_ k: String) throws -> FieldMapping.Value? {
             guard let s = try string(m, k, "\(key).\(k)") else { return nil }
             do { return try FieldMapping.Value.parse(s) } catch let e as MappingError { throw err("\(key).\(k)", e.message) }
         }
         var mapping = FieldMapping(prompt: try val("prompt"), response: try val("response"), system: try val("system"), text: try val("text"))
+        func roleNames() throws -> [String: FieldMapping.Chat.Role] {
+            var roles = FieldMapping.Chat.defaultRoles
+            guard let rv = value(m, "roles") else { return roles }
+            guard let members = rv.objectValue else { throw err("\(key).roles", "expected an object mapping role names to system, user or assistant") }
+            for member in members {
+                guard let target = member.value.stringValue, let role = FieldMapping.Chat.Role(rawValue: target) else {
+                    throw err("\(key).roles.\(member.keyString)", "expected \"system\", \"user\" or \"assistant\"")
+                }
+                roles[member.keyString] = role
+                roles[member.keyString.lowercased()] = role
+            }
+            return roles
+        }
+        if let by = try val("group_by") {
+            if mapping.prompt != nil || mapping.response != nil || mapping.text != nil || value(m, "messages") != nil {
+                throw err(key, "a row-per-turn source maps 'group_by', 'content' (and 'order_by', 'role', 'roles', 'system'), not prompt/response/text/messages")
+            }
+            guard let content = try val("content") else { throw err("\(key).content", "missing: which field holds a turn's text") }
+            var group = TurnGroup(by: by, order: try val("order_by"), content: content)
+            group.system = mapping.system
+            group.roleField = try val("role")
+            group.roles = try roleNames()
+            if value(m, "roles") != nil && group.roleField == nil { throw err("\(key).roles", "needs 'role' (the field naming the speaker)") }
+            return FieldMapping(group: group)
+        }
+        if value(m, "order_by") != nil { throw err("\(key).order_by", "only with 'group_by'") }
         if let messages = try string(m, "messages", "\(key).messages") {
             if mapping.prompt != nil || mapping.response != nil || mapping.text != nil {
                 throw err(key, "a chat record maps 'messages' (with 'role', 'content', 'roles'), not prompt/response/text")
@@ -325,21 +350,12 @@ struct SpecParser {
             var chat = FieldMapping.Chat(messages: messages.split(separator: ".").map(String.init))
             chat.roleKey = try string(m, "role", "\(key).role") ?? "role"
             chat.contentKey = try string(m, "content", "\(key).content") ?? "content"
-            if let rv = value(m, "roles") {
-                guard let members = rv.objectValue else { throw err("\(key).roles", "expected an object mapping role names to system, user or assistant") }
-                for member in members {
-                    guard let target = member.value.stringValue, let role = FieldMapping.Chat.Role(rawValue: target) else {
-                        throw err("\(key).roles.\(member.keyString)", "expected \"system\", \"user\" or \"assistant\"")
-                    }
-                    chat.roles[member.keyString] = role
-                    chat.roles[member.keyString.lowercased()] = role
-                }
-            }
+            chat.roles = try roleNames()
             mapping.chat = chat
             return mapping
         }
         for k in ["role", "content", "roles"] where value(m, k) != nil {
-            throw err("\(key).\(k)", "only with 'messages' (a chat list)")
+            throw err("\(key).\(k)", "only with 'messages' (a chat list) or 'group_by' (a row a turn)")
         }
         if mapping.text != nil {
             if mapping.prompt != nil || mapping.response != nil || mapping.system != nil {

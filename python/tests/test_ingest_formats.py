@@ -189,3 +189,49 @@ def test_role_names_can_be_mapped(tokenmill_bin, tmp_path):
     out = cli.build(tokenmill_bin, chat_spec(tmp_path, "r.jsonl", {"messages": "m", "role": "who", "content": "say",
                                                                    "roles": {"Kunde": "user", "Agent": "assistant"}}), tmp_path / "o")
     assert json.loads((out / "index.json").read_text())["sources"]["c"]["read"] == 1
+
+
+# -- row-per-turn sources (group_by / order_by) ------------------------------------------------------
+
+def test_grouped_rows_become_conversations(tokenmill_bin, tmp_path):
+    """Rows of one conversation, out of order and interleaved with another, come out as
+    the conversation in order (numeric order: 10 after 9); a two-row group equals the
+    instruction pair; a one-row group has no assistant turn and is rejected row by row."""
+    rows = [("c2", "2", "Fine, thanks."), ("c1", "10", "ten"), ("c2", "1", "How are you?"), ("c3", "1", "alone")]
+    rows += [("c1", str(k), f"turn {k}") for k in range(1, 10)]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["conv_id", "idx", "text"])
+    w.writerows(rows)
+    (tmp_path / "turns.csv").write_text(buf.getvalue(), encoding="utf-8")
+    mapping = {"group_by": "conv_id", "order_by": "idx", "content": "text"}
+    code, err = failure(tokenmill_bin, spec(tmp_path, "turns.csv", mapping=mapping), tmp_path / "o0")
+    assert code == 65 and "turns.csv:4" in err and "no assistant turn" in err, (code, err)
+    out = cli.build(tokenmill_bin, spec(tmp_path, "turns.csv", mapping=mapping, extra={"on_error": "skip"}), tmp_path / "o")
+    counts = json.loads((out / "index.json").read_text())["sources"]["s"]
+    assert counts["read"] + counts["rejected"] == len(rows) and counts["rejected"] == 1 and counts["kept"] == 2, counts
+
+    from tiktoken_offline import get_encoding
+    enc = get_encoding("cl100k_base", extra_special=(("<|im_start|>", 100264), ("<|im_end|>", 100265)))
+    texts = [enc.decode(s) for s in sequences(out)]
+    # Conversations in order of first row: c2 first, then c1.
+    assert texts[0] == "<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\nFine, thanks.<|im_end|>\n"
+    want = "".join(f"<|im_start|>{'user' if k % 2 else 'assistant'}\n{'turn ' + str(k) if k < 10 else 'ten'}<|im_end|>\n" for k in range(1, 11))
+    assert texts[1] == want
+
+    (tmp_path / "pair.jsonl").write_text(json.dumps({"q": "How are you?", "a": "Fine, thanks."}) + "\n", encoding="utf-8")
+    pair = sequences(cli.build(tokenmill_bin, spec(tmp_path, "pair.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "p"))
+    assert pair[0] == sequences(out)[0]
+
+
+def test_grouped_rows_with_a_role_field(tokenmill_bin, tmp_path):
+    rows = [{"dialog": 1, "n": 1, "speaker": "Narrator", "line": "Be kind."}, {"dialog": 1, "n": 2, "speaker": "A", "line": "Hi"},
+            {"dialog": 1, "n": 3, "speaker": "B", "line": "Hello"}]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    mapping = {"group_by": "dialog", "order_by": "n", "content": "line", "role": "speaker",
+               "roles": {"Narrator": "system", "A": "user", "B": "assistant"}}
+    out = cli.build(tokenmill_bin, spec(tmp_path, "r.jsonl", mapping=mapping), tmp_path / "o")
+    from tiktoken_offline import get_encoding
+    enc = get_encoding("cl100k_base", extra_special=(("<|im_start|>", 100264), ("<|im_end|>", 100265)))
+    assert enc.decode(sequences(out)[0]) == ("<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                                             "<|im_start|>assistant\nHello<|im_end|>\n")
