@@ -102,10 +102,15 @@ enum CSVReader {
                 guard row.fields.count == names.count else {
                     throw MappingError("CSV row has \(row.fields.count) fields, the header \(names.count)")
                 }
-                for f in row.fields where !f.withUnsafeBufferPointer(UTF8Validation.isValid) {
-                    throw MappingError("invalid UTF-8 in a field")
+                var fields = row.fields
+                var repaired = false
+                for k in fields.indices where !fields[k].withUnsafeBufferPointer(UTF8Validation.isValid) {
+                    try src.checkUTF8(repairs: 1)
+                    fields[k] = Array(String(decoding: fields[k], as: UTF8.self).utf8)
+                    repaired = true
                 }
-                let object = JSONValue.object(zip(names, row.fields).map { JSONMember(key: $0, value: .string($1)) })
+                if repaired { out.repaired += 1 }
+                let object = JSONValue.object(zip(names, fields).map { JSONMember(key: $0, value: .string($1)) })
                 out.items.append(try map(object, row.number))
             } catch let e as MappingError {
                 if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: row.number, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }

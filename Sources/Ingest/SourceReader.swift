@@ -11,10 +11,15 @@ public struct SourceConfig: Sendable {
     public var format: Format?
     public var mapping: FieldMapping
     public var skipBadRows: Bool
+    /// Invalid UTF-8 (and lone surrogate escapes) in a row: `repair` replaces each bad
+    /// sequence with U+FFFD and counts the row in `repaired`; `reject` makes it a bad row.
+    public enum InvalidUTF8: String, Sendable { case repair, reject }
+    public var invalidUTF8: InvalidUTF8
 
-    public init(name: String, index: Int32, files: [String], format: Format?, mapping: FieldMapping, skipBadRows: Bool) {
+    public init(name: String, index: Int32, files: [String], format: Format?, mapping: FieldMapping, skipBadRows: Bool,
+                invalidUTF8: InvalidUTF8 = .repair) {
         self.name = name; self.index = index; self.files = files; self.format = format
-        self.mapping = mapping; self.skipBadRows = skipBadRows
+        self.mapping = mapping; self.skipBadRows = skipBadRows; self.invalidUTF8 = invalidUTF8
     }
 
     /// Format from the extension (`.jsonl`, `.json`, `.csv`, `.txt`, each optionally
@@ -47,6 +52,8 @@ public struct FileRows: Sendable {
     /// Input rows that went into records: one a record, except for `group_by` sources,
     /// where several rows make one conversation. rowsRead + rejects = rows of the input.
     public var rowsRead: Int
+    /// Rows whose invalid UTF-8 was replaced with U+FFFD (`invalid_utf8: repair`).
+    public var repaired = 0
     public init(records: [Record] = [], rejects: [Reject] = [], rowsRead: Int? = nil) {
         self.records = records; self.rejects = rejects; self.rowsRead = rowsRead ?? records.count
     }
@@ -56,6 +63,16 @@ public struct FileRows: Sendable {
 struct Rows<T> {
     var items: [T] = []
     var rejects: [Reject] = []
+    var repaired = 0
+}
+
+extension SourceConfig {
+    /// Applies the invalid-UTF-8 policy to a row that needed `repairs` replacements.
+    func checkUTF8(repairs: Int) throws {
+        if repairs > 0 && invalidUTF8 == .reject {
+            throw MappingError("invalid UTF-8 or a lone surrogate escape in a string (set \"invalid_utf8\": \"repair\" to replace it with U+FFFD)")
+        }
+    }
 }
 
 /// Reads JSONL and JSON-array files into records. JSONL lines are parsed in parallel
@@ -66,6 +83,12 @@ public enum SourceReader {
         let data = try Compression.of(path).decompress(try FileSystem.readFile(path), path: path)
         guard let format = src.format ?? SourceConfig.inferFormat(path) else {
             throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\" (one of \(SourceConfig.Format.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        // An empty file is almost always a failed download or export, not "no records".
+        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            let reason = "the file is empty"
+            if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: 0, message: reason + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
+            return FileRows(rejects: [Reject(source: src.name, path: path, line: 0, reason: reason)])
         }
         func rows<T>(_ map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
             switch format {
@@ -78,6 +101,7 @@ public enum SourceReader {
         if let group = src.mapping.group {
             let turns = try rows { value, line in try group.turnRow(from: value, line: line) }
             var out = FileRows(rejects: turns.rejects, rowsRead: turns.items.count)
+            out.repaired = turns.repaired
             for g in Grouping.conversations(turns.items) {
                 do {
                     out.records.append(try group.record(g, source: src.index, file: fileIndex))
@@ -92,7 +116,9 @@ public enum SourceReader {
             return out
         }
         let r = try rows { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }
-        return FileRows(records: r.items, rejects: r.rejects)
+        var out = FileRows(records: r.items, rejects: r.rejects)
+        out.repaired = r.repaired
+        return out
     }
 
     /// Plain text: one record a file (`text`) or a non-empty line (`lines`), as the
@@ -113,8 +139,13 @@ public enum SourceReader {
         }
         for (bytes, n) in pieces {
             do {
-                guard bytes.withUnsafeBufferPointer(UTF8Validation.isValid) else { throw MappingError("invalid UTF-8") }
-                let row = JSONValue.object([JSONMember(key: Array("text".utf8), value: .string(Array(bytes)))])
+                var text = Array(bytes)
+                if !bytes.withUnsafeBufferPointer(UTF8Validation.isValid) {
+                    try src.checkUTF8(repairs: 1)
+                    text = Array(String(decoding: bytes, as: UTF8.self).utf8)
+                    out.repaired += 1
+                }
+                let row = JSONValue.object([JSONMember(key: Array("text".utf8), value: .string(text))])
                 out.items.append(try map(row, n))
             } catch let e as MappingError {
                 if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
@@ -151,6 +182,8 @@ public enum SourceReader {
                         } catch let f as JSONParser.Failure {
                             throw MappingError("invalid JSON at column \(f.offset - a + 1): \(f.message)")
                         }
+                        try src.checkUTF8(repairs: parser.repairs)
+                        if parser.repairs > 0 { out.repaired += 1 }
                         out.items.append(try map(value, n))
                     } catch let e as MappingError {
                         if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
@@ -161,7 +194,7 @@ public enum SourceReader {
             }
         }
         var all = Rows<T>()
-        for p in parts { all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects) }
+        for p in parts { all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired }
         return all
     }
 
@@ -185,6 +218,7 @@ public enum SourceReader {
                 let start = p.position
                 let n = line(start)
                 let value: JSONValue
+                let repairsBefore = p.repairs
                 do { value = try p.parseValue() } catch let error as JSONParser.Failure {
                     // The array cannot be resynchronised after a syntax error: stop here.
                     let msg = "invalid JSON: \(error.message)"
@@ -193,6 +227,9 @@ public enum SourceReader {
                     return
                 }
                 do {
+                    let repairs = p.repairs - repairsBefore
+                    try src.checkUTF8(repairs: repairs)
+                    if repairs > 0 { out.repaired += 1 }
                     out.items.append(try map(value, n))
                 } catch let e as MappingError {
                     if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }

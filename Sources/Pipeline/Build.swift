@@ -81,11 +81,12 @@ public final class Build {
             var all: [Record] = []
             for (si, src) in spec.sources.enumerated() {
                 let config = SourceConfig(name: src.name, index: Int32(si), files: src.files, format: src.format,
-                                          mapping: src.mapping, skipBadRows: src.skipBadRows)
+                                          mapping: src.mapping, skipBadRows: src.skipBadRows, invalidUTF8: src.invalidUTF8)
                 for f in src.files {
                     let rows = try SourceReader.read(config, fileIndex: Int32(files.count), path: f, threads: threads)
                     files.append(f)
                     stats[si].read += rows.rowsRead
+                    stats[si].repairedUTF8 += rows.repaired
                     stats[si].rejected += rows.rejects.count
                     all.append(contentsOf: rows.records)
                     rejects.append(contentsOf: rows.rejects)
@@ -253,6 +254,7 @@ public final class Build {
         .object(zip(spec.sources, stats).map { src, s in
             (src.name, .object([("read", .int(s.read)), ("rejected", .int(s.rejected)), ("filtered", .int(s.filtered)),
                                 ("exact_dup", .int(s.exactDup)), ("near_dup", .int(s.nearDup)), ("decontaminated", .int(s.decontaminated)),
+                                ("repaired_utf8", .int(s.repairedUTF8)),
                                 ("kept", .int(s.kept)), ("tokens", .int(s.tokens))]))
         })
     }

@@ -8,6 +8,8 @@ public struct SourceStats: Sendable {
     public var exactDup = 0
     public var nearDup = 0
     public var decontaminated = 0
+    /// Rows whose invalid UTF-8 was replaced with U+FFFD (`invalid_utf8: repair`).
+    public var repairedUTF8 = 0
     /// Records after dedup, take and weight (copies count).
     public var kept = 0
     public var tokens = 0

@@ -34,6 +34,7 @@ public struct BuildSpec {
         public var format: SourceConfig.Format?
         public var mapping: FieldMapping
         public var skipBadRows: Bool
+        public var invalidUTF8: SourceConfig.InvalidUTF8
         public var weight: Double
         public var take: Int?
     }
@@ -120,11 +121,17 @@ struct SpecParser {
     }
 
     mutating func parse(_ root: JSONValue, hash: UInt64) throws -> BuildSpec {
-        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "decontaminate", "split", "tokenizer", "template", "pack", "output", "on_error"],
+        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "decontaminate", "split", "invalid_utf8", "tokenizer", "template", "pack", "output", "on_error"],
                              notYet: ["sample": "ingest issue", "mix": "ingest issue"])
         if root.objectValue == nil { throw err("-", "the spec must be a JSON object") }
         let name = try string(top, "name", "name") ?? FileSystem.basename(of: path)
         let topSkip = try onError(top, "on_error") ?? false
+        func utf8Policy(_ m: [JSONMember], _ key: String) throws -> SourceConfig.InvalidUTF8? {
+            guard let v = try string(m, "invalid_utf8", key) else { return nil }
+            guard let p = SourceConfig.InvalidUTF8(rawValue: v) else { throw err(key, "expected \"repair\" or \"reject\", found \"\(v)\"") }
+            return p
+        }
+        let topUTF8 = try utf8Policy(top, "invalid_utf8") ?? .repair
 
         // sources
         guard let srcValue = value(top, "sources") else { throw err("sources", "missing: give at least one source") }
@@ -132,7 +139,7 @@ struct SpecParser {
         var sources: [BuildSpec.Source] = []
         for (i, s) in srcList.enumerated() {
             let key = "sources[\(i)]"
-            let m = try object(s, key, allowed: ["name", "path", "format", "map", "weight", "take", "on_error", "comment"])
+            let m = try object(s, key, allowed: ["name", "path", "format", "map", "weight", "take", "on_error", "invalid_utf8", "comment"])
             if s.objectValue == nil { throw err(key, "expected an object") }
             guard let pattern = try string(m, "path", "\(key).path") else { throw err("\(key).path", "missing") }
             let sname = try string(m, "name", "\(key).name") ?? "source\(i)"
@@ -158,7 +165,9 @@ struct SpecParser {
             let weight = try double(m, "weight", "\(key).weight", range: 0...1000) ?? 1
             let take = try int(m, "take", "\(key).take", min: 0)
             let skip = try onError(m, "\(key).on_error") ?? topSkip
-            sources.append(.init(name: sname, pattern: pattern, files: files, format: format, mapping: mapping, skipBadRows: skip, weight: weight, take: take))
+            let utf8 = try utf8Policy(m, "\(key).invalid_utf8") ?? topUTF8
+            sources.append(.init(name: sname, pattern: pattern, files: files, format: format, mapping: mapping, skipBadRows: skip,
+                                 invalidUTF8: utf8, weight: weight, take: take))
         }
 
         // normalize

@@ -235,3 +235,45 @@ def test_grouped_rows_with_a_role_field(tokenmill_bin, tmp_path):
     enc = get_encoding("cl100k_base", extra_special=(("<|im_start|>", 100264), ("<|im_end|>", 100265)))
     assert enc.decode(sequences(out)[0]) == ("<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
                                              "<|im_start|>assistant\nHello<|im_end|>\n")
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+def test_invalid_utf8_is_repaired_and_counted_or_rejected(tokenmill_bin, tmp_path):
+    (tmp_path / "u.jsonl").write_bytes(b'{"q": "fine", "a": "ok"}\n{"q": "bad \xff\xfe here", "a": "ok"}\n{"q": "lone \\ud800", "a": "x"}\n')
+    (tmp_path / "u.csv").write_bytes(b'instruction,input,output\nfine,,ok\nbad \xc3,,ok\n')
+    for path, m in [("u.jsonl", {"prompt": "q", "response": "a"}), ("u.csv", MAP)]:
+        out = cli.build(tokenmill_bin, spec(tmp_path, path, mapping=m), tmp_path / f"r-{path}")
+        counts = json.loads((out / "index.json").read_text())["sources"]["s"]
+        assert counts["rejected"] == 0 and counts["repaired_utf8"] == (2 if path == "u.jsonl" else 1), counts
+        code, err = failure(tokenmill_bin, spec(tmp_path, path, mapping=m, extra={"invalid_utf8": "reject"}), tmp_path / f"x-{path}")
+        assert code == 65 and f"{path}:2" in err and "invalid UTF-8" in err, (code, err)
+    from tiktoken_offline import get_encoding
+    out = cli.build(tokenmill_bin, spec(tmp_path, "u.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "dec")
+    enc = get_encoding("cl100k_base", extra_special=(("<|im_start|>", 100264), ("<|im_end|>", 100265)))
+    assert "bad \ufffd\ufffd here" in enc.decode(sequences(out)[1])
+
+
+@pytest.mark.parametrize("row,reason", [
+    ('{"q": ["x"], "a": "x"}', "field 'q' is an array"),
+    ('{"q": "x"}', "missing field 'a'"),
+    ('{"q": "x", "a": "y"', "invalid JSON"),
+    ('["q", "a"]', "expected an object"),
+])
+def test_bad_rows_name_file_line_and_reason(tokenmill_bin, tmp_path, row, reason):
+    (tmp_path / "b.jsonl").write_text('{"q": "ok", "a": "fine"}\n' + row + "\n", encoding="utf-8")
+    code, err = failure(tokenmill_bin, spec(tmp_path, "b.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "out")
+    assert code == 65 and "b.jsonl:2" in err and reason in err, (code, err)
+
+
+def test_empty_file_missing_path_and_a_huge_line(tokenmill_bin, tmp_path):
+    (tmp_path / "e.jsonl").write_text("\n\n", encoding="utf-8")
+    code, err = failure(tokenmill_bin, spec(tmp_path, "e.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "o1")
+    assert code == 65 and "e.jsonl" in err and "empty" in err, (code, err)
+    code, err = failure(tokenmill_bin, spec(tmp_path, "nope/*.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "o2")
+    assert code == 2 and "sources[0].path" in err and "no file matches" in err, (code, err)
+    # A 50 MB line (the mapped fields are small; an unmapped one is huge) is read whole.
+    big = json.dumps({"q": "short", "a": "answer", "blob": "z" * 50_000_000}) + "\n"
+    (tmp_path / "big.jsonl").write_text('{"q": "first", "a": "one"}\n' + big, encoding="utf-8")
+    out = cli.build(tokenmill_bin, spec(tmp_path, "big.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "o3")
+    assert json.loads((out / "index.json").read_text())["sources"]["s"]["read"] == 2
