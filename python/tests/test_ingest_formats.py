@@ -277,3 +277,29 @@ def test_empty_file_missing_path_and_a_huge_line(tokenmill_bin, tmp_path):
     (tmp_path / "big.jsonl").write_text('{"q": "first", "a": "one"}\n' + big, encoding="utf-8")
     out = cli.build(tokenmill_bin, spec(tmp_path, "big.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "o3")
     assert json.loads((out / "index.json").read_text())["sources"]["s"]["read"] == 2
+
+
+def test_min_words_and_non_text_ratio_filters(tokenmill_bin, tmp_path):
+    """Each filter's removals are counted per source by reason; the expected reasons come
+    from Python's own word split and Unicode categories."""
+    import unicodedata
+
+    rows = [("Tell me a story about a dragon.", "Once upon a time there was a dragon."), ("Hi", "Hello"),
+            ("😀😀😀 ★★★ ☺☺", "✓✓✓ ✓✓"), ("Price: $5 + $6 = $11?", "Yes, that is $11."), ("Ok then", "Sure ♥")]
+    (tmp_path / "f.jsonl").write_text("".join(json.dumps({"q": q, "a": a}, ensure_ascii=False) + "\n" for q, a in rows), encoding="utf-8")
+    body = json.loads(spec(tmp_path, "f.jsonl", mapping={"prompt": "q", "response": "a"}).read_text())
+    body["filter"] = {"min_words": 3, "max_non_text_ratio": 0.3}
+    (tmp_path / "fs.json").write_text(json.dumps(body))
+    out = cli.build(tokenmill_bin, tmp_path / "fs.json", tmp_path / "o")
+    want = {}
+    for q, a in rows:
+        text = q + a
+        words = len((q + " " + a).split())
+        chars = [c for c in text if not c.isspace()]
+        non_text = sum(1 for c in chars if unicodedata.category(c)[0] in "SC")
+        reason = "min_words" if words < 3 else ("non_text_ratio" if non_text / len(chars) > 0.3 else None)
+        if reason:
+            want[reason] = want.get(reason, 0) + 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["filter_reasons"]["s"] == want and want == {"min_words": 1, "non_text_ratio": 1}
+    assert json.loads((out / "index.json").read_text())["sources"]["s"]["filtered"] == 2
