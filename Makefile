@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv build run test test-swift test-python bench bench-minhash clean
+.PHONY: all deps sysdeps venv build run test test-swift test-python bench bench-minhash bench-ingest clean
 
 all: build
 
@@ -49,6 +49,11 @@ bench: deps build
 	-@$(VENV)/bin/pip install -q fastokens splintr-rs rensa 2>/dev/null
 	$(PY) Benchmarks/bench_tokenizers.py
 	$(PY) Benchmarks/bench_minhash.py
+
+bench-ingest: deps build
+	$(SWIFT) build -c release --product tokenmill-bench
+	-@$(VENV)/bin/pip install -q orjson 2>/dev/null
+	$(PY) Benchmarks/bench_ingest.py
 
 bench-minhash: deps build
 	$(SWIFT) build -c release --product tokenmill-bench

@@ -39,7 +39,7 @@ let package = Package(
                 swiftSettings: optimize),
         .executableTarget(name: "tokenmill", dependencies: ["Pipeline", "Dedup", "BPE", "ShardFormat", "TokenmillCore"],
                           swiftSettings: optimize),
-        .executableTarget(name: "tokenmill-bench", dependencies: ["BPE", "Dedup", "TokenmillCore"],
+        .executableTarget(name: "tokenmill-bench", dependencies: ["BPE", "Dedup", "Ingest", "TokenmillCore"],
                           path: "Benchmarks/TokenmillBench", swiftSettings: optimize),
         .testTarget(name: "TokenmillCoreTests", dependencies: ["TokenmillCore"]),
         .testTarget(name: "BPETests", dependencies: ["BPE", "TokenmillCore"], exclude: ["Fixtures"]),

@@ -10,6 +10,7 @@ import Glibc
 ///
 ///   tokenmill-bench bpe --tokenizer cl100k_base --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]
 ///   tokenmill-bench minhash --corpus FILE.jsonl [--mode signatures|dedup] ...   (MinHashBench.swift)
+///   tokenmill-bench ingest --input FILE [--format F] [--field text] ...          (IngestBench.swift)
 ///
 /// The corpus is loaded first (texts as UTF-8 bytes); the timed part is encoding every
 /// text, best of R runs. Results are kept alive through a checksum (the "black hole").
@@ -75,6 +76,7 @@ do {
     switch argv.first {
     case "bpe": try benchBPE(Array(argv.dropFirst()))
     case "minhash": try benchMinHash(Array(argv.dropFirst()))
+    case "ingest": try benchIngest(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
                   + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]")
     }

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Ingest throughput: Tokenmill reading the same records as JSONL, a JSON array and CSV
+next to Python's json, orjson and pyarrow (json, csv, parquet readers), in one run.
+
+Every tool parses the whole file and produces the text of every record (Tokenmill: the
+ingest stage of a build — read, parse, map each row to a record). MB/s is of the file's
+bytes. Round-robin rounds, best round per tool (the machine is noisy).
+
+usage: python Benchmarks/bench_ingest.py [--corpus FILE.jsonl] [--field text] [--limit N] [--repeat 3]
+Default corpus: build/bench/minhash-instructions80-instruction-100000.jsonl when present
+(the anchors' instruction corpus, see bench_minhash.py), else the demo's Alpaca texts.
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / ".build" / "release" / "tokenmill-bench"
+
+
+def load_texts(path: Path, field: str, limit: int) -> list[str]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                out.append(json.loads(line)[field])
+                if limit and len(out) >= limit:
+                    break
+    return out
+
+
+def demo_texts() -> list[str]:
+    rows = json.loads((REPO / "Specs" / "data" / "alpaca_en_2000.json").read_text(encoding="utf-8"))
+    return [f"{r['instruction']}\n\n{r['input']}\n\n{r['output']}" for r in rows] * 20
+
+
+def write_formats(texts: list[str], folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"jsonl": folder / "records.jsonl", "json": folder / "records.json", "csv": folder / "records.csv",
+             "parquet": folder / "records.parquet"}
+    with open(files["jsonl"], "w", encoding="utf-8") as f:
+        for t in texts:
+            f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
+    files["json"].write_text(json.dumps([{"text": t} for t in texts], ensure_ascii=False), encoding="utf-8")
+    with open(files["csv"], "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text"])
+        for t in texts:
+            w.writerow([t])
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        pq.write_table(pa.table({"text": texts}), files["parquet"], compression="snappy")
+    except ImportError:
+        del files["parquet"]
+    return files
+
+
+def run_tokenmill(path: Path, fmt: str, threads: int) -> tuple[float, int]:
+    out = subprocess.run([str(BENCH), "ingest", "--input", str(path), "--format", fmt, "--threads", str(threads), "--repeat", "1"],
+                         capture_output=True, check=True, text=True)
+    r = json.loads(out.stdout)
+    return r["seconds"], r["records"]
+
+
+def python_readers():
+    def json_lines(p):
+        with open(p, "rb") as f:
+            return [json.loads(l)["text"] for l in f if l.strip()]
+
+    def orjson_lines(p):
+        import orjson
+        with open(p, "rb") as f:
+            return [orjson.loads(l)["text"] for l in f if l.strip()]
+
+    def arrow_json(p, threads):
+        import pyarrow.json as pj
+        return pj.read_json(p, read_options=pj.ReadOptions(use_threads=threads, block_size=1 << 24)).column("text").to_pylist()
+
+    def json_array(p):
+        return [r["text"] for r in json.loads(Path(p).read_bytes())]
+
+    def orjson_array(p):
+        import orjson
+        return [r["text"] for r in orjson.loads(Path(p).read_bytes())]
+
+    def csv_module(p):
+        with open(p, encoding="utf-8", newline="") as f:
+            return [r["text"] for r in csv.DictReader(f)]
+
+    def arrow_csv(p, threads):
+        import pyarrow.csv as pc
+        opts = pc.ParseOptions(newlines_in_values=True)
+        return pc.read_csv(p, read_options=pc.ReadOptions(use_threads=threads, block_size=1 << 24), parse_options=opts).column("text").to_pylist()
+
+    def arrow_parquet(p, threads):
+        import pyarrow.parquet as pq
+        return pq.read_table(p, use_threads=threads).column("text").to_pylist()
+
+    return {
+        "jsonl": [("json (per line)", 1, json_lines), ("orjson (per line)", 1, orjson_lines),
+                  ("pyarrow.json", 1, lambda p: arrow_json(p, False)), ("pyarrow.json", 2, lambda p: arrow_json(p, True))],
+        "json": [("json.loads", 1, json_array), ("orjson.loads", 1, orjson_array)],
+        "csv": [("csv.DictReader", 1, csv_module), ("pyarrow.csv", 1, lambda p: arrow_csv(p, False)), ("pyarrow.csv", 2, lambda p: arrow_csv(p, True))],
+        "parquet": [("pyarrow.parquet", 1, lambda p: arrow_parquet(p, False)), ("pyarrow.parquet", 2, lambda p: arrow_parquet(p, True))],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus")
+    ap.add_argument("--field", default="text")
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    default = REPO / "build" / "bench" / "minhash-instructions80-instruction-100000.jsonl"
+    if a.corpus:
+        texts, source = load_texts(Path(a.corpus), a.field, a.limit), a.corpus
+    elif default.exists():
+        texts, source = load_texts(default, "text", a.limit), str(default.relative_to(REPO))
+    else:
+        texts, source = demo_texts(), "Specs/data/alpaca_en_2000.json x 20"
+    files = write_formats(texts, REPO / "build" / "bench" / "ingest")
+    readers = python_readers()
+    best: dict[tuple[str, str, int], float] = {}
+    for r in range(a.repeat):
+        for fmt, path in files.items():
+            if fmt != "parquet":
+                for threads in (1, 2):
+                    secs, n = run_tokenmill(path, fmt, threads)
+                    assert n == len(texts), f"tokenmill read {n} of {len(texts)} records from {fmt}"
+                    key = (fmt, "tokenmill", threads)
+                    best[key] = min(best.get(key, 1e9), secs)
+            for name, threads, fn in readers[fmt]:
+                t0 = time.perf_counter()
+                got = fn(str(path))
+                secs = time.perf_counter() - t0
+                assert len(got) == len(texts), f"{name} read {len(got)} of {len(texts)}"
+                key = (fmt, name, threads)
+                best[key] = min(best.get(key, 1e9), secs)
+        print(f"round {r + 1}/{a.repeat} done", file=sys.stderr)
+    print(f"\n{len(texts):,} records from {source}; MB/s of file bytes, best of {a.repeat} round-robin rounds, "
+          f"{os.cpu_count()} cores\n")
+    print("| format | file MB | tool | threads | MB/s | x tokenmill (1 thread) |")
+    print("|---|---|---|---|---|---|")
+    for fmt, path in files.items():
+        size = path.stat().st_size
+        ref = best.get((fmt, "tokenmill", 1))
+        for (f, name, threads), secs in sorted(best.items(), key=lambda kv: (kv[0][0] != fmt, kv[1])):
+            if f != fmt:
+                continue
+            ratio = f"{(size / secs) / (size / ref):.2f}" if ref else "—"
+            print(f"| {fmt} | {size / 1e6:.1f} | {name} | {threads} | {size / secs / 1e6:.0f} | {ratio} |")
+    print(f"\nCommand: `python Benchmarks/bench_ingest.py{' --corpus ' + a.corpus if a.corpus else ''} --repeat {a.repeat}`")
+
+
+if __name__ == "__main__":
+    main()
