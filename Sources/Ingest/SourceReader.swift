@@ -1,4 +1,7 @@
 import TokenmillCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One source of the spec, resolved: its files, format and mapping.
 public struct SourceConfig: Sendable {
@@ -159,8 +162,12 @@ public enum SourceReader {
         // Line table first (cheap), then parse batches of lines on all cores.
         var lines: [(start: Int, end: Int, number: Int)] = []
         var s = 0, number = 1
+        lines.reserveCapacity(data.count / 256)
         data.withUnsafeBufferPointer { p in
-            for i in 0..<p.count where p[i] == 0x0A {
+            guard let base = p.baseAddress else { return }
+            // memchr finds newlines at memory speed.
+            while s < p.count, let hit = memchr(base + s, 0x0A, p.count - s) {
+                let i = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
                 lines.append((s, i, number)); s = i + 1; number += 1
             }
             if s < p.count { lines.append((s, p.count, number)) }

@@ -153,7 +153,21 @@ public struct JSONParser {
         var out: [UInt8] = []
         var runStart = position
         var ascii = true
+        let base = bytes.baseAddress!
         while true {
+            // Eight bytes at a time (SWAR) while none is a quote, a backslash or a control
+            // byte: the common case of long plain text runs. The zero-byte tests are exact
+            // as "any" tests, which is all that is asked of them.
+            while position + 8 <= end {
+                let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+                let q = w ^ 0x2222_2222_2222_2222, b = w ^ 0x5C5C_5C5C_5C5C_5C5C
+                let quote = (q &- 0x0101_0101_0101_0101) & ~q
+                let slash = (b &- 0x0101_0101_0101_0101) & ~b
+                let control = (w &- 0x2020_2020_2020_2020) & ~w
+                if (quote | slash | control) & 0x8080_8080_8080_8080 != 0 { break }
+                if w & 0x8080_8080_8080_8080 != 0 { ascii = false }
+                position += 8
+            }
             guard position < end else { throw fail("unterminated string") }
             let c = bytes[position]
             if c == UInt8(ascii: "\"") {

@@ -17,6 +17,28 @@ final class JSONParserTests: XCTestCase {
         XCTAssertEqual(v.stringValue, "a\"b\\c/d\u{8}\u{c}\n\r\té中😀")
     }
 
+    /// The eight-bytes-at-a-time string scan: a quote, an escape, a control byte or a
+    /// non-ASCII scalar at every offset of strings of every length up to 40.
+    func testStringScanFindsEverySpecialByteAtEveryOffset() throws {
+        for length in 0...40 {
+            for at in 0..<max(length, 1) {
+                for (insert, expect, valid) in [("\\\"", "\"", true), ("\\n", "\n", true), ("é", "é", true), ("\u{01}", "", false)] {
+                    var chars = Array(repeating: "a", count: length)
+                    if length > 0 { chars[at] = insert }
+                    let body = chars.joined()
+                    let json = "[\"" + body + "\"]"
+                    if !valid && length > 0 {
+                        XCTAssertThrowsError(try JSONParser.parse(Array(json.utf8)), "control byte at \(at) of \(length)")
+                        continue
+                    }
+                    var want = Array(repeating: "a", count: length)
+                    if length > 0 { want[at] = expect }
+                    XCTAssertEqual(try JSONParser.parse(Array(json.utf8)), .array([.string(Array(want.joined().utf8))]), "\(insert) at \(at) of \(length)")
+                }
+            }
+        }
+    }
+
     func testLoneSurrogatesBecomeReplacementCharacter() throws {
         XCTAssertEqual(try parse(#""x\ud800y""#).stringValue, "x\u{FFFD}y")
         XCTAssertEqual(try parse(#""\udc00""#).stringValue, "\u{FFFD}")
