@@ -105,6 +105,27 @@ public struct FieldMapping: Sendable {
         self.prompt = prompt; self.response = response; self.system = system; self.text = text; self.chat = chat; self.group = group
     }
 
+    /// The top-level keys the mapping reads (the first part of every field path): rows are
+    /// parsed keeping only these (`JSONParser.parseRow(keeping:)`).
+    public var topLevelKeys: Set<[UInt8]> {
+        var keys = Set<[UInt8]>()
+        func add(_ parts: [Part]) {
+            for p in parts {
+                switch p {
+                case .field(let path): if let f = path.first { keys.insert(Array(f.utf8)) }
+                case .optional(let inner): add(inner)
+                case .literal: break
+                }
+            }
+        }
+        for v in [prompt, response, system, text].compactMap({ $0 }) { add(v.parts) }
+        if let chat, let f = chat.messages.first { keys.insert(Array(f.utf8)) }
+        if let g = group {
+            for v in [g.by, g.content, g.order, g.system, g.roleField].compactMap({ $0 }) { add(v.parts) }
+        }
+        return keys
+    }
+
     /// Builds a record from a row; throws `MappingError` saying which field is wrong.
     public func record(from row: JSONValue, source: Int32, file: Int32, line: Int) throws -> Record {
         guard case .object = row else { throw MappingError("row is \(row.kindName), expected an object") }

@@ -172,6 +172,7 @@ public enum SourceReader {
             }
             if s < p.count { lines.append((s, p.count, number)) }
         }
+        let keys = src.mapping.topLevelKeys
         let parts: [Rows<T>] = try data.withUnsafeBufferPointer { buf in
             try parallelBatches(count: lines.count, threads: threads, batchSize: 2048) { range in
                 var out = Rows<T>()
@@ -183,7 +184,7 @@ public enum SourceReader {
                     do {
                         let value: JSONValue
                         do {
-                            value = try parser.parseValue()
+                            value = try parser.parseRow(keeping: keys)
                             parser.skipWhitespace()
                             if !parser.atEnd { throw JSONParser.Failure(offset: parser.position, message: "unexpected data after the JSON value") }
                         } catch let f as JSONParser.Failure {
@@ -207,6 +208,7 @@ public enum SourceReader {
 
     static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
+        let keys = src.mapping.topLevelKeys
         try data.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf)
             var lineAt = 1, lineOffset = 0
@@ -226,7 +228,7 @@ public enum SourceReader {
                 let n = line(start)
                 let value: JSONValue
                 let repairsBefore = p.repairs
-                do { value = try p.parseValue() } catch let error as JSONParser.Failure {
+                do { value = try p.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
                     // The array cannot be resynchronised after a syntax error: stop here.
                     let msg = "invalid JSON: \(error.message)"
                     if !src.skipBadRows { throw fail(error.offset, msg) }

@@ -69,6 +69,117 @@ public struct JSONParser {
         }
     }
 
+    /// Parses a row: an object keeps only the members whose key is in `keep` — the
+    /// other values are checked for syntax and skipped without building anything (the
+    /// hot path of ingest: a spec names a few fields of rows that may hold many). Any
+    /// other value is parsed whole (the mapping then reports it).
+    public mutating func parseRow(keeping keep: Set<[UInt8]>) throws(Failure) -> JSONValue {
+        skipWhitespace()
+        guard position < end, bytes[position] == UInt8(ascii: "{") else { return try parseValue() }
+        position += 1
+        var members: [JSONMember] = []
+        skipWhitespace()
+        if position < end && bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+        while true {
+            skipWhitespace()
+            guard position < end, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a string key in object") }
+            let key = try parseString()
+            skipWhitespace()
+            guard position < end, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':' after object key") }
+            position += 1
+            if keep.contains(key) {
+                members.append(JSONMember(key: key, value: try parseValue(depth: 1)))
+            } else {
+                try skipValue(depth: 1)
+            }
+            skipWhitespace()
+            guard position < end else { throw fail("unexpected end of input inside an object") }
+            let c = bytes[position]
+            position += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "}") { return .object(members) }
+            position -= 1
+            throw fail("expected ',' or '}' in object, found \(describe(c))")
+        }
+    }
+
+    /// Checks one value's syntax and moves past it without building it.
+    mutating func skipValue(depth: Int) throws(Failure) {
+        skipWhitespace()
+        guard position < end else { throw fail("unexpected end of input, expected a value") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = bytes[position] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            let isObject = close == UInt8(ascii: "}")
+            if depth + 1 > Self.maxDepth { throw fail("nesting deeper than \(Self.maxDepth)") }
+            position += 1
+            skipWhitespace()
+            if position < end && bytes[position] == close { position += 1; return }
+            while true {
+                if isObject {
+                    skipWhitespace()
+                    guard position < end, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a string key in object") }
+                    try skipString()
+                    skipWhitespace()
+                    guard position < end, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':' after object key") }
+                    position += 1
+                }
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard position < end else { throw fail("unexpected end of input inside \(isObject ? "an object" : "an array")") }
+                let c = bytes[position]
+                position += 1
+                if c == UInt8(ascii: ",") { continue }
+                if c == close { return }
+                position -= 1
+                throw fail("expected ',' or '\(Character(Unicode.Scalar(close)))', found \(describe(c))")
+            }
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try parseNumber()
+        default: throw fail("unexpected character \(describe(bytes[position])), expected a value")
+        }
+    }
+
+    /// Moves past a string (quote at `position`), checking escapes and control bytes.
+    mutating func skipString() throws(Failure) {
+        position += 1
+        let base = bytes.baseAddress!
+        while true {
+            while position + 8 <= end {
+                let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+                let q = w ^ 0x2222_2222_2222_2222, b = w ^ 0x5C5C_5C5C_5C5C_5C5C
+                let special = ((q &- 0x0101_0101_0101_0101) & ~q) | ((b &- 0x0101_0101_0101_0101) & ~b) | ((w &- 0x2020_2020_2020_2020) & ~w)
+                if special & 0x8080_8080_8080_8080 != 0 { break }
+                position += 8
+            }
+            guard position < end else { throw fail("unterminated string") }
+            let c = bytes[position]
+            if c == UInt8(ascii: "\"") { position += 1; return }
+            if c < 0x20 { throw fail("unescaped control character \(describe(c)) in string") }
+            if c == UInt8(ascii: "\\") {
+                position += 1
+                guard position < end else { throw fail("unterminated escape") }
+                switch bytes[position] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    position += 1
+                case UInt8(ascii: "u"):
+                    guard end - position > 4 else { throw fail("unterminated \\u escape") }
+                    for k in 1...4 where !isHex(bytes[position + k]) { throw fail("invalid \\u escape") }
+                    position += 5
+                default: throw fail("invalid escape \\\(describe(bytes[position]))")
+                }
+                continue
+            }
+            position += 1
+        }
+    }
+
+    @inline(__always) func isHex(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 || (c | 0x20) &- UInt8(ascii: "a") < 6 }
+
     mutating func parseObject(depth: Int) throws(Failure) -> JSONValue {
         if depth > Self.maxDepth { throw fail("nesting deeper than \(Self.maxDepth)") }
         position += 1

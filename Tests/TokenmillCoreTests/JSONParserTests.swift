@@ -78,7 +78,19 @@ final class JSONParserTests: XCTestCase {
                 }
                 if b.isEmpty { b = [0x20] }
             }
-            _ = try? JSONParser.parse(b)
+            let full = try? JSONParser.parse(b)
+            // Keeping only some keys accepts exactly the same inputs and keeps exactly
+            // those members (skipped values are still checked for syntax).
+            let row: JSONValue? = b.withUnsafeBufferPointer { buf in
+                var p = JSONParser(buf)
+                guard let v = try? p.parseRow(keeping: [Array("output".utf8), Array("k".utf8)]) else { return nil }
+                p.skipWhitespace()
+                return p.atEnd ? v : nil
+            }
+            XCTAssertEqual(full == nil, row == nil, String(decoding: b, as: UTF8.self))
+            if case .object(let members)? = full, let row {
+                XCTAssertEqual(row, .object(members.filter { $0.key == Array("output".utf8) || $0.key == Array("k".utf8) }))
+            }
         }
     }
 
