@@ -1,4 +1,7 @@
 import TokenmillCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// RFC 4180 CSV: a header row names the columns; fields separated by commas, rows by
 /// LF or CRLF; a field in double quotes may hold commas, newlines and doubled quotes
@@ -25,6 +28,7 @@ enum CSVReader {
     /// reader could step over (text after a closing quote); fatal ones throw.
     static func rows(_ data: UnsafeBufferPointer<UInt8>) throws(Failure) -> [Row] {
         var rows: [Row] = []
+        guard let base = data.baseAddress else { return rows }
         var i = 0
         let n = data.count
         // A UTF-8 byte order mark before the header is not part of the first name.
@@ -39,30 +43,33 @@ enum CSVReader {
             if data[i] == 0x0D && i + 1 < n && data[i + 1] == 0x0A { i += 2; continue }
             while !rowDone {
                 if i < n && data[i] == 0x22 {
-                    // Quoted field.
+                    // Quoted field: copy runs up to the next quote in one append each.
                     i += 1
                     var closed = false
                     while i < n {
-                        let b = data[i]
-                        if b == 0x22 {
-                            if i + 1 < n && data[i + 1] == 0x22 { field.append(0x22); i += 2; continue }
-                            i += 1
-                            closed = true
-                            break
-                        }
-                        field.append(b)
-                        i += 1
+                        let rest = n - i
+                        guard let hit = memchr(base + i, 0x22, rest) else { field.append(contentsOf: UnsafeBufferPointer(start: base + i, count: rest)); i = n; break }
+                        let q = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+                        field.append(contentsOf: UnsafeBufferPointer(start: base + i, count: q - i))
+                        if q + 1 < n && data[q + 1] == 0x22 { field.append(0x22); i = q + 2; continue }
+                        i = q + 1
+                        closed = true
+                        break
                     }
                     if !closed { throw Failure(row: number, message: "a quoted field is not closed before the end of the file", fatal: true) }
                     if i < n && data[i] != 0x2C && data[i] != 0x0A && !(data[i] == 0x0D && i + 1 < n && data[i + 1] == 0x0A) {
                         throw Failure(row: number, message: "text after the closing quote of a field", fatal: false)
                     }
                 } else {
-                    while i < n && data[i] != 0x2C && data[i] != 0x0A {
-                        if data[i] == 0x0D && i + 1 < n && data[i + 1] == 0x0A { break }
-                        field.append(data[i])
+                    // Unquoted: up to the next comma or line end, appended at once.
+                    let start = i
+                    while i < n {
+                        let b = data[i]
+                        if b == 0x2C || b == 0x0A { break }
+                        if b == 0x0D && i + 1 < n && data[i + 1] == 0x0A { break }
                         i += 1
                     }
+                    field.append(contentsOf: UnsafeBufferPointer(start: base + start, count: i - start))
                 }
                 fields.append(field)
                 field = []
