@@ -96,7 +96,7 @@ public enum SourceReader {
         func rows<T>(_ map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
             switch format {
             case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
-            case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, map: map)
+            case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
             case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data, map: map)
             case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines, map: map)
             }
@@ -206,7 +206,11 @@ public enum SourceReader {
         return all
     }
 
-    static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+    /// A JSON array of rows: one sequential pass finds the elements (syntax-checked and
+    /// skipped, not built), then elements are parsed and mapped in parallel batches and
+    /// merged in order. A syntax error cannot be resynchronised: it stops the file.
+    static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int,
+                                 map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
         let keys = src.mapping.topLevelKeys
         try data.withUnsafeBufferPointer { buf in
@@ -221,37 +225,55 @@ public enum SourceReader {
             guard p.peek() == UInt8(ascii: "[") else { throw fail(p.position, "expected a JSON array of records") }
             p.advance()
             p.skipWhitespace()
-            if p.peek() == UInt8(ascii: "]") { return }
-            while true {
-                p.skipWhitespace()
-                let start = p.position
-                let n = line(start)
-                let value: JSONValue
-                let repairsBefore = p.repairs
-                do { value = try p.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
-                    // The array cannot be resynchronised after a syntax error: stop here.
-                    let msg = "invalid JSON: \(error.message)"
-                    if !src.skipBadRows { throw fail(error.offset, msg) }
-                    out.rejects.append(Reject(source: src.name, path: path, line: line(error.offset), reason: msg + "; the rest of the file was not read"))
-                    return
-                }
-                do {
-                    let repairs = p.repairs - repairsBefore
-                    try src.checkUTF8(repairs: repairs)
-                    if repairs > 0 { out.repaired += 1 }
-                    out.items.append(try map(value, n))
-                } catch let e as MappingError {
-                    if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
-                    out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
-                }
-                p.skipWhitespace()
-                guard let c = p.peek() else { throw fail(p.position, "unexpected end of file inside the array") }
+            var elements: [(start: Int, end: Int, line: Int)] = []
+            var stoppedAt: (line: Int, reason: String)? = nil
+            if p.peek() == UInt8(ascii: "]") {
                 p.advance()
-                if c == UInt8(ascii: "]") { break }
-                if c != UInt8(ascii: ",") { throw fail(p.position - 1, "expected ',' or ']' between array elements") }
+            } else {
+                while true {
+                    p.skipWhitespace()
+                    let start = p.position
+                    let n = line(start)
+                    do { try p.skipValue() } catch let error as JSONParser.Failure {
+                        let msg = "invalid JSON: \(error.message)"
+                        if !src.skipBadRows { throw fail(error.offset, msg) }
+                        stoppedAt = (line(error.offset), msg + "; the rest of the file was not read")
+                        break
+                    }
+                    elements.append((start, p.position, n))
+                    p.skipWhitespace()
+                    guard let c = p.peek() else { throw fail(p.position, "unexpected end of file inside the array") }
+                    p.advance()
+                    if c == UInt8(ascii: "]") { break }
+                    if c != UInt8(ascii: ",") { throw fail(p.position - 1, "expected ',' or ']' between array elements") }
+                }
             }
-            p.skipWhitespace()
-            if !p.atEnd { throw fail(p.position, "unexpected data after the array") }
+            if stoppedAt == nil {
+                p.skipWhitespace()
+                if !p.atEnd { throw fail(p.position, "unexpected data after the array") }
+            }
+            let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
+                var part = Rows<T>()
+                for k in range {
+                    let (a, e, n) = elements[k]
+                    var ep = JSONParser(buf, start: a, end: e)
+                    do {
+                        let value: JSONValue
+                        do { value = try ep.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
+                            throw MappingError("invalid JSON: \(error.message)")   // cannot happen: the skip pass checked it
+                        }
+                        try src.checkUTF8(repairs: ep.repairs)
+                        if ep.repairs > 0 { part.repaired += 1 }
+                        part.items.append(try map(value, n))
+                    } catch let e as MappingError {
+                        if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
+                        part.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
+                    }
+                }
+                return part
+            }
+            for part in parts { out.items.append(contentsOf: part.items); out.rejects.append(contentsOf: part.rejects); out.repaired += part.repaired }
+            if let stoppedAt { out.rejects.append(Reject(source: src.name, path: path, line: stoppedAt.line, reason: stoppedAt.reason)) }
         }
         return out
     }

@@ -104,6 +104,8 @@ public struct JSONParser {
     }
 
     /// Checks one value's syntax and moves past it without building it.
+    public mutating func skipValue() throws(Failure) { try skipValue(depth: 0) }
+
     mutating func skipValue(depth: Int) throws(Failure) {
         skipWhitespace()
         guard position < end else { throw fail("unexpected end of input, expected a value") }
