@@ -29,35 +29,15 @@ func benchMinHash(_ args: [String]) throws {
     var sink: UInt32 = 0
     for _ in 0..<repeats {
         let t0 = now()
-        let parts = try parallelBatches(count: texts.count, threads: threads, batchSize: 256) { range -> ([UInt32], [Bool]) in
-            var sh = Shingler(ngram: n)
-            var hashes: [UInt64] = []
-            var sigs = [UInt32](repeating: 0, count: range.count * p)
-            var empty = [Bool](repeating: false, count: range.count)
-            sigs.withUnsafeMutableBufferPointer { out in
-                for (k, t) in range.enumerated() {
-                    hashes.removeAll(keepingCapacity: true)
-                    texts[t].withUnsafeBufferPointer { sh.hashes($0, into: &hashes) }
-                    empty[k] = hashes.isEmpty
-                    hashes.withUnsafeBufferPointer { hasher.sign($0, into: out.baseAddress! + k * p) }
-                }
-            }
-            return (sigs, empty)
-        }
+        let (sigs, empty) = try hasher.signatures(count: texts.count, ngram: n, threads: threads) { texts[$0] }
         if let path = opts["--signatures-out"] {
-            var raw: [UInt8] = []
-            for (sg, _) in parts { sg.withUnsafeBytes { raw.append(contentsOf: $0) } }
-            try FileSystem.writeAtomically(path, raw)
+            try sigs.withUnsafeBytes { try FileSystem.writeAtomically(path, Array($0)) }
         }
         if dedup {
-            var sigs: [UInt32] = []
-            sigs.reserveCapacity(texts.count * p)
-            var empty: [Bool] = []
-            for (s, e) in parts { sigs.append(contentsOf: s); empty.append(contentsOf: e) }
             result = NearDedup.run(signatures: sigs, count: texts.count, permutations: p, empty: empty, threshold: threshold, threads: threads)
         }
         best = min(best, now() - t0)
-        sink ^= parts.reduce(0) { $0 ^ ($1.0.first ?? 0) }
+        sink ^= sigs.first ?? 0
     }
     let lsh = LSHParameters.optimal(threshold: threshold, permutations: p)
     let dups = result?.removed.filter { $0 }.count ?? 0

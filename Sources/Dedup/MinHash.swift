@@ -83,6 +83,34 @@ public struct MinHasher: Sendable {
         }
     }
 
+    /// Signatures of `count` texts (`text(i)`), `permutations` values each, computed in
+    /// parallel batches (each worker with its own shingler); `empty[i]` when text i has no
+    /// shingle. The result does not depend on `threads`.
+    public func signatures(count: Int, ngram: Int, threads: Int, text: (Int) -> [UInt8]) throws -> (values: [UInt32], empty: [Bool]) {
+        let p = permutations
+        let parts: [([UInt32], [Bool])] = try parallelBatches(count: count, threads: threads, batchSize: 512) { range in
+            var sh = Shingler(ngram: ngram)
+            var hashes: [UInt64] = []
+            var sigs = [UInt32](repeating: 0, count: range.count * p)
+            var empty = [Bool](repeating: false, count: range.count)
+            sigs.withUnsafeMutableBufferPointer { out in
+                for (k, i) in range.enumerated() {
+                    hashes.removeAll(keepingCapacity: true)
+                    text(i).withUnsafeBufferPointer { sh.hashes($0, into: &hashes) }
+                    empty[k] = hashes.isEmpty
+                    hashes.withUnsafeBufferPointer { sign($0, into: out.baseAddress! + k * p) }
+                }
+            }
+            return (sigs, empty)
+        }
+        var values: [UInt32] = []
+        values.reserveCapacity(count * p)
+        var empty: [Bool] = []
+        empty.reserveCapacity(count)
+        for (s, e) in parts { values.append(contentsOf: s); empty.append(contentsOf: e) }
+        return (values, empty)
+    }
+
     /// Fraction of equal values: the MinHash estimate of the Jaccard similarity.
     @inline(__always)
     public static func similarity(_ x: UnsafePointer<UInt32>, _ y: UnsafePointer<UInt32>, _ count: Int) -> Double {

@@ -22,25 +22,9 @@ extension Build {
     func nearDedup(_ records: [Record], _ near: NearDedupSpec, threads: Int) throws -> [Record] {
         let p = near.permutations
         let hasher = MinHasher(permutations: p, seed: near.seed)
-        let parts: [([UInt32], [Bool])] = try parallelBatches(count: records.count, threads: threads, batchSize: 512) { range in
-            var sh = Shingler(ngram: near.ngram)
-            var hashes: [UInt64] = []
-            var sigs = [UInt32](repeating: 0, count: range.count * p)
-            var empty = [Bool](repeating: false, count: range.count)
-            sigs.withUnsafeMutableBufferPointer { out in
-                for (k, i) in range.enumerated() {
-                    hashes.removeAll(keepingCapacity: true)
-                    near.on.text(of: records[i]).withUnsafeBufferPointer { sh.hashes($0, into: &hashes) }
-                    empty[k] = hashes.isEmpty
-                    hashes.withUnsafeBufferPointer { hasher.sign($0, into: out.baseAddress! + k * p) }
-                }
-            }
-            return (sigs, empty)
+        let (signatures, empty) = try hasher.signatures(count: records.count, ngram: near.ngram, threads: threads) {
+            near.on.text(of: records[$0])
         }
-        var signatures: [UInt32] = []
-        signatures.reserveCapacity(records.count * p)
-        var empty: [Bool] = []
-        for (s, e) in parts { signatures.append(contentsOf: s); empty.append(contentsOf: e) }
         let result = NearDedup.run(signatures: signatures, count: records.count, permutations: p, empty: empty,
                                    threshold: near.threshold, threads: threads)
         var out: [UInt8] = []

@@ -76,31 +76,7 @@ public struct JSONParser {
     public mutating func parseRow(keeping keep: Set<[UInt8]>) throws(Failure) -> JSONValue {
         skipWhitespace()
         guard position < end, bytes[position] == UInt8(ascii: "{") else { return try parseValue() }
-        position += 1
-        var members: [JSONMember] = []
-        skipWhitespace()
-        if position < end && bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
-        while true {
-            skipWhitespace()
-            guard position < end, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a string key in object") }
-            let key = try parseString()
-            skipWhitespace()
-            guard position < end, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':' after object key") }
-            position += 1
-            if keep.contains(key) {
-                members.append(JSONMember(key: key, value: try parseValue(depth: 1)))
-            } else {
-                try skipValue(depth: 1)
-            }
-            skipWhitespace()
-            guard position < end else { throw fail("unexpected end of input inside an object") }
-            let c = bytes[position]
-            position += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "}") { return .object(members) }
-            position -= 1
-            throw fail("expected ',' or '}' in object, found \(describe(c))")
-        }
+        return try parseObject(depth: 1, keeping: keep)
     }
 
     /// Checks one value's syntax and moves past it without building it.
@@ -182,7 +158,9 @@ public struct JSONParser {
 
     @inline(__always) func isHex(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 || (c | 0x20) &- UInt8(ascii: "a") < 6 }
 
-    mutating func parseObject(depth: Int) throws(Failure) -> JSONValue {
+    /// An object; with `keep`, only members whose key is in it are built (the others are
+    /// skipped after a syntax check).
+    mutating func parseObject(depth: Int, keeping keep: Set<[UInt8]>? = nil) throws(Failure) -> JSONValue {
         if depth > Self.maxDepth { throw fail("nesting deeper than \(Self.maxDepth)") }
         position += 1
         var members: [JSONMember] = []
@@ -195,8 +173,11 @@ public struct JSONParser {
             skipWhitespace()
             guard position < end, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':' after object key") }
             position += 1
-            let value = try parseValue(depth: depth)
-            members.append(JSONMember(key: key, value: value))
+            if let keep, !keep.contains(key) {
+                try skipValue(depth: depth)
+            } else {
+                members.append(JSONMember(key: key, value: try parseValue(depth: depth)))
+            }
             skipWhitespace()
             guard position < end else { throw fail("unexpected end of input inside an object") }
             let c = bytes[position]
