@@ -120,8 +120,7 @@ enum CSVReader {
                 let object = JSONValue.object(zip(names, fields).map { JSONMember(key: $0, value: .string($1)) })
                 out.items.append(try map(object, row.number))
             } catch let e as MappingError {
-                if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: row.number, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
-                out.rejects.append(Reject(source: src.name, path: path, line: row.number, reason: e.message))
+                out.rejects.append(try src.badRow(path: path, line: row.number, e.message))
             }
         }
         return out

@@ -70,6 +70,15 @@ struct Rows<T> {
 }
 
 extension SourceConfig {
+    /// A bad row: an error naming the file and line (`on_error: fail`), or the reject to
+    /// record (`on_error: skip`).
+    func badRow(path: String, line: Int, _ reason: String) throws -> Reject {
+        if !skipBadRows {
+            throw TokenmillError.badInput(path: path, line: line, message: reason + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)")
+        }
+        return Reject(source: name, path: path, line: line, reason: reason)
+    }
+
     /// Applies the invalid-UTF-8 policy to a row that needed `repairs` replacements.
     func checkUTF8(repairs: Int) throws {
         if repairs > 0 && invalidUTF8 == .reject {
@@ -90,8 +99,7 @@ public enum SourceReader {
         // An empty file is almost always a failed download or export, not "no records".
         if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             let reason = "the file is empty"
-            if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: 0, message: reason + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
-            return FileRows(rejects: [Reject(source: src.name, path: path, line: 0, reason: reason)])
+            return FileRows(rejects: [try src.badRow(path: path, line: 0, reason)])
         }
         func rows<T>(_ map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
             switch format {
@@ -151,8 +159,7 @@ public enum SourceReader {
                 let row = JSONValue.object([JSONMember(key: Array("text".utf8), value: .string(text))])
                 out.items.append(try map(row, n))
             } catch let e as MappingError {
-                if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
-                out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
+                out.rejects.append(try src.badRow(path: path, line: n, e.message))
             }
         }
         return out
@@ -194,8 +201,7 @@ public enum SourceReader {
                         if parser.repairs > 0 { out.repaired += 1 }
                         out.items.append(try map(value, n))
                     } catch let e as MappingError {
-                        if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
-                        out.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
+                        out.rejects.append(try src.badRow(path: path, line: n, e.message))
                     }
                 }
                 return out
@@ -266,8 +272,7 @@ public enum SourceReader {
                         if ep.repairs > 0 { part.repaired += 1 }
                         part.items.append(try map(value, n))
                     } catch let e as MappingError {
-                        if !src.skipBadRows { throw TokenmillError.badInput(path: path, line: n, message: e.message + " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)") }
-                        part.rejects.append(Reject(source: src.name, path: path, line: n, reason: e.message))
+                        part.rejects.append(try src.badRow(path: path, line: n, e.message))
                     }
                 }
                 return part
