@@ -43,7 +43,7 @@ let package = Package(
                           path: "Benchmarks/TokenmillBench", swiftSettings: optimize),
         .testTarget(name: "TokenmillCoreTests", dependencies: ["TokenmillCore"]),
         .testTarget(name: "BPETests", dependencies: ["BPE", "TokenmillCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "TokenmillCore"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "TokenmillCore"], exclude: ["Fixtures"]),
         .testTarget(name: "NormalizeTests", dependencies: ["Normalize", "TokenmillCore"]),
         .testTarget(name: "PackingTests", dependencies: ["Packing", "TokenmillCore"]),
         .testTarget(name: "DedupTests", dependencies: ["Dedup", "TokenmillCore"]),

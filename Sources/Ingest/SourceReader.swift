@@ -6,8 +6,8 @@ import Glibc
 /// One source of the spec, resolved: its files, format and mapping.
 public struct SourceConfig: Sendable {
     /// `text`: the whole file is one record (field `text`); `lines`: every non-empty line
-    /// is one (field `text`); `csv`: RFC 4180 with a header row.
-    public enum Format: String, Sendable, CaseIterable { case jsonl, json, csv, text, lines }
+    /// is one (field `text`); `csv`: RFC 4180 with a header row; `parquet`: columns are fields.
+    public enum Format: String, Sendable, CaseIterable { case jsonl, json, csv, parquet, text, lines }
     public var name: String
     public var index: Int32
     public var files: [String]
@@ -25,13 +25,14 @@ public struct SourceConfig: Sendable {
         self.mapping = mapping; self.skipBadRows = skipBadRows; self.invalidUTF8 = invalidUTF8
     }
 
-    /// Format from the extension (`.jsonl`, `.json`, `.csv`, `.txt`, each optionally
+    /// Format from the extension (`.jsonl`, `.json`, `.csv`, `.parquet`, `.txt`, each optionally
     /// `.gz`/`.zst`); nil when unknown.
     public static func inferFormat(_ path: String) -> Format? {
         let p = Compression.stripped(path)
         if p.hasSuffix(".jsonl") || p.hasSuffix(".ndjson") { return .jsonl }
         if p.hasSuffix(".json") { return .json }
         if p.hasSuffix(".csv") { return .csv }
+        if p.hasSuffix(".parquet") || p.hasSuffix(".pq") { return .parquet }
         if p.hasSuffix(".txt") || p.hasSuffix(".md") { return .text }
         return nil
     }
@@ -92,7 +93,13 @@ extension SourceConfig {
 /// `file:line: what` unless the source skips bad rows, in which case it becomes a reject.
 public enum SourceReader {
     public static func read(_ src: SourceConfig, fileIndex: Int32, path: String, threads: Int) throws -> FileRows {
-        let data = try Compression.of(path).decompress(try FileSystem.readFile(path), path: path)
+        try read(src, fileIndex: fileIndex, path: path, contents: try FileSystem.readFile(path), threads: threads)
+    }
+
+    /// The same from the file's bytes as stored (compressed when `path` says so): what
+    /// the fuzz tests drive.
+    public static func read(_ src: SourceConfig, fileIndex: Int32, path: String, contents: [UInt8], threads: Int) throws -> FileRows {
+        let data = try Compression.of(path).decompress(contents, path: path)
         guard let format = src.format ?? SourceConfig.inferFormat(path) else {
             throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\" (one of \(SourceConfig.Format.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -106,6 +113,7 @@ public enum SourceReader {
             case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
             case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
             case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data, map: map)
+            case .parquet: return try ParquetReader.read(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
             case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines, map: map)
             }
         }

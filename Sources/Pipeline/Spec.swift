@@ -139,7 +139,7 @@ struct SpecParser {
         var sources: [BuildSpec.Source] = []
         for (i, s) in srcList.enumerated() {
             let key = "sources[\(i)]"
-            let m = try object(s, key, allowed: ["name", "path", "format", "map", "weight", "take", "on_error", "invalid_utf8", "comment"])
+            let m = try object(s, key, allowed: ["name", "path", "format", "map", "weight", "take", "on_error", "invalid_utf8", "split", "comment"])
             if s.objectValue == nil { throw err(key, "expected an object") }
             guard let pattern = try string(m, "path", "\(key).path") else { throw err("\(key).path", "missing") }
             let sname = try string(m, "name", "\(key).name") ?? "source\(i)"
@@ -152,13 +152,23 @@ struct SpecParser {
                 format = ff
             }
             let resolved = FileSystem.join(specDir, pattern)
-            let files = try FileSystem.glob(resolved)
+            let split = try string(m, "split", "\(key).split")
+            var files: [String]
+            if FileSystem.isDirectory(resolved) {
+                // A Hugging Face dataset folder: the files of one split.
+                do { files = try DatasetFolder.files(in: resolved, split: split) } catch let e as TokenmillError {
+                    throw err("\(key).path", e.description)
+                }
+            } else {
+                if split != nil { throw err("\(key).split", "a split selects files of a dataset folder; '\(pattern)' is not a folder") }
+                files = try FileSystem.glob(resolved)
+            }
             if files.isEmpty || !files.allSatisfy(FileSystem.fileExists) {
                 throw err("\(key).path", "no file matches '\(resolved)' (paths are relative to the spec's folder)")
             }
             if format == nil {
                 for f in files where SourceConfig.inferFormat(f) == nil {
-                    throw err("\(key).path", "cannot infer the format of '\(f)' (known: .jsonl, .json, .csv, .txt, each optionally .gz/.zst); give \"format\"")
+                    throw err("\(key).path", "cannot infer the format of '\(f)' (known: .jsonl, .json, .csv, .parquet, .txt, each optionally .gz/.zst); give \"format\"")
                 }
             }
             let mapping = try parseMap(value(m, "map"), "\(key).map")

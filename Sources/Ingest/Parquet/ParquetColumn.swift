@@ -1,0 +1,245 @@
+import TokenmillCore
+
+/// What the row assembler needs to know about one leaf column.
+struct LeafColumn {
+    var index: Int          // position among the file's leaf columns
+    var path: [String]
+    var type: ParquetType
+    var maxDef: Int
+    var maxRep: Int
+    var name: String { path.joined(separator: ".") }
+}
+
+/// One column chunk, decoded: a level pair per entry (a value or a null/empty marker)
+/// and the non-null values in order, already in the form records are built from.
+struct ColumnData {
+    var def: [UInt8] = []   // empty when maxDef == 0
+    var rep: [UInt8] = []   // empty when maxRep == 0
+    var count = 0           // entries
+    var values: [JSONValue] = []
+    /// Indices into `values` of strings whose invalid UTF-8 was replaced with U+FFFD.
+    var repaired: [Int] = []
+}
+
+/// Decodes column chunks. Every offset and size from the file is checked before use.
+struct ColumnDecoder {
+    let file: UnsafeBufferPointer<UInt8>
+    /// Where the footer starts: no column data may reach past it.
+    let dataEnd: Int
+
+    func decode(_ meta: ColumnChunkMeta, _ leaf: LeafColumn) throws(ParquetError) -> ColumnData {
+        if meta.filePath != nil { throw ParquetError("the column chunk lives in another file (file_path); not supported") }
+        if meta.type != leaf.type { throw ParquetError("chunk type \(meta.type) differs from the schema's \(leaf.type)") }
+        var start = meta.dataPageOffset
+        if let d = meta.dictionaryPageOffset, d > 0, d < start { start = d }
+        guard start >= 4, meta.totalCompressedSize > 0, meta.numValues >= 0,
+              start <= Int64(dataEnd), meta.totalCompressedSize <= Int64(dataEnd) - start else {
+            throw ParquetError("chunk offsets point outside the file (offset \(start), \(meta.totalCompressedSize) bytes)")
+        }
+        let chunkEnd = Int(start + meta.totalCompressedSize)
+        var pos = Int(start)
+        var out = ColumnData()
+        let wanted = Int(meta.numValues)
+        var dictionary: [JSONValue]? = nil
+        var dictionaryRepaired: Set<Int> = []
+        let defWidth = ParquetPages.bitWidth(leaf.maxDef), repWidth = ParquetPages.bitWidth(leaf.maxRep)
+
+        while out.count < wanted {
+            guard pos < chunkEnd else { throw ParquetError("chunk ends after \(out.count) of \(wanted) values") }
+            var r = ThriftReader(file, start: pos, end: chunkEnd, what: "page header")
+            let h = try PageHeader.parse(&r)
+            let bodyStart = r.position
+            guard h.compressedSize <= chunkEnd - bodyStart else { throw ParquetError("page of \(h.compressedSize) bytes runs past its chunk") }
+            let body = UnsafeBufferPointer(rebasing: file[bodyStart..<(bodyStart + h.compressedSize)])
+            pos = bodyStart + h.compressedSize
+            if let crc = h.crc, ParquetPages.crc32(body) != crc { throw ParquetError("page checksum mismatch") }
+            switch h.kind {
+            case .dictionary:
+                guard dictionary == nil else { throw ParquetError("a second dictionary page") }
+                guard h.encoding == 0 || h.encoding == 2 else { throw ParquetError("dictionary page encoded as \(ParquetNames.encoding(h.encoding))") }
+                let data = try ParquetPages.decompress(codec: meta.codec, body, expected: h.uncompressedSize)
+                var values: [JSONValue] = []
+                var repaired: [Int] = []
+                try data.withUnsafeBufferPointer { (b) throws(ParquetError) in
+                    _ = try Self.plain(b, start: 0, end: b.count, type: leaf.type, count: h.numValues, into: &values, repaired: &repaired)
+                }
+                dictionary = values
+                dictionaryRepaired = Set(repaired)
+            case .data, .dataV2:
+                guard h.numValues <= wanted - out.count else { throw ParquetError("pages hold more values than the chunk's \(wanted)") }
+                let page: [UInt8]
+                var levelsEnd = 0
+                let isV2 = h.kind == .dataV2
+                if isV2 {
+                    // v2: levels first, never compressed; then the (maybe compressed) values.
+                    let levelBytes = h.repBytes + h.defBytes
+                    guard levelBytes <= body.count, levelBytes <= h.uncompressedSize else { throw ParquetError("v2 level lengths exceed the page") }
+                    let values = UnsafeBufferPointer(rebasing: body[levelBytes...])
+                    let rest = h.isCompressed
+                        ? try ParquetPages.decompress(codec: meta.codec, values, expected: h.uncompressedSize - levelBytes)
+                        : try ParquetPages.decompress(codec: 0, values, expected: h.uncompressedSize - levelBytes)
+                    page = Array(body[..<levelBytes]) + rest
+                    levelsEnd = levelBytes
+                } else {
+                    page = try ParquetPages.decompress(codec: meta.codec, body, expected: h.uncompressedSize)
+                }
+                try page.withUnsafeBufferPointer { (b) throws(ParquetError) in
+                    var p = 0
+                    let n = h.numValues
+                    // Repetition, then definition levels.
+                    if leaf.maxRep > 0 {
+                        if isV2 {
+                            try ParquetPages.hybrid(b, start: 0, end: h.repBytes, width: repWidth, count: n, into: &out.rep)
+                            p = h.repBytes
+                        } else {
+                            p = try Self.levelsV1(b, start: p, encoding: h.repEncoding, width: repWidth, count: n, into: &out.rep)
+                        }
+                    }
+                    let defStart = out.def.count
+                    if leaf.maxDef > 0 {
+                        if isV2 {
+                            try ParquetPages.hybrid(b, start: h.repBytes, end: levelsEnd, width: defWidth, count: n, into: &out.def)
+                            p = levelsEnd
+                        } else {
+                            p = try Self.levelsV1(b, start: p, encoding: h.defEncoding, width: defWidth, count: n, into: &out.def)
+                        }
+                    }
+                    if isV2 { p = levelsEnd }
+                    for l in out.rep[(out.rep.count - (leaf.maxRep > 0 ? n : 0))...] where Int(l) > leaf.maxRep {
+                        throw ParquetError("repetition level \(l) over the maximum \(leaf.maxRep)")
+                    }
+                    var present = n
+                    if leaf.maxDef > 0 {
+                        present = 0
+                        let maxDef = UInt8(leaf.maxDef)
+                        for l in out.def[defStart...] {
+                            if l == maxDef { present += 1 } else if l > maxDef { throw ParquetError("definition level \(l) over the maximum \(leaf.maxDef)") }
+                        }
+                    }
+                    try decodeValues(b, start: p, encoding: h.encoding, count: present, leaf: leaf, dictionary: dictionary,
+                                     dictionaryRepaired: dictionaryRepaired, into: &out)
+                }
+                out.count += h.numValues
+            case .index, nil:
+                continue   // index pages and page types from the future carry no values
+            }
+        }
+        return out
+    }
+
+    static func levelsV1(_ b: UnsafeBufferPointer<UInt8>, start: Int, encoding: Int32, width: Int, count: Int,
+                         into out: inout [UInt8]) throws(ParquetError) -> Int {
+        switch encoding {
+        case 3:   // RLE: a 4-byte length, then the hybrid
+            guard b.count - start >= 4 else { throw ParquetError("level length cut off") }
+            let len = Int(b[start]) | Int(b[start + 1]) << 8 | Int(b[start + 2]) << 16 | Int(b[start + 3]) << 24
+            guard len <= b.count - start - 4 else { throw ParquetError("levels of \(len) bytes run past the page") }
+            try ParquetPages.hybrid(b, start: start + 4, end: start + 4 + len, width: width, count: count, into: &out)
+            return start + 4 + len
+        case 4:
+            return try ParquetPages.bitPackedMSB(b, start: start, end: b.count, width: width, count: count, into: &out)
+        default:
+            throw ParquetError("levels encoded as \(ParquetNames.encoding(encoding)); expected RLE")
+        }
+    }
+
+    func decodeValues(_ b: UnsafeBufferPointer<UInt8>, start: Int, encoding: Int32, count: Int, leaf: LeafColumn,
+                      dictionary: [JSONValue]?, dictionaryRepaired: Set<Int>, into out: inout ColumnData) throws(ParquetError) {
+        switch encoding {
+        case 0:
+            _ = try Self.plain(b, start: start, end: b.count, type: leaf.type, count: count, into: &out.values, repaired: &out.repaired)
+        case 2, 8:
+            guard let dictionary else { throw ParquetError("dictionary-encoded page without a dictionary page") }
+            if count == 0 { return }
+            guard start < b.count else { throw ParquetError("dictionary indices missing") }
+            let width = Int(b[start])
+            var indices: [UInt32] = []
+            indices.reserveCapacity(count)
+            try ParquetPages.hybrid(b, start: start + 1, end: b.count, width: width, count: count, into: &indices)
+            out.values.reserveCapacity(out.values.count + count)
+            for i in indices {
+                guard Int(i) < dictionary.count else { throw ParquetError("dictionary index \(i) out of \(dictionary.count)") }
+                if !dictionaryRepaired.isEmpty && dictionaryRepaired.contains(Int(i)) { out.repaired.append(out.values.count) }
+                out.values.append(dictionary[Int(i)])
+            }
+        case 3 where leaf.type == .boolean:
+            guard b.count - start >= 4 else { throw ParquetError("boolean RLE length cut off") }
+            let len = Int(b[start]) | Int(b[start + 1]) << 8 | Int(b[start + 2]) << 16 | Int(b[start + 3]) << 24
+            guard len <= b.count - start - 4 else { throw ParquetError("boolean RLE runs past the page") }
+            var bits: [UInt8] = []
+            try ParquetPages.hybrid(b, start: start + 4, end: start + 4 + len, width: 1, count: count, into: &bits)
+            for v in bits { out.values.append(.bool(v != 0)) }
+        default:
+            throw ParquetError("values encoded as \(ParquetNames.encoding(encoding)) are not supported (PLAIN and dictionary encodings are; rewrite the file with pyarrow's defaults)")
+        }
+    }
+
+    /// PLAIN values. Strings are checked for UTF-8 and repaired (their index noted).
+    static func plain(_ b: UnsafeBufferPointer<UInt8>, start: Int, end: Int, type: ParquetType, count: Int,
+                      into values: inout [JSONValue], repaired: inout [Int]) throws(ParquetError) -> Int {
+        var p = start
+        func need(_ n: Int) throws(ParquetError) { if end - p < n { throw ParquetError("values run past the page") } }
+        // Every value takes at least a bit; a count beyond that is a damaged header.
+        guard count <= (end - start) &* 8 else { throw ParquetError("\(count) values cannot fit in \(end - start) bytes") }
+        values.reserveCapacity(values.count + count)
+        switch type {
+        case .byteArray:
+            for _ in 0..<count {
+                try need(4)
+                let len = Int(b[p]) | Int(b[p + 1]) << 8 | Int(b[p + 2]) << 16 | Int(b[p + 3]) << 24
+                p += 4
+                try need(len)
+                let s = UnsafeBufferPointer(rebasing: b[p..<(p + len)])
+                if UTF8Validation.isValid(s) {
+                    values.append(.string(Array(s)))
+                } else {
+                    repaired.append(values.count)
+                    values.append(.string(Array(String(decoding: s, as: UTF8.self).utf8)))
+                }
+                p += len
+            }
+        case .int32:
+            try need(4 * count)
+            for _ in 0..<count {
+                let v = Int32(bitPattern: UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24)
+                values.append(.number(Array(String(v).utf8))); p += 4
+            }
+        case .int64:
+            try need(8 * count)
+            for _ in 0..<count {
+                values.append(.number(Array(String(Int64(bitPattern: load64(b, p))).utf8))); p += 8
+            }
+        case .float:
+            try need(4 * count)
+            for _ in 0..<count {
+                let bits = UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24
+                values.append(.number(number(Float(bitPattern: bits)))); p += 4
+            }
+        case .double:
+            try need(8 * count)
+            for _ in 0..<count {
+                values.append(.number(number(Double(bitPattern: load64(b, p))))); p += 8
+            }
+        case .boolean:
+            try need((count + 7) / 8)
+            for i in 0..<count { values.append(.bool(b[p + i >> 3] >> UInt8(i & 7) & 1 != 0)) }
+            p += (count + 7) / 8
+        case .int96, .fixedLenByteArray:
+            throw ParquetError("physical type \(type) is not supported")
+        }
+        return p
+    }
+
+    static func load64(_ b: UnsafeBufferPointer<UInt8>, _ p: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for k in 0..<8 { v |= UInt64(b[p + k]) << (8 * UInt64(k)) }
+        return v
+    }
+
+    /// Floats in their shortest round-trip form; non-finite ones spelled as Python's json does.
+    static func number<F: BinaryFloatingPoint & LosslessStringConvertible>(_ v: F) -> [UInt8] {
+        if v.isNaN { return Array("NaN".utf8) }
+        if v.isInfinite { return Array((v < 0 ? "-Infinity" : "Infinity").utf8) }
+        return Array(v.description.utf8)
+    }
+}

@@ -1,0 +1,140 @@
+import CZlib
+import CZstd
+
+/// Page-level building blocks: codecs and the RLE/bit-packed hybrid that carries
+/// repetition levels, definition levels and dictionary indices.
+enum ParquetPages {
+    /// Decompresses one page body into exactly `expected` bytes.
+    static func decompress(codec: Int32, _ input: UnsafeBufferPointer<UInt8>, expected: Int) throws(ParquetError) -> [UInt8] {
+        // A damaged header must not make us allocate gigabytes: no codec we read expands
+        // more than this (zstd's best case on a page of one repeated byte is ~1:30000,
+        // which no real text column reaches).
+        if codec != 0 && expected > input.count &* 8192 &+ (1 << 20) {
+            throw ParquetError("page claims \(expected) bytes from \(input.count) compressed; the header is damaged")
+        }
+        switch codec {
+        case 0:
+            guard input.count == expected else { throw ParquetError("uncompressed page of \(input.count) bytes, header says \(expected)") }
+            return Array(input)
+        case 1:
+            return try Snappy.decompress(input, expected: expected)
+        case 2:
+            return try inflate(input, expected: expected)
+        case 6:
+            var out = [UInt8](repeating: 0, count: expected)
+            let n = out.withUnsafeMutableBytes { dst in ZSTD_decompress(dst.baseAddress, dst.count, input.baseAddress, input.count) }
+            if ZSTD_isError(n) != 0 { throw ParquetError("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
+            guard n == expected else { throw ParquetError("zstd page gave \(n) bytes, header says \(expected)") }
+            return out
+        default:
+            throw ParquetError("compression codec \(ParquetNames.codec(codec)) is not supported (rewrite the file with snappy, gzip or zstd, e.g. pyarrow.parquet.write_table(..., compression=\"zstd\"))")
+        }
+    }
+
+    /// GZIP pages: a gzip (or, leniently, zlib) stream of exactly `expected` bytes.
+    static func inflate(_ input: UnsafeBufferPointer<UInt8>, expected: Int) throws(ParquetError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: expected)
+        var stream = z_stream()
+        // 32 + MAX_WBITS: accept gzip or zlib headers.
+        guard inflateInit2_(&stream, 32 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw ParquetError("zlib could not start")
+        }
+        defer { inflateEnd(&stream) }
+        var status: Int32 = Z_OK
+        out.withUnsafeMutableBufferPointer { dst in
+            stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+            stream.avail_in = UInt32(input.count)
+            stream.next_out = dst.baseAddress
+            stream.avail_out = UInt32(dst.count)
+            status = CZlib.inflate(&stream, Z_FINISH)
+        }
+        guard status == Z_STREAM_END, stream.avail_out == 0 else {
+            let msg = stream.msg.map { String(cString: $0) } ?? (status == Z_STREAM_END ? "short page" : "stream damaged or cut off")
+            throw ParquetError("gzip: \(msg)")
+        }
+        return out
+    }
+
+    static func crc32(_ data: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        UInt32(truncatingIfNeeded: CZlib.crc32(0, data.baseAddress, UInt32(data.count)))
+    }
+
+    /// Bits needed for values up to `max` (level bit width).
+    static func bitWidth(_ max: Int) -> Int { max == 0 ? 0 : Int.bitWidth - max.leadingZeroBitCount }
+
+    /// The RLE/bit-packed hybrid: `count` values of `width` bits from `buf[start..<end]`,
+    /// appended to `out`. Returns where the runs it used end.
+    @discardableResult
+    static func hybrid<T: FixedWidthInteger>(_ buf: UnsafeBufferPointer<UInt8>, start: Int, end: Int, width: Int, count: Int,
+                                              into out: inout [T]) throws(ParquetError) -> Int {
+        guard width <= 32 else { throw ParquetError("bit width \(width) over 32") }
+        var p = start, left = count
+        let valueBytes = (width + 7) / 8
+        let mask: UInt64 = width == 64 ? ~0 : (1 << UInt64(width)) - 1
+        while left > 0 {
+            // Run header: varint.
+            var header: UInt64 = 0, shift: UInt64 = 0
+            while true {
+                guard p < end else { throw ParquetError("level or index data ends early") }
+                let b = buf[p]; p += 1
+                header |= UInt64(b & 0x7F) << shift
+                if b & 0x80 == 0 { break }
+                shift += 7
+                if shift > 35 { throw ParquetError("run header varint too long") }
+            }
+            if header & 1 == 0 {
+                let run = Int(header >> 1)
+                guard run > 0 else { throw ParquetError("empty RLE run") }
+                guard end - p >= valueBytes else { throw ParquetError("RLE run value cut off") }
+                var v: UInt64 = 0
+                for k in 0..<valueBytes { v |= UInt64(buf[p + k]) << (8 * UInt64(k)) }
+                p += valueBytes
+                guard v <= mask, let value = T(exactly: v) else { throw ParquetError("RLE value \(v) wider than \(width) bits") }
+                let take = min(run, left)
+                out.append(contentsOf: repeatElement(value, count: take))
+                left -= take
+            } else {
+                let groups = Int(header >> 1)
+                guard groups > 0 else { throw ParquetError("empty bit-packed run") }
+                let values = min(groups * 8, left)
+                // Writers pad the last group; accept a run cut after the values it needs.
+                let needBytes = (values * width + 7) / 8
+                guard end - p >= needBytes else { throw ParquetError("bit-packed run cut off") }
+                if width == 0 {
+                    out.append(contentsOf: repeatElement(0, count: values))
+                } else {
+                    var bit = 0
+                    for _ in 0..<values {
+                        let byte = p + bit >> 3, off = UInt64(bit & 7)
+                        var word: UInt64 = 0
+                        let span = min((Int(off) + width + 7) / 8, end - byte)
+                        for k in 0..<span { word |= UInt64(buf[byte + k]) << (8 * UInt64(k)) }
+                        out.append(T(truncatingIfNeeded: (word >> off) & mask))
+                        bit += width
+                    }
+                }
+                p += min(groups * width, end - p)
+                left -= values
+            }
+        }
+        return p
+    }
+
+    /// The deprecated BIT_PACKED level encoding: `count` values, most significant bit
+    /// first, no run headers.
+    static func bitPackedMSB(_ buf: UnsafeBufferPointer<UInt8>, start: Int, end: Int, width: Int, count: Int,
+                             into out: inout [UInt8]) throws(ParquetError) -> Int {
+        let bytes = (count * width + 7) / 8
+        guard end - start >= bytes else { throw ParquetError("bit-packed levels cut off") }
+        var bit = 0
+        for _ in 0..<count {
+            var v = 0
+            for _ in 0..<width {
+                let b = buf[start + bit >> 3] >> (7 - UInt8(bit & 7)) & 1
+                v = v << 1 | Int(b); bit += 1
+            }
+            out.append(UInt8(truncatingIfNeeded: v))
+        }
+        return start + bytes
+    }
+}

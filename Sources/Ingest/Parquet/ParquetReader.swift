@@ -1,0 +1,128 @@
+import TokenmillCore
+
+/// Reads a Parquet file into mapped rows: footer first (magic, length and Thrift all
+/// checked), then only the columns the mapping names, row group by row group on all
+/// cores. Rows are numbered from 1 across the file's row groups.
+///
+/// A damaged footer stops the file (it says nothing trustworthy about the rows). A
+/// damaged row group stops the build naming it, or under `on_error: skip` rejects each of
+/// its rows, so rows read + rejected still equals the rows the footer declares.
+enum ParquetReader {
+    static let magic: [UInt8] = Array("PAR1".utf8)
+
+    static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int,
+                        map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+        try data.withUnsafeBufferPointer { buf in
+            let (meta, footerStart) = try footer(buf, path: path)
+            var schema: ParquetSchema
+            do {
+                schema = try ParquetSchema(meta.schema)
+                schema.assignPaths()
+            } catch let e as ParquetError { throw damagedFooter(path, e.message) }
+
+            // Only the top-level fields the mapping reads are decoded.
+            let keys = src.mapping.topLevelKeys
+            let fields = schema.top.filter { keys.contains(Array(schema.nodes[$0].name.utf8)) }
+            let needed = fields.flatMap { schema.nodes[$0].leaves }
+            for l in needed {
+                let leaf = schema.leaves[l]
+                if leaf.type == .int96 || leaf.type == .fixedLenByteArray || schema.decimalLeaves.contains(l) {
+                    let what = schema.decimalLeaves.contains(l) ? "DECIMAL" : "\(leaf.type)"
+                    throw TokenmillError.badInput(path: path, line: 0, message: "column '\(leaf.name)' is \(what), which cannot be read as text (map another column, or cast it to string or double when writing the file)")
+                }
+            }
+            var firstRow: [Int] = []
+            var total = 0
+            for (g, group) in meta.rowGroups.enumerated() {
+                firstRow.append(total + 1)
+                guard group.columns.count == schema.leaves.count else {
+                    throw damagedFooter(path, "row group \(g + 1) has \(group.columns.count) columns, the schema \(schema.leaves.count)")
+                }
+                for (c, chunk) in group.columns.enumerated() where !chunk.path.isEmpty && chunk.path != schema.leaves[c].path {
+                    throw damagedFooter(path, "row group \(g + 1) column \(c + 1) is '\(chunk.path.joined(separator: "."))', the schema says '\(schema.leaves[c].name)'")
+                }
+                guard group.numRows <= Int64(Int32.max) else { throw damagedFooter(path, "row group \(g + 1) claims \(group.numRows) rows") }
+                total += Int(group.numRows)
+            }
+            guard Int64(total) == meta.numRows else {
+                throw damagedFooter(path, "row groups hold \(total) rows, the footer says \(meta.numRows)")
+            }
+
+            let decoder = ColumnDecoder(file: buf, dataEnd: footerStart)
+            let parts: [Rows<T>] = try parallelBatches(count: meta.rowGroups.count, threads: threads, batchSize: 1) { range in
+                var out = Rows<T>()
+                for g in range {
+                    let group = meta.rowGroups[g]
+                    let rows = Int(group.numRows)
+                    let first = firstRow[g]
+                    let place = "row group \(g + 1) of \(meta.rowGroups.count) (rows \(first)–\(first + rows - 1))"
+                    var values: [JSONValue] = []
+                    var repaired: [Bool] = []
+                    var column = ""
+                    do {
+                        var columns = [ColumnData](repeating: ColumnData(), count: schema.leaves.count)
+                        for l in needed {
+                            column = schema.leaves[l].name
+                            columns[l] = try decoder.decode(group.columns[l], schema.leaves[l])
+                        }
+                        column = ""
+                        var assembler = RowAssembler(schema: schema, columns: columns)
+                        values.reserveCapacity(rows)
+                        for _ in 0..<rows {
+                            values.append(try assembler.row(fields))
+                            repaired.append(assembler.rowRepaired)
+                        }
+                        try assembler.checkConsumed(fields)
+                    } catch let e as ParquetError {
+                        let reason = "\(place)\(column.isEmpty ? "" : ", column \(column)"): \(e.message)"
+                        if !src.skipBadRows {
+                            throw TokenmillError.badInput(path: path, line: 0, message: reason + " (the file is damaged; re-download or re-export it, or set \"on_error\": \"skip\" to reject this row group's rows and go on)")
+                        }
+                        for row in first..<(first + rows) { out.rejects.append(Reject(source: src.name, path: path, line: row, reason: reason)) }
+                        continue
+                    }
+                    for (i, value) in values.enumerated() {
+                        let line = first + i
+                        do {
+                            if repaired[i] {
+                                try src.checkUTF8(repairs: 1)
+                                out.repaired += 1
+                            }
+                            out.items.append(try map(value, line))
+                        } catch let e as MappingError {
+                            out.rejects.append(try src.badRow(path: path, line: line, e.message))
+                        }
+                    }
+                }
+                return out
+            }
+            var all = Rows<T>()
+            for p in parts { all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired }
+            return all
+        }
+    }
+
+    static func damagedFooter(_ path: String, _ what: String) -> TokenmillError {
+        .badInput(path: path, line: 0, message: "Parquet footer: \(what) (the file is damaged or not Parquet; re-download or re-export it)")
+    }
+
+    /// The footer's metadata and where it starts (the end of the column data).
+    static func footer(_ buf: UnsafeBufferPointer<UInt8>, path: String) throws -> (FileMetadata, Int) {
+        let n = buf.count
+        guard n >= 12 else { throw damagedFooter(path, "only \(n) bytes, too short for a Parquet file") }
+        guard Array(buf[0..<4]) == magic else { throw damagedFooter(path, "the file does not start with PAR1") }
+        let tail = Array(buf[(n - 4)...])
+        if tail == Array("PARE".utf8) { throw TokenmillError.badInput(path: path, line: 0, message: "the Parquet footer is encrypted; decrypt the file first") }
+        guard tail == magic else { throw damagedFooter(path, "the file does not end with PAR1 (truncated?)") }
+        let len = Int(buf[n - 8]) | Int(buf[n - 7]) << 8 | Int(buf[n - 6]) << 16 | Int(buf[n - 5]) << 24
+        guard len > 0, len <= n - 12 else { throw damagedFooter(path, "footer length \(len) does not fit the file's \(n) bytes") }
+        let start = n - 8 - len
+        var r = ThriftReader(buf, start: start, end: n - 8, what: "metadata")
+        do {
+            let meta = try FileMetadata.parse(&r)
+            return (meta, start)
+        } catch let e as ParquetError {
+            throw damagedFooter(path, e.message)
+        }
+    }
+}

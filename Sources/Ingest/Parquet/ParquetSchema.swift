@@ -1,0 +1,99 @@
+/// The schema as a tree, with each node's maximum definition and repetition levels and
+/// how it turns into a JSON-like value: primitives become strings, numbers and booleans;
+/// LIST groups arrays (the three-level form and the older two-level forms, by the
+/// parquet-format backward-compatibility rules); MAP groups objects; other groups objects.
+struct ParquetSchema {
+    enum Kind {
+        case primitive(leaf: Int)
+        /// `repeated`: the list's repeated node; `element`: the node holding one element,
+        /// or nil when the repeated node itself is the element (two-level lists).
+        case list(repeated: Int, element: Int?)
+        case map(repeated: Int)
+        case group
+    }
+
+    struct Node {
+        var name: String
+        var repetition: Repetition
+        var kind: Kind = .group
+        var children: [Int] = []
+        var maxDef = 0
+        var maxRep = 0
+        /// Leaf columns under this node, in file order.
+        var leaves: [Int] = []
+    }
+
+    var nodes: [Node] = []
+    var leaves: [LeafColumn] = []
+    /// The root's children: the top-level fields of a row.
+    var top: [Int] { nodes.isEmpty ? [] : nodes[0].children }
+
+    init(_ elements: [SchemaElement]) throws(ParquetError) {
+        guard let root = elements.first, root.numChildren > 0 else { throw ParquetError("the schema has no columns") }
+        var next = 0
+        _ = try add(elements, &next, parent: nil, depth: 0)
+        guard next == elements.count else { throw ParquetError("schema has \(elements.count - next) elements outside the tree") }
+    }
+
+    private mutating func add(_ e: [SchemaElement], _ next: inout Int, parent: Int?, depth: Int) throws(ParquetError) -> Int {
+        guard depth <= 32 else { throw ParquetError("schema nested deeper than 32") }
+        guard next < e.count else { throw ParquetError("schema lists fewer elements than its groups claim") }
+        let el = e[next]; next += 1
+        var node = Node(name: el.name, repetition: parent == nil ? .required : el.repetition)
+        if let parent {
+            let p = nodes[parent]
+            node.maxDef = p.maxDef + (node.repetition == .required ? 0 : 1)
+            node.maxRep = p.maxRep + (node.repetition == .repeated ? 1 : 0)
+        }
+        guard node.maxDef <= 255 else { throw ParquetError("schema too deep") }
+        let id = nodes.count
+        nodes.append(node)
+        if el.numChildren == 0 {
+            guard let type = el.type, parent != nil else { throw ParquetError("schema element '\(el.name)' has neither a type nor children") }
+            let leaf = leaves.count
+            leaves.append(LeafColumn(index: leaf, path: [], type: type, maxDef: node.maxDef, maxRep: node.maxRep))
+            // DECIMAL: the stored integer alone would read as the wrong number.
+            if el.convertedType == 5 || el.logicalType == 5 { decimalLeaves.insert(leaf) }
+            nodes[id].kind = .primitive(leaf: leaf)
+            nodes[id].leaves = [leaf]
+            return id
+        }
+        var children: [Int] = []
+        for _ in 0..<el.numChildren { children.append(try add(e, &next, parent: id, depth: depth + 1)) }
+        nodes[id].children = children
+        nodes[id].leaves = children.flatMap { nodes[$0].leaves }
+        let isList = el.convertedType == 3 || el.logicalType == 3
+        let isMap = el.convertedType == 1 || el.convertedType == 2 || el.logicalType == 2
+        if (isList || isMap) && parent != nil {
+            guard children.count == 1, nodes[children[0]].repetition == .repeated else {
+                throw ParquetError("\(isList ? "LIST" : "MAP") '\(el.name)' must hold exactly one repeated field")
+            }
+            let r = children[0]
+            if isMap {
+                guard nodes[r].children.count == 2 else { throw ParquetError("MAP '\(el.name)' entries must have a key and a value") }
+                nodes[id].kind = .map(repeated: r)
+            } else {
+                let rn = nodes[r]
+                // Backward-compatibility rules: the repeated node is the element when it is
+                // a primitive, has several fields, or is named `array` / `<list>_tuple`.
+                let repeatedIsElement = rn.children.isEmpty || rn.children.count > 1 || rn.name == "array" || rn.name == el.name + "_tuple"
+                nodes[id].kind = .list(repeated: r, element: repeatedIsElement ? nil : rn.children[0])
+            }
+        }
+        return id
+    }
+
+    /// Leaves whose values are DECIMAL-annotated integers (not readable as text).
+    var decimalLeaves: Set<Int> = []
+
+    /// Fills in each leaf's dotted path (for messages and for matching the chunk's
+    /// `path_in_schema`).
+    mutating func assignPaths() {
+        func walk(_ n: Int, _ prefix: [String]) {
+            let path = n == 0 ? [] : prefix + [nodes[n].name]
+            if case .primitive(let leaf) = nodes[n].kind { leaves[leaf].path = path; return }
+            for c in nodes[n].children { walk(c, path) }
+        }
+        walk(0, [])
+    }
+}
