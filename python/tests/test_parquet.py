@@ -3,7 +3,7 @@
 Every test writes its Parquet files with pyarrow and builds the same rows a second time
 from JSON Lines written from pyarrow's own reading of the file (``to_pylist()``), so the
 expected output never comes from Tokenmill's Parquet reader: the two builds must give the
-same exit code, the same counts in index.json, the same rejects (row, reason) and the same
+same exit code, the same counts in index.json, the same rejects (file stem, row, reason) and the same
 sequences token for token. Layouts cover what writers produce in practice: PLAIN and
 dictionary encodings (and the dictionary's fallback to PLAIN), no/snappy/gzip/zstd
 compression, data pages v1 and v2, several row groups and small pages, required and
@@ -74,7 +74,7 @@ def write_jsonl_of(parquet: Path, jsonl: Path) -> list[dict]:
 @dataclass
 class Result:
     """One build: exit code and stderr; when it succeeded, the source's counts, its rejects
-    as (row, reason) and the output folder."""
+    as (file name up to its first dot, row, reason) and the output folder."""
 
     code: int
     err: str
@@ -100,7 +100,8 @@ def run_build(binary, folder: Path, path: str, out: str, mapping=MAP, extra=None
         res.counts = json.loads((o / "index.json").read_text())["sources"][name]
         rj = o / "rejects.jsonl"
         if rj.exists():
-            res.rejects = [(j["line"], j["reason"]) for j in map(json.loads, rj.read_text().splitlines())]
+            res.rejects = [(Path(j["path"]).name.split(".")[0], j["line"], j["reason"])
+                           for j in map(json.loads, rj.read_text().splitlines())]
     return res
 
 
@@ -152,13 +153,16 @@ def sentence(rnd: random.Random, n: int) -> str:
 
 def generated_rows(n: int = 3000, seed: int = 11) -> list[dict]:
     """Rows of varied lengths (0 to a few KB); instructions are often drawn from a small
-    pool, so dictionary pages matter; some inputs are empty."""
+    pool, so dictionary pages matter; some inputs are empty, some null (scattered, and a
+    run of 400 so definition levels come both bit-packed and run-length encoded)."""
     rnd = random.Random(seed)
     pool = [sentence(rnd, rnd.randint(1, 12)) for _ in range(40)]
     rows = []
     for i in range(n):
         instruction = rnd.choice(pool) if rnd.random() < 0.6 else sentence(rnd, rnd.randint(0, 40))
         inp = "" if rnd.random() < 0.3 else sentence(rnd, rnd.choice([1, 5, 30, 300]))
+        if 1000 <= i < 1400 or rnd.random() < 0.1:
+            inp = None
         rows.append({"instruction": instruction, "input": inp, "output": sentence(rnd, rnd.randint(1, 200)) + f" #{i}"})
     return rows
 
@@ -288,7 +292,7 @@ def render(v) -> str:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
-    return repr(v) if isinstance(v, float) else str(v)
+    return json.dumps(v) if isinstance(v, float) else str(v)  # json.dumps(float) is repr, NaN/Infinity spelled as JSON
 
 
 def decoded_texts(out: Path) -> list[str]:
@@ -323,12 +327,14 @@ def test_nulls_numbers_and_booleans(tokenmill_bin, tmp_path, layout):
 
 def test_double_and_float_edge_values(tokenmill_bin, tmp_path):
     """Doubles render in shortest round-trip form (Python's repr, which is also JSON's as
-    written by json.dumps): tiny, huge, negative zero, subnormal, max; float32 values
-    render in the shortest form that round-trips as float32 (numpy's str: 0.1, not
-    0.10000000149011612)."""
+    written by json.dumps): tiny, huge, negative zero, subnormal, max, and NaN/Infinity as
+    json.dumps spells them (docs/DECISIONS.md); float32 values
+    render in the shortest digits that round-trip as float32 (0.1, not 0.10000000149011612),
+    laid out as Python's repr (16777215.0, 1e+20)."""
     import numpy as np
 
-    doubles = [1e-07, 1e22, -0.0, 5e-324, 1.7976931348623157e308, 0.30000000000000004, 123456789.125, 0.0001]
+    doubles = [1e-07, 1e22, -0.0, 5e-324, 1.7976931348623157e308, 0.30000000000000004, 123456789.125, 0.0001,
+               float("nan"), float("inf"), float("-inf")]
     floats = [1.5, 0.1, 3.0, -0.375, 1e20, 0.001, 16777215.0]
     n = max(len(doubles), len(floats))
     t = pa.table({"d": pa.array([doubles[k % len(doubles)] for k in range(n)], pa.float64()),
@@ -336,7 +342,10 @@ def test_double_and_float_edge_values(tokenmill_bin, tmp_path):
     write_parquet(tmp_path / "f.parquet", t, compression="snappy")
     got = run_build(tokenmill_bin, tmp_path, "f.parquet", "out", {"text": "d={d} f={f}"})
     assert got.code == 0, got.err
-    want = [f"d={repr(doubles[k % len(doubles)])} f={str(np.float32(floats[k % len(floats)]))}<|endoftext|>" for k in range(n)]
+    def float32(v):  # the shortest digits that round-trip as float32, laid out as Python's repr lays out a float
+        return repr(float(str(np.float32(v))))
+
+    want = [f"d={render(doubles[k % len(doubles)])} f={float32(floats[k % len(floats)])}<|endoftext|>" for k in range(n)]
     assert decoded_texts(got.out) == want
 
 
@@ -356,6 +365,81 @@ def test_binary_column_and_invalid_utf8_like_json(tokenmill_bin, tmp_path):
     want = run_build(tokenmill_bin, tmp_path, "b.jsonl", "j2", m, extra={"invalid_utf8": "reject"})
     assert got.code == want.code == 65, (got.err, want.err)
     assert error_at(got.err, "b.parquet") == error_at(want.err, "b.jsonl") and error_at(got.err, "b.parquet")[0] == 3
+
+
+INT_TABLE = {
+    "i8": pa.array([0, 127, -128, 5], pa.int8()),
+    "i16": pa.array([0, 32767, -32768, None], pa.int16()),
+    "u8": pa.array([0, 255, 1, 2], pa.uint8()),
+    "u16": pa.array([0, 65535, 1, None], pa.uint16()),
+    "u32": pa.array([0, 4294967295, 2147483648, 3], pa.uint32()),
+    "u64": pa.array([0, 18446744073709551615, 9223372036854775808, 4], pa.uint64()),
+}
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.6"])
+def test_integer_widths_and_unsigned_integers(tokenmill_bin, tmp_path, version):
+    """8/16-bit and unsigned integers (INT32/INT64 with an Int(bitWidth, isSigned=false)
+    annotation; format 1.0 stores uint32 as INT64, 2.6 as unsigned INT32) render as the
+    numbers pyarrow reads: 4294967295, not -1; 18446744073709551615, not -1."""
+    p = write_parquet(tmp_path / "i.parquet", pa.table(INT_TABLE), version=version)
+    rows = pq.read_table(p).to_pylist()
+    got = run_build(tokenmill_bin, tmp_path, "i.parquet", "out", {"text": " ".join("%s={%s}" % (k, k) for k in INT_TABLE)})
+    assert got.code == 0, got.err
+    want = [" ".join(f"{k}={render(r[k])}" for k in INT_TABLE) + "<|endoftext|>" for r in rows]
+    assert decoded_texts(got.out) == want
+
+
+def test_dates_and_timestamps_render_as_pyarrow_reads_them_or_are_refused(tokenmill_bin, tmp_path):
+    """A DATE or TIMESTAMP column is not a bare number to a pyarrow / `datasets` user
+    (pyarrow reads datetime.date(2024, 1, 31)): mapped, it renders as the date or time
+    (ISO form, or Python's str) or is refused naming the column (as DECIMAL is) -- never
+    as a count of days or milliseconds since 1970."""
+    import datetime
+
+    values = {"day": pa.array([datetime.date(2024, 1, 31)], pa.date32()),
+              "at": pa.array([datetime.datetime(2024, 1, 31, 12, 30, 5)], pa.timestamp("ms")),
+              "a": ["x"]}
+    write_parquet(tmp_path / "t.parquet", pa.table(values))
+    for col, accepted in [("day", {"2024-01-31"}), ("at", {"2024-01-31T12:30:05", "2024-01-31 12:30:05",
+                                                            "2024-01-31T12:30:05.000", "2024-01-31 12:30:05.000"})]:
+        got = run_build(tokenmill_bin, tmp_path, "t.parquet", f"o-{col}", {"text": "{%s}" % col})
+        if got.code == 65:
+            assert "t.parquet" in got.err and f"'{col}'" in got.err, got.err
+        else:
+            assert got.code == 0, got.err
+            text = decoded_texts(got.out)[0].removesuffix("<|endoftext|>")
+            assert text in accepted, f"column {col} rendered as {text!r}; pyarrow reads {pq.read_table(tmp_path / 't.parquet').column(col)[0]}"
+
+
+UNSUPPORTED_COLUMNS = {  # column -> (array, writer options, a word the message must contain)
+    "decimal": (pa.array([1, 2, 3], pa.decimal128(10, 2)), {}, "decimal"),
+    "int96": (pa.array([1, 2, 3], pa.timestamp("ns")), {"use_deprecated_int96_timestamps": True}, "int96"),
+    "fixed": (pa.array([b"abcd", b"efgh", b"ijkl"], pa.binary(4)), {}, "fixed"),
+    "delta_length": (pa.array(["a", "bb", "ccc"]), {"use_dictionary": False, "column_encoding": {"delta_length": "DELTA_LENGTH_BYTE_ARRAY"}},
+                     "delta_length_byte_array"),
+    "delta_bytes": (pa.array(["a", "ab", "abc"]), {"use_dictionary": False, "column_encoding": {"delta_bytes": "DELTA_BYTE_ARRAY"}},
+                    "delta_byte_array"),
+    "delta_ints": (pa.array([1, 2, 3], pa.int64()), {"use_dictionary": False, "column_encoding": {"delta_ints": "DELTA_BINARY_PACKED"}},
+                   "delta_binary_packed"),
+}
+
+
+@pytest.mark.parametrize("column", list(UNSUPPORTED_COLUMNS))
+def test_unsupported_types_and_encodings_are_named_only_when_mapped(tokenmill_bin, tmp_path, column):
+    """Column types and encodings the reader does not support (README limits: DECIMAL,
+    INT96, fixed-length binary, the DELTA encodings) fail with exit 65 naming the file, the
+    column and the type or encoding when the map reads them; when it does not (only mapped
+    columns are decoded), the file reads as pyarrow reads its mapped columns."""
+    array, options, word = UNSUPPORTED_COLUMNS[column]
+    t = pa.table({"q": ["one", "two", "three"], "a": ["1", "2", "3"], column: array})
+    write_parquet(tmp_path / "x.parquet", t, **options)
+    got = run_build(tokenmill_bin, tmp_path, "x.parquet", "p1", {"prompt": "{q} {%s}" % column, "response": "a"})
+    assert got.code == 65 and "x.parquet" in got.err and column in got.err and word in got.err.lower(), (got.code, got.err)
+    mapped = pq.read_table(tmp_path / "x.parquet", columns=["q", "a"]).to_pylist()
+    (tmp_path / "x.jsonl").write_bytes(jsonl_bytes(mapped))
+    assert_same(run_build(tokenmill_bin, tmp_path, "x.parquet", "p2", {"prompt": "q", "response": "a"}),
+                run_build(tokenmill_bin, tmp_path, "x.jsonl", "j2", {"prompt": "q", "response": "a"}), "unmapped")
 
 
 # -- 4. chats ------------------------------------------------------------------------------------------------
@@ -490,16 +574,18 @@ def test_missing_columns_fail_naming_them(tokenmill_bin, tmp_path, mapping):
 
 
 def test_rows_are_numbered_across_row_groups(tokenmill_bin, tmp_path):
-    """Rejected rows carry their row number in the file (from 1, continuing across row
-    groups of 3), the same as the JSONL line numbers of the same rows."""
-    rows = chat_rows(12, seed=4)
-    for k in (1, 4, 8, 11):  # rows 2, 5, 9, 12
-        rows[k]["messages"] = None
-    p = write_parquet(tmp_path / "r.parquet", pa.Table.from_pylist(rows, schema=CHAT_SCHEMA), row_group_size=3)
-    write_jsonl_of(p, tmp_path / "r.jsonl")
-    got = run_build(tokenmill_bin, tmp_path, "r.parquet", "p", CHAT_MAP, {"on_error": "skip"})
-    assert_same(got, run_build(tokenmill_bin, tmp_path, "r.jsonl", "j", CHAT_MAP, {"on_error": "skip"}))
-    assert [line for line, _ in got.rejects] == [2, 5, 9, 12]
+    """Rejected rows carry their row number in their file (from 1, continuing across row
+    groups of 3, and from 1 again in the next file), the same as the JSONL line numbers of
+    the same rows."""
+    for name, bad, n in [("r", (1, 4, 8, 11), 12), ("r2", (0, 2), 5)]:
+        rows = chat_rows(n, seed=4)
+        for k in bad:
+            rows[k]["messages"] = None
+        p = write_parquet(tmp_path / f"{name}.parquet", pa.Table.from_pylist(rows, schema=CHAT_SCHEMA), row_group_size=3)
+        write_jsonl_of(p, tmp_path / f"{name}.jsonl")
+    got = run_build(tokenmill_bin, tmp_path, "r*.parquet", "p", CHAT_MAP, {"on_error": "skip"})
+    assert_same(got, run_build(tokenmill_bin, tmp_path, "r*.jsonl", "j", CHAT_MAP, {"on_error": "skip"}))
+    assert [(f, line) for f, line, _ in got.rejects] == [("r", 2), ("r", 5), ("r", 9), ("r", 12), ("r2", 1), ("r2", 3)]
 
 
 # -- 6. Hugging Face dataset folders -------------------------------------------------------------------------
@@ -568,9 +654,13 @@ def test_hf_folder_without_data_subfolder_and_mixed_formats(tokenmill_bin, tmp_p
 
 
 def test_folder_without_split_names_reads_every_file_sorted(tokenmill_bin, tmp_path):
-    """When no file is named after the split, every data file is read, in sorted name order."""
+    """When no file is named after the split, every data file is read, in sorted name order;
+    README.md and `datasets`' own dataset_info.json / state.json are not data."""
     d = tmp_path / "parts"
     d.mkdir()
+    (d / "README.md").write_text("# parts\n")
+    (d / "dataset_info.json").write_text(json.dumps({"features": {"instruction": {"dtype": "string", "_type": "Value"}}}))
+    (d / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}], "_split": None}))
     a, b = hf_rows("zero", 5), hf_rows("one", 7)
     write_parquet(d / "part-0001.parquet", pa.Table.from_pylist(b))
     write_parquet(d / "part-0000.parquet", pa.Table.from_pylist(a))
@@ -649,7 +739,7 @@ def test_damaged_page_data(tokenmill_bin, tmp_path, options):
     got = run_build(tokenmill_bin, tmp_path, "d.parquet", "p2", extra={"on_error": "skip"})
     assert got.code == 0, got.err
     assert got.counts["read"] == 20 and got.counts["rejected"] == 10, got.counts
-    assert sorted(line for line, _ in got.rejects) == list(range(11, 21)), got.rejects
+    assert sorted(line for _, line, _ in got.rejects) == list(range(11, 21)), got.rejects
     write_rows_jsonl(tmp_path / "rest.jsonl", rows[:10] + rows[20:])
     want = run_build(tokenmill_bin, tmp_path, "rest.jsonl", "j")
     assert got.seqs() == want.seqs()
@@ -675,7 +765,62 @@ def test_empty_parquet_file_is_like_an_empty_jsonl(tokenmill_bin, tmp_path):
     skip = {"on_error": "skip"}
     got = run_build(tokenmill_bin, tmp_path, "e.parquet", "p2", extra=skip)
     assert_same(got, run_build(tokenmill_bin, tmp_path, "e.jsonl", "j2", extra=skip))
-    assert got.rejects and got.rejects[0][0] == 0
+    assert [line for _, line, _ in got.rejects] == [0]
+
+
+def test_damage_in_an_unmapped_column_is_not_read(tokenmill_bin, tmp_path):
+    """Only the mapped columns are decoded (docs/DECISIONS.md): a damaged chunk of the
+    unmapped `id` column in row group 1 (pyarrow fails on the whole row group, but reads
+    the mapped column) does not reject anything; the build equals the JSONL of pyarrow's
+    reading of the mapped column."""
+    rows = chat_rows(18, seed=12)
+    p = write_parquet(tmp_path / "u.parquet", pa.Table.from_pylist(rows, schema=CHAT_SCHEMA), row_group_size=6, compression="snappy")
+    damage_row_group(p, 1, column=0)
+    with pytest.raises(Exception):
+        pq.ParquetFile(p).read_row_group(1).to_pylist()
+    assert pq.read_table(p, columns=["messages"]).to_pylist() == [{"messages": r["messages"]} for r in rows]
+    (tmp_path / "u.jsonl").write_bytes(jsonl_bytes([{"messages": r["messages"]} for r in rows]))
+    got = run_build(tokenmill_bin, tmp_path, "u.parquet", "p", CHAT_MAP)
+    assert_same(got, run_build(tokenmill_bin, tmp_path, "u.jsonl", "j", CHAT_MAP))
+    assert got.counts["read"] == 18 and got.counts["rejected"] == 0
+
+
+def test_page_checksums_are_checked(tokenmill_bin, tmp_path):
+    """A page whose CRC the writer stored (`write_page_checksum=True`) and whose text was
+    changed in place (one letter, still valid UTF-8, so only the CRC tells) fails naming
+    the row group, as pyarrow's checksum verification fails; under `on_error: skip` that row
+    group's rows are rejected. Without stored CRCs the same edit is read as pyarrow reads it."""
+    for crc in (True, False):
+        p = tmp_path / f"crc-{crc}.parquet"
+        rows = small_file(p, compression="none", use_dictionary=False, write_page_checksum=crc)
+        b = p.read_bytes()
+        assert b.count(b"row 15 answers") == 1
+        p.write_bytes(b.replace(b"row 15 answers", b"row 15 answerz"))
+        edited = pq.read_table(p).to_pylist()  # pyarrow without verification reads the edit
+        assert edited[15]["output"] == "row 15 answerz" and edited[:15] == rows[:15]
+        if crc:
+            with pytest.raises(Exception):
+                pq.ParquetFile(p, page_checksum_verification=True).read()
+            got = run_build(tokenmill_bin, tmp_path, p.name, "p1")
+            assert got.code == 65 and p.name in got.err and "row group" in got.err.lower(), (got.code, got.err)
+            got = run_build(tokenmill_bin, tmp_path, p.name, "p2", extra={"on_error": "skip"})
+            assert got.code == 0 and got.counts["read"] == 20 and got.counts["rejected"] == 10, (got.err, got.counts)
+            assert sorted(line for _, line, _ in got.rejects) == list(range(11, 21))
+        else:
+            (tmp_path / "edited.jsonl").write_bytes(jsonl_bytes(edited))
+            assert_same(run_build(tokenmill_bin, tmp_path, p.name, "p3"), run_build(tokenmill_bin, tmp_path, "edited.jsonl", "j3"))
+
+
+def test_a_named_split_must_exist(tokenmill_bin, tmp_path):
+    """`"split": "validation"` on a folder with only train and test files is an error naming
+    the split (docs/DECISIONS.md; `datasets` raises "Unknown split" too) rather than reading
+    every file as when no file is named after the default split."""
+    d = tmp_path / "hf" / "data"
+    d.mkdir(parents=True)
+    write_parquet(d / "train-00000-of-00001.parquet", pa.Table.from_pylist(hf_rows("train", 3)))
+    write_parquet(d / "test-00000-of-00001.parquet", pa.Table.from_pylist(hf_rows("test", 3)))
+    got = run_build(tokenmill_bin, tmp_path, "hf", "out", extra={"split": "validation"})
+    assert got.code == 2 and "validation" in got.err, (got.code, got.err)
 
 
 # -- 8. mutation fuzz --------------------------------------------------------------------------------------------
@@ -732,6 +877,9 @@ def limit_memory():
 def fuzz_one(binary: Path, folder: Path, rows: int) -> str | None:
     """Builds the mutated file in `folder`; returns a description of what is wrong, or None."""
     sp = spec(folder, "f.parquet", mapping={"messages": "messages", "system": "sys"}, extra={"on_error": "skip"})
+    body = json.loads(sp.read_text())
+    body["tokenizer"] = "gpt2"  # loads in half the time of cl100k_base; the fuzz is about reading, not tokenizing
+    sp.write_text(json.dumps(body))
     try:
         r = subprocess.run([str(binary), "build", str(sp), "--out", str(folder / "out"), "--threads", "1", "--quiet"],
                            capture_output=True, timeout=20, preexec_fn=limit_memory)
@@ -801,8 +949,8 @@ def test_shared_hf_folder_and_chat_parquet(tokenmill_bin, tmp_path):
     chat = data / "derived" / "chat_messages.parquet"
     chat_rows_ = pq.read_table(chat).to_pylist()
     assert len(chat_rows_) == 3470
-    write_rows_jsonl(tmp_path / "chat.jsonl", chat_rows_)
+    write_rows_jsonl(tmp_path / "chat_messages.jsonl", chat_rows_)
     skip = {"on_error": "skip"}
     got = run_build(tokenmill_bin, tmp_path, str(chat), "p3", CHAT_MAP, skip)
-    assert_same(got, run_build(tokenmill_bin, tmp_path, "chat.jsonl", "j3", CHAT_MAP, skip), "chat_messages")
+    assert_same(got, run_build(tokenmill_bin, tmp_path, "chat_messages.jsonl", "j3", CHAT_MAP, skip), "chat_messages")
     assert got.counts["read"] + got.counts["rejected"] == 3470

@@ -18,6 +18,8 @@ EXPECTED = {  # source -> (read, rejected), as each spec's comment says
     "empathetic_dialogues": {"ed_valid": (12077, 1)},
     "pku_saferlhf": {"pku_safe": (5188, 0)},
     "instructionwild": {"iw_seed_en": (429, 0), "iw_seed_zh": (429, 0), "iw_user": (675, 2)},
+    "align_anything": {"aa_en": (54837, 0), "aa_zh": (13689, 0)},
+    "chat_messages": {"chat_messages": (3467, 3)},
 }
 
 

@@ -27,7 +27,13 @@ struct ColumnDecoder {
     /// Where the footer starts: no column data may reach past it.
     let dataEnd: Int
 
-    func decode(_ meta: ColumnChunkMeta, _ leaf: LeafColumn) throws(ParquetError) -> ColumnData {
+    /// One data page found by the header walk: its header and where its body is.
+    struct DataPage { var header: PageHeader; var body: Range<Int> }
+
+    /// Decodes a column chunk: one sequential walk over the page headers (and the
+    /// dictionary page), then the data pages decompressed and decoded in parallel and
+    /// joined in order.
+    func decode(_ meta: ColumnChunkMeta, _ leaf: LeafColumn, threads: Int) throws(ParquetError) -> ColumnData {
         if meta.filePath != nil { throw ParquetError("the column chunk lives in another file (file_path); not supported") }
         if meta.type != leaf.type { throw ParquetError("chunk type \(meta.type) differs from the schema's \(leaf.type)") }
         var start = meta.dataPageOffset
@@ -38,25 +44,25 @@ struct ColumnDecoder {
         }
         let chunkEnd = Int(start + meta.totalCompressedSize)
         var pos = Int(start)
-        var out = ColumnData()
         let wanted = Int(meta.numValues)
         var dictionary: [JSONValue]? = nil
         var dictionaryRepaired: Set<Int> = []
-        let defWidth = ParquetPages.bitWidth(leaf.maxDef), repWidth = ParquetPages.bitWidth(leaf.maxRep)
-
-        while out.count < wanted {
-            guard pos < chunkEnd else { throw ParquetError("chunk ends after \(out.count) of \(wanted) values") }
+        var pages: [DataPage] = []
+        var entries = 0
+        while entries < wanted {
+            guard pos < chunkEnd else { throw ParquetError("chunk ends after \(entries) of \(wanted) values") }
             var r = ThriftReader(file, start: pos, end: chunkEnd, what: "page header")
             let h = try PageHeader.parse(&r)
             let bodyStart = r.position
             guard h.compressedSize <= chunkEnd - bodyStart else { throw ParquetError("page of \(h.compressedSize) bytes runs past its chunk") }
-            let body = UnsafeBufferPointer(rebasing: file[bodyStart..<(bodyStart + h.compressedSize)])
-            pos = bodyStart + h.compressedSize
-            if let crc = h.crc, ParquetPages.crc32(body) != crc { throw ParquetError("page checksum mismatch") }
+            let range = bodyStart..<(bodyStart + h.compressedSize)
+            pos = range.upperBound
             switch h.kind {
             case .dictionary:
-                guard dictionary == nil else { throw ParquetError("a second dictionary page") }
+                guard dictionary == nil, pages.isEmpty else { throw ParquetError("a dictionary page after data pages or a second one") }
                 guard h.encoding == 0 || h.encoding == 2 else { throw ParquetError("dictionary page encoded as \(ParquetNames.encoding(h.encoding))") }
+                let body = UnsafeBufferPointer(rebasing: file[range])
+                if let crc = h.crc, ParquetPages.crc32(body) != crc { throw ParquetError("dictionary page checksum mismatch") }
                 let data = try ParquetPages.decompress(codec: meta.codec, body, expected: h.uncompressedSize)
                 var values: [JSONValue] = []
                 var repaired: [Int] = []
@@ -66,64 +72,91 @@ struct ColumnDecoder {
                 dictionary = values
                 dictionaryRepaired = Set(repaired)
             case .data, .dataV2:
-                guard h.numValues <= wanted - out.count else { throw ParquetError("pages hold more values than the chunk's \(wanted)") }
-                let page: [UInt8]
-                var levelsEnd = 0
-                let isV2 = h.kind == .dataV2
-                if isV2 {
-                    // v2: levels first, never compressed; then the (maybe compressed) values.
-                    let levelBytes = h.repBytes + h.defBytes
-                    guard levelBytes <= body.count, levelBytes <= h.uncompressedSize else { throw ParquetError("v2 level lengths exceed the page") }
-                    let values = UnsafeBufferPointer(rebasing: body[levelBytes...])
-                    let rest = h.isCompressed
-                        ? try ParquetPages.decompress(codec: meta.codec, values, expected: h.uncompressedSize - levelBytes)
-                        : try ParquetPages.decompress(codec: 0, values, expected: h.uncompressedSize - levelBytes)
-                    page = Array(body[..<levelBytes]) + rest
-                    levelsEnd = levelBytes
-                } else {
-                    page = try ParquetPages.decompress(codec: meta.codec, body, expected: h.uncompressedSize)
-                }
-                try page.withUnsafeBufferPointer { (b) throws(ParquetError) in
-                    var p = 0
-                    let n = h.numValues
-                    // Repetition, then definition levels.
-                    if leaf.maxRep > 0 {
-                        if isV2 {
-                            try ParquetPages.hybrid(b, start: 0, end: h.repBytes, width: repWidth, count: n, into: &out.rep)
-                            p = h.repBytes
-                        } else {
-                            p = try Self.levelsV1(b, start: p, encoding: h.repEncoding, width: repWidth, count: n, into: &out.rep)
-                        }
-                    }
-                    let defStart = out.def.count
-                    if leaf.maxDef > 0 {
-                        if isV2 {
-                            try ParquetPages.hybrid(b, start: h.repBytes, end: levelsEnd, width: defWidth, count: n, into: &out.def)
-                            p = levelsEnd
-                        } else {
-                            p = try Self.levelsV1(b, start: p, encoding: h.defEncoding, width: defWidth, count: n, into: &out.def)
-                        }
-                    }
-                    if isV2 { p = levelsEnd }
-                    for l in out.rep[(out.rep.count - (leaf.maxRep > 0 ? n : 0))...] where Int(l) > leaf.maxRep {
-                        throw ParquetError("repetition level \(l) over the maximum \(leaf.maxRep)")
-                    }
-                    var present = n
-                    if leaf.maxDef > 0 {
-                        present = 0
-                        let maxDef = UInt8(leaf.maxDef)
-                        for l in out.def[defStart...] {
-                            if l == maxDef { present += 1 } else if l > maxDef { throw ParquetError("definition level \(l) over the maximum \(leaf.maxDef)") }
-                        }
-                    }
-                    try decodeValues(b, start: p, encoding: h.encoding, count: present, leaf: leaf, dictionary: dictionary,
-                                     dictionaryRepaired: dictionaryRepaired, into: &out)
-                }
-                out.count += h.numValues
+                guard h.numValues <= wanted - entries else { throw ParquetError("pages hold more values than the chunk's \(wanted)") }
+                entries += h.numValues
+                pages.append(DataPage(header: h, body: range))
             case .index, nil:
                 continue   // index pages and page types from the future carry no values
             }
         }
+        let parts: [Result<ColumnData, ParquetError>]
+        do {
+            parts = try parallelBatches(count: pages.count, threads: threads, batchSize: 1) { r in
+                do {
+                    return .success(try decodePage(pages[r.lowerBound], meta: meta, leaf: leaf, dictionary: dictionary, dictionaryRepaired: dictionaryRepaired))
+                } catch let e as ParquetError { return .failure(e) }
+            }
+        } catch { throw ParquetError("\(error)") }
+        if parts.count == 1, case .success(let only) = parts[0] { return only }
+        var out = ColumnData()
+        for (k, part) in parts.enumerated() {
+            switch part {
+            case .failure(let e): throw ParquetError("page \(k + 1): \(e.message)")
+            case .success(let p):
+                out.def.append(contentsOf: p.def)
+                out.rep.append(contentsOf: p.rep)
+                out.repaired.append(contentsOf: p.repaired.lazy.map { $0 + out.values.count })
+                out.values.append(contentsOf: p.values)
+                out.count += p.count
+            }
+        }
+        return out
+    }
+
+    /// One data page (v1 or v2) into levels and values.
+    func decodePage(_ page: DataPage, meta: ColumnChunkMeta, leaf: LeafColumn, dictionary: [JSONValue]?,
+                    dictionaryRepaired: Set<Int>) throws(ParquetError) -> ColumnData {
+        let h = page.header
+        let body = UnsafeBufferPointer(rebasing: file[page.body])
+        if let crc = h.crc, ParquetPages.crc32(body) != crc { throw ParquetError("page checksum mismatch") }
+        let defWidth = ParquetPages.bitWidth(leaf.maxDef), repWidth = ParquetPages.bitWidth(leaf.maxRep)
+        var out = ColumnData()
+        let bytes: [UInt8]
+        var levelsEnd = 0
+        let isV2 = h.kind == .dataV2
+        if isV2 {
+            // v2: levels first, never compressed; then the (maybe compressed) values.
+            let levelBytes = h.repBytes + h.defBytes
+            guard levelBytes <= body.count, levelBytes <= h.uncompressedSize else { throw ParquetError("v2 level lengths exceed the page") }
+            let values = UnsafeBufferPointer(rebasing: body[levelBytes...])
+            let rest = try ParquetPages.decompress(codec: h.isCompressed ? meta.codec : 0, values, expected: h.uncompressedSize - levelBytes)
+            bytes = Array(body[..<levelBytes]) + rest
+            levelsEnd = levelBytes
+        } else {
+            bytes = try ParquetPages.decompress(codec: meta.codec, body, expected: h.uncompressedSize)
+        }
+        try bytes.withUnsafeBufferPointer { (b) throws(ParquetError) in
+            var p = 0
+            let n = h.numValues
+            // Repetition, then definition levels.
+            if leaf.maxRep > 0 {
+                if isV2 {
+                    try ParquetPages.hybrid(b, start: 0, end: h.repBytes, width: repWidth, count: n, into: &out.rep)
+                } else {
+                    p = try Self.levelsV1(b, start: p, encoding: h.repEncoding, width: repWidth, count: n, into: &out.rep)
+                }
+                for l in out.rep where Int(l) > leaf.maxRep { throw ParquetError("repetition level \(l) over the maximum \(leaf.maxRep)") }
+            }
+            if leaf.maxDef > 0 {
+                if isV2 {
+                    try ParquetPages.hybrid(b, start: h.repBytes, end: levelsEnd, width: defWidth, count: n, into: &out.def)
+                } else {
+                    p = try Self.levelsV1(b, start: p, encoding: h.defEncoding, width: defWidth, count: n, into: &out.def)
+                }
+            }
+            if isV2 { p = levelsEnd }
+            var present = n
+            if leaf.maxDef > 0 {
+                present = 0
+                let maxDef = UInt8(leaf.maxDef)
+                for l in out.def {
+                    if l == maxDef { present += 1 } else if l > maxDef { throw ParquetError("definition level \(l) over the maximum \(leaf.maxDef)") }
+                }
+            }
+            try decodeValues(b, start: p, encoding: h.encoding, count: present, leaf: leaf, dictionary: dictionary,
+                             dictionaryRepaired: dictionaryRepaired, into: &out)
+        }
+        out.count = h.numValues
         return out
     }
 

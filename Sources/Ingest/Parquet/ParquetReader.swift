@@ -49,59 +49,70 @@ enum ParquetReader {
             }
 
             let decoder = ColumnDecoder(file: buf, dataEnd: footerStart)
-            let parts: [Rows<T>] = try parallelBatches(count: meta.rowGroups.count, threads: threads, batchSize: 1) { range in
-                var out = Rows<T>()
-                for g in range {
-                    let group = meta.rowGroups[g]
-                    let rows = Int(group.numRows)
-                    let first = firstRow[g]
-                    let place = "row group \(g + 1) of \(meta.rowGroups.count) (rows \(first)–\(first + rows - 1))"
-                    var values: [JSONValue] = []
-                    var repaired: [Bool] = []
-                    var column = ""
-                    do {
-                        var columns = [ColumnData](repeating: ColumnData(), count: schema.leaves.count)
-                        for l in needed {
-                            column = schema.leaves[l].name
-                            columns[l] = try decoder.decode(group.columns[l], schema.leaves[l])
-                        }
-                        column = ""
-                        var assembler = RowAssembler(schema: schema, columns: columns)
-                        values.reserveCapacity(rows)
-                        for _ in 0..<rows {
-                            values.append(try assembler.row(fields))
-                            repaired.append(assembler.rowRepaired)
-                        }
-                        try assembler.checkConsumed(fields)
-                    } catch let e as ParquetError {
-                        let reason = "\(place)\(column.isEmpty ? "" : ", column \(column)"): \(e.message)"
-                        if !src.skipBadRows {
-                            throw TokenmillError.badInput(path: path, line: 0, message: reason + " (the file is damaged; re-download or re-export it, or set \"on_error\": \"skip\" to reject this row group's rows and go on)")
-                        }
-                        for row in first..<(first + rows) { out.rejects.append(Reject(source: src.name, path: path, line: row, reason: reason)) }
-                        continue
+            var all = Rows<T>()
+            let batch = 2048
+            // Row groups one after another; within one, columns are decoded and then rows
+            // assembled and mapped in parallel batches (a file is often one big row group).
+            for (g, group) in meta.rowGroups.enumerated() {
+                let rows = Int(group.numRows)
+                let first = firstRow[g]
+                let place = "row group \(g + 1) of \(meta.rowGroups.count) (rows \(first)–\(first + rows - 1))"
+                func failed(_ reason: String) throws {
+                    if !src.skipBadRows {
+                        throw TokenmillError.badInput(path: path, line: 0, message: reason + " (the file is damaged; re-download or re-export it, or set \"on_error\": \"skip\" to reject this row group's rows and go on)")
                     }
-                    for (i, value) in values.enumerated() {
-                        let line = first + i
-                        do {
-                            if repaired[i] {
-                                try src.checkUTF8(repairs: 1)
-                                out.repaired += 1
-                            }
-                            out.items.append(try map(value, line))
-                        } catch let e as MappingError {
-                            out.rejects.append(try src.badRow(path: path, line: line, e.message))
-                        }
+                    for row in first..<(first + rows) { all.rejects.append(Reject(source: src.name, path: path, line: row, reason: reason)) }
+                }
+                var columns = [ColumnData](repeating: ColumnData(), count: schema.leaves.count)
+                // Columns one after another, each one's pages in parallel.
+                var broken: String? = nil
+                for l in needed {
+                    do { columns[l] = try decoder.decode(group.columns[l], schema.leaves[l], threads: threads) } catch let e as ParquetError {
+                        broken = "\(place), column \(schema.leaves[l].name): \(e.message)"
+                        break
                     }
                 }
-                return out
+                if let broken { try failed(broken); continue }
+                let assembler = RowAssembler(schema: schema, columns: columns)
+                let starts = assembler.rowStarts(leaves: needed, rows: rows, every: batch)
+                if let l = needed.first(where: { starts[$0].count != (rows + batch - 1) / batch }) {
+                    try failed("\(place), column \(schema.leaves[l].name): its levels do not hold \(rows) rows"); continue
+                }
+                let parts: [Result<Rows<T>, ParquetError>] = try parallelBatches(count: rows, threads: threads, batchSize: batch) { range in
+                    var a = assembler
+                    let k = range.lowerBound / batch
+                    a.seek(starts, leaves: needed, batch: k)
+                    var out = Rows<T>()
+                    do {
+                        for i in range {
+                            let value = try a.row(fields)
+                            let line = first + i
+                            do {
+                                if a.rowRepaired {
+                                    try src.checkUTF8(repairs: 1)
+                                    out.repaired += 1
+                                }
+                                out.items.append(try map(value, line))
+                            } catch let e as MappingError {
+                                out.rejects.append(try src.badRow(path: path, line: line, e.message))
+                            }
+                        }
+                        try a.checkConsumed(needed, upTo: starts, batch: k + 1)
+                    } catch let e as ParquetError {
+                        return .failure(e)
+                    }
+                    return .success(out)
+                }
+                if let bad = parts.first(where: { if case .failure = $0 { true } else { false } }), case .failure(let e) = bad {
+                    try failed("\(place): \(e.message)"); continue
+                }
+                for case .success(let p) in parts {
+                    all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired
+                }
             }
-            var all = Rows<T>()
-            for p in parts { all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired }
             return all
         }
     }
-
     static func damagedFooter(_ path: String, _ what: String) -> TokenmillError {
         .badInput(path: path, line: 0, message: "Parquet footer: \(what) (the file is damaged or not Parquet; re-download or re-export it)")
     }

@@ -23,52 +23,72 @@ enum Snappy {
         var out = [UInt8](repeating: 0, count: n)
         var o = 0
         try out.withUnsafeMutableBufferPointer { (dst: inout UnsafeMutableBufferPointer<UInt8>) throws(ParquetError) in
-            while p < input.count {
-                let tag = input[p]; p += 1
-                switch tag & 3 {
-                case 0:   // literal
-                    var len = Int(tag >> 2)
-                    if len >= 60 {
-                        let extra = len - 59
-                        guard input.count - p >= extra else { throw ParquetError("snappy: literal length cut off") }
+            guard let base = dst.baseAddress, let src = input.baseAddress else { return }
+            let m = input.count
+            while p < m {
+                let tag = src[p]; p += 1
+                if tag & 3 == 0 {   // literal
+                    var len = Int(tag >> 2) + 1
+                    // Fast path: a short literal with 16 bytes of slack on both sides is
+                    // copied as two 8-byte words (the overshoot is overwritten later).
+                    if len <= 16 && m - p >= 16 && n - o >= 16 {
+                        copy8(base + o, src + p); copy8(base + o + 8, src + p + 8)
+                        p += len; o += len
+                        continue
+                    }
+                    if len > 60 {
+                        let extra = len - 60
+                        guard m - p >= extra else { throw ParquetError("snappy: literal length cut off") }
                         len = 0
-                        for k in 0..<extra { len |= Int(input[p + k]) << (8 * k) }
+                        for k in 0..<extra { len |= Int(src[p + k]) << (8 * k) }
                         p += extra
+                        len += 1
                     }
-                    len += 1
-                    guard input.count - p >= len, n - o >= len else { throw ParquetError("snappy: literal runs past the end") }
-                    (dst.baseAddress! + o).update(from: input.baseAddress! + p, count: len)
+                    guard m - p >= len, n - o >= len else { throw ParquetError("snappy: literal runs past the end") }
+                    (base + o).update(from: src + p, count: len)
                     p += len; o += len
-                default:
-                    let len: Int, offset: Int
-                    switch tag & 3 {
-                    case 1:
-                        guard p < input.count else { throw ParquetError("snappy: copy cut off") }
-                        len = 4 + Int((tag >> 2) & 7)
-                        offset = Int(tag >> 5) << 8 | Int(input[p]); p += 1
-                    case 2:
-                        guard input.count - p >= 2 else { throw ParquetError("snappy: copy cut off") }
-                        len = 1 + Int(tag >> 2)
-                        offset = Int(input[p]) | Int(input[p + 1]) << 8; p += 2
-                    default:
-                        guard input.count - p >= 4 else { throw ParquetError("snappy: copy cut off") }
-                        len = 1 + Int(tag >> 2)
-                        offset = Int(input[p]) | Int(input[p + 1]) << 8 | Int(input[p + 2]) << 16 | Int(input[p + 3]) << 24; p += 4
-                    }
-                    guard offset > 0, offset <= o else { throw ParquetError("snappy: copy from before the start") }
-                    guard n - o >= len else { throw ParquetError("snappy: copy runs past the end") }
-                    let base = dst.baseAddress!
-                    if offset >= len {
-                        (base + o).update(from: base + o - offset, count: len)
-                    } else {
-                        // Overlapping copy repeats the last `offset` bytes: byte by byte.
-                        for k in 0..<len { base[o + k] = base[o - offset + k] }
-                    }
-                    o += len
+                    continue
                 }
+                let len: Int, offset: Int
+                switch tag & 3 {
+                case 1:
+                    guard p < m else { throw ParquetError("snappy: copy cut off") }
+                    len = 4 + Int((tag >> 2) & 7)
+                    offset = Int(tag >> 5) << 8 | Int(src[p]); p += 1
+                case 2:
+                    guard m - p >= 2 else { throw ParquetError("snappy: copy cut off") }
+                    len = 1 + Int(tag >> 2)
+                    offset = Int(src[p]) | Int(src[p + 1]) << 8; p += 2
+                default:
+                    guard m - p >= 4 else { throw ParquetError("snappy: copy cut off") }
+                    len = 1 + Int(tag >> 2)
+                    offset = Int(src[p]) | Int(src[p + 1]) << 8 | Int(src[p + 2]) << 16 | Int(src[p + 3]) << 24; p += 4
+                }
+                guard offset > 0, offset <= o else { throw ParquetError("snappy: copy from before the start") }
+                guard n - o >= len else { throw ParquetError("snappy: copy runs past the end") }
+                if offset >= 8 && n - o >= len + 8 {
+                    // 8 bytes at a time: each word reads only bytes already written
+                    // (offset >= 8), and the overshoot stays inside the buffer.
+                    var k = 0
+                    while k < len { copy8(base + o + k, base + o - offset + k); k += 8 }
+                } else {
+                    // Overlapping copy repeats the last `offset` bytes: byte by byte.
+                    for k in 0..<len { base[o + k] = base[o - offset + k] }
+                }
+                o += len
             }
         }
         guard o == n else { throw ParquetError("snappy: stream ends after \(o) of \(n) bytes") }
         return out
+    }
+
+    @inline(__always)
+    static func copy8(_ to: UnsafeMutablePointer<UInt8>, _ from: UnsafePointer<UInt8>) {
+        UnsafeMutableRawPointer(to).storeBytes(of: UnsafeRawPointer(from).loadUnaligned(as: UInt64.self), as: UInt64.self)
+    }
+
+    @inline(__always)
+    static func copy8(_ to: UnsafeMutablePointer<UInt8>, _ from: UnsafeMutablePointer<UInt8>) {
+        copy8(to, UnsafePointer(from))
     }
 }
