@@ -158,7 +158,29 @@ def rensa_bands(threshold, perms):
     return min(divisors, key=lambda b: oracle.lsh_error(threshold, b, perms // b))
 
 
+def anchors_shingles(text, k=5):
+    """The anchors' shingling (../shared/anchors/bench_minhash.py): lower-case, split on
+    whitespace, word k-grams. What a rensa user writes; simpler (and faster in Python)
+    than Tokenmill's rules, so rensa's from-text figure is not slowed by our rules."""
+    w = text.lower().split()
+    if len(w) < k:
+        return [" ".join(w)]
+    return [" ".join(w[i : i + k]) for i in range(len(w) - k + 1)]
+
+
 def peer_worker(a):
+    if a.tool == "rensa-text":
+        # Signatures from the text, as the anchors measure rensa: Python shingling plus
+        # digest_matrix_from_token_sets, in batches of 4,096 documents, all timed.
+        from rensa import RMinHash
+
+        texts = load_texts(a.side, a.limit or None)
+        t0 = time.perf_counter()
+        for k in range(0, len(texts), 4096):
+            RMinHash.digest_matrix_from_token_sets([anchors_shingles(d) for d in texts[k : k + 4096]], a.permutations, 1)
+        seconds = time.perf_counter() - t0
+        print(json.dumps({"tool": a.tool, "kind": a.kind, "docs": len(texts), "seconds": seconds, "removed": 0, "bands": None, "rows": None}))
+        return
     with open(a.shingles, "rb") as f:
         sh = pickle.load(f)["shingles"]
     if a.limit:
@@ -265,6 +287,8 @@ def run_peer(a, tool, kind, shingles, limit=None, edges_out=None):
         str(a.threshold),
         "--rensa-bands",
         str(a.rensa_bands),
+        "--side",
+        a.side,
     ]
     if limit:
         cmd += ["--limit", str(limit)]
@@ -347,7 +371,7 @@ def quality(a, side, shingles, peers):
             edges = [(p["a"], p["b"]) for p in map(json.loads, f) if p]
         out["tokenmill"] = oracle.score(sets, edges, truth)
     for tool in peers:
-        if tool == "rensa-matrix":
+        if tool in ("rensa-matrix", "rensa-text"):
             continue
         path = os.path.join(WORK, f"minhash-quality-{tool}.json")
         r = run_peer(a, tool, "dedup", shingles, limit=len(texts), edges_out=path)
@@ -380,6 +404,7 @@ def main():
     ap.add_argument("--shingles", help=argparse.SUPPRESS)
     ap.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--edges-out", help=argparse.SUPPRESS)
+    ap.add_argument("--side", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         a.tool, a.kind = a.worker
@@ -391,12 +416,15 @@ def main():
         corpus, default_cat = default_corpus()
         category = a.category if a.category is not None else default_cat
     side = side_file(corpus, a.field, category, a.docs)
+    a.side = side
     texts = load_texts(side)
     nbytes = sum(len(t.encode("utf-8")) for t in texts)
     shingles, py_shingle_s = shingle_cache(side, a.ngram)
     peers = [p for p in a.peers.split(",") if p]
     if "rensa" in peers and "rensa-matrix" not in peers:
         peers.insert(peers.index("rensa") + 1, "rensa-matrix")
+    if "rensa" in peers and "rensa-text" not in peers:
+        peers.insert(peers.index("rensa-matrix") + 1, "rensa-text")
     threads_all = os.cpu_count() or 2
 
     # Round robin: every tool once per round; each keeps its best round.
@@ -417,7 +445,7 @@ def main():
             if threads_all > 1:
                 keep(("tokenmill", kind, threads_all), run_tokenmill(a, side, kind, threads_all))
             for tool in peers:
-                if kind == "dedup" and tool == "rensa-matrix":
+                if kind == "dedup" and tool in ("rensa-matrix", "rensa-text"):
                     continue
                 key = (tool, kind, 1)
                 if key in best and "error" in best[key]:
@@ -444,11 +472,15 @@ def main():
         (
             best[k]["seconds"]
             for k in best
-            if k[0].startswith("rensa") and k[1] == "sig" and "error" not in best[k]
+            if k[0] in ("rensa", "rensa-matrix") and k[1] == "sig" and "error" not in best[k]
         ),
         default=None,
     )
+    rt = best.get(("rensa-text", "sig", 1))
+    ref_text = rt["seconds"] if rt and "error" not in rt else None
     print("### Signatures (shingle + hash + sign)\n")
+    print("x rensa (from text): against rensa-text, rensa as the anchors run it from the text (Python "
+          "lower/split 5-grams + digest_matrix_from_token_sets), in this run.\n")
     print("| tool | threads | docs/s | MB/s | x rensa (from shingles) | x rensa (from text) | note |")
     print("|---|---|---|---|---|---|---|")
     for key in sorted((k for k in best if k[1] == "sig"), key=lambda k: (k[0] != "tokenmill", k[0], k[2])):
@@ -460,7 +492,7 @@ def main():
         d, m = rate(r)
         if tool == "tokenmill":
             x1 = f"{ref_sig / r['seconds']:.2f}" if ref_sig else "—"
-            x2 = f"{(ref_sig + py_shingle_s) / r['seconds']:.2f}" if ref_sig else "—"
+            x2 = f"{ref_text / r['seconds']:.2f}" if ref_text else "—"
             note = "from text"
         else:
             x1 = f"{ref_sig / r['seconds']:.2f}" if ref_sig else "—"
@@ -468,9 +500,11 @@ def main():
             note = {
                 "rensa": "RMinHash.update per doc",
                 "rensa-matrix": "digest_matrix_from_token_sets",
+                "rensa-text": "from text: anchors' shingling + digest_matrix_from_token_sets",
                 "datasketch": "MinHash.bulk (sha1 of UTF-8 bytes)",
             }.get(tool, "")
-            note += f"; from text: {len(texts) / (r['seconds'] + py_shingle_s):,.0f} docs/s"
+            if tool != "rensa-text":
+                note += f"; plus Python shingling by our rules: {len(texts) / (r['seconds'] + py_shingle_s):,.0f} docs/s"
         print(f"| {tool} | {threads} | {d:,.0f} | {m:.1f} | {x1} | {x2} | {note} |")
 
     ref_dd = best.get(("rensa", "dedup", 1))

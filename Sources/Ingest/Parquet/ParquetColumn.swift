@@ -7,6 +7,8 @@ struct LeafColumn {
     var type: ParquetType
     var maxDef: Int
     var maxRep: Int
+    /// INT32/INT64 annotated as unsigned (UINT_32, UINT_64, or INTEGER(signed: false)).
+    var unsigned = false
     var name: String { path.joined(separator: ".") }
 }
 
@@ -34,10 +36,13 @@ struct ColumnDecoder {
     /// dictionary page), then the data pages decompressed and decoded in parallel and
     /// joined in order.
     func decode(_ meta: ColumnChunkMeta, _ leaf: LeafColumn, threads: Int) throws(ParquetError) -> ColumnData {
-        if meta.filePath != nil { throw ParquetError("the column chunk lives in another file (file_path); not supported") }
+        if meta.filePath != nil { throw ParquetError("the column chunk lives in another file (file_path); not supported", unsupported: true) }
         if meta.type != leaf.type { throw ParquetError("chunk type \(meta.type) differs from the schema's \(leaf.type)") }
+        // An empty chunk (a row group of no rows) may point nowhere (pyarrow writes
+        // data_page_offset 0 there): nothing to read.
+        if meta.numValues == 0 { return ColumnData() }
         var start = meta.dataPageOffset
-        if let d = meta.dictionaryPageOffset, d > 0, d < start { start = d }
+        if let d = meta.dictionaryPageOffset, d > 0, d < start || start <= 0 { start = d }
         guard start >= 4, meta.totalCompressedSize > 0, meta.numValues >= 0,
               start <= Int64(dataEnd), meta.totalCompressedSize <= Int64(dataEnd) - start else {
             throw ParquetError("chunk offsets point outside the file (offset \(start), \(meta.totalCompressedSize) bytes)")
@@ -67,7 +72,7 @@ struct ColumnDecoder {
                 var values: [JSONValue] = []
                 var repaired: [Int] = []
                 try data.withUnsafeBufferPointer { (b) throws(ParquetError) in
-                    _ = try Self.plain(b, start: 0, end: b.count, type: leaf.type, count: h.numValues, into: &values, repaired: &repaired)
+                    _ = try Self.plain(b, start: 0, end: b.count, type: leaf.type, unsigned: leaf.unsigned, count: h.numValues, into: &values, repaired: &repaired)
                 }
                 dictionary = values
                 dictionaryRepaired = Set(repaired)
@@ -91,7 +96,7 @@ struct ColumnDecoder {
         var out = ColumnData()
         for (k, part) in parts.enumerated() {
             switch part {
-            case .failure(let e): throw ParquetError("page \(k + 1): \(e.message)")
+            case .failure(let e): throw ParquetError("page \(k + 1): \(e.message)", unsupported: e.unsupported)
             case .success(let p):
                 out.def.append(contentsOf: p.def)
                 out.rep.append(contentsOf: p.rep)
@@ -180,7 +185,7 @@ struct ColumnDecoder {
                       dictionary: [JSONValue]?, dictionaryRepaired: Set<Int>, into out: inout ColumnData) throws(ParquetError) {
         switch encoding {
         case 0:
-            _ = try Self.plain(b, start: start, end: b.count, type: leaf.type, count: count, into: &out.values, repaired: &out.repaired)
+            _ = try Self.plain(b, start: start, end: b.count, type: leaf.type, unsigned: leaf.unsigned, count: count, into: &out.values, repaired: &out.repaired)
         case 2, 8:
             guard let dictionary else { throw ParquetError("dictionary-encoded page without a dictionary page") }
             if count == 0 { return }
@@ -203,12 +208,12 @@ struct ColumnDecoder {
             try ParquetPages.hybrid(b, start: start + 4, end: start + 4 + len, width: 1, count: count, into: &bits)
             for v in bits { out.values.append(.bool(v != 0)) }
         default:
-            throw ParquetError("values encoded as \(ParquetNames.encoding(encoding)) are not supported (PLAIN and dictionary encodings are; rewrite the file with pyarrow's defaults)")
+            throw ParquetError("values encoded as \(ParquetNames.encoding(encoding)) are not supported (PLAIN and dictionary encodings are; rewrite the file with pyarrow's defaults)", unsupported: true)
         }
     }
 
     /// PLAIN values. Strings are checked for UTF-8 and repaired (their index noted).
-    static func plain(_ b: UnsafeBufferPointer<UInt8>, start: Int, end: Int, type: ParquetType, count: Int,
+    static func plain(_ b: UnsafeBufferPointer<UInt8>, start: Int, end: Int, type: ParquetType, unsigned: Bool = false, count: Int,
                       into values: inout [JSONValue], repaired: inout [Int]) throws(ParquetError) -> Int {
         var p = start
         func need(_ n: Int) throws(ParquetError) { if end - p < n { throw ParquetError("values run past the page") } }
@@ -234,13 +239,14 @@ struct ColumnDecoder {
         case .int32:
             try need(4 * count)
             for _ in 0..<count {
-                let v = Int32(bitPattern: UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24)
-                values.append(.number(Array(String(v).utf8))); p += 4
+                let bits = UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24
+                values.append(.number(Array((unsigned ? String(bits) : String(Int32(bitPattern: bits))).utf8))); p += 4
             }
         case .int64:
             try need(8 * count)
             for _ in 0..<count {
-                values.append(.number(Array(String(Int64(bitPattern: load64(b, p))).utf8))); p += 8
+                let bits = load64(b, p)
+                values.append(.number(Array((unsigned ? String(bits) : String(Int64(bitPattern: bits))).utf8))); p += 8
             }
         case .float:
             try need(4 * count)
@@ -258,7 +264,7 @@ struct ColumnDecoder {
             for i in 0..<count { values.append(.bool(b[p + i >> 3] >> UInt8(i & 7) & 1 != 0)) }
             p += (count + 7) / 8
         case .int96, .fixedLenByteArray:
-            throw ParquetError("physical type \(type) is not supported")
+            throw ParquetError("physical type \(type) is not supported", unsupported: true)
         }
         return p
     }

@@ -16,8 +16,11 @@ struct SchemaElement {
     var numChildren = 0
     /// `ConvertedType` (legacy annotation): 0 UTF8, 1 MAP, 2 MAP_KEY_VALUE, 3 LIST, 5 DECIMAL...
     var convertedType: Int32?
-    /// The `LogicalType` union's field id: 1 STRING, 2 MAP, 3 LIST, 5 DECIMAL, 8 TIMESTAMP...
+    /// The `LogicalType` union's field id: 1 STRING, 2 MAP, 3 LIST, 5 DECIMAL, 6 DATE,
+    /// 7 TIME, 8 TIMESTAMP, 10 INTEGER...
     var logicalType: Int16?
+    /// INTEGER(isSigned: false).
+    var logicalUnsigned = false
 }
 
 struct ColumnChunkMeta {
@@ -93,7 +96,14 @@ extension SchemaElement {
                 // A union: the one field present says which logical type it is.
                 try r.structure(t, "logicalType") { r, id, t throws(ParquetError) in
                     e.logicalType = id
-                    return false
+                    guard id == 10 else { return false }
+                    // IntType { 1: bitWidth (byte), 2: isSigned }
+                    try r.structure(t, "IntType") { r, id, t throws(ParquetError) in
+                        guard id == 2 else { return false }
+                        e.logicalUnsigned = !(try r.bool(t, "IntType.isSigned"))
+                        return true
+                    }
+                    return true
                 }
             default: return false
             }

@@ -27,7 +27,7 @@ enum ParquetPages {
             guard n == expected else { throw ParquetError("zstd page gave \(n) bytes, header says \(expected)") }
             return out
         default:
-            throw ParquetError("compression codec \(ParquetNames.codec(codec)) is not supported (rewrite the file with snappy, gzip or zstd, e.g. pyarrow.parquet.write_table(..., compression=\"zstd\"))")
+            throw ParquetError("compression codec \(ParquetNames.codec(codec)) is not supported (rewrite the file with snappy, gzip or zstd, e.g. pyarrow.parquet.write_table(..., compression=\"zstd\"))", unsupported: true)
         }
     }
 

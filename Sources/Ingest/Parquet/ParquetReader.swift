@@ -26,9 +26,9 @@ enum ParquetReader {
             let needed = fields.flatMap { schema.nodes[$0].leaves }
             for l in needed {
                 let leaf = schema.leaves[l]
-                if leaf.type == .int96 || leaf.type == .fixedLenByteArray || schema.decimalLeaves.contains(l) {
-                    let what = schema.decimalLeaves.contains(l) ? "DECIMAL" : "\(leaf.type)"
-                    throw TokenmillError.badInput(path: path, line: 0, message: "column '\(leaf.name)' is \(what), which cannot be read as text (map another column, or cast it to string or double when writing the file)")
+                if leaf.type == .int96 || leaf.type == .fixedLenByteArray || schema.unreadableLeaves[l] != nil {
+                    let what = schema.unreadableLeaves[l] ?? "\(leaf.type)"
+                    throw TokenmillError.badInput(path: path, line: 0, message: "column '\(leaf.name)' is \(what), which cannot be read as text (map another column, or cast it to a string when writing the file)")
                 }
             }
             var firstRow: [Int] = []
@@ -55,24 +55,26 @@ enum ParquetReader {
             // assembled and mapped in parallel batches (a file is often one big row group).
             for (g, group) in meta.rowGroups.enumerated() {
                 let rows = Int(group.numRows)
+                if rows == 0 { continue }
                 let first = firstRow[g]
                 let place = "row group \(g + 1) of \(meta.rowGroups.count) (rows \(first)–\(first + rows - 1))"
-                func failed(_ reason: String) throws {
+                func failed(_ reason: String, unsupported: Bool = false) throws {
                     if !src.skipBadRows {
-                        throw TokenmillError.badInput(path: path, line: 0, message: reason + " (the file is damaged; re-download or re-export it, or set \"on_error\": \"skip\" to reject this row group's rows and go on)")
+                        let fix = unsupported ? "" : " (the file is damaged; re-download or re-export it, or set \"on_error\": \"skip\" to reject this row group's rows and go on)"
+                        throw TokenmillError.badInput(path: path, line: 0, message: reason + fix)
                     }
                     for row in first..<(first + rows) { all.rejects.append(Reject(source: src.name, path: path, line: row, reason: reason)) }
                 }
                 var columns = [ColumnData](repeating: ColumnData(), count: schema.leaves.count)
                 // Columns one after another, each one's pages in parallel.
-                var broken: String? = nil
+                var broken: ParquetError? = nil
                 for l in needed {
                     do { columns[l] = try decoder.decode(group.columns[l], schema.leaves[l], threads: threads) } catch let e as ParquetError {
-                        broken = "\(place), column \(schema.leaves[l].name): \(e.message)"
+                        broken = ParquetError("\(place), column \(schema.leaves[l].name): \(e.message)", unsupported: e.unsupported)
                         break
                     }
                 }
-                if let broken { try failed(broken); continue }
+                if let broken { try failed(broken.message, unsupported: broken.unsupported); continue }
                 let assembler = RowAssembler(schema: schema, columns: columns)
                 let starts = assembler.rowStarts(leaves: needed, rows: rows, every: batch)
                 if let l = needed.first(where: { starts[$0].count != (rows + batch - 1) / batch }) {

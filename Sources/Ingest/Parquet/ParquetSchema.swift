@@ -52,8 +52,13 @@ struct ParquetSchema {
             guard let type = el.type, parent != nil else { throw ParquetError("schema element '\(el.name)' has neither a type nor children") }
             let leaf = leaves.count
             leaves.append(LeafColumn(index: leaf, path: [], type: type, maxDef: node.maxDef, maxRep: node.maxRep))
-            // DECIMAL: the stored integer alone would read as the wrong number.
-            if el.convertedType == 5 || el.logicalType == 5 { decimalLeaves.insert(leaf) }
+            // DECIMAL, dates, times and timestamps: the stored integer alone would read as
+            // the wrong text (a scaled number, days or ticks since 1970).
+            if el.convertedType == 5 || el.logicalType == 5 { unreadableLeaves[leaf] = "DECIMAL" }
+            if let c = el.convertedType, (6...10).contains(c) { unreadableLeaves[leaf] = "a date, time or timestamp" }
+            if let l = el.logicalType, (6...8).contains(l) { unreadableLeaves[leaf] = "a date, time or timestamp" }
+            // UINT_32 / UINT_64, or INTEGER(signed: false).
+            leaves[leaf].unsigned = el.logicalUnsigned || el.convertedType == 13 || el.convertedType == 14
             nodes[id].kind = .primitive(leaf: leaf)
             nodes[id].leaves = [leaf]
             return id
@@ -83,8 +88,9 @@ struct ParquetSchema {
         return id
     }
 
-    /// Leaves whose values are DECIMAL-annotated integers (not readable as text).
-    var decimalLeaves: Set<Int> = []
+    /// Leaves whose stored values are not their text (DECIMAL, dates, timestamps), with
+    /// what they are, for the refusal.
+    var unreadableLeaves: [Int: String] = [:]
 
     /// Fills in each leaf's dotted path (for messages and for matching the chunk's
     /// `path_in_schema`).

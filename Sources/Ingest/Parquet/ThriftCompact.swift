@@ -177,5 +177,8 @@ struct ThriftReader {
 /// Something wrong inside a Parquet file; the reader adds the file, row group and column.
 struct ParquetError: Error {
     var message: String
-    init(_ message: String) { self.message = message }
+    /// A valid file using something the reader does not do (a codec, an encoding), as
+    /// opposed to a damaged one: the message says how to rewrite the file instead.
+    var unsupported = false
+    init(_ message: String, unsupported: Bool = false) { self.message = message; self.unsupported = unsupported }
 }
