@@ -116,40 +116,32 @@ struct ColumnDecoder {
         if let crc = h.crc, ParquetPages.crc32(body) != crc { throw ParquetError("page checksum mismatch") }
         let defWidth = ParquetPages.bitWidth(leaf.maxDef), repWidth = ParquetPages.bitWidth(leaf.maxRep)
         var out = ColumnData()
-        let bytes: [UInt8]
-        var levelsEnd = 0
+        let n = h.numValues
+        // v1: one compressed block holding levels then values. v2: levels first, never
+        // compressed, then the (maybe compressed) values; each is read where it lies.
         let isV2 = h.kind == .dataV2
+        let bytes: [UInt8]
         if isV2 {
-            // v2: levels first, never compressed; then the (maybe compressed) values.
             let levelBytes = h.repBytes + h.defBytes
             guard levelBytes <= body.count, levelBytes <= h.uncompressedSize else { throw ParquetError("v2 level lengths exceed the page") }
+            if leaf.maxRep > 0 {
+                try ParquetPages.hybrid(body, start: 0, end: h.repBytes, width: repWidth, count: n, into: &out.rep)
+            }
+            if leaf.maxDef > 0 {
+                try ParquetPages.hybrid(body, start: h.repBytes, end: levelBytes, width: defWidth, count: n, into: &out.def)
+            }
             let values = UnsafeBufferPointer(rebasing: body[levelBytes...])
-            let rest = try ParquetPages.decompress(codec: h.isCompressed ? meta.codec : 0, values, expected: h.uncompressedSize - levelBytes)
-            bytes = Array(body[..<levelBytes]) + rest
-            levelsEnd = levelBytes
+            bytes = try ParquetPages.decompress(codec: h.isCompressed ? meta.codec : 0, values, expected: h.uncompressedSize - levelBytes)
         } else {
             bytes = try ParquetPages.decompress(codec: meta.codec, body, expected: h.uncompressedSize)
         }
         try bytes.withUnsafeBufferPointer { (b) throws(ParquetError) in
             var p = 0
-            let n = h.numValues
-            // Repetition, then definition levels.
-            if leaf.maxRep > 0 {
-                if isV2 {
-                    try ParquetPages.hybrid(b, start: 0, end: h.repBytes, width: repWidth, count: n, into: &out.rep)
-                } else {
-                    p = try Self.levelsV1(b, start: p, encoding: h.repEncoding, width: repWidth, count: n, into: &out.rep)
-                }
-                for l in out.rep where Int(l) > leaf.maxRep { throw ParquetError("repetition level \(l) over the maximum \(leaf.maxRep)") }
+            if !isV2 {
+                if leaf.maxRep > 0 { p = try Self.levelsV1(b, start: p, encoding: h.repEncoding, width: repWidth, count: n, into: &out.rep) }
+                if leaf.maxDef > 0 { p = try Self.levelsV1(b, start: p, encoding: h.defEncoding, width: defWidth, count: n, into: &out.def) }
             }
-            if leaf.maxDef > 0 {
-                if isV2 {
-                    try ParquetPages.hybrid(b, start: h.repBytes, end: levelsEnd, width: defWidth, count: n, into: &out.def)
-                } else {
-                    p = try Self.levelsV1(b, start: p, encoding: h.defEncoding, width: defWidth, count: n, into: &out.def)
-                }
-            }
-            if isV2 { p = levelsEnd }
+            for l in out.rep where Int(l) > leaf.maxRep { throw ParquetError("repetition level \(l) over the maximum \(leaf.maxRep)") }
             var present = n
             if leaf.maxDef > 0 {
                 present = 0

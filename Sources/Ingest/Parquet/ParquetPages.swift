@@ -21,8 +21,13 @@ enum ParquetPages {
         case 2:
             return try inflate(input, expected: expected)
         case 6:
-            var out = [UInt8](repeating: 0, count: expected)
-            let n = out.withUnsafeMutableBytes { dst in ZSTD_decompress(dst.baseAddress, dst.count, input.baseAddress, input.count) }
+            // Not zero-filled first: zstd writes every byte it reports, and a short
+            // result is an error before the bytes are used.
+            var n = 0
+            let out = [UInt8](unsafeUninitializedCapacity: expected) { dst, count in
+                n = ZSTD_decompress(dst.baseAddress, expected, input.baseAddress, input.count)
+                count = ZSTD_isError(n) == 0 && n == expected ? expected : 0
+            }
             if ZSTD_isError(n) != 0 { throw ParquetError("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
             guard n == expected else { throw ParquetError("zstd page gave \(n) bytes, header says \(expected)") }
             return out

@@ -20,9 +20,25 @@ enum Snappy {
             throw ParquetError("snappy: stream holds \(length) bytes, the page header says \(expected)")
         }
         let n = Int(length)
-        var out = [UInt8](repeating: 0, count: n)
         var o = 0
-        try out.withUnsafeMutableBufferPointer { (dst: inout UnsafeMutableBufferPointer<UInt8>) throws(ParquetError) in
+        var failure: ParquetError? = nil
+        // Not zero-filled first: every byte up to `o` is written by a literal or a copy of
+        // written bytes, and the result counts only when `o` reaches `n`.
+        let out = [UInt8](unsafeUninitializedCapacity: n) { dst, count in
+            do throws(ParquetError) {
+                try decode(input, from: p, into: dst, n: n, o: &o)
+            } catch { failure = error }
+            count = failure == nil && o == n ? n : 0
+        }
+        if let failure { throw failure }
+        guard o == n else { throw ParquetError("snappy: stream ends after \(o) of \(n) bytes") }
+        return out
+    }
+
+    static func decode(_ input: UnsafeBufferPointer<UInt8>, from start: Int, into dst: UnsafeMutableBufferPointer<UInt8>, n: Int,
+                       o: inout Int) throws(ParquetError) {
+        var p = start
+        do {
             guard let base = dst.baseAddress, let src = input.baseAddress else { return }
             let m = input.count
             while p < m {
@@ -78,8 +94,6 @@ enum Snappy {
                 o += len
             }
         }
-        guard o == n else { throw ParquetError("snappy: stream ends after \(o) of \(n) bytes") }
-        return out
     }
 
     @inline(__always)
