@@ -77,6 +77,7 @@ do {
     case "bpe": try benchBPE(Array(argv.dropFirst()))
     case "minhash": try benchMinHash(Array(argv.dropFirst()))
     case "ingest": try benchIngest(Array(argv.dropFirst()))
+    case "ingest-scan": try benchIngestScan(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
                   + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]")
     }

@@ -126,13 +126,40 @@ public struct FieldMapping: Sendable {
         return keys
     }
 
+    /// The top-level keys of a mapping that reads only top-level fields into text or
+    /// instruction records (no chat list, no grouping, no dotted paths): such rows can be
+    /// mapped straight from the scanned line (`ScannedRow`). Nil otherwise.
+    public var scanKeys: [String]? {
+        guard chat == nil, group == nil else { return nil }
+        var keys: [String] = []
+        func add(_ parts: [Part]) -> Bool {
+            for p in parts {
+                switch p {
+                case .field(let path):
+                    guard path.count == 1 else { return false }
+                    if !keys.contains(path[0]) { keys.append(path[0]) }
+                case .optional(let inner): if !add(inner) { return false }
+                case .literal: break
+                }
+            }
+            return true
+        }
+        for v in [prompt, response, system, text].compactMap({ $0 }) where !add(v.parts) { return nil }
+        return keys
+    }
+
     /// Builds a record from a row; throws `MappingError` saying which field is wrong.
     public func record(from row: JSONValue, source: Int32, file: Int32, line: Int) throws -> Record {
         guard case .object = row else { throw MappingError("row is \(row.kindName), expected an object") }
+        if let chat { return try conversation(chat, row, source: source, file: file, line: line) }
+        return try plainRecord(from: row, source: source, file: file, line: line)
+    }
+
+    /// A text or instruction record from any row (a parsed value or a scanned line).
+    func plainRecord<R: RowFields>(from row: R, source: Int32, file: Int32, line: Int) throws -> Record {
         if let text {
             return Record(source: source, file: file, line: line, kind: .text, text: try render(text, row))
         }
-        if let chat { return try conversation(chat, row, source: source, file: file, line: line) }
         guard let prompt, let response else { throw MappingError("map needs prompt and response, or text") }
         let sys = try system.map { try render($0, row) } ?? []
         return Record.instruction(source: source, file: file, line: line, system: sys,
@@ -180,16 +207,29 @@ public struct FieldMapping: Sendable {
         return Record(source: source, file: file, line: line, kind: .conversation, system: sys, turns: turns)
     }
 
-    func render(_ v: Value, _ row: JSONValue) throws -> [UInt8] {
+    func render<R: RowFields>(_ v: Value, _ row: R) throws -> [UInt8] {
         if v.parts.count == 1, case .literal(let l) = v.parts[0] { return l }
         var out: [UInt8] = []
+        // One allocation: the fields' raw lengths bound their text (escapes only shrink).
+        var size = 0
+        func measure(_ parts: [Part]) {
+            for p in parts {
+                switch p {
+                case .literal(let l): size += l.count
+                case .field(let path): size += row.rawLength(path)
+                case .optional(let inner): measure(inner)
+                }
+            }
+        }
+        measure(v.parts)
+        out.reserveCapacity(size)
         try render(v.parts, row, into: &out)
         return out
     }
 
     /// Appends the parts; returns false when a field rendered empty (for optional sections).
     @discardableResult
-    func render(_ parts: [Part], _ row: JSONValue, into out: inout [UInt8]) throws -> Bool {
+    func render<R: RowFields>(_ parts: [Part], _ row: R, into out: inout [UInt8]) throws -> Bool {
         var allFilled = true
         for p in parts {
             switch p {
@@ -200,20 +240,39 @@ public struct FieldMapping: Sendable {
             case .field(let path):
                 let before = out.count
                 defer { if out.count == before { allFilled = false } }
-                var cur: JSONValue? = row
-                for k in path { cur = cur?[k] }
-                guard let value = cur else { throw MappingError("missing field '\(path.joined(separator: "."))'") }
-                switch value {
-                case .string(let s): out.append(contentsOf: s)
-                case .number(let n): out.append(contentsOf: n)
-                case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-                case .null: break
-                case .array, .object:
-                    throw MappingError("field '\(path.joined(separator: "."))' is \(value.kindName), expected a string")
-                }
+                try row.appendField(path, into: &out)
             }
         }
         return allFilled
+    }
+}
+
+/// Where `render` finds fields: a parsed row (`JSONValue`) or a line scanned in place
+/// (`ScannedRow`).
+protocol RowFields {
+    /// Appends the text of the field at `path`: strings as they are, numbers as written,
+    /// booleans as `true`/`false`, null as nothing. Throws `MappingError` when it is
+    /// missing or is a list or an object.
+    func appendField(_ path: [String], into out: inout [UInt8]) throws
+    /// An upper bound of the field's text length when cheaply known, else 0.
+    func rawLength(_ path: [String]) -> Int
+}
+
+extension JSONValue: RowFields {
+    func rawLength(_ path: [String]) -> Int { 0 }
+
+    func appendField(_ path: [String], into out: inout [UInt8]) throws {
+        var cur: JSONValue? = self
+        for k in path { cur = cur?[k] }
+        guard let value = cur else { throw MappingError("missing field '\(path.joined(separator: "."))'") }
+        switch value {
+        case .string(let s): out.append(contentsOf: s)
+        case .number(let n): out.append(contentsOf: n)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .null: break
+        case .array, .object:
+            throw MappingError("field '\(path.joined(separator: "."))' is \(value.kindName), expected a string")
+        }
     }
 }
 

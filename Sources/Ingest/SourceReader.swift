@@ -108,10 +108,10 @@ public enum SourceReader {
             let reason = "the file is empty"
             return FileRows(rejects: [try src.badRow(path: path, line: 0, reason)])
         }
-        func rows<T>(_ map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+        func rows<T>(fast: ((ScannedRow, Int) throws -> T)? = nil, _ map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
             switch format {
-            case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
-            case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
+            case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast, map: map)
+            case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast, map: map)
             case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data, map: map)
             case .parquet: return try ParquetReader.read(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
             case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines, map: map)
@@ -134,7 +134,11 @@ public enum SourceReader {
             }
             return out
         }
-        let r = try rows { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }
+        // Plain mappings of top-level fields map JSON rows straight from their bytes.
+        let fast: ((ScannedRow, Int) throws -> Record)? = src.mapping.scanKeys == nil ? nil : { row, line in
+            try src.mapping.plainRecord(from: row, source: src.index, file: fileIndex, line: line)
+        }
+        let r = try rows(fast: fast) { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }
         var out = FileRows(records: r.items, rejects: r.rejects)
         out.repaired = r.repaired
         return out
@@ -173,7 +177,25 @@ public enum SourceReader {
         return out
     }
 
-    static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+    /// A row mapped from its bytes (`ScannedRow`) when the mapping allows and the row is
+    /// plain; nil sends it down the ordinary path, which reports whatever was unusual.
+    @inline(__always)
+    static func mapScanned<T>(_ fast: ((ScannedRow, Int) throws -> T)?, keys: [[UInt8]], names: [String], slots: inout [Int],
+                              ends: inout [Int], plain: inout [Bool], _ buf: UnsafeBufferPointer<UInt8>, _ a: Int, _ b: Int, line: Int) -> T? {
+        guard let fast else { return nil }
+        var p = JSONParser(buf, start: a, end: b)
+        do {
+            guard try p.scanObject(keys: keys, into: &slots, ends: &ends, plain: &plain) else { return nil }
+            p.skipWhitespace()
+            guard p.atEnd else { return nil }
+            return try fast(ScannedRow(bytes: buf, end: b, keys: names, slots: slots, ends: ends, plain: plain), line)
+        } catch {
+            return nil
+        }
+    }
+
+    static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int,
+                             fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         // Line table first (cheap), then parse batches of lines on all cores.
         var lines: [(start: Int, end: Int, number: Int)] = []
         var s = 0, number = 1
@@ -188,11 +210,17 @@ public enum SourceReader {
             if s < p.count { lines.append((s, p.count, number)) }
         }
         let keys = src.mapping.topLevelKeys
+        let names = src.mapping.scanKeys ?? [], nameBytes = names.map { Array($0.utf8) }
         let parts: [Rows<T>] = try data.withUnsafeBufferPointer { buf in
             try parallelBatches(count: lines.count, threads: threads, batchSize: 2048) { range in
                 var out = Rows<T>()
+                var slots = [Int](repeating: -1, count: names.count), ends = slots, plain = [Bool](repeating: false, count: names.count)
                 for li in range {
                     let (a, b, n) = lines[li]
+                    if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, plain: &plain, buf, a, b, line: n) {
+                        out.items.append(item)
+                        continue
+                    }
                     var parser = JSONParser(buf, start: a, end: b)
                     parser.skipWhitespace()
                     if parser.atEnd { continue }   // blank line: not a row
@@ -224,9 +252,10 @@ public enum SourceReader {
     /// skipped, not built), then elements are parsed and mapped in parallel batches and
     /// merged in order. A syntax error cannot be resynchronised: it stops the file.
     static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int,
-                                 map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+                                 fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
         let keys = src.mapping.topLevelKeys
+        let names = src.mapping.scanKeys ?? [], nameBytes = names.map { Array($0.utf8) }
         try data.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf)
             var lineAt = 1, lineOffset = 0
@@ -268,8 +297,13 @@ public enum SourceReader {
             }
             let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
                 var part = Rows<T>()
+                var slots = [Int](repeating: -1, count: names.count), ends = slots, plain = [Bool](repeating: false, count: names.count)
                 for k in range {
                     let (a, e, n) = elements[k]
+                    if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, plain: &plain, buf, a, e, line: n) {
+                        part.items.append(item)
+                        continue
+                    }
                     var ep = JSONParser(buf, start: a, end: e)
                     do {
                         let value: JSONValue

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// A byte-level JSON parser (RFC 8259) producing `JSONValue`.
 ///
 /// It works on UTF-8 bytes, never on `String`. Errors carry the byte offset; the caller
@@ -121,23 +124,88 @@ public struct JSONParser {
         }
     }
 
+    /// Scans an object at `position` without building anything: `slots[k]` becomes the
+    /// offset of the value of `keys[k]` (its first occurrence), or stays -1. False when the
+    /// value is not an object or a key holds an escape (the caller parses the row the
+    /// ordinary way then); a syntax error throws as `parseRow` would.
+    /// `ends[k]` is where that value ends; `plain[k]` says whether it is a plain string
+    /// (ASCII, no escapes: the bytes between its quotes are its value).
+    public mutating func scanObject(keys: [[UInt8]], into slots: inout [Int], ends: inout [Int], plain: inout [Bool]) throws(Failure) -> Bool {
+        for k in slots.indices { slots[k] = -1; plain[k] = false }
+        skipWhitespace()
+        guard position < end, bytes[position] == UInt8(ascii: "{") else { return false }
+        position += 1
+        skipWhitespace()
+        if position < end && bytes[position] == UInt8(ascii: "}") { position += 1; return true }
+        let base = bytes.baseAddress!
+        while true {
+            skipWhitespace()
+            guard position < end, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a string key in object") }
+            let keyStart = position + 1
+            try skipString()
+            let keyEnd = position - 1
+            skipWhitespace()
+            guard position < end, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':' after object key") }
+            position += 1
+            skipWhitespace()
+            let n = keyEnd - keyStart
+            if memchr(base + keyStart, 0x5C, n) != nil { return false }
+            var wanted = -1
+            for k in keys.indices where keys[k].count == n {
+                if n == 0 || keys[k].withUnsafeBufferPointer({ memcmp($0.baseAddress!, base + keyStart, n) == 0 }) {
+                    // A repeated key: `parseRow` builds every copy (and checks each one's
+                    // UTF-8), so such a row takes that path.
+                    if slots[k] >= 0 { return false }
+                    wanted = k
+                    break
+                }
+            }
+            if wanted >= 0 {
+                slots[wanted] = position
+                if position < end && bytes[position] == UInt8(ascii: "\"") {
+                    plain[wanted] = try skipString()
+                } else {
+                    try skipValue(depth: 1)
+                }
+                ends[wanted] = position
+            } else {
+                try skipValue(depth: 1)
+            }
+            skipWhitespace()
+            guard position < end else { throw fail("unexpected end of input inside an object") }
+            let c = bytes[position]
+            position += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == UInt8(ascii: "}") { return true }
+            position -= 1
+            throw fail("expected ',' or '}' in object, found \(describe(c))")
+        }
+    }
+
     /// Moves past a string (quote at `position`), checking escapes and control bytes.
-    mutating func skipString() throws(Failure) {
+    /// True when it is plain: ASCII with no escapes, so its bytes are its value.
+    @discardableResult
+    mutating func skipString() throws(Failure) -> Bool {
         position += 1
         let base = bytes.baseAddress!
+        var seen: UInt64 = 0   // OR of the bytes passed: bit 7 set = some non-ASCII byte
+        var escaped = false
         while true {
             while position + 8 <= end {
                 let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
                 let q = w ^ 0x2222_2222_2222_2222, b = w ^ 0x5C5C_5C5C_5C5C_5C5C
                 let special = ((q &- 0x0101_0101_0101_0101) & ~q) | ((b &- 0x0101_0101_0101_0101) & ~b) | ((w &- 0x2020_2020_2020_2020) & ~w)
                 if special & 0x8080_8080_8080_8080 != 0 { break }
+                seen |= w
                 position += 8
             }
             guard position < end else { throw fail("unterminated string") }
             let c = bytes[position]
-            if c == UInt8(ascii: "\"") { position += 1; return }
+            if c == UInt8(ascii: "\"") { position += 1; return !escaped && seen & 0x8080_8080_8080_8080 == 0 }
             if c < 0x20 { throw fail("unescaped control character \(describe(c)) in string") }
+            seen |= UInt64(c)
             if c == UInt8(ascii: "\\") {
+                escaped = true
                 position += 1
                 guard position < end else { throw fail("unterminated escape") }
                 switch bytes[position] {
@@ -243,8 +311,14 @@ public struct JSONParser {
 
     /// Parses a string at `position` (which holds the opening quote) into UTF-8 bytes.
     public mutating func parseString() throws(Failure) -> [UInt8] {
-        position += 1
         var out: [UInt8] = []
+        try parseString(into: &out)
+        return out
+    }
+
+    /// The same, appended to `out`: mapped fields are unescaped straight into a record.
+    public mutating func parseString(into out: inout [UInt8]) throws(Failure) {
+        position += 1
         var runStart = position
         var ascii = true
         let base = bytes.baseAddress!
@@ -267,7 +341,7 @@ public struct JSONParser {
             if c == UInt8(ascii: "\"") {
                 appendRun(&out, runStart, position, ascii)
                 position += 1
-                return out
+                return
             }
             if c == UInt8(ascii: "\\") {
                 appendRun(&out, runStart, position, ascii)

@@ -1,0 +1,54 @@
+import TokenmillCore
+
+/// A JSON row mapped where it lies: `JSONParser.scanObject` found the offsets of the
+/// mapped top-level fields, and `render` unescapes each straight into the record's bytes,
+/// with no value tree and no intermediate strings (the ingest hot path).
+///
+/// Only the plain case is handled here: a field that is missing, a list or an object, or
+/// a string that needed UTF-8 repair throws `SlowPath`, and the caller maps the row the
+/// ordinary way, which gives the usual error, repair count or reject.
+struct ScannedRow: RowFields {
+    struct SlowPath: Error {}
+
+    let bytes: UnsafeBufferPointer<UInt8>
+    let end: Int
+    let keys: [String]
+    let slots: [Int]
+    let ends: [Int]
+    let plain: [Bool]
+
+    func rawLength(_ path: [String]) -> Int {
+        guard path.count == 1, let k = keys.firstIndex(of: path[0]), slots[k] >= 0 else { return 0 }
+        return ends[k] - slots[k]
+    }
+
+    func appendField(_ path: [String], into out: inout [UInt8]) throws {
+        guard path.count == 1, let k = keys.firstIndex(of: path[0]) else { throw SlowPath() }
+        let s = slots[k]
+        guard s >= 0 else { throw SlowPath() }
+        switch bytes[s] {
+        case UInt8(ascii: "\"") where plain[k]:
+            // ASCII without escapes (checked by the scan): the bytes are the value.
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[(s + 1)..<(ends[k] - 1)]))
+        case UInt8(ascii: "\""):
+            var p = JSONParser(bytes, start: s, end: end)
+            do { try p.parseString(into: &out) } catch { throw SlowPath() }
+            if p.repairs > 0 { throw SlowPath() }
+        case UInt8(ascii: "t"): out.append(contentsOf: "true".utf8)
+        case UInt8(ascii: "f"): out.append(contentsOf: "false".utf8)
+        case UInt8(ascii: "n"): break
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            // Already syntax-checked by the scan: the number runs to its first delimiter.
+            var e = s + 1
+            while e < end {
+                let c = bytes[e]
+                if c &- UInt8(ascii: "0") < 10 || c == UInt8(ascii: ".") || c | 0x20 == UInt8(ascii: "e") || c == UInt8(ascii: "+") || c == UInt8(ascii: "-") {
+                    e += 1
+                } else { break }
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[s..<e]))
+        default:
+            throw SlowPath()
+        }
+    }
+}

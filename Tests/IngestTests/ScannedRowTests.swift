@@ -1,0 +1,72 @@
+import XCTest
+@testable import Ingest
+import TokenmillCore
+
+/// The hot path (a row mapped from its bytes, `ScannedRow`) against the ordinary path
+/// (parse to `JSONValue`, then map) on seeded random rows: whenever the hot path gives a
+/// record, it is the ordinary path's record.
+final class ScannedRowTests: XCTestCase {
+    func randomString(_ rng: inout SplitMix64) -> String {
+        let pieces = ["a", "Word", " ", "\\n", "\\t", "\\\"", "\\\\", "\\/", "\\u00e9", "\\ud83d\\ude00", "\\ud800", "é", "中文",
+                      "😀", "{", "}", ",", ":", "[", "]", "0", "\\u0000", "\\b"]
+        var s = ""
+        for _ in 0..<Int(rng.below(12)) { s += pieces[Int(rng.below(UInt64(pieces.count)))] }
+        return "\"" + s + "\""
+    }
+
+    func randomValue(_ rng: inout SplitMix64, depth: Int = 0) -> String {
+        switch rng.below(depth > 1 ? 6 : 8) {
+        case 0, 1, 2: return randomString(&rng)
+        case 3: return ["0", "-12", "3.25", "1e-7", "2E+3", "42"][Int(rng.below(6))]
+        case 4: return ["true", "false"][Int(rng.below(2))]
+        case 5: return "null"
+        case 6: return "[" + (0..<Int(rng.below(3))).map { _ in randomValue(&rng, depth: depth + 1) }.joined(separator: ",") + "]"
+        default: return "{\"k\": " + randomValue(&rng, depth: depth + 1) + "}"
+        }
+    }
+
+    func testScannedRowsMapLikeParsedRows() throws {
+        let mappings: [FieldMapping] = [
+            FieldMapping(prompt: try .parse("{instruction}[[\n\n{input}]]"), response: try .parse("output")),
+            FieldMapping(text: try .parse("{output} / {n} {flag}")),
+            FieldMapping(prompt: try .parse("instruction"), response: try .parse("{output}{input}"), system: try .parse("sys")),
+        ]
+        var rng = SplitMix64(seed: 5)
+        let keys = ["instruction", "input", "output", "n", "flag", "sys", "other", "inst\\u0072uction"]
+        var fastRows = 0
+        for _ in 0..<6000 {
+            // Mostly rows the hot path takes (each key once, mostly scalars), some not.
+            var members: [String] = []
+            for key in keys.shuffled(using: &rng) where rng.below(5) > 0 {
+                members.append("\"\(key)\": \(rng.below(4) == 0 ? randomValue(&rng) : randomString(&rng))")
+            }
+            if rng.below(8) == 0 { members.append("\"output\": \(randomValue(&rng))") }
+            let line = Array(("{" + members.joined(separator: ", ") + "}").utf8)
+            for mapping in mappings {
+                let names = mapping.scanKeys!
+                let parsed: JSONValue
+                do { parsed = try JSONParser.parse(line) } catch { continue }
+                var slowRepairs = 0
+                line.withUnsafeBufferPointer { b in
+                    var p = JSONParser(b)
+                    _ = try? p.parseRow(keeping: mapping.topLevelKeys)
+                    slowRepairs = p.repairs
+                }
+                let slow = try? mapping.record(from: parsed, source: 0, file: 0, line: 1)
+                let fast: Record? = line.withUnsafeBufferPointer { b in
+                    var p = JSONParser(b)
+                    var slots = [Int](repeating: -1, count: names.count), ends = slots, plain = [Bool](repeating: false, count: names.count)
+                    guard (try? p.scanObject(keys: names.map { Array($0.utf8) }, into: &slots, ends: &ends, plain: &plain)) == true else { return nil }
+                    let row = ScannedRow(bytes: b, end: b.count, keys: names, slots: slots, ends: ends, plain: plain)
+                    return try? mapping.plainRecord(from: row, source: 0, file: 0, line: 1)
+                }
+                if let fast {
+                    fastRows += 1
+                    XCTAssertEqual(fast, slow, String(decoding: line, as: UTF8.self))
+                    XCTAssertEqual(slowRepairs, 0, "the hot path took a row that needed repair: \(String(decoding: line, as: UTF8.self))")
+                }
+            }
+        }
+        XCTAssertGreaterThan(fastRows, 400, "the hot path was hardly exercised")
+    }
+}
