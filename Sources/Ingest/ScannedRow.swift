@@ -1,12 +1,14 @@
 import TokenmillCore
 
 /// A JSON row mapped where it lies: `JSONParser.scanObject` found the offsets of the
-/// mapped top-level fields, and `render` unescapes each straight into the record's bytes,
-/// with no value tree and no intermediate strings (the ingest hot path).
+/// mapped top-level fields and decoded their strings, in one pass, into one scratch
+/// buffer; `render` copies them into the record: no value tree, no allocation per field
+/// (the ingest hot path).
 ///
-/// Only the plain case is handled here: a field that is missing, a list or an object, or
-/// a string that needed UTF-8 repair throws `SlowPath`, and the caller maps the row the
-/// ordinary way, which gives the usual error, repair count or reject.
+/// Only the plain case is handled here: a field that is missing, a list or an object
+/// throws `SlowPath` (and the scan gives up on repeated keys and strings needing UTF-8
+/// repair), and the caller maps the row the ordinary way, which gives the usual error,
+/// repair count or reject.
 struct ScannedRow: RowFields {
     struct SlowPath: Error {}
 
@@ -15,7 +17,9 @@ struct ScannedRow: RowFields {
     let keys: [String]
     let slots: [Int]
     let ends: [Int]
-    let plain: [Bool]
+    let inScratch: [Bool]
+    /// The mapped strings, decoded by the scan (`JSONParser.scanObject`).
+    let scratch: [UInt8]
 
     func rawLength(_ path: [String]) -> Int {
         guard path.count == 1, let k = keys.firstIndex(of: path[0]), slots[k] >= 0 else { return 0 }
@@ -26,14 +30,11 @@ struct ScannedRow: RowFields {
         guard path.count == 1, let k = keys.firstIndex(of: path[0]) else { throw SlowPath() }
         let s = slots[k]
         guard s >= 0 else { throw SlowPath() }
+        if inScratch[k] {
+            out.append(contentsOf: scratch[s..<ends[k]])
+            return
+        }
         switch bytes[s] {
-        case UInt8(ascii: "\"") where plain[k]:
-            // ASCII without escapes (checked by the scan): the bytes are the value.
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[(s + 1)..<(ends[k] - 1)]))
-        case UInt8(ascii: "\""):
-            var p = JSONParser(bytes, start: s, end: end)
-            do { try p.parseString(into: &out) } catch { throw SlowPath() }
-            if p.repairs > 0 { throw SlowPath() }
         case UInt8(ascii: "t"): out.append(contentsOf: "true".utf8)
         case UInt8(ascii: "f"): out.append(contentsOf: "false".utf8)
         case UInt8(ascii: "n"): break

@@ -181,14 +181,15 @@ public enum SourceReader {
     /// plain; nil sends it down the ordinary path, which reports whatever was unusual.
     @inline(__always)
     static func mapScanned<T>(_ fast: ((ScannedRow, Int) throws -> T)?, keys: [[UInt8]], names: [String], slots: inout [Int],
-                              ends: inout [Int], plain: inout [Bool], _ buf: UnsafeBufferPointer<UInt8>, _ a: Int, _ b: Int, line: Int) -> T? {
+                              ends: inout [Int], inScratch: inout [Bool], scratch: inout [UInt8],
+                              _ buf: UnsafeBufferPointer<UInt8>, _ a: Int, _ b: Int, line: Int) -> T? {
         guard let fast else { return nil }
         var p = JSONParser(buf, start: a, end: b)
         do {
-            guard try p.scanObject(keys: keys, into: &slots, ends: &ends, plain: &plain) else { return nil }
+            guard try p.scanObject(keys: keys, into: &slots, ends: &ends, inScratch: &inScratch, scratch: &scratch) else { return nil }
             p.skipWhitespace()
             guard p.atEnd else { return nil }
-            return try fast(ScannedRow(bytes: buf, end: b, keys: names, slots: slots, ends: ends, plain: plain), line)
+            return try fast(ScannedRow(bytes: buf, end: b, keys: names, slots: slots, ends: ends, inScratch: inScratch, scratch: scratch), line)
         } catch {
             return nil
         }
@@ -214,10 +215,11 @@ public enum SourceReader {
         let parts: [Rows<T>] = try data.withUnsafeBufferPointer { buf in
             try parallelBatches(count: lines.count, threads: threads, batchSize: 2048) { range in
                 var out = Rows<T>()
-                var slots = [Int](repeating: -1, count: names.count), ends = slots, plain = [Bool](repeating: false, count: names.count)
+                var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
+                var scratch: [UInt8] = []
                 for li in range {
                     let (a, b, n) = lines[li]
-                    if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, plain: &plain, buf, a, b, line: n) {
+                    if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, inScratch: &inScratch, scratch: &scratch, buf, a, b, line: n) {
                         out.items.append(item)
                         continue
                     }
@@ -297,10 +299,11 @@ public enum SourceReader {
             }
             let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
                 var part = Rows<T>()
-                var slots = [Int](repeating: -1, count: names.count), ends = slots, plain = [Bool](repeating: false, count: names.count)
+                var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
+                var scratch: [UInt8] = []
                 for k in range {
                     let (a, e, n) = elements[k]
-                    if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, plain: &plain, buf, a, e, line: n) {
+                    if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, inScratch: &inScratch, scratch: &scratch, buf, a, e, line: n) {
                         part.items.append(item)
                         continue
                     }

@@ -55,9 +55,11 @@ final class ScannedRowTests: XCTestCase {
                 let slow = try? mapping.record(from: parsed, source: 0, file: 0, line: 1)
                 let fast: Record? = line.withUnsafeBufferPointer { b in
                     var p = JSONParser(b)
-                    var slots = [Int](repeating: -1, count: names.count), ends = slots, plain = [Bool](repeating: false, count: names.count)
-                    guard (try? p.scanObject(keys: names.map { Array($0.utf8) }, into: &slots, ends: &ends, plain: &plain)) == true else { return nil }
-                    let row = ScannedRow(bytes: b, end: b.count, keys: names, slots: slots, ends: ends, plain: plain)
+                    var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
+                    var scratch: [UInt8] = []
+                    guard (try? p.scanObject(keys: names.map { Array($0.utf8) }, into: &slots, ends: &ends, inScratch: &inScratch,
+                                             scratch: &scratch)) == true else { return nil }
+                    let row = ScannedRow(bytes: b, end: b.count, keys: names, slots: slots, ends: ends, inScratch: inScratch, scratch: scratch)
                     return try? mapping.plainRecord(from: row, source: 0, file: 0, line: 1)
                 }
                 if let fast {
