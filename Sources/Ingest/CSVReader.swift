@@ -84,11 +84,11 @@ enum CSVReader {
         return rows
     }
 
-    static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+    static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
         let table: [Row]
         do {
-            table = try data.withUnsafeBufferPointer { buf throws(Failure) in try rows(buf) }
+            table = try rows(data)
         } catch {
             // Row-level failures in the scanner are reported against the row they hit.
             let what = "CSV: \(error.message)"

@@ -93,13 +93,22 @@ extension SourceConfig {
 /// `file:line: what` unless the source skips bad rows, in which case it becomes a reject.
 public enum SourceReader {
     public static func read(_ src: SourceConfig, fileIndex: Int32, path: String, threads: Int) throws -> FileRows {
-        try read(src, fileIndex: fileIndex, path: path, contents: try FileSystem.readFile(path), threads: threads)
+        if Compression.of(path) == .none {
+            // Read where it lies: mapped, not copied into the heap.
+            let file = try FileSystem.map(path)
+            return try withExtendedLifetime(file) { try read(src, fileIndex: fileIndex, path: path, data: file.bytes, threads: threads) }
+        }
+        return try read(src, fileIndex: fileIndex, path: path, contents: try FileSystem.readFile(path), threads: threads)
     }
 
     /// The same from the file's bytes as stored (compressed when `path` says so): what
     /// the fuzz tests drive.
     public static func read(_ src: SourceConfig, fileIndex: Int32, path: String, contents: [UInt8], threads: Int) throws -> FileRows {
         let data = try Compression.of(path).decompress(contents, path: path)
+        return try data.withUnsafeBufferPointer { try read(src, fileIndex: fileIndex, path: path, data: $0, threads: threads) }
+    }
+
+    static func read(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int) throws -> FileRows {
         guard let format = src.format ?? SourceConfig.inferFormat(path) else {
             throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\" (one of \(SourceConfig.Format.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -146,9 +155,10 @@ public enum SourceReader {
 
     /// Plain text: one record a file (`text`) or a non-empty line (`lines`), as the
     /// string field `text` for the mapping. Invalid UTF-8 is a bad row.
-    static func readText<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], perLine: Bool, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+    static func readText<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, perLine: Bool,
+                            map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
-        var pieces: [(ArraySlice<UInt8>, Int)] = []
+        var pieces: [(Slice<UnsafeBufferPointer<UInt8>>, Int)] = []
         if perLine {
             var s = 0, number = 1
             for i in 0...data.count where i == data.count || data[i] == 0x0A {
@@ -163,7 +173,7 @@ public enum SourceReader {
         for (bytes, n) in pieces {
             do {
                 var text = Array(bytes)
-                if !bytes.withUnsafeBufferPointer(UTF8Validation.isValid) {
+                if !UTF8Validation.isValid(UnsafeBufferPointer(rebasing: bytes)) {
                     try src.checkUTF8(repairs: 1)
                     text = Array(String(decoding: bytes, as: UTF8.self).utf8)
                     out.repaired += 1
@@ -195,7 +205,7 @@ public enum SourceReader {
         }
     }
 
-    static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int,
+    static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
                              fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         // Line table first (cheap), then parse batches of lines on all cores.
         var lines: [(start: Int, end: Int, number: Int)] = []
@@ -253,7 +263,7 @@ public enum SourceReader {
     /// A JSON array of rows: one sequential pass finds the elements (syntax-checked and
     /// skipped, not built), then elements are parsed and mapped in parallel batches and
     /// merged in order. A syntax error cannot be resynchronised: it stops the file.
-    static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int,
+    static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
                                  fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
         let keys = src.mapping.topLevelKeys
@@ -327,4 +337,11 @@ public enum SourceReader {
         }
         return out
     }
+}
+
+extension UnsafeBufferPointer {
+    /// Lets code written for `[UInt8]` inputs run unchanged on mapped files: the bytes are
+    /// already a buffer.
+    @inline(__always)
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R { try body(self) }
 }

@@ -32,6 +32,9 @@ public enum FileSystem {
         return result
     }
 
+    /// Maps a file read-only (see `MappedFile`).
+    public static func map(_ path: String) throws -> MappedFile { try MappedFile(path) }
+
     public static func fileExists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0
@@ -183,5 +186,33 @@ public struct AtomicFileWriter: ~Copyable {
             close(fd)
             unlink(tmpPath)
         }
+    }
+}
+
+/// A file mapped read-only: an input is read where it lies in the page cache instead of
+/// being copied into the heap, so a large file costs no heap memory of its own and no
+/// copy. Unmapped when released; records copy what they keep. (A file truncated by
+/// another process while mapped would fault: inputs must not change during a build.)
+public final class MappedFile: @unchecked Sendable {
+    public let bytes: UnsafeBufferPointer<UInt8>
+
+    init(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileSystem.ioError(path, "cannot open for reading") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileSystem.ioError(path, "cannot stat") }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw TokenmillError.io(path: path, message: "is a directory, expected a file") }
+        let size = Int(st.st_size)
+        if size == 0 { bytes = UnsafeBufferPointer(start: nil, count: 0); return }
+        // MAP_POPULATE: the pages are read in one go rather than faulted in one by one.
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), p != MAP_FAILED else {
+            throw FileSystem.ioError(path, "cannot map for reading")
+        }
+        bytes = UnsafeBufferPointer(start: p.assumingMemoryBound(to: UInt8.self), count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 }

@@ -209,8 +209,11 @@ public struct JSONParser {
             while position + 16 <= end {
                 let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
                 let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
-                if JSONParser.hasSpecial(w) | JSONParser.hasSpecial(x) != 0 { break }
-                seen |= w | x
+                seen |= w | x   // may count bytes past the special one: only ever says "not plain" too often
+                let sw = JSONParser.hasSpecial(w)
+                if sw != 0 { position += sw.trailingZeroBitCount >> 3; break }
+                let sx = JSONParser.hasSpecial(x)
+                if sx != 0 { position += 8 + sx.trailingZeroBitCount >> 3; break }
                 position += 16
             }
             while position + 8 <= end {
@@ -348,12 +351,16 @@ public struct JSONParser {
             // Eight bytes at a time (SWAR) while none is a quote, a backslash or a control
             // byte: the common case of long plain text runs. The zero-byte tests are exact
             // as "any" tests, which is all that is asked of them.
-            // Sixteen bytes a step (two words) first, then eight.
+            // Sixteen bytes a step (two words); at a special byte, jump straight to it (the
+            // lowest flagged byte of the zero-byte tests is always a true hit).
             while position + 16 <= end {
                 let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
                 let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
-                if JSONParser.hasSpecial(w) | JSONParser.hasSpecial(x) != 0 { break }
                 if (w | x) & 0x8080_8080_8080_8080 != 0 { ascii = false }
+                let sw = JSONParser.hasSpecial(w)
+                if sw != 0 { position += sw.trailingZeroBitCount >> 3; break }
+                let sx = JSONParser.hasSpecial(x)
+                if sx != 0 { position += 8 + sx.trailingZeroBitCount >> 3; break }
                 position += 16
             }
             while position + 8 <= end {

@@ -22,7 +22,9 @@ final class ParquetTests: XCTestCase {
     }()
 
     func rows(_ bytes: [UInt8], threads: Int = 1) throws -> Rows<JSONValue> {
-        try ParquetReader.read(Self.everyColumn, fileIndex: 0, path: "f.parquet", data: bytes, threads: threads) { v, _ in v }
+        try bytes.withUnsafeBufferPointer { buf in
+            try ParquetReader.read(Self.everyColumn, fileIndex: 0, path: "f.parquet", data: buf, threads: threads) { v, _ in v }
+        }
     }
 
     func testEveryEncodingAndCodecReadsWhatPyarrowReads() throws {

@@ -10,7 +10,7 @@ import TokenmillCore
 enum ParquetReader {
     static let magic: [UInt8] = Array("PAR1".utf8)
 
-    static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: [UInt8], threads: Int,
+    static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
                         map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         try data.withUnsafeBufferPointer { buf in
             let (meta, footerStart) = try footer(buf, path: path)
