@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CZlib
 import CZstd
 import TokenmillCore
@@ -35,85 +38,208 @@ public enum Compression: String, Sendable {
     }
 
     static func gunzip(_ data: [UInt8], path: String) throws -> [UInt8] {
-        if data.isEmpty { throw damaged(path, "empty .gz file") }
-        var out: [UInt8] = []
-        out.reserveCapacity(data.count * 4)
-        var stream = z_stream()
-        // 16 + MAX_WBITS: gzip framing only.
-        guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw TokenmillError.io(path: path, message: "zlib could not start")
-        }
-        defer { inflateEnd(&stream) }
-        var chunk = [UInt8](repeating: 0, count: 1 << 18)
-        try data.withUnsafeBufferPointer { input in
-            stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress!)
-            stream.avail_in = UInt32(input.count)
-            while true {
-                let status = chunk.withUnsafeMutableBufferPointer { c -> Int32 in
-                    stream.next_out = c.baseAddress!
-                    stream.avail_out = UInt32(c.count)
-                    return inflate(&stream, Z_NO_FLUSH)
-                }
-                out.append(contentsOf: chunk[0..<(chunk.count - Int(stream.avail_out))])
-                switch status {
-                case Z_STREAM_END:
-                    if stream.avail_in == 0 { return }
-                    // Another gzip member follows (`cat a.gz b.gz`).
-                    guard inflateReset(&stream) == Z_OK else { throw damaged(path, "gzip: cannot read the next member") }
-                case Z_OK:
-                    continue
-                case Z_BUF_ERROR:
-                    if stream.avail_in == 0 { throw damaged(path, "gzip stream ends before its end marker") }
-                    continue
-                default:
-                    let msg = stream.msg.map { String(cString: $0) } ?? "error \(status)"
-                    throw damaged(path, "gzip: \(msg)")
-                }
-            }
-        }
-        return out
+        try ByteStream(contents: data, path: path, compression: .gzip).readAll()
     }
 
     static func unzstd(_ data: [UInt8], path: String) throws -> [UInt8] {
-        if data.isEmpty { throw damaged(path, "empty .zst file") }
-        guard let ctx = ZSTD_createDStream() else { throw TokenmillError.io(path: path, message: "zstd could not start") }
-        defer { ZSTD_freeDStream(ctx) }
-        ZSTD_initDStream(ctx)
-        var out: [UInt8] = []
-        out.reserveCapacity(data.count * 4)
-        var chunk = [UInt8](repeating: 0, count: 1 << 18)
-        var lastHint = 0
-        try data.withUnsafeBufferPointer { input in
-            var inBuf = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
-            repeat {
-                let (hint, produced) = chunk.withUnsafeMutableBufferPointer { c -> (Int, Int) in
-                    var outBuf = ZSTD_outBuffer(dst: c.baseAddress, size: c.count, pos: 0)
-                    let r = ZSTD_decompressStream(ctx, &outBuf, &inBuf)
-                    return (r, outBuf.pos)
-                }
-                if ZSTD_isError(hint) != 0 {
-                    throw damaged(path, "zstd: \(String(cString: ZSTD_getErrorName(hint)))")
-                }
-                out.append(contentsOf: chunk[0..<produced])
-                lastHint = hint
-                // Output buffer full: more may be pending even with all input consumed.
-                if produced == chunk.count { continue }
-            } while inBuf.pos < inBuf.size
-            // 0 = the last frame is complete; anything else means it was cut short.
-            if lastHint != 0 {
-                // Drain what the decoder still holds, then decide.
-                while true {
-                    let (hint, produced) = chunk.withUnsafeMutableBufferPointer { c -> (Int, Int) in
-                        var outBuf = ZSTD_outBuffer(dst: c.baseAddress, size: c.count, pos: 0)
-                        return (ZSTD_decompressStream(ctx, &outBuf, &inBuf), outBuf.pos)
-                    }
-                    if ZSTD_isError(hint) != 0 { throw damaged(path, "zstd: \(String(cString: ZSTD_getErrorName(hint)))") }
-                    out.append(contentsOf: chunk[0..<produced])
-                    if hint == 0 { break }
-                    if produced == 0 { throw damaged(path, "zstd stream ends inside a frame") }
+        try ByteStream(contents: data, path: path, compression: .zstd).readAll()
+    }
+}
+
+/// A file's bytes block by block, decompressed on the fly: readers of JSONL and JSON
+/// arrays hold one block (and the row that crosses its end), not the whole input.
+/// Concatenated gzip members and zstd frames are read to the end; a stream that stops
+/// early is an error naming the file, never a silently shorter input.
+final class ByteStream {
+    let path: String
+    let compression: Compression
+    // Where compressed (or plain) bytes come from: a file descriptor, or memory.
+    private var fd: Int32 = -1
+    private var memory: [UInt8] = []
+    private var memoryOffset = 0
+    private var raw = [UInt8](repeating: 0, count: 1 << 20)
+    private var rawStart = 0, rawEnd = 0
+    private var rawEOF = false
+    private var zs = z_stream()
+    private var zstd: OpaquePointer?
+    private var started = false, finished = false
+    private var sawInput = false
+    private var zstdHint = 0
+
+    init(path: String, compression: Compression) throws {
+        self.path = path; self.compression = compression
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw TokenmillError.io(path: path, message: "cannot open for reading") }
+        try setUp()
+    }
+
+    init(contents: [UInt8], path: String, compression: Compression) throws {
+        self.path = path; self.compression = compression
+        memory = contents
+        try setUp()
+    }
+
+    private func setUp() throws {
+        switch compression {
+        case .none: break
+        case .gzip:
+            // 16 + MAX_WBITS: gzip framing only.
+            guard inflateInit2_(&zs, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                throw TokenmillError.io(path: path, message: "zlib could not start")
+            }
+        case .zstd:
+            guard let ctx = ZSTD_createDStream() else { throw TokenmillError.io(path: path, message: "zstd could not start") }
+            ZSTD_initDStream(ctx)
+            zstd = ctx
+        }
+        started = true
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        if started && compression == .gzip { inflateEnd(&zs) }
+        if let zstd { ZSTD_freeDStream(zstd) }
+    }
+
+    /// Moves more stored bytes into `raw` (keeping the unread ones); false at the end.
+    private func fillRaw() throws -> Bool {
+        if rawEOF { return false }
+        if rawStart > 0 {
+            raw.withUnsafeMutableBufferPointer { r in
+                if rawEnd > rawStart { (r.baseAddress!).update(from: r.baseAddress! + rawStart, count: rawEnd - rawStart) }
+            }
+            rawEnd -= rawStart; rawStart = 0
+        }
+        let room = raw.count - rawEnd
+        var n = 0
+        if fd >= 0 {
+            while true {
+                n = raw.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + rawEnd, room) }
+                if n < 0 && errno == EINTR { continue }
+                break
+            }
+            if n < 0 { throw TokenmillError.io(path: path, message: "read failed") }
+        } else {
+            n = min(room, memory.count - memoryOffset)
+            raw.withUnsafeMutableBufferPointer { r in
+                memory.withUnsafeBufferPointer { m in
+                    if n > 0 { (r.baseAddress! + rawEnd).update(from: m.baseAddress! + memoryOffset, count: n) }
                 }
             }
+            memoryOffset += n
         }
+        if n == 0 { rawEOF = true; return false }
+        rawEnd += n
+        sawInput = true
+        return true
+    }
+
+    /// Appends up to `max` more bytes to `buffer`; false once the stream is over (then
+    /// nothing more will come).
+    func read(into buffer: inout [UInt8], max: Int) throws -> Bool {
+        if finished { return false }
+        var produced = 0
+        while produced < max {
+            // A decoder whose last output filled its chunk may hold more without new input.
+            if rawStart == rawEnd && !outputFull {
+                if try !fillRaw() {
+                    try finish()
+                    return produced > 0
+                }
+            }
+            let want = Swift.min(max - produced, 1 << 20)
+            let before = buffer.count
+            switch compression {
+            case .none:
+                let n = Swift.min(want, rawEnd - rawStart)
+                raw.withUnsafeBufferPointer { r in buffer.append(contentsOf: UnsafeBufferPointer(rebasing: r[rawStart..<(rawStart + n)])) }
+                rawStart += n
+            case .gzip:
+                try inflateStep(into: &buffer, want: want)
+            case .zstd:
+                try zstdStep(into: &buffer, want: want)
+            }
+            produced += buffer.count - before
+            outputFull = compression != .none && buffer.count - before == want
+        }
+        return true
+    }
+
+    private var outputFull = false
+    /// Decompressed bytes of one step, before they are appended (reused).
+    private var chunk = [UInt8](repeating: 0, count: 1 << 20)
+
+    func readAll() throws -> [UInt8] {
+        var out: [UInt8] = []
+        while try read(into: &out, max: 1 << 24) {}
         return out
+    }
+
+    private func finish() throws {
+        finished = true
+        switch compression {
+        case .none: return
+        case .gzip:
+            if !sawInput { throw Compression.damaged(path, "empty .gz file") }
+            if !gzipEnded { throw Compression.damaged(path, "gzip stream ends before its end marker") }
+        case .zstd:
+            if !sawInput { throw Compression.damaged(path, "empty .zst file") }
+            if zstdHint != 0 { throw Compression.damaged(path, "zstd stream ends inside a frame") }
+        }
+    }
+
+    private var gzipEnded = false
+
+    private func inflateStep(into buffer: inout [UInt8], want: Int) throws {
+        if gzipEnded {
+            if rawStart == rawEnd { return }   // nothing follows (yet): the stream ended cleanly so far
+            // Another gzip member follows (`cat a.gz b.gz`).
+            guard inflateReset(&zs) == Z_OK else { throw Compression.damaged(path, "gzip: cannot read the next member") }
+            gzipEnded = false
+        }
+        let before = buffer.count
+        var status: Int32 = Z_OK
+        var consumed = 0
+        raw.withUnsafeMutableBufferPointer { r in
+            zs.next_in = r.baseAddress! + rawStart
+            zs.avail_in = UInt32(rawEnd - rawStart)
+            chunk.withUnsafeMutableBufferPointer { c in
+                zs.next_out = c.baseAddress!
+                zs.avail_out = UInt32(want)
+                status = CZlib.inflate(&zs, Z_NO_FLUSH)
+            }
+            consumed = (rawEnd - rawStart) - Int(zs.avail_in)
+            buffer.append(contentsOf: chunk[0..<(want - Int(zs.avail_out))])
+        }
+        rawStart += consumed
+        switch status {
+        case Z_STREAM_END:
+            gzipEnded = true
+            // Another member may follow; if the input is over, the stream ended cleanly.
+            if rawStart == rawEnd { _ = try fillRaw() }
+        case Z_OK, Z_BUF_ERROR: break
+        default:
+            let msg = zs.msg.map { String(cString: $0) } ?? "error \(status)"
+            throw Compression.damaged(path, "gzip: \(msg)")
+        }
+        _ = before
+    }
+
+    private func zstdStep(into buffer: inout [UInt8], want: Int) throws {
+        var consumed = 0, produced = 0
+        var hint = 0
+        raw.withUnsafeBufferPointer { r in
+            var inBuf = ZSTD_inBuffer(src: r.baseAddress! + rawStart, size: rawEnd - rawStart, pos: 0)
+            chunk.withUnsafeMutableBufferPointer { c in
+                var outBuf = ZSTD_outBuffer(dst: c.baseAddress, size: want, pos: 0)
+                hint = ZSTD_decompressStream(zstd, &outBuf, &inBuf)
+                produced = outBuf.pos
+            }
+            consumed = inBuf.pos
+        }
+        if ZSTD_isError(hint) != 0 { throw Compression.damaged(path, "zstd: \(String(cString: ZSTD_getErrorName(hint)))") }
+        rawStart += consumed
+        zstdHint = hint
+        buffer.append(contentsOf: chunk[0..<produced])
     }
 }

@@ -98,36 +98,65 @@ public enum SourceReader {
             let file = try FileSystem.map(path)
             return try withExtendedLifetime(file) { try read(src, fileIndex: fileIndex, path: path, data: file.bytes, threads: threads) }
         }
-        return try read(src, fileIndex: fileIndex, path: path, contents: try FileSystem.readFile(path), threads: threads)
+        return try read(src, fileIndex: fileIndex, path: path, input: .stream(try ByteStream(path: path, compression: Compression.of(path))), threads: threads)
     }
 
     /// The same from the file's bytes as stored (compressed when `path` says so): what
     /// the fuzz tests drive.
     public static func read(_ src: SourceConfig, fileIndex: Int32, path: String, contents: [UInt8], threads: Int) throws -> FileRows {
-        let data = try Compression.of(path).decompress(contents, path: path)
-        return try data.withUnsafeBufferPointer { try read(src, fileIndex: fileIndex, path: path, data: $0, threads: threads) }
+        if Compression.of(path) == .none {
+            return try contents.withUnsafeBufferPointer { try read(src, fileIndex: fileIndex, path: path, data: $0, threads: threads) }
+        }
+        return try read(src, fileIndex: fileIndex, path: path, input: .stream(try ByteStream(contents: contents, path: path, compression: Compression.of(path))), threads: threads)
     }
 
     static func read(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int) throws -> FileRows {
+        try read(src, fileIndex: fileIndex, path: path, input: .bytes(data), threads: threads)
+    }
+
+    /// A file's bytes: all of them at hand (mapped or in memory), or a stream read block
+    /// by block (compressed inputs).
+    enum Input {
+        case bytes(UnsafeBufferPointer<UInt8>)
+        case stream(ByteStream)
+    }
+
+    /// Bytes decompressed per block when a JSONL file or a JSON array is streamed.
+    nonisolated(unsafe) static var blockBytes = 32 << 20
+
+    static func read(_ src: SourceConfig, fileIndex: Int32, path: String, input: Input, threads: Int) throws -> FileRows {
         guard let format = src.format ?? SourceConfig.inferFormat(path) else {
             throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\" (one of \(SourceConfig.Format.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         // An empty file is almost always a failed download or export, not "no records".
-        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            let reason = "the file is empty"
-            return FileRows(rejects: [try src.badRow(path: path, line: 0, reason)])
-        }
-        func rows<T>(fast: ((ScannedRow, Int) throws -> T)? = nil, _ map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
-            switch format {
-            case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast, map: map)
-            case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast, map: map)
-            case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data, map: map)
-            case .parquet: return try ParquetReader.read(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
-            case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines, map: map)
+        func emptyFile() throws -> FileRows { FileRows(rejects: [try src.badRow(path: path, line: 0, "the file is empty")]) }
+        // Rows of the file, nil when it holds nothing but whitespace. JSONL and JSON arrays
+        // stream; the other formats need the whole file (CSV rows may span lines, Parquet
+        // starts at its footer).
+        func rows<T>(fast: ((ScannedRow, Int) throws -> T)? = nil, _ map: (JSONValue, Int) throws -> T) throws -> Rows<T>? {
+            if case .stream(let stream) = input, format == .jsonl || format == .json {
+                let (r, content) = format == .jsonl
+                    ? try streamJSONL(src, fileIndex: fileIndex, path: path, stream: stream, threads: threads, fast: fast, map: map)
+                    : try streamJSONArray(src, fileIndex: fileIndex, path: path, stream: stream, threads: threads, fast: fast, map: map)
+                return content ? r : nil
+            }
+            func dispatch(_ data: UnsafeBufferPointer<UInt8>) throws -> Rows<T>? {
+                if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return nil }
+                switch format {
+                case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast, map: map)
+                case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast, map: map)
+                case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data, map: map)
+                case .parquet: return try ParquetReader.read(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
+                case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines, map: map)
+                }
+            }
+            switch input {
+            case .bytes(let b): return try dispatch(b)
+            case .stream(let s): return try s.readAll().withUnsafeBufferPointer { try dispatch($0) }
             }
         }
         if let group = src.mapping.group {
-            let turns = try rows { value, line in try group.turnRow(from: value, line: line) }
+            guard let turns = try rows({ value, line in try group.turnRow(from: value, line: line) }) else { return try emptyFile() }
             var out = FileRows(rejects: turns.rejects, rowsRead: turns.items.count)
             out.repaired = turns.repaired
             for g in Grouping.conversations(turns.items) {
@@ -147,7 +176,9 @@ public enum SourceReader {
         let fast: ((ScannedRow, Int) throws -> Record)? = src.mapping.scanKeys == nil ? nil : { row, line in
             try src.mapping.plainRecord(from: row, source: src.index, file: fileIndex, line: line)
         }
-        let r = try rows(fast: fast) { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }
+        guard let r = try rows(fast: fast, { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }) else {
+            return try emptyFile()
+        }
         var out = FileRows(records: r.items, rejects: r.rejects)
         out.repaired = r.repaired
         return out
@@ -206,10 +237,10 @@ public enum SourceReader {
     }
 
     static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
-                             fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+                             firstLine: Int = 1, fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         // Line table first (cheap), then parse batches of lines on all cores.
         var lines: [(start: Int, end: Int, number: Int)] = []
-        var s = 0, number = 1
+        var s = 0, number = firstLine
         lines.reserveCapacity(data.count / 256)
         data.withUnsafeBufferPointer { p in
             guard let base = p.baseAddress else { return }
@@ -336,6 +367,173 @@ public enum SourceReader {
             if let stoppedAt { out.rejects.append(Reject(source: src.name, path: path, line: stoppedAt.line, reason: stoppedAt.reason)) }
         }
         return out
+    }
+}
+
+/// Where the element scan of a streamed JSON array stands.
+enum ArrayScanState { case beforeArray, firstOrEnd, value, afterValue, done }
+
+extension SourceReader {
+    static func isJSONSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
+
+    static func newlines(in b: UnsafeBufferPointer<UInt8>) -> Int {
+        var n = 0
+        for c in b where c == 0x0A { n += 1 }
+        return n
+    }
+
+    /// JSONL from a stream: each block's complete lines are read as `readJSONL` reads a
+    /// whole file (line numbers carried on); the line cut by the block's end waits for
+    /// the next block. Returns the rows and whether the file held anything but whitespace.
+    static func streamJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, stream: ByteStream, threads: Int,
+                               fast: ((ScannedRow, Int) throws -> T)?, map: (JSONValue, Int) throws -> T) throws -> (Rows<T>, Bool) {
+        var buffer: [UInt8] = []
+        var all = Rows<T>()
+        var line = 1
+        var content = false
+        var more = true
+        while more {
+            more = try stream.read(into: &buffer, max: blockBytes)
+            var cut = buffer.count
+            if more {
+                guard let nl = buffer.lastIndex(of: 0x0A) else { continue }   // one line longer than a block: read on
+                cut = nl + 1
+            }
+            if cut == 0 { continue }
+            let part: Rows<T> = try buffer.withUnsafeBufferPointer { b in
+                let head = UnsafeBufferPointer(rebasing: b[0..<cut])
+                if !content { content = !head.allSatisfy(isJSONSpace) }
+                let r = try readJSONL(src, fileIndex: fileIndex, path: path, data: head, threads: threads, firstLine: line, fast: fast, map: map)
+                line += newlines(in: head)
+                return r
+            }
+            all.items.append(contentsOf: part.items); all.rejects.append(contentsOf: part.rejects); all.repaired += part.repaired
+            buffer.removeFirst(cut)
+        }
+        return (all, content)
+    }
+
+    /// A JSON array from a stream: elements are found block by block (an element cut by
+    /// a block's end is carried into the next), then parsed and mapped in parallel as in
+    /// `readJSONArray`; only the current block and the element crossing it are held.
+    static func streamJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, stream: ByteStream, threads: Int,
+                                   fast: ((ScannedRow, Int) throws -> T)?, map: (JSONValue, Int) throws -> T) throws -> (Rows<T>, Bool) {
+        var state = ArrayScanState.beforeArray
+        var buffer: [UInt8] = []
+        var all = Rows<T>()
+        var more = true
+        var content = false
+        var lineAtStart = 1          // line number of buffer[0]
+        var stopped: (line: Int, reason: String)? = nil
+        let keys = src.mapping.topLevelKeys
+        let names = src.mapping.scanKeys ?? [], nameBytes = names.map { Array($0.utf8) }
+        while state != .done {
+            if more { more = try stream.read(into: &buffer, max: blockBytes) }
+            var keep = 0             // bytes before this offset are done with
+            var nextLine = lineAtStart
+            try buffer.withUnsafeBufferPointer { buf in
+                var p = JSONParser(buf)
+                var lineAt = lineAtStart, lineOffset = 0
+                func line(_ off: Int) -> Int {
+                    lineAt = lineNumber(of: off, in: buf, startLine: lineAt, from: lineOffset); lineOffset = off
+                    return lineAt
+                }
+                func fail(_ off: Int, _ m: String) -> TokenmillError { .badInput(path: path, line: line(off), message: m) }
+                var elements: [(start: Int, end: Int, line: Int)] = []
+                scan: while true {
+                    p.skipWhitespace()
+                    if p.atEnd {
+                        if more { break scan }
+                        switch state {
+                        case .beforeArray: state = .done; break scan        // whitespace only: an empty file
+                        case .done: break scan
+                        default: throw fail(p.position, "unexpected end of file inside the array")
+                        }
+                    }
+                    content = true
+                    switch state {
+                    case .beforeArray:
+                        guard p.peek() == UInt8(ascii: "[") else { throw fail(p.position, "expected a JSON array of records") }
+                        p.advance(); state = .firstOrEnd; keep = p.position
+                    case .firstOrEnd:
+                        if p.peek() == UInt8(ascii: "]") { p.advance(); state = .done; keep = p.position; break scan }
+                        state = .value
+                    case .value:
+                        let start = p.position
+                        do {
+                            try p.skipValue()
+                        } catch let error as JSONParser.Failure {
+                            // Cut by the block's end (or failing near it): wait for more bytes.
+                            if more && error.offset >= buf.count - 16 { break scan }
+                            let msg = "invalid JSON: \(error.message)"
+                            if !src.skipBadRows { throw fail(error.offset, msg) }
+                            stopped = (line(error.offset), msg + "; the rest of the file was not read")
+                            state = .done
+                            break scan
+                        }
+                        // A number or literal ending exactly at the block's end may go on.
+                        if more && p.position == buf.count { break scan }
+                        elements.append((start, p.position, line(start)))
+                        state = .afterValue; keep = p.position
+                    case .afterValue:
+                        guard let c = p.peek() else { break scan }
+                        p.advance()
+                        if c == UInt8(ascii: "]") { state = .done; keep = p.position; break scan }
+                        if c != UInt8(ascii: ",") { throw fail(p.position - 1, "expected ',' or ']' between array elements") }
+                        state = .value; keep = p.position
+                    case .done:
+                        break scan
+                    }
+                }
+                let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
+                    var part = Rows<T>()
+                    var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
+                    var scratch: [UInt8] = []
+                    for k in range {
+                        let (a, e, n) = elements[k]
+                        if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, inScratch: &inScratch,
+                                                 scratch: &scratch, buf, a, e, line: n) {
+                            part.items.append(item)
+                            continue
+                        }
+                        var ep = JSONParser(buf, start: a, end: e)
+                        do {
+                            let value: JSONValue
+                            do { value = try ep.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
+                                throw MappingError("invalid JSON: \(error.message)")   // cannot happen: the skip pass checked it
+                            }
+                            try src.checkUTF8(repairs: ep.repairs)
+                            if ep.repairs > 0 { part.repaired += 1 }
+                            part.items.append(try map(value, n))
+                        } catch let e as MappingError {
+                            part.rejects.append(try src.badRow(path: path, line: n, e.message))
+                        }
+                    }
+                    return part
+                }
+                for part in parts { all.items.append(contentsOf: part.items); all.rejects.append(contentsOf: part.rejects); all.repaired += part.repaired }
+                nextLine = line(keep)
+            }
+            lineAtStart = nextLine
+            buffer.removeFirst(keep)
+            if !more && state != .done && keep == 0 && buffer.allSatisfy(isJSONSpace) { state = .done }
+        }
+        if let stopped {
+            all.rejects.append(Reject(source: src.name, path: path, line: stopped.line, reason: stopped.reason))
+            return (all, content)
+        }
+        // After the closing bracket only whitespace may follow, to the end of the stream.
+        while true {
+            if let bad = buffer.firstIndex(where: { !isJSONSpace($0) }) {
+                let l = buffer.withUnsafeBufferPointer { lineNumber(of: bad, in: $0, startLine: lineAtStart, from: 0) }
+                throw TokenmillError.badInput(path: path, line: l, message: "unexpected data after the array")
+            }
+            lineAtStart += buffer.withUnsafeBufferPointer(newlines(in:))
+            buffer.removeAll(keepingCapacity: true)
+            if !more { break }
+            more = try stream.read(into: &buffer, max: blockBytes)
+        }
+        return (all, content)
     }
 }
 
