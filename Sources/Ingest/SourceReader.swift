@@ -236,6 +236,42 @@ public enum SourceReader {
         }
     }
 
+    /// Parses and maps the elements of a JSON array (already syntax-checked and located)
+    /// in parallel batches, merged in order into `out`.
+    static func mapElements<T>(_ src: SourceConfig, path: String, _ elements: [(start: Int, end: Int, line: Int)],
+                               in buf: UnsafeBufferPointer<UInt8>, threads: Int, fast: ((ScannedRow, Int) throws -> T)?,
+                               map: (JSONValue, Int) throws -> T, into out: inout Rows<T>) throws {
+        let keys = src.mapping.topLevelKeys
+        let names = src.mapping.scanKeys ?? [], nameBytes = names.map { Array($0.utf8) }
+        let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
+            var part = Rows<T>()
+            var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
+            var scratch: [UInt8] = []
+            for k in range {
+                let (a, e, n) = elements[k]
+                if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, inScratch: &inScratch,
+                                         scratch: &scratch, buf, a, e, line: n) {
+                    part.items.append(item)
+                    continue
+                }
+                var ep = JSONParser(buf, start: a, end: e)
+                do {
+                    let value: JSONValue
+                    do { value = try ep.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
+                        throw MappingError("invalid JSON: \(error.message)")   // cannot happen: the skip pass checked it
+                    }
+                    try src.checkUTF8(repairs: ep.repairs)
+                    if ep.repairs > 0 { part.repaired += 1 }
+                    part.items.append(try map(value, n))
+                } catch let e as MappingError {
+                    part.rejects.append(try src.badRow(path: path, line: n, e.message))
+                }
+            }
+            return part
+        }
+        for part in parts { out.items.append(contentsOf: part.items); out.rejects.append(contentsOf: part.rejects); out.repaired += part.repaired }
+    }
+
     static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
                              firstLine: Int = 1, fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         // Line table first (cheap), then parse batches of lines on all cores.
@@ -297,8 +333,6 @@ public enum SourceReader {
     static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
                                  fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
-        let keys = src.mapping.topLevelKeys
-        let names = src.mapping.scanKeys ?? [], nameBytes = names.map { Array($0.utf8) }
         try data.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf)
             var lineAt = 1, lineOffset = 0
@@ -338,32 +372,7 @@ public enum SourceReader {
                 p.skipWhitespace()
                 if !p.atEnd { throw fail(p.position, "unexpected data after the array") }
             }
-            let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
-                var part = Rows<T>()
-                var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
-                var scratch: [UInt8] = []
-                for k in range {
-                    let (a, e, n) = elements[k]
-                    if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, inScratch: &inScratch, scratch: &scratch, buf, a, e, line: n) {
-                        part.items.append(item)
-                        continue
-                    }
-                    var ep = JSONParser(buf, start: a, end: e)
-                    do {
-                        let value: JSONValue
-                        do { value = try ep.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
-                            throw MappingError("invalid JSON: \(error.message)")   // cannot happen: the skip pass checked it
-                        }
-                        try src.checkUTF8(repairs: ep.repairs)
-                        if ep.repairs > 0 { part.repaired += 1 }
-                        part.items.append(try map(value, n))
-                    } catch let e as MappingError {
-                        part.rejects.append(try src.badRow(path: path, line: n, e.message))
-                    }
-                }
-                return part
-            }
-            for part in parts { out.items.append(contentsOf: part.items); out.rejects.append(contentsOf: part.rejects); out.repaired += part.repaired }
+            try mapElements(src, path: path, elements, in: buf, threads: threads, fast: fast, map: map, into: &out)
             if let stoppedAt { out.rejects.append(Reject(source: src.name, path: path, line: stoppedAt.line, reason: stoppedAt.reason)) }
         }
         return out
@@ -425,8 +434,6 @@ extension SourceReader {
         var content = false
         var lineAtStart = 1          // line number of buffer[0]
         var stopped: (line: Int, reason: String)? = nil
-        let keys = src.mapping.topLevelKeys
-        let names = src.mapping.scanKeys ?? [], nameBytes = names.map { Array($0.utf8) }
         while state != .done {
             if more { more = try stream.read(into: &buffer, max: blockBytes) }
             var keep = 0             // bytes before this offset are done with
@@ -485,33 +492,7 @@ extension SourceReader {
                         break scan
                     }
                 }
-                let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
-                    var part = Rows<T>()
-                    var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
-                    var scratch: [UInt8] = []
-                    for k in range {
-                        let (a, e, n) = elements[k]
-                        if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, inScratch: &inScratch,
-                                                 scratch: &scratch, buf, a, e, line: n) {
-                            part.items.append(item)
-                            continue
-                        }
-                        var ep = JSONParser(buf, start: a, end: e)
-                        do {
-                            let value: JSONValue
-                            do { value = try ep.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
-                                throw MappingError("invalid JSON: \(error.message)")   // cannot happen: the skip pass checked it
-                            }
-                            try src.checkUTF8(repairs: ep.repairs)
-                            if ep.repairs > 0 { part.repaired += 1 }
-                            part.items.append(try map(value, n))
-                        } catch let e as MappingError {
-                            part.rejects.append(try src.badRow(path: path, line: n, e.message))
-                        }
-                    }
-                    return part
-                }
-                for part in parts { all.items.append(contentsOf: part.items); all.rejects.append(contentsOf: part.rejects); all.repaired += part.repaired }
+                try mapElements(src, path: path, elements, in: buf, threads: threads, fast: fast, map: map, into: &all)
                 nextLine = line(keep)
             }
             lineAtStart = nextLine
