@@ -65,8 +65,12 @@ def write_formats(texts: list[str], folder: Path) -> dict[str, Path]:
     return files
 
 
-def run_tokenmill(path: Path, fmt: str, threads: int) -> tuple[float, int]:
-    out = subprocess.run([str(BENCH), "ingest", "--input", str(path), "--format", fmt, "--threads", str(threads), "--repeat", "1"],
+def run_tokenmill(path: Path, fmt: str, threads: int, from_memory: bool = False) -> tuple[float, int]:
+    # Best of two runs inside one process: the second finds a warm heap, as the Python
+    # readers do after the first round in this long-lived process (a fresh process pays
+    # the page faults of every record's first allocation).
+    extra = ["--from-memory", "1"] if from_memory else []
+    out = subprocess.run([str(BENCH), "ingest", "--input", str(path), "--format", fmt, "--threads", str(threads), "--repeat", "2", *extra],
                          capture_output=True, check=True, text=True)
     r = json.loads(out.stdout)
     return r["seconds"], r["records"]
@@ -138,6 +142,11 @@ def main():
                 secs, n = run_tokenmill(path, fmt.split("-")[0], threads)
                 assert n == len(texts), f"tokenmill read {n} of {len(texts)} records from {fmt}"
                 key = (fmt, "tokenmill", threads)
+                best[key] = min(best.get(key, 1e9), secs)
+            if fmt == "jsonl":
+                # Field extraction and record building alone: the file's bytes already in memory.
+                secs, n = run_tokenmill(path, "jsonl", 1, from_memory=True)
+                key = (fmt, "tokenmill (bytes in memory)", 1)
                 best[key] = min(best.get(key, 1e9), secs)
             for name, threads, fn in readers[fmt.split("-")[0]]:
                 t0 = time.perf_counter()
