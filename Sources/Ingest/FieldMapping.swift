@@ -209,6 +209,8 @@ public struct FieldMapping: Sendable {
 
     func render<R: RowFields>(_ v: Value, _ row: R) throws -> [UInt8] {
         if v.parts.count == 1, case .literal(let l) = v.parts[0] { return l }
+        // A bare string field is shared with the row (no copy): Parquet and CSV values.
+        if v.parts.count == 1, case .field(let path) = v.parts[0], let s = row.bareString(path) { return s }
         var out: [UInt8] = []
         // One allocation: the fields' raw lengths bound their text (escapes only shrink).
         var size = 0
@@ -256,10 +258,19 @@ protocol RowFields {
     func appendField(_ path: [String], into out: inout [UInt8]) throws
     /// An upper bound of the field's text length when cheaply known, else 0.
     func rawLength(_ path: [String]) -> Int
+    /// The field's bytes when it is a string the row already holds as an array, else nil.
+    func bareString(_ path: [String]) -> [UInt8]?
 }
 
 extension JSONValue: RowFields {
     func rawLength(_ path: [String]) -> Int { 0 }
+
+    func bareString(_ path: [String]) -> [UInt8]? {
+        var cur: JSONValue? = self
+        for k in path { cur = cur?[k] }
+        if case .string(let s)? = cur { return s }
+        return nil
+    }
 
     func appendField(_ path: [String], into out: inout [UInt8]) throws {
         var cur: JSONValue? = self

@@ -21,6 +21,8 @@ struct ScannedRow: RowFields {
     /// The mapped strings, decoded by the scan (`JSONParser.scanObject`).
     let scratch: [UInt8]
 
+    func bareString(_ path: [String]) -> [UInt8]? { nil }
+
     func rawLength(_ path: [String]) -> Int {
         guard path.count == 1, let k = keys.firstIndex(of: path[0]), slots[k] >= 0 else { return 0 }
         return ends[k] - slots[k]
