@@ -1,6 +1,6 @@
 // swift-tools-version:5.9
 // Tokenmill: a data-prep compiler for LLM training. Dependencies point one way:
-// C shims -> TokenmillCore -> stage modules -> Pipeline -> tokenmill (see docs/ARCHITECTURE.md).
+// C shims -> TokenmillCore -> stage modules -> Pipeline -> tokenmill (see the layout in README.md).
 import PackageDescription
 
 let optimize: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
