@@ -197,7 +197,6 @@ final class ByteStream {
             guard inflateReset(&zs) == Z_OK else { throw Compression.damaged(path, "gzip: cannot read the next member") }
             gzipEnded = false
         }
-        let before = buffer.count
         var status: Int32 = Z_OK
         var consumed = 0
         raw.withUnsafeMutableBufferPointer { r in
@@ -222,7 +221,6 @@ final class ByteStream {
             let msg = zs.msg.map { String(cString: $0) } ?? "error \(status)"
             throw Compression.damaged(path, "gzip: \(msg)")
         }
-        _ = before
     }
 
     private func zstdStep(into buffer: inout [UInt8], want: Int) throws {

@@ -55,3 +55,40 @@ struct ScannedRow: RowFields {
         }
     }
 }
+
+/// The scan state one batch of rows reuses: the mapping's top-level keys and the slots,
+/// ends and scratch buffer `JSONParser.scanObject` fills for each row.
+struct RowScanner {
+    let names: [String]
+    let keys: [[UInt8]]
+    var slots: [Int]
+    var ends: [Int]
+    var inScratch: [Bool]
+    var scratch: [UInt8] = []
+
+    init(_ mapping: FieldMapping) {
+        names = mapping.scanKeys ?? []
+        keys = names.map { Array($0.utf8) }
+        slots = [Int](repeating: -1, count: names.count)
+        ends = slots
+        inScratch = [Bool](repeating: false, count: names.count)
+    }
+
+    /// The row at `buf[a..<b]` mapped from its bytes when the mapping allows (`fast`) and
+    /// the row is plain; nil sends it down the ordinary path, which reports whatever was
+    /// unusual.
+    @inline(__always)
+    mutating func map<T>(_ fast: ((ScannedRow, Int) throws -> T)?, _ buf: UnsafeBufferPointer<UInt8>, _ a: Int, _ b: Int,
+                         line: Int) -> T? {
+        guard let fast else { return nil }
+        var p = JSONParser(buf, start: a, end: b)
+        do {
+            guard try p.scanObject(keys: keys, into: &slots, ends: &ends, inScratch: &inScratch, scratch: &scratch) else { return nil }
+            p.skipWhitespace()
+            guard p.atEnd else { return nil }
+            return try fast(ScannedRow(bytes: buf, end: b, keys: names, slots: slots, ends: ends, inScratch: inScratch, scratch: scratch), line)
+        } catch {
+            return nil
+        }
+    }
+}

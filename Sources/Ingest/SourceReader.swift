@@ -218,39 +218,18 @@ public enum SourceReader {
         return out
     }
 
-    /// A row mapped from its bytes (`ScannedRow`) when the mapping allows and the row is
-    /// plain; nil sends it down the ordinary path, which reports whatever was unusual.
-    @inline(__always)
-    static func mapScanned<T>(_ fast: ((ScannedRow, Int) throws -> T)?, keys: [[UInt8]], names: [String], slots: inout [Int],
-                              ends: inout [Int], inScratch: inout [Bool], scratch: inout [UInt8],
-                              _ buf: UnsafeBufferPointer<UInt8>, _ a: Int, _ b: Int, line: Int) -> T? {
-        guard let fast else { return nil }
-        var p = JSONParser(buf, start: a, end: b)
-        do {
-            guard try p.scanObject(keys: keys, into: &slots, ends: &ends, inScratch: &inScratch, scratch: &scratch) else { return nil }
-            p.skipWhitespace()
-            guard p.atEnd else { return nil }
-            return try fast(ScannedRow(bytes: buf, end: b, keys: names, slots: slots, ends: ends, inScratch: inScratch, scratch: scratch), line)
-        } catch {
-            return nil
-        }
-    }
-
     /// Parses and maps the elements of a JSON array (already syntax-checked and located)
     /// in parallel batches, merged in order into `out`.
     static func mapElements<T>(_ src: SourceConfig, path: String, _ elements: [(start: Int, end: Int, line: Int)],
                                in buf: UnsafeBufferPointer<UInt8>, threads: Int, fast: ((ScannedRow, Int) throws -> T)?,
                                map: (JSONValue, Int) throws -> T, into out: inout Rows<T>) throws {
         let keys = src.mapping.topLevelKeys
-        let names = src.mapping.scanKeys ?? [], nameBytes = names.map { Array($0.utf8) }
         let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
             var part = Rows<T>()
-            var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
-            var scratch: [UInt8] = []
+            var scanner = RowScanner(src.mapping)
             for k in range {
                 let (a, e, n) = elements[k]
-                if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, inScratch: &inScratch,
-                                         scratch: &scratch, buf, a, e, line: n) {
+                if let item = scanner.map(fast, buf, a, e, line: n) {
                     part.items.append(item)
                     continue
                 }
@@ -288,15 +267,13 @@ public enum SourceReader {
             if s < p.count { lines.append((s, p.count, number)) }
         }
         let keys = src.mapping.topLevelKeys
-        let names = src.mapping.scanKeys ?? [], nameBytes = names.map { Array($0.utf8) }
         let parts: [Rows<T>] = try data.withUnsafeBufferPointer { buf in
             try parallelBatches(count: lines.count, threads: threads, batchSize: 2048) { range in
                 var out = Rows<T>()
-                var slots = [Int](repeating: -1, count: names.count), ends = slots, inScratch = [Bool](repeating: false, count: names.count)
-                var scratch: [UInt8] = []
+                var scanner = RowScanner(src.mapping)
                 for li in range {
                     let (a, b, n) = lines[li]
-                    if let item = mapScanned(fast, keys: nameBytes, names: names, slots: &slots, ends: &ends, inScratch: &inScratch, scratch: &scratch, buf, a, b, line: n) {
+                    if let item = scanner.map(fast, buf, a, b, line: n) {
                         out.items.append(item)
                         continue
                     }

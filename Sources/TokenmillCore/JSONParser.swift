@@ -124,13 +124,13 @@ public struct JSONParser {
         }
     }
 
-    /// Scans an object at `position` without building anything: `slots[k]` becomes the
-    /// offset of the value of `keys[k]` (its first occurrence), or stays -1. False when the
-    /// value is not an object or a key holds an escape (the caller parses the row the
-    /// ordinary way then); a syntax error throws as `parseRow` would.
-    /// A wanted string is decoded once, into `scratch`: then `inScratch[k]` is true and
-    /// `slots[k]..<ends[k]` is its range there. Other values stay in place (`ends[k]` is
-    /// where they end). False as well when a string needed UTF-8 repair.
+    /// Scans an object at `position` without building a value. For each of `keys` found:
+    /// a string value is decoded once into `scratch`, `inScratch[k]` is true and
+    /// `slots[k]..<ends[k]` is its range there; any other value stays in place, from
+    /// `slots[k]` to `ends[k]` in the input. Keys not found keep `slots[k] == -1`.
+    /// False — parse the row the ordinary way — when the value is not an object, a key
+    /// holds an escape or repeats, or a string needed UTF-8 repair; a syntax error throws
+    /// as `parseRow` would.
     public mutating func scanObject(keys: [[UInt8]], into slots: inout [Int], ends: inout [Int], inScratch: inout [Bool],
                                     scratch: inout [UInt8]) throws(Failure) -> Bool {
         for k in slots.indices { slots[k] = -1; inScratch[k] = false }
@@ -198,18 +198,15 @@ public struct JSONParser {
     }
 
     /// Moves past a string (quote at `position`), checking escapes and control bytes.
-    /// True when it is plain: ASCII with no escapes, so its bytes are its value.
-    @discardableResult
-    mutating func skipString() throws(Failure) -> Bool {
+    mutating func skipString() throws(Failure) {
         position += 1
         let base = bytes.baseAddress!
-        var seen: UInt64 = 0   // OR of the bytes passed: bit 7 set = some non-ASCII byte
-        var escaped = false
         while true {
+            // Sixteen bytes a step (two words); at a special byte, jump straight to it (the
+            // lowest flagged byte of the zero-byte tests is always a true hit).
             while position + 16 <= end {
                 let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
                 let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
-                seen |= w | x   // may count bytes past the special one: only ever says "not plain" too often
                 let sw = JSONParser.hasSpecial(w)
                 if sw != 0 { position += sw.trailingZeroBitCount >> 3; break }
                 let sx = JSONParser.hasSpecial(x)
@@ -218,19 +215,14 @@ public struct JSONParser {
             }
             while position + 8 <= end {
                 let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-                let q = w ^ 0x2222_2222_2222_2222, b = w ^ 0x5C5C_5C5C_5C5C_5C5C
-                let special = ((q &- 0x0101_0101_0101_0101) & ~q) | ((b &- 0x0101_0101_0101_0101) & ~b) | ((w &- 0x2020_2020_2020_2020) & ~w)
-                if special & 0x8080_8080_8080_8080 != 0 { break }
-                seen |= w
+                if JSONParser.hasSpecial(w) != 0 { break }
                 position += 8
             }
             guard position < end else { throw fail("unterminated string") }
             let c = bytes[position]
-            if c == UInt8(ascii: "\"") { position += 1; return !escaped && seen & 0x8080_8080_8080_8080 == 0 }
+            if c == UInt8(ascii: "\"") { position += 1; return }
             if c < 0x20 { throw fail("unescaped control character \(describe(c)) in string") }
-            seen |= UInt64(c)
             if c == UInt8(ascii: "\\") {
-                escaped = true
                 position += 1
                 guard position < end else { throw fail("unterminated escape") }
                 switch bytes[position] {
@@ -348,11 +340,10 @@ public struct JSONParser {
         var ascii = true
         let base = bytes.baseAddress!
         while true {
-            // Eight bytes at a time (SWAR) while none is a quote, a backslash or a control
-            // byte: the common case of long plain text runs. The zero-byte tests are exact
-            // as "any" tests, which is all that is asked of them.
-            // Sixteen bytes a step (two words); at a special byte, jump straight to it (the
-            // lowest flagged byte of the zero-byte tests is always a true hit).
+            // Sixteen bytes a step (SWAR, two words) while none is a quote, a backslash or a
+            // control byte: the common case of long plain text runs. At a special byte,
+            // jump straight to it (the lowest flagged byte is always a true hit); then
+            // eight bytes at a time for the tail.
             while position + 16 <= end {
                 let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
                 let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
@@ -365,11 +356,7 @@ public struct JSONParser {
             }
             while position + 8 <= end {
                 let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-                let q = w ^ 0x2222_2222_2222_2222, b = w ^ 0x5C5C_5C5C_5C5C_5C5C
-                let quote = (q &- 0x0101_0101_0101_0101) & ~q
-                let slash = (b &- 0x0101_0101_0101_0101) & ~b
-                let control = (w &- 0x2020_2020_2020_2020) & ~w
-                if (quote | slash | control) & 0x8080_8080_8080_8080 != 0 { break }
+                if JSONParser.hasSpecial(w) != 0 { break }
                 if w & 0x8080_8080_8080_8080 != 0 { ascii = false }
                 position += 8
             }
