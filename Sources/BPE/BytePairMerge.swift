@@ -22,6 +22,11 @@ struct BytePairMerge {
     var prev: UnsafeMutablePointer<Int32>
     var heap: UnsafeMutablePointer<UInt64>
     var capacity: Int
+    /// Tokens produced and not yet handed over (`flush`): written through a raw pointer
+    /// so the merge loops pay no `Array` uniqueness or capacity check per token.
+    var tokens: UnsafeMutablePointer<UInt32>
+    var tokenCount = 0
+    var tokenCapacity: Int
 
     init() {
         capacity = 256
@@ -30,16 +35,47 @@ struct BytePairMerge {
         next = .allocate(capacity: capacity + 1)
         prev = .allocate(capacity: capacity + 1)
         heap = .allocate(capacity: 2 * capacity + 2)
+        tokenCapacity = 1 << 14
+        tokens = .allocate(capacity: tokenCapacity)
     }
 
     /// Frees the scratch memory (the owner calls this; the struct is not reference counted).
     func deallocate() {
         ids.deallocate(); ranks.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
+        tokens.deallocate()
+    }
+
+    /// Makes room for `n` more tokens (a piece of n bytes gives at most n), handing the
+    /// tokens so far to `out` first when the buffer is short.
+    @inline(__always)
+    mutating func reserveTokens(_ n: Int, flushingInto out: inout [UInt32]) {
+        if tokenCapacity - tokenCount >= n { return }
+        flush(into: &out)
+        if n > tokenCapacity {
+            tokens.deallocate()
+            tokenCapacity = max(n, 2 * tokenCapacity)
+            tokens = .allocate(capacity: tokenCapacity)
+        }
+    }
+
+    mutating func flush(into out: inout [UInt32]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: tokens, count: tokenCount))
+        tokenCount = 0
+    }
+
+    @inline(__always)
+    mutating func emit(_ t: UInt32) { tokens[tokenCount] = t; tokenCount += 1 }
+
+    /// One piece straight into `out` (the general path; the plain loop batches instead).
+    mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
+        reserveTokens(n, flushingInto: &out)
+        encode(p, n, table)
+        flush(into: &out)
     }
 
     mutating func reserve(_ n: Int) {
         if n <= capacity { return }
-        deallocate()
+        ids.deallocate(); ranks.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
         capacity = max(n, capacity * 2)
         ids = .allocate(capacity: capacity + 1)
         ranks = .allocate(capacity: capacity + 1)
@@ -49,48 +85,50 @@ struct BytePairMerge {
     }
 
     @inline(__always)
-    mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
-        if n == 1 { out.append(table.byteRanks[Int(p[0])]); return }
+    mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
+        if n == 1 { emit(table.byteRanks[Int(p[0])]); return }
         if table.wholeLookups {
             let whole = table.rank(p, n)
-            if whole != RankTable.none { out.append(whole); return }
+            if whole != RankTable.none { emit(whole); return }
         }
         // Non-ASCII pieces (CJK runs above all) usually cut into single characters that are
         // tokens; ASCII words almost never cut, so they skip the check.
-        if n > BytePairMerge.shortLimit || p[0] >= 0x80 { splitLong(p, n, table, into: &out) } else { short(p, n, table, into: &out) }
+        if n > BytePairMerge.shortLimit || p[0] >= 0x80 { splitLong(p, n, table) } else { short(p, n, table) }
     }
 
     /// Cuts a long piece where no token can span the cut (`RankTable.canSplit`) and merges
     /// each part on its own: exact, and it turns a 300-byte run of Chinese into a few
     /// dozen short parts.
     @inline(never)
-    mutating func splitLong(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
+    mutating func splitLong(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
         var start = 0
         for k in 1..<n where table.canSplit(p, k, n) {
-            part(p + start, k - start, table, into: &out)
+            part(p + start, k - start, table)
             start = k
         }
-        part(p + start, n - start, table, into: &out)
+        part(p + start, n - start, table)
     }
 
     @inline(__always)
-    mutating func part(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
-        if n == 1 { out.append(table.byteRanks[Int(p[0])]); return }
+    mutating func part(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
+        if n == 1 { emit(table.byteRanks[Int(p[0])]); return }
         if n <= BytePairMerge.shortLimit {
             if table.wholeLookups {
+                // A part is not a whole piece: its bytes being a token is not enough, the
+                // merge must reach that token from them.
                 let whole = table.rank(p, n)
-                if whole != RankTable.none { out.append(whole); return }
+                if whole != RankTable.none && table.isReachable(whole) { emit(whole); return }
             }
-            short(p, n, table, into: &out)
+            short(p, n, table)
         } else {
-            long(p, n, table, into: &out)
+            long(p, n, table)
         }
     }
 
     /// tiktoken's loop over parts that are tokens: `ids[i]` is part i's token, `ranks[i]`
     /// the token of parts i and i+1 merged (a pair-table lookup), or none.
     @inline(never)
-    mutating func short(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
+    mutating func short(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
         let r = ranks
         for i in 0..<n { ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])]) }
         for i in 0..<(n - 1) { r[i] = table.bytePair(p[i], p[i + 1]) }
@@ -109,7 +147,7 @@ struct BytePairMerge {
             r[i] = i + 1 < len ? table.pairRank(t, UInt32(bitPattern: ids[i + 1])) : RankTable.none
             if i > 0 { r[i - 1] = table.pairRank(UInt32(bitPattern: ids[i - 1]), t) }
         }
-        for k in 0..<len { out.append(UInt32(bitPattern: ids[k])) }
+        for k in 0..<len { emit(UInt32(bitPattern: ids[k])) }
     }
 
     /// Heap path. Parts are nodes `0..<n` (a node is named by its first byte), linked
@@ -119,7 +157,7 @@ struct BytePairMerge {
     /// longer equals the node's: a rank names one byte string, so equal ranks mean the
     /// same pair.
     @inline(never)
-    mutating func long(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
+    mutating func long(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
         reserve(n)
         let r = ranks, nx = next, pv = prev, h = heap
         var count = 0
@@ -186,7 +224,7 @@ struct BytePairMerge {
         }
         var i: Int32 = 0
         while i >= 0 {
-            out.append(UInt32(bitPattern: ids[Int(i)]))
+            emit(UInt32(bitPattern: ids[Int(i)]))
             i = nx[Int(i)]
         }
     }

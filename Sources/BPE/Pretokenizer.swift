@@ -269,7 +269,39 @@ struct Scan {
         return run(b, a, n, CharClass.lowerish)
     }
 
+    /// o200k for the common ASCII pieces — a word with an optional one-byte prefix
+    /// (` hello`, `World`, `(foo`), up to three digits — decided by byte tests alone. -1
+    /// hands the piece to the general scanner: anything else, and any piece whose end
+    /// depends on a non-ASCII scalar (a letter, mark or number could continue the run).
+    @inline(__always)
+    func o200kASCII(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        let ch = b[i]
+        var s = i
+        if ch &- 0x30 < 10 {
+            // `\p{N}{1,3}`
+            var j = i + 1
+            while j < n && j < i + 3 && b[j] &- 0x30 < 10 { j += 1 }
+            return j < n && j < i + 3 && b[j] >= 0x80 ? -1 : j
+        }
+        if (ch | 0x20) &- 0x61 >= 26 {
+            // Not a letter: a prefix `[^\r\n\p{L}\p{N}]` only if an ASCII letter follows.
+            guard ch != 0x0A && ch != 0x0D && i + 1 < n && (b[i + 1] | 0x20) &- 0x61 < 26 else { return -1 }
+            s = i + 1
+        }
+        // A-Z run, then a-z run. With lower-case letters after the capitals the first
+        // alternative matches the lot; with none, the second takes the capitals.
+        var e = s
+        while e < n && b[e] &- 0x41 < 26 { e += 1 }
+        while e < n && b[e] &- 0x61 < 26 { e += 1 }
+        if e < n && b[e] >= 0x80 { return -1 }
+        return e + contraction(b, e, n, caseless: true)
+    }
+
     func o200k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        if b[i] < 0x80 {
+            let e = o200kASCII(b, i, n)
+            if e >= 0 { return e }
+        }
         let (k, l) = classAt(b, i)
         let ch = b[i]
         // The optional prefix `[^\r\n\p{L}\p{N}]?` is tried first with, then without.

@@ -20,13 +20,18 @@ public final class RankTable: @unchecked Sendable {
     let mask: Int
     /// Rank of each single byte value (byte-level BPE vocabularies contain all 256).
     let byteRanks: UnsafeMutableBufferPointer<UInt32>
-    /// The pair table: for tokens a and b whose concatenated bytes are a token t, one slot
-    /// `a << 41 | b << 21 | (t + 1)`. The merge loop only ever joins two adjacent parts
+    /// The pair table: for tokens a and b that the merge joins into token t (t's canonical
+    /// split, `canonicalPairs`, or a Hugging Face merge), one slot
+    /// `a << 41 | b << 21 | (priority + 1)`. The merge loop only ever joins two adjacent parts
     /// that are tokens (it starts from single bytes and merges only into tokens), so
     /// `rank(bytes(a) + bytes(b))` is always a pair-table lookup: two integers hashed
     /// with one multiply, one slot compared, no byte strings touched.
     let pairSlots: UnsafeMutableBufferPointer<UInt64>
     let pairShift: UInt64
+    /// Bit r set when token r's own bytes merge to r (every token of the built-in
+    /// vocabularies): only then is a cut part (`BytePairMerge.part`) whose bytes are
+    /// token r encoded as r.
+    let reachable: UnsafeMutableBufferPointer<UInt64>
     public static let maxPairVocabulary = 1 << 20
     /// Bit `x` set when the 3 bytes `x >> 16, x >> 8 & 0xFF, x & 0xFF` occur inside some
     /// token (2 MiB), and bit `y` of `pairTokens` when the 2 bytes of `y` are a token:
@@ -142,23 +147,111 @@ public final class RankTable: @unchecked Sendable {
                 }
             }
         }
+        // Keep only each token's canonical split (see `canonicalPairs`): for tiktoken
+        // vocabularies a table less than half the size; Hugging Face merges are one per
+        // token already. The same pass finds the tokens the merge can reach.
+        let full = Self.pairTable(pairs)
+        let canonical = Self.canonicalPairs(count: count, offsets: offsets, bytes: bytes, byteRanks: byteRanks,
+                                            full: full, priorityToID: priorityToID)
+        full.slots.deallocate()
+        reachable = .allocate(capacity: count / 64 + 1)
+        reachable.initialize(repeating: 0)
+        for b in 0..<256 { let r = Int(byteRanks[b]); reachable[r >> 6] |= 1 << UInt64(r & 63) }
+        for e in canonical {
+            let priority = Int(truncatingIfNeeded: e & 0x1F_FFFF) - 1
+            let r = Int(priorityToID.map { $0[priority] } ?? UInt32(priority))
+            reachable[r >> 6] |= 1 << UInt64(r & 63)
+        }
+        if merges == nil { pairs = canonical }
+        (pairSlots, pairShift) = Self.pairTable(pairs)
+        for x in 0..<(1 << 16) { bytePairs[x] = pairRank(byteRanks[x >> 8], byteRanks[x & 0xFF]) }
+    }
+
+    /// An open-addressing table (linear probing, load < 0.5) of pair entries
+    /// `a << 41 | b << 21 | (priority + 1)`, keyed by `a << 20 | b`.
+    static func pairTable(_ pairs: [UInt64]) -> (slots: UnsafeMutableBufferPointer<UInt64>, shift: UInt64) {
         var bits = 4
         while (1 << bits) < pairs.count * 2 { bits += 1 }
-        pairSlots = .allocate(capacity: 1 << bits)
-        pairSlots.initialize(repeating: 0)
-        pairShift = UInt64(64 - bits)
+        let table = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: 1 << bits)
+        table.initialize(repeating: 0)
+        let shift = UInt64(64 - bits)
         let pmask = (1 << bits) - 1
         for e in pairs {
-            var i = Int(truncatingIfNeeded: ((e >> 21) &* 0x9E37_79B9_7F4A_7C15) >> pairShift)
-            while pairSlots[i] != 0 { i = (i + 1) & pmask }
-            pairSlots[i] = e
+            var i = Int(truncatingIfNeeded: ((e >> 21) &* 0x9E37_79B9_7F4A_7C15) >> shift)
+            while table[i] != 0 { i = (i + 1) & pmask }
+            table[i] = e
         }
-        for x in 0..<(1 << 16) { bytePairs[x] = pairRank(byteRanks[x >> 8], byteRanks[x & 0xFF]) }
+        return (table, shift)
+    }
+
+    @inline(__always)
+    static func pairLookup(_ a: UInt32, _ b: UInt32, _ slots: UnsafeMutableBufferPointer<UInt64>, _ shift: UInt64) -> UInt32 {
+        let key = UInt64(a) << 20 | UInt64(b)
+        let pmask = slots.count - 1
+        var i = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        while true {
+            let s = slots[i]
+            if s == 0 { return RankTable.none }
+            if s >> 21 == key { return UInt32(truncatingIfNeeded: s & 0x1F_FFFF) - 1 }
+            i = (i + 1) & pmask
+        }
+    }
+
+    /// The one pair per token that the merge can ever join into it (priority: the token's
+    /// rank for tiktoken, its merge line for Hugging Face): the last merge when the
+    /// token's own bytes are merged alone. Why no other split of t matters: when t forms
+    /// anywhere, every part that ever held one of its bytes lay inside t's bytes (parts
+    /// only grow), and each of those merges had the lowest priority in the whole piece, so
+    /// also among the pairs inside t; pairs inside t change only through merges inside t.
+    /// So the merges inside t run exactly as when t's bytes are merged alone, and t's last
+    /// merge is that canonical split. (o200k_base: 446,189 two-token splits, 199,742
+    /// canonical.) A token whose bytes do not merge to itself gets no pair: the merge never
+    /// produces it (none in the built-in vocabularies; a Hugging Face special token listed
+    /// in the vocabulary is one).
+    static func canonicalPairs(count: Int, offsets: UnsafeMutableBufferPointer<UInt32>, bytes: UnsafeMutableBufferPointer<UInt8>,
+                               byteRanks: UnsafeMutableBufferPointer<UInt32>,
+                               full: (slots: UnsafeMutableBufferPointer<UInt64>, shift: UInt64),
+                               priorityToID: UnsafeMutableBufferPointer<UInt32>?) -> [UInt64] {
+        var longest = 0
+        for t in 0..<count { longest = max(longest, Int(offsets[t + 1] - offsets[t])) }
+        // Tokens are independent: batches run on all cores, results concatenate in order.
+        let threads = activeProcessorCount
+        let batches = try? parallelBatches(count: count, threads: threads, batchSize: 16_384) { range -> [UInt64] in
+            var out: [UInt64] = []
+            out.reserveCapacity(range.count)
+            let ids = UnsafeMutablePointer<UInt32>.allocate(capacity: longest + 1)
+            let ranks = UnsafeMutablePointer<UInt32>.allocate(capacity: longest + 1)
+            defer { ids.deallocate(); ranks.deallocate() }
+            for t in range {
+                let start = Int(offsets[t]), end = Int(offsets[t + 1])
+                if end - start < 2 { continue }
+                var len = end - start
+                for k in 0..<len { ids[k] = byteRanks[Int(bytes[start + k])] }
+                for k in 0..<(len - 1) { ranks[k] = pairLookup(ids[k], ids[k + 1], full.slots, full.shift) }
+                var last: UInt64 = 0
+                // tiktoken's loop: merge the lowest-priority adjacent pair, leftmost on ties.
+                while len > 1 {
+                    var minRank = RankTable.none, i = 0
+                    for k in 0..<(len - 1) where ranks[k] < minRank { minRank = ranks[k]; i = k }
+                    if minRank == RankTable.none { break }
+                    last = UInt64(ids[i]) << 41 | UInt64(ids[i + 1]) << 21 | UInt64(minRank + 1)
+                    ids[i] = priorityToID.map { $0[Int(minRank)] } ?? minRank
+                    var k = i + 1
+                    while k + 1 < len { ids[k] = ids[k + 1]; ranks[k] = ranks[k + 1]; k += 1 }
+                    len -= 1
+                    if i + 1 < len { ranks[i] = pairLookup(ids[i], ids[i + 1], full.slots, full.shift) }
+                    if i > 0 { ranks[i - 1] = pairLookup(ids[i - 1], ids[i], full.slots, full.shift) }
+                }
+                if len == 1 && ids[0] == UInt32(t) { out.append(last) }
+            }
+            return out
+        }
+        return (batches ?? []).flatMap { $0 }
     }
 
     deinit {
         bytes.deallocate(); offsets.deallocate(); slots.deallocate(); byteRanks.deallocate(); pairSlots.deallocate()
-        trigrams.deallocate(); pairTokens.deallocate(); bytePairs.deallocate()
+        trigrams.deallocate(); pairTokens.deallocate(); bytePairs.deallocate(); reachable.deallocate()
         priorityToID?.deallocate()
     }
 
@@ -195,15 +288,7 @@ public final class RankTable: @unchecked Sendable {
     /// Priority of merging tokens `a` then `b` (tiktoken: the merged token's rank), or none.
     @inline(__always)
     public func pairRank(_ a: UInt32, _ b: UInt32) -> UInt32 {
-        let key = UInt64(a) << 20 | UInt64(b)
-        let pmask = pairSlots.count - 1
-        var i = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> pairShift)
-        while true {
-            let s = pairSlots[i]
-            if s == 0 { return RankTable.none }
-            if s >> 21 == key { return UInt32(truncatingIfNeeded: s & 0x1F_FFFF) - 1 }
-            i = (i + 1) & pmask
-        }
+        RankTable.pairLookup(a, b, pairSlots, pairShift)
     }
 
     /// `rank` before `self` is fully initialised (used while building the pair table).
@@ -295,6 +380,10 @@ public final class RankTable: @unchecked Sendable {
         if n == 1 { return byteRanks[Int(p[0])] }
         return lookup(p, n, RankTable.hash(p, n))
     }
+
+    /// True when token `r`'s own bytes merge to `r`.
+    @inline(__always)
+    func isReachable(_ r: UInt32) -> Bool { reachable[Int(r >> 6)] & (1 << UInt64(r & 63)) != 0 }
 
     /// True when `rank` names a token (not a hole).
     @inline(__always)
