@@ -15,25 +15,37 @@ struct ScannedRow: RowFields {
     let bytes: UnsafeBufferPointer<UInt8>
     let end: Int
     let keys: [String]
-    let slots: [Int]
-    let ends: [Int]
-    let inScratch: [Bool]
+    /// The `RowScanner`'s buffers (valid while the row is being mapped): no array is
+    /// copied or retained per row.
+    let slots: UnsafePointer<Int>
+    let ends: UnsafePointer<Int>
+    let inScratch: UnsafePointer<Bool>
     /// The mapped strings, decoded by the scan (`JSONParser.scanObject`).
-    let scratch: [UInt8]
+    let scratch: UnsafePointer<UInt8>
 
-    func bareString(_ path: [String]) -> [UInt8]? { nil }
+    @inline(__always)
+    func index(_ path: [String]) -> Int? {
+        guard path.count == 1 else { return nil }
+        for k in keys.indices where keys[k] == path[0] { return slots[k] >= 0 ? k : nil }
+        return nil
+    }
+
+    /// A decoded string field, copied once from the scratch buffer into the record's array.
+    func bareString(_ path: [String]) -> [UInt8]? {
+        guard let k = index(path), inScratch[k] else { return nil }
+        return Array(UnsafeBufferPointer(start: scratch + slots[k], count: ends[k] - slots[k]))
+    }
 
     func rawLength(_ path: [String]) -> Int {
-        guard path.count == 1, let k = keys.firstIndex(of: path[0]), slots[k] >= 0 else { return 0 }
+        guard let k = index(path) else { return 0 }
         return ends[k] - slots[k]
     }
 
     func appendField(_ path: [String], into out: inout [UInt8]) throws {
-        guard path.count == 1, let k = keys.firstIndex(of: path[0]) else { throw SlowPath() }
+        guard let k = index(path) else { throw SlowPath() }
         let s = slots[k]
-        guard s >= 0 else { throw SlowPath() }
         if inScratch[k] {
-            out.append(contentsOf: scratch[s..<ends[k]])
+            out.append(contentsOf: UnsafeBufferPointer(start: scratch + s, count: ends[k] - s))
             return
         }
         switch bytes[s] {
@@ -57,21 +69,28 @@ struct ScannedRow: RowFields {
 }
 
 /// The scan state one batch of rows reuses: the mapping's top-level keys and the slots,
-/// ends and scratch buffer `JSONParser.scanObject` fills for each row.
+/// ends and scratch buffer `JSONParser.scanObject` fills for each row, as raw memory this
+/// scanner owns (`deallocate` when the batch is done).
 struct RowScanner {
     let names: [String]
     let keys: [[UInt8]]
-    var slots: [Int]
-    var ends: [Int]
-    var inScratch: [Bool]
-    var scratch: [UInt8] = []
+    let slots: UnsafeMutablePointer<Int>
+    let ends: UnsafeMutablePointer<Int>
+    let inScratch: UnsafeMutablePointer<Bool>
+    var scratch: UnsafeMutablePointer<UInt8>
+    var scratchCapacity = 1 << 16
 
     init(_ mapping: FieldMapping) {
         names = mapping.scanKeys ?? []
         keys = names.map { Array($0.utf8) }
-        slots = [Int](repeating: -1, count: names.count)
-        ends = slots
-        inScratch = [Bool](repeating: false, count: names.count)
+        slots = .allocate(capacity: max(names.count, 1))
+        ends = .allocate(capacity: max(names.count, 1))
+        inScratch = .allocate(capacity: max(names.count, 1))
+        scratch = .allocate(capacity: scratchCapacity)
+    }
+
+    func deallocate() {
+        slots.deallocate(); ends.deallocate(); inScratch.deallocate(); scratch.deallocate()
     }
 
     /// The row at `buf[a..<b]` mapped from its bytes when the mapping allows (`fast`) and
@@ -81,9 +100,14 @@ struct RowScanner {
     mutating func map<T>(_ fast: ((ScannedRow, Int) throws -> T)?, _ buf: UnsafeBufferPointer<UInt8>, _ a: Int, _ b: Int,
                          line: Int) -> T? {
         guard let fast else { return nil }
+        if b - a > scratchCapacity {
+            scratch.deallocate()
+            scratchCapacity = max(b - a, 2 * scratchCapacity)
+            scratch = .allocate(capacity: scratchCapacity)
+        }
         var p = JSONParser(buf, start: a, end: b)
         do {
-            guard try p.scanObject(keys: keys, into: &slots, ends: &ends, inScratch: &inScratch, scratch: &scratch) else { return nil }
+            guard try p.scanObject(keys: keys, into: slots, ends: ends, inScratch: inScratch, scratch: scratch) else { return nil }
             p.skipWhitespace()
             guard p.atEnd else { return nil }
             return try fast(ScannedRow(bytes: buf, end: b, keys: names, slots: slots, ends: ends, inScratch: inScratch, scratch: scratch), line)

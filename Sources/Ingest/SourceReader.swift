@@ -70,6 +70,46 @@ struct Rows<T> {
     var repaired = 0
 }
 
+/// Items that parallel batches produce at known positions (row i of n), gathered in order
+/// by moving them, not copying: appending one batch's array to another copies each
+/// record, retaining its three arrays, and the batch's array then releases them — ~10%
+/// of JSONL ingest in a perf profile. Each position is written by one batch only.
+final class OrderedSlots<T>: @unchecked Sendable {
+    private let base: UnsafeMutablePointer<T>
+    private let filled: UnsafeMutablePointer<Bool>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        base = .allocate(capacity: max(count, 1))
+        filled = .allocate(capacity: max(count, 1))
+        filled.initialize(repeating: false, count: max(count, 1))
+    }
+
+    func put(_ i: Int, _ item: consuming T) {
+        (base + i).initialize(to: item)
+        filled[i] = true
+    }
+
+    /// Appends the items to `out` in position order (moved: `move()` hands over
+    /// ownership, no retain); the slots are empty afterwards.
+    func moveAll(into out: inout [T]) {
+        var n = 0
+        for i in 0..<count where filled[i] { n += 1 }
+        out.reserveCapacity(out.count + n)
+        for i in 0..<count where filled[i] {
+            out.append((base + i).move())
+            filled[i] = false
+        }
+    }
+
+    deinit {
+        for i in 0..<count where filled[i] { (base + i).deinitialize(count: 1) }
+        base.deallocate()
+        filled.deallocate()
+    }
+}
+
 extension SourceConfig {
     /// A bad row: an error naming the file and line (`on_error: fail`), or the reject to
     /// record (`on_error: skip`).
@@ -224,13 +264,15 @@ public enum SourceReader {
                                in buf: UnsafeBufferPointer<UInt8>, threads: Int, fast: ((ScannedRow, Int) throws -> T)?,
                                map: (JSONValue, Int) throws -> T, into out: inout Rows<T>) throws {
         let keys = src.mapping.topLevelKeys
+        let items = OrderedSlots<T>(count: elements.count)
         let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
             var part = Rows<T>()
             var scanner = RowScanner(src.mapping)
+            defer { scanner.deallocate() }
             for k in range {
                 let (a, e, n) = elements[k]
                 if let item = scanner.map(fast, buf, a, e, line: n) {
-                    part.items.append(item)
+                    items.put(k, item)
                     continue
                 }
                 var ep = JSONParser(buf, start: a, end: e)
@@ -241,14 +283,15 @@ public enum SourceReader {
                     }
                     try src.checkUTF8(repairs: ep.repairs)
                     if ep.repairs > 0 { part.repaired += 1 }
-                    part.items.append(try map(value, n))
+                    items.put(k, try map(value, n))
                 } catch let e as MappingError {
                     part.rejects.append(try src.badRow(path: path, line: n, e.message))
                 }
             }
             return part
         }
-        for part in parts { out.items.append(contentsOf: part.items); out.rejects.append(contentsOf: part.rejects); out.repaired += part.repaired }
+        items.moveAll(into: &out.items)
+        for part in parts { out.rejects.append(contentsOf: part.rejects); out.repaired += part.repaired }
     }
 
     static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
@@ -267,14 +310,16 @@ public enum SourceReader {
             if s < p.count { lines.append((s, p.count, number)) }
         }
         let keys = src.mapping.topLevelKeys
+        let items = OrderedSlots<T>(count: lines.count)
         let parts: [Rows<T>] = try data.withUnsafeBufferPointer { buf in
             try parallelBatches(count: lines.count, threads: threads, batchSize: 2048) { range in
                 var out = Rows<T>()
                 var scanner = RowScanner(src.mapping)
+                defer { scanner.deallocate() }
                 for li in range {
                     let (a, b, n) = lines[li]
                     if let item = scanner.map(fast, buf, a, b, line: n) {
-                        out.items.append(item)
+                        items.put(li, item)
                         continue
                     }
                     var parser = JSONParser(buf, start: a, end: b)
@@ -291,7 +336,7 @@ public enum SourceReader {
                         }
                         try src.checkUTF8(repairs: parser.repairs)
                         if parser.repairs > 0 { out.repaired += 1 }
-                        out.items.append(try map(value, n))
+                        items.put(li, try map(value, n))
                     } catch let e as MappingError {
                         out.rejects.append(try src.badRow(path: path, line: n, e.message))
                     }
@@ -300,7 +345,8 @@ public enum SourceReader {
             }
         }
         var all = Rows<T>()
-        for p in parts { all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired }
+        items.moveAll(into: &all.items)
+        for p in parts { all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired }
         return all
     }
 

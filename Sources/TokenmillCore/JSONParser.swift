@@ -125,16 +125,17 @@ public struct JSONParser {
     }
 
     /// Scans an object at `position` without building a value. For each of `keys` found:
-    /// a string value is decoded once into `scratch`, `inScratch[k]` is true and
+    /// a string value is decoded once into `scratch` (room for the object's bytes: decoding
+    /// only shrinks), `inScratch[k]` is true and
     /// `slots[k]..<ends[k]` is its range there; any other value stays in place, from
     /// `slots[k]` to `ends[k]` in the input. Keys not found keep `slots[k] == -1`.
     /// False — parse the row the ordinary way — when the value is not an object, a key
     /// holds an escape or repeats, or a string needed UTF-8 repair; a syntax error throws
     /// as `parseRow` would.
-    public mutating func scanObject(keys: [[UInt8]], into slots: inout [Int], ends: inout [Int], inScratch: inout [Bool],
-                                    scratch: inout [UInt8]) throws(Failure) -> Bool {
-        for k in slots.indices { slots[k] = -1; inScratch[k] = false }
-        scratch.removeAll(keepingCapacity: true)
+    public mutating func scanObject(keys: [[UInt8]], into slots: UnsafeMutablePointer<Int>, ends: UnsafeMutablePointer<Int>,
+                                    inScratch: UnsafeMutablePointer<Bool>, scratch: UnsafeMutablePointer<UInt8>) throws(Failure) -> Bool {
+        for k in keys.indices { slots[k] = -1; inScratch[k] = false }
+        var used = 0
         skipWhitespace()
         guard position < end, bytes[position] == UInt8(ascii: "{") else { return false }
         position += 1
@@ -165,10 +166,10 @@ public struct JSONParser {
             }
             if wanted >= 0 {
                 if position < end && bytes[position] == UInt8(ascii: "\"") {
-                    slots[wanted] = scratch.count
-                    try parseString(into: &scratch)
-                    if repairs > 0 { return false }
-                    ends[wanted] = scratch.count
+                    guard let n = try decodeString(into: scratch + used) else { return false }
+                    slots[wanted] = used
+                    used += n
+                    ends[wanted] = used
                     inScratch[wanted] = true
                 } else {
                     slots[wanted] = position
@@ -337,29 +338,8 @@ public struct JSONParser {
     public mutating func parseString(into out: inout [UInt8]) throws(Failure) {
         position += 1
         var runStart = position
-        var ascii = true
-        let base = bytes.baseAddress!
         while true {
-            // Sixteen bytes a step (SWAR, two words) while none is a quote, a backslash or a
-            // control byte: the common case of long plain text runs. At a special byte,
-            // jump straight to it (the lowest flagged byte is always a true hit); then
-            // eight bytes at a time for the tail.
-            while position + 16 <= end {
-                let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-                let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
-                if (w | x) & 0x8080_8080_8080_8080 != 0 { ascii = false }
-                let sw = JSONParser.hasSpecial(w)
-                if sw != 0 { position += sw.trailingZeroBitCount >> 3; break }
-                let sx = JSONParser.hasSpecial(x)
-                if sx != 0 { position += 8 + sx.trailingZeroBitCount >> 3; break }
-                position += 16
-            }
-            while position + 8 <= end {
-                let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-                if JSONParser.hasSpecial(w) != 0 { break }
-                if w & 0x8080_8080_8080_8080 != 0 { ascii = false }
-                position += 8
-            }
+            let ascii = runToSpecial()
             guard position < end else { throw fail("unterminated string") }
             let c = bytes[position]
             if c == UInt8(ascii: "\"") {
@@ -369,15 +349,114 @@ public struct JSONParser {
             }
             if c == UInt8(ascii: "\\") {
                 appendRun(&out, runStart, position, ascii)
-                ascii = true
                 try parseEscape(into: &out)
                 runStart = position
                 continue
             }
-            if c < 0x20 { throw fail("unescaped control character \(describe(c)) in string") }
+            throw fail("unescaped control character \(describe(c)) in string")
+        }
+    }
+
+    /// The string at `position` (its opening quote) unescaped into `dst`, which has room
+    /// for the string's raw bytes (unescaping only shrinks); returns the decoded length,
+    /// or nil when the string needs a UTF-8 repair (the caller then takes the ordinary
+    /// path, which repairs and counts). The ingest hot path: plain runs are copied with
+    /// memcpy, escapes written in place, no array in between.
+    public mutating func decodeString(into dst: UnsafeMutablePointer<UInt8>) throws(Failure) -> Int? {
+        position += 1
+        var runStart = position
+        var k = 0
+        let base = bytes.baseAddress!
+        while true {
+            let ascii = runToSpecial()
+            guard position < end else { throw fail("unterminated string") }
+            let n = position - runStart
+            if n > 0 {
+                if !ascii && !UTF8Validation.isValid(UnsafeBufferPointer(start: base + runStart, count: n)) { return nil }
+                (dst + k).update(from: base + runStart, count: n)
+                k += n
+            }
+            let c = bytes[position]
+            if c == UInt8(ascii: "\"") { position += 1; return k }
+            if c == UInt8(ascii: "\\") {
+                // `\n` and the other one-letter escapes inline (text is full of them); `\u`
+                // and anything odd through `escapeScalar`.
+                let simple = position + 1 < end ? JSONParser.simpleEscape(bytes[position + 1]) : 0
+                if simple != 0 {
+                    dst[k] = simple
+                    k += 1
+                    position += 2
+                } else {
+                    let scalar = try escapeScalar()
+                    if repairs > 0 { return nil }
+                    k += JSONParser.writeScalar(scalar, dst + k)
+                }
+                runStart = position
+                continue
+            }
+            throw fail("unescaped control character \(describe(c)) in string")
+        }
+    }
+
+    /// The byte a one-letter escape (`\n`, `\"`, ...) stands for, or 0.
+    @inline(__always)
+    static func simpleEscape(_ c: UInt8) -> UInt8 {
+        switch c {
+        case UInt8(ascii: "n"): return 0x0A
+        case UInt8(ascii: "\""): return 0x22
+        case UInt8(ascii: "\\"): return 0x5C
+        case UInt8(ascii: "t"): return 0x09
+        case UInt8(ascii: "r"): return 0x0D
+        case UInt8(ascii: "/"): return 0x2F
+        case UInt8(ascii: "b"): return 0x08
+        case UInt8(ascii: "f"): return 0x0C
+        default: return 0
+        }
+    }
+
+    /// Moves `position` to the next quote, backslash or control byte of a string (or the
+    /// end of input) and says whether the bytes passed over were all ASCII. Sixteen bytes
+    /// a step (SWAR, two words) while none is special: the common case of long plain text
+    /// runs; at a special byte, jump straight to it (the lowest flagged byte of the
+    /// zero-byte tests is always a true hit); then eight bytes at a time, then single
+    /// bytes for the tail.
+    @inline(__always)
+    mutating func runToSpecial() -> Bool {
+        var ascii = true
+        let base = bytes.baseAddress!
+        while position + 16 <= end {
+            let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+            let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
+            let sw = JSONParser.hasSpecial(w)
+            if sw != 0 {
+                let skip = sw.trailingZeroBitCount >> 3
+                if skip > 0 && w & (UInt64.max >> UInt64(64 - 8 * skip)) & 0x8080_8080_8080_8080 != 0 { ascii = false }
+                position += skip
+                return ascii
+            }
+            if (w | x) & 0x8080_8080_8080_8080 != 0 { ascii = false }
+            let sx = JSONParser.hasSpecial(x)
+            if sx != 0 {
+                let skip = sx.trailingZeroBitCount >> 3
+                if skip > 0 && x & (UInt64.max >> UInt64(64 - 8 * skip)) & 0x8080_8080_8080_8080 != 0 { ascii = false }
+                position += 8 + skip
+                return ascii
+            }
+            position += 16
+        }
+        while position + 8 <= end {
+            let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+            if JSONParser.hasSpecial(w) != 0 { break }
+            if w & 0x8080_8080_8080_8080 != 0 { ascii = false }
+            position += 8
+        }
+        while position < end {
+            let c = bytes[position]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
             if c >= 0x80 { ascii = false }
             position += 1
         }
+        return ascii
     }
 
     mutating func appendRun(_ out: inout [UInt8], _ a: Int, _ b: Int, _ ascii: Bool) {
@@ -392,19 +471,25 @@ public struct JSONParser {
     }
 
     mutating func parseEscape(into out: inout [UInt8]) throws(Failure) {
+        appendScalar(&out, try escapeScalar())
+    }
+
+    /// The scalar of the escape at `position` (its backslash), moving past it. A lone
+    /// surrogate gives U+FFFD and counts a repair.
+    mutating func escapeScalar() throws(Failure) -> UInt32 {
         position += 1
         guard position < end else { throw fail("unterminated escape") }
         let c = bytes[position]
         position += 1
         switch c {
-        case UInt8(ascii: "\""): out.append(0x22)
-        case UInt8(ascii: "\\"): out.append(0x5C)
-        case UInt8(ascii: "/"): out.append(0x2F)
-        case UInt8(ascii: "b"): out.append(0x08)
-        case UInt8(ascii: "f"): out.append(0x0C)
-        case UInt8(ascii: "n"): out.append(0x0A)
-        case UInt8(ascii: "r"): out.append(0x0D)
-        case UInt8(ascii: "t"): out.append(0x09)
+        case UInt8(ascii: "\""): return 0x22
+        case UInt8(ascii: "\\"): return 0x5C
+        case UInt8(ascii: "/"): return 0x2F
+        case UInt8(ascii: "b"): return 0x08
+        case UInt8(ascii: "f"): return 0x0C
+        case UInt8(ascii: "n"): return 0x0A
+        case UInt8(ascii: "r"): return 0x0D
+        case UInt8(ascii: "t"): return 0x09
         case UInt8(ascii: "u"):
             var scalar = try hex4()
             if scalar >= 0xD800 && scalar < 0xDC00 {
@@ -428,10 +513,25 @@ public struct JSONParser {
                 scalar = 0xFFFD
                 repairs += 1
             }
-            appendScalar(&out, scalar)
+            return scalar
         default:
             position -= 1
             throw fail("invalid escape '\\\(String(UnicodeScalar(c)))' in string")
+        }
+    }
+
+    /// Writes the UTF-8 of `s` at `dst`; returns its length (1 to 4).
+    @inline(__always)
+    static func writeScalar(_ s: UInt32, _ dst: UnsafeMutablePointer<UInt8>) -> Int {
+        switch s {
+        case 0..<0x80: dst[0] = UInt8(s); return 1
+        case 0x80..<0x800:
+            dst[0] = UInt8(0xC0 | (s >> 6)); dst[1] = UInt8(0x80 | (s & 0x3F)); return 2
+        case 0x800..<0x10000:
+            dst[0] = UInt8(0xE0 | (s >> 12)); dst[1] = UInt8(0x80 | ((s >> 6) & 0x3F)); dst[2] = UInt8(0x80 | (s & 0x3F)); return 3
+        default:
+            dst[0] = UInt8(0xF0 | (s >> 18)); dst[1] = UInt8(0x80 | ((s >> 12) & 0x3F))
+            dst[2] = UInt8(0x80 | ((s >> 6) & 0x3F)); dst[3] = UInt8(0x80 | (s & 0x3F)); return 4
         }
     }
 
@@ -454,17 +554,10 @@ public struct JSONParser {
     }
 
     func appendScalar(_ out: inout [UInt8], _ s: UInt32) {
-        switch s {
-        case 0..<0x80: out.append(UInt8(s))
-        case 0x80..<0x800:
-            out.append(UInt8(0xC0 | (s >> 6))); out.append(UInt8(0x80 | (s & 0x3F)))
-        case 0x800..<0x10000:
-            out.append(UInt8(0xE0 | (s >> 12))); out.append(UInt8(0x80 | ((s >> 6) & 0x3F)))
-            out.append(UInt8(0x80 | (s & 0x3F)))
-        default:
-            out.append(UInt8(0xF0 | (s >> 18))); out.append(UInt8(0x80 | ((s >> 12) & 0x3F)))
-            out.append(UInt8(0x80 | ((s >> 6) & 0x3F))); out.append(UInt8(0x80 | (s & 0x3F)))
-        }
+        if s < 0x80 { out.append(UInt8(s)); return }
+        var four: UInt32 = 0
+        let n = withUnsafeMutableBytes(of: &four) { JSONParser.writeScalar(s, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+        withUnsafeBytes(of: four) { out.append(contentsOf: $0.prefix(n)) }
     }
 
     func fail(_ message: String) -> Failure { Failure(offset: position, message: message) }

@@ -55,6 +55,7 @@ final class ScannedRowTests: XCTestCase {
                 let slow = try? mapping.record(from: parsed, source: 0, file: 0, line: 1)
                 let fast: Record? = line.withUnsafeBufferPointer { b in
                     var scanner = RowScanner(mapping)
+                    defer { scanner.deallocate() }
                     return scanner.map({ row, line in try mapping.plainRecord(from: row, source: 0, file: 0, line: line) }, b, 0, b.count, line: 1)
                 }
                 if let fast {
