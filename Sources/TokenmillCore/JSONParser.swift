@@ -481,15 +481,9 @@ public struct JSONParser {
         guard position < end else { throw fail("unterminated escape") }
         let c = bytes[position]
         position += 1
+        let simple = JSONParser.simpleEscape(c)
+        if simple != 0 { return UInt32(simple) }
         switch c {
-        case UInt8(ascii: "\""): return 0x22
-        case UInt8(ascii: "\\"): return 0x5C
-        case UInt8(ascii: "/"): return 0x2F
-        case UInt8(ascii: "b"): return 0x08
-        case UInt8(ascii: "f"): return 0x0C
-        case UInt8(ascii: "n"): return 0x0A
-        case UInt8(ascii: "r"): return 0x0D
-        case UInt8(ascii: "t"): return 0x09
         case UInt8(ascii: "u"):
             var scalar = try hex4()
             if scalar >= 0xD800 && scalar < 0xDC00 {
