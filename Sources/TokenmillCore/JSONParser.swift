@@ -424,6 +424,37 @@ public struct JSONParser {
     mutating func runToSpecial() -> Bool {
         var ascii = true
         let base = bytes.baseAddress!
+        // Whole 16-byte blocks in SIMD (pcmpeqb/pmovmskb; Swift's SIMD16 compiles to them
+        // when the types are concrete). The lanes of the comparison are 0x00 or 0xFF, so the
+        // first set byte of its two words is the first special byte, and the bytes before
+        // it join the ASCII test.
+        let quote = SIMD16<UInt8>(repeating: 0x22), slash = SIMD16<UInt8>(repeating: 0x5C)
+        let space = SIMD16<UInt8>(repeating: 0x20)
+        var seen = SIMD16<UInt8>(repeating: 0)
+        while position + 16 <= end {
+            let v = UnsafeRawPointer(base + position).loadUnaligned(as: SIMD16<UInt8>.self)
+            let special = (v .== quote) .| (v .== slash) .| (v .< space)
+            if any(special) {
+                let m = unsafeBitCast(special, to: (UInt64, UInt64).self)
+                let w = unsafeBitCast(v, to: (UInt64, UInt64).self)
+                let s = unsafeBitCast(seen, to: (UInt64, UInt64).self)
+                var high = s.0 | s.1
+                let skip: Int
+                if m.0 != 0 {
+                    skip = m.0.trailingZeroBitCount >> 3
+                    high |= w.0 & ((m.0 & (~m.0 &+ 1)) &- 1)
+                } else {
+                    skip = 8 + m.1.trailingZeroBitCount >> 3
+                    high |= w.0 | (w.1 & ((m.1 & (~m.1 &+ 1)) &- 1))
+                }
+                position += skip
+                return high & 0x8080_8080_8080_8080 == 0
+            }
+            seen |= v
+            position += 16
+        }
+        let s = unsafeBitCast(seen, to: (UInt64, UInt64).self)
+        if (s.0 | s.1) & 0x8080_8080_8080_8080 != 0 { ascii = false }
         while position + 16 <= end {
             let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
             let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
