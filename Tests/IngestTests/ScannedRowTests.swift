@@ -45,6 +45,40 @@ final class ScannedRowTests: XCTestCase {
         }
     }
 
+    /// A mapped string that is not valid UTF-8 must leave the row to the ordinary path
+    /// (which repairs and counts it), wherever the bad bytes sit in the 16-byte blocks the
+    /// string scan reads, and whatever ends the run (the closing quote, an escape).
+    func testInvalidUTF8NeverTakesTheHotPath() throws {
+        let mapping = FieldMapping(prompt: try .parse("instruction"), response: try .parse("output"))
+        let bad: [[UInt8]] = [[0xFF], [0x80], [0xE4, 0xB8], [0xC3, 0x28], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80]]
+        func hot(_ line: [UInt8]) -> Record? {
+            line.withUnsafeBufferPointer { b in
+                var scanner = RowScanner(mapping)
+                defer { scanner.deallocate() }
+                return scanner.map({ row, line in try mapping.plainRecord(from: row, source: 0, file: 0, line: line) }, b, 0, b.count, line: 1)
+            }
+        }
+        var checked = 0
+        for seq in bad {
+            for before in 0..<40 {
+                for after in [0, 1, 7, 20] {
+                    for end in ["", "\\n", "é"] {
+                        let text = Array(repeating: UInt8(ascii: "a"), count: before) + seq + Array(repeating: UInt8(ascii: "b"), count: after)
+                            + Array(end.utf8)
+                        let good = Array(#"{"instruction": ""#.utf8) + Array(repeating: UInt8(ascii: "a"), count: before + after) + Array(#"", "output": "an answer long enough to fill blocks"}"#.utf8)
+                        XCTAssertNotNil(hot(good), "a plain row must take the hot path")
+                        let line = Array(#"{"instruction": ""#.utf8) + text + Array(#"", "output": "an answer long enough to fill blocks"}"#.utf8)
+                        XCTAssertNil(hot(line), "bytes \(seq) after \(before) bytes took the hot path")
+                        let swapped = Array(#"{"output": "x", "instruction": ""#.utf8) + text + Array(#""}"#.utf8)
+                        XCTAssertNil(hot(swapped), "bytes \(seq) after \(before) bytes near the row's end took the hot path")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(checked, 6 * 40 * 4 * 3)
+    }
+
     func testScannedRowsMapLikeParsedRows() throws {
         let mappings: [FieldMapping] = [
             FieldMapping(prompt: try .parse("{instruction}[[\n\n{input}]]"), response: try .parse("output")),
