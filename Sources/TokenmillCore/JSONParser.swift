@@ -201,46 +201,27 @@ public struct JSONParser {
     /// Moves past a string (quote at `position`), checking escapes and control bytes.
     mutating func skipString() throws(Failure) {
         position += 1
-        let base = bytes.baseAddress!
         while true {
-            // Sixteen bytes a step (two words); at a special byte, jump straight to it (the
-            // lowest flagged byte of the zero-byte tests is always a true hit).
-            while position + 16 <= end {
-                let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-                let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
-                let sw = JSONParser.hasSpecial(w)
-                if sw != 0 { position += sw.trailingZeroBitCount >> 3; break }
-                let sx = JSONParser.hasSpecial(x)
-                if sx != 0 { position += 8 + sx.trailingZeroBitCount >> 3; break }
-                position += 16
-            }
-            while position + 8 <= end {
-                let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-                if JSONParser.hasSpecial(w) != 0 { break }
-                position += 8
-            }
+            _ = runToSpecial()
             guard position < end else { throw fail("unterminated string") }
             let c = bytes[position]
             if c == UInt8(ascii: "\"") { position += 1; return }
             if c < 0x20 { throw fail("unescaped control character \(describe(c)) in string") }
-            if c == UInt8(ascii: "\\") {
-                position += 1
-                guard position < end else { throw fail("unterminated escape") }
-                switch bytes[position] {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                    position += 1
-                case UInt8(ascii: "u"):
-                    guard end - position > 4 else { throw fail("unterminated \\u escape") }
-                    for k in 1...4 where !isHex(bytes[position + k]) { throw fail("invalid \\u escape") }
-                    position += 5
-                default: throw fail("invalid escape \\\(describe(bytes[position]))")
-                }
-                continue
-            }
+            // A backslash (`runToSpecial` stops only at these three).
             position += 1
+            guard position < end else { throw fail("unterminated escape") }
+            if JSONParser.simpleEscape(bytes[position]) != 0 {
+                position += 1
+            } else if bytes[position] == UInt8(ascii: "u") {
+                guard end - position > 4 else { throw fail("unterminated \\u escape") }
+                for k in 1...4 where !isHex(bytes[position + k]) { throw fail("invalid \\u escape") }
+                position += 5
+            } else {
+                throw fail("invalid escape \\\(describe(bytes[position]))")
+            }
         }
     }
+
 
     @inline(__always) func isHex(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 || (c | 0x20) &- UInt8(ascii: "a") < 6 }
 
