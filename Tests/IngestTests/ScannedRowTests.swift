@@ -79,6 +79,49 @@ final class ScannedRowTests: XCTestCase {
         XCTAssertEqual(checked, 6 * 40 * 4 * 3)
     }
 
+    /// Seeded byte mutations of real-looking rows (flip, insert, delete) through the hot
+    /// path, which writes into raw scratch memory: no crash, and a record only when the
+    /// ordinary path gives the same record with nothing to repair.
+    func testMutatedRowsThroughTheHotPath() throws {
+        let mapping = FieldMapping(prompt: try .parse("{instruction}[[\n\n{input}]]"), response: try .parse("output"))
+        let seeds = [
+            Array(#"{"instruction": "Say \"hi\"\n twice, then a long tail of text", "input": "", "output": "é中😀\u00e9 and \ud83d\ude00 done"}"#.utf8),
+            Array(#"{"output": "abcdefghijklmnopqrstuvwxyz0123456789", "other": [1, {"k": "v"}], "instruction": "x\ty"}"#.utf8),
+        ]
+        var rng = SplitMix64(seed: 11)
+        var taken = 0
+        for k in 0..<20_000 {
+            var b = seeds[k % seeds.count]
+            for _ in 0..<(1 + Int(rng.below(3))) {
+                let i = Int(rng.below(UInt64(b.count)))
+                switch rng.below(3) {
+                case 0: b[i] = UInt8(truncatingIfNeeded: rng.next())
+                case 1: b.remove(at: i)
+                default: b.insert(UInt8(truncatingIfNeeded: rng.next()), at: i)
+                }
+                if b.isEmpty { b = [0x20] }
+            }
+            let hot: Record? = b.withUnsafeBufferPointer { buf in
+                var scanner = RowScanner(mapping)
+                defer { scanner.deallocate() }
+                return scanner.map({ row, line in try mapping.plainRecord(from: row, source: 0, file: 0, line: line) }, buf, 0, buf.count, line: 1)
+            }
+            guard let hot else { continue }
+            taken += 1
+            var repairs = 0
+            let parsed: JSONValue? = b.withUnsafeBufferPointer { buf in
+                var p = JSONParser(buf)
+                let v = try? p.parseRow(keeping: mapping.topLevelKeys)
+                p.skipWhitespace()
+                repairs = p.repairs
+                return p.atEnd ? v : nil
+            }
+            XCTAssertEqual(repairs, 0, String(decoding: b, as: UTF8.self))
+            XCTAssertEqual(hot, parsed.flatMap { try? mapping.record(from: $0, source: 0, file: 0, line: 1) }, String(decoding: b, as: UTF8.self))
+        }
+        XCTAssertGreaterThan(taken, 800, "the mutations hardly reached the hot path")
+    }
+
     func testScannedRowsMapLikeParsedRows() throws {
         let mappings: [FieldMapping] = [
             FieldMapping(prompt: try .parse("{instruction}[[\n\n{input}]]"), response: try .parse("output")),
