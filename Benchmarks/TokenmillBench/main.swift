@@ -78,8 +78,12 @@ do {
     case "minhash": try benchMinHash(Array(argv.dropFirst()))
     case "ingest": try benchIngest(Array(argv.dropFirst()))
     case "ingest-scan": try benchIngestScan(Array(argv.dropFirst()))
+    case "ingest-extract": try benchIngestExtract(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
-                  + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]")
+                  + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]\n"
+                  + "       tokenmill-bench ingest --input FILE [--format F] [--field text] [--threads N] [--repeat R] [--from-memory 1]\n"
+                  + "       tokenmill-bench ingest-scan --input FILE.jsonl [--repeat R]\n"
+                  + "       tokenmill-bench ingest-extract --input FILE.jsonl [--field text] [--repeat R]")
     }
 } catch {
     fail("\(error)")

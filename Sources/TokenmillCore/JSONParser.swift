@@ -403,8 +403,12 @@ public struct JSONParser {
     /// bytes for the tail.
     @inline(__always)
     mutating func runToSpecial() -> Bool {
-        var ascii = true
         let base = bytes.baseAddress!
+        let end = self.end
+        // The position lives in a register here (as a stored property of an inout self it
+        // was written back on every block).
+        var pos = position
+        defer { position = pos }
         // Whole 16-byte blocks in SIMD (pcmpeqb/pmovmskb; Swift's SIMD16 compiles to them
         // when the types are concrete). The lanes of the comparison are 0x00 or 0xFF, so the
         // first set byte of its two words is the first special byte, and the bytes before
@@ -412,64 +416,45 @@ public struct JSONParser {
         let quote = SIMD16<UInt8>(repeating: 0x22), slash = SIMD16<UInt8>(repeating: 0x5C)
         let space = SIMD16<UInt8>(repeating: 0x20)
         var seen = SIMD16<UInt8>(repeating: 0)
-        while position + 16 <= end {
-            let v = UnsafeRawPointer(base + position).loadUnaligned(as: SIMD16<UInt8>.self)
+        while pos + 16 <= end {
+            let v = UnsafeRawPointer(base + pos).loadUnaligned(as: SIMD16<UInt8>.self)
             let special = (v .== quote) .| (v .== slash) .| (v .< space)
             if any(special) {
                 let m = unsafeBitCast(special, to: (UInt64, UInt64).self)
                 let w = unsafeBitCast(v, to: (UInt64, UInt64).self)
                 let s = unsafeBitCast(seen, to: (UInt64, UInt64).self)
                 var high = s.0 | s.1
-                let skip: Int
                 if m.0 != 0 {
-                    skip = m.0.trailingZeroBitCount >> 3
+                    pos += m.0.trailingZeroBitCount >> 3
                     high |= w.0 & ((m.0 & (~m.0 &+ 1)) &- 1)
                 } else {
-                    skip = 8 + m.1.trailingZeroBitCount >> 3
+                    pos += 8 + m.1.trailingZeroBitCount >> 3
                     high |= w.0 | (w.1 & ((m.1 & (~m.1 &+ 1)) &- 1))
                 }
-                position += skip
                 return high & 0x8080_8080_8080_8080 == 0
             }
             seen |= v
-            position += 16
+            pos += 16
         }
+        // Fewer than 16 bytes left: a word, then single bytes.
         let s = unsafeBitCast(seen, to: (UInt64, UInt64).self)
-        if (s.0 | s.1) & 0x8080_8080_8080_8080 != 0 { ascii = false }
-        while position + 16 <= end {
-            let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-            let x = UnsafeRawPointer(base + position + 8).loadUnaligned(as: UInt64.self)
-            let sw = JSONParser.hasSpecial(w)
-            if sw != 0 {
-                let skip = sw.trailingZeroBitCount >> 3
-                if skip > 0 && w & (UInt64.max >> UInt64(64 - 8 * skip)) & 0x8080_8080_8080_8080 != 0 { ascii = false }
-                position += skip
-                return ascii
+        var ascii = (s.0 | s.1) & 0x8080_8080_8080_8080 == 0
+        if pos + 8 <= end {
+            let w = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
+            if JSONParser.hasSpecial(w) == 0 {
+                if w & 0x8080_8080_8080_8080 != 0 { ascii = false }
+                pos += 8
             }
-            if (w | x) & 0x8080_8080_8080_8080 != 0 { ascii = false }
-            let sx = JSONParser.hasSpecial(x)
-            if sx != 0 {
-                let skip = sx.trailingZeroBitCount >> 3
-                if skip > 0 && x & (UInt64.max >> UInt64(64 - 8 * skip)) & 0x8080_8080_8080_8080 != 0 { ascii = false }
-                position += 8 + skip
-                return ascii
-            }
-            position += 16
         }
-        while position + 8 <= end {
-            let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-            if JSONParser.hasSpecial(w) != 0 { break }
-            if w & 0x8080_8080_8080_8080 != 0 { ascii = false }
-            position += 8
-        }
-        while position < end {
-            let c = bytes[position]
+        while pos < end {
+            let c = base[pos]
             if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
             if c >= 0x80 { ascii = false }
-            position += 1
+            pos += 1
         }
         return ascii
     }
+
 
     mutating func appendRun(_ out: inout [UInt8], _ a: Int, _ b: Int, _ ascii: Bool) {
         if a == b { return }
