@@ -167,3 +167,32 @@ def test_shared_anthropic_vocabulary_equals_hf(tokenmill_bin):
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
     assert not bad, f"{len(bad)} of {len(texts)} differ; first {bad[0][0][:60]!r}: {bad[0][1][:12]} vs {bad[0][2][:12]}"
+
+
+@pytest.mark.binary
+def test_a_token_no_merge_reaches_is_not_emitted_for_a_cut_part(tokenmill_bin, tmp_path):
+    """With `ignore_merges`, `tokenizers` emits a vocabulary token directly only for a whole
+    pre-token. Tokenmill cuts long and non-ASCII pieces where no token can span and merges
+    the parts apart; a part whose bytes are a token is emitted whole only when the merges
+    reach that token from its bytes. Here "xyz" is in the vocabulary but no merge makes it:
+    in "éxyz" the part "xyz" must come out as x, y, z, as `tokenizers` gives it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    from hf_convert import BYTE_ENCODER, as_string
+
+    vocab = {BYTE_ENCODER[b]: b for b in range(256)}
+    merges = [(BYTE_ENCODER[0xC3], BYTE_ENCODER[0xA9]), ("a", "b")]
+    vocab[as_string("é".encode())] = 256
+    vocab["ab"] = 257
+    vocab["xyz"] = 258   # listed, but no merge produces it
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=True))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(["<|endoftext|>"])   # Tokenmill wants an EOS
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    texts = ["éxyz", "xyz", " éxyz ab", "éabxyzé" * 3, "xyzéxyz"]
+    want = [tok.encode(t, add_special_tokens=False).ids for t in texts]
+    assert want[0] == [256, vocab["x"], vocab["y"], vocab["z"]]
+    assert want[1] == [258]   # a whole pre-token that is a token: emitted directly
+    assert encode_with_tokenmill(tokenmill_bin, str(path), texts) == want
