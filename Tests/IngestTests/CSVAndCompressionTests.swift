@@ -1,6 +1,7 @@
 import XCTest
 @testable import Ingest
 import TokenmillCore
+import TestSupport
 
 final class CSVAndCompressionTests: XCTestCase {
     func rows(_ s: String) throws -> [[String]] {
@@ -36,14 +37,7 @@ final class CSVAndCompressionTests: XCTestCase {
         let alphabet: [UInt8] = [0x22, 0x2C, 0x0A, 0x0D, 0x61, 0xE4, 0xFF, 0x00]
         for _ in 0..<20_000 {
             var b = base
-            for _ in 0..<(1 + Int(rng.below(4))) {
-                let at = Int(rng.below(UInt64(b.count)))
-                switch rng.below(3) {
-                case 0: b[at] = alphabet[Int(rng.below(UInt64(alphabet.count)))]
-                case 1: b.remove(at: at)
-                default: b.insert(alphabet[Int(rng.below(UInt64(alphabet.count)))], at: at)
-                }
-            }
+            mutate(&b, edits: 1 + Int(rng.below(4)), &rng) { alphabet[Int($0.below(UInt64(alphabet.count)))] }
             _ = try? b.withUnsafeBufferPointer { p throws(CSVReader.Failure) in try CSVReader.rows(p) }
         }
     }

@@ -1,6 +1,7 @@
 import XCTest
 @testable import Ingest
 import TokenmillCore
+import TestSupport
 
 /// The hot path (a row mapped from its bytes, `ScannedRow`) against the ordinary path
 /// (parse to `JSONValue`, then map) on seeded random rows: whenever the hot path gives a
@@ -92,15 +93,7 @@ final class ScannedRowTests: XCTestCase {
         var taken = 0
         for k in 0..<20_000 {
             var b = seeds[k % seeds.count]
-            for _ in 0..<(1 + Int(rng.below(3))) {
-                let i = Int(rng.below(UInt64(b.count)))
-                switch rng.below(3) {
-                case 0: b[i] = UInt8(truncatingIfNeeded: rng.next())
-                case 1: b.remove(at: i)
-                default: b.insert(UInt8(truncatingIfNeeded: rng.next()), at: i)
-                }
-                if b.isEmpty { b = [0x20] }
-            }
+            mutate(&b, edits: 1 + Int(rng.below(3)), &rng)
             let hot: Record? = b.withUnsafeBufferPointer { buf in
                 var scanner = RowScanner(mapping)
                 defer { scanner.deallocate() }

@@ -1,4 +1,5 @@
 import TokenmillCore
+import TestSupport
 import XCTest
 
 final class JSONParserTests: XCTestCase {
@@ -69,15 +70,7 @@ final class JSONParserTests: XCTestCase {
         let seed = Array(#"{"instruction": "Say \"hi\"\n", "input": [1, 2.5, {"k": null}], "output": "é中😀\u00e9"}"#.utf8)
         for _ in 0..<20_000 {
             var b = seed
-            for _ in 0..<(1 + Int(rng.below(4))) {
-                let i = Int(rng.below(UInt64(b.count)))
-                switch rng.below(3) {
-                case 0: b[i] = UInt8(truncatingIfNeeded: rng.next())
-                case 1: b.remove(at: i)
-                default: b.insert(UInt8(truncatingIfNeeded: rng.next()), at: i)
-                }
-                if b.isEmpty { b = [0x20] }
-            }
+            mutate(&b, edits: 1 + Int(rng.below(4)), &rng)
             let full = try? JSONParser.parse(b)
             // Keeping only some keys accepts exactly the same inputs and keeps exactly
             // those members (skipped values are still checked for syntax).
