@@ -264,25 +264,38 @@ public enum SourceReader {
                                in buf: UnsafeBufferPointer<UInt8>, threads: Int, fast: ((ScannedRow, Int) throws -> T)?,
                                map: (JSONValue, Int) throws -> T, into out: inout Rows<T>) throws {
         let keys = src.mapping.topLevelKeys
-        let items = OrderedSlots<T>(count: elements.count)
-        let parts: [Rows<T>] = try parallelBatches(count: elements.count, threads: threads, batchSize: 1024) { range in
+        try mapRows(src, path: path, count: elements.count, batchSize: 1024, in: buf, threads: threads, fast: fast, map: map,
+                    row: { elements[$0] }, parse: { parser, _ in
+            do { return try parser.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
+                throw MappingError("invalid JSON: \(error.message)")   // cannot happen: the skip pass checked it
+            }
+        }, into: &out)
+    }
+
+    /// The batch loop JSONL lines and JSON array elements share: rows `0..<count`
+    /// (`row(i)`: start, end and line) are mapped in parallel batches, each through the hot
+    /// path when it can take it, else parsed by `parse` (nil: a blank line, not a row; a
+    /// `MappingError`: the row is bad) and mapped; items move into `out` in row order.
+    static func mapRows<T>(_ src: SourceConfig, path: String, count: Int, batchSize: Int, in buf: UnsafeBufferPointer<UInt8>,
+                           threads: Int, fast: ((ScannedRow, Int) throws -> T)?, map: (JSONValue, Int) throws -> T,
+                           row: (Int) -> (start: Int, end: Int, line: Int),
+                           parse: (inout JSONParser, _ start: Int) throws -> JSONValue?, into out: inout Rows<T>) throws {
+        let items = OrderedSlots<T>(count: count)
+        let parts: [Rows<T>] = try parallelBatches(count: count, threads: threads, batchSize: batchSize) { range in
             var part = Rows<T>()
             var scanner = RowScanner(src.mapping)
             defer { scanner.deallocate() }
             for k in range {
-                let (a, e, n) = elements[k]
-                if let item = scanner.map(fast, buf, a, e, line: n) {
+                let (a, b, n) = row(k)
+                if let item = scanner.map(fast, buf, a, b, line: n) {
                     items.put(k, item)
                     continue
                 }
-                var ep = JSONParser(buf, start: a, end: e)
+                var parser = JSONParser(buf, start: a, end: b)
                 do {
-                    let value: JSONValue
-                    do { value = try ep.parseRow(keeping: keys) } catch let error as JSONParser.Failure {
-                        throw MappingError("invalid JSON: \(error.message)")   // cannot happen: the skip pass checked it
-                    }
-                    try src.checkUTF8(repairs: ep.repairs)
-                    if ep.repairs > 0 { part.repaired += 1 }
+                    guard let value = try parse(&parser, a) else { continue }
+                    try src.checkUTF8(repairs: parser.repairs)
+                    if parser.repairs > 0 { part.repaired += 1 }
                     items.put(k, try map(value, n))
                 } catch let e as MappingError {
                     part.rejects.append(try src.badRow(path: path, line: n, e.message))
@@ -297,7 +310,7 @@ public enum SourceReader {
     static func readJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
                              firstLine: Int = 1, fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         // Line table first (cheap), then parse batches of lines on all cores.
-        var lines: [(start: Int, end: Int, number: Int)] = []
+        var lines: [(start: Int, end: Int, line: Int)] = []
         var s = 0, number = firstLine
         lines.reserveCapacity(data.count / 256)
         data.withUnsafeBufferPointer { p in
@@ -310,43 +323,22 @@ public enum SourceReader {
             if s < p.count { lines.append((s, p.count, number)) }
         }
         let keys = src.mapping.topLevelKeys
-        let items = OrderedSlots<T>(count: lines.count)
-        let parts: [Rows<T>] = try data.withUnsafeBufferPointer { buf in
-            try parallelBatches(count: lines.count, threads: threads, batchSize: 2048) { range in
-                var out = Rows<T>()
-                var scanner = RowScanner(src.mapping)
-                defer { scanner.deallocate() }
-                for li in range {
-                    let (a, b, n) = lines[li]
-                    if let item = scanner.map(fast, buf, a, b, line: n) {
-                        items.put(li, item)
-                        continue
-                    }
-                    var parser = JSONParser(buf, start: a, end: b)
-                    parser.skipWhitespace()
-                    if parser.atEnd { continue }   // blank line: not a row
-                    do {
-                        let value: JSONValue
-                        do {
-                            value = try parser.parseRow(keeping: keys)
-                            parser.skipWhitespace()
-                            if !parser.atEnd { throw JSONParser.Failure(offset: parser.position, message: "unexpected data after the JSON value") }
-                        } catch let f as JSONParser.Failure {
-                            throw MappingError("invalid JSON at column \(f.offset - a + 1): \(f.message)")
-                        }
-                        try src.checkUTF8(repairs: parser.repairs)
-                        if parser.repairs > 0 { out.repaired += 1 }
-                        items.put(li, try map(value, n))
-                    } catch let e as MappingError {
-                        out.rejects.append(try src.badRow(path: path, line: n, e.message))
-                    }
-                }
-                return out
-            }
-        }
         var all = Rows<T>()
-        items.moveAll(into: &all.items)
-        for p in parts { all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired }
+        try data.withUnsafeBufferPointer { buf in
+            try mapRows(src, path: path, count: lines.count, batchSize: 2048, in: buf, threads: threads, fast: fast, map: map,
+                        row: { lines[$0] }, parse: { parser, a in
+                parser.skipWhitespace()
+                if parser.atEnd { return nil }   // blank line: not a row
+                do {
+                    let value = try parser.parseRow(keeping: keys)
+                    parser.skipWhitespace()
+                    if !parser.atEnd { throw JSONParser.Failure(offset: parser.position, message: "unexpected data after the JSON value") }
+                    return value
+                } catch let f as JSONParser.Failure {
+                    throw MappingError("invalid JSON at column \(f.offset - a + 1): \(f.message)")
+                }
+            }, into: &all)
+        }
         return all
     }
 
