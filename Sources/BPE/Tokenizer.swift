@@ -159,22 +159,15 @@ public final class Tokenizer: @unchecked Sendable {
             var i = 0
             // One loop per pattern so each scanner inlines into its own loop. Tokens go to
             // the merge's raw buffer (`emit`) and reach `out` in batches.
-            merge.reserveTokens(min(n, 1 << 16), flushingInto: &out)
             switch tokenizer.pretokenizer {
-            case .r50k: while i < n { let e = scan.r50k(base, i, n); room(e - i, &out); merge.encode(base + i, e - i, table); i = e }
-            case .cl100k: while i < n { let e = scan.cl100k(base, i, n); room(e - i, &out); merge.encode(base + i, e - i, table); i = e }
-            case .o200k: while i < n { let e = scan.o200k(base, i, n); room(e - i, &out); merge.encode(base + i, e - i, table); i = e }
-            case .llama3: while i < n { let e = scan.llama3(base, i, n, digits: 3); room(e - i, &out); merge.encode(base + i, e - i, table); i = e }
-            case .qwen2: while i < n { let e = scan.llama3(base, i, n, digits: 1); room(e - i, &out); merge.encode(base + i, e - i, table); i = e }
-            case .whole: room(n, &out); merge.encode(base, n, table)
+            case .r50k: while i < n { let e = scan.r50k(base, i, n); merge.reserveTokens(e - i, flushingInto: &out); merge.encode(base + i, e - i, table); i = e }
+            case .cl100k: while i < n { let e = scan.cl100k(base, i, n); merge.reserveTokens(e - i, flushingInto: &out); merge.encode(base + i, e - i, table); i = e }
+            case .o200k: while i < n { let e = scan.o200k(base, i, n); merge.reserveTokens(e - i, flushingInto: &out); merge.encode(base + i, e - i, table); i = e }
+            case .llama3: while i < n { let e = scan.llama3(base, i, n, digits: 3); merge.reserveTokens(e - i, flushingInto: &out); merge.encode(base + i, e - i, table); i = e }
+            case .qwen2: while i < n { let e = scan.llama3(base, i, n, digits: 1); merge.reserveTokens(e - i, flushingInto: &out); merge.encode(base + i, e - i, table); i = e }
+            case .whole: merge.reserveTokens(n, flushingInto: &out); merge.encode(base, n, table)
             }
             merge.flush(into: &out)
-        }
-
-        /// Room in the merge's token buffer for a piece of `n` bytes.
-        @inline(__always)
-        mutating func room(_ n: Int, _ out: inout [UInt32]) {
-            if merge.tokenCapacity - merge.tokenCount < n { merge.reserveTokens(n, flushingInto: &out) }
         }
 
         public mutating func encode(_ text: [UInt8], into out: inout [UInt32]) {

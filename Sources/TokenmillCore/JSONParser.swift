@@ -222,7 +222,6 @@ public struct JSONParser {
         }
     }
 
-
     @inline(__always) func isHex(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 || (c | 0x20) &- UInt8(ascii: "a") < 6 }
 
     /// An object; with `keep`, only members whose key is in it are built (the others are
@@ -370,7 +369,7 @@ public struct JSONParser {
                 } else {
                     let scalar = try escapeScalar()
                     if repairs > 0 { return nil }
-                    k += JSONParser.writeScalar(scalar, dst + k)
+                    k += UTF8Encoding.write(scalar, dst + k)
                 }
                 runStart = position
                 continue
@@ -397,10 +396,8 @@ public struct JSONParser {
 
     /// Moves `position` to the next quote, backslash or control byte of a string (or the
     /// end of input) and says whether the bytes passed over were all ASCII. Sixteen bytes
-    /// a step (SWAR, two words) while none is special: the common case of long plain text
-    /// runs; at a special byte, jump straight to it (the lowest flagged byte of the
-    /// zero-byte tests is always a true hit); then eight bytes at a time, then single
-    /// bytes for the tail.
+    /// a step in SIMD while none is special (the common case of long plain text runs),
+    /// then one word (`hasSpecial`) and single bytes for the last few.
     @inline(__always)
     mutating func runToSpecial() -> Bool {
         let base = bytes.baseAddress!
@@ -455,7 +452,6 @@ public struct JSONParser {
         return ascii
     }
 
-
     mutating func appendRun(_ out: inout [UInt8], _ a: Int, _ b: Int, _ ascii: Bool) {
         if a == b { return }
         let run = UnsafeBufferPointer(rebasing: bytes[a..<b])
@@ -468,7 +464,7 @@ public struct JSONParser {
     }
 
     mutating func parseEscape(into out: inout [UInt8]) throws(Failure) {
-        appendScalar(&out, try escapeScalar())
+        UTF8Encoding.append(try escapeScalar(), to: &out)
     }
 
     /// The scalar of the escape at `position` (its backslash), moving past it. A lone
@@ -511,21 +507,6 @@ public struct JSONParser {
         }
     }
 
-    /// Writes the UTF-8 of `s` at `dst`; returns its length (1 to 4).
-    @inline(__always)
-    static func writeScalar(_ s: UInt32, _ dst: UnsafeMutablePointer<UInt8>) -> Int {
-        switch s {
-        case 0..<0x80: dst[0] = UInt8(s); return 1
-        case 0x80..<0x800:
-            dst[0] = UInt8(0xC0 | (s >> 6)); dst[1] = UInt8(0x80 | (s & 0x3F)); return 2
-        case 0x800..<0x10000:
-            dst[0] = UInt8(0xE0 | (s >> 12)); dst[1] = UInt8(0x80 | ((s >> 6) & 0x3F)); dst[2] = UInt8(0x80 | (s & 0x3F)); return 3
-        default:
-            dst[0] = UInt8(0xF0 | (s >> 18)); dst[1] = UInt8(0x80 | ((s >> 12) & 0x3F))
-            dst[2] = UInt8(0x80 | ((s >> 6) & 0x3F)); dst[3] = UInt8(0x80 | (s & 0x3F)); return 4
-        }
-    }
-
     mutating func hex4() throws(Failure) -> UInt32 {
         guard end - position >= 4 else { throw fail("truncated \\u escape") }
         var v: UInt32 = 0
@@ -542,13 +523,6 @@ public struct JSONParser {
             position += 1
         }
         return v
-    }
-
-    func appendScalar(_ out: inout [UInt8], _ s: UInt32) {
-        if s < 0x80 { out.append(UInt8(s)); return }
-        var four: UInt32 = 0
-        let n = withUnsafeMutableBytes(of: &four) { JSONParser.writeScalar(s, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
-        withUnsafeBytes(of: four) { out.append(contentsOf: $0.prefix(n)) }
     }
 
     func fail(_ message: String) -> Failure { Failure(offset: position, message: message) }

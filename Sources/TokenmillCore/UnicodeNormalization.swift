@@ -156,18 +156,7 @@ public enum UnicodeNormalization {
     static func encodeUTF8(_ cps: [UInt32]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(cps.count * 2)
-        for s in cps {
-            switch s {
-            case 0..<0x80: out.append(UInt8(s))
-            case 0x80..<0x800:
-                out.append(UInt8(0xC0 | (s >> 6))); out.append(UInt8(0x80 | (s & 0x3F)))
-            case 0x800..<0x10000:
-                out.append(UInt8(0xE0 | (s >> 12))); out.append(UInt8(0x80 | ((s >> 6) & 0x3F))); out.append(UInt8(0x80 | (s & 0x3F)))
-            default:
-                out.append(UInt8(0xF0 | (s >> 18))); out.append(UInt8(0x80 | ((s >> 12) & 0x3F)))
-                out.append(UInt8(0x80 | ((s >> 6) & 0x3F))); out.append(UInt8(0x80 | (s & 0x3F)))
-            }
-        }
+        for s in cps { UTF8Encoding.append(s, to: &out) }
         return out
     }
 }
