@@ -153,7 +153,6 @@ public final class RankTable: @unchecked Sendable {
         let full = Self.pairTable(pairs)
         let canonical = Self.canonicalPairs(count: count, offsets: offsets, bytes: bytes, byteRanks: byteRanks,
                                             full: full, priorityToID: priorityToID)
-        full.slots.deallocate()
         reachable = .allocate(capacity: count / 64 + 1)
         reachable.initialize(repeating: 0)
         for b in 0..<256 { let r = Int(byteRanks[b]); reachable[r >> 6] |= 1 << UInt64(r & 63) }
@@ -162,8 +161,12 @@ public final class RankTable: @unchecked Sendable {
             let r = Int(priorityToID.map { $0[priority] } ?? UInt32(priority))
             reachable[r >> 6] |= 1 << UInt64(r & 63)
         }
-        if merges == nil { pairs = canonical }
-        (pairSlots, pairShift) = Self.pairTable(pairs)
+        if merges == nil {
+            full.slots.deallocate()
+            (pairSlots, pairShift) = Self.pairTable(canonical)
+        } else {
+            (pairSlots, pairShift) = full   // the merges as they are
+        }
         for x in 0..<(1 << 16) { bytePairs[x] = pairRank(byteRanks[x >> 8], byteRanks[x & 0xFF]) }
     }
 
