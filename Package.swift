@@ -22,13 +22,15 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CXXHash", path: "Sources/CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
+        // Header-only intrinsics (software prefetch); no library to link.
+        .systemLibrary(name: "CIntrinsics", path: "Sources/CIntrinsics"),
         .target(name: "TokenmillCore", dependencies: ["CXXHash"], swiftSettings: optimize),
         .target(name: "Ingest", dependencies: ["TokenmillCore", "CZlib", "CZstd"], swiftSettings: optimize),
         .target(name: "Normalize", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         // MinHash runs in 32-bit SIMD lanes; AVX2 (Haswell, 2013, and later x86-64) does each
         // step in one instruction where the x86-64 baseline (SSE2) needs several.
         .target(name: "Dedup", dependencies: ["TokenmillCore"], swiftSettings: optimize + dedupCPU),
-        .target(name: "BPE", dependencies: ["TokenmillCore"],
+        .target(name: "BPE", dependencies: ["TokenmillCore", "CIntrinsics"],
                 resources: [.copy("Resources/gpt2.tiktoken"), .copy("Resources/p50k_base.tiktoken"),
                             .copy("Resources/cl100k_base.tiktoken"), .copy("Resources/o200k_base.tiktoken")],
                 swiftSettings: optimize),

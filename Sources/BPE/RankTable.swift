@@ -1,3 +1,4 @@
+import CIntrinsics
 import TokenmillCore
 
 /// The mergeable ranks of a byte-level BPE vocabulary: token bytes <-> rank.
@@ -375,6 +376,15 @@ public final class RankTable: @unchecked Sendable {
     @inline(__always)
     func lookup(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64) -> UInt32 {
         RankTable.find(p, n, h, slots, mask, offsets, bytes)
+    }
+
+    /// Starts fetching the slot `rank(p, n)` will read first (keys of 2 to 16 bytes: the
+    /// whole-piece lookups of almost every piece).
+    @inline(__always)
+    func prefetch(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        if n < 2 || n > 16 { return }
+        let i = Int(truncatingIfNeeded: RankTable.hash(p, n)) & mask
+        tm_prefetch(UnsafeRawPointer(slots.baseAddress! + 2 * i))
     }
 
     /// The rank of `p[0..<n]`, or `RankTable.none`.
