@@ -29,6 +29,12 @@ public final class RankTable: @unchecked Sendable {
     /// with one multiply, one slot compared, no byte strings touched.
     let pairSlots: UnsafeMutableBufferPointer<UInt64>
     let pairShift: UInt64
+    /// Two bits per token, bit `2t` set when t is the left token of some pair in the
+    /// pair table and bit `2t + 1` when it is the right one. Most pair lookups of the merge
+    /// loops find nothing (62% on o200k over the mixed corpus), and over half of those
+    /// involve a token that never starts or never ends a pair: this 50 KiB bitmap, which
+    /// stays in cache, answers them without probing the 4 MiB table.
+    let pairSides: UnsafeMutableBufferPointer<UInt64>
     /// Bit r set when token r's own bytes merge to r (every token of the built-in
     /// vocabularies): only then is a cut part (`BytePairMerge.part`) whose bytes are
     /// token r encoded as r.
@@ -168,6 +174,13 @@ public final class RankTable: @unchecked Sendable {
         } else {
             (pairSlots, pairShift) = full   // the merges as they are
         }
+        pairSides = .allocate(capacity: count / 32 + 1)
+        pairSides.initialize(repeating: 0)
+        for e in pairSlots where e != 0 {
+            let a = Int(e >> 41), b = Int(e >> 21 & 0xF_FFFF)
+            pairSides[a >> 5] |= 1 << UInt64(2 * (a & 31))
+            pairSides[b >> 5] |= 2 << UInt64(2 * (b & 31))
+        }
         for x in 0..<(1 << 16) { bytePairs[x] = pairRank(byteRanks[x >> 8], byteRanks[x & 0xFF]) }
     }
 
@@ -256,6 +269,7 @@ public final class RankTable: @unchecked Sendable {
     deinit {
         bytes.deallocate(); offsets.deallocate(); slots.deallocate(); byteRanks.deallocate(); pairSlots.deallocate()
         trigrams.deallocate(); pairTokens.deallocate(); bytePairs.deallocate(); reachable.deallocate()
+        pairSides.deallocate()
         priorityToID?.deallocate()
     }
 
@@ -292,7 +306,9 @@ public final class RankTable: @unchecked Sendable {
     /// Priority of merging tokens `a` then `b` (tiktoken: the merged token's rank), or none.
     @inline(__always)
     public func pairRank(_ a: UInt32, _ b: UInt32) -> UInt32 {
-        RankTable.pairLookup(a, b, pairSlots, pairShift)
+        let left = pairSides[Int(a >> 5)] >> UInt64(2 * (a & 31)), right = pairSides[Int(b >> 5)] >> UInt64(2 * (b & 31) + 1)
+        if left & right & 1 == 0 { return RankTable.none }
+        return RankTable.pairLookup(a, b, pairSlots, pairShift)
     }
 
     /// `rank` before `self` is fully initialised (used while building the pair table).
