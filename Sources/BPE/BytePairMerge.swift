@@ -86,9 +86,16 @@ struct BytePairMerge {
 
     @inline(__always)
     mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
+        encode(p, n, table, hash: table.wholeHash(p, n))
+    }
+
+    /// `encode` with the piece's `RankTable.wholeHash` already computed (the scanner's
+    /// look-ahead computes it to prefetch the slot).
+    @inline(__always)
+    mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, hash h: UInt64) {
         if n == 1 { emit(table.byteRanks[Int(p[0])]); return }
         if table.wholeLookups {
-            let whole = table.rank(p, n)
+            let whole = table.lookup(p, n, h)
             if whole != RankTable.none { emit(whole); return }
         }
         // Non-ASCII pieces (CJK runs above all) usually cut into single characters that are

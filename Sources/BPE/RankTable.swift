@@ -394,13 +394,17 @@ public final class RankTable: @unchecked Sendable {
         RankTable.find(p, n, h, slots, mask, offsets, bytes)
     }
 
-    /// Starts fetching the slot `rank(p, n)` will read first (keys of 2 to 16 bytes: the
-    /// whole-piece lookups of almost every piece).
+    /// The hash the whole-piece lookup of `p[0..<n]` probes with, or 0 when there is no
+    /// such lookup (single bytes; Hugging Face BPE without `ignore_merges`).
     @inline(__always)
-    func prefetch(_ p: UnsafePointer<UInt8>, _ n: Int) {
-        if n < 2 || n > 16 { return }
-        let i = Int(truncatingIfNeeded: RankTable.hash(p, n)) & mask
-        tm_prefetch(UnsafeRawPointer(slots.baseAddress! + 2 * i))
+    func wholeHash(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
+        wholeLookups && n > 1 ? RankTable.hash(p, n) : 0
+    }
+
+    /// Starts fetching the first slot the whole-piece lookup with hash `h` reads.
+    @inline(__always)
+    func prefetch(_ h: UInt64) {
+        tm_prefetch(UnsafeRawPointer(slots.baseAddress! + 2 * (Int(truncatingIfNeeded: h) & mask)))
     }
 
     /// The rank of `p[0..<n]`, or `RankTable.none`.

@@ -97,13 +97,15 @@ public final class Tokenizer: @unchecked Sendable {
     public struct Encoder: ~Copyable {
         let tokenizer: Tokenizer
         var merge = BytePairMerge()
-        /// Ring of the piece ends scanned ahead of the merge (`encodePieces`).
+        /// Rings of the ends and whole-piece hashes of the pieces scanned ahead of the merge
+        /// (`encodePieces`).
         let pieceEnds = UnsafeMutablePointer<Int>.allocate(capacity: Encoder.lookahead)
+        let pieceHashes = UnsafeMutablePointer<UInt64>.allocate(capacity: Encoder.lookahead)
         static let lookahead = 8
 
         init(_ t: Tokenizer) { tokenizer = t }
 
-        deinit { merge.deallocate(); pieceEnds.deallocate() }
+        deinit { merge.deallocate(); pieceEnds.deallocate(); pieceHashes.deallocate() }
 
         /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.
         public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
@@ -180,23 +182,22 @@ public final class Tokenizer: @unchecked Sendable {
         @inline(__always)
         mutating func encodePieces(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
                                    into out: inout [UInt32], _ next: (Int) -> Int) {
-            let ends = pieceEnds, mask = Encoder.lookahead - 1
+            let ends = pieceEnds, hashes = pieceHashes, mask = Encoder.lookahead - 1
             var scanned = 0, queued = 0, done = 0, i = 0
-            while queued < Encoder.lookahead && scanned < n {
+            @inline(__always) func scanOne() {
                 let e = next(scanned)
-                table.prefetch(base + scanned, e - scanned)
-                ends[queued & mask] = e; queued += 1; scanned = e
+                let h = table.wholeHash(base + scanned, e - scanned)
+                table.prefetch(h)
+                ends[queued & mask] = e; hashes[queued & mask] = h
+                queued += 1; scanned = e
             }
+            while queued < Encoder.lookahead && scanned < n { scanOne() }
             while done < queued {
-                let e = ends[done & mask]
+                let e = ends[done & mask], h = hashes[done & mask]
                 done += 1
-                if scanned < n {
-                    let e2 = next(scanned)
-                    table.prefetch(base + scanned, e2 - scanned)
-                    ends[queued & mask] = e2; queued += 1; scanned = e2
-                }
+                if scanned < n { scanOne() }
                 merge.reserveTokens(e - i, flushingInto: &out)
-                merge.encode(base + i, e - i, table)
+                merge.encode(base + i, e - i, table, hash: h)
                 i = e
             }
         }
