@@ -27,6 +27,10 @@ struct BytePairMerge {
     var tokens: UnsafeMutablePointer<UInt32>
     var tokenCount = 0
     var tokenCapacity: Int
+    /// `splitLong`'s cut positions and the whole-part hashes of the parts between them.
+    var cuts: UnsafeMutablePointer<Int32>
+    var cutHashes: UnsafeMutablePointer<UInt64>
+    var cutCapacity: Int
 
     init() {
         capacity = 256
@@ -37,12 +41,15 @@ struct BytePairMerge {
         heap = .allocate(capacity: 2 * capacity + 2)
         tokenCapacity = 1 << 14
         tokens = .allocate(capacity: tokenCapacity)
+        cutCapacity = 1024
+        cuts = .allocate(capacity: cutCapacity + 1)
+        cutHashes = .allocate(capacity: cutCapacity + 1)
     }
 
     /// Frees the scratch memory (the owner calls this; the struct is not reference counted).
     func deallocate() {
         ids.deallocate(); ranks.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
-        tokens.deallocate()
+        tokens.deallocate(); cuts.deallocate(); cutHashes.deallocate()
     }
 
     /// Makes room for `n` more tokens (a piece of n bytes gives at most n), handing the
@@ -105,25 +112,50 @@ struct BytePairMerge {
 
     /// Cuts a long piece where no token can span the cut (`RankTable.canSplit`) and merges
     /// each part on its own: exact, and it turns a 300-byte run of Chinese into a few
-    /// dozen short parts.
+    /// dozen short parts. Three passes, so that memory fetches overlap instead of waiting
+    /// on each other: the cut test of every position (no branch on the bitmap words, so all
+    /// their loads are in flight together), the whole-part slot prefetches, the merges.
     @inline(never)
     mutating func splitLong(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
-        var start = 0
-        for k in 1..<n where table.canSplit(p, k, n) {
-            part(p + start, k - start, table)
-            start = k
+        reserveCuts(n)
+        let cut = cuts, hashes = cutHashes
+        cut[0] = 0
+        var m = 1
+        for k in 1..<n {
+            cut[m] = Int32(truncatingIfNeeded: k)
+            m &+= k >= 2 && k + 1 < n ? table.interiorCut(p, k) : (table.canSplit(p, k, n) ? 1 : 0)
         }
-        part(p + start, n - start, table)
+        cut[m] = Int32(truncatingIfNeeded: n)
+        for j in 0..<m {
+            let len = Int(cut[j + 1] &- cut[j])
+            let h = len <= BytePairMerge.shortLimit ? table.wholeHash(p + Int(cut[j]), len) : 0
+            if h != 0 { table.prefetch(h) }
+            hashes[j] = h
+        }
+        for j in 0..<m {
+            part(p + Int(cut[j]), Int(cut[j + 1] &- cut[j]), table, hash: hashes[j])
+        }
     }
 
+    /// Room for the cuts of an n-byte piece (`splitLong`).
     @inline(__always)
-    mutating func part(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
+    mutating func reserveCuts(_ n: Int) {
+        if n < cutCapacity { return }
+        cuts.deallocate(); cutHashes.deallocate()
+        cutCapacity = max(n + 1, 2 * cutCapacity)
+        cuts = .allocate(capacity: cutCapacity + 1)
+        cutHashes = .allocate(capacity: cutCapacity + 1)
+    }
+
+    /// One cut part; `h` is its `RankTable.wholeHash` when it is at most `shortLimit` long.
+    @inline(__always)
+    mutating func part(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, hash h: UInt64) {
         if n == 1 { emit(table.byteRanks[Int(p[0])]); return }
         if n <= BytePairMerge.shortLimit {
             if table.wholeLookups {
                 // A part is not a whole piece: its bytes being a token is not enough, the
                 // merge must reach that token from them.
-                let whole = table.rank(p, n)
+                let whole = table.lookup(p, n, h)
                 if whole != RankTable.none && table.isReachable(whole) { emit(whole); return }
             }
             short(p, n, table)

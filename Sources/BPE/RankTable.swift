@@ -299,6 +299,17 @@ public final class RankTable: @unchecked Sendable {
         return true
     }
 
+    /// `canSplit` for 2 <= k < n - 1, as 1 or 0, with no branch on the bitmap words: a loop
+    /// over a piece keeps all their loads in flight at once.
+    @inline(__always)
+    func interiorCut(_ p: UnsafePointer<UInt8>, _ k: Int) -> Int {
+        let y = Int(p[k - 1]) << 8 | Int(p[k])
+        let before = Int(p[k - 2]) << 16 | y, after = y << 8 | Int(p[k + 1])
+        let blocked = pairTokens[y >> 6] >> UInt64(y & 63) | trigrams[before >> 6] >> UInt64(before & 63)
+            | trigrams[after >> 6] >> UInt64(after & 63)
+        return Int(truncatingIfNeeded: ~blocked & 1)
+    }
+
     /// `pairRank` of the single-byte tokens of bytes `a` and `b`.
     @inline(__always)
     func bytePair(_ a: UInt8, _ b: UInt8) -> UInt32 { bytePairs[Int(a) << 8 | Int(b)] }
