@@ -72,11 +72,11 @@ public final class RankTable: @unchecked Sendable {
         self.wholeLookups = wholeLookups
         count = tokens.count
         let total = tokens.reduce(0) { $0 + ($1?.count ?? 0) }
-        bytes = .allocate(capacity: max(total, 1))
-        offsets = .allocate(capacity: count + 1)
+        bytes = TableMemory.allocate(UInt8.self, capacity: max(total, 1))
+        offsets = TableMemory.allocate(UInt32.self, capacity: count + 1)
         var capacity = 16
         while capacity < count * 2 { capacity <<= 1 }
-        slots = .allocate(capacity: 2 * capacity)
+        slots = TableMemory.allocate(UInt64.self, capacity: 2 * capacity)
         slots.initialize(repeating: 0)
         mask = capacity - 1
         byteRanks = .allocate(capacity: 256)
@@ -108,7 +108,7 @@ public final class RankTable: @unchecked Sendable {
             throw TokenmillError.unsupported("vocabulary of \(count) tokens: at most \(RankTable.maxPairVocabulary) are supported")
         }
         bytePairs = .allocate(capacity: 1 << 16)
-        trigrams = .allocate(capacity: (1 << 24) / 64)
+        trigrams = TableMemory.allocate(UInt64.self, capacity: (1 << 24) / 64)
         trigrams.initialize(repeating: 0)
         pairTokens = .allocate(capacity: (1 << 16) / 64)
         pairTokens.initialize(repeating: 0)
@@ -175,7 +175,7 @@ public final class RankTable: @unchecked Sendable {
             reachable[r >> 6] |= 1 << UInt64(r & 63)
         }
         if merges == nil {
-            full.slots.deallocate()
+            TableMemory.free(full.slots)
             (pairSlots, pairShift) = Self.pairTable(canonical)
         } else {
             (pairSlots, pairShift) = full   // the merges as they are
@@ -203,7 +203,7 @@ public final class RankTable: @unchecked Sendable {
     static func pairTable(_ pairs: [UInt64]) -> (slots: UnsafeMutableBufferPointer<UInt64>, shift: UInt64) {
         var bits = 4
         while (1 << bits) < pairs.count * 2 { bits += 1 }
-        let table = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: 1 << bits)
+        let table = TableMemory.allocate(UInt64.self, capacity: 1 << bits)
         table.initialize(repeating: 0)
         let shift = UInt64(64 - bits)
         let pmask = (1 << bits) - 1
@@ -289,8 +289,8 @@ public final class RankTable: @unchecked Sendable {
     }
 
     deinit {
-        bytes.deallocate(); offsets.deallocate(); slots.deallocate(); byteRanks.deallocate(); pairSlots.deallocate()
-        trigrams.deallocate(); pairTokens.deallocate(); bytePairs.deallocate(); reachable.deallocate()
+        TableMemory.free(bytes); TableMemory.free(offsets); TableMemory.free(slots); TableMemory.free(pairSlots); TableMemory.free(trigrams)
+        byteRanks.deallocate(); pairTokens.deallocate(); bytePairs.deallocate(); reachable.deallocate()
         pairSides.deallocate(); pairFilter.deallocate()
         priorityToID?.deallocate()
     }
