@@ -229,8 +229,8 @@ public final class RankTable: @unchecked Sendable {
     /// Probes for `key` (`a << 20 | b`), whose product with `pairMultiplier` is `x`.
     @inline(__always)
     static func pairLookup(_ key: UInt64, _ x: UInt64, _ slots: UnsafeMutableBufferPointer<UInt64>, _ shift: UInt64) -> UInt32 {
-        let pmask = slots.count - 1
-        var i = Int(truncatingIfNeeded: x >> shift)
+        let pmask = slots.count &- 1
+        var i = Int(truncatingIfNeeded: x &>> shift)
         while true {
             let s = slots[i]
             if s == 0 { return RankTable.none }
@@ -346,8 +346,11 @@ public final class RankTable: @unchecked Sendable {
         if left & right & 1 == 0 { return RankTable.none }
         let key = UInt64(a) << 20 | UInt64(b)
         let x = key &* RankTable.pairMultiplier
-        let w = pairFilter[Int(x >> pairFilterShift)]
-        if (w >> (x >> 32 & 63)) & (w >> (x >> 38 & 63)) & 1 == 0 { return RankTable.none }
+        // The table's line is fetched alongside the filter word rather than after it: for
+        // the lookups that find a pair, the two misses overlap instead of adding up.
+        tm_prefetch(UnsafeRawPointer(pairSlots.baseAddress! + Int(truncatingIfNeeded: x &>> pairShift)))
+        let w = pairFilter[Int(truncatingIfNeeded: x &>> pairFilterShift)]
+        if (w &>> (x &>> 32 & 63)) & (w &>> (x &>> 38 & 63)) & 1 == 0 { return RankTable.none }
         return RankTable.pairLookup(key, x, pairSlots, pairShift)
     }
 
