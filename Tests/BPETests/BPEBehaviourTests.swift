@@ -47,6 +47,64 @@ final class BPEBehaviourTests: XCTestCase {
         }
     }
 
+    /// `pairRank` answers through two filters before it probes the pair table (a bitmap of
+    /// the tokens that start or end a pair, a Bloom filter of the pairs): they may only
+    /// answer "no pair" when there is none. Oracle: merging a token's own bytes with the slow
+    /// twin; its last merge (a, b) is the one pair the table holds for it. Every token's
+    /// pair must be found, and for random pairs of tokens the answer must be the token
+    /// their bytes make when that is its pair, and none otherwise.
+    func testPairRankFindsEveryTokensPairAndNoOther() throws {
+        for name in ["cl100k_base", "o200k_base"] {
+            let t = try TokenizerLoader.load(name)
+            let table = t.ranks
+            var found = 0
+            for r in 0..<table.count where table.isToken(r) && table.tokenBytes(r).count > 1 {
+                guard let (a, b) = lastMerge(t, Array(table.tokenBytes(r))) else {
+                    XCTFail("\(name): token \(r) does not merge from its bytes"); continue
+                }
+                XCTAssertEqual(table.pairRank(a, b), UInt32(r), "\(name): pair of token \(r)")
+                found += 1
+            }
+            XCTAssertGreaterThan(found, name == "o200k_base" ? 199_000 : 99_000)
+            var rng = SplitMix64(seed: 3)
+            var positives = 0
+            for k in 0..<200_000 {
+                // Half the draws among the 4,096 lowest ranks, where most real pairs are.
+                let bound = UInt64(k % 2 == 0 ? 4096 : table.count)
+                let a = UInt32(rng.below(bound)), b = UInt32(rng.below(bound))
+                guard table.isToken(Int(a)), table.isToken(Int(b)) else { continue }
+                let joined = Array(table.tokenBytes(Int(a))) + Array(table.tokenBytes(Int(b)))
+                let whole = joined.withUnsafeBufferPointer { table.rank($0.baseAddress!, $0.count) }
+                var want = RankTable.none
+                if whole != RankTable.none, let (x, y) = lastMerge(t, joined), x == a, y == b { want = whole }
+                if want != RankTable.none { positives += 1 }
+                XCTAssertEqual(table.pairRank(a, b), want, "\(name): pair (\(a), \(b))")
+            }
+            XCTAssertGreaterThan(positives, 100, "\(name): the draws must include real pairs")
+        }
+    }
+
+    /// The token ids of the last merge when `bytes` are merged alone, if they end as one token.
+    func lastMerge(_ t: Tokenizer, _ bytes: [UInt8]) -> (UInt32, UInt32)? {
+        func rank(_ b: [UInt8]) -> UInt32? {
+            let r = b.withUnsafeBufferPointer { t.ranks.rank($0.baseAddress!, $0.count) }
+            return r == RankTable.none ? nil : r
+        }
+        var parts = bytes.map { [$0] }
+        var last: (UInt32, UInt32)? = nil
+        while parts.count > 1 {
+            var best: (UInt32, Int)? = nil
+            for i in 0..<(parts.count - 1) {
+                if let r = rank(parts[i] + parts[i + 1]), best == nil || r < best!.0 { best = (r, i) }
+            }
+            guard let (_, i) = best else { return nil }
+            last = (rank(parts[i])!, rank(parts[i + 1])!)
+            parts[i] += parts[i + 1]
+            parts.remove(at: i + 1)
+        }
+        return last
+    }
+
     func pieces(_ t: Tokenizer, _ b: [UInt8]) -> [[UInt8]] {
         var out: [[UInt8]] = []
         b.withUnsafeBufferPointer { p in t.pretokenizer.split(p.baseAddress!, p.count) { s, e in out.append(Array(b[s..<e])) } }
