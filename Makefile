@@ -46,7 +46,7 @@ test: deps
 # in the table, not fatal).
 bench: deps build
 	$(SWIFT) build -c release --product tokenmill-bench
-	-@$(VENV)/bin/pip install -q fastokens splintr-rs rensa 2>/dev/null
+	-@$(VENV)/bin/pip install -q fastokens splintr-rs quicktok-v1 rs-bpe rensa 2>/dev/null
 	$(PY) Benchmarks/bench_tokenizers.py
 	$(PY) Benchmarks/bench_minhash.py
 

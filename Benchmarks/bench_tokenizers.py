@@ -4,15 +4,18 @@ on the same texts, in one run; MB/s (10^6 bytes of UTF-8 text per wall second) a
 ratio to tiktoken, single-threaded and on all cores.
 
 usage: python Benchmarks/bench_tokenizers.py [--corpus FILE.jsonl] [--mb 50]
-           [--vocab cl100k_base,o200k_base] [--peers tiktoken,fastokens,splintr] [--repeat 3]
+           [--vocab cl100k_base,o200k_base] [--peers tiktoken,hf,fastokens,splintr,quicktok,rs_bpe]
+           [--repeat 3]
 
 Corpus: a JSONL file of {"text": ...}. By default the mixed 50 MB corpus of
 ../shared/anchors/corpus.py (prose, Chinese, code, instructions) is built into
 build/bench/ when ../shared is beside the repository; without it, the demo data.
 Every tool runs once per round, rounds repeat --repeat times, each tool keeps its best
 round. Peers run in their own subprocess each: tiktoken (encode_ordinary per text; 2 threads:
-encode_ordinary_batch(num_threads=2)), fastokens and splintr when they are installed
-(pip install fastokens splintr-rs); each peer's ids are checked against tiktoken on the
+encode_ordinary_batch(num_threads=2)), Hugging Face tokenizers (on a tokenizer.json built
+from the same ranks by python/tests/hf_convert.py), and fastokens, splintr, quicktok and
+rs_bpe when they are installed (`make bench` pip-installs fastokens splintr-rs quicktok-v1
+rs-bpe; a peer that is missing gets a "not run" row); each peer's ids are checked against tiktoken on the
 first 500 texts and a mismatch is printed in the table. On 2 cores each round also runs
 two single-thread Tokenmill processes at once, the machine's own ceiling for scaling,
 printed under the table. Tokenmill runs as
@@ -84,6 +87,28 @@ def peer_worker(peer, vocab, corpus, mb, repeat):
         import splintr
         tok = splintr.Tokenizer.from_bytes(open(ranks_path(vocab), "rb").read(), strip_possessive(ref._pat_str), ref._special_tokens)
         one, batch = tok.encode_ordinary, tok.encode_batch_flat
+    elif peer == "hf":
+        # Hugging Face tokenizers on a tokenizer.json built from the same ranks (the test
+        # suite's converter), special tokens never produced from text (= encode_ordinary).
+        from hf_convert import build
+        from tokenizers import Tokenizer
+        out = os.path.join(REPO, "build", "bench", "hf")
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, f"{vocab}.tokenizer.json")
+        tok = Tokenizer.from_file(path if os.path.exists(path) else build(vocab, out))
+        tok.encode_special_tokens = True
+        fast = getattr(tok, "encode_batch_fast", tok.encode_batch)
+        one = lambda t: tok.encode(t, add_special_tokens=False).ids
+        batch = lambda ts: [e.ids for e in fast(ts, add_special_tokens=False)]
+    elif peer == "quicktok":
+        import quicktok  # quicktok-v1: bundled cl100k_base / o200k_base
+        e = quicktok.get_encoding(vocab)
+        one, batch = e.encode_ordinary, (lambda ts: e.encode_batch(ts, threads=2))
+    elif peer == "rs_bpe":
+        from rs_bpe.bpe import openai as rs  # rs-bpe: bundled cl100k_base / o200k_base
+        tok = getattr(rs, vocab)()
+        options = rs.ParallelOptions(min_batch_size=1, chunk_size=64, max_threads=2)
+        one, batch = tok.encode, (lambda ts: tok.encode_batch_parallel(ts, options)[0])
     else:
         raise SystemExit(f"unknown peer {peer}")
     bad = sum(1 for t in texts[:500] if list(one(t)) != ref.encode_ordinary(t))
@@ -140,7 +165,7 @@ def main():
     ap.add_argument("--corpus")
     ap.add_argument("--mb", type=int, default=50)
     ap.add_argument("--vocab", default="cl100k_base,o200k_base")
-    ap.add_argument("--peers", default="tiktoken,fastokens,splintr")
+    ap.add_argument("--peers", default="tiktoken,hf,fastokens,splintr,quicktok,rs_bpe")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--worker", nargs=2)
     a = ap.parse_args()
