@@ -18,7 +18,8 @@ rs_bpe when they are installed (`make bench` pip-installs fastokens splintr-rs q
 rs-bpe; a peer that is missing gets a "not run" row); each peer's ids are checked against tiktoken on the
 first 500 texts and a mismatch is printed in the table. On 2 cores each round also runs
 two single-thread Tokenmill processes at once, the machine's own ceiling for scaling,
-printed under the table. Tokenmill runs as
+printed under the table; then Tokenmill's scaling is measured again as the median of
+--scaling-pairs paired ratios of alternating one-thread, two-thread and two-process runs. Tokenmill runs as
 .build/release/tokenmill-bench (build it with `swift build -c release --product
 tokenmill-bench`), after its own ids were checked the same way.
 """
@@ -150,6 +151,21 @@ def tokenmill_pair(vocab, corpus, mb):
     return sum(json.loads(p.communicate()[0])["mb_per_s"] for p in procs)
 
 
+def tokenmill_scaling(vocab, corpus, mb, pairs):
+    """Scaling measured as the median of paired ratios: one-thread, two-thread and
+    two-process runs alternate `pairs` times, so each ratio compares runs seconds apart.
+    Best-of-rounds figures can pair a one-thread run from a fast minute with a two-thread
+    run from a slow one; on this shared machine that moves them by 10% and more."""
+    threads, machine = [], []
+    for _ in range(pairs):
+        one = tokenmill(vocab, corpus, mb, 1, 1)["mb_per_s"]
+        two = tokenmill(vocab, corpus, mb, 1, 2)["mb_per_s"]
+        threads.append(two / one)
+        machine.append(tokenmill_pair(vocab, corpus, mb) / one)
+    median = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2
+    return median(threads), median(machine)
+
+
 def check_tokenmill(vocab, corpus, mb):
     from tiktoken_offline import get_encoding
     texts = load_texts(corpus, mb)[:500]
@@ -167,6 +183,8 @@ def main():
     ap.add_argument("--vocab", default="cl100k_base,o200k_base")
     ap.add_argument("--peers", default="tiktoken,hf,fastokens,splintr,quicktok,rs_bpe")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--scaling-pairs", type=int, default=9,
+                    help="alternations of Tokenmill's one-thread, two-thread and two-process runs (0: none)")
     ap.add_argument("--worker", nargs=2)
     a = ap.parse_args()
     corpus = a.corpus or default_corpus(a.mb)
@@ -221,6 +239,11 @@ def main():
         if r["tool"] == "tokenmill" and r.get("pair"):
             print(f"{r['vocab']}: two single-thread Tokenmill processes at once: {r['pair']:.1f} MB/s together = "
                   f"{r['pair'] / r['1t']:.2f}x one; Tokenmill on 2 threads reaches {r['2t'] / r['pair']:.2f} of that")
+    if a.scaling_pairs and (os.cpu_count() or 2) == 2:
+        for vocab in a.vocab.split(","):
+            threads, machine = tokenmill_scaling(vocab, corpus, a.mb, a.scaling_pairs)
+            print(f"{vocab}: Tokenmill scaling from one core to two, median of {a.scaling_pairs} paired runs: "
+                  f"{threads:.2f} (two single-thread processes in the same pairs: {machine:.2f})")
 
 
 if __name__ == "__main__":
