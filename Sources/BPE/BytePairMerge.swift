@@ -110,7 +110,7 @@ struct BytePairMerge {
         if n > BytePairMerge.shortLimit || p[0] >= 0x80 { splitLong(p, n, table) } else { short(p, n, table) }
     }
 
-    /// Cuts a long piece where no token can span the cut (`RankTable.canSplit`) and merges
+    /// Cuts a long piece where no token can span the cut (`RankTable.cutAt`) and merges
     /// each part on its own: exact, and it turns a 300-byte run of Chinese into a few
     /// dozen short parts. Three passes, so that memory fetches overlap instead of waiting
     /// on each other: the cut test of every position (no branch on the bitmap words, so all
@@ -123,7 +123,7 @@ struct BytePairMerge {
         var m = 1
         for k in 1..<n {
             cut[m] = Int32(truncatingIfNeeded: k)
-            m &+= k >= 2 && k + 1 < n ? table.interiorCut(p, k) : (table.canSplit(p, k, n) ? 1 : 0)
+            m &+= table.cutAt(p, k, n)
         }
         cut[m] = Int32(truncatingIfNeeded: n)
         for j in 0..<m {

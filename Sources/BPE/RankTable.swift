@@ -50,7 +50,7 @@ public final class RankTable: @unchecked Sendable {
     public static let maxPairVocabulary = 1 << 20
     /// Bit `x` set when the 3 bytes `x >> 16, x >> 8 & 0xFF, x & 0xFF` occur inside some
     /// token (2 MiB), and bit `y` of `pairTokens` when the 2 bytes of `y` are a token:
-    /// together they find places in a piece that no token can span (see `canSplit`).
+    /// together they find places in a piece that no token can span (see `cutAt`).
     let trigrams: UnsafeMutableBufferPointer<UInt64>
     /// `pairRank` of every two single-byte tokens, indexed `b0 << 8 | b1` (256 KiB): the
     /// first round of every merge reads this instead of probing the pair table.
@@ -305,33 +305,24 @@ public final class RankTable: @unchecked Sendable {
         return ids[Int(priority)]
     }
 
-    /// True when no token can contain both `p[k-1]` and `p[k]` (0 < k < n): then no part of
-    /// the merge ever spans position k, and the two sides can be merged independently
-    /// with the same result. A token holding both bytes is either exactly those 2 bytes,
-    /// or 3+ bytes containing `p[k-2..<k+1]` or `p[k-1..<k+2]`.
+    /// 1 when no token can contain both `p[k-1]` and `p[k]` (0 < k < n), else 0: then no
+    /// part of the merge ever spans position k, and the two sides can be merged
+    /// independently with the same result. A token holding both bytes is either exactly
+    /// those 2 bytes, or 3+ bytes containing `p[k-2..<k+1]` or `p[k-1..<k+2]`. The only
+    /// branches are on k; none is on the bitmap words, so a loop over a piece keeps all
+    /// their loads in flight at once.
     @inline(__always)
-    func canSplit(_ p: UnsafePointer<UInt8>, _ k: Int, _ n: Int) -> Bool {
+    func cutAt(_ p: UnsafePointer<UInt8>, _ k: Int, _ n: Int) -> Int {
         let y = Int(p[k - 1]) << 8 | Int(p[k])
-        if pairTokens[y >> 6] & (1 << UInt64(y & 63)) != 0 { return false }
+        var blocked = pairTokens[y >> 6] >> UInt64(y & 63)
         if k >= 2 {
-            let x = Int(p[k - 2]) << 16 | y
-            if trigrams[x >> 6] & (1 << UInt64(x & 63)) != 0 { return false }
+            let before = Int(p[k - 2]) << 16 | y
+            blocked |= trigrams[before >> 6] >> UInt64(before & 63)
         }
         if k + 1 < n {
-            let x = y << 8 | Int(p[k + 1])
-            if trigrams[x >> 6] & (1 << UInt64(x & 63)) != 0 { return false }
+            let after = y << 8 | Int(p[k + 1])
+            blocked |= trigrams[after >> 6] >> UInt64(after & 63)
         }
-        return true
-    }
-
-    /// `canSplit` for 2 <= k < n - 1, as 1 or 0, with no branch on the bitmap words: a loop
-    /// over a piece keeps all their loads in flight at once.
-    @inline(__always)
-    func interiorCut(_ p: UnsafePointer<UInt8>, _ k: Int) -> Int {
-        let y = Int(p[k - 1]) << 8 | Int(p[k])
-        let before = Int(p[k - 2]) << 16 | y, after = y << 8 | Int(p[k + 1])
-        let blocked = pairTokens[y >> 6] >> UInt64(y & 63) | trigrams[before >> 6] >> UInt64(before & 63)
-            | trigrams[after >> 6] >> UInt64(after & 63)
         return Int(truncatingIfNeeded: ~blocked & 1)
     }
 

@@ -177,7 +177,7 @@ public final class Tokenizer: @unchecked Sendable {
         /// Merges the pieces `next` cuts from `base[0..<n]` (`next(i)` is the end of the piece
         /// starting at i), with the scanner `Encoder.lookahead` pieces in front of the merge:
         /// each scanned piece's whole-piece slot is prefetched (`RankTable.prefetch`), so the
-        /// table's cache misses (it is 8 MiB for o200k_base, far beyond L2) overlap the
+        /// table's cache misses (it is 12 MiB for o200k_base, far beyond L2) overlap the
         /// merges of the pieces before it instead of stalling one by one.
         @inline(__always)
         mutating func encodePieces(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,

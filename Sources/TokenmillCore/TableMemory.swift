@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Memory for the large lookup tables that hot loops probe at random (the BPE rank and
-/// pair tables: 8 and 4 MiB for o200k_base). With 4 KiB pages every probe of such a table
+/// pair tables: 12 and 4 MiB for o200k_base). With 4 KiB pages every probe of such a table
 /// is likely a TLB miss as well as a cache miss; tables of 1 MiB and more are therefore
 /// aligned to 2 MiB, rounded up to whole 2 MiB pages and marked for transparent huge
 /// pages (`madvise(MADV_HUGEPAGE)`: Debian's default THP mode is `madvise`, so without the
