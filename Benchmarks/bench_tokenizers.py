@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -162,8 +163,7 @@ def tokenmill_scaling(vocab, corpus, mb, pairs):
         two = tokenmill(vocab, corpus, mb, 1, 2)["mb_per_s"]
         threads.append(two / one)
         machine.append(tokenmill_pair(vocab, corpus, mb) / one)
-    median = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2
-    return median(threads), median(machine)
+    return statistics.median(threads), statistics.median(machine)
 
 
 def check_tokenmill(vocab, corpus, mb):
