@@ -18,6 +18,7 @@ public enum NearDedup {
         public var matched: Int
         public var removed: Int
         public var similarity: Double
+        public init(matched: Int, removed: Int, similarity: Double) { self.matched = matched; self.removed = removed; self.similarity = similarity }
     }
 
     public struct Cluster: Sendable, Equatable {
@@ -37,85 +38,107 @@ public enum NearDedup {
     }
 
     /// `signatures` holds `count` signatures of `permutations` values each; records with
-    /// `empty[i]` (no shingles) never join a cluster.
+    /// `empty[i]` (no shingles) never join a cluster. In memory: what the staged build does
+    /// band by band from the work folder (`bandKeys`, `bandEdges`, `clusters`).
     public static func run(signatures: [UInt32], count: Int, permutations: Int, empty: [Bool], threshold: Double, threads: Int) -> Result {
         precondition(count <= Int(UInt32.max), "near dedup indexes records with 32 bits")
         let params = LSHParameters.optimal(threshold: threshold, permutations: permutations)
         let level = LSHParameters.confirmationLevel(threshold: threshold, permutations: permutations)
-        var uf = UnionFind(count: count)
-        var hasEdge = [Bool](repeating: false, count: count)
+        let rows = params.rows
         var edges: [Edge] = []
         var candidates = 0
-        let rows = params.rows
         signatures.withUnsafeBufferPointer { sig in
             let base = sig.baseAddress!
-            // Band keys: (xxh3 of the band's values, record), sorted; a bucket is a run of
-            // equal keys. Bands are computed `threads` at a time, then visited in order.
             var band = 0
             while band < params.bands {
                 let group = min(max(1, threads), params.bands - band)
-                var sorted = [[UInt64]](repeating: [], count: group)
-                sorted.withUnsafeMutableBufferPointer { out in
+                var found = [(Int, [Edge])](repeating: (0, []), count: group)
+                found.withUnsafeMutableBufferPointer { out in
                     let outBase = out.baseAddress!
                     DispatchQueue.concurrentPerform(iterations: group) { g in
                         let k = band + g
-                        // One u64 per record: the high 32 bits of the band's xxh3 over the
-                        // record index, so a plain integer sort groups a bucket's members
-                        // in index order. Two different bands sharing 32 key bits only add
-                        // a candidate that confirmation rejects.
                         var keys: [UInt64] = []
                         keys.reserveCapacity(count)
                         for i in 0..<count where !empty[i] {
                             let p = UnsafeRawPointer(base + i * permutations + k * rows)
-                            let h = XXH3.hash64(UnsafeRawBufferPointer(start: p, count: rows * 4))
-                            keys.append(h & 0xFFFF_FFFF_0000_0000 | UInt64(i))
+                            keys.append(bandKey(XXH3.hash64(UnsafeRawBufferPointer(start: p, count: rows * 4)), index: i))
                         }
-                        radixSort(&keys)
-                        (outBase + g).pointee = keys
+                        (outBase + g).pointee = bandEdges(keys: &keys, level: level) { x, y in
+                            MinHasher.similarity(base + x * permutations, base + y * permutations, permutations)
+                        }
                     }
                 }
-                for keys in sorted {
-                    var s = 0
-                    while s < keys.count {
-                        var e = s + 1
-                        let bucket = keys[s] >> 32
-                        while e < keys.count && keys[e] >> 32 == bucket { e += 1 }
-                        if e - s > 1 {
-                            for m in (s + 1)..<e {
-                                let y = Int(keys[m] & 0xFFFF_FFFF)
-                                for p in s..<m {
-                                    let x = Int(keys[p] & 0xFFFF_FFFF)
-                                    if uf.find(x) == uf.find(y) { break }
-                                    candidates += 1
-                                    let sim = MinHasher.similarity(base + x * permutations, base + y * permutations, permutations)
-                                    if sim >= level {
-                                        uf.union(x, y)
-                                        hasEdge[x] = true; hasEdge[y] = true
-                                        edges.append(Edge(matched: x, removed: y, similarity: sim))
-                                        break
-                                    }
-                                }
-                            }
-                        }
-                        s = e
-                    }
-                }
+                for (c, e) in found { candidates += c; edges.append(contentsOf: e) }
                 band += group
             }
         }
-        // The confirmed edges that joined sets form a spanning forest; rooted at each
-        // cluster's smallest index (the kept record), every other member gets the edge to
-        // its parent as its `matched` record — so the removed members' edges connect the
-        // whole cluster, and rebuilding clusters from them gives the same clusters.
+        var result = clusters(edges: edges, count: count)
+        result.parameters = params
+        result.confirmedAt = level
+        result.candidatePairs = candidates
+        return result
+    }
+
+    /// A record's key in one band: the high 32 bits of the band's xxh3 over the record's
+    /// index, so a plain integer sort groups a bucket's members in index order. Two bands
+    /// sharing 32 key bits only add a candidate that confirmation rejects.
+    @inline(__always)
+    public static func bandKey(_ bandHash: UInt64, index: Int) -> UInt64 { bandHash & 0xFFFF_FFFF_0000_0000 | UInt64(index) }
+
+    /// One band's confirmed pairs: keys are sorted; in each bucket (run of equal high
+    /// halves) every member is compared with the earlier members in index order until one
+    /// confirms (estimated Jaccard >= `level`), which gives the edge (earlier, member).
+    /// Depends on this band's keys alone, so bands can run anywhere in any order.
+    /// Returns (pairs compared, edges).
+    public static func bandEdges(keys: inout [UInt64], level: Double, similarity: (Int, Int) throws -> Double) rethrows -> (Int, [Edge]) {
+        radixSort(&keys)
+        var edges: [Edge] = []
+        var compared = 0
+        var s = 0
+        while s < keys.count {
+            var e = s + 1
+            let bucket = keys[s] >> 32
+            while e < keys.count && keys[e] >> 32 == bucket { e += 1 }
+            if e - s > 1 {
+                for m in (s + 1)..<e {
+                    let y = Int(keys[m] & 0xFFFF_FFFF)
+                    for p in s..<m {
+                        let x = Int(keys[p] & 0xFFFF_FFFF)
+                        compared += 1
+                        let sim = try similarity(x, y)
+                        if sim >= level { edges.append(Edge(matched: x, removed: y, similarity: sim)); break }
+                    }
+                }
+            }
+            s = e
+        }
+        return (compared, edges)
+    }
+
+    /// Clusters from the confirmed edges of all bands (any order: they are sorted first):
+    /// union-find components, each kept by its smallest index; rooted there, every other
+    /// member gets the edge to its BFS parent (neighbours visited in index order) as its
+    /// `matched` record, so the removed members' edges connect the whole cluster.
+    public static func clusters(edges unsorted: [Edge], count: Int) -> Result {
+        var edges = unsorted
+        edges.sort { ($0.matched, $0.removed) < ($1.matched, $1.removed) }
+        var uf = UnionFind(count: count)
+        var hasEdge = [Bool](repeating: false, count: count)
+        var unique: [Edge] = []
+        for e in edges where unique.last.map({ $0.matched != e.matched || $0.removed != e.removed }) ?? true {
+            unique.append(e)
+            uf.union(e.matched, e.removed)
+            hasEdge[e.matched] = true; hasEdge[e.removed] = true
+        }
         var adjacency: [Int: [(Int, Double)]] = [:]
-        for e in edges {
+        for e in unique {
             adjacency[e.matched, default: []].append((e.removed, e.similarity))
             adjacency[e.removed, default: []].append((e.matched, e.similarity))
         }
         var removed = [Bool](repeating: false, count: count)
         var clusters: [Cluster] = []
         var visited = Set<Int>()
-        for i in 0..<count where hasEdge[i] && uf.find(i) == i && !visited.contains(i) {
+        for i in 0..<count where hasEdge[i] && !visited.contains(i) {
             var members: [Edge] = []
             var queue = [i]
             visited.insert(i)
@@ -132,7 +155,7 @@ public enum NearDedup {
             members.sort { $0.removed < $1.removed }
             clusters.append(Cluster(kept: i, removed: members))
         }
-        clusters.sort { $0.kept < $1.kept }
-        return Result(parameters: params, confirmedAt: level, clusters: clusters, removed: removed, candidatePairs: candidates, confirmedPairs: edges.count)
+        return Result(parameters: LSHParameters(bands: 0, rows: 0), confirmedAt: 0, clusters: clusters, removed: removed,
+                      candidatePairs: 0, confirmedPairs: unique.count)
     }
 }

@@ -141,6 +141,47 @@ public enum SourceReader {
         return try read(src, fileIndex: fileIndex, path: path, input: .stream(try ByteStream(path: path, compression: Compression.of(path))), threads: threads)
     }
 
+    /// A file handed to `sink` in pieces, each a block's rows in file order, so that a
+    /// compressed JSONL file of any size costs one block of memory; other files are one
+    /// piece (their readers need the whole file).
+    public static func readStreaming(_ src: SourceConfig, fileIndex: Int32, path: String, threads: Int,
+                                     sink: (FileRows) throws -> Void) throws {
+        let format = src.format ?? SourceConfig.inferFormat(path)
+        guard Compression.of(path) != .none, format == .jsonl, src.mapping.group == nil else {
+            try sink(try read(src, fileIndex: fileIndex, path: path, threads: threads))
+            return
+        }
+        let stream = try ByteStream(path: path, compression: Compression.of(path))
+        let fast: ((ScannedRow, Int) throws -> Record)? = src.mapping.scanKeys == nil ? nil : { row, line in
+            try src.mapping.plainRecord(from: row, source: src.index, file: fileIndex, line: line)
+        }
+        let (_, content) = try withoutActuallyEscaping(sink) { sink in
+            try streamJSONL(src, fileIndex: fileIndex, path: path, stream: stream, threads: threads, fast: fast,
+                            map: { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) },
+                            emit: { part in
+                var rows = FileRows(records: part.items, rejects: part.rejects)
+                rows.repaired = part.repaired
+                try sink(rows)
+            })
+        }
+        if !content { try sink(FileRows(rejects: [try src.badRow(path: path, line: 0, "the file is empty")])) }
+    }
+
+    /// The lines of one block of a JSONL file (`data`: whole lines, the first numbered 1),
+    /// for builds that cut large files into units of work.
+    public static func readJSONLBlock(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>,
+                                      threads: Int) throws -> FileRows {
+        let fast: ((ScannedRow, Int) throws -> Record)? = src.mapping.scanKeys == nil ? nil : { row, line in
+            try src.mapping.plainRecord(from: row, source: src.index, file: fileIndex, line: line)
+        }
+        let r = try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast) { value, line in
+            try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line)
+        }
+        var rows = FileRows(records: r.items, rejects: r.rejects)
+        rows.repaired = r.repaired
+        return rows
+    }
+
     /// The same from the file's bytes as stored (compressed when `path` says so): what
     /// the fuzz tests drive.
     public static func read(_ src: SourceConfig, fileIndex: Int32, path: String, contents: [UInt8], threads: Int) throws -> FileRows {
@@ -410,7 +451,8 @@ extension SourceReader {
     /// whole file (line numbers carried on); the line cut by the block's end waits for
     /// the next block. Returns the rows and whether the file held anything but whitespace.
     static func streamJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, stream: ByteStream, threads: Int,
-                               fast: ((ScannedRow, Int) throws -> T)?, map: (JSONValue, Int) throws -> T) throws -> (Rows<T>, Bool) {
+                               fast: ((ScannedRow, Int) throws -> T)?, map: (JSONValue, Int) throws -> T,
+                               emit: ((Rows<T>) throws -> Void)? = nil) throws -> (Rows<T>, Bool) {
         var buffer: [UInt8] = []
         var all = Rows<T>()
         var line = 1
@@ -431,7 +473,9 @@ extension SourceReader {
                 line += newlines(in: head)
                 return r
             }
-            all.items.append(contentsOf: part.items); all.rejects.append(contentsOf: part.rejects); all.repaired += part.repaired
+            if let emit { try emit(part) } else {
+                all.items.append(contentsOf: part.items); all.rejects.append(contentsOf: part.rejects); all.repaired += part.repaired
+            }
             buffer.removeFirst(cut)
         }
         return (all, content)

@@ -1,9 +1,4 @@
-import BPE
-import Dedup
-import Ingest
-import Normalize
-import Packing
-import ShardFormat
+import Dispatch
 import TokenmillCore
 
 #if canImport(Glibc)
@@ -15,319 +10,326 @@ public struct BuildOptions {
     public var threads: Int
     public var outDir: String?
     public var quiet: Bool
-    public init(threads: Int = activeProcessorCount, outDir: String? = nil, quiet: Bool = false) {
-        self.threads = threads; self.outDir = outDir; self.quiet = quiet
+    /// Run only this stage (nil: every stage, in order).
+    public var stage: StageName?
+    /// This process is task `task` of `tasks` (units u with u % tasks == task).
+    public var task: Int
+    public var tasks: Int
+    /// Discard a work folder made for another spec or other inputs.
+    public var force: Bool
+    /// Keep OUT/.work after a finished build (it is removed by default: the shards hold
+    /// everything a trainer needs).
+    public var keepWork: Bool
+    public init(threads: Int = activeProcessorCount, outDir: String? = nil, quiet: Bool = false, stage: StageName? = nil,
+                task: Int = 0, tasks: Int = 1, force: Bool = false, keepWork: Bool = false) {
+        self.threads = threads; self.outDir = outDir; self.quiet = quiet; self.stage = stage
+        self.task = task; self.tasks = tasks; self.force = force; self.keepWork = keepWork
     }
 }
 
 /// What a build produced (for the command line's summary).
 public struct BuildSummary {
     public var outDir: String
+    /// Empty when this run did not finish the build (one stage of a distributed build).
     public var splits: [(name: String, records: Int, tokens: Int, shards: Int)]
     public var seconds: Double
+    public var finished: Bool
 }
 
-/// Compiles a spec: ingest, normalize, filter, exact dedup, take/weight, split, render +
-/// tokenize, pack, write shards, then rejects.jsonl, report.json and finally index.json.
-///
-/// Block-local stages run on all cores in ordered batches; global decisions (dedup,
-/// packing, sharding) run sequentially over compact summaries, so the output bytes depend
-/// only on the spec, the inputs and the tool version.
+/// Compiles a spec as a pipeline of stages over units of work with state on disk
+/// (docs/PIPELINE.md): scan (every block-local step), exact, near-bands, near-merge,
+/// shape, pack, write, finish. One process runs them all in order; a cluster runs each
+/// stage as a job array of `--task I --tasks N`. Units commit atomically with a marker,
+/// so a killed build resumes where it stopped, and the bytes depend only on the spec,
+/// the inputs and the tool version.
 public final class Build {
     let spec: BuildSpec
     let options: BuildOptions
-    let outDir: String
-    var stats: [SourceStats]
-    /// What near-dedup decided, for report.json (nil when it did not run).
-    var nearReport: NearDedupReport?
-    var stageTimes: [(String, Double)] = []
-    var log: (String) -> Void
+    let ctx: BuildContext
+    let progress: Progress
 
-    public init(spec: BuildSpec, options: BuildOptions) {
+    public init(spec: BuildSpec, options: BuildOptions) throws {
         self.spec = spec
         self.options = options
-        self.outDir = options.outDir ?? spec.outputDir
-        self.stats = Array(repeating: SourceStats(), count: spec.sources.count)
-        // One summary line a stage, on a terminal or not (there are no progress bars yet,
-        // so --quiet has nothing more to silence).
-        self.log = { FileSystem.writeStderr($0) }
+        ctx = try BuildContext(spec: spec, threads: options.threads, outDir: options.outDir ?? spec.outputDir)
+        progress = Progress(quiet: options.quiet)
     }
 
-    func timed<T>(_ stage: String, _ body: () throws -> T, summary: (T) -> String) rethrows -> T {
-        let start = ContinuousClock.now
-        let r = try body()
-        let d = ContinuousClock.now - start
-        let secs = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-        stageTimes.append((stage, secs))
-        log("\(stage): \(summary(r)) (\(formatSeconds(secs)))")
-        return r
+    public static func stageNames(_ spec: BuildSpec) -> [StageName] {
+        StageName.allCases.filter { s in
+            switch s {
+            case .exact: return spec.exactDedup != nil
+            case .nearBands, .nearMerge: return spec.nearDedup != nil
+            default: return true
+            }
+        }
     }
 
     public func run() throws -> BuildSummary {
         let t0 = ContinuousClock.now
-        let threads = max(1, options.threads)
-        var tokenizer = try TokenizerLoader.load(spec.tokenizer)
-        if spec.template.kind == .chatml {
-            let (a, b) = TokenizerLoader.chatTokenIDs(for: tokenizer)
-            tokenizer = try tokenizer.addingSpecialTokens([("<|im_start|>", a), ("<|im_end|>", b)])
+        guard options.tasks >= 1, options.task >= 0, options.task < options.tasks else {
+            throw TokenmillError.usage("--task must be in 0..<\(options.tasks) (got \(options.task))")
         }
-        let docTokenizer = try DocumentTokenizer(tokenizer: tokenizer, template: spec.template)
-        try prepareOutputDirectory()
-
-        // Ingest: every file of every source, in spec order.
-        var files: [String] = []
-        var rejects: [Reject] = []
-        let records: [Record] = try timed("ingest", {
-            var all: [Record] = []
-            for (si, src) in spec.sources.enumerated() {
-                let config = SourceConfig(name: src.name, index: Int32(si), files: src.files, format: src.format,
-                                          mapping: src.mapping, skipBadRows: src.skipBadRows, invalidUTF8: src.invalidUTF8)
-                for f in src.files {
-                    let rows = try SourceReader.read(config, fileIndex: Int32(files.count), path: f, threads: threads)
-                    files.append(f)
-                    stats[si].read += rows.rowsRead
-                    stats[si].repairedUTF8 += rows.repaired
-                    stats[si].rejected += rows.rejects.count
-                    all.append(contentsOf: rows.records)
-                    rejects.append(contentsOf: rows.rejects)
-                }
+        if options.tasks > 1 && options.stage == nil {
+            throw TokenmillError.usage("--tasks \(options.tasks) needs --stage: each stage's tasks must all finish before the next stage starts ('tokenmill plan SPEC --slurm' prints a script that chains them)")
+        }
+        try prepare()
+        let stages = options.stage.map { [$0] } ?? Self.stageNames(spec)
+        for stage in stages {
+            guard Self.stageNames(spec).contains(stage) else {
+                throw TokenmillError.usage("stage '\(stage.rawValue)' does not run for this spec; its stages are: \(Self.stageNames(spec).map(\.rawValue).joined(separator: ", "))")
             }
-            return all
-        }, summary: { "\($0.count) records from \(files.count) files, \(rejects.count) rejected" })
-
-        // Normalize + filter, block-local.
-        let normalizer = spec.normalizer, normalize = spec.normalize, filter = spec.filter
-        let cleaned: [(Record, String?)] = try timed("normalize", {
-            try parallelBatches(count: records.count, threads: threads, batchSize: 512) { range in
-                range.map { i -> (Record, String?) in
-                    var r = records[i]
-                    if normalize { r.transformTexts(normalizer.apply) }
-                    return (r, filter.reject(r))
-                }
-            }.flatMap { $0 }
-        }, summary: { c in "\(c.filter { $0.1 != nil }.count) filtered" })
-
-        // Exact dedup: keys in parallel, decisions in spec order.
-        var candidates: [Record] = []
-        try timed("dedup", {
-            let exact = self.spec.exactDedup
-            let keys: [UInt128Hash?] = try parallelBatches(count: cleaned.count, threads: threads, batchSize: 1024) { range in
-                range.map { i in cleaned[i].1 == nil && exact != nil ? ExactDedup.key(of: cleaned[i].0, on: exact!) : nil }
-            }.flatMap { $0 }
-            var dedup = ExactDedup()
-            for (i, (r, reason)) in cleaned.enumerated() {
-                let s = Int(r.source)
-                if let reason { stats[s].filtered += 1; stats[s].filterReasons[reason, default: 0] += 1; continue }
-                if let k = keys[i], !dedup.insert(k) { stats[s].exactDup += 1; continue }
-                candidates.append(r)
-            }
-        }, summary: { _ in "\(self.stats.reduce(0) { $0 + $1.exactDup }) exact duplicates removed" })
-
-        if let near = spec.nearDedup {
-            candidates = try timed("near-dedup", { try nearDedup(candidates, near, threads: threads) },
-                                   summary: { _ in "\(self.stats.reduce(0) { $0 + $1.nearDup }) near duplicates removed (\(self.nearReport?.clusters ?? 0) clusters)" })
+            try runStage(stage)
         }
-        if let d = spec.decontaminate {
-            candidates = try timed("decontaminate", { try decontaminate(candidates, d, threads: threads) },
-                                   summary: { _ in "\(self.stats.reduce(0) { $0 + $1.decontaminated }) records share a \(d.ngram)-gram with the eval prompts" })
+        let seconds = seconds(since: t0)
+        guard stages.contains(.finish), options.task == 0 else {
+            return BuildSummary(outDir: ctx.outDir, splits: [], seconds: seconds, finished: false)
         }
-
-        var kept: [Record] = []
-        var taken = Array(repeating: 0, count: spec.sources.count)
-        for r in candidates {
-            let s = Int(r.source)
-            if let take = spec.sources[s].take, taken[s] >= take { continue }
-            taken[s] += 1
-            kept.append(r)
+        let index = try FinishStep.counts(ctx)
+        _ = index
+        var splits: [(String, Int, Int, Int)] = []
+        let table = try WriteStep.shardTable(ctx)
+        for name in splitNames(spec) {
+            let shards = try table.indices.filter { table[$0].split == name }.map { try ctx.work.requireMarker(.write, $0) }
+            if name != "train" && shards.isEmpty { continue }
+            splits.append((name, shards.reduce(0) { $0 + ($1["records"]?.intValue ?? 0) }, shards.reduce(0) { $0 + ($1["tokens"]?.intValue ?? 0) }, shards.count))
         }
-
-        // Weight (repeat/subsample, deterministic) and split assignment.
-        var trainRecords: [Record] = [], validRecords: [Record] = []
-        for r in kept {
-            let s = Int(r.source)
-            let w = spec.sources[s].weight
-            var copies = Int(w.rounded(.down))
-            let frac = w - Double(copies)
-            if frac > 0 && unitHash(r, salt: 0x5745_4947_4854, copy: 0) < frac { copies += 1 }
-            for c in 0..<copies {
-                stats[s].kept += 1
-                if spec.validationFraction > 0 && unitHash(r, salt: spec.splitSeed, copy: c) < spec.validationFraction {
-                    validRecords.append(r)
-                } else {
-                    trainRecords.append(r)
-                }
-            }
-        }
-
-        var splitSummaries: [(String, [ShardSummary], Int)] = []
-        for (split, recs) in [("train", trainRecords), ("validation", validRecords)] where split == "train" || !recs.isEmpty {
-            let docs = try timed("tokenize[\(split)]", { try docTokenizer.tokenize(recs, threads: threads) },
-                                 summary: { d in "\(d.count) documents, \(d.reduce(0) { $0 + $1.tokens.count }) tokens" })
-            for (r, d) in zip(recs, docs) { stats[Int(r.source)].tokens += d.tokens.count }
-            let packed = timed("pack[\(split)]", {
-                var p = Packer.pack(lengths: docs.map(\.tokens.count), seqLen: spec.seqLen, strategy: spec.strategy, overflow: spec.overflow)
-                if let seed = spec.shuffleSeed { shuffleDeterministically(&p.sequences, seed: seed) }
-                return p
-            }, summary: { p in "\(p.sequences.count) sequences (\(self.spec.strategy.rawValue), seq_len \(self.spec.seqLen))" + (p.dropped > 0 ? ", \(p.dropped) too long dropped" : "") })
-            let shards = try timed("write[\(split)]", {
-                try writeShards(split: split, docs: docs, sequences: packed.sequences, tokenizer: tokenizer, threads: threads)
-            }, summary: { s in "\(s.count) shards, \(s.reduce(0) { $0 + $1.bytes }) bytes" })
-            splitSummaries.append((split, shards, docs.count))
-        }
-
-        let total = ContinuousClock.now - t0
-        let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18
-        try writeRejects(rejects)
-        try writeReport(seconds: seconds, threads: threads, splits: splitSummaries, files: files)
-        try writeIndex(tokenizer: tokenizer, splits: splitSummaries)
-        return BuildSummary(outDir: outDir, splits: splitSummaries.map { ($0.0, $0.1.reduce(0) { $0 + $1.records }, $0.1.reduce(0) { $0 + $1.tokens }, $0.1.count) }, seconds: seconds)
+        if !options.keepWork { removeWorkFolder() }
+        return BuildSummary(outDir: ctx.outDir, splits: splits, seconds: seconds, finished: true)
     }
 
-    /// A value in [0, 1) from the record's identity: deterministic sampling and splits.
-    func unitHash(_ r: Record, salt: UInt64, copy: Int) -> Double {
-        var key: [UInt8] = []
-        for v in [salt, UInt64(r.source), UInt64(r.file), UInt64(r.line), UInt64(copy)] {
-            withUnsafeBytes(of: v.littleEndian) { key.append(contentsOf: $0) }
-        }
-        return Double(XXH3.hash64(key) >> 11) / Double(1 << 53)
-    }
+    // MARK: the work folder
 
-    /// Removes what a previous build left under our file names; index.json first, so the
-    /// directory never looks like a complete dataset while it is rebuilt.
-    func prepareOutputDirectory() throws {
-        try FileSystem.makeDirectories(outDir)
-        FileSystem.remove(FileSystem.join(outDir, "index.json"))
-        for name in try FileSystem.listDirectory(outDir) {
+    var manifestPath: String { FileSystem.join(ctx.work.root, "manifest.json") }
+
+    /// Opens or creates the work folder. A fresh build first removes what an earlier build
+    /// left under our names (index.json first, so the folder never looks complete while it
+    /// is rebuilt); a work folder made for another spec or other inputs is refused.
+    func prepare() throws {
+        let out = ctx.outDir
+        try FileSystem.makeDirectories(out)
+        for name in (try? FileSystem.listDirectory(out)) ?? [] where name.hasPrefix(".work.trash") {
+            FileSystem.removeTree(FileSystem.join(out, name))
+        }
+        if FileSystem.fileExists(manifestPath) {
+            let existing = try FileSystem.readFile(manifestPath)
+            if existing == ctx.manifest.bytes { try ctx.work.makeDirectories(); return }
+            let why = manifestDifference(existing)
+            guard options.force else {
+                throw TokenmillError.usage("\(ctx.work.root) holds a build of \(why); rerun with --force to discard it and start over (nothing was changed)")
+            }
+            progress.note("discarding \(ctx.work.root): it holds a build of \(why)")
+            removeWorkFolder()
+        } else if options.stage != nil && options.stage != .scan {
+            throw TokenmillError.usage("\(ctx.work.root) has no build of this spec yet: run stage 'scan' first (see 'tokenmill plan')")
+        }
+        // A fresh build.
+        FileSystem.remove(FileSystem.join(out, "index.json"))
+        for name in (try? FileSystem.listDirectory(out)) ?? [] {
             let ours = name.hasSuffix(".tkm") || name.hasSuffix(".tmp") || ["report.json", "rejects.jsonl", "dedup-clusters.jsonl", "decontaminated.jsonl"].contains(name)
-            if ours { FileSystem.remove(FileSystem.join(outDir, name)) }
+            if ours { FileSystem.remove(FileSystem.join(out, name)) }
+        }
+        try checkSpace()
+        try ctx.work.makeDirectories()
+        try FileSystem.writeAtomically(manifestPath, ctx.manifest.bytes)
+    }
+
+    func manifestDifference(_ existing: [UInt8]) -> String {
+        guard let old = try? JSONParser.parse(existing), let new = try? JSONParser.parse(ctx.manifest.bytes) else { return "an unreadable manifest" }
+        if old["spec_hash"] != new["spec_hash"] { return "another spec (its spec_hash differs)" }
+        if old["tool_version"] != new["tool_version"] { return "tool version \(old["tool_version"]?.stringValue ?? "?")" }
+        if old["inputs"] != new["inputs"] { return "other inputs (a file was added, removed or changed since)" }
+        return "another unit plan (TOKENMILL_UNIT_BYTES differs)"
+    }
+
+    /// Refuses to start when the output filesystem obviously lacks room: the work folder
+    /// holds ~1.5 bytes of tokens, masks and summaries per input byte (compressed inputs
+    /// count 4x), the shards ~0.5.
+    func checkSpace() throws {
+        var input = 0
+        for u in ctx.units where u.block == 0 {
+            let size = (try? FileSystem.fileSize(u.path)) ?? 0
+            input += u.path.hasSuffix(".gz") || u.path.hasSuffix(".zst") ? size * 4 : size
+        }
+        let need = input * 2
+        if let free = FileSystem.freeBytes(ctx.outDir), free < need {
+            throw TokenmillError.io(path: ctx.outDir, message: "only \(free >> 20) MiB free; this build needs about \(need >> 20) MiB (2 bytes per input byte for the work folder and shards): free space or choose another --out")
         }
     }
 
-    func writeShards(split: String, docs: [TokenizedDocument], sequences: [[Piece]], tokenizer: Tokenizer, threads: Int) throws -> [ShardSummary] {
-        let width = tokenizer.vocabSize <= 65536 ? 2 : 4
-        var shards: [ShardSummary] = []
-        var start = 0
-        while start < sequences.count {
-            var end = start, tokens = 0
-            while end < sequences.count && (tokens < spec.shardTokens || end == start) {
-                tokens += spec.strategy == .pad ? spec.seqLen : sequences[end].reduce(0) { $0 + $1.count }
-                end += 1
+    func removeWorkFolder() {
+        let trash = FileSystem.join(ctx.outDir, ".work.trash.\(getpid())")
+        if (try? FileSystem.rename(ctx.work.root, trash)) != nil { FileSystem.removeTree(trash) }
+    }
+
+    // MARK: stages
+
+    func runPath(_ stage: StageName) -> String { ctx.work.path(stage, "run-\(options.task)-of-\(options.tasks).json") }
+
+    func runStage(_ stage: StageName) throws {
+        for p in ctx.prerequisites(stage) where Self.stageNames(spec).contains(p) {
+            let n = try ctx.unitCount(p)
+            for u in 0..<n where !ctx.work.isDone(p, u) {
+                throw TokenmillError.usage("stage '\(stage.rawValue)' needs stage '\(p.rawValue)' finished, but its unit \(u) of \(n) is not; run 'tokenmill build SPEC --stage \(p.rawValue)' (every task) first")
             }
-            let records = materialize(sequences[start..<end], docs: docs, padID: tokenizer.eosID)
-            let name = "\(split)-\(String(repeating: "0", count: max(0, 5 - String(shards.count).count)))\(shards.count).tkm"
-            shards.append(try ShardWriter.write(path: FileSystem.join(outDir, name), records: records[...], tokenWidth: width,
-                                                zstdLevel: spec.zstdLevel, threads: threads))
-            start = end
         }
-        return shards
-    }
-
-    func materialize(_ seqs: ArraySlice<[Piece]>, docs: [TokenizedDocument], padID: UInt32) -> [SequenceRecord] {
-        seqs.map { pieces in
-            var r = SequenceRecord(tokens: [], lossMask: [], docStarts: [])
-            for p in pieces {
-                r.docStarts.append(UInt32(r.tokens.count))
-                r.tokens.append(contentsOf: docs[p.doc].tokens[p.start..<p.end])
-                r.lossMask.append(contentsOf: docs[p.doc].lossMask[p.start..<p.end])
+        let count = try ctx.unitCount(stage)
+        let mine = (0..<count).filter { $0 % options.tasks == options.task }
+        let pending = mine.filter { !ctx.work.isDone(stage, $0) }
+        let start = ContinuousClock.now
+        let cpu0 = cpuSeconds()
+        resetPeakRSS()
+        progress.begin(stage, units: pending.count, of: mine.count, bytes: stage == .scan ? pending.reduce(0) { $0 + approximateBytes(ctx.units[$1]) } : 0)
+        var totals = (records: 0, bytes: 0)
+        let lock = NSLockLite()
+        func done(_ u: Int, _ result: JSONOut, records: Int, bytes: Int) throws {
+            try ctx.work.markDone(stage, u, result: result)
+            lock.lock(); totals.records += records; totals.bytes += bytes; lock.unlock()
+            progress.unitDone(records: records, bytes: bytes)
+        }
+        switch stage {
+        case .scan:
+            let scan = try ScanStage(ctx)
+            let workers = min(ctx.threads, max(1, pending.count))
+            let inner = max(1, ctx.threads / workers)
+            try parallelUnits(pending, workers: workers) { u in
+                let r = try scan.run(unit: u, threads: inner)
+                try done(u, r.json, records: r.records + r.rejected, bytes: r.bytesIn)
             }
-            if spec.strategy == .pad && r.tokens.count < spec.seqLen {
-                // Padding is its own (untrained) document, so varlen attention keeps it apart.
-                r.docStarts.append(UInt32(r.tokens.count))
-                let n = spec.seqLen - r.tokens.count
-                r.tokens.append(contentsOf: repeatElement(padID, count: n))
-                r.lossMask.append(contentsOf: repeatElement(0, count: n))
+        case .exact:
+            try parallelUnits(pending, workers: ctx.threads) { p in
+                let r = try ExactDedupStep.run(ctx, partition: p)
+                try done(p, r, records: 0, bytes: 0)
             }
-            return r
+        case .nearBands:
+            try parallelUnits(pending, workers: ctx.threads) { b in
+                try done(b, try NearDedupStep.runBand(ctx, band: b), records: 0, bytes: 0)
+            }
+        case .nearMerge:
+            for u in pending { try done(u, try NearDedupStep.runMerge(ctx), records: 0, bytes: 0) }
+        case .shape:
+            for u in pending { try done(u, try ShapeStep.run(ctx), records: 0, bytes: 0) }
+        case .pack:
+            for u in pending { try done(u, try PackStep.run(ctx, splitIndex: u), records: 0, bytes: 0) }
+        case .write:
+            let table = try WriteStep.shardTable(ctx)
+            let writer = WriteStep(ctx)
+            for u in pending {
+                let r = try writer.run(table[u], threads: ctx.threads)
+                let v = try JSONParser.parse(Array(r.renderCompact().utf8))
+                try done(u, r, records: v["records"]?.intValue ?? 0, bytes: v["bytes"]?.intValue ?? 0)
+            }
+        case .finish:
+            for u in pending {
+                let runs = try stageRuns()
+                _ = try FinishStep.run(ctx, stageRuns: runs)
+                try done(u, .object([]), records: 0, bytes: 0)
+            }
         }
-    }
-
-    func writeRejects(_ rejects: [Reject]) throws {
-        var out: [UInt8] = []
-        for r in rejects {
-            let line = JSONOut.object([("source", .string(r.source)), ("path", .string(r.path)), ("line", .int(r.line)), ("reason", .string(r.reason))])
-            out.append(contentsOf: line.renderCompact().utf8); out.append(0x0A)
-        }
-        try FileSystem.writeAtomically(FileSystem.join(outDir, "rejects.jsonl"), out)
-    }
-
-    func sourcesJSON() -> JSONOut {
-        .object(zip(spec.sources, stats).map { src, s in
-            (src.name, .object([("read", .int(s.read)), ("rejected", .int(s.rejected)), ("filtered", .int(s.filtered)),
-                                ("exact_dup", .int(s.exactDup)), ("near_dup", .int(s.nearDup)), ("decontaminated", .int(s.decontaminated)),
-                                ("repaired_utf8", .int(s.repairedUTF8)),
-                                ("kept", .int(s.kept)), ("tokens", .int(s.tokens))]))
-        })
-    }
-
-    func writeIndex(tokenizer: Tokenizer, splits: [(String, [ShardSummary], Int)]) throws {
-        let splitJSON: JSONOut = .object(splits.map { name, shards, docs in
-            (name, .object([
-                ("records", .int(shards.reduce(0) { $0 + $1.records })),
-                ("tokens", .int(shards.reduce(0) { $0 + $1.tokens })),
-                ("documents", .int(shards.reduce(0) { $0 + $1.documents })),
-                ("bytes", .int(shards.reduce(0) { $0 + $1.bytes })),
-                ("shards", .array(shards.map { s in
-                    .object([("file", .string(s.file)), ("records", .int(s.records)), ("tokens", .int(s.tokens)),
-                             ("bytes", .int(s.bytes)), ("checksum", .string(XXH3.hex(s.checksum)))])
-                })),
-            ]))
-        })
-        let index: JSONOut = .object([
-            ("format", .string("tokenmill-shards")),
-            ("format_version", .string("\(ShardLayout.versionMajor).\(ShardLayout.versionMinor)")),
-            ("tool_version", .string(toolVersion)),
-            ("spec_hash", .string(XXH3.hex(spec.specHash))),
-            ("name", .string(spec.name)),
-            ("tokenizer", .object([
-                ("name", .string(tokenizer.name)),
-                ("vocab_hash", .string(XXH3.hex(tokenizer.vocabHash))),
-                ("vocab_size", .int(tokenizer.vocabSize)),
-                ("eos_id", .int(Int(tokenizer.eosID))),
-                ("pad_id", .int(Int(tokenizer.eosID))),
-                ("special_tokens", .object(tokenizer.specialTokens.map { ($0.text, .int(Int($0.id))) })),
-            ])),
-            ("template", .string(spec.template.name)),
-            ("seq_len", .int(spec.seqLen)),
-            ("pack", .object([("strategy", .string(spec.strategy.rawValue)), ("overflow", .string(spec.overflow.rawValue))])),
-            ("dtype", .string(tokenizer.vocabSize <= 65536 ? "uint16" : "uint32")),
-            ("splits", splitJSON),
-            ("sources", sourcesJSON()),
+        let wall = seconds(since: start)
+        let run: JSONOut = .object([
+            ("task", .int(options.task)), ("tasks", .int(options.tasks)), ("units", .int(mine.count)), ("units_run", .int(pending.count)),
+            ("wall_seconds", .double(wall)), ("cpu_seconds", .double(cpuSeconds() - cpu0)),
+            ("records_in", .int(totals.records)), ("bytes_in", .int(stage == .scan ? totals.bytes : 0)),
+            ("bytes_out", .int(stage == .write ? totals.bytes : 0)),
+            ("mb_per_second", .double(wall > 0 ? Double(totals.bytes) / 1e6 / wall : 0)),
+            ("peak_rss_bytes", .int(peakRSS())),
         ])
-        try FileSystem.writeAtomically(FileSystem.join(outDir, "index.json"), Array((index.render() + "\n").utf8))
+        if stage != .finish || !options.keepWork || true {
+            if FileSystem.isDirectory(ctx.work.dir(stage)) { try? WorkFile.write(runPath(stage), Array(run.renderCompact().utf8)) }
+        }
+        progress.end(stage, seconds: wall)
     }
 
-    func writeReport(seconds: Double, threads: Int, splits: [(String, [ShardSummary], Int)], files: [String]) throws {
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, 255)
-        let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let tokens = splits.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.tokens } }
-        var near: [(String, JSONOut)] = []
-        if let n = nearReport {
-            near = [("near_dedup", .object([
-                ("on", .string(n.on)), ("threshold", .double(n.threshold)), ("permutations", .int(n.permutations)),
-                ("ngram", .int(n.ngram)), ("bands", .int(n.bands)), ("rows", .int(n.rows)), ("confirmed_at", .double(n.confirmedAt)), ("clusters", .int(n.clusters)),
-                ("removed", .int(n.removed)), ("candidate_pairs", .int(n.candidatePairs)), ("confirmed_pairs", .int(n.confirmedPairs)),
-            ]))]
+    /// Runs units on `workers` threads; on failure, no unit after the failed one starts,
+    /// and the error of the earliest failed unit is thrown (so the message never depends
+    /// on timing).
+    func parallelUnits(_ units: [Int], workers: Int, _ body: (Int) throws -> Void) throws {
+        if units.isEmpty { return }
+        if workers <= 1 || units.count == 1 {
+            for u in units { try body(u) }
+            return
         }
-        let report: JSONOut = .object([
-            ("name", .string(spec.name)),
-            ("tool_version", .string(toolVersion)),
-            ("host", .string(hostName)),
-            ("threads", .int(threads)),
-            ("seconds", .double(seconds)),
-            ("tokens_per_second", .double(seconds > 0 ? Double(tokens) / seconds : 0)),
-            ("stages", .array(stageTimes.map { .object([("stage", .string($0.0)), ("seconds", .double($0.1))]) })),
-            ("inputs", .array(files.map { .string($0) })),
-            ("sources", sourcesJSON()),
-            ("filter_reasons", .object(zip(spec.sources, stats).map { src, s in
-                (src.name, .object(s.filterReasons.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) }))
-            })),
-            ("checks", .object(zip(spec.sources, stats).map { src, s in
-                (src.name, .string("read \(s.read) + rejected \(s.rejected) = \(s.read + s.rejected) input rows"))
-            })),
-        ] + near)
-        try FileSystem.writeAtomically(FileSystem.join(outDir, "report.json"), Array((report.render() + "\n").utf8))
+        let lock = NSLockLite()
+        var next = 0
+        var failed: [(Int, Error)] = []
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: min(workers, units.count)) { _ in
+                while true {
+                    lock.lock()
+                    let k = next
+                    next += 1
+                    let stop = failed.contains { $0.0 < k }
+                    lock.unlock()
+                    if k >= units.count || stop { break }
+                    do { try body(units[k]) } catch {
+                        lock.lock(); failed.append((k, error)); lock.unlock()
+                    }
+                }
+            }
+        }
+        if let first = failed.min(by: { $0.0 < $1.0 }) { throw first.1 }
     }
+
+    /// Every stage's latest run record (report.json's `stages`).
+    func stageRuns() throws -> [(StageName, JSONValue)] {
+        var out: [(StageName, JSONValue)] = []
+        for s in Self.stageNames(spec) where s != .finish {
+            var merged: [(String, JSONOut)] = []
+            var wall = 0.0, cpu = 0.0, records = 0, bytesIn = 0, bytesOut = 0, rss = 0, tasks = 0
+            for name in (try? FileSystem.listDirectory(ctx.work.dir(s))) ?? [] where name.hasPrefix("run-") {
+                guard let b = try? WorkFile.read(ctx.work.path(s, name)), let v = try? JSONParser.parse(b) else { continue }
+                tasks += 1
+                wall = max(wall, v["wall_seconds"]?.doubleValue ?? 0)
+                cpu += v["cpu_seconds"]?.doubleValue ?? 0
+                records += v["records_in"]?.intValue ?? 0
+                bytesIn += v["bytes_in"]?.intValue ?? 0
+                bytesOut += v["bytes_out"]?.intValue ?? 0
+                rss = max(rss, v["peak_rss_bytes"]?.intValue ?? 0)
+            }
+            var units = 0
+            if let n = try? ctx.unitCount(s) { units = n }
+            merged = [("units", .int(units)), ("tasks", .int(tasks)), ("wall_seconds", .double(wall)), ("cpu_seconds", .double(cpu)),
+                      ("records_in", .int(records)), ("bytes_in", .int(bytesIn)), ("bytes_out", .int(bytesOut)),
+                      ("mb_per_second", .double(wall > 0 ? Double(max(bytesIn, bytesOut)) / 1e6 / wall : 0)),
+                      ("records_per_second", .double(wall > 0 ? Double(records) / wall : 0)), ("peak_rss_bytes", .int(rss))]
+            out.append((s, try JSONParser.parse(Array(JSONOut.object(merged).renderCompact().utf8))))
+        }
+        return out
+    }
+
+    func approximateBytes(_ u: InputUnit) -> Int {
+        if let r = u.range { return r.count }
+        return (try? FileSystem.fileSize(u.path)) ?? 0
+    }
+}
+
+func seconds(since t: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - t
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+func cpuSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+}
+
+/// Resets the kernel's peak-RSS mark (VmHWM) so each stage reports its own peak.
+func resetPeakRSS() {
+    let fd = open("/proc/self/clear_refs", O_WRONLY)
+    if fd >= 0 { _ = write(fd, "5", 1); close(fd) }
+}
+
+/// The process's peak resident set (VmHWM), as the kernel counts it: mapped file pages included.
+public func peakRSS() -> Int {
+    guard let b = try? FileSystem.readFile("/proc/self/status") else { return 0 }
+    let s = String(decoding: b, as: UTF8.self)
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let digits = line.filter { $0.isNumber }
+        return (Int(digits) ?? 0) * 1024
+    }
+    return 0
 }
 
 func formatSeconds(_ s: Double) -> String {

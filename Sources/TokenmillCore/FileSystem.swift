@@ -121,7 +121,46 @@ public enum FileSystem {
     static func ioError(_ path: String, _ what: String) -> TokenmillError {
         let code = errno
         let reason = String(cString: strerror(code))
+        if code == ENOSPC || code == EDQUOT {
+            return .io(path: path, message: "\(what): \(reason) (free space and run the same command again: finished units are kept and only the rest is redone)")
+        }
         return .io(path: path, message: "\(what): \(reason)")
+    }
+
+    /// Bytes free for an unprivileged writer on the filesystem holding `path` (nil when unknown).
+    public static func freeBytes(_ path: String) -> Int? {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return nil }
+        return Int(st.f_bavail) &* Int(st.f_frsize)
+    }
+
+    /// Size and modification time (ns) of a file, for fingerprints of inputs.
+    public static func sizeAndMTime(_ path: String) throws -> (Int, Int) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw ioError(path, "cannot stat") }
+        return (Int(st.st_size), Int(st.st_mtim.tv_sec) * 1_000_000_000 + Int(st.st_mtim.tv_nsec))
+    }
+
+    public static func rename(_ from: String, _ to: String) throws {
+        guard Glibc.rename(from, to) == 0 else { throw ioError(from, "cannot rename to \(to)") }
+    }
+
+    /// Removes a directory and everything below it (no symlinks followed).
+    public static func removeTree(_ path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in (try? listDirectory(path)) ?? [] { removeTree(join(path, name)) }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+
+    public static func currentDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buf, buf.count) != nil else { return "." }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     public static var isTerminal: Bool { isatty(2) != 0 }
@@ -130,6 +169,12 @@ public enum FileSystem {
         var line = s
         if !line.hasSuffix("\n") { line += "\n" }
         var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    /// Without a newline added (live progress lines).
+    public static func writeStderrRaw(_ s: String) {
+        var bytes = Array(s.utf8)
         bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
     }
 
@@ -172,7 +217,9 @@ public struct AtomicFileWriter: ~Copyable {
         bytesWritten += bytes.count
     }
 
-    public consuming func commit() throws {
+    /// Once only: the writer is spent afterwards (its descriptor is closed).
+    public mutating func commit() throws {
+        precondition(fd >= 0, "commit() called twice")
         guard fsync(fd) == 0 else { throw FileSystem.ioError(tmpPath, "fsync failed") }
         guard close(fd) == 0 else { fd = -1; throw FileSystem.ioError(tmpPath, "close failed") }
         fd = -1

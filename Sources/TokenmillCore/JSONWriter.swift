@@ -94,3 +94,19 @@ public indirect enum JSONOut {
         }
     }
 }
+
+extension JSONOut {
+    /// A parsed value written back (markers carry results from one stage to the report).
+    public init(_ v: JSONValue) {
+        switch v {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let t):
+            let s = String(decoding: t, as: UTF8.self)
+            if let i = Int(s) { self = .int(i) } else { self = .double(Double(s) ?? 0) }
+        case .string(let b): self = .string(String(decoding: b, as: UTF8.self))
+        case .array(let items): self = .array(items.map(JSONOut.init))
+        case .object(let members): self = .object(members.map { ($0.keyString, JSONOut($0.value)) })
+        }
+    }
+}

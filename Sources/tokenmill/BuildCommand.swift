@@ -2,43 +2,58 @@ import Dedup
 import Pipeline
 import TokenmillCore
 
-/// `tokenmill build SPEC.json [--threads N] [--out DIR] [--quiet]`
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tokenmill build SPEC.json [--threads N] [--out DIR] [--stage S --task I --tasks N] [--force] [--keep-work] [--quiet]`
 enum BuildCommand {
+    static let usage = "tokenmill build SPEC.json [--threads N] [--out DIR] [--stage S [--task I] [--tasks N]] [--force] [--keep-work] [--quiet]"
+
     static func run(_ args: ArraySlice<String>) throws {
-        let a = try Arguments(args, valued: ["--threads", "--out", "--task", "--tasks"], flags: ["--quiet"])
-        guard a.positionals.count == 1 else { throw TokenmillError.usage("tokenmill build SPEC.json [--threads N] [--out DIR] [--quiet]") }
-        if a.options["--task"] != nil || a.options["--tasks"] != nil {
-            throw TokenmillError.usage("--task/--tasks (distributed builds) are not supported yet")
-        }
+        let a = try Arguments(args, valued: ["--threads", "--out", "--task", "--tasks", "--stage"], flags: ["--quiet", "--force", "--keep-work"])
+        guard a.positionals.count == 1 else { throw TokenmillError.usage(usage) }
         let threads = try a.int("--threads", default: activeProcessorCount, min: 1)
+        var stage: StageName? = nil
+        if let s = a.options["--stage"] {
+            guard let st = StageName(rawValue: s) else {
+                throw TokenmillError.usage("unknown stage '\(s)'; the stages are: \(StageName.allCases.map(\.rawValue).joined(separator: ", ")) ('tokenmill plan SPEC' lists a spec's)")
+            }
+            stage = st
+        }
+        let (task, tasks) = try taskIndex(a)
         let spec = try BuildSpec.load(a.positionals[0])
-        let build = Build(spec: spec, options: BuildOptions(threads: threads, outDir: a.options["--out"], quiet: a.flags.contains("--quiet")))
-        let summary = try build.run()
+        let options = BuildOptions(threads: threads, outDir: a.options["--out"], quiet: a.flags.contains("--quiet"), stage: stage,
+                                   task: task, tasks: tasks, force: a.flags.contains("--force"), keepWork: a.flags.contains("--keep-work"))
+        let summary = try Build(spec: spec, options: options).run()
+        if options.quiet { return }
+        if !summary.finished {
+            FileSystem.writeStderr("stage \(stage?.rawValue ?? "?") task \(task) of \(tasks) done in \(Double(Int(summary.seconds * 100)) / 100) s")
+            return
+        }
         var line = "built \(summary.outDir) in \(Double(Int(summary.seconds * 100)) / 100) s:"
         for s in summary.splits { line += " \(s.name) \(s.records) sequences, \(s.tokens) tokens in \(s.shards) shard\(s.shards == 1 ? "" : "s");" }
         line.removeLast()
         FileSystem.writeStderr(line)
     }
-}
 
-/// `tokenmill plan SPEC.json`: validates the spec and prints the stages it will run.
-enum PlanCommand {
-    static func run(_ args: ArraySlice<String>) throws {
-        let a = try Arguments(args, valued: [], flags: ["--slurm", "--k8s"])
-        guard a.positionals.count == 1 else { throw TokenmillError.usage("tokenmill plan SPEC.json") }
-        if a.flags.contains("--slurm") || a.flags.contains("--k8s") { throw TokenmillError.usage("--slurm/--k8s job scripts are not supported yet") }
-        let spec = try BuildSpec.load(a.positionals[0])
-        var out = "spec \(spec.path): \(spec.name)\n"
-        for s in spec.sources { out += "  source \(s.name): \(s.files.count) file\(s.files.count == 1 ? "" : "s") (\(s.pattern))\(s.skipBadRows ? ", bad rows skipped" : "")\n" }
-        out += "stages: ingest -> normalize\(spec.normalize ? "" : " (off)") -> filter -> exact dedup\(spec.exactDedup.map { " (\($0.rawValue))" } ?? " (off)")"
-        if let n = spec.nearDedup {
-            let lsh = LSHParameters.optimal(threshold: n.threshold, permutations: n.permutations)
-            out += " -> near dedup (\(n.on.rawValue), threshold \(n.threshold), \(n.permutations) permutations = \(lsh.bands) bands x \(lsh.rows) rows, \(n.ngram)-gram shingles)"
+    /// Task I of N: `--task`/`--tasks`, else Slurm's array variables, else Kubernetes'
+    /// `JOB_COMPLETION_INDEX` (with `--tasks`, as an Indexed Job's completions are not in
+    /// its environment). Default: task 0 of 1.
+    static func taskIndex(_ a: Arguments) throws -> (Int, Int) {
+        func env(_ k: String) -> Int? { getenv(k).flatMap { Int(String(cString: $0)) } }
+        var tasks = try a.options["--tasks"].map { _ in try a.int("--tasks", default: 1, min: 1) }
+        var task = try a.options["--task"].map { _ in try a.int("--task", default: 0, min: 0) }
+        if task == nil, let id = env("SLURM_ARRAY_TASK_ID") {
+            task = id - (env("SLURM_ARRAY_TASK_MIN") ?? 0)
+            if tasks == nil { tasks = env("SLURM_ARRAY_TASK_COUNT") }
         }
-        if let d = spec.decontaminate { out += " -> decontaminate (\(d.against.count) eval file\(d.against.count == 1 ? "" : "s"), \(d.ngram)-grams)" }
-        out += " -> split (validation \(spec.validationFraction)) -> render (\(spec.template.name)) -> tokenize (\(spec.tokenizer))"
-        out += " -> pack (\(spec.strategy.rawValue), seq_len \(spec.seqLen), overflow \(spec.overflow.rawValue)) -> shards (zstd \(spec.zstdLevel)) -> \(spec.outputDir)\n"
-        var b = Array(out.utf8)
-        b.withUnsafeMutableBytes { FileSystem.writeStdout(UnsafeRawBufferPointer($0)) }
+        if task == nil, let id = env("JOB_COMPLETION_INDEX") {
+            guard tasks != nil else { throw TokenmillError.usage("JOB_COMPLETION_INDEX is set: give --tasks N (the Job's completions)") }
+            task = id
+        }
+        let n = tasks ?? 1, i = task ?? 0
+        guard i < n else { throw TokenmillError.usage("task \(i) is not below the task count \(n)") }
+        return (i, n)
     }
 }

@@ -159,14 +159,18 @@ def check_build(spec_path: Path, directory: Path) -> dict:
     renderer = reference.Renderer(spec["template"], encoding, specials)
     docs = [renderer.render(rec) for rec in records]
     check_documents_render_the_template(docs, encoding, end_marker)
+    written = reference.count_overflow(docs, counts, seq_len, strategy, overflow)
     for source in spec["sources"]:
         name = source["name"]
         got = index["sources"][name]
-        for key in ("read", "rejected", "exact_dup", "kept"):
+        for key in ("read", "rejected", "exact_dup", "kept", "overflow_dropped", "truncated"):
             assert got[key] == counts[name, key], (
                 f"index.json sources.{name}.{key}: {got[key]}, reference {counts[name, key]}"
             )
-        tokens = sum(len(d.tokens) for d in docs if d.rec.source == name)
+        lost = sum(got[k] for k in ("filtered", "exact_dup", "near_dup", "decontaminated", "over_take", "subsampled",
+                                    "overflow_dropped", "truncated", "kept"))
+        assert got["records"] == lost, f"index.json sources.{name}: the buckets do not add up: {got}"
+        tokens = sum(written(d) for d in docs if d.rec.source == name)
         assert got["tokens"] == tokens, (
             f"index.json sources.{name}.tokens: {got['tokens']}, reference {tokens}"
         )

@@ -411,3 +411,24 @@ def concat_sequences(pieces: Sequence[Piece], seq_len: int) -> list[tuple[tuple,
         seq_starts = sorted({0} | {s - a for s in starts if a <= s < b})
         out.append((tuple(tokens[a:b]), tuple(mask[a:b]), tuple(seq_starts)))
     return out
+
+
+def count_overflow(docs, counts: Counter, seq_len: int, strategy: str, overflow: str):
+    """Packing overflow moves each record longer than ``seq_len`` from ``kept`` to its own
+    bucket (``overflow_dropped`` or ``truncated``; nothing under ``concat`` or ``split``).
+    Updates ``counts``; returns the function giving a document's tokens in the shards."""
+    cut = strategy != "concat" and overflow in ("drop", "truncate")
+    for key in ("overflow_dropped", "truncated"):
+        for doc in docs:
+            counts[doc.rec.source, key] += 0
+    for doc in docs:
+        if cut and len(doc.tokens) > seq_len:
+            counts[doc.rec.source, "kept"] -= 1
+            counts[doc.rec.source, "overflow_dropped" if overflow == "drop" else "truncated"] += 1
+
+    def written(doc) -> int:
+        if not cut or len(doc.tokens) <= seq_len:
+            return len(doc.tokens)
+        return 0 if overflow == "drop" else seq_len
+
+    return written

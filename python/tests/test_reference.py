@@ -77,10 +77,13 @@ def fake_build(spec_path, out):
     index.update(
         template=template, seq_len=seq_len, pack={"strategy": strategy, "overflow": pack["overflow"]}
     )
+    written = reference.count_overflow(docs, counts, seq_len, strategy, pack.get("overflow", "split"))
+    buckets = ("filtered", "exact_dup", "near_dup", "decontaminated", "over_take", "subsampled", "overflow_dropped", "truncated", "kept")
     index["sources"] = {
         s["name"]: {
-            **{k: counts[s["name"], k] for k in ("read", "rejected", "filtered", "exact_dup", "kept")},
-            "tokens": sum(len(d.tokens) for d in docs if d.rec.source == s["name"]),
+            **{k: counts[s["name"], k] for k in ("read", "rejected") + buckets},
+            "records": sum(counts[s["name"], k] for k in buckets),
+            "tokens": sum(written(d) for d in docs if d.rec.source == s["name"]),
         }
         for s in spec["sources"]
     }

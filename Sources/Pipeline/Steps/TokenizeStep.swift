@@ -31,29 +31,18 @@ struct DocumentTokenizer {
         specialIDs = ids
     }
 
-    func tokenize(_ records: [Record], threads: Int) throws -> [TokenizedDocument] {
-        let batches = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range -> [TokenizedDocument] in
-            var enc = tokenizer.makeEncoder()
-            var out: [TokenizedDocument] = []
-            out.reserveCapacity(range.count)
-            for i in range {
-                var tokens: [UInt32] = []
-                var mask: [UInt8] = []
-                for seg in template.render(records[i], eos: eosName) {
-                    switch seg {
-                    case .text(let t, let loss):
-                        let before = tokens.count
-                        enc.encode(t, into: &tokens)
-                        mask.append(contentsOf: repeatElement(loss ? 1 : 0, count: tokens.count - before))
-                    case .special(let name, let loss):
-                        tokens.append(specialIDs[name]!)
-                        mask.append(loss ? 1 : 0)
-                    }
-                }
-                out.append(TokenizedDocument(tokens: tokens, lossMask: mask))
+    /// Renders one record and appends its tokens and loss flags.
+    func tokenize(_ record: Record, encoder enc: inout Tokenizer.Encoder, tokens: inout [UInt32], mask: inout [UInt8]) {
+        for seg in template.render(record, eos: eosName) {
+            switch seg {
+            case .text(let t, let loss):
+                let before = tokens.count
+                enc.encode(t, into: &tokens)
+                mask.append(contentsOf: repeatElement(loss ? 1 : 0, count: tokens.count - before))
+            case .special(let name, let loss):
+                tokens.append(specialIDs[name]!)
+                mask.append(loss ? 1 : 0)
             }
-            return out
         }
-        return batches.flatMap { $0 }
     }
 }

@@ -1,0 +1,138 @@
+import BPE
+import Dedup
+import Ingest
+import Packing
+import TokenmillCore
+
+/// The stages of a build, in order (docs/PIPELINE.md). Each runs over units; task I of N
+/// runs the units u with u % N == I, so any N works for any stage and the units — not
+/// the tasks — decide every byte.
+public enum StageName: String, CaseIterable, Sendable {
+    /// Block-local, one unit a block of input: ingest, normalize + filter, exact-dedup keys,
+    /// MinHash signatures and band keys, decontamination check, render + tokenize.
+    case scan
+    /// Exact dedup decisions, one unit a range of key hashes.
+    case exact
+    /// Near-dedup candidate pairs and their confirmation, one unit an LSH band.
+    case nearBands = "near-bands"
+    /// Clusters from the confirmed pairs of every band (one unit).
+    case nearMerge = "near-merge"
+    /// Take, weight and split over per-record summaries in spec order (one unit).
+    case shape
+    /// Packing and shuffling of each split's documents (one unit a split).
+    case pack
+    /// Shard files, one unit a shard.
+    case write
+    /// rejects.jsonl, dedup-clusters.jsonl, decontaminated.jsonl, report.json and, last,
+    /// index.json (one unit).
+    case finish
+
+    var summary: String {
+        switch self {
+        case .scan: return "ingest, normalize + filter, exact keys, MinHash, decontaminate, render + tokenize"
+        case .exact: return "exact-duplicate decisions by key-hash range"
+        case .nearBands: return "near-duplicate candidates and confirmation by LSH band"
+        case .nearMerge: return "near-duplicate clusters from every band's pairs"
+        case .shape: return "take, weight and split in spec order"
+        case .pack: return "packing and shuffle by split"
+        case .write: return "shard files"
+        case .finish: return "rejects, clusters, report.json, index.json"
+        }
+    }
+}
+
+/// Number of key-hash ranges of the exact stage: its units. Fixed, so the bytes never
+/// depend on the task count; a task holds about 1/min(N, 64) of the keys.
+let exactPartitions = 64
+
+/// The splits a build writes, in order.
+func splitNames(_ spec: BuildSpec) -> [String] { spec.validationFraction > 0 ? ["train", "validation"] : ["train"] }
+
+/// Everything a stage needs that follows from the spec and inputs alone.
+final class BuildContext {
+    let spec: BuildSpec
+    let threads: Int
+    let outDir: String
+    let units: [InputUnit]
+    let unitBytes: Int
+    let work: WorkFolder
+    let manifest: Manifest
+    let lsh: LSHParameters?
+    let tokenWidth: Int
+
+    let tokenizer: Tokenizer
+
+    init(spec: BuildSpec, threads: Int, outDir: String) throws {
+        self.spec = spec
+        self.threads = max(1, threads)
+        self.outDir = outDir
+        unitBytes = IngestStep.unitBytes
+        units = try IngestStep.plan(spec, unitBytes: unitBytes)
+        manifest = try Manifest(spec: spec, units: units, unitBytes: unitBytes)
+        work = WorkFolder(outDir: outDir, fingerprint: manifest.fingerprint)
+        lsh = spec.nearDedup.map { LSHParameters.optimal(threshold: $0.threshold, permutations: $0.permutations) }
+        var t = try TokenizerLoader.load(spec.tokenizer)
+        if spec.template.kind == .chatml {
+            let (a, b) = TokenizerLoader.chatTokenIDs(for: t)
+            t = try t.addingSpecialTokens([("<|im_start|>", a), ("<|im_end|>", b)])
+        }
+        tokenizer = t
+        tokenWidth = t.vocabSize <= 65536 ? 2 : 4
+    }
+
+    /// Units of a stage; nil when they are known only once an earlier stage is done.
+    func unitCount(_ stage: StageName) throws -> Int {
+        switch stage {
+        case .scan: return units.count
+        case .exact: return spec.exactDedup == nil ? 0 : exactPartitions
+        case .nearBands: return lsh?.bands ?? 0
+        case .nearMerge: return lsh == nil ? 0 : 1
+        case .shape: return 1
+        case .pack: return splitNames(spec).count
+        case .write: return try WriteStep.shardTable(self).count
+        case .finish: return 1
+        }
+    }
+
+    /// Units of the stage's prerequisites that must be done before it starts.
+    func prerequisites(_ stage: StageName) -> [StageName] {
+        guard let i = StageName.allCases.firstIndex(of: stage) else { return [] }
+        return Array(StageName.allCases[..<i])
+    }
+
+    var sourceNames: [String] { spec.sources.map(\.name) }
+}
+
+/// What `tokenmill plan` prints: the stages a spec runs, in order, with their units.
+public struct BuildPlan {
+    public struct Stage {
+        public var name: StageName
+        /// nil: known only after an earlier stage (write: one unit a shard).
+        public var units: Int?
+        /// A stage of one unit (or one a split) gets one task.
+        public var single: Bool
+        public var detail: String
+    }
+    public var stages: [Stage] = []
+
+    public init(spec: BuildSpec, outDir: String?) throws {
+        let ctx = try BuildContext(spec: spec, threads: 1, outDir: outDir ?? spec.outputDir)
+        for s in Build.stageNames(spec) {
+            var detail = s.summary
+            var units: Int? = nil
+            switch s {
+            case .scan:
+                units = ctx.units.count
+                detail += " (\(spec.sources.count) source\(spec.sources.count == 1 ? "" : "s"), blocks of \(ctx.unitBytes >> 20) MiB)"
+            case .write: units = nil
+            default: units = try ctx.unitCount(s)
+            }
+            if s == .nearBands, let n = spec.nearDedup, let l = ctx.lsh {
+                detail += " (\(n.on.rawValue), threshold \(n.threshold), \(n.permutations) permutations = \(l.bands) bands x \(l.rows) rows, \(n.ngram)-gram shingles)"
+            }
+            if s == .pack { detail += " (\(spec.strategy.rawValue), seq_len \(spec.seqLen), overflow \(spec.overflow.rawValue))" }
+            if s == .scan { detail += "; tokenizer \(spec.tokenizer), template \(spec.template.name)" }
+            stages.append(Stage(name: s, units: units, single: [.nearMerge, .shape, .pack, .finish].contains(s), detail: detail))
+        }
+    }
+}

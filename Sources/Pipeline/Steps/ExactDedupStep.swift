@@ -1,0 +1,100 @@
+import Dedup
+import TokenmillCore
+
+/// A record's place in spec order: its scan unit (units are in spec order) and its row in
+/// the unit. Comparing ids compares positions, so "the earliest record" needs no table.
+typealias RecordID = UInt64
+@inline(__always) func recordID(unit: Int, row: Int) -> RecordID { UInt64(unit) << 32 | UInt64(row) }
+@inline(__always) func unitOf(_ id: RecordID) -> Int { Int(id >> 32) }
+@inline(__always) func rowOf(_ id: RecordID) -> Int { Int(id & 0xFFFF_FFFF) }
+
+/// Exact dedup (drop reason `exact_dup`): the scan stage computes each record's key (xxh3-128
+/// of the normalized compared text); the exact stage decides, one range of key hashes a
+/// unit, that of the records sharing a key the earliest in spec order stays.
+enum ExactDedupStep {
+    static func key(of r: Record, on field: DedupField) -> UInt128Hash? { ExactDedup.key(of: r, on: field) }
+
+    /// The key-hash range (unit of the exact stage) a key falls in: its top 6 bits.
+    static func partition(_ k: UInt128Hash) -> Int { Int(k.high >> 58) }
+
+    /// A scan unit's keys grouped by partition: 65 u64 entry offsets, then entries of
+    /// (high u64, low u64, row u32).
+    static let entrySize = 20
+    static func encodeKeys(_ parts: [[(UInt128Hash, UInt32)]]) -> [UInt8] {
+        var w = ByteWriter()
+        var at: UInt64 = 0
+        for p in parts { w.u64(at); at += UInt64(p.count) }
+        w.u64(at)
+        for p in parts { for (k, row) in p { w.u64(k.high); w.u64(k.low); w.u32(row) } }
+        return w.bytes
+    }
+
+    static func dupsPath(_ w: WorkFolder, _ p: Int) -> String { w.path(.exact, "\(p).dups") }
+
+    /// Unit `p`: every scan unit's keys in range p, sorted by (key, id); all but the first
+    /// of each run of equal keys are duplicates. Writes their ids, sorted.
+    static func run(_ ctx: BuildContext, partition p: Int) throws -> JSONOut {
+        var entries: [(UInt64, UInt64, RecordID)] = []
+        let header = (exactPartitions + 1) * 8
+        for u in ctx.units.indices {
+            let f = try RandomAccessWorkFile(path: ScanStage.keysPath(ctx.work, u))
+            var r = ByteReader(try f.read(offset: p * 8, count: 16), path: f.path)
+            let a = Int(try r.u64()), b = Int(try r.u64())
+            guard a <= b else { throw TokenmillError.corrupt(path: f.path, message: "partition table out of order") }
+            if a == b { continue }
+            var e = ByteReader(try f.read(offset: header + a * entrySize, count: (b - a) * entrySize), path: f.path)
+            for _ in a..<b {
+                let hi = try e.u64(), lo = try e.u64(), row = try e.u32()
+                entries.append((hi, lo, recordID(unit: u, row: Int(row))))
+            }
+        }
+        entries.sort { ($0.0, $0.1, $0.2) < ($1.0, $1.1, $1.2) }
+        var dups: [RecordID] = []
+        var i = 0
+        while i < entries.count {
+            var j = i + 1
+            while j < entries.count && entries[j].0 == entries[i].0 && entries[j].1 == entries[i].1 { dups.append(entries[j].2); j += 1 }
+            i = j
+        }
+        dups.sort()
+        var w = ByteWriter(capacity: dups.count * 8)
+        for d in dups { w.u64(d) }
+        try WorkFile.write(dupsPath(ctx.work, p), w.bytes)
+        return .object([("keys", .int(entries.count)), ("duplicates", .int(dups.count))])
+    }
+
+    /// Every partition's duplicates, merged into one sorted list.
+    static func allDuplicates(_ ctx: BuildContext) throws -> [RecordID] {
+        guard ctx.spec.exactDedup != nil else { return [] }
+        var all: [RecordID] = []
+        for p in 0..<exactPartitions { all.append(contentsOf: try readIDs(dupsPath(ctx.work, p))) }
+        all.sort()
+        return all
+    }
+}
+
+func readIDs(_ path: String) throws -> [RecordID] {
+    var r = ByteReader(try WorkFile.read(path), path: path)
+    guard r.remaining % 8 == 0 else { throw TokenmillError.corrupt(path: path, message: "size is not a multiple of 8") }
+    var out: [RecordID] = []
+    out.reserveCapacity(r.remaining / 8)
+    while !r.atEnd { out.append(try r.u64()) }
+    return out
+}
+
+func writeIDs(_ path: String, _ ids: [RecordID]) throws {
+    var w = ByteWriter(capacity: ids.count * 8)
+    for d in ids { w.u64(d) }
+    try WorkFile.write(path, w.bytes)
+}
+
+/// Walks a sorted id list alongside records visited in id order.
+struct SortedIDCursor {
+    let ids: [RecordID]
+    var i = 0
+    init(_ ids: [RecordID]) { self.ids = ids }
+    mutating func contains(_ id: RecordID) -> Bool {
+        while i < ids.count && ids[i] < id { i += 1 }
+        return i < ids.count && ids[i] == id
+    }
+}

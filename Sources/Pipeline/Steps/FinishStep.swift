@@ -1,0 +1,231 @@
+import Dedup
+import ShardFormat
+import TokenmillCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Finish (one unit): the files a user reads — rejects.jsonl, dedup-clusters.jsonl,
+/// decontaminated.jsonl, report.json — and, last, index.json: the dataset exists once
+/// index.json does. Also the accounting check: the readers' record counts (scan) must
+/// equal the sum of the buckets (shape, pack), else the build fails before index.json.
+enum FinishStep {
+    /// The counts table after packing moved overflowed records out of `kept`.
+    static func counts(_ ctx: BuildContext) throws -> [SourceStats] {
+        let shape = try ctx.work.requireMarker(.shape, 0)
+        let path = ctx.work.markerPath(.shape, 0)
+        var stats = try (shape["sources"]?.arrayValue ?? []).map { try SourceStats($0, path: path) }
+        guard stats.count == ctx.spec.sources.count else { throw TokenmillError.corrupt(path: path, message: "counts for \(stats.count) sources, the spec has \(ctx.spec.sources.count)") }
+        var dropped = Set<Int>(), truncated = Set<Int>()
+        for i in splitNames(ctx.spec).indices {
+            let m = try ctx.work.requireMarker(.pack, i)
+            for v in m["dropped"]?.arrayValue ?? [] { if let id = v.intValue { dropped.insert(id) } }
+            for v in m["truncated"]?.arrayValue ?? [] { if let id = v.intValue { truncated.insert(id) } }
+            for (s, v) in (m["lost_documents"]?.arrayValue ?? []).enumerated() where s < stats.count { stats[s].documents -= v.intValue ?? 0 }
+            for (s, v) in (m["lost_tokens"]?.arrayValue ?? []).enumerated() where s < stats.count { stats[s].tokens -= v.intValue ?? 0 }
+        }
+        for id in dropped {
+            let s = ctx.units[unitOf(RecordID(id))].source
+            stats[s].kept -= 1; stats[s].overflowDropped += 1
+        }
+        for id in truncated {
+            let s = ctx.units[unitOf(RecordID(id))].source
+            stats[s].kept -= 1; stats[s].truncated += 1
+        }
+        return stats
+    }
+
+    /// Source name and the file's line of a record.
+    struct Locator {
+        let ctx: BuildContext
+        let offsets: [Int]
+        var rows: [Int: [RowSummary]] = [:]
+        init(_ ctx: BuildContext) throws { self.ctx = ctx; offsets = try ShapeStep.lineOffsets(ctx) }
+        mutating func ref(_ id: RecordID) throws -> [(String, JSONOut)] {
+            let u = unitOf(id)
+            if rows[u] == nil { rows[u] = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)) }
+            guard rowOf(id) < rows[u]!.count else { throw TokenmillError.corrupt(path: ScanStage.rowsPath(ctx.work, u), message: "row \(rowOf(id)) is missing") }
+            return [("source", .string(ctx.spec.sources[ctx.units[u].source].name)), ("line", .int(Int(rows[u]![rowOf(id)].line) + offsets[u]))]
+        }
+    }
+
+    static func run(_ ctx: BuildContext, stageRuns: [(StageName, JSONValue)]) throws -> (JSONOut, [SourceStats]) {
+        let spec = ctx.spec
+        let out = ctx.outDir
+        let stats = try counts(ctx)
+        let offsets = try ShapeStep.lineOffsets(ctx)
+
+        // rejects.jsonl, in input order.
+        var rejects = ByteWriter()
+        for (u, unit) in ctx.units.enumerated() {
+            let path = ScanStage.rejectsPath(ctx.work, u)
+            var r = ByteReader(try WorkFile.read(path), path: path)
+            while !r.atEnd {
+                let line = Int(try r.u64()), reason = try r.blob()
+                let shown = line > 0 ? line + offsets[u] : 0
+                let l = JSONOut.object([("source", .string(spec.sources[unit.source].name)), ("path", .string(unit.path)), ("line", .int(shown)),
+                                        ("reason", .string(String(decoding: reason, as: UTF8.self)))])
+                rejects.bytes.append(contentsOf: l.renderCompact().utf8); rejects.u8(0x0A)
+            }
+        }
+        try FileSystem.writeAtomically(FileSystem.join(out, "rejects.jsonl"), rejects.bytes)
+
+        var loc = try Locator(ctx)
+        var near: [(String, JSONOut)] = []
+        if let n = spec.nearDedup, let lsh = ctx.lsh {
+            var text: [UInt8] = []
+            for c in try NearDedupStep.readClusters(ctx) {
+                var removed: [JSONOut] = []
+                for e in c.removed {
+                    removed.append(.object(try loc.ref(e.removed) + [("similarity", .double(e.similarity)), ("matched", .object(try loc.ref(e.matched)))]))
+                }
+                text.append(contentsOf: JSONOut.object([("kept", .object(try loc.ref(c.kept))), ("removed", .array(removed))]).renderCompact().utf8)
+                text.append(0x0A)
+            }
+            try FileSystem.writeAtomically(FileSystem.join(out, "dedup-clusters.jsonl"), text)
+            let m = try ctx.work.requireMarker(.nearMerge, 0)
+            near = [("near_dedup", .object([
+                ("on", .string(n.on.rawValue)), ("threshold", .double(n.threshold)), ("permutations", .int(n.permutations)),
+                ("ngram", .int(n.ngram)), ("bands", .int(lsh.bands)), ("rows", .int(lsh.rows)),
+                ("confirmed_at", .double(LSHParameters.confirmationLevel(threshold: n.threshold, permutations: n.permutations))),
+                ("clusters", .int(m["clusters"]?.intValue ?? 0)), ("removed", .int(m["removed"]?.intValue ?? 0)),
+                ("candidate_pairs", .int(m["candidate_pairs"]?.intValue ?? 0)), ("confirmed_pairs", .int(m["confirmed_pairs"]?.intValue ?? 0)),
+            ]))]
+        }
+
+        if let d = spec.decontaminate {
+            // Hits by record id, from the scan units that hold the decontaminated records.
+            let ids = try readIDs(ShapeStep.decontaminatedPath(ctx.work))
+            var hits: [RecordID: (Int, Int, [UInt8])] = [:]
+            for u in Set(ids.map(unitOf)).sorted() {
+                let path = ScanStage.hitsPath(ctx.work, u)
+                var r = ByteReader(try WorkFile.read(path), path: path)
+                while !r.atEnd {
+                    let row = Int(try r.u32()), file = Int(try r.u64()), line = Int(try r.u64()), sh = try r.blob()
+                    hits[recordID(unit: u, row: row)] = (file, line, sh)
+                }
+            }
+            var text: [UInt8] = []
+            for id in ids {
+                guard let (file, line, sh) = hits[id], file < d.against.count else {
+                    throw TokenmillError.corrupt(path: ScanStage.hitsPath(ctx.work, unitOf(id)), message: "no decontamination hit for row \(rowOf(id))")
+                }
+                let l = JSONOut.object(try loc.ref(id) + [("against", .string(FileSystem.basename(of: d.against[file]))),
+                                                          ("eval_line", .int(line)), ("ngram", .string(String(decoding: sh, as: UTF8.self)))])
+                text.append(contentsOf: l.renderCompact().utf8); text.append(0x0A)
+            }
+            try FileSystem.writeAtomically(FileSystem.join(out, "decontaminated.jsonl"), text)
+        }
+
+        // Shards by split, from the write stage's markers.
+        let table = try WriteStep.shardTable(ctx)
+        var splits: [(String, [JSONValue])] = splitNames(spec).map { ($0, []) }
+        for (k, plan) in table.enumerated() {
+            let m = try ctx.work.requireMarker(.write, k)
+            guard let i = splits.firstIndex(where: { $0.0 == plan.split }) else { continue }
+            splits[i].1.append(m)
+        }
+        // The train split is always listed; validation only when it has records.
+        splits = splits.filter { $0.0 == "train" || !$0.1.isEmpty }
+
+        let checks = try check(ctx, stats)
+        let report = reportJSON(ctx, stats: stats, splits: splits, near: near, checks: checks, stageRuns: stageRuns)
+        try FileSystem.writeAtomically(FileSystem.join(out, "report.json"), Array((report.render() + "\n").utf8))
+        if let failed = checks.first(where: { !$0.ok }) {
+            throw TokenmillError.other("accounting check failed for source '\(failed.source)': the readers made \(failed.records) records, the buckets hold \(failed.buckets) (report.json has the counts); index.json was not written")
+        }
+        try writeIndex(ctx, stats: stats, splits: splits)
+        return (report, stats)
+    }
+
+    struct Check { var source: String; var records: Int; var buckets: Int; var ok: Bool { records == buckets } }
+
+    /// The readers' count (scan markers, summed here again, independently of shape) against
+    /// the buckets.
+    static func check(_ ctx: BuildContext, _ stats: [SourceStats]) throws -> [Check] {
+        var made = Array(repeating: 0, count: ctx.spec.sources.count)
+        for (u, unit) in ctx.units.enumerated() {
+            made[unit.source] += try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u)).records
+        }
+        return zip(ctx.spec.sources, zip(made, stats)).map { Check(source: $0.name, records: $1.0, buckets: $1.1.bucketSum) }
+    }
+
+    static func sourcesJSON(_ ctx: BuildContext, _ stats: [SourceStats]) -> JSONOut {
+        .object(zip(ctx.spec.sources, stats).map { ($0.name, $1.json) })
+    }
+
+    static func splitJSON(_ splits: [(String, [JSONValue])]) -> JSONOut {
+        .object(splits.map { name, shards in
+            func sum(_ k: String) -> Int { shards.reduce(0) { $0 + ($1[k]?.intValue ?? 0) } }
+            return (name, .object([
+                ("records", .int(sum("records"))), ("tokens", .int(sum("tokens"))), ("documents", .int(sum("documents"))),
+                ("bytes", .int(sum("bytes"))),
+                ("shards", .array(shards.map { s in
+                    .object([("file", .string(s["file"]?.stringValue ?? "")), ("records", .int(s["records"]?.intValue ?? 0)),
+                             ("tokens", .int(s["tokens"]?.intValue ?? 0)), ("bytes", .int(s["bytes"]?.intValue ?? 0)),
+                             ("checksum", .string(s["checksum"]?.stringValue ?? ""))])
+                })),
+            ]))
+        })
+    }
+
+    static func writeIndex(_ ctx: BuildContext, stats: [SourceStats], splits: [(String, [JSONValue])]) throws {
+        let spec = ctx.spec, tokenizer = ctx.tokenizer
+        let index: JSONOut = .object([
+            ("format", .string("tokenmill-shards")),
+            ("format_version", .string("\(ShardLayout.versionMajor).\(ShardLayout.versionMinor)")),
+            ("tool_version", .string(toolVersion)),
+            ("spec_hash", .string(XXH3.hex(spec.specHash))),
+            ("name", .string(spec.name)),
+            ("tokenizer", .object([
+                ("name", .string(tokenizer.name)),
+                ("vocab_hash", .string(XXH3.hex(tokenizer.vocabHash))),
+                ("vocab_size", .int(tokenizer.vocabSize)),
+                ("eos_id", .int(Int(tokenizer.eosID))),
+                ("pad_id", .int(Int(tokenizer.eosID))),
+                ("special_tokens", .object(tokenizer.specialTokens.map { ($0.text, .int(Int($0.id))) })),
+            ])),
+            ("template", .string(spec.template.name)),
+            ("seq_len", .int(spec.seqLen)),
+            ("pack", .object([("strategy", .string(spec.strategy.rawValue)), ("overflow", .string(spec.overflow.rawValue))])),
+            ("dtype", .string(ctx.tokenWidth == 2 ? "uint16" : "uint32")),
+            ("splits", splitJSON(splits)),
+            ("sources", sourcesJSON(ctx, stats)),
+        ])
+        try FileSystem.writeAtomically(FileSystem.join(ctx.outDir, "index.json"), Array((index.render() + "\n").utf8))
+    }
+
+    static func reportJSON(_ ctx: BuildContext, stats: [SourceStats], splits: [(String, [JSONValue])], near: [(String, JSONOut)],
+                           checks: [Check], stageRuns: [(StageName, JSONValue)]) -> JSONOut {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let tokens = splits.reduce(0) { $0 + $1.1.reduce(0) { $0 + ($1["tokens"]?.intValue ?? 0) } }
+        let wall = stageRuns.reduce(0.0) { $0 + ($1.1["wall_seconds"]?.doubleValue ?? 0) }
+        var inputs: [JSONOut] = []
+        for src in ctx.spec.sources { for f in src.files { inputs.append(.string(f)) } }
+        return .object([
+            ("name", .string(ctx.spec.name)),
+            ("tool_version", .string(toolVersion)),
+            ("host", .string(hostName)),
+            ("threads", .int(ctx.threads)),
+            ("seconds", .double(wall)),
+            ("tokens_per_second", .double(wall > 0 ? Double(tokens) / wall : 0)),
+            ("stages", .array(stageRuns.map { name, run in
+                var members: [(String, JSONOut)] = [("stage", .string(name.rawValue))]
+                for m in run.objectValue ?? [] { members.append((m.keyString, JSONOut(m.value))) }
+                return .object(members)
+            })),
+            ("inputs", .array(inputs)),
+            ("sources", sourcesJSON(ctx, stats)),
+            ("filter_reasons", .object(zip(ctx.spec.sources, stats).map { src, s in
+                (src.name, .object(s.filterReasons.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) }))
+            })),
+            ("checks", .object(checks.map { c in
+                (c.source, .object([("ok", .bool(c.ok)), ("records_read", .int(c.records)), ("records_in_buckets", .int(c.buckets)),
+                                    ("rule", .string("records the readers made (scan) = filtered + exact_dup + near_dup + decontaminated + over_take + subsampled + overflow_dropped + truncated + kept (shape, pack)"))]))
+            })),
+        ] + near)
+    }
+}

@@ -1,0 +1,167 @@
+import Dedup
+import TokenmillCore
+
+/// Near dedup (drop reason `near_dup`, docs/DEDUP.md), in three places:
+/// - scan: each record's MinHash signature (`scan/<u>.sig`, row-major, for confirmation)
+///   and its key in every LSH band (`scan/<u>.bands`, band-major, so a band reads one
+///   contiguous slice of each unit);
+/// - near-bands, one unit a band: candidates are the records that survived the filter and
+///   exact dedup, numbered in spec order; the band's buckets give confirmed edges;
+/// - near-merge: the clusters of all bands' edges, each kept by its earliest record.
+struct NearDedupStep {
+    let spec: NearDedupSpec
+    let lsh: LSHParameters
+    let hasher: MinHasher
+
+    init(spec: NearDedupSpec, lsh: LSHParameters) {
+        self.spec = spec; self.lsh = lsh
+        hasher = MinHasher(permutations: spec.permutations, seed: spec.seed)
+    }
+
+    struct Scratch {
+        var shingler: Shingler?
+        var hashes: [UInt64] = []
+    }
+
+    /// The record's signature, whether it has no shingle, and its band hashes.
+    func sign(_ r: Record, _ scratch: inout Scratch, sig: inout [UInt32], empty: inout Bool, bands: inout [UInt64]) {
+        if scratch.shingler == nil { scratch.shingler = Shingler(ngram: spec.ngram) }
+        scratch.hashes.removeAll(keepingCapacity: true)
+        let text = spec.on.text(of: r)
+        text.withUnsafeBufferPointer { scratch.shingler!.hashes($0, into: &scratch.hashes) }
+        empty = scratch.hashes.isEmpty
+        sig = [UInt32](repeating: 0, count: spec.permutations)
+        sig.withUnsafeMutableBufferPointer { out in
+            scratch.hashes.withUnsafeBufferPointer { hasher.sign($0, into: out.baseAddress!) }
+        }
+        bands = []
+        if empty { return }
+        bands.reserveCapacity(lsh.bands)
+        sig.withUnsafeBytes { raw in
+            for k in 0..<lsh.bands {
+                bands.append(XXH3.hash64(UnsafeRawBufferPointer(rebasing: raw[(k * lsh.rows * 4)..<((k + 1) * lsh.rows * 4)])))
+            }
+        }
+    }
+
+    static func edgesPath(_ w: WorkFolder, _ b: Int) -> String { w.path(.nearBands, "\(b).edges") }
+    static func removedPath(_ w: WorkFolder) -> String { w.path(.nearMerge, "removed") }
+    static func clustersPath(_ w: WorkFolder) -> String { w.path(.nearMerge, "clusters") }
+
+    /// The candidates in spec order: their ids, and per unit the rows' candidate numbers
+    /// (-1 for rows that are not candidates), read from the row summaries.
+    static func candidates(_ ctx: BuildContext, eachUnit: (Int, [RowSummary], [Int32]) throws -> Void) throws -> [RecordID] {
+        var dups = SortedIDCursor(try ExactDedupStep.allDuplicates(ctx))
+        var ids: [RecordID] = []
+        for u in ctx.units.indices {
+            let rows = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u))
+            var numbers = [Int32](repeating: -1, count: rows.count)
+            for (k, r) in rows.enumerated() where r.flags & RowSummary.filtered == 0 {
+                let id = recordID(unit: u, row: k)
+                if dups.contains(id) { continue }
+                numbers[k] = Int32(ids.count)
+                ids.append(id)
+            }
+            try eachUnit(u, rows, numbers)
+        }
+        return ids
+    }
+
+    /// Unit `b` of near-bands.
+    static func runBand(_ ctx: BuildContext, band b: Int) throws -> JSONOut {
+        let near = ctx.spec.nearDedup!, lsh = ctx.lsh!
+        let level = LSHParameters.confirmationLevel(threshold: near.threshold, permutations: near.permutations)
+        var keys: [UInt64] = []
+        let ids = try candidates(ctx) { u, rows, numbers in
+            if rows.isEmpty { return }
+            let f = try RandomAccessWorkFile(path: ScanStage.bandsPath(ctx.work, u))
+            var r = ByteReader(try f.read(offset: b * rows.count * 8, count: rows.count * 8), path: f.path)
+            for k in rows.indices {
+                let h = try r.u64()
+                if numbers[k] >= 0 && rows[k].flags & RowSummary.sigEmpty == 0 { keys.append(NearDedup.bandKey(h, index: Int(numbers[k]))) }
+            }
+        }
+        let sigs = SignatureReader(ctx)
+        let (compared, edges) = try NearDedup.bandEdges(keys: &keys, level: level) { x, y in
+            try sigs.similarity(ids[x], ids[y])
+        }
+        var w = ByteWriter(capacity: edges.count * 16)
+        for e in edges { w.u32(UInt32(e.matched)); w.u32(UInt32(e.removed)); w.f64(e.similarity) }
+        try WorkFile.write(edgesPath(ctx.work, b), w.bytes)
+        return .object([("compared", .int(compared)), ("edges", .int(edges.count))])
+    }
+
+    /// The near-merge unit: clusters, the removed ids, and the clusters' records.
+    static func runMerge(_ ctx: BuildContext) throws -> JSONOut {
+        let ids = try candidates(ctx) { _, _, _ in }
+        var edges: [NearDedup.Edge] = []
+        var compared = 0
+        for b in 0..<ctx.lsh!.bands {
+            compared += ctx.work.marker(.nearBands, b)?["compared"]?.intValue ?? 0
+            let path = edgesPath(ctx.work, b)
+            var r = ByteReader(try WorkFile.read(path), path: path)
+            while !r.atEnd {
+                let x = Int(try r.u32()), y = Int(try r.u32()), sim = try r.f64()
+                guard x < ids.count, y < ids.count else { throw TokenmillError.corrupt(path: path, message: "edge names candidate \(max(x, y)) of \(ids.count)") }
+                edges.append(NearDedup.Edge(matched: x, removed: y, similarity: sim))
+            }
+        }
+        let result = NearDedup.clusters(edges: edges, count: ids.count)
+        var removed: [RecordID] = []
+        var w = ByteWriter()
+        for c in result.clusters {
+            w.u64(ids[c.kept]); w.u32(UInt32(c.removed.count))
+            for e in c.removed { w.u64(ids[e.removed]); w.u64(ids[e.matched]); w.f64(e.similarity); removed.append(ids[e.removed]) }
+        }
+        removed.sort()
+        try WorkFile.write(clustersPath(ctx.work), w.bytes)
+        try writeIDs(removedPath(ctx.work), removed)
+        return .object([("clusters", .int(result.clusters.count)), ("removed", .int(removed.count)),
+                        ("candidate_pairs", .int(compared)), ("confirmed_pairs", .int(result.confirmedPairs))])
+    }
+
+    struct ClusterEntry { var kept: RecordID; var removed: [(removed: RecordID, matched: RecordID, similarity: Double)] }
+
+    static func readClusters(_ ctx: BuildContext) throws -> [ClusterEntry] {
+        let path = clustersPath(ctx.work)
+        var r = ByteReader(try WorkFile.read(path), path: path)
+        var out: [ClusterEntry] = []
+        while !r.atEnd {
+            var c = ClusterEntry(kept: try r.u64(), removed: [])
+            let n = Int(try r.u32())
+            guard n <= r.remaining / 24 else { throw TokenmillError.corrupt(path: path, message: "cluster size \(n) out of bounds") }
+            for _ in 0..<n { c.removed.append((try r.u64(), try r.u64(), try r.f64())) }
+            out.append(c)
+        }
+        return out
+    }
+}
+
+/// Signatures by record id, read by `pread` from the scan units' `.sig` files.
+final class SignatureReader {
+    let ctx: BuildContext
+    let permutations: Int
+    var files: [Int: RandomAccessWorkFile] = [:]
+    var last: (RecordID, [UInt32])?
+
+    init(_ ctx: BuildContext) { self.ctx = ctx; permutations = ctx.spec.nearDedup!.permutations }
+
+    func signature(_ id: RecordID) throws -> [UInt32] {
+        if let last, last.0 == id { return last.1 }
+        let u = unitOf(id)
+        if files[u] == nil {
+            if files.count >= 256 { files.removeAll() }
+            files[u] = try RandomAccessWorkFile(path: ScanStage.sigPath(ctx.work, u))
+        }
+        var sig = [UInt32](repeating: 0, count: permutations)
+        try sig.withUnsafeMutableBytes { try files[u]!.read(offset: rowOf(id) * permutations * 4, count: permutations * 4, into: $0.baseAddress!) }
+        return sig
+    }
+
+    func similarity(_ x: RecordID, _ y: RecordID) throws -> Double {
+        let sy = try signature(y)
+        last = (y, sy)
+        let sx = try signature(x)
+        return sx.withUnsafeBufferPointer { a in sy.withUnsafeBufferPointer { b in MinHasher.similarity(a.baseAddress!, b.baseAddress!, permutations) } }
+    }
+}

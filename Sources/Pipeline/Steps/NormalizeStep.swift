@@ -1,0 +1,21 @@
+import Normalize
+import TokenmillCore
+
+/// Normalize + filter, record by record (block-local). Drop reasons are the filter's
+/// names (`empty_response`, `min_chars`, `max_chars`, `min_words`, `max_non_text_ratio`),
+/// counted per source under `filtered`.
+struct NormalizeStep {
+    let normalizer: Normalizer
+    let normalize: Bool
+    let filter: RecordFilter
+
+    init(_ spec: BuildSpec) {
+        normalizer = spec.normalizer; normalize = spec.normalize; filter = spec.filter
+    }
+
+    /// Normalizes `r` in place; returns the reason it is dropped, or nil to keep it.
+    func apply(_ r: inout Record) -> String? {
+        if normalize { r.transformTexts(normalizer.apply) }
+        return filter.reject(r)
+    }
+}

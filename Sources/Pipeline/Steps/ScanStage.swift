@@ -1,0 +1,219 @@
+import BPE
+import Dedup
+import Ingest
+import TokenmillCore
+
+/// What the scan stage keeps of one record: a fixed 40-byte summary in `scan/<u>.rows`
+/// (the global stages read these, never texts).
+///
+/// `line` counts from the unit's first line (1); `tokenOffset` indexes `scan/<u>.tokens`
+/// and `.mask` in tokens.
+struct RowSummary {
+    static let size = 40
+    static let filtered: UInt8 = 1, hasKey: UInt8 = 2, sigEmpty: UInt8 = 4, contaminated: UInt8 = 8
+
+    var line: UInt64
+    var tokenOffset: UInt64
+    var tokenCount: UInt32
+    var flags: UInt8
+    /// Index into the unit's `reasons` (filtered rows only).
+    var reason: UInt8
+    var key: UInt128Hash
+
+    func write(_ w: inout ByteWriter) {
+        w.u64(line); w.u64(tokenOffset); w.u32(tokenCount); w.u8(flags); w.u8(reason); w.u8(0); w.u8(0)
+        w.u64(key.high); w.u64(key.low)
+    }
+
+    static func read(_ r: inout ByteReader) throws -> RowSummary {
+        let line = try r.u64(), off = try r.u64(), n = try r.u32(), flags = try r.u8(), reason = try r.u8()
+        _ = try r.u8(); _ = try r.u8()
+        let hi = try r.u64(), lo = try r.u64()
+        return RowSummary(line: line, tokenOffset: off, tokenCount: n, flags: flags, reason: reason, key: UInt128Hash(low: lo, high: hi))
+    }
+
+    static func readAll(_ path: String) throws -> [RowSummary] {
+        var r = ByteReader(try WorkFile.read(path), path: path)
+        guard r.remaining % size == 0 else { throw TokenmillError.corrupt(path: path, message: "size is not a multiple of \(size)") }
+        var out: [RowSummary] = []
+        out.reserveCapacity(r.remaining / size)
+        while !r.atEnd { out.append(try read(&r)) }
+        return out
+    }
+}
+
+/// One unit's counts, as its marker records them.
+struct ScanResult {
+    var records = 0
+    var rowsRead = 0
+    var rejected = 0
+    var repaired = 0
+    /// Newlines in a range unit's bytes (0 for whole-file units, whose lines are the file's).
+    var lines = 0
+    var tokens = 0
+    var bytesIn = 0
+    var reasons: [String] = []
+
+    var json: JSONOut {
+        .object([("records", .int(records)), ("rows_read", .int(rowsRead)), ("rejected", .int(rejected)), ("repaired", .int(repaired)),
+                 ("lines", .int(lines)), ("tokens", .int(tokens)), ("bytes_in", .int(bytesIn)),
+                 ("reasons", .array(reasons.map { .string($0) }))])
+    }
+
+    init() {}
+    init(_ v: JSONValue, path: String) throws {
+        func i(_ k: String) throws -> Int {
+            guard let n = v[k]?.intValue, n >= 0 else { throw TokenmillError.corrupt(path: path, message: "marker lacks '\(k)'") }
+            return n
+        }
+        records = try i("records"); rowsRead = try i("rows_read"); rejected = try i("rejected"); repaired = try i("repaired")
+        lines = try i("lines"); tokens = try i("tokens"); bytesIn = try i("bytes_in")
+        reasons = (v["reasons"]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+}
+
+/// The scan stage: every block-local step over one unit of input, in one pass, so a
+/// record's text is read once and never written to the work folder — only its summary,
+/// tokens, loss mask, MinHash signature and band keys are.
+final class ScanStage {
+    let ctx: BuildContext
+    let normalize: NormalizeStep
+    let doc: DocumentTokenizer
+    let near: NearDedupStep?
+    let decontaminate: DecontaminateStep?
+
+    init(_ ctx: BuildContext) throws {
+        self.ctx = ctx
+        normalize = NormalizeStep(ctx.spec)
+        doc = try DocumentTokenizer(tokenizer: ctx.tokenizer, template: ctx.spec.template)
+        near = ctx.spec.nearDedup.map { NearDedupStep(spec: $0, lsh: ctx.lsh!) }
+        decontaminate = try ctx.spec.decontaminate.map { try DecontaminateStep($0) }
+    }
+
+    static func rowsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).rows") }
+    static func tokensPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).tokens") }
+    static func maskPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).mask") }
+    static func sigPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).sig") }
+    static func bandsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).bands") }
+    static func keysPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).keys") }
+    static func rejectsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).rejects") }
+    static func hitsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).hits") }
+
+    /// What the steps make of one record.
+    struct Scanned {
+        var reason: String?
+        var key: UInt128Hash?
+        var sig: [UInt32] = []
+        var sigEmpty = true
+        var bands: [UInt64] = []
+        var hit: Decontaminator.Hit?
+        var tokens: [UInt32] = []
+        var mask: [UInt8] = []
+    }
+
+    func scan(_ record: Record, encoder: inout Tokenizer.Encoder, scratch: inout NearDedupStep.Scratch, shingler: inout Shingler?) -> Scanned {
+        var r = record
+        var s = Scanned()
+        s.reason = normalize.apply(&r)
+        if s.reason != nil { return s }
+        if let on = ctx.spec.exactDedup { s.key = ExactDedupStep.key(of: r, on: on) }
+        if let near { near.sign(r, &scratch, sig: &s.sig, empty: &s.sigEmpty, bands: &s.bands) }
+        if let decontaminate, shingler != nil { s.hit = decontaminate.check(r, &shingler!) }
+        doc.tokenize(r, encoder: &encoder, tokens: &s.tokens, mask: &s.mask)
+        return s
+    }
+
+    /// Runs unit `u` with `threads` workers inside it and commits its files and marker.
+    func run(unit u: Int, threads: Int) throws -> ScanResult {
+        let unit = ctx.units[u]
+        let src = ctx.spec.sources[unit.source]
+        let config = SourceConfig(name: src.name, index: Int32(unit.source), files: src.files, format: src.format,
+                                  mapping: src.mapping, skipBadRows: src.skipBadRows, invalidUTF8: src.invalidUTF8)
+        let w = ctx.work
+        let width = ctx.tokenWidth
+        let tokensFile = try WorkFileWriter(path: Self.tokensPath(w, u))
+        let maskFile = try WorkFileWriter(path: Self.maskPath(w, u))
+        let sigFile: WorkFileWriter? = near == nil ? nil : try WorkFileWriter(path: Self.sigPath(w, u))
+        var rows = ByteWriter()
+        var bandKeys: [[UInt64]] = Array(repeating: [], count: near?.lsh.bands ?? 0)
+        var keys: [[(UInt128Hash, UInt32)]] = Array(repeating: [], count: ctx.spec.exactDedup == nil ? 0 : exactPartitions)
+        var rejects = ByteWriter()
+        var hits = ByteWriter()
+        var result = ScanResult()
+        var reasonIndex: [String: UInt8] = [:]
+        var tokenOffset: UInt64 = 0
+
+        let (lines, bytes) = try IngestStep.read(unit, config: config, threads: threads) { piece in
+            result.rowsRead += piece.rowsRead
+            result.repaired += piece.repaired
+            result.rejected += piece.rejects.count
+            for rj in piece.rejects { rejects.u64(UInt64(rj.line)); rejects.blob(Array(rj.reason.utf8)) }
+            let records = piece.records
+            let scanned: [[Scanned]] = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
+                var enc = doc.tokenizer.makeEncoder()
+                var scratch = NearDedupStep.Scratch()
+                var sh: Shingler? = decontaminate.map { Shingler(ngram: $0.ngram) }
+                return range.map { scan(records[$0], encoder: &enc, scratch: &scratch, shingler: &sh) }
+            }
+            var k = 0
+            for batch in scanned {
+                for s in batch {
+                    let row = UInt32(result.records)
+                    let rec = records[k]; k += 1
+                    var summary = RowSummary(line: UInt64(rec.line), tokenOffset: tokenOffset, tokenCount: UInt32(s.tokens.count),
+                                             flags: 0, reason: 0, key: UInt128Hash(low: 0, high: 0))
+                    if let reason = s.reason {
+                        summary.flags |= RowSummary.filtered
+                        if reasonIndex[reason] == nil { reasonIndex[reason] = UInt8(result.reasons.count); result.reasons.append(reason) }
+                        summary.reason = reasonIndex[reason]!
+                    }
+                    if let key = s.key {
+                        summary.flags |= RowSummary.hasKey
+                        summary.key = key
+                        keys[ExactDedupStep.partition(key)].append((key, row))
+                    }
+                    if near != nil {
+                        if s.sigEmpty { summary.flags |= RowSummary.sigEmpty }
+                        let p = ctx.spec.nearDedup!.permutations
+                        var sig = s.sig
+                        if sig.count != p { sig = [UInt32](repeating: 0, count: p) }
+                        try sig.withUnsafeBytes { try sigFile!.append($0) }
+                        for b in 0..<bandKeys.count { bandKeys[b].append(s.bands.isEmpty ? 0 : s.bands[b]) }
+                    }
+                    if let hit = s.hit {
+                        summary.flags |= RowSummary.contaminated
+                        hits.u32(row); hits.u64(UInt64(hit.eval.file)); hits.u64(UInt64(hit.eval.line)); hits.blob(Array(hit.shingle.utf8))
+                    }
+                    if !s.tokens.isEmpty {
+                        if width == 2 {
+                            let narrow = s.tokens.map { UInt16(truncatingIfNeeded: $0) }
+                            try narrow.withUnsafeBytes { try tokensFile.append($0) }
+                        } else {
+                            try s.tokens.withUnsafeBytes { try tokensFile.append($0) }
+                        }
+                        try maskFile.append(s.mask)
+                    }
+                    tokenOffset += UInt64(s.tokens.count)
+                    result.tokens += s.tokens.count
+                    summary.write(&rows)
+                    result.records += 1
+                }
+            }
+        }
+        result.lines = lines
+        result.bytesIn = bytes
+        _ = try tokensFile.commit()
+        _ = try maskFile.commit()
+        if let f = sigFile { _ = try f.commit() }
+        if near != nil {
+            var b = ByteWriter(capacity: bandKeys.count * result.records * 8)
+            for band in bandKeys { for v in band { b.u64(v) } }
+            try WorkFile.write(Self.bandsPath(w, u), b.bytes)
+        }
+        if ctx.spec.exactDedup != nil { try WorkFile.write(Self.keysPath(w, u), ExactDedupStep.encodeKeys(keys)) }
+        try WorkFile.write(Self.rowsPath(w, u), rows.bytes)
+        try WorkFile.write(Self.rejectsPath(w, u), rejects.bytes)
+        try WorkFile.write(Self.hitsPath(w, u), hits.bytes)
+        return result
+    }
+}

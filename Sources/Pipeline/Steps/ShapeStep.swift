@@ -1,0 +1,114 @@
+import TokenmillCore
+
+/// A document of a split: which record, where its tokens are, how many, from which source.
+struct SplitDoc {
+    static let size = 24
+    var id: RecordID
+    var tokenOffset: UInt64
+    var tokenCount: UInt32
+    var source: UInt32
+}
+
+/// Shape (one unit, over the row summaries in spec order): the dedup and decontamination
+/// decisions become buckets (`filtered`, `exact_dup`, `near_dup`, `decontaminated`), then
+/// `take` (`over_take`), `weight` (`subsampled`, or extra copies) and the split. Writes
+/// each split's documents, in order, and the counts table.
+enum ShapeStep {
+    static func docsPath(_ w: WorkFolder, _ split: String) -> String { w.path(.shape, "\(split).docs") }
+    static func decontaminatedPath(_ w: WorkFolder) -> String { w.path(.shape, "decontaminated") }
+
+    /// Per unit, the offset that turns its local line numbers into the file's.
+    static func lineOffsets(_ ctx: BuildContext) throws -> [Int] {
+        var out: [Int] = []
+        var carried = 0
+        for (u, unit) in ctx.units.enumerated() {
+            if unit.block == 0 { carried = 0 }
+            out.append(carried)
+            carried += try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u)).lines
+        }
+        return out
+    }
+
+    /// A value in [0, 1) from the record's identity: deterministic sampling and splits.
+    static func unitHash(source: Int, file: Int, line: Int, salt: UInt64, copy: Int) -> Double {
+        var key: [UInt8] = []
+        for v in [salt, UInt64(source), UInt64(file), UInt64(line), UInt64(copy)] {
+            withUnsafeBytes(of: v.littleEndian) { key.append(contentsOf: $0) }
+        }
+        return Double(XXH3.hash64(key) >> 11) / Double(1 << 53)
+    }
+
+    static func run(_ ctx: BuildContext) throws -> JSONOut {
+        let spec = ctx.spec
+        var stats = Array(repeating: SourceStats(), count: spec.sources.count)
+        var exact = SortedIDCursor(try ExactDedupStep.allDuplicates(ctx))
+        var near = SortedIDCursor(spec.nearDedup == nil ? [] : try readIDs(NearDedupStep.removedPath(ctx.work)))
+        let offsets = try lineOffsets(ctx)
+        let splits = splitNames(spec)
+        var writers: [WorkFileWriter] = []
+        for s in splits { writers.append(try WorkFileWriter(path: docsPath(ctx.work, s))) }
+        var decontaminated: [RecordID] = []
+        var taken = Array(repeating: 0, count: spec.sources.count)
+        var docs = Array(repeating: 0, count: splits.count)
+
+        for (u, unit) in ctx.units.enumerated() {
+            let result = try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u))
+            let s = unit.source
+            stats[s].read += result.rowsRead
+            stats[s].records += result.records
+            stats[s].rejected += result.rejected
+            stats[s].repairedUTF8 += result.repaired
+            let rows = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u))
+            guard rows.count == result.records else {
+                throw TokenmillError.corrupt(path: ScanStage.rowsPath(ctx.work, u), message: "\(rows.count) rows, its marker says \(result.records)")
+            }
+            var perSplit = Array(repeating: ByteWriter(), count: splits.count)
+            for (k, r) in rows.enumerated() {
+                let id = recordID(unit: u, row: k)
+                if r.flags & RowSummary.filtered != 0 {
+                    stats[s].filtered += 1
+                    guard Int(r.reason) < result.reasons.count else { throw TokenmillError.corrupt(path: ScanStage.rowsPath(ctx.work, u), message: "filter reason \(r.reason) unknown") }
+                    stats[s].filterReasons[result.reasons[Int(r.reason)], default: 0] += 1
+                    continue
+                }
+                if exact.contains(id) { stats[s].exactDup += 1; continue }
+                if near.contains(id) { stats[s].nearDup += 1; continue }
+                if r.flags & RowSummary.contaminated != 0 { stats[s].decontaminated += 1; decontaminated.append(id); continue }
+                if let take = spec.sources[s].take, taken[s] >= take { stats[s].overTake += 1; continue }
+                taken[s] += 1
+                let w = spec.sources[s].weight
+                var copies = Int(w.rounded(.down))
+                let line = Int(r.line) + offsets[u]
+                let frac = w - Double(copies)
+                if frac > 0 && unitHash(source: s, file: unit.fileIndex, line: line, salt: 0x5745_4947_4854, copy: 0) < frac { copies += 1 }
+                if copies == 0 { stats[s].subsampled += 1; continue }
+                // Overflow buckets are the pack stage's; until then a drawn record is kept.
+                stats[s].kept += 1
+                for c in 0..<copies {
+                    var split = 0
+                    if spec.validationFraction > 0 && unitHash(source: s, file: unit.fileIndex, line: line, salt: spec.splitSeed, copy: c) < spec.validationFraction {
+                        split = 1
+                    }
+                    perSplit[split].u64(id); perSplit[split].u64(r.tokenOffset); perSplit[split].u32(r.tokenCount); perSplit[split].u32(UInt32(s))
+                    docs[split] += 1
+                    stats[s].documents += 1
+                    stats[s].tokens += Int(r.tokenCount)
+                }
+            }
+            for i in splits.indices { try writers[i].append(perSplit[i].bytes) }
+        }
+        for w in writers { _ = try w.commit() }
+        try writeIDs(decontaminatedPath(ctx.work), decontaminated)
+        return .object([("sources", .array(stats.map(\.json))), ("documents", .array(docs.map { .int($0) }))])
+    }
+
+    static func readDocs(_ ctx: BuildContext, split: String) throws -> [SplitDoc] {
+        let path = docsPath(ctx.work, split)
+        var r = ByteReader(try WorkFile.read(path), path: path)
+        guard r.remaining % SplitDoc.size == 0 else { throw TokenmillError.corrupt(path: path, message: "size is not a multiple of \(SplitDoc.size)") }
+        var out: [SplitDoc] = []
+        out.reserveCapacity(r.remaining / SplitDoc.size)
+        while !r.atEnd { out.append(SplitDoc(id: try r.u64(), tokenOffset: try r.u64(), tokenCount: try r.u32(), source: try r.u32())) }
+        return out
+    }
+}

@@ -1,0 +1,85 @@
+import Packing
+import ShardFormat
+import TokenmillCore
+
+/// Write (one unit a shard): the shard's sequences from its split's plan, each piece's
+/// tokens and loss flags read from the scan unit that tokenized the record, streamed into
+/// the shard file (`ShardFileWriter`: memory is the chunks in flight, not the shard).
+/// The shard appears under its final name in the output folder when complete; the unit's
+/// marker carries its summary for index.json.
+final class WriteStep {
+    let ctx: BuildContext
+    var docs: [String: [SplitDoc]] = [:]
+    var tokenFiles: [Int: (RandomAccessWorkFile, RandomAccessWorkFile)] = [:]
+
+    init(_ ctx: BuildContext) { self.ctx = ctx }
+
+    /// Every shard of every split, in order (the write stage's units).
+    static func shardTable(_ ctx: BuildContext) throws -> [PackStep.ShardPlan] {
+        var all: [PackStep.ShardPlan] = []
+        for (i, split) in splitNames(ctx.spec).enumerated() {
+            _ = try ctx.work.requireMarker(.pack, i)
+            all.append(contentsOf: try PackStep.shardTable(ctx, split: split))
+        }
+        return all
+    }
+
+    static func shardName(_ split: String, _ k: Int) -> String {
+        "\(split)-\(String(repeating: "0", count: max(0, 5 - String(k).count)))\(k).tkm"
+    }
+
+    func files(_ u: Int) throws -> (RandomAccessWorkFile, RandomAccessWorkFile) {
+        if let f = tokenFiles[u] { return f }
+        if tokenFiles.count >= 128 { tokenFiles.removeAll() }
+        let f = (try RandomAccessWorkFile(path: ScanStage.tokensPath(ctx.work, u)), try RandomAccessWorkFile(path: ScanStage.maskPath(ctx.work, u)))
+        tokenFiles[u] = f
+        return f
+    }
+
+    func run(_ shard: PackStep.ShardPlan, threads: Int) throws -> JSONOut {
+        let spec = ctx.spec
+        if docs[shard.split] == nil { docs[shard.split] = try ShapeStep.readDocs(ctx, split: shard.split) }
+        let splitDocs = docs[shard.split]!
+        let sequences = try PackStep.sequences(ctx, shard)
+        let width = ctx.tokenWidth
+        let padID = ctx.tokenizer.eosID
+        let path = FileSystem.join(ctx.outDir, Self.shardName(shard.split, shard.index))
+        let writer = try ShardFileWriter(path: path, tokenWidth: width, zstdLevel: spec.zstdLevel, threads: threads)
+        var raw: [UInt8] = []
+        for pieces in sequences {
+            var r = SequenceRecord(tokens: [], lossMask: [], docStarts: [])
+            for p in pieces {
+                guard p.doc < splitDocs.count else { throw TokenmillError.corrupt(path: PackStep.planPath(ctx.work, shard.split), message: "document \(p.doc) of \(splitDocs.count)") }
+                let d = splitDocs[p.doc]
+                guard p.end <= Int(d.tokenCount) else { throw TokenmillError.corrupt(path: PackStep.planPath(ctx.work, shard.split), message: "piece past its document's end") }
+                let (tokens, mask) = try files(unitOf(d.id))
+                let n = p.end - p.start
+                r.docStarts.append(UInt32(r.tokens.count))
+                raw.removeAll(keepingCapacity: true)
+                raw.append(contentsOf: repeatElement(0, count: n * width))
+                try raw.withUnsafeMutableBytes { try tokens.read(offset: (Int(d.tokenOffset) + p.start) * width, count: n * width, into: $0.baseAddress!) }
+                raw.withUnsafeBytes { b in
+                    if width == 2 {
+                        for i in 0..<n { r.tokens.append(UInt32(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))) }
+                    } else {
+                        for i in 0..<n { r.tokens.append(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+                    }
+                }
+                let before = r.lossMask.count
+                r.lossMask.append(contentsOf: repeatElement(0, count: n))
+                try r.lossMask.withUnsafeMutableBytes { try mask.read(offset: Int(d.tokenOffset) + p.start, count: n, into: $0.baseAddress! + before) }
+            }
+            if spec.strategy == .pad && r.tokens.count < spec.seqLen {
+                // Padding is its own (untrained) document, so varlen attention keeps it apart.
+                r.docStarts.append(UInt32(r.tokens.count))
+                let n = spec.seqLen - r.tokens.count
+                r.tokens.append(contentsOf: repeatElement(padID, count: n))
+                r.lossMask.append(contentsOf: repeatElement(0, count: n))
+            }
+            try writer.append(r)
+        }
+        let s = try writer.finish()
+        return .object([("split", .string(shard.split)), ("file", .string(s.file)), ("records", .int(s.records)), ("tokens", .int(s.tokens)),
+                        ("documents", .int(s.documents)), ("bytes", .int(s.bytes)), ("checksum", .string(XXH3.hex(s.checksum)))])
+    }
+}
