@@ -73,6 +73,12 @@ public final class Build {
         if options.tasks > 1 && options.stage == nil {
             throw TokenmillError.usage("--tasks \(options.tasks) needs --stage: each stage's tasks must all finish before the next stage starts ('tokenmill plan SPEC --slurm' prints a script that chains them)")
         }
+        // A task with no share of a stage exits having done nothing — before it looks at the
+        // work folder, which the finish stage's task 0 may already have removed.
+        if let stage = options.stage, stage != .write, Self.stageNames(spec).contains(stage),
+           try ctx.unitCount(stage) <= options.task {
+            return BuildSummary(outDir: ctx.outDir, splits: [], seconds: 0, finished: false)
+        }
         try prepare()
         let stages = options.stage.map { [$0] } ?? Self.stageNames(spec)
         for stage in stages {
