@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv build run test test-swift test-python bench bench-minhash bench-ingest clean
+.PHONY: all deps sysdeps venv build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e clean
 
 all: build
 
@@ -62,3 +62,9 @@ bench-minhash: deps build
 
 clean:
 	rm -rf .build build
+
+# End to end: tokenmill build next to bare tokenmill encode on ../shared's mixed corpus (MB/s,
+# peak RSS, ratios); add ARGS=--datatrove to run datatrove's pipeline too (installs it).
+bench-e2e: deps build
+	@if echo "$(ARGS)" | grep -q datatrove; then $(VENV)/bin/pip install -q "datatrove[processing]" spacy 2>/dev/null || true; fi
+	$(PY) Benchmarks/bench_e2e.py $(ARGS)

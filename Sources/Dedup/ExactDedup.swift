@@ -25,7 +25,18 @@ public struct ExactDedup {
         var pendingSpace = false
         decomposed.withUnsafeBufferPointer { t in
             var i = 0
+            let ascii = Self.asciiClass
             while i < t.count {
+                // ASCII through a table made by the same rules as the general path below.
+                if t[i] < 0x80 {
+                    let k = ascii[Int(t[i])]
+                    i += 1
+                    if k == 0x100 { continue }
+                    if k == 0x101 { pendingSpace = !out.isEmpty; continue }
+                    if pendingSpace { out.append(0x20); pendingSpace = false }
+                    out.append(UInt8(k))
+                    continue
+                }
                 var c = UInt32(t[i]), len = 1
                 if c >= 0x80 { (c, len) = Shingler.decode(t, i) }
                 i += len
@@ -40,6 +51,17 @@ public struct ExactDedup {
             }
         }
         return out
+    }
+
+    /// For each ASCII byte: 0x100 dropped (punctuation), 0x101 space, else the byte the key holds.
+    static let asciiClass: [UInt16] = (0..<128).map { b -> UInt16 in
+        let c = UInt32(b)
+        if UnicodeData.isSpace(c) { return 0x101 }
+        let cat = UnicodeData.Category(rawValue: UnicodeData.category(c)) ?? .Cn
+        switch cat {
+        case .Mn, .Pc, .Pd, .Ps, .Pe, .Pi, .Pf, .Po: return 0x100
+        default: return UInt16(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)
+        }
     }
 
     /// True when `key` is new (keep the record); false for a duplicate.

@@ -61,6 +61,10 @@ final class BuildContext {
     let tokenWidth: Int
 
     let tokenizer: Tokenizer
+    /// Summaries several units of a stage share, read once a process (guarded by `lock`).
+    let lock = NSLockLite()
+    var duplicatesMemo: [RecordID]?
+    var candidatesMemo: NearDedupStep.Candidates?
 
     init(spec: BuildSpec, threads: Int, outDir: String) throws {
         self.spec = spec

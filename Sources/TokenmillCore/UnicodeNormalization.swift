@@ -14,6 +14,54 @@ public enum UnicodeNormalization {
         var canonical: [UInt32: [UInt32]]
         var decompositions: [UInt32: [UInt32]]
         var compositions: [UInt64: UInt32]
+        /// One bit a code point: set when `canonical` / `decompositions` has it, so most
+        /// scalars (ASCII, CJK ideographs, ...) skip the dictionary lookup.
+        var canonicalBits: [UInt64]
+        var decompositionBits: [UInt64]
+        /// Set for code points that can make NFC change a text: those with a canonical
+        /// decomposition, a nonzero combining class, the second half of a composition pair,
+        /// and Hangul vowel and trailing jamo. A text with none of them is its own NFC.
+        var nfcUnsafeBits: [UInt64]
+    }
+
+    static func nfcUnsafe(_ can: [UInt32: [UInt32]], _ comp: [UInt64: UInt32], _ index: [UInt16], _ blocks: [UInt8]) -> [UInt64] {
+        var b = bits(can)
+        func set(_ cp: UInt32) { if cp < 0x110000 { b[Int(cp >> 6)] |= 1 << UInt64(cp & 63) } }
+        for k in comp.keys { set(UInt32(truncatingIfNeeded: k)) }
+        for cp in UInt32(0x1161)...UInt32(0x11C2) { set(cp) }
+        for cp in UInt32(0)..<UInt32(0x110000) where blocks[Int(index[Int(cp >> 8)]) << 8 | Int(cp & 0xFF)] != 0 { set(cp) }
+        return b
+    }
+
+    /// True when NFC leaves `text` (valid UTF-8) unchanged because no scalar can change it.
+    static func isNFCStable(_ text: [UInt8], _ t: Tables) -> Bool {
+        text.withUnsafeBufferPointer { p in
+            var i = 0
+            let n = p.count
+            while i < n {
+                let b0 = UInt32(p[i])
+                var cp: UInt32
+                if b0 < 0x80 { i += 1; continue }
+                if b0 < 0xE0 {
+                    guard i + 1 < n else { return false }
+                    cp = (b0 & 0x1F) << 6 | UInt32(p[i + 1] & 0x3F); i += 2
+                } else if b0 < 0xF0 {
+                    guard i + 2 < n else { return false }
+                    cp = (b0 & 0x0F) << 12 | UInt32(p[i + 1] & 0x3F) << 6 | UInt32(p[i + 2] & 0x3F); i += 3
+                } else {
+                    guard i + 3 < n else { return false }
+                    cp = (b0 & 0x07) << 18 | UInt32(p[i + 1] & 0x3F) << 12 | UInt32(p[i + 2] & 0x3F) << 6 | UInt32(p[i + 3] & 0x3F); i += 4
+                }
+                if cp >= 0x110000 || t.nfcUnsafeBits[Int(cp >> 6)] & (1 << UInt64(cp & 63)) != 0 { return false }
+            }
+            return true
+        }
+    }
+
+    static func bits(_ m: [UInt32: [UInt32]]) -> [UInt64] {
+        var b = [UInt64](repeating: 0, count: 0x110000 / 64)
+        for cp in m.keys where cp < 0x110000 { b[Int(cp >> 6)] |= 1 << UInt64(cp & 63) }
+        return b
     }
 
     static let tables: Tables = {
@@ -44,7 +92,9 @@ public enum UnicodeNormalization {
         for k in stride(from: 0, to: c.count, by: 12) { comp[UInt64(u32(c, k)) << 32 | UInt64(u32(c, k + 4))] = u32(c, k + 8) }
         precondition(dec.count == NormalizationTables.decompositionCount && comp.count == NormalizationTables.compositionCount
                      && can.count == NormalizationTables.canonicalCount, "corrupt generated normalization tables")
-        return Tables(cccIndex: index, cccBlocks: blocks, canonical: can, decompositions: dec, compositions: comp)
+        return Tables(cccIndex: index, cccBlocks: blocks, canonical: can, decompositions: dec, compositions: comp,
+                      canonicalBits: bits(can), decompositionBits: bits(dec),
+                      nfcUnsafeBits: nfcUnsafe(can, comp, index, blocks))
     }()
 
     static let sBase: UInt32 = 0xAC00, lBase: UInt32 = 0x1100, vBase: UInt32 = 0x1161, tBase: UInt32 = 0x11A7
@@ -66,13 +116,14 @@ public enum UnicodeNormalization {
     static func normalize(_ text: [UInt8], compatibility: Bool, compose doCompose: Bool) -> [UInt8] {
         if text.withUnsafeBufferPointer({ UTF8Validation.isASCII($0) }) { return text }
         let t = tables
-        var cps = decompose(text, compatibility ? t.decompositions : t.canonical)
+        if doCompose && !compatibility && text.withUnsafeBufferPointer(UTF8Validation.isValid) && isNFCStable(text, t) { return text }
+        var cps = compatibility ? decompose(text, t.decompositions, t.decompositionBits) : decompose(text, t.canonical, t.canonicalBits)
         reorder(&cps, t)
         if doCompose { compose(&cps, t) }
         return encodeUTF8(cps)
     }
 
-    static func decompose(_ text: [UInt8], _ table: [UInt32: [UInt32]]) -> [UInt32] {
+    static func decompose(_ text: [UInt8], _ table: [UInt32: [UInt32]], _ has: [UInt64]) -> [UInt32] {
         var out: [UInt32] = []
         out.reserveCapacity(text.count)
         for s in String(decoding: text, as: UTF8.self).unicodeScalars {
@@ -82,7 +133,7 @@ public enum UnicodeNormalization {
                 out.append(lBase + si / nCount)
                 out.append(vBase + (si % nCount) / tCount)
                 if si % tCount != 0 { out.append(tBase + si % tCount) }
-            } else if let d = table[cp] {
+            } else if has[Int(cp >> 6)] & (1 << UInt64(cp & 63)) != 0, let d = table[cp] {
                 out.append(contentsOf: d)
             } else {
                 out.append(cp)

@@ -73,6 +73,16 @@ enum ExactDedupStep {
     }
 }
 
+extension BuildContext {
+    /// The exact stage's decisions, read once a process.
+    func exactDuplicates() throws -> [RecordID] {
+        if let d = duplicatesMemo { return d }
+        let d = try ExactDedupStep.allDuplicates(self)
+        duplicatesMemo = d
+        return d
+    }
+}
+
 func readIDs(_ path: String) throws -> [RecordID] {
     var r = ByteReader(try WorkFile.read(path), path: path)
     guard r.remaining % 8 == 0 else { throw TokenmillError.corrupt(path: path, message: "size is not a multiple of 8") }

@@ -48,37 +48,46 @@ struct NearDedupStep {
     static func removedPath(_ w: WorkFolder) -> String { w.path(.nearMerge, "removed") }
     static func clustersPath(_ w: WorkFolder) -> String { w.path(.nearMerge, "clusters") }
 
-    /// The candidates in spec order: their ids, and per unit the rows' candidate numbers
-    /// (-1 for rows that are not candidates), read from the row summaries.
-    static func candidates(_ ctx: BuildContext, eachUnit: (Int, [RowSummary], [Int32]) throws -> Void) throws -> [RecordID] {
-        var dups = SortedIDCursor(try ExactDedupStep.allDuplicates(ctx))
-        var ids: [RecordID] = []
+    /// The candidates in spec order (records that survived the filter and exact dedup):
+    /// their ids, and per unit each row's candidate number — -1 for rows that are not
+    /// candidates or have no shingle (they join no bucket). 12 bytes a record, computed
+    /// once a process from the row summaries and shared by the bands it runs.
+    struct Candidates { var ids: [RecordID] = []; var numbers: [[Int32]] = [] }
+
+    static func candidates(_ ctx: BuildContext) throws -> Candidates {
+        ctx.lock.lock(); defer { ctx.lock.unlock() }
+        if let c = ctx.candidatesMemo { return c }
+        var dups = SortedIDCursor(try ctx.exactDuplicates())
+        var c = Candidates()
         for u in ctx.units.indices {
             let rows = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u))
             var numbers = [Int32](repeating: -1, count: rows.count)
             for (k, r) in rows.enumerated() where r.flags & RowSummary.filtered == 0 {
                 let id = recordID(unit: u, row: k)
                 if dups.contains(id) { continue }
-                numbers[k] = Int32(ids.count)
-                ids.append(id)
+                if r.flags & RowSummary.sigEmpty == 0 { numbers[k] = Int32(c.ids.count) }
+                c.ids.append(id)
             }
-            try eachUnit(u, rows, numbers)
+            c.numbers.append(numbers)
         }
-        return ids
+        ctx.candidatesMemo = c
+        return c
     }
 
     /// Unit `b` of near-bands.
     static func runBand(_ ctx: BuildContext, band b: Int) throws -> JSONOut {
         let near = ctx.spec.nearDedup!, lsh = ctx.lsh!
         let level = LSHParameters.confirmationLevel(threshold: near.threshold, permutations: near.permutations)
+        let c = try candidates(ctx)
+        let ids = c.ids
         var keys: [UInt64] = []
-        let ids = try candidates(ctx) { u, rows, numbers in
-            if rows.isEmpty { return }
+        for u in ctx.units.indices where !c.numbers[u].isEmpty {
+            let numbers = c.numbers[u]
             let f = try RandomAccessWorkFile(path: ScanStage.bandsPath(ctx.work, u))
-            var r = ByteReader(try f.read(offset: b * rows.count * 8, count: rows.count * 8), path: f.path)
-            for k in rows.indices {
+            var r = ByteReader(try f.read(offset: b * numbers.count * 8, count: numbers.count * 8), path: f.path)
+            for k in numbers.indices {
                 let h = try r.u64()
-                if numbers[k] >= 0 && rows[k].flags & RowSummary.sigEmpty == 0 { keys.append(NearDedup.bandKey(h, index: Int(numbers[k]))) }
+                if numbers[k] >= 0 { keys.append(NearDedup.bandKey(h, index: Int(numbers[k]))) }
             }
         }
         let sigs = SignatureReader(ctx)
@@ -93,7 +102,7 @@ struct NearDedupStep {
 
     /// The near-merge unit: clusters, the removed ids, and the clusters' records.
     static func runMerge(_ ctx: BuildContext) throws -> JSONOut {
-        let ids = try candidates(ctx) { _, _, _ in }
+        let ids = try candidates(ctx).ids
         var edges: [NearDedup.Edge] = []
         var compared = 0
         for b in 0..<ctx.lsh!.bands {

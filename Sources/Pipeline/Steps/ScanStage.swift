@@ -111,16 +111,22 @@ final class ScanStage {
         var mask: [UInt8] = []
     }
 
-    func scan(_ record: Record, encoder: inout Tokenizer.Encoder, scratch: inout NearDedupStep.Scratch, shingler: inout Shingler?) -> Scanned {
+    /// First half: normalize, filter, exact key.
+    func prepare(_ record: Record) -> (Record, Scanned) {
         var r = record
         var s = Scanned()
         s.reason = normalize.apply(&r)
-        if s.reason != nil { return s }
-        if let on = ctx.spec.exactDedup { s.key = ExactDedupStep.key(of: r, on: on) }
+        if s.reason == nil, let on = ctx.spec.exactDedup { s.key = ExactDedupStep.key(of: r, on: on) }
+        return (r, s)
+    }
+
+    /// Second half, for records that are neither filtered nor a repeat of a key seen earlier
+    /// in the unit (such a record is an exact duplicate whatever other units hold, so its
+    /// signature and tokens would never be read): MinHash, decontamination, tokens.
+    func finish(_ r: Record, _ s: inout Scanned, encoder: inout Tokenizer.Encoder, scratch: inout NearDedupStep.Scratch, shingler: inout Shingler?) {
         if let near { near.sign(r, &scratch, sig: &s.sig, empty: &s.sigEmpty, bands: &s.bands) }
         if let decontaminate, shingler != nil { s.hit = decontaminate.check(r, &shingler!) }
         doc.tokenize(r, encoder: &encoder, tokens: &s.tokens, mask: &s.mask)
-        return s
     }
 
     /// Runs unit `u` with `threads` workers inside it and commits its files and marker.
@@ -142,6 +148,7 @@ final class ScanStage {
         var result = ScanResult()
         var reasonIndex: [String: UInt8] = [:]
         var tokenOffset: UInt64 = 0
+        var seen = Set<UInt128Hash>()
 
         let (lines, bytes) = try IngestStep.read(unit, config: config, threads: threads) { piece in
             result.rowsRead += piece.rowsRead
@@ -149,17 +156,28 @@ final class ScanStage {
             result.rejected += piece.rejects.count
             for rj in piece.rejects { rejects.u64(UInt64(rj.line)); rejects.blob(Array(rj.reason.utf8)) }
             let records = piece.records
-            let scanned: [[Scanned]] = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
+            let prepared = UnsafeMutableBufferPointer<(Record, Scanned)>.allocate(capacity: records.count)
+            defer { prepared.deinitialize().deallocate() }
+            _ = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
+                for i in range { (prepared.baseAddress! + i).initialize(to: prepare(records[i])) }
+            }
+            var repeated = [Bool](repeating: false, count: records.count)
+            for i in 0..<records.count {
+                if let key = prepared[i].1.key { repeated[i] = !seen.insert(key).inserted }
+            }
+            _ = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
                 var enc = doc.tokenizer.makeEncoder()
                 var scratch = NearDedupStep.Scratch()
                 var sh: Shingler? = decontaminate.map { Shingler(ngram: $0.ngram) }
-                return range.map { scan(records[$0], encoder: &enc, scratch: &scratch, shingler: &sh) }
+                for i in range where prepared[i].1.reason == nil && !repeated[i] {
+                    finish(prepared[i].0, &prepared[i].1, encoder: &enc, scratch: &scratch, shingler: &sh)
+                }
             }
-            var k = 0
-            for batch in scanned {
-                for s in batch {
+            for k in 0..<records.count {
+                do {
+                    let s = prepared[k].1
                     let row = UInt32(result.records)
-                    let rec = records[k]; k += 1
+                    let rec = records[k]
                     var summary = RowSummary(line: UInt64(rec.line), tokenOffset: tokenOffset, tokenCount: UInt32(s.tokens.count),
                                              flags: 0, reason: 0, key: UInt128Hash(low: 0, high: 0))
                     if let reason = s.reason {

@@ -41,7 +41,7 @@ enum ShapeStep {
     static func run(_ ctx: BuildContext) throws -> JSONOut {
         let spec = ctx.spec
         var stats = Array(repeating: SourceStats(), count: spec.sources.count)
-        var exact = SortedIDCursor(try ExactDedupStep.allDuplicates(ctx))
+        var exact = SortedIDCursor(try ctx.exactDuplicates())
         var near = SortedIDCursor(spec.nearDedup == nil ? [] : try readIDs(NearDedupStep.removedPath(ctx.work)))
         let offsets = try lineOffsets(ctx)
         let splits = splitNames(spec)

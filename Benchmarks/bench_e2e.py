@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""End to end: `tokenmill build` of a real corpus next to bare `tokenmill encode` of the same
+texts (and, with --datatrove, datatrove's MinHash + tokenize pipeline as
+../shared/anchors/bench_datatrove.py runs it), in one run, alternating rounds.
+
+The corpus is ../shared/anchors/corpus.py's mixed JSONL ({"text": ...}: prose, Chinese,
+code, instruction pairs) at each --mb size. The build spec: text records, exact + near
+dedup (threshold 0.8, 5-grams, 112 permutations as datatrove's defaults), cl100k_base,
+plain template, concat packing at 2048. Prints MB/s of input, peak RSS (ru_maxrss of the
+child), the build/encode ratio, the one-to-two-thread scaling and bytes of RSS per record.
+
+usage: bench_e2e.py [--mb 50,200] [--rounds 3] [--bin .build/release/tokenmill] [--work DIR] [--datatrove]
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ANCHORS = REPO.parent / "shared" / "anchors"
+
+
+def timed(cmd, env=None, stdout=subprocess.DEVNULL):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=True, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    wall = time.monotonic() - t0
+    # ru_maxrss of children is the largest child so far: run the big ones last or read it per run.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(after, before) * 1024
+
+
+def peak_of(cmd):
+    """Peak RSS of one command, from /usr/bin/time -f %M (exact per run)."""
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+    return int(r.stderr.decode().strip().splitlines()[-1]) * 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", default="50,200")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bin", default=str(REPO / ".build" / "release" / "tokenmill"))
+    ap.add_argument("--work", default=str(REPO / "build" / "bench-e2e"))
+    ap.add_argument("--datatrove", action="store_true")
+    a = ap.parse_args()
+    if not (ANCHORS / "corpus.py").is_file():
+        sys.exit(f"{ANCHORS}/corpus.py is absent: this benchmark needs ../shared beside the repository")
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for mb in [int(x) for x in a.mb.split(",")]:
+        corpus = work / f"mixed{mb}.jsonl"
+        if not corpus.is_file():
+            subprocess.run([sys.executable, str(ANCHORS / "corpus.py"), "--mb", str(mb), "--out", str(corpus)], check=True,
+                           stdout=subprocess.DEVNULL)
+        size = corpus.stat().st_size
+        records = sum(1 for _ in open(corpus, "rb"))
+        spec = work / f"e2e{mb}.json"
+        spec.write_text(json.dumps({
+            "name": f"e2e{mb}", "sources": [{"name": "mixed", "path": corpus.name, "map": {"text": "text"}}],
+            "dedup": {"exact": True, "near": {"threshold": 0.8, "ngram": 5, "permutations": 112}},
+            "tokenizer": "cl100k_base", "template": "plain", "pack": {"seq_len": 2048, "strategy": "concat"},
+            "output": {"dir": f"out{mb}"}}))
+        runs = {k: [] for k in ("build1", "build2", "encode1", "encode2")}
+        for _ in range(a.rounds):
+            for t in (1, 2):
+                runs[f"build{t}"].append(timed([a.bin, "build", str(spec), "--threads", str(t), "--quiet"])[0])
+                runs[f"encode{t}"].append(timed([a.bin, "encode", "--tokenizer", "cl100k_base", "--field", "text", "--threads", str(t),
+                                                 str(corpus)])[0])
+        rss = {t: peak_of([a.bin, "build", str(spec), "--threads", str(t), "--quiet"]) for t in (1, 2)}
+        med = {k: statistics.median(v) for k, v in runs.items()}
+        pair = statistics.median([e / b for b, e in zip(runs["build2"], runs["encode2"])])
+        scale = statistics.median([b1 / b2 for b1, b2 in zip(runs["build1"], runs["build2"])])
+        row = {"mb": round(size / 1e6, 1), "records": records,
+               "build1_mbs": size / 1e6 / med["build1"], "build2_mbs": size / 1e6 / med["build2"],
+               "encode1_mbs": size / 1e6 / med["encode1"], "encode2_mbs": size / 1e6 / med["encode2"],
+               "build_over_encode_2t": pair, "scaling_1_to_2": scale,
+               "rss1_mb": rss[1] / 2**20, "rss2_mb": rss[2] / 2**20, "rss2_bytes_per_record": rss[2] / records}
+        if a.datatrove:
+            out = work / f"datatrove{mb}.json"
+            subprocess.run([sys.executable, str(ANCHORS / "bench_datatrove.py"), "--jsonl", str(corpus), "--shards", "8",
+                            "--workers", "2", "--json-out", str(out), "--no-results"], check=True)
+            dt = json.loads(out.read_text())
+            row["datatrove_mbs"] = dt.get("mb_per_s") or dt.get("total_mb_per_s")
+            if row["datatrove_mbs"]:
+                row["build2_over_datatrove"] = row["build2_mbs"] / row["datatrove_mbs"]
+        rows.append(row)
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    print("\n| input MB | records | build 1t MB/s | build 2t MB/s | encode 2t MB/s | build/encode (2t) | scaling 1->2 | peak RSS 1t / 2t MB | RSS bytes/record (2t) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['mb']} | {r['records']} | {r['build1_mbs']:.1f} | {r['build2_mbs']:.1f} | {r['encode2_mbs']:.1f} | "
+              f"{r['build_over_encode_2t']:.2f}x | {r['scaling_1_to_2']:.2f}x | {r['rss1_mb']:.0f} / {r['rss2_mb']:.0f} | {r['rss2_bytes_per_record']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
