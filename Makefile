@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e clean
+.PHONY: all deps sysdeps venv build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e slurm-demo clean
 
 all: build
 
@@ -68,3 +68,15 @@ clean:
 bench-e2e: deps build
 	@if echo "$(ARGS)" | grep -q datatrove; then $(VENV)/bin/pip install -q "datatrove[processing]" spacy 2>/dev/null || true; fi
 	$(PY) Benchmarks/bench_e2e.py $(ARGS)
+
+# A one-node Slurm cluster on this machine (apt-get: slurmctld, slurmd, munge; needs root or
+# sudo), the demo submitted as `tokenmill plan --slurm` prints it, compared with a one-process build.
+slurm-demo: build
+	bash Tests/slurm/start_cluster.sh
+	rm -rf build/slurm-demo build/slurm-demo-one
+	$(BIN) build Specs/demo.json --out build/slurm-demo-one --quiet
+	$(BIN) plan Specs/demo.json --slurm --tasks 2 --cpus-per-task 1 --out build/slurm-demo --logs build/slurm-demo-logs > build/slurm-demo.sh
+	bash build/slurm-demo.sh
+	@echo "== waiting for the jobs"; for i in $$(seq 1 600); do [ -z "$$(squeue -h)" ] && break; sleep 1; done
+	@for f in $$(cd build/slurm-demo-one && ls | grep -v report.json); do cmp build/slurm-demo-one/$$f build/slurm-demo/$$f || exit 1; done
+	@echo "== the Slurm build equals the one-process build byte for byte"
