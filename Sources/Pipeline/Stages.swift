@@ -70,7 +70,7 @@ final class BuildContext {
         self.spec = spec
         self.threads = max(1, threads)
         self.outDir = outDir
-        unitBytes = IngestStep.unitBytes
+        unitBytes = try IngestStep.unitBytes(spec)
         units = try IngestStep.plan(spec, unitBytes: unitBytes)
         manifest = try Manifest(spec: spec, units: units, unitBytes: unitBytes)
         work = WorkFolder(outDir: outDir, fingerprint: manifest.fingerprint)
@@ -127,7 +127,7 @@ public struct BuildPlan {
             switch s {
             case .scan:
                 units = ctx.units.count
-                detail += " (\(spec.sources.count) source\(spec.sources.count == 1 ? "" : "s"), blocks of \(ctx.unitBytes >> 20) MiB)"
+                detail += " (\(spec.sources.count) source\(spec.sources.count == 1 ? "" : "s"), blocks of \(ctx.unitBytes >> 10) KiB)"
             case .write: units = nil
             default: units = try ctx.unitCount(s)
             }

@@ -365,3 +365,37 @@ def test_plan_scripts(tokenmill_bin, corpus, tmp_path):
     assert "--cpus-per-task=2" in script and "--array=0-2" in script and "--array=0-0" in script
     manifests = run(tokenmill_bin, "plan", corpus, "--k8s", "--tasks", "3").stdout.decode()
     assert manifests.count("kind: Job") == len(stages) and "completionMode: Indexed" in manifests
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of a few MB (root only; skipped where mount is not allowed)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode(errors='replace').strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_disk_full_stops_cleanly_and_a_rerun_resumes(tokenmill_bin, corpus, reference, small_disk):
+    if current_units != UNITS["repo"]:
+        pytest.skip("the repository's corpus covers this")
+    files, _ = reference
+    out = small_disk / "out"
+    # Obviously too small: refused before anything is written.
+    r = run(tokenmill_bin, "build", corpus, "--out", out, "--quiet", check=False)
+    assert r.returncode == 74 and b"free" in r.stderr, r.stderr
+    # Room for the estimate, not for the whole build: stops mid-way with exit 74 and says why.
+    inputs = sum(p.stat().st_size for p in (corpus.parent / "parts").iterdir()) + (REPO / "Specs" / "data" / "alpaca_zh_500.jsonl").stat().st_size \
+        + (REPO / "Specs" / "data" / "python_peps_40.jsonl").stat().st_size
+    subprocess.run(["mount", "-o", f"remount,size={2 * inputs + (256 << 10)}", str(small_disk)], check=True)
+    r = run(tokenmill_bin, "build", corpus, "--out", out, "--quiet", check=False)
+    assert r.returncode == 74 and b"No space left" in r.stderr and b"run the same command again" in r.stderr, r.stderr
+    assert not (out / "index.json").exists()
+    done_before = sum(1 for _ in (out / ".work").glob("*/*.done"))
+    assert done_before > 0, "some units should have committed before the disk filled"
+    subprocess.run(["mount", "-o", "remount,size=256m", str(small_disk)], check=True)
+    run(tokenmill_bin, "build", corpus, "--out", out, "--quiet")
+    assert_same(files, outputs(out), "the rerun after ENOSPC")

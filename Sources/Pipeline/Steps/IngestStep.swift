@@ -24,12 +24,16 @@ struct InputUnit: Sendable {
 }
 
 enum IngestStep {
-    /// Input bytes a JSONL unit covers. Small enough that a unit in flight on each core
-    /// fits the memory bound; `TOKENMILL_UNIT_BYTES` overrides it (the output does not
-    /// depend on it — tests build with tiny units to prove that).
-    static var unitBytes: Int {
+    /// Input bytes a JSONL unit covers: the total input over 32 (so even a small corpus
+    /// has enough units for every core to stay busy to the end), within 1 to 8 MiB
+    /// (small enough that a unit in flight on each core fits the memory bound). It follows
+    /// from the inputs alone, never from the thread count; `TOKENMILL_UNIT_BYTES` overrides
+    /// it. The output does not depend on it (tests build with tiny units to prove that).
+    static func unitBytes(_ spec: BuildSpec) throws -> Int {
         if let v = getenv("TOKENMILL_UNIT_BYTES"), let n = Int(String(cString: v)), n >= 1 { return n }
-        return 8 << 20
+        var total = 0
+        for src in spec.sources { for f in src.files { total += try FileSystem.fileSize(f) } }
+        return min(8 << 20, max(1 << 20, total / 32))
     }
 
     static func plan(_ spec: BuildSpec, unitBytes: Int) throws -> [InputUnit] {
