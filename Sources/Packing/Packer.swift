@@ -17,31 +17,34 @@ public struct Piece: Equatable, Sendable {
 
 public struct PackResult: Sendable {
     public var sequences: [[Piece]]
-    /// Documents dropped (`overflow: drop`) or cut (`truncate`) for being longer than seq_len.
-    public var dropped: Int
-    public var truncated: Int
+    /// Documents dropped (`overflow: drop`) or cut (`truncate`) for being longer than
+    /// seq_len, by index, in order (callers attribute them to their sources).
+    public var droppedDocs: [Int]
+    public var truncatedDocs: [Int]
+    public var dropped: Int { droppedDocs.count }
+    public var truncated: Int { truncatedDocs.count }
 }
 
 public enum Packer {
     public static func pack(lengths: [Int], seqLen: Int, strategy: PackStrategy, overflow: Overflow) -> PackResult {
         precondition(seqLen > 0)
-        if strategy == .concat { return PackResult(sequences: concat(lengths, seqLen), dropped: 0, truncated: 0) }
+        if strategy == .concat { return PackResult(sequences: concat(lengths, seqLen), droppedDocs: [], truncatedDocs: []) }
         // Apply the overflow rule: every item is then at most seqLen long.
         var items: [Piece] = []
-        var dropped = 0, truncated = 0
+        var dropped: [Int] = [], truncated: [Int] = []
         for (d, n) in lengths.enumerated() where n > 0 {
             if n <= seqLen { items.append(Piece(doc: d, start: 0, end: n)); continue }
             switch overflow {
-            case .drop: dropped += 1
-            case .truncate: truncated += 1; items.append(Piece(doc: d, start: 0, end: seqLen))
+            case .drop: dropped.append(d)
+            case .truncate: truncated.append(d); items.append(Piece(doc: d, start: 0, end: seqLen))
             case .split:
                 var s = 0
                 while s < n { items.append(Piece(doc: d, start: s, end: min(n, s + seqLen))); s += seqLen }
             }
         }
         switch strategy {
-        case .none, .pad: return PackResult(sequences: items.map { [$0] }, dropped: dropped, truncated: truncated)
-        case .bestFit: return PackResult(sequences: bestFitDecreasing(items, seqLen), dropped: dropped, truncated: truncated)
+        case .none, .pad: return PackResult(sequences: items.map { [$0] }, droppedDocs: dropped, truncatedDocs: truncated)
+        case .bestFit: return PackResult(sequences: bestFitDecreasing(items, seqLen), droppedDocs: dropped, truncatedDocs: truncated)
         case .concat: fatalError("handled above")
         }
     }

@@ -91,8 +91,6 @@ public final class Build {
         guard stages.contains(.finish), options.task == 0 else {
             return BuildSummary(outDir: ctx.outDir, splits: [], seconds: seconds, finished: false)
         }
-        let index = try FinishStep.counts(ctx)
-        _ = index
         var splits: [(String, Int, Int, Int)] = []
         let table = try WriteStep.shardTable(ctx)
         for name in splitNames(spec) {
@@ -241,9 +239,7 @@ public final class Build {
             ("mb_per_second", .double(wall > 0 ? Double(totals.bytes) / 1e6 / wall : 0)),
             ("peak_rss_bytes", .int(peakRSS())),
         ])
-        if stage != .finish || !options.keepWork || true {
-            if FileSystem.isDirectory(ctx.work.dir(stage)) { try? WorkFile.write(runPath(stage), Array(run.renderCompact().utf8)) }
-        }
+        if FileSystem.isDirectory(ctx.work.dir(stage)) { try? WorkFile.write(runPath(stage), Array(run.renderCompact().utf8)) }
         progress.end(stage, seconds: wall)
     }
 

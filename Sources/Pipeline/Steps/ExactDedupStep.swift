@@ -12,8 +12,6 @@ typealias RecordID = UInt64
 /// of the normalized compared text); the exact stage decides, one range of key hashes a
 /// unit, that of the records sharing a key the earliest in spec order stays.
 enum ExactDedupStep {
-    static func key(of r: Record, on field: DedupField) -> UInt128Hash? { ExactDedup.key(of: r, on: field) }
-
     /// The key-hash range (unit of the exact stage) a key falls in: its top 6 bits.
     static func partition(_ k: UInt128Hash) -> Int { Int(k.high >> 58) }
 

@@ -76,7 +76,7 @@ struct NearDedupStep {
 
     /// Unit `b` of near-bands.
     static func runBand(_ ctx: BuildContext, band b: Int) throws -> JSONOut {
-        let near = ctx.spec.nearDedup!, lsh = ctx.lsh!
+        let near = ctx.spec.nearDedup!
         let level = LSHParameters.confirmationLevel(threshold: near.threshold, permutations: near.permutations)
         let c = try candidates(ctx)
         let ids = c.ids

@@ -21,20 +21,14 @@ enum PackStep {
         var packed = Packer.pack(lengths: docs.map { Int($0.tokenCount) }, seqLen: spec.seqLen, strategy: spec.strategy, overflow: spec.overflow)
         if let seed = spec.shuffleSeed { shuffleDeterministically(&packed.sequences, seed: seed) }
 
-        // Which records overflow decided about, per source (rows, once however many copies).
-        var dropped: [RecordID] = [], truncated: [RecordID] = []
+        // The records overflow decided about, per source (rows, once however many copies).
         var lostDocs = Array(repeating: 0, count: spec.sources.count), lostTokens = Array(repeating: 0, count: spec.sources.count)
-        if spec.strategy != .concat {
-            for d in docs where Int(d.tokenCount) > spec.seqLen {
-                switch spec.overflow {
-                case .drop:
-                    dropped.append(d.id); lostDocs[Int(d.source)] += 1; lostTokens[Int(d.source)] += Int(d.tokenCount)
-                case .truncate:
-                    truncated.append(d.id); lostTokens[Int(d.source)] += Int(d.tokenCount) - spec.seqLen
-                case .split: break
-                }
-            }
+        for k in packed.droppedDocs {
+            let d = docs[k]
+            lostDocs[Int(d.source)] += 1; lostTokens[Int(d.source)] += Int(d.tokenCount)
         }
+        for k in packed.truncatedDocs { lostTokens[Int(docs[k].source)] += Int(docs[k].tokenCount) - spec.seqLen }
+        let dropped = packed.droppedDocs.map { docs[$0].id }, truncated = packed.truncatedDocs.map { docs[$0].id }
 
         var shards: [(start: Int, count: Int, offset: Int, size: Int, tokens: Int)] = []
         var pieces = ByteWriter()

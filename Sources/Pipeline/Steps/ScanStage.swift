@@ -116,7 +116,7 @@ final class ScanStage {
         var r = record
         var s = Scanned()
         s.reason = normalize.apply(&r)
-        if s.reason == nil, let on = ctx.spec.exactDedup { s.key = ExactDedupStep.key(of: r, on: on) }
+        if s.reason == nil, let on = ctx.spec.exactDedup { s.key = ExactDedup.key(of: r, on: on) }
         return (r, s)
     }
 
