@@ -94,6 +94,14 @@ public enum FileSystem {
         try w.commit()
     }
 
+    /// Removes the temporary files that writers killed mid-write left in `dir` (hidden
+    /// names ending in `.tmp`). Only safe while no other writer works in `dir`.
+    public static func removeStaleTemporaries(_ dir: String) {
+        for name in (try? listDirectory(dir)) ?? [] where name.hasPrefix(".") && name.hasSuffix(".tmp") {
+            remove(join(dir, name))
+        }
+    }
+
     /// Paths matching a shell glob (`*`, `?`, `[...]`), sorted; the pattern itself when it
     /// has no wildcard.
     public static func glob(_ pattern: String) throws -> [String] {
@@ -198,7 +206,20 @@ public enum FileSystem {
 
 /// A file written under a temporary name and renamed into place by `commit()`; dropped
 /// without commit, the temporary file is removed.
+///
+/// The temporary name is unique to the writer (`.NAME.<pid>-<n>.tmp`): tasks of one stage
+/// running at once may write the same file (every scan task writes the work folder's
+/// manifest, with the same bytes), and with a shared name one task's rename would take
+/// the other's file away from under it. Files a killed process left are removed by the
+/// finish stage and by a fresh build (`FileSystem.removeStaleTemporaries`).
 public struct AtomicFileWriter: ~Copyable {
+    private static let counterLock = NSLockLite()
+    nonisolated(unsafe) private static var counter = 0
+    static func uniqueSuffix() -> String {
+        counterLock.lock(); counter += 1; let n = counter; counterLock.unlock()
+        return "\(getpid())-\(n).tmp"
+    }
+
     public let path: String
     let tmpPath: String
     var fd: Int32
@@ -207,7 +228,7 @@ public struct AtomicFileWriter: ~Copyable {
     public init(path: String) throws {
         self.path = path
         let dir = FileSystem.dirname(of: path)
-        tmpPath = FileSystem.join(dir, "." + FileSystem.basename(of: path) + ".tmp")
+        tmpPath = FileSystem.join(dir, "." + FileSystem.basename(of: path) + "." + Self.uniqueSuffix())
         fd = open(tmpPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileSystem.ioError(tmpPath, "cannot create") }
     }

@@ -55,6 +55,9 @@ enum FinishStep {
         let out = ctx.outDir
         let stats = try counts(ctx)
         let offsets = try ShapeStep.lineOffsets(ctx)
+        // Every writer of the output folder has finished (finish runs alone, after the
+        // write stage): what is left under a temporary name was a killed writer's.
+        FileSystem.removeStaleTemporaries(out)
 
         // rejects.jsonl, in input order.
         var rejects = ByteWriter()
