@@ -22,6 +22,7 @@ public enum DedupField: String, Sendable, CaseIterable {
             parts.append(contentsOf: r.turns.map(\.content))
             if !r.text.isEmpty { parts.append(r.text) }
         }
+        if parts.count == 1 { return parts[0] }  // shared storage, no copy
         var out: [UInt8] = []
         for (k, p) in parts.enumerated() {
             if k > 0 { out.append(0x0A) }

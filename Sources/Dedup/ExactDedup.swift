@@ -13,12 +13,88 @@ public struct ExactDedup {
 
     /// nil when nothing is left to compare (an empty response is nobody's duplicate).
     public static func key(of r: Record, on field: DedupField) -> UInt128Hash? {
-        let k = normalizedKey(field.text(of: r))
-        return k.isEmpty ? nil : XXH3.hash128(k)
+        let text = field.text(of: r)
+        return text.withUnsafeBufferPointer { t -> UInt128Hash? in
+            if let h = withFastKey(t, { k -> UInt128Hash? in k.isEmpty ? nil : XXH3.hash128(UnsafeRawBufferPointer(k)) }) { return h }
+            let k = generalKey(text)
+            return k.isEmpty ? nil : XXH3.hash128(k)
+        }
     }
 
     /// The normalized bytes the key hashes (public for tests and `inspect`).
     public static func normalizedKey(_ text: [UInt8]) -> [UInt8] {
+        text.withUnsafeBufferPointer { t in withFastKey(t) { Array($0) } } ?? generalKey(text)
+    }
+
+    /// Whether the key drops a scalar: nonspacing marks (diacritics) and punctuation.
+    static func isDropped(_ c: UInt32) -> Bool {
+        switch UnicodeData.Category(rawValue: UnicodeData.category(c)) ?? .Cn {
+        case .Mn, .Pc, .Pd, .Ps, .Pe, .Pi, .Pf, .Po: return true
+        default: return false
+        }
+    }
+
+    /// The key built scalar by scalar from `ExactKeyTable` into one buffer, passed to
+    /// `body`; nil (and `body` not called) when the text holds a scalar whose key needs
+    /// the general path.
+    static func withFastKey<R>(_ t: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        let tables = ExactKeyTable.shared
+        var cap = t.count + 64
+        var buf = UnsafeMutablePointer<UInt8>.allocate(capacity: cap)
+        defer { buf.deallocate() }
+        var fc = 0, i = 0
+        var pendingSpace = false
+        let n = t.count
+        func emit(_ piece: UnsafeBufferPointer<UInt8>) {
+            for x in piece {
+                if x == 0xFF { pendingSpace = fc > 0; continue }
+                if pendingSpace { buf[fc] = 0x20; fc += 1; pendingSpace = false }
+                buf[fc] = x
+                fc += 1
+            }
+        }
+        return asciiClass.withUnsafeBufferPointer { ascii -> R? in
+            while i < n {
+                let b = t[i]
+                if b < 0x80 {
+                    let k = ascii[Int(b)]
+                    i += 1
+                    if k == 0x100 { continue }
+                    if k == 0x101 { pendingSpace = fc > 0; continue }
+                    if pendingSpace { buf[fc] = 0x20; fc += 1; pendingSpace = false }
+                    buf[fc] = UInt8(truncatingIfNeeded: k)
+                    fc += 1
+                    continue
+                }
+                let (c, len) = Shingler.decode(t, i)
+                i += len
+                // Room for this scalar (at most 61 bytes) and for the rest of the input if it
+                // is ASCII (a byte at most a byte), so the ASCII path needs no check.
+                if fc + 64 + (n - i) > cap {
+                    let grown = max(cap * 2, fc + 64 + (n - i))
+                    let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+                    bigger.update(from: buf, count: fc)
+                    buf.deallocate()
+                    buf = bigger; cap = grown
+                }
+                if c < 0x10000 {
+                    let e = tables.entries[Int(c)]
+                    let l = Int(e & 0xFF)
+                    if l == 0 { continue }
+                    if e & 0xFF == ExactKeyTable.slow { return nil }
+                    emit(UnsafeBufferPointer(start: tables.pool + Int(e >> 8), count: l))
+                } else {
+                    guard let b = ExactKeyTable.contribution(c) else { return nil }
+                    b.withUnsafeBufferPointer(emit)
+                }
+            }
+            return body(UnsafeBufferPointer(start: buf, count: fc))
+        }
+    }
+
+    /// The key by decomposing the whole text (NFKD), then classifying and folding each
+    /// scalar: the definition the table-driven path must equal.
+    static func generalKey(_ text: [UInt8]) -> [UInt8] {
         let decomposed = text.withUnsafeBufferPointer(UTF8Validation.isASCII) ? text : UnicodeNormalization.nfkd(text)
         var out: [UInt8] = []
         out.reserveCapacity(decomposed.count)

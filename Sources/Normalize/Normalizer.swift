@@ -19,7 +19,7 @@ public struct Normalizer: Sendable {
     public func apply(_ input: [UInt8]) -> [UInt8] {
         var b = input
         let ascii = b.withUnsafeBufferPointer { UTF8Validation.isASCII($0) }
-        if nfc && !ascii {
+        if nfc && !ascii && !b.withUnsafeBufferPointer(NFCQuickCheck.isStable) {
             b = String(decoding: b, as: UTF8.self)._nfcCodeUnits
         }
         if newlines || stripControl { b = cleanControls(b, ascii: ascii) }
@@ -31,9 +31,7 @@ public struct Normalizer: Sendable {
     func cleanControls(_ b: [UInt8], ascii: Bool) -> [UInt8] {
         // Fast check: nothing to do when no byte is < 0x20 (other than \n, \t), 0x7F, or
         // the C1 lead byte 0xC2.
-        var needed = false
-        for c in b where (c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F || c == 0xC2 { needed = true; break }
-        if !needed { return b }
+        if !b.withUnsafeBufferPointer(Self.mayHoldControls) { return b }
         var out: [UInt8] = []
         out.reserveCapacity(b.count)
         var i = 0
@@ -54,6 +52,33 @@ public struct Normalizer: Sendable {
             i += 1
         }
         return out
+    }
+
+    /// Whether any byte is < 0x20 other than \n and \t, 0x7F, or 0xC2 (the lead byte of
+    /// C1 controls). Eight bytes at a time: a word with no byte below 0x20 and none equal
+    /// to 0x7F or 0xC2 is skipped (exact SWAR tests for presence); another word is checked
+    /// byte by byte, since \n and \t are common.
+    static func mayHoldControls(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        @inline(__always) func control(_ c: UInt8) -> Bool { (c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F || c == 0xC2 }
+        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZero(_ y: UInt64) -> Bool { (y &- ones) & ~y & high != 0 }
+        let n = b.count
+        var i = 0
+        if let base = UnsafeRawPointer(b.baseAddress) {
+            while i + 8 <= n {
+                let x = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let below20 = (x &- ones &* 0x20) & ~x & high != 0
+                if below20 || hasZero(x ^ (ones &* 0x7F)) || hasZero(x ^ (ones &* 0xC2)) {
+                    for k in i..<(i + 8) where control(b[k]) { return true }
+                }
+                i += 8
+            }
+        }
+        while i < n {
+            if control(b[i]) { return true }
+            i += 1
+        }
+        return false
     }
 
     /// Removes leading and trailing White_Space scalars.

@@ -3,7 +3,7 @@ import TokenmillCore
 /// `OUT/.work/`: the state of a staged build (docs/PIPELINE.md).
 ///
 /// Each stage has a folder; each unit of a stage commits its files atomically (write,
-/// fsync, rename) and then its marker, `<stage>/<unit>.done`, which names the build
+/// rename; no fsync: docs/PIPELINE.md) and then its marker, `<stage>/<unit>.done`, which names the build
 /// fingerprint it was computed for and carries the unit's counts. A unit is done exactly
 /// when its marker exists and names this build; so a run killed at any moment and started
 /// again redoes only units without a marker.

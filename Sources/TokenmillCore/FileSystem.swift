@@ -225,8 +225,13 @@ public struct AtomicFileWriter: ~Copyable {
     var fd: Int32
     public private(set) var bytesWritten: Int = 0
 
-    public init(path: String) throws {
+    /// fsync before the rename (and the directory after it). Work files are written
+    /// without: docs/PIPELINE.md, "Durability".
+    let durable: Bool
+
+    public init(path: String, durable: Bool = true) throws {
         self.path = path
+        self.durable = durable
         let dir = FileSystem.dirname(of: path)
         tmpPath = FileSystem.join(dir, "." + FileSystem.basename(of: path) + "." + Self.uniqueSuffix())
         fd = open(tmpPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -249,10 +254,11 @@ public struct AtomicFileWriter: ~Copyable {
     /// Once only: the writer is spent afterwards (its descriptor is closed).
     public mutating func commit() throws {
         precondition(fd >= 0, "commit() called twice")
-        guard fsync(fd) == 0 else { throw FileSystem.ioError(tmpPath, "fsync failed") }
+        if durable { guard fsync(fd) == 0 else { throw FileSystem.ioError(tmpPath, "fsync failed") } }
         guard close(fd) == 0 else { fd = -1; throw FileSystem.ioError(tmpPath, "close failed") }
         fd = -1
         guard rename(tmpPath, path) == 0 else { throw FileSystem.ioError(path, "rename failed") }
+        if !durable { return }
         let dirfd = open(FileSystem.dirname(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirfd >= 0 { _ = fsync(dirfd); close(dirfd) }
     }

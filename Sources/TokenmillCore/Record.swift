@@ -65,7 +65,18 @@ public struct Record: Sendable, Equatable {
 
 @inline(__always)
 public func countScalars(_ b: [UInt8]) -> Int {
-    var n = 0
-    for c in b where c & 0xC0 != 0x80 { n += 1 }
-    return n
+    // Bytes minus continuation bytes (10xxxxxx), eight at a time: a continuation byte has
+    // bit 7 set and bit 6 clear.
+    b.withUnsafeBytes { raw in
+        let n = raw.count
+        var i = 0, continuation = 0
+        let hi: UInt64 = 0x8080_8080_8080_8080
+        while i + 8 <= n {
+            let x = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            continuation += (x & hi & ~(x << 1)).nonzeroBitCount
+            i += 8
+        }
+        while i < n { if raw[i] & 0xC0 == 0x80 { continuation += 1 }; i += 1 }
+        return n - continuation
+    }
 }

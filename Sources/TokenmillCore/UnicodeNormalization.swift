@@ -106,6 +106,23 @@ public enum UnicodeNormalization {
         t.cccBlocks[Int(t.cccIndex[Int(cp >> 8)]) << 8 | Int(cp & 0xFF)]
     }
 
+    /// Whether a scalar can make NFC change a text that holds it, by these tables (a
+    /// canonical decomposition, a nonzero combining class, the second half of a
+    /// composition pair, Hangul vowel and trailing jamo).
+    public static func mayChangeUnderNFC(_ cp: UInt32) -> Bool {
+        cp >= 0x110000 || tables.nfcUnsafeBits[Int(cp >> 6)] & (1 << UInt64(cp & 63)) != 0
+    }
+
+    /// The canonical combining class of a scalar (0 for starters).
+    public static func combiningClass(_ cp: UInt32) -> UInt8 { cp < 0x110000 ? ccc(tables, cp) : 0 }
+
+    /// Whether NFKD changes the scalar on its own (a compatibility or canonical
+    /// decomposition, Hangul syllables included).
+    public static func hasCompatibilityDecomposition(_ cp: UInt32) -> Bool {
+        if cp >= sBase && cp < sBase + sCount { return true }
+        return cp < 0x110000 && tables.decompositionBits[Int(cp >> 6)] & (1 << UInt64(cp & 63)) != 0
+    }
+
     /// NFKC of valid UTF-8 `text`.
     public static func nfkc(_ text: [UInt8]) -> [UInt8] { normalize(text, compatibility: true, compose: true) }
     /// NFC of valid UTF-8 `text`.

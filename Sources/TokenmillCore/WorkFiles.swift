@@ -47,8 +47,9 @@ public struct ByteReader {
     }
 }
 
-/// Files of the work folder: written whole under a temporary name, fsync'ed and renamed
-/// (so a kill leaves either the old state or the new file, never half a file), with a
+/// Files of the work folder: written whole under a temporary name and renamed (so a kill
+/// leaves either the old state or the new file, never half a file; not fsync'ed: see
+/// docs/PIPELINE.md, "Durability"), with a
 /// 24-byte trailer — content size, xxh3-64 of the content, magic — that readers check
 /// before they trust a byte.
 public enum WorkFile {
@@ -62,7 +63,7 @@ public enum WorkFile {
     }
 
     public static func write(_ path: String, _ content: [UInt8]) throws {
-        var f = try AtomicFileWriter(path: path)
+        var f = try AtomicFileWriter(path: path, durable: false)
         try content.withUnsafeBytes { try f.write($0) }
         let t = trailer(size: content.count, checksum: XXH3.hash64(content))
         try t.withUnsafeBytes { try f.write($0) }
@@ -104,7 +105,7 @@ public final class WorkFileWriter {
     public private(set) var size = 0
 
     public init(path: String) throws {
-        file = try AtomicFileWriter(path: path)
+        file = try AtomicFileWriter(path: path, durable: false)
         buffer.reserveCapacity(1 << 20)
     }
 
@@ -124,7 +125,7 @@ public final class WorkFileWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Writes the trailer, fsyncs and renames into place; returns the content size.
+    /// Writes the trailer and renames into place; returns the content size.
     public func commit() throws -> Int {
         try flush()
         let t = WorkFile.trailer(size: size, checksum: sum.digest())

@@ -104,6 +104,48 @@ final class DedupTests: XCTestCase {
         XCTAssertEqual(key("!!!"), "")
     }
 
+    /// The one-load fold table agrees with the binary search over the fold pairs for every scalar.
+    func testFoldTableEqualsTheFoldPairsForEveryScalar() {
+        for c in UInt32(0)..<0x110000 where !(0xD800..<0xE000).contains(c) {
+            if UnicodeData.fold(c) != UnicodeData.foldSearch(c) { XCTFail(String(c, radix: 16)); return }
+        }
+    }
+
+    /// The table-driven key equals the definition (decompose the whole text, then classify
+    /// and fold) for every BMP scalar in context, and for random texts of the scalars where
+    /// they could differ: combining marks around expanding and non-starter-bearing
+    /// decompositions, Hangul, compatibility forms, spaces, punctuation, beyond the BMP.
+    func testTableKeyEqualsTheGeneralKey() {
+        func utf8(_ cs: [UInt32]) -> [UInt8] { cs.reduce(into: [UInt8]()) { Shingler.append($1, to: &$0) } }
+        var slow = 0
+        for c in UInt32(0x80)..<0x10000 where !(0xD800..<0xE000).contains(c) {
+            let t = utf8([0x41, c, 0x20, 0x301, c, c, 0x2E, 0x20, 0x62, c])
+            let fast = t.withUnsafeBufferPointer { ExactDedup.withFastKey($0) { Array($0) } }
+            if fast == nil { slow += 1 }
+            if ExactDedup.normalizedKey(t) != ExactDedup.generalKey(t) { XCTFail("U+\(String(c, radix: 16))"); return }
+        }
+        XCTAssertLessThan(slow, 2000, "most scalars take the table path")
+        // Expanding scalars (one of 3 bytes becomes 33) and then a long ASCII run: the key
+        // outgrows the input, and the buffer must grow before the ASCII path writes.
+        for k in [1, 7, 100, 1000] {
+            let t = utf8(Array(repeating: 0xFDFA, count: k) + Array(repeating: 0x61, count: 5000) + [0x3300, 0x20, 0x62])
+            XCTAssertEqual(ExactDedup.normalizedKey(t), ExactDedup.generalKey(t))
+            XCTAssertEqual(t.withUnsafeBufferPointer { ExactDedup.withFastKey($0) { $0.count } }, ExactDedup.generalKey(t).count)
+        }
+        let pool: [UInt32] = [0x41, 0x7A, 0x20, 0x0A, 0x2C, 0x21, 0xA0, 0xA8, 0xC9, 0xDF, 0x130, 0x1C4, 0x2B0, 0x300, 0x301, 0x316, 0x327,
+                              0x345, 0x385, 0x390, 0x3D3, 0x5B0, 0x5C1, 0x93C, 0x94D, 0x9BE, 0x9CB, 0xE31, 0xE48, 0xF73, 0xF81,
+                              0x1100, 0x1161, 0x11A8, 0x1E9E, 0x1F80, 0x2000, 0x2126, 0x2160, 0x2460, 0x3000, 0x3001, 0x3131,
+                              0x3300, 0x4E2D, 0xAC00, 0xD55C, 0xFB01, 0xFDFA, 0xFF21, 0xFF0C, 0xFFE3, 0x1D165, 0x1D16D, 0x1D400,
+                              0x1F600, 0x1F1E6, 0x2F800, 0x10400, 0x1E900]
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<50_000 {
+            let t = utf8((0..<(1 + Int(rng.below(12)))).map { _ in pool[Int(rng.below(UInt64(pool.count)))] })
+            if ExactDedup.normalizedKey(t) != ExactDedup.generalKey(t) {
+                XCTFail("differs on \(String(decoding: t, as: UTF8.self).unicodeScalars.map { String($0.value, radix: 16) })"); return
+            }
+        }
+    }
+
     func testUnionFindRootIsTheSmallest() {
         var uf = UnionFind(count: 6)
         uf.union(4, 5); uf.union(5, 2); uf.union(3, 4)

@@ -1,4 +1,4 @@
-import Normalize
+@testable import Normalize
 import TokenmillCore
 import XCTest
 
@@ -31,5 +31,42 @@ final class NormalizerTests: XCTestCase {
         XCTAssertEqual(f.reject(short), "min_chars")
         let long = Record(source: 0, file: 0, line: 1, kind: .text, text: Array(String(repeating: "中", count: 21).utf8))
         XCTAssertEqual(f.reject(long), "max_chars")
+    }
+
+    /// The quick check may skip the standard library's NFC only where that NFC changes
+    /// nothing: every BMP scalar in contexts where it could compose, reorder or be
+    /// composed with, against the standard library's NFC of the whole text.
+    func testNFCQuickCheckNeverSkipsAChange() {
+        let nfcOnly = Normalizer(nfc: true, newlines: false, stripControl: false, trim: false)
+        var skipped = 0
+        for c in UInt32(0x80)..<0x10000 {
+            guard let s = Unicode.Scalar(c) else { continue }
+            for t in ["a\(s)", "\(s)\u{301}", "\u{1100}\(s)", "e\(s)\(s)", "\(s)\u{1161}\u{11A8}", "\u{AC00}\(s)", "\u{3099}\(s)\u{316}\u{301}"] {
+                let bytes = Array(t.utf8)
+                let expected = String(decoding: bytes, as: UTF8.self)._nfcCodeUnits
+                if nfcOnly.apply(bytes) != expected { XCTFail("U+\(String(c, radix: 16)) in \(t.unicodeScalars.map { String($0.value, radix: 16) })"); return }
+            }
+            if Array("a\(s)".utf8).withUnsafeBufferPointer(NFCQuickCheck.isStable) { skipped += 1 }
+        }
+        XCTAssertGreaterThan(skipped, 40_000, "most BMP scalars are NFC-stable and skip the normalizer")
+    }
+
+    func testControlScanAgreesWithTheByteRule() {
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<20_000 {
+            let n = Int(rng.below(70))
+            let b = (0..<n).map { _ -> UInt8 in
+                let r = rng.below(100)
+                return r < 90 ? UInt8(0x20 + rng.below(0x5F)) : [0x0A, 0x09, 0x00, 0x1F, 0x7F, 0xC2, 0x0D, 0xE4][Int(rng.below(8))]
+            }
+            let expected = b.contains { ($0 < 0x20 && $0 != 0x0A && $0 != 0x09) || $0 == 0x7F || $0 == 0xC2 }
+            XCTAssertEqual(b.withUnsafeBufferPointer(Normalizer.mayHoldControls), expected)
+        }
+    }
+
+    func testScalarCountCountsScalars() {
+        for s in ["", "a", "héllo wörld, 中文字符 and 😀 emoji ☃", String(repeating: "ab中😀", count: 37)] {
+            XCTAssertEqual(countScalars(Array(s.utf8)), s.unicodeScalars.count)
+        }
     }
 }
