@@ -55,27 +55,27 @@ public struct Normalizer: Sendable {
     }
 
     /// Whether any byte is < 0x20 other than \n and \t, 0x7F, or 0xC2 (the lead byte of
-    /// C1 controls). Eight bytes at a time: a word with no byte below 0x20 and none equal
-    /// to 0x7F or 0xC2 is skipped (exact SWAR tests for presence); another word is checked
-    /// byte by byte, since \n and \t are common.
+    /// C1 controls), eight bytes at a time with exact per-byte tests (no carry crosses a
+    /// byte): bit 7 of each byte of `below20` is set iff that byte is < 0x20, of `equal(v)`
+    /// iff it is v.
     static func mayHoldControls(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        @inline(__always) func control(_ c: UInt8) -> Bool { (c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F || c == 0xC2 }
-        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
-        @inline(__always) func hasZero(_ y: UInt64) -> Bool { (y &- ones) & ~y & high != 0 }
+        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080, low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        @inline(__always) func zeroBytes(_ y: UInt64) -> UInt64 { ~(((y & low7) &+ low7) | y) & high }
+        @inline(__always) func equal(_ x: UInt64, _ v: UInt8) -> UInt64 { zeroBytes(x ^ (ones &* UInt64(v))) }
         let n = b.count
         var i = 0
         if let base = UnsafeRawPointer(b.baseAddress) {
             while i + 8 <= n {
                 let x = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                let below20 = (x &- ones &* 0x20) & ~x & high != 0
-                if below20 || hasZero(x ^ (ones &* 0x7F)) || hasZero(x ^ (ones &* 0xC2)) {
-                    for k in i..<(i + 8) where control(b[k]) { return true }
-                }
+                let below20 = ~(((x & low7) &+ (ones &* 0x60)) | x) & high
+                let hit = (below20 & ~equal(x, 0x0A) & ~equal(x, 0x09)) | equal(x, 0x7F) | equal(x, 0xC2)
+                if hit != 0 { return true }
                 i += 8
             }
         }
         while i < n {
-            if control(b[i]) { return true }
+            let c = b[i]
+            if (c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F || c == 0xC2 { return true }
             i += 1
         }
         return false

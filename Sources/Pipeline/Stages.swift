@@ -64,6 +64,8 @@ final class BuildContext {
     /// Summaries several units of a stage share, read once a process (guarded by `lock`).
     let lock = NSLockLite()
     var duplicatesMemo: [RecordID]?
+    /// Exact keys the scan units of this process have seen (scan only).
+    let earlierKeys = EarlierKeys()
     var candidatesMemo: NearDedupStep.Candidates?
 
     init(spec: BuildSpec, threads: Int, outDir: String) throws {

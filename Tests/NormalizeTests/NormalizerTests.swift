@@ -57,7 +57,9 @@ final class NormalizerTests: XCTestCase {
             let n = Int(rng.below(70))
             let b = (0..<n).map { _ -> UInt8 in
                 let r = rng.below(100)
-                return r < 90 ? UInt8(0x20 + rng.below(0x5F)) : [0x0A, 0x09, 0x00, 0x1F, 0x7F, 0xC2, 0x0D, 0xE4][Int(rng.below(8))]
+                if r < 80 { return UInt8(0x20 + rng.below(0x5F)) }
+                if r < 90 { return UInt8(0x80 + rng.below(0x80)) }
+                return [0x0A, 0x09, 0x00, 0x1F, 0x7F, 0xC2, 0x0D, 0xE4, 0x20, 0x1E][Int(rng.below(10))]
             }
             let expected = b.contains { ($0 < 0x20 && $0 != 0x0A && $0 != 0x09) || $0 == 0x7F || $0 == 0xC2 }
             XCTAssertEqual(b.withUnsafeBufferPointer(Normalizer.mayHoldControls), expected)

@@ -130,6 +130,18 @@ class Doc:
 # -- normalization ------------------------------------------------------------------------------
 
 
+def normalize_config(value) -> dict:
+    """The spec's ``normalize`` as Tokenmill reads it: absent or ``true`` is every step with
+    NFC, ``false`` none; in an object each step defaults to on, ``unicode`` to NFC."""
+    if value is True:
+        value = {}
+    if value is False:
+        return {}
+    form = value.get("unicode", "NFC")
+    return {"unicode": None if form == "none" else form, "newlines": value.get("newlines", True),
+            "strip_control": value.get("strip_control", True), "trim": value.get("trim", True)}
+
+
 def normalize(text: str, config: dict) -> str:
     """NFC (or the form named), CRLF/CR -> LF, drop Cc except \\n \\t, trim White_Space; in that order."""
     form = config.get("unicode")
@@ -249,7 +261,7 @@ def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
     """The records a build keeps, in spec order; plus per-source counts (read, exact_dup, ...)."""
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
-    config = spec.get("normalize", {})
+    config = normalize_config(spec.get("normalize", True))
     limits = spec.get("filter", {})
     exact = spec.get("dedup", {}).get("exact", False)
     seen: set[tuple[str, ...]] = set()

@@ -121,8 +121,9 @@ final class ScanStage {
     }
 
     /// Second half, for records that are neither filtered nor a repeat of a key seen earlier
-    /// in the unit (such a record is an exact duplicate whatever other units hold, so its
-    /// signature and tokens would never be read): MinHash, decontamination, tokens.
+    /// in the unit or in an earlier unit (such a record is an exact duplicate whatever other
+    /// units hold, so its signature and tokens would never be read; `EarlierKeys`):
+    /// MinHash, decontamination, tokens.
     func finish(_ r: Record, _ s: inout Scanned, encoder: inout Tokenizer.Encoder, scratch: inout NearDedupStep.Scratch, shingler: inout Shingler?) {
         if let near { near.sign(r, &scratch, sig: &s.sig, empty: &s.sigEmpty, bands: &s.bands) }
         if let decontaminate, shingler != nil { s.hit = decontaminate.check(r, &shingler!) }
@@ -165,6 +166,7 @@ final class ScanStage {
             for i in 0..<records.count {
                 if let key = prepared[i].1.key { repeated[i] = !seen.insert(key).inserted }
             }
+            ctx.earlierKeys.mark(unit: u, keys: { i in prepared[i].1.key }, count: records.count, repeated: &repeated)
             _ = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
                 var enc = doc.tokenizer.makeEncoder()
                 var scratch = NearDedupStep.Scratch()
