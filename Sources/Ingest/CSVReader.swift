@@ -26,14 +26,16 @@ enum CSVReader {
 
     /// Splits `data` into rows of fields. `rowError` receives malformed rows that the
     /// reader could step over (text after a closing quote); fatal ones throw.
-    static func rows(_ data: UnsafeBufferPointer<UInt8>) throws(Failure) -> [Row] {
+    /// `firstNumber`: the number of the first row (0: the header); a block of a streamed
+    /// file starts later, and only the file's first block may start with a byte order mark.
+    static func rows(_ data: UnsafeBufferPointer<UInt8>, firstNumber: Int = 0) throws(Failure) -> [Row] {
         var rows: [Row] = []
         guard let base = data.baseAddress else { return rows }
         var i = 0
         let n = data.count
         // A UTF-8 byte order mark before the header is not part of the first name.
-        if n >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF { i = 3 }
-        var number = 0   // the header is row 0
+        if firstNumber == 0 && n >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF { i = 3 }
+        var number = firstNumber   // the header is row 0
         while i < n {
             var fields: [[UInt8]] = []
             var field: [UInt8] = []
@@ -86,9 +88,18 @@ enum CSVReader {
 
     static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
-        let table: [Row]
+        guard let table = try scan(src, path: path, data, firstNumber: 0, into: &out) else { return out }
+        guard let header = table.first else { throw TokenmillError.badInput(path: path, line: 0, message: "CSV: empty file (no header row)") }
+        let names = try headerNames(header, path: path)
+        try mapRows(src, path: path, names: names, table.dropFirst(), map: map, into: &out)
+        return out
+    }
+
+    /// The rows of `data`; nil when a row-level failure stopped the file under
+    /// `on_error: skip` (the reject is in `out`).
+    static func scan<T>(_ src: SourceConfig, path: String, _ data: UnsafeBufferPointer<UInt8>, firstNumber: Int, into out: inout Rows<T>) throws -> [Row]? {
         do {
-            table = try rows(data)
+            return try rows(data, firstNumber: firstNumber)
         } catch {
             // Row-level failures in the scanner are reported against the row they hit.
             let what = "CSV: \(error.message)"
@@ -96,15 +107,70 @@ enum CSVReader {
                 throw TokenmillError.badInput(path: path, line: error.row, message: what + (error.fatal ? "" : " (set \"on_error\": \"skip\" to record it in rejects.jsonl and go on)"))
             }
             out.rejects.append(Reject(source: src.name, path: path, line: error.row, reason: what + "; the rest of the file was not read"))
-            return out
+            return nil
         }
-        guard let header = table.first else { throw TokenmillError.badInput(path: path, line: 0, message: "CSV: empty file (no header row)") }
-        let names = header.fields
+    }
+
+    static func headerNames(_ header: Row, path: String) throws -> [[UInt8]] {
         var seen = Set<[UInt8]>()
-        for name in names where !seen.insert(name).inserted {
+        for name in header.fields where !seen.insert(name).inserted {
             throw TokenmillError.badInput(path: path, line: 0, message: "CSV: the header names column '\(String(decoding: name, as: UTF8.self))' twice")
         }
-        for row in table.dropFirst() {
+        return header.fields
+    }
+
+    /// A CSV file from a stream: each block is cut after its last newline outside quotes
+    /// (quote parity: in RFC 4180 quotes come in pairs, a doubled one included), so no row
+    /// spans two blocks; rows are numbered on from block to block. Returns whether the
+    /// file had any content.
+    static func stream<T>(_ src: SourceConfig, fileIndex: Int32, path: String, stream: ByteStream,
+                          map: (JSONValue, Int) throws -> T, emit: (Rows<T>) throws -> Void) throws -> Bool {
+        var buffer: [UInt8] = []
+        var names: [[UInt8]]? = nil
+        var next = 0
+        var content = false
+        var more = true
+        var scanned = 0, inQuotes = false, lastCut = -1   // parity carried over bytes already looked at
+        while more {
+            more = try stream.read(into: &buffer, max: SourceReader.blockBytes)
+            buffer.withUnsafeBufferPointer { b in
+                for i in scanned..<b.count {
+                    let c = b[i]
+                    if c == 0x22 { inQuotes.toggle() } else if c == 0x0A && !inQuotes { lastCut = i }
+                }
+            }
+            scanned = buffer.count
+            var cut = buffer.count
+            if more {
+                if lastCut < 0 { continue }   // no row ends in this block yet: read on
+                cut = lastCut + 1
+            }
+            if cut == 0 { continue }
+            var out = Rows<T>()
+            let stop: Bool = try buffer.withUnsafeBufferPointer { b in
+                let head = UnsafeBufferPointer(rebasing: b[0..<cut])
+                if !content { content = !head.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 } }
+                guard var table = try scan(src, path: path, head, firstNumber: next, into: &out) else { return true }
+                if names == nil, let header = table.first {
+                    names = try headerNames(header, path: path)
+                    table.removeFirst()
+                }
+                if let last = table.last { next = last.number + 1 } else if next == 0 && names != nil { next = 1 }
+                if let names { try mapRows(src, path: path, names: names, table[...], map: map, into: &out) }
+                return false
+            }
+            if !out.items.isEmpty || !out.rejects.isEmpty || out.repaired > 0 { try emit(out) }
+            if stop { return true }
+            buffer.removeFirst(cut)
+            scanned -= cut; lastCut = -1
+        }
+        if content && names == nil { throw TokenmillError.badInput(path: path, line: 0, message: "CSV: empty file (no header row)") }
+        return content
+    }
+
+    /// Data rows to records through the header's names.
+    static func mapRows<T>(_ src: SourceConfig, path: String, names: [[UInt8]], _ table: ArraySlice<Row>, map: (JSONValue, Int) throws -> T, into out: inout Rows<T>) throws {
+        for row in table {
             do {
                 guard row.fields.count == names.count else {
                     throw MappingError("CSV row has \(row.fields.count) fields, the header \(names.count)")
@@ -123,6 +189,5 @@ enum CSVReader {
                 out.rejects.append(try src.badRow(path: path, line: row.number, e.message))
             }
         }
-        return out
     }
 }

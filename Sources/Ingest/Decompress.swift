@@ -237,7 +237,10 @@ final class ByteStream {
         }
         if ZSTD_isError(hint) != 0 { throw Compression.damaged(path, "zstd: \(String(cString: ZSTD_getErrorName(hint)))") }
         rawStart += consumed
-        zstdHint = hint
+        // A call that neither read nor wrote anything says nothing about the frame: after a
+        // frame ends with the output exactly full, the next call (no input left) reports
+        // the header of a next frame it has not seen, which must not read as "truncated".
+        if consumed > 0 || produced > 0 { zstdHint = hint }
         buffer.append(contentsOf: chunk[0..<produced])
     }
 }

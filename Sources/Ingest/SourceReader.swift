@@ -141,13 +141,18 @@ public enum SourceReader {
         return try read(src, fileIndex: fileIndex, path: path, input: .stream(try ByteStream(path: path, compression: Compression.of(path))), threads: threads)
     }
 
-    /// A file handed to `sink` in pieces, each a block's rows in file order, so that a
-    /// compressed JSONL file of any size costs one block of memory; other files are one
-    /// piece (their readers need the whole file).
+    /// A file handed to `sink` in pieces, each a block's rows in file order, so that a file
+    /// of any size costs about one block of memory (`blockBytes` of decompressed input and
+    /// its records): JSONL (compressed; plain JSONL is cut into units by byte range before
+    /// it gets here), JSON arrays, CSV and `lines`, plain or compressed. Whole-file `text`,
+    /// Parquet and `group_by` sources (a conversation's rows may lie anywhere in its file)
+    /// are one piece.
     public static func readStreaming(_ src: SourceConfig, fileIndex: Int32, path: String, threads: Int,
                                      sink: (FileRows) throws -> Void) throws {
         let format = src.format ?? SourceConfig.inferFormat(path)
-        guard Compression.of(path) != .none, format == .jsonl, src.mapping.group == nil else {
+        let compressed = Compression.of(path) != .none
+        let streams = src.mapping.group == nil && (format == .json || format == .csv || format == .lines || (format == .jsonl && compressed))
+        guard streams, let format else {
             try sink(try read(src, fileIndex: fileIndex, path: path, threads: threads))
             return
         }
@@ -155,16 +160,47 @@ public enum SourceReader {
         let fast: ((ScannedRow, Int) throws -> Record)? = src.mapping.scanKeys == nil ? nil : { row, line in
             try src.mapping.plainRecord(from: row, source: src.index, file: fileIndex, line: line)
         }
-        let (_, content) = try withoutActuallyEscaping(sink) { sink in
-            try streamJSONL(src, fileIndex: fileIndex, path: path, stream: stream, threads: threads, fast: fast,
-                            map: { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) },
-                            emit: { part in
+        let map: (JSONValue, Int) throws -> Record = { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }
+        let content: Bool = try withoutActuallyEscaping(sink) { sink in
+            let emit: (Rows<Record>) throws -> Void = { part in
                 var rows = FileRows(records: part.items, rejects: part.rejects)
                 rows.repaired = part.repaired
                 try sink(rows)
-            })
+            }
+            switch format {
+            case .jsonl: return try streamJSONL(src, fileIndex: fileIndex, path: path, stream: stream, threads: threads, fast: fast, map: map, emit: emit).1
+            case .json: return try streamJSONArray(src, fileIndex: fileIndex, path: path, stream: stream, threads: threads, fast: fast, map: map, emit: emit).1
+            case .csv: return try CSVReader.stream(src, fileIndex: fileIndex, path: path, stream: stream, map: map, emit: emit)
+            default: return try streamLines(src, fileIndex: fileIndex, path: path, stream: stream, map: map, emit: emit)
+            }
         }
         if !content { try sink(FileRows(rejects: [try src.badRow(path: path, line: 0, "the file is empty")])) }
+    }
+
+    /// `lines` from a stream: blocks cut after their last newline, numbered on.
+    static func streamLines<T>(_ src: SourceConfig, fileIndex: Int32, path: String, stream: ByteStream,
+                               map: (JSONValue, Int) throws -> T, emit: (Rows<T>) throws -> Void) throws -> Bool {
+        var buffer: [UInt8] = []
+        var line = 1
+        var content = false
+        var more = true
+        while more {
+            more = try stream.read(into: &buffer, max: blockBytes)
+            var cut = buffer.count
+            if more {
+                guard let nl = buffer.lastIndex(of: 0x0A) else { continue }   // one line longer than a block: read on
+                cut = nl + 1
+            }
+            if cut == 0 { continue }
+            try buffer.withUnsafeBufferPointer { b in
+                let head = UnsafeBufferPointer(rebasing: b[0..<cut])
+                if !content { content = !head.allSatisfy(isJSONSpace) }
+                try emit(try readText(src, fileIndex: fileIndex, path: path, data: head, perLine: true, firstLine: line, map: map))
+                line += newlines(in: head)
+            }
+            buffer.removeFirst(cut)
+        }
+        return content
     }
 
     /// The lines of one block of a JSONL file (`data`: whole lines, the first numbered 1),
@@ -268,11 +304,11 @@ public enum SourceReader {
     /// Plain text: one record a file (`text`) or a non-empty line (`lines`), as the
     /// string field `text` for the mapping. Invalid UTF-8 is a bad row.
     static func readText<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, perLine: Bool,
-                            map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+                            firstLine: Int = 1, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
         var pieces: [(Slice<UnsafeBufferPointer<UInt8>>, Int)] = []
         if perLine {
-            var s = 0, number = 1
+            var s = 0, number = firstLine
             for i in 0...data.count where i == data.count || data[i] == 0x0A {
                 var e = i
                 if e > s && data[e - 1] == 0x0D { e -= 1 }
@@ -485,7 +521,8 @@ extension SourceReader {
     /// a block's end is carried into the next), then parsed and mapped in parallel as in
     /// `readJSONArray`; only the current block and the element crossing it are held.
     static func streamJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, stream: ByteStream, threads: Int,
-                                   fast: ((ScannedRow, Int) throws -> T)?, map: (JSONValue, Int) throws -> T) throws -> (Rows<T>, Bool) {
+                                   fast: ((ScannedRow, Int) throws -> T)?, map: (JSONValue, Int) throws -> T,
+                                   emit: ((Rows<T>) throws -> Void)? = nil) throws -> (Rows<T>, Bool) {
         var state = ArrayScanState.beforeArray
         var buffer: [UInt8] = []
         var all = Rows<T>()
@@ -554,12 +591,15 @@ extension SourceReader {
                 try mapElements(src, path: path, elements, in: buf, threads: threads, fast: fast, map: map, into: &all)
                 nextLine = line(keep)
             }
+            // Streaming: this block's rows go now; a stop below is the last piece.
+            if let emit, !all.items.isEmpty || !all.rejects.isEmpty || all.repaired > 0 { try emit(all); all = Rows<T>() }
             lineAtStart = nextLine
             buffer.removeFirst(keep)
             if !more && state != .done && keep == 0 && buffer.allSatisfy(isJSONSpace) { state = .done }
         }
         if let stopped {
             all.rejects.append(Reject(source: src.name, path: path, line: stopped.line, reason: stopped.reason))
+            if let emit { try emit(all); all = Rows<T>() }
             return (all, content)
         }
         // After the closing bracket only whitespace may follow, to the end of the stream.
