@@ -78,11 +78,14 @@ public struct Shingler {
     @discardableResult
     public mutating func prepare(_ text: UnsafeBufferPointer<UInt8>) -> Int {
         let n = text.count
-        // Folding can grow a scalar by one byte (U+023A, 2 bytes -> U+2C65, 3 bytes), and
-        // word mode adds one space a word: 2n + 8 bytes always suffice.
-        if folded.count < 2 * n + 8 { folded = [UInt8](repeating: 0, count: 2 * n + 8) }
-        if starts.count < n + 2 { starts = [Int32](repeating: 0, count: n + 2) }
         let ascii = UTF8Validation.isASCII(text)
+        // Folding can grow a scalar by one byte (U+023A, 2 bytes -> U+2C65, 3 bytes), and
+        // word mode adds one space a word: 2n + 8 bytes always suffice, n + 8 for ASCII
+        // (a separating space replaces at least one whitespace byte). Words are at most
+        // n/2 + 1 (a word and its separator take two bytes); units at most n.
+        let needFolded = ascii ? n + 8 : 2 * n + 8, needStarts = ascii ? n / 2 + 2 : n + 2
+        if folded.count < needFolded { folded = [UInt8](repeating: 0, count: needFolded) }
+        if starts.count < needStarts { starts = [Int32](repeating: 0, count: needStarts) }
         let charMode = ascii ? false : Shingler.isMostlyUnspaced(text)
         characterMode = charMode
         var fc = 0, sc = 0

