@@ -24,10 +24,6 @@ final class WriteStep {
         return all
     }
 
-    static func shardName(_ split: String, _ k: Int) -> String {
-        "\(split)-\(String(repeating: "0", count: max(0, 5 - String(k).count)))\(k).tkm"
-    }
-
     func files(_ u: Int) throws -> (RandomAccessWorkFile, RandomAccessWorkFile) {
         if let f = tokenFiles[u] { return f }
         if tokenFiles.count >= 128 { tokenFiles.removeAll() }
@@ -43,7 +39,7 @@ final class WriteStep {
         let sequences = try PackStep.sequences(ctx, shard)
         let width = ctx.tokenWidth
         let padID = ctx.tokenizer.eosID
-        let path = FileSystem.join(ctx.outDir, Self.shardName(shard.split, shard.index))
+        let path = FileSystem.join(ctx.outDir, DatasetDirectory.shardName(split: shard.split, index: shard.index))
         let writer = try ShardFileWriter(path: path, tokenWidth: width, zstdLevel: spec.zstdLevel, threads: threads)
         var raw: [UInt8] = []
         for pieces in sequences {
@@ -73,17 +69,42 @@ final class WriteStep {
                 r.lossMask.append(contentsOf: repeatElement(0, count: n))
                 try r.lossMask.withUnsafeMutableBytes { try mask.read(offset: Int(d.tokenOffset) + p.start, count: n, into: $0.baseAddress! + before) }
             }
-            if spec.strategy == .pad && r.tokens.count < spec.seqLen {
-                // Padding is its own (untrained) document, so varlen attention keeps it apart.
-                r.docStarts.append(UInt32(r.tokens.count))
-                let n = spec.seqLen - r.tokens.count
-                r.tokens.append(contentsOf: repeatElement(padID, count: n))
-                r.lossMask.append(contentsOf: repeatElement(0, count: n))
-            }
+            if spec.strategy == .pad { SequencePadding.pad(&r, seqLen: spec.seqLen, padID: padID) }
             try writer.append(r)
         }
         let s = try writer.finish()
-        return .object([("split", .string(shard.split)), ("file", .string(s.file)), ("records", .int(s.records)), ("tokens", .int(s.tokens)),
-                        ("documents", .int(s.documents)), ("bytes", .int(s.bytes)), ("checksum", .string(XXH3.hex(s.checksum)))])
+        return Written(split: shard.split, shard: DatasetIndex.Shard(file: s.file, records: s.records, tokens: s.tokens, bytes: s.bytes,
+                                                                     checksum: XXH3.hex(s.checksum)),
+                       documents: s.documents).json
+    }
+
+    /// A written shard, as its unit's marker carries it to the finish stage.
+    struct Written {
+        var split: String
+        var shard: DatasetIndex.Shard
+        /// Document starts in the shard, Σ d[r].
+        var documents: Int
+
+        var json: JSONOut {
+            .object([("split", .string(split)), ("file", .string(shard.file)), ("records", .int(shard.records)), ("tokens", .int(shard.tokens)),
+                     ("documents", .int(documents)), ("bytes", .int(shard.bytes)), ("checksum", .string(shard.checksum))])
+        }
+
+        init(split: String, shard: DatasetIndex.Shard, documents: Int) { self.split = split; self.shard = shard; self.documents = documents }
+
+        init(_ v: JSONValue, path: String) throws {
+            func count(_ k: String) throws -> Int {
+                guard let x = v[k]?.intValue, x >= 0 else { throw TokenmillError.corrupt(path: path, message: "the marker lacks '\(k)'") }
+                return x
+            }
+            func text(_ k: String) throws -> String {
+                guard let x = v[k]?.stringValue else { throw TokenmillError.corrupt(path: path, message: "the marker lacks '\(k)'") }
+                return x
+            }
+            split = try text("split")
+            shard = DatasetIndex.Shard(file: try text("file"), records: try count("records"), tokens: try count("tokens"), bytes: try count("bytes"),
+                                       checksum: try text("checksum"))
+            documents = try count("documents")
+        }
     }
 }
