@@ -73,4 +73,25 @@ public enum SequencePadding {
         record.lossMask.append(contentsOf: repeatElement(0, count: n))
         return n
     }
+
+    /// The padding of a record stored under `pad`, as a reader finds it: the record holds
+    /// exactly `seqLen` tokens and 1 document (it fills `seqLen`: no padding) or 2, the
+    /// second being the padding: `padID` repeated to the end, loss 0. Returns the padding's
+    /// token count, or what breaks the rule.
+    public static func storedPadding(_ r: SequenceRecord, seqLen: Int, padID: UInt32) -> Result<Int, ChunkFailure> {
+        guard r.tokens.count == seqLen else {
+            return .failure(ChunkFailure("\(r.tokens.count) tokens, but under pack.strategy pad every sequence holds seq_len (\(seqLen))"))
+        }
+        switch r.docStarts.count {
+        case 1: return .success(0)
+        case 2:
+            let p = Int(r.docStarts[1])
+            for t in p..<r.tokens.count where r.tokens[t] != padID || r.lossMask[t] != 0 {
+                return .failure(ChunkFailure("token \(t) of the padding document (from \(p)) is not pad_id \(padID) with loss 0"))
+            }
+            return .success(r.tokens.count - p)
+        default:
+            return .failure(ChunkFailure("\(r.docStarts.count) documents, but under pack.strategy pad a sequence holds 1, or 2 with padding"))
+        }
+    }
 }

@@ -123,11 +123,32 @@ public final class ShardReader {
         return try readChunk(lo)[i - chunks[lo].firstRecord]
     }
 
-    /// Checks every chunk; returns the number of documents.
+    /// What `verifyAll` counted: document starts (Σ d[r]) and, when asked to apply the
+    /// padding rule of strategy `pad`, the padded records and their padding tokens.
+    public struct Contents: Equatable, Sendable {
+        public var documentStarts = 0
+        public var paddedRecords = 0
+        public var paddingTokens = 0
+        public init(documentStarts: Int = 0, paddedRecords: Int = 0, paddingTokens: Int = 0) {
+            self.documentStarts = documentStarts; self.paddedRecords = paddedRecords; self.paddingTokens = paddingTokens
+        }
+    }
+
+    /// Checks every chunk; with `pad` (seq_len, pad id) also that every record follows the
+    /// padding rule of strategy `pad` (`SequencePadding.storedPadding`).
     @discardableResult
-    public func verifyAll() throws -> Int {
-        var docs = 0
-        for k in chunks.indices { for r in try readChunk(k) { docs += r.docStarts.count } }
-        return docs
+    public func verifyAll(pad: (seqLen: Int, padID: UInt32)? = nil) throws -> Contents {
+        var c = Contents()
+        for k in chunks.indices {
+            for (j, r) in try readChunk(k).enumerated() {
+                c.documentStarts += r.docStarts.count
+                guard let pad else { continue }
+                switch SequencePadding.storedPadding(r, seqLen: pad.seqLen, padID: pad.padID) {
+                case .success(let n): if n > 0 { c.paddedRecords += 1; c.paddingTokens += n }
+                case .failure(let f): throw TokenmillError.corrupt(path: path, message: "chunk \(k): record \(j) (shard record \(chunks[k].firstRecord + j)): \(f.message)")
+                }
+            }
+        }
+        return c
     }
 }

@@ -19,7 +19,8 @@ enum InspectCommand {
             out += "\(index.name): tokenizer \(index.tokenizer.name) (vocab \(index.tokenizer.vocabSize), \(index.dtype)), template \(index.template), "
             out += "\(index.strategy) packing, seq_len \(index.seqLen)\n"
             for s in index.splits {
-                out += "  \(s.name): \(s.records) sequences, \(s.tokens) tokens, \(s.shards.count) shard\(s.shards.count == 1 ? "" : "s")\n"
+                let padding = (s.paddingTokens ?? 0) > 0 ? " (\(s.paddingTokens!) of them padding)" : ""
+                out += "  \(s.name): \(s.records) sequences, \(s.documents) documents, \(s.tokens) tokens\(padding), \(s.shards.count) shard\(s.shards.count == 1 ? "" : "s")\n"
             }
             for m in index.raw[DatasetIndex.Key.sources]?.objectValue ?? [] {
                 let fields = (m.value.objectValue ?? []).map { "\($0.keyString) \($0.value.intValue ?? 0)" }.joined(separator: ", ")

@@ -231,7 +231,7 @@ def shard0(index: dict) -> dict:
     [
         (
             "vocab too small",
-            lambda ix: ix["tokenizer"].update(vocab_size=299),
+            lambda ix: ix["tokenizer"].update(vocab_size=299, eos_id=0, pad_id=0),
             "token id 299 >= vocab_size 299",
         ),
         ("dtype", lambda ix: ix.update(dtype="uint32"), "dtype"),
@@ -244,6 +244,14 @@ def shard0(index: dict) -> dict:
         ),
         ("split total", lambda ix: ix["splits"]["train"].update(records=1), "sum to"),
         ("bytes", lambda ix: (shard0(ix).update(bytes=5), ix["splits"]["train"].update(bytes=0)), "bytes"),
+        ("split bytes", lambda ix: ix["splits"]["train"].update(bytes=1), "splits.train.bytes: 1, but its shards sum to"),
+        (
+            "documents",
+            lambda ix: ix["splits"]["train"].update(documents=ix["splits"]["train"]["documents"] + 1),
+            "splits.train.documents: .* but its shards hold",
+        ),
+        ("padding", lambda ix: ix["splits"]["train"].update(padding_tokens=1), "splits.train.padding_tokens: 1, but"),
+        ("no padding key", lambda ix: ix["splits"]["train"].pop("padding_tokens"), "missing key 'padding_tokens'"),
         ("checksum", lambda ix: shard0(ix).update(checksum="0123456789abcdef"), "checksum mismatch"),
         ("checksum case", lambda ix: shard0(ix).update(checksum=shard0(ix)["checksum"].upper()), "hex"),
         ("escape", lambda ix: shard0(ix).update(file="../train-00000.tkm"), "not a shard file name"),

@@ -130,7 +130,8 @@ enum FinishStep {
             written[i].1.append(w)
         }
         let splits = written.filter { $0.0 == "train" || !$0.1.isEmpty }.map { name, shards in
-            DatasetIndex.Split(name: name, shards: shards.map(\.shard), documents: shards.reduce(0) { $0 + $1.documents })
+            DatasetIndex.Split(name: name, shards: shards.map(\.shard), documents: shards.reduce(0) { $0 + $1.documents },
+                               paddingTokens: shards.reduce(0) { $0 + $1.paddingTokens })
         }
 
         let checks = try check(ctx, stats)

@@ -42,6 +42,7 @@ final class WriteStep {
         let path = FileSystem.join(ctx.outDir, DatasetDirectory.shardName(split: shard.split, index: shard.index))
         let writer = try ShardFileWriter(path: path, tokenWidth: width, zstdLevel: spec.zstdLevel, threads: threads)
         var raw: [UInt8] = []
+        var padded = 0, paddingTokens = 0
         for pieces in sequences {
             var r = SequenceRecord(tokens: [], lossMask: [], docStarts: [])
             for p in pieces {
@@ -69,28 +70,40 @@ final class WriteStep {
                 r.lossMask.append(contentsOf: repeatElement(0, count: n))
                 try r.lossMask.withUnsafeMutableBytes { try mask.read(offset: Int(d.tokenOffset) + p.start, count: n, into: $0.baseAddress! + before) }
             }
-            if spec.strategy == .pad { SequencePadding.pad(&r, seqLen: spec.seqLen, padID: padID) }
+            if spec.strategy == .pad {
+                let n = SequencePadding.pad(&r, seqLen: spec.seqLen, padID: padID)
+                if n > 0 { padded += 1; paddingTokens += n }
+            }
             try writer.append(r)
         }
         let s = try writer.finish()
         return Written(split: shard.split, shard: DatasetIndex.Shard(file: s.file, records: s.records, tokens: s.tokens, bytes: s.bytes,
                                                                      checksum: XXH3.hex(s.checksum)),
-                       documents: s.documents).json
+                       documentStarts: s.documents, paddedRecords: padded, paddingTokens: paddingTokens).json
     }
 
     /// A written shard, as its unit's marker carries it to the finish stage.
     struct Written {
         var split: String
         var shard: DatasetIndex.Shard
-        /// Document starts in the shard, Σ d[r].
-        var documents: Int
+        /// Document starts in the shard, Σ d[r], padding documents included.
+        var documentStarts: Int
+        /// Sequences padded (each has one padding document) and their padding tokens.
+        var paddedRecords: Int
+        var paddingTokens: Int
+        /// Real documents: the padding documents are not.
+        var documents: Int { documentStarts - paddedRecords }
 
         var json: JSONOut {
             .object([("split", .string(split)), ("file", .string(shard.file)), ("records", .int(shard.records)), ("tokens", .int(shard.tokens)),
-                     ("documents", .int(documents)), ("bytes", .int(shard.bytes)), ("checksum", .string(shard.checksum))])
+                     ("document_starts", .int(documentStarts)), ("padded_records", .int(paddedRecords)), ("padding_tokens", .int(paddingTokens)),
+                     ("bytes", .int(shard.bytes)), ("checksum", .string(shard.checksum))])
         }
 
-        init(split: String, shard: DatasetIndex.Shard, documents: Int) { self.split = split; self.shard = shard; self.documents = documents }
+        init(split: String, shard: DatasetIndex.Shard, documentStarts: Int, paddedRecords: Int, paddingTokens: Int) {
+            self.split = split; self.shard = shard
+            self.documentStarts = documentStarts; self.paddedRecords = paddedRecords; self.paddingTokens = paddingTokens
+        }
 
         init(_ v: JSONValue, path: String) throws {
             func count(_ k: String) throws -> Int {
@@ -104,7 +117,9 @@ final class WriteStep {
             split = try text("split")
             shard = DatasetIndex.Shard(file: try text("file"), records: try count("records"), tokens: try count("tokens"), bytes: try count("bytes"),
                                        checksum: try text("checksum"))
-            documents = try count("documents")
+            documentStarts = try count("document_starts")
+            paddedRecords = try count("padded_records")
+            paddingTokens = try count("padding_tokens")
         }
     }
 }
