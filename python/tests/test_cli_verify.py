@@ -176,3 +176,9 @@ def test_a_pad_build_counts_padding_apart_and_verifies(tokenmill_bin, tmp_path):
     shutil.copytree(out, damaged)
     patch(damaged, lambda ix: train(ix).update(documents=split["documents"] + 1))
     assert_both_reject(tokenmill_bin, damaged, "index.json", "splits.train.documents")
+
+
+def test_a_frame_without_content_size_fails_both(tokenmill_bin, padded, tmp_path):
+    # FORMAT.md 1.2: every frame carries Frame_Content_Size.
+    shardwriter.write_dataset(tmp_path / "n", {"train": PADDED}, VOCAB, strategy="pad", seq_len=SEQ_LEN, content_size=False)
+    assert_both_reject(tokenmill_bin, tmp_path / "n", "train-00000.tkm", "chunk 0", "no content size")

@@ -70,14 +70,21 @@ def decompress_frame(frame: bytes, entry: ChunkEntry, path: str) -> bytes:
             path, where, f"checksum mismatch: footer says {entry.checksum:016x}, computed {computed:016x}"
         )
     try:
-        # A frame header may state the content size; refuse a lie before allocating it.
+        # The frame header must state the content size (§1.2), and it must be the footer's:
+        # checked before anything is allocated for it.
         stated = zstandard.frame_content_size(frame)
-        if stated not in (-1, entry.decompressed_size):
+        if stated == -1:
+            raise ShardError(
+                path,
+                where,
+                f"zstd frame has no content size (Frame_Content_Size), footer says {entry.decompressed_size}",
+            )
+        if stated != entry.decompressed_size:
             raise ShardError(
                 path, where, f"zstd frame says {stated} bytes, footer says {entry.decompressed_size}"
             )
-        # decompressobj reports trailing bytes and truncation even when the frame has
-        # no content size, which ZstdDecompressor.decompress does not.
+        # decompressobj reports trailing bytes and truncation, which
+        # ZstdDecompressor.decompress does not.
         dobj = zstandard.ZstdDecompressor().decompressobj()
         data = dobj.decompress(frame)
     except zstandard.ZstdError as error:
