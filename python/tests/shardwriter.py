@@ -171,3 +171,23 @@ def write_dataset(
     with open(os.path.join(directory, "index.json"), "w", encoding="utf-8") as file:
         json.dump(index, file, indent=2)
     return index
+
+
+def set_reserved_header(header: bytes) -> bytes:
+    """A ``mutate_header`` hook: every reserved header byte (13..23) non-zero."""
+    return header[:13] + bytes(range(1, 12))
+
+
+def set_reserved_footer(footer: bytes) -> bytes:
+    """A ``mutate_footer`` hook: the footer's reserved field and every chunk entry's non-zero."""
+    data = bytearray(footer)
+    data[20:24] = b"\x01\x02\x03\x04"
+    for k in range((len(data) - 24) // 40):
+        at = 24 + 40 * k + 20
+        data[at : at + 4] = b"\xff\x00\x00\x01"
+    return bytes(data)
+
+
+def set_reserved_entries(footer: bytes) -> bytes:
+    """A ``mutate_footer`` hook: only the chunk entries' reserved fields non-zero."""
+    return footer[:24] + set_reserved_footer(footer)[24:]

@@ -182,3 +182,28 @@ def test_a_frame_without_content_size_fails_both(tokenmill_bin, padded, tmp_path
     # FORMAT.md 1.2: every frame carries Frame_Content_Size.
     shardwriter.write_dataset(tmp_path / "n", {"train": PADDED}, VOCAB, strategy="pad", seq_len=SEQ_LEN, content_size=False)
     assert_both_reject(tokenmill_bin, tmp_path / "n", "train-00000.tkm", "chunk 0", "no content size")
+
+
+EVERY_RESERVED = {"mutate_header": shardwriter.set_reserved_header, "mutate_footer": shardwriter.set_reserved_footer}
+
+
+def test_reserved_fields_of_a_later_minor_pass_both(tokenmill_bin, tmp_path):
+    # FORMAT.md 1.7: a reader of minor 1 ignores reserved fields in a file of minor 9 (the
+    # checksums are recomputed, so only the reserved rule is tested).
+    shardwriter.write_dataset(tmp_path / "d", {"train": PADDED}, VOCAB, strategy="pad", seq_len=SEQ_LEN, version_minor=9, **EVERY_RESERVED)
+    assert_both_accept(tokenmill_bin, tmp_path / "d")
+
+
+@pytest.mark.parametrize("minor", [0, 1])
+@pytest.mark.parametrize(
+    "part, hooks",
+    [
+        ("header", {"mutate_header": shardwriter.set_reserved_header}),
+        ("footer", {"mutate_footer": lambda f: f[:20] + b"\x01\x00\x00\x00" + f[24:]}),
+        ("entries", {"mutate_footer": shardwriter.set_reserved_entries}),
+        ("all", EVERY_RESERVED),
+    ],
+)
+def test_reserved_fields_up_to_the_current_minor_fail_both(tokenmill_bin, tmp_path, minor, part, hooks):
+    shardwriter.write_dataset(tmp_path / "d", {"train": PADDED}, VOCAB, strategy="pad", seq_len=SEQ_LEN, version_minor=minor, **hooks)
+    assert_both_reject(tokenmill_bin, tmp_path / "d", "train-00000.tkm", "reserved")

@@ -109,6 +109,35 @@ def test_newer_minor_versions_are_read(tmp_path):
         assert_example(ds[i], expected_example(record))
 
 
+# FORMAT.md 1.7: reserved fields must be zero in a file whose version_minor is at most the
+# reader's (1); a later minor may use them, and the reader ignores them.
+RESERVED_PARTS = {
+    "header": {"mutate_header": shardwriter.set_reserved_header},
+    "footer": {"mutate_footer": lambda f: f[:20] + b"\x01\x00\x00\x00" + f[24:]},
+    "entries": {"mutate_footer": shardwriter.set_reserved_entries},
+}
+
+
+def test_reserved_fields_of_a_later_minor_are_ignored(tmp_path):
+    records = make_records(21, 7, 300)  # 4 chunks of 2 records
+    every = {"mutate_header": shardwriter.set_reserved_header, "mutate_footer": shardwriter.set_reserved_footer}
+    shardwriter.write_dataset(tmp_path, {"train": [records]}, 300, version_minor=9, **every)
+    with Dataset(tmp_path) as ds:
+        assert ds.shards[0].header.version_minor == 9
+        ds.verify()
+        for i, record in enumerate(records):
+            assert_example(ds[i], expected_example(record))
+
+
+@pytest.mark.parametrize("minor", [0, 1])
+@pytest.mark.parametrize("part", sorted(RESERVED_PARTS))
+def test_reserved_fields_up_to_the_readers_minor_must_be_zero(tmp_path, minor, part):
+    records = make_records(21, 7, 300)
+    shardwriter.write_dataset(tmp_path, {"train": [records]}, 300, version_minor=minor, **RESERVED_PARTS[part])
+    with pytest.raises(ShardError, match=f"reserved.*version 1.{minor}"):
+        Dataset(tmp_path)
+
+
 def test_a_frame_without_content_size_is_damage(tmp_path):
     # FORMAT.md 1.2: a frame must carry Frame_Content_Size (tokenmill verify rejects one
     # without). Opening reads no frame; reading a record, or verify(), does.

@@ -20,8 +20,6 @@ from .errors import ShardError
 
 INDEX_NAME = "index.json"
 FORMAT_NAME = "tokenmill-shards"
-#: The minor version this reader implements (docs/FORMAT.md version log).
-VERSION_MINOR = 1
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
 # A shard name is a plain file name inside the directory: never a path that escapes it.

@@ -82,7 +82,7 @@ class Shard:
         self.header: Header = parse_header(self._map[0:HEADER_SIZE], self.path)
         trailer = parse_trailer(self._map[size - TRAILER_SIZE : size], size, self.path)
         footer_bytes = self._map[trailer.footer_offset : trailer.footer_offset + trailer.footer_size]
-        self.footer: Footer = parse_footer(footer_bytes, trailer, self.path)
+        self.footer: Footer = parse_footer(footer_bytes, trailer, self.path, self.header.version_minor)
         if vocab_size is not None and self.header.token_width == 2 and vocab_size > 65536:
             raise ShardError(
                 self.path, "header.token_width", f"2 bytes cannot hold ids of vocab_size {vocab_size}"
