@@ -41,10 +41,14 @@ enum InspectCommand {
                 let extra = index.tokenizer.specialTokens.filter { tokenizer.specialID($0.text) == nil }.map { ($0.text, UInt32($0.id)) }
                 if !extra.isEmpty { tokenizer = try tokenizer.addingSpecialTokens(extra) }
                 let trained = rec.lossMask.reduce(0) { $0 + Int($1) }
-                var out = "sequence \(n) of \(split.name) (\(s.file) record \(n - base)): \(rec.tokens.count) tokens, \(rec.docStarts.count) documents, \(trained) trained on (between ⟦ ⟧)\n"
+                // Under pad, a second document start is where the padding begins (FORMAT.md 1.2).
+                let padded = index.strategy == "pad" && rec.docStarts.count == 2
+                let documents = rec.docStarts.count - (padded ? 1 : 0)
+                var out = "sequence \(n) of \(split.name) (\(s.file) record \(n - base)): \(rec.tokens.count) tokens, \(documents) document\(documents == 1 ? "" : "s")\(padded ? " and padding" : ""), \(trained) trained on (between ⟦ ⟧)\n"
                 let bounds = rec.docStarts.map(Int.init) + [rec.tokens.count]
                 for d in 0..<rec.docStarts.count {
-                    out += "──── document \(d): tokens \(bounds[d])..<\(bounds[d + 1])\n"
+                    let what = padded && d == 1 ? "padding" : "document \(d)"
+                    out += "──── \(what): tokens \(bounds[d])..<\(bounds[d + 1])\n"
                     var t = bounds[d]
                     while t < bounds[d + 1] {
                         var e = t
