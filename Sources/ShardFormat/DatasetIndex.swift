@@ -126,9 +126,11 @@ public struct DatasetIndex {
             (Key.pack, .object([(Key.strategy, .string(strategy)), (Key.overflow, .string(overflow))])),
             (Key.dtype, .string(dtype)),
             (Key.splits, .object(splits.map { s in
-                (s.name, .object([
-                    (Key.records, .int(s.records)), (Key.tokens, .int(s.tokens)), (Key.documents, .int(s.documents)),
-                    (Key.paddingTokens, .int(s.paddingTokens ?? 0)), (Key.bytes, .int(s.bytes)),
+                // A split read from a 1.0 index has no padding_tokens, and renders without it.
+                let padding: [(String, JSONOut)] = s.paddingTokens.map { [(Key.paddingTokens, .int($0))] } ?? []
+                return (s.name, .object([(Key.records, .int(s.records)), (Key.tokens, .int(s.tokens)), (Key.documents, .int(s.documents))]
+                    + padding + [
+                    (Key.bytes, .int(s.bytes)),
                     (Key.shards, .array(s.shards.map { f in
                         .object([(Key.file, .string(f.file)), (Key.records, .int(f.records)), (Key.tokens, .int(f.tokens)),
                                  (Key.bytes, .int(f.bytes)), (Key.checksum, .string(f.checksum))])
