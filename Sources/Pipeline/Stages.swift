@@ -2,6 +2,7 @@ import BPE
 import Dedup
 import Ingest
 import Packing
+import ShardFormat
 import TokenmillCore
 
 /// The stages of a build, in order (docs/PIPELINE.md). Each runs over units; task I of N
@@ -83,7 +84,7 @@ final class BuildContext {
             t = try t.addingSpecialTokens([("<|im_start|>", a), ("<|im_end|>", b)])
         }
         tokenizer = t
-        tokenWidth = t.vocabSize <= 65536 ? 2 : 4
+        tokenWidth = DatasetDirectory.tokenWidth(vocabSize: t.vocabSize)
     }
 
     /// Units of a stage; nil when they are known only once an earlier stage is done.

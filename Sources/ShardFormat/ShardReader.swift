@@ -16,6 +16,9 @@ public final class ShardReader {
     }
 
     public let path: String
+    /// The header's version_minor. A file of a minor above `ShardLayout.versionMinor` may
+    /// use its reserved fields; this reader then ignores them (FORMAT.md 1.7).
+    public let versionMinor: Int
     public let tokenWidth: Int
     public let recordCount: Int
     public let tokenCount: Int
@@ -41,11 +44,14 @@ public final class ShardReader {
         guard Array(data[0..<8]) == ShardLayout.magic else { throw bad("header: bad magic (not a .tkm shard)") }
         var r = ByteReader(data, offset: 8)
         let major = r.u16()!, minor = r.u16()!
-        _ = minor
         guard major == ShardLayout.versionMajor else { throw bad("header: format version \(major).x, this reader reads \(ShardLayout.versionMajor).x") }
+        versionMinor = Int(minor)
+        // Reserved fields are zero in every minor this reader knows; a later minor may use
+        // them only in ways this reader can ignore.
+        let reservedZero = minor <= ShardLayout.versionMinor
         let width = Int(data[12])
         guard width == 2 || width == 4 else { throw bad("header: token width \(width), expected 2 or 4") }
-        for i in 13..<24 where data[i] != 0 { throw bad("header: reserved byte \(i) is not zero") }
+        if reservedZero { for i in 13..<24 where data[i] != 0 { throw bad("header: reserved byte \(i) is not zero (version 1.\(minor))") } }
         r.offset = 24
         let headerSum = r.u64()!
         guard headerSum == data.withUnsafeBytes({ XXH3.hash64(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }) else {
@@ -69,7 +75,8 @@ public final class ShardReader {
         r.offset = fo
         let records = r.u64()!, tokens = r.u64()!
         let count = Int(r.u32()!)
-        guard r.u32()! == 0 else { throw bad("footer: reserved field is not zero") }
+        let footerReserved = r.u32()!
+        guard !reservedZero || footerReserved == 0 else { throw bad("footer: reserved field is not zero (version 1.\(minor))") }
         guard fs == ShardLayout.footerFixedSize + ShardLayout.chunkEntrySize * count else {
             throw bad("footer: \(count) chunks do not fit a footer of \(fs) bytes")
         }
@@ -80,7 +87,7 @@ public final class ShardReader {
             let off = Int(r.u64()!), cs = Int(r.u32()!), ds = Int(r.u32()!), rc = Int(r.u32()!)
             let reserved = r.u32()!
             let tc = r.u64()!, sum = r.u64()!
-            guard reserved == 0 else { throw bad("footer: chunk \(k): reserved field is not zero") }
+            guard !reservedZero || reserved == 0 else { throw bad("footer: chunk \(k): reserved field is not zero (version 1.\(minor))") }
             guard off == expectOffset, cs > 0, off + cs <= fo else { throw bad("footer: chunk \(k): offset \(off) size \(cs) break the chunk tiling") }
             guard rc > 0, tc <= UInt64(Int32.max), ds > 0 else { throw bad("footer: chunk \(k): implausible counts") }
             chunks.append(Chunk(offset: off, compressedSize: cs, decompressedSize: ds, records: rc, tokens: Int(tc), checksum: sum, firstRecord: sumRecords))
@@ -123,11 +130,32 @@ public final class ShardReader {
         return try readChunk(lo)[i - chunks[lo].firstRecord]
     }
 
-    /// Checks every chunk; returns the number of documents.
+    /// What `verifyAll` counted: document starts (Σ d[r]) and, when asked to apply the
+    /// padding rule of strategy `pad`, the padded records and their padding tokens.
+    public struct Contents: Equatable, Sendable {
+        public var documentStarts = 0
+        public var paddedRecords = 0
+        public var paddingTokens = 0
+        public init(documentStarts: Int = 0, paddedRecords: Int = 0, paddingTokens: Int = 0) {
+            self.documentStarts = documentStarts; self.paddedRecords = paddedRecords; self.paddingTokens = paddingTokens
+        }
+    }
+
+    /// Checks every chunk; with `pad` (seq_len, pad id) also that every record follows the
+    /// padding rule of strategy `pad` (`SequencePadding.storedPadding`).
     @discardableResult
-    public func verifyAll() throws -> Int {
-        var docs = 0
-        for k in chunks.indices { for r in try readChunk(k) { docs += r.docStarts.count } }
-        return docs
+    public func verifyAll(pad: (seqLen: Int, padID: UInt32)? = nil) throws -> Contents {
+        var c = Contents()
+        for k in chunks.indices {
+            for (j, r) in try readChunk(k).enumerated() {
+                c.documentStarts += r.docStarts.count
+                guard let pad else { continue }
+                switch SequencePadding.storedPadding(r, seqLen: pad.seqLen, padID: pad.padID) {
+                case .success(let n): if n > 0 { c.paddedRecords += 1; c.paddingTokens += n }
+                case .failure(let f): throw TokenmillError.corrupt(path: path, message: "chunk \(k): record \(j) (shard record \(chunks[k].firstRecord + j)): \(f.message)")
+                }
+            }
+        }
+        return c
     }
 }

@@ -63,7 +63,7 @@ public final class ShardFileWriter {
         file = try AtomicFileWriter(path: path)
         var header: [UInt8] = ShardLayout.magic
         header.appendLE(ShardLayout.versionMajor)
-        header.appendLE(ShardLayout.versionMinor)
+        header.appendLE(ShardLayout.shardVersionMinor)
         header.append(UInt8(tokenWidth))
         header.append(contentsOf: [UInt8](repeating: 0, count: 11))
         header.appendLE(XXH3.hash64(header))

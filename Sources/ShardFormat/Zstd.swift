@@ -22,7 +22,11 @@ public enum Zstd {
         let frameSize = ZSTD_findFrameCompressedSize(input.baseAddress, input.count)
         if ZSTD_isError(frameSize) != 0 { return .failure(ZstdFailure("not a zstd frame (\(String(cString: ZSTD_getErrorName(frameSize))))")) }
         if frameSize != input.count { return .failure(ZstdFailure("frame is \(frameSize) bytes, the footer says \(input.count)")) }
+        // The frame must state its content size, and it must be the footer's (FORMAT.md 1.2).
         let content = ZSTD_getFrameContentSize(input.baseAddress, input.count)
+        if content == UInt64.max {  // ZSTD_CONTENTSIZE_UNKNOWN
+            return .failure(ZstdFailure("frame has no content size (Frame_Content_Size), the footer says \(expectedSize)"))
+        }
         if content != UInt64(expectedSize) { return .failure(ZstdFailure("frame content size \(content) differs from the footer's \(expectedSize)")) }
         var out = [UInt8](repeating: 0, count: expectedSize)
         let n = out.withUnsafeMutableBytes { o in

@@ -16,12 +16,13 @@ enum InspectCommand {
             let split = try index.split(a.options["--split"] ?? "train")
             out = try showSequence(n, split: split, index: index, dir: dir)
         } else {
-            out += "\(index.name): tokenizer \(index.tokenizerName) (vocab \(index.vocabSize), \(index.dtype)), template \(index.template), "
+            out += "\(index.name): tokenizer \(index.tokenizer.name) (vocab \(index.tokenizer.vocabSize), \(index.dtype)), template \(index.template), "
             out += "\(index.strategy) packing, seq_len \(index.seqLen)\n"
             for s in index.splits {
-                out += "  \(s.name): \(s.records) sequences, \(s.tokens) tokens, \(s.shards.count) shard\(s.shards.count == 1 ? "" : "s")\n"
+                let padding = (s.paddingTokens ?? 0) > 0 ? " (\(s.paddingTokens!) of them padding)" : ""
+                out += "  \(s.name): \(s.records) sequences, \(s.documents) documents, \(s.tokens) tokens\(padding), \(s.shards.count) shard\(s.shards.count == 1 ? "" : "s")\n"
             }
-            for m in index.raw["sources"]?.objectValue ?? [] {
+            for m in index.raw[DatasetIndex.Key.sources]?.objectValue ?? [] {
                 let fields = (m.value.objectValue ?? []).map { "\($0.keyString) \($0.value.intValue ?? 0)" }.joined(separator: ", ")
                 out += "  source \(m.keyString): \(fields)\n"
             }
@@ -34,16 +35,20 @@ enum InspectCommand {
         var base = 0
         for s in split.shards {
             if n < base + s.records {
-                let reader = try ShardReader(path: FileSystem.join(dir, s.file), vocabSize: index.vocabSize)
+                let reader = try ShardReader(path: FileSystem.join(dir, s.file), vocabSize: index.tokenizer.vocabSize)
                 let rec = try reader.record(n - base)
-                var tokenizer = try TokenizerLoader.load(index.tokenizerName)
-                let extra = index.specialTokens.filter { tokenizer.specialID($0.0) == nil }.map { ($0.0, UInt32($0.1)) }
+                var tokenizer = try TokenizerLoader.load(index.tokenizer.name)
+                let extra = index.tokenizer.specialTokens.filter { tokenizer.specialID($0.text) == nil }.map { ($0.text, UInt32($0.id)) }
                 if !extra.isEmpty { tokenizer = try tokenizer.addingSpecialTokens(extra) }
                 let trained = rec.lossMask.reduce(0) { $0 + Int($1) }
-                var out = "sequence \(n) of \(split.name) (\(s.file) record \(n - base)): \(rec.tokens.count) tokens, \(rec.docStarts.count) documents, \(trained) trained on (between ⟦ ⟧)\n"
+                // Under pad, a second document start is where the padding begins (FORMAT.md 1.2).
+                let padded = index.strategy == "pad" && rec.docStarts.count == 2
+                let documents = rec.docStarts.count - (padded ? 1 : 0)
+                var out = "sequence \(n) of \(split.name) (\(s.file) record \(n - base)): \(rec.tokens.count) tokens, \(documents) document\(documents == 1 ? "" : "s")\(padded ? " and padding" : ""), \(trained) trained on (between ⟦ ⟧)\n"
                 let bounds = rec.docStarts.map(Int.init) + [rec.tokens.count]
                 for d in 0..<rec.docStarts.count {
-                    out += "──── document \(d): tokens \(bounds[d])..<\(bounds[d + 1])\n"
+                    let what = padded && d == 1 ? "padding" : "document \(d)"
+                    out += "──── \(what): tokens \(bounds[d])..<\(bounds[d + 1])\n"
                     var t = bounds[d]
                     while t < bounds[d + 1] {
                         var e = t

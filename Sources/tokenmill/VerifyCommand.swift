@@ -8,7 +8,8 @@ enum VerifyCommand {
         let a = try Arguments(args, valued: [], flags: [])
         guard a.positionals.count == 1 else { throw TokenmillError.usage("tokenmill verify DIR") }
         let r = try DatasetVerifier.verify(dir: a.positionals[0])
-        var b = Array("ok: \(r.shards) shards, \(r.records) sequences, \(r.documents) documents, \(r.tokens) tokens, \(r.bytes) bytes verified\n".utf8)
+        let padding = r.paddingTokens > 0 ? " (\(r.paddingTokens) of them padding)" : ""
+        var b = Array("ok: \(r.shards) shards, \(r.records) sequences, \(r.documents) documents, \(r.tokens) tokens\(padding), \(r.bytes) bytes verified\n".utf8)
         b.withUnsafeMutableBytes { FileSystem.writeStdout(UnsafeRawBufferPointer($0)) }
     }
 }

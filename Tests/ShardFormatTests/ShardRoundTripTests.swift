@@ -91,4 +91,54 @@ final class ShardRoundTripTests: XCTestCase {
         XCTAssertNoThrow(try ShardReader(path: "\(dir)/s.tkm", vocabSize: 1000).readChunk(0))
         XCTAssertThrowsError(try ShardReader(path: "\(dir)/s.tkm", vocabSize: 999).readChunk(0))
     }
+
+    /// FORMAT.md 1.7: reserved fields must be zero in a file of this reader's minor (1) or an
+    /// older one; a later minor may use them and this reader ignores them, checking the rest.
+    func testReservedFieldsOfALaterMinorAreIgnored() throws {
+        let dir = makeTemporaryDirectory("shard-reserved")
+        var rng = SplitMix64(seed: 11)
+        // Records of 200k-300k u32 tokens: several chunks of 1 MiB of token bytes.
+        let recs = randomRecords(&rng, count: 12, maxTokens: 300_000, vocab: 100_000)
+        let path = "\(dir)/s.tkm"
+        _ = try ShardWriter.write(path: path, records: recs[...], tokenWidth: 4, zstdLevel: 1, threads: 2)
+        let good = try FileSystem.readFile(path)
+        XCTAssertEqual(Array(good[10..<12]), [0, 0], "the writer says minor 0")
+
+        /// `good` with version_minor `minor` and the chosen reserved fields non-zero; the
+        /// header and footer checksums recomputed, so only the reserved rule can object.
+        func patched(minor: UInt16, header: Bool, footer: Bool, entries: Bool) -> [UInt8] {
+            var b = good
+            b[10] = UInt8(minor & 0xFF); b[11] = UInt8(minor >> 8)
+            if header { for i in 13..<24 { b[i] = UInt8(i) } }
+            let headerSum = XXH3.hash64(Array(b[0..<24]))
+            b.withUnsafeMutableBytes { $0.storeBytes(of: headerSum.littleEndian, toByteOffset: 24, as: UInt64.self) }
+            let t = b.count - 32
+            let fo = Int(b[t..<(t + 8)].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+            let chunkCount = Int(b[fo + 16]) | Int(b[fo + 17]) << 8
+            if footer { b[fo + 20] = 0x5A; b[fo + 23] = 0x01 }
+            if entries { for k in 0..<chunkCount { b[fo + 24 + 40 * k + 20] = 0xFF; b[fo + 24 + 40 * k + 22] = 0x07 } }
+            let sum = XXH3.hash64(Array(b[fo..<t]))
+            b.withUnsafeMutableBytes { $0.storeBytes(of: sum.littleEndian, toByteOffset: t + 16, as: UInt64.self) }
+            return b
+        }
+
+        try FileSystem.writeAtomically(path, patched(minor: 9, header: true, footer: true, entries: true))
+        let later = try ShardReader(path: path, vocabSize: 100_000)
+        XCTAssertEqual(later.versionMinor, 9)
+        XCTAssertGreaterThan(later.chunks.count, 2)
+        var got: [SequenceRecord] = []
+        for k in later.chunks.indices { got += try later.readChunk(k) }
+        XCTAssertEqual(got, recs)
+
+        for minor: UInt16 in [0, 1] {
+            for (h, f, e) in [(true, false, false), (false, true, false), (false, false, true), (true, true, true)] {
+                try FileSystem.writeAtomically(path, patched(minor: minor, header: h, footer: f, entries: e))
+                XCTAssertThrowsError(try ShardReader(path: path, vocabSize: 100_000), "minor \(minor) header \(h) footer \(f) entries \(e)") { err in
+                    guard case .corrupt(let p, let m) = err as? TokenmillError else { return XCTFail("\(err)") }
+                    XCTAssertEqual(p, path)
+                    XCTAssertTrue(m.contains("reserved") && m.contains("version 1.\(minor)"), m)
+                }
+            }
+        }
+    }
 }

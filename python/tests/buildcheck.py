@@ -71,6 +71,24 @@ def read_sequences(directory: Path, split: str = "train") -> list[dict]:
         return out
 
 
+def strip_padding(sequences: Sequence[dict], seq_len: int, pad_id: int) -> tuple[list[dict], int]:
+    """Under ``pad`` (FORMAT.md 1.2): every sequence holds seq_len tokens and 1 document, or 2
+    whose second is padding (``pad_id``, loss 0). Returns the sequences without their
+    padding, and the padding tokens."""
+    out, padding = [], 0
+    for k, seq in enumerate(sequences):
+        assert len(seq["tokens"]) == seq_len, f"pad: sequence {k} holds {len(seq['tokens'])} tokens, not {seq_len}"
+        assert len(seq["cu"]) in (2, 3), f"pad: sequence {k} has {len(seq['cu']) - 1} documents"
+        if len(seq["cu"]) == 3:
+            start = seq["cu"][1]
+            assert set(seq["tokens"][start:]) == {pad_id}, f"pad: sequence {k} pads with other ids than {pad_id}"
+            assert not any(seq["mask"][start:]), f"pad: sequence {k} trains on its padding"
+            padding += seq_len - start
+            seq = {"tokens": seq["tokens"][:start], "mask": seq["mask"][:start], "cu": seq["cu"][:2]}
+        out.append(seq)
+    return out, padding
+
+
 def documents_of(sequences: Sequence[dict]) -> list[reference.Piece]:
     return [
         (seq["tokens"][a:b], seq["mask"][a:b]) for seq in sequences for a, b in zip(seq["cu"], seq["cu"][1:])
@@ -180,12 +198,26 @@ def check_build(spec_path: Path, directory: Path) -> dict:
     if not spec.get("split", {}).get("validation"):
         assert set(splits) == {"train"}, f"no split asked for, but index.json has {sorted(splits)}"
     shuffled = spec.get("output", {}).get("shuffle_seed") is not None
+    padding_total = 0
     for name, sequences in splits.items():
+        entry = index["splits"][name]
         got = sum(len(s["tokens"]) for s in sequences)
-        assert got == index["splits"][name]["tokens"], (
-            f"split {name}: {got} tokens, index.json says otherwise"
-        )
-        assert len(sequences) == index["splits"][name]["records"]
+        assert got == entry["tokens"], f"split {name}: {got} tokens, index.json says otherwise"
+        assert len(sequences) == entry["records"]
+        padding = 0
+        if strategy == "pad":
+            sequences, padding = strip_padding(sequences, seq_len, index["tokenizer"]["pad_id"])
+            splits[name] = sequences
+        # documents: the document starts that are not padding (FORMAT.md 2.2).
+        documents = sum(len(s["cu"]) - 1 for s in sequences)
+        assert entry["documents"] == documents, f"split {name}: index.json documents {entry['documents']}, shards hold {documents}"
+        assert entry["padding_tokens"] == padding, f"split {name}: index.json padding_tokens {entry['padding_tokens']}, shards hold {padding}"
+        padding_total += padding
+    source_tokens = sum(s["tokens"] for s in index["sources"].values())
+    split_tokens = sum(s["tokens"] for s in index["splits"].values())
+    assert source_tokens + padding_total == split_tokens, (
+        f"sum of sources.*.tokens {source_tokens} + padding {padding_total} != sum of splits.*.tokens {split_tokens}"
+    )
 
     if strategy == "concat":  # one split only (reference.load_spec refuses the rest)
         sequences = splits["train"]
@@ -213,8 +245,8 @@ def check_build(spec_path: Path, directory: Path) -> dict:
         assert max(lengths, default=0) <= seq_len, (
             f"split {name}: a sequence is longer than seq_len {seq_len}"
         )
-        if strategy == "none":
-            assert all(len(s["cu"]) == 2 for s in sequences), "strategy none: one document a sequence"
+        if strategy in ("none", "pad"):
+            assert all(len(s["cu"]) == 2 for s in sequences), f"strategy {strategy}: one document a sequence"
         if strategy == "best-fit":
             # Packed per split, so best-fit-decreasing is replayed on each split's documents.
             got_bins = [tuple(sorted(np.diff(s["cu"]).tolist())) for s in sequences]

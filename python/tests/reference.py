@@ -4,11 +4,11 @@ Written from docs/TEMPLATES.md, docs/FORMAT.md and /work/shared/DESIGN.md ("The 
 spec") to check the Swift tool's output, never to be fast. It covers the part of the spec
 the tests use: JSON/JSONL/CSV sources (optionally .gz/.zst) mapped to instruction or text
 records, normalization, exact dedup, an optional chars filter, the templates plain /
-alpaca / chatml, and the packing strategies none / concat / best-fit with every overflow
-mode. A ``split`` is modelled only as "train and validation together hold every kept
-record once", since which records go to validation is the tool's to choose. Anything
-else raises :class:`Unsupported`, and the calling test skips with that message rather
-than checking against a guess.
+alpaca / chatml, and the packing strategies none / concat / best-fit / pad (one item a
+sequence, padded to seq_len) with every overflow mode. A ``split`` is modelled only as
+"train and validation together hold every kept record once", since which records go to
+validation is the tool's to choose. Anything else raises :class:`Unsupported`, and the
+calling test skips with that message rather than checking against a guess.
 
 Interpretations the documents leave open (also reported to the Swift side):
 - ``map`` values containing ``{`` are templates, others field names; normalization runs
@@ -238,7 +238,7 @@ def load_spec(path: Path) -> dict:
         raise Unsupported(f"dedup options {sorted(set(dedup) - {'exact'})}")
     if set(spec.get("filter", {})) - {"min_chars", "max_chars"}:
         raise Unsupported(f"filter options {sorted(spec['filter'])}")
-    if spec.get("pack", {}).get("strategy", "none") not in ("none", "concat", "best-fit"):
+    if spec.get("pack", {}).get("strategy", "none") not in ("none", "concat", "best-fit", "pad"):
         raise Unsupported(f"pack.strategy {spec['pack']['strategy']!r}")
     if spec.get("template") not in ("plain", "alpaca", "chatml"):
         raise Unsupported(f"template {spec.get('template')!r}")
@@ -444,3 +444,15 @@ def count_overflow(docs, counts: Counter, seq_len: int, strategy: str, overflow:
         return 0 if overflow == "drop" else seq_len
 
     return written
+
+
+def pad_sequence(piece: Piece, seq_len: int, pad_id: int) -> tuple[list, list, list]:
+    """Strategy ``pad`` (FORMAT.md 1.2): one item a sequence; a shorter one is filled up
+    with ``pad_id``, loss 0, and the padding is one more document where it begins."""
+    tokens, mask = list(piece[0]), list(piece[1])
+    starts = [0]
+    if len(tokens) < seq_len:
+        starts.append(len(tokens))
+        mask += [0] * (seq_len - len(tokens))
+        tokens += [pad_id] * (seq_len - len(tokens))
+    return tokens, mask, starts

@@ -56,17 +56,21 @@ def shard_bytes(
     level: int = 3,
     content_size: bool = True,
     version_minor: int = 0,
+    mutate_header: Callable[[bytes], bytes] | None = None,
     mutate_raw: Callable[[int, bytes], bytes] | None = None,
     mutate_frame: Callable[[int, bytes], bytes] | None = None,
     mutate_footer: Callable[[bytes], bytes] | None = None,
 ) -> bytes:
     """A whole shard: header, chunks of ``chunk_records`` records, footer, trailer.
 
-    The ``mutate_*`` hooks model a buggy writer: they change chunk ``c``'s decompressed
-    bytes, its compressed frame, or the footer, and every checksum is computed after
-    them, so only the reader's structural checks can catch the damage.
+    The ``mutate_*`` hooks model a buggy writer: they change the header's first 24 bytes,
+    chunk ``c``'s decompressed bytes, its compressed frame, or the footer, and every
+    checksum is computed after them, so only the reader's structural checks can catch the
+    damage.
     """
     header = MAGIC + struct.pack("<HHB", 1, version_minor, width) + bytes(3) + bytes(8)
+    if mutate_header is not None:
+        header = mutate_header(header)
     header += struct.pack("<Q", h64(header))
     body = bytearray(header)
     table = bytearray()
@@ -92,14 +96,27 @@ def shard_bytes(
     return bytes(body)
 
 
+def padding_of(record: Record) -> int:
+    """Padding tokens of a record stored under strategy ``pad`` (§1.2): a record with two
+    document starts is its item then padding, from the second start to the end."""
+    tokens, _, starts = record
+    return len(tokens) - starts[1] if len(starts) == 2 else 0
+
+
 def write_dataset(
     directory: str | os.PathLike[str],
     splits: dict[str, Sequence[Sequence[Record]]],
     vocab_size: int,
     chunk_records: int = 2,
+    strategy: str = "best-fit",
+    seq_len: int = 16,
     **shard_options: object,
 ) -> dict:
-    """Write ``SPLIT-NNNNN.tkm`` files (one per record list) and ``index.json``; return the index."""
+    """Write ``SPLIT-NNNNN.tkm`` files (one per record list) and ``index.json``; return the index.
+
+    ``documents`` counts document starts, less one padding document per padded record
+    when ``strategy`` is ``pad`` (§2.2); ``padding_tokens`` the padding.
+    """
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     width = 2 if vocab_size <= 65536 else 4
@@ -120,16 +137,19 @@ def write_dataset(
                     "checksum": f"{h64(data):016x}",
                 }
             )
+        every = [r for records in shard_lists for r in records]
+        padding = [padding_of(r) for r in every] if strategy == "pad" else [0] * len(every)
         index_splits[split] = {
             "records": sum(s["records"] for s in shards),
             "tokens": sum(s["tokens"] for s in shards),
-            "documents": sum(len(r[2]) for records in shard_lists for r in records),
+            "documents": sum(len(r[2]) for r in every) - sum(1 for p in padding if p),
+            "padding_tokens": sum(padding),
             "bytes": sum(s["bytes"] for s in shards),
             "shards": shards,
         }
     index = {
         "format": "tokenmill-shards",
-        "format_version": "1.0",
+        "format_version": "1.1",
         "tool_version": "test",
         "spec_hash": "0000000000000000",
         "name": "test",
@@ -142,8 +162,8 @@ def write_dataset(
             "special_tokens": {},
         },
         "template": "plain",
-        "seq_len": 16,
-        "pack": {"strategy": "best-fit", "overflow": "split"},
+        "seq_len": seq_len,
+        "pack": {"strategy": strategy, "overflow": "split"},
         "dtype": "uint16" if width == 2 else "uint32",
         "splits": index_splits,
         "sources": {},
@@ -151,3 +171,23 @@ def write_dataset(
     with open(os.path.join(directory, "index.json"), "w", encoding="utf-8") as file:
         json.dump(index, file, indent=2)
     return index
+
+
+def set_reserved_header(header: bytes) -> bytes:
+    """A ``mutate_header`` hook: every reserved header byte (13..23) non-zero."""
+    return header[:13] + bytes(range(1, 12))
+
+
+def set_reserved_footer(footer: bytes) -> bytes:
+    """A ``mutate_footer`` hook: the footer's reserved field and every chunk entry's non-zero."""
+    data = bytearray(footer)
+    data[20:24] = b"\x01\x02\x03\x04"
+    for k in range((len(data) - 24) // 40):
+        at = 24 + 40 * k + 20
+        data[at : at + 4] = b"\xff\x00\x00\x01"
+    return bytes(data)
+
+
+def set_reserved_entries(footer: bytes) -> bytes:
+    """A ``mutate_footer`` hook: only the chunk entries' reserved fields non-zero."""
+    return footer[:24] + set_reserved_footer(footer)[24:]

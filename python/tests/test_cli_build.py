@@ -54,7 +54,7 @@ def test_demo_documents_are_its_rendered_source_records(demo_spec, demo_build):
     "template, tokenizer",
     [("plain", "cl100k_base"), ("alpaca", "gpt2"), ("chatml", "o200k_base"), ("chatml", "p50k_base")],
 )
-@pytest.mark.parametrize("strategy", ["none", "concat", "best-fit"])
+@pytest.mark.parametrize("strategy", ["none", "concat", "best-fit", "pad"])
 def test_own_spec_documents_and_packing(tokenmill_bin, tmp_path, template, tokenizer, strategy):
     spec = specdata.write_spec(tmp_path, template, tokenizer, strategy)
     out = cli.build(tokenmill_bin, spec, tmp_path / "out")

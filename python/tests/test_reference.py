@@ -46,7 +46,8 @@ def fake_build(spec_path, out):
         start, end = buildcheck.CHAT_MARKER_IDS.get(name, (top + 1, top + 2))
         specials.update({"<|im_start|>": start, "<|im_end|>": end})
     vocab_size = max(top, *specials.values()) + 1
-    tokenizer = {"name": name, "eos_id": specials["<|endoftext|>"], "special_tokens": specials}
+    eos = specials["<|endoftext|>"]
+    tokenizer = {"name": name, "eos_id": eos, "pad_id": eos, "special_tokens": specials}
     encoding, _ = buildcheck.encoding_for({"tokenizer": tokenizer})
     records, counts = reference.kept_records(spec_path)
     docs = [reference.Renderer(template, encoding, specials).render(r) for r in records]
@@ -70,8 +71,10 @@ def fake_build(spec_path, out):
                 tokens += pieces[i][0]
                 mask += pieces[i][1]
             sequences.append((tokens, mask, starts))
+        if strategy == "pad":
+            sequences = [reference.pad_sequence(p, seq_len, eos) for p in pieces]
     index = shardwriter.write_dataset(
-        out, {"train": [sequences[:7], sequences[7:]]}, vocab_size, chunk_records=3
+        out, {"train": [sequences[:7], sequences[7:]]}, vocab_size, chunk_records=3, strategy=strategy, seq_len=seq_len
     )
     index["tokenizer"].update(tokenizer, vocab_size=vocab_size)
     index.update(
@@ -95,7 +98,7 @@ def fake_build(spec_path, out):
     "template, tokenizer",
     [("plain", "cl100k_base"), ("alpaca", "gpt2"), ("chatml", "o200k_base"), ("chatml", "p50k_base")],
 )
-@pytest.mark.parametrize("strategy", ["none", "concat", "best-fit"])
+@pytest.mark.parametrize("strategy", ["none", "concat", "best-fit", "pad"])
 def test_reference_build_passes_the_checker(tmp_path, template, tokenizer, strategy):
     spec = specdata.write_spec(tmp_path, template, tokenizer, strategy)
     fake_build(spec, tmp_path / "out")
@@ -105,14 +108,15 @@ def test_reference_build_passes_the_checker(tmp_path, template, tokenizer, strat
     assert any(len(d.tokens) > specdata.SEQ_LEN for d in summary["docs"])
 
 
-@pytest.mark.parametrize("strategy", ["none", "concat", "best-fit"])
+@pytest.mark.parametrize("strategy", ["none", "concat", "best-fit", "pad"])
 def test_checker_notices_one_changed_token(tmp_path, strategy):
     spec = specdata.write_spec(tmp_path, "chatml", "cl100k_base", strategy)
     sequences = fake_build(spec, tmp_path / "out")
     sequences[3][0][5] = 11  # any valid id that differs
     shardwriter_index = json.loads((tmp_path / "out" / "index.json").read_text())
     shardwriter.write_dataset(
-        tmp_path / "out", {"train": [sequences[:7], sequences[7:]]}, 100277, chunk_records=3
+        tmp_path / "out", {"train": [sequences[:7], sequences[7:]]}, 100277, chunk_records=3, strategy=strategy,
+        seq_len=specdata.SEQ_LEN,
     )
     fixed = json.loads((tmp_path / "out" / "index.json").read_text())
     shardwriter_index["splits"] = fixed["splits"]

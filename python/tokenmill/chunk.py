@@ -70,14 +70,21 @@ def decompress_frame(frame: bytes, entry: ChunkEntry, path: str) -> bytes:
             path, where, f"checksum mismatch: footer says {entry.checksum:016x}, computed {computed:016x}"
         )
     try:
-        # A frame header may state the content size; refuse a lie before allocating it.
+        # The frame header must state the content size (§1.2), and it must be the footer's:
+        # checked before anything is allocated for it.
         stated = zstandard.frame_content_size(frame)
-        if stated not in (-1, entry.decompressed_size):
+        if stated == -1:
+            raise ShardError(
+                path,
+                where,
+                f"zstd frame has no content size (Frame_Content_Size), footer says {entry.decompressed_size}",
+            )
+        if stated != entry.decompressed_size:
             raise ShardError(
                 path, where, f"zstd frame says {stated} bytes, footer says {entry.decompressed_size}"
             )
-        # decompressobj reports trailing bytes and truncation even when the frame has
-        # no content size, which ZstdDecompressor.decompress does not.
+        # decompressobj reports trailing bytes and truncation, which
+        # ZstdDecompressor.decompress does not.
         dobj = zstandard.ZstdDecompressor().decompressobj()
         data = dobj.decompress(frame)
     except zstandard.ZstdError as error:
@@ -169,3 +176,38 @@ def decode_chunk(
 
     token_offsets = np.concatenate(([0], np.cumsum(n)))
     return Chunk(tokens, starts, masks, token_offsets, doc_offsets, mask_offsets)
+
+
+def stored_padding(chunk: Chunk, seq_len: int, pad_id: int, path: str, entry: ChunkEntry) -> tuple[int, int]:
+    """(padded records, padding tokens) of a chunk stored under strategy ``pad`` (§1.2).
+
+    Every record holds exactly ``seq_len`` tokens and 1 document, or 2 of which the second
+    is padding: ``pad_id`` repeated to the end with loss 0. A record that breaks the rule
+    raises :class:`ShardError`.
+    """
+    where = f"chunk {entry.index} (offset {entry.offset})"
+    n = np.diff(chunk.token_offsets)
+    d = np.diff(chunk.doc_offsets)
+    wrong = np.flatnonzero(n != seq_len)
+    if len(wrong):
+        r = int(wrong[0])
+        raise ShardError(
+            path, where, f"record {r}: {int(n[r])} tokens, but under pack.strategy pad every sequence holds seq_len ({seq_len})"
+        )
+    wrong = np.flatnonzero(d > 2)
+    if len(wrong):
+        r = int(wrong[0])
+        raise ShardError(
+            path, where, f"record {r}: {int(d[r])} documents, but under pack.strategy pad a sequence holds 1, or 2 with padding"
+        )
+    padding = 0
+    padded = np.flatnonzero(d == 2)
+    for r in padded.tolist():
+        start = int(chunk.doc_starts[int(chunk.doc_offsets[r]) + 1])
+        tokens, mask, _ = chunk.record(r)
+        if (tokens[start:] != pad_id).any() or mask[start:].any():
+            raise ShardError(
+                path, where, f"record {r}: the padding document (from {start}) is not pad_id {pad_id} with loss 0"
+            )
+        padding += seq_len - start
+    return len(padded), padding

@@ -103,8 +103,8 @@ class Dataset:
         return self.index.vocab_size
 
     @property
-    def seq_len(self) -> int | None:
-        return self.index.raw.get("seq_len")
+    def seq_len(self) -> int:
+        return self.index.seq_len
 
     @property
     def tokenizer(self) -> dict[str, Any]:
@@ -148,12 +148,38 @@ class Dataset:
     # -- checks ----------------------------------------------------------------------
 
     def verify(self) -> None:
-        """Check every shard completely: whole-file xxh3 against index.json, every chunk.
+        """Check the split completely, as ``tokenmill verify`` does (docs/FORMAT.md §2.5).
 
-        Reads every byte of the split; raises :class:`ShardError` on the first damage.
+        Every shard's whole-file xxh3 against index.json and every chunk; under strategy
+        ``pad`` every record against the padding rule; the split's ``documents`` and
+        ``padding_tokens`` against what the shards hold. Reads every byte of the split;
+        raises :class:`ShardError` on the first damage.
         """
-        for shard, entry in zip(self.shards, self.index.splits[self.split].shards):
-            shard.verify(checksum=entry.checksum)
+        index = self.index
+        split = index.splits[self.split]
+        pad = (index.seq_len, index.pad_id) if index.strategy == "pad" else None
+        starts = padded = padding = 0
+        for shard, entry in zip(self.shards, split.shards):
+            contents = shard.verify(checksum=entry.checksum, pad=pad)
+            starts += contents.document_starts
+            padded += contents.padded_records
+            padding += contents.padding_tokens
+        # A 1.0 index counted the padding documents too, and has no padding_tokens.
+        documents = starts - (padded if split.padding_tokens is not None else 0)
+        where = f"splits.{self.split}"
+        if split.documents != documents:
+            raise ShardError(
+                index.path,
+                f"{where}.documents",
+                f"{split.documents}, but its shards hold {documents} documents "
+                f"({starts} document starts, {padded} of them padding)",
+            )
+        if split.padding_tokens is not None and split.padding_tokens != padding:
+            raise ShardError(
+                index.path,
+                f"{where}.padding_tokens",
+                f"{split.padding_tokens}, but its shards hold {padding} padding tokens",
+            )
 
     # -- lifetime --------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ from .errors import ShardError
 MAGIC = b"\x89TKM\r\n\x1a\n"
 END_MAGIC = b"TKMEND\r\n"
 VERSION_MAJOR = 1
+#: The minor version this reader implements. Reserved fields must be zero in a file of this
+#: minor or an older one; a later minor may use them, and this reader then ignores them.
+VERSION_MINOR = 1
 HEADER_SIZE = 32
 TRAILER_SIZE = 32
 FOOTER_FIXED_SIZE = 24
@@ -105,9 +108,14 @@ def parse_header(data: bytes, path: str) -> Header:
         )
     if width not in TOKEN_WIDTHS:
         raise ShardError(path, "header.token_width", f"{width}, expected 2 or 4")
-    if any(data[13:24]):
-        raise ShardError(path, "header.reserved", "bytes 13..24 must be zero")
+    if reserved_zero(minor) and any(data[13:24]):
+        raise ShardError(path, "header.reserved", f"bytes 13..24 must be zero (version {major}.{minor})")
     return Header(major, minor, width)
+
+
+def reserved_zero(version_minor: int) -> bool:
+    """Whether a file of ``version_minor`` must have zero reserved fields (§1.7)."""
+    return version_minor <= VERSION_MINOR
 
 
 def parse_trailer(data: bytes, file_size: int, path: str) -> Trailer:
@@ -130,8 +138,13 @@ def parse_trailer(data: bytes, file_size: int, path: str) -> Trailer:
     return Trailer(footer_offset, footer_size, footer_checksum)
 
 
-def parse_footer(data: bytes, trailer: Trailer, path: str) -> Footer:
-    """Validate the footer (§1.3): checksum, size, reserved zeros, totals, chunk tiling."""
+def parse_footer(data: bytes, trailer: Trailer, path: str, version_minor: int) -> Footer:
+    """Validate the footer (§1.3): checksum, size, reserved zeros, totals, chunk tiling.
+
+    ``version_minor`` is the header's: reserved fields are checked only up to this
+    reader's minor (§1.7).
+    """
+    check_reserved = reserved_zero(version_minor)
     computed = xxh3(data)
     if computed != trailer.footer_checksum:
         raise ShardError(
@@ -140,8 +153,8 @@ def parse_footer(data: bytes, trailer: Trailer, path: str) -> Footer:
             f"checksum mismatch: trailer says {trailer.footer_checksum:016x}, computed {computed:016x}",
         )
     record_count, token_count, chunk_count, reserved = struct.unpack_from("<QQII", data, 0)
-    if reserved != 0:
-        raise ShardError(path, "footer.reserved", f"{reserved}, must be zero")
+    if check_reserved and reserved != 0:
+        raise ShardError(path, "footer.reserved", f"{reserved}, must be zero (version 1.{version_minor})")
     expected_size = FOOTER_FIXED_SIZE + CHUNK_ENTRY_SIZE * chunk_count
     if len(data) != expected_size:
         raise ShardError(
@@ -157,8 +170,8 @@ def parse_footer(data: bytes, trailer: Trailer, path: str) -> Footer:
     for c, row in enumerate(table.tolist()):
         offset, csize, dsize, records, rsv, ntokens, checksum = row
         where = f"footer.chunk_table[{c}]"
-        if rsv != 0:
-            raise ShardError(path, f"{where}.reserved", f"{rsv}, must be zero")
+        if check_reserved and rsv != 0:
+            raise ShardError(path, f"{where}.reserved", f"{rsv}, must be zero (version 1.{version_minor})")
         if offset != next_offset:
             raise ShardError(
                 path, f"{where}.offset", f"{offset}, expected {next_offset} (chunks must tile the file)"

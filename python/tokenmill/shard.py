@@ -17,18 +17,28 @@ import itertools
 import mmap
 import os
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import xxhash
 
 from .cache import LRUCache
-from .chunk import Chunk, Record, decode_chunk, decompress_frame
+from .chunk import Chunk, Record, decode_chunk, decompress_frame, stored_padding
 from .errors import ShardError
 from .format import HEADER_SIZE, TRAILER_SIZE, Footer, Header, parse_footer, parse_header, parse_trailer
 
 _HASH_STEP = 8 << 20
 # Cache keys: a counter, not id(), since a freed shard's id can be reused by a new one.
 _SHARD_KEYS = itertools.count()
+
+
+class Contents(NamedTuple):
+    """What :meth:`Shard.verify` counted: document starts (sum of ``d[r]``) and, when asked
+    to apply the padding rule of strategy ``pad``, the padded records and padding tokens."""
+
+    document_starts: int
+    padded_records: int
+    padding_tokens: int
 
 
 class Shard:
@@ -72,7 +82,7 @@ class Shard:
         self.header: Header = parse_header(self._map[0:HEADER_SIZE], self.path)
         trailer = parse_trailer(self._map[size - TRAILER_SIZE : size], size, self.path)
         footer_bytes = self._map[trailer.footer_offset : trailer.footer_offset + trailer.footer_size]
-        self.footer: Footer = parse_footer(footer_bytes, trailer, self.path)
+        self.footer: Footer = parse_footer(footer_bytes, trailer, self.path, self.header.version_minor)
         if vocab_size is not None and self.header.token_width == 2 and vocab_size > 65536:
             raise ShardError(
                 self.path, "header.token_width", f"2 bytes cannot hold ids of vocab_size {vocab_size}"
@@ -129,8 +139,12 @@ class Shard:
             hasher.update(mapped[start : start + _HASH_STEP])
         return hasher.intdigest()
 
-    def verify(self, checksum: int | None = None) -> None:
-        """Check the whole-file hash (when given) and decode every chunk, bypassing the cache."""
+    def verify(self, checksum: int | None = None, pad: tuple[int, int] | None = None) -> Contents:
+        """Check the whole-file hash (when given) and decode every chunk, bypassing the cache.
+
+        ``pad`` = ``(seq_len, pad_id)`` also checks every record against the padding rule of
+        strategy ``pad`` (docs/FORMAT.md §1.2). Returns what the chunks hold.
+        """
         if checksum is not None:
             computed = self.file_checksum()
             if computed != checksum:
@@ -139,8 +153,15 @@ class Shard:
                     "file",
                     f"checksum mismatch: index.json says {checksum:016x}, computed {computed:016x}",
                 )
+        starts = padded = padding = 0
         for c in range(self.chunk_count):
-            self._load_chunk(c)
+            chunk = self._load_chunk(c)
+            starts += len(chunk.doc_starts)
+            if pad is not None:
+                p, t = stored_padding(chunk, pad[0], pad[1], self.path, self.footer.chunks[c])
+                padded += p
+                padding += t
+        return Contents(starts, padded, padding)
 
     # -- lifetime --------------------------------------------------------------------
 

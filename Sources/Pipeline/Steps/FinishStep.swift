@@ -121,16 +121,18 @@ enum FinishStep {
             try FileSystem.writeAtomically(FileSystem.join(out, "decontaminated.jsonl"), text)
         }
 
-        // Shards by split, from the write stage's markers.
-        let table = try WriteStep.shardTable(ctx)
-        var splits: [(String, [JSONValue])] = splitNames(spec).map { ($0, []) }
-        for (k, plan) in table.enumerated() {
-            let m = try ctx.work.requireMarker(.write, k)
-            guard let i = splits.firstIndex(where: { $0.0 == plan.split }) else { continue }
-            splits[i].1.append(m)
+        // Shards by split, from the write stage's markers. The train split is always
+        // listed; validation only when it has records.
+        var written: [(String, [WriteStep.Written])] = splitNames(spec).map { ($0, []) }
+        for (k, plan) in try WriteStep.shardTable(ctx).enumerated() {
+            let w = try WriteStep.Written(try ctx.work.requireMarker(.write, k), path: ctx.work.markerPath(.write, k))
+            guard let i = written.firstIndex(where: { $0.0 == plan.split }) else { continue }
+            written[i].1.append(w)
         }
-        // The train split is always listed; validation only when it has records.
-        splits = splits.filter { $0.0 == "train" || !$0.1.isEmpty }
+        let splits = written.filter { $0.0 == "train" || !$0.1.isEmpty }.map { name, shards in
+            DatasetIndex.Split(name: name, shards: shards.map(\.shard), documents: shards.reduce(0) { $0 + $1.documents },
+                               paddingTokens: shards.reduce(0) { $0 + $1.paddingTokens })
+        }
 
         let checks = try check(ctx, stats)
         let report = reportJSON(ctx, stats: stats, splits: splits, near: near, checks: checks, stageRuns: stageRuns)
@@ -158,53 +160,26 @@ enum FinishStep {
         .object(zip(ctx.spec.sources, stats).map { ($0.name, $1.json) })
     }
 
-    static func splitJSON(_ splits: [(String, [JSONValue])]) -> JSONOut {
-        .object(splits.map { name, shards in
-            func sum(_ k: String) -> Int { shards.reduce(0) { $0 + ($1[k]?.intValue ?? 0) } }
-            return (name, .object([
-                ("records", .int(sum("records"))), ("tokens", .int(sum("tokens"))), ("documents", .int(sum("documents"))),
-                ("bytes", .int(sum("bytes"))),
-                ("shards", .array(shards.map { s in
-                    .object([("file", .string(s["file"]?.stringValue ?? "")), ("records", .int(s["records"]?.intValue ?? 0)),
-                             ("tokens", .int(s["tokens"]?.intValue ?? 0)), ("bytes", .int(s["bytes"]?.intValue ?? 0)),
-                             ("checksum", .string(s["checksum"]?.stringValue ?? ""))])
-                })),
-            ]))
-        })
-    }
-
-    static func writeIndex(_ ctx: BuildContext, stats: [SourceStats], splits: [(String, [JSONValue])]) throws {
+    static func writeIndex(_ ctx: BuildContext, stats: [SourceStats], splits: [DatasetIndex.Split]) throws {
         let spec = ctx.spec, tokenizer = ctx.tokenizer
-        let index: JSONOut = .object([
-            ("format", .string("tokenmill-shards")),
-            ("format_version", .string("\(ShardLayout.versionMajor).\(ShardLayout.versionMinor)")),
-            ("tool_version", .string(toolVersion)),
-            ("spec_hash", .string(XXH3.hex(spec.specHash))),
-            ("name", .string(spec.name)),
-            ("tokenizer", .object([
-                ("name", .string(tokenizer.name)),
-                ("vocab_hash", .string(XXH3.hex(tokenizer.vocabHash))),
-                ("vocab_size", .int(tokenizer.vocabSize)),
-                ("eos_id", .int(Int(tokenizer.eosID))),
-                ("pad_id", .int(Int(tokenizer.eosID))),
-                ("special_tokens", .object(tokenizer.specialTokens.map { ($0.text, .int(Int($0.id))) })),
-            ])),
-            ("template", .string(spec.template.name)),
-            ("seq_len", .int(spec.seqLen)),
-            ("pack", .object([("strategy", .string(spec.strategy.rawValue)), ("overflow", .string(spec.overflow.rawValue))])),
-            ("dtype", .string(ctx.tokenWidth == 2 ? "uint16" : "uint32")),
-            ("splits", splitJSON(splits)),
-            ("sources", sourcesJSON(ctx, stats)),
-        ])
-        try FileSystem.writeAtomically(FileSystem.join(ctx.outDir, "index.json"), Array((index.render() + "\n").utf8))
+        let index = DatasetIndex(
+            toolVersion: toolVersion, specHash: XXH3.hex(spec.specHash), name: spec.name,
+            tokenizer: DatasetIndex.Tokenizer(name: tokenizer.name, vocabHash: XXH3.hex(tokenizer.vocabHash), vocabSize: tokenizer.vocabSize,
+                                              eosID: Int(tokenizer.eosID), padID: Int(tokenizer.eosID),
+                                              specialTokens: tokenizer.specialTokens.map { ($0.text, Int($0.id)) }),
+            template: spec.template.name, seqLen: spec.seqLen, strategy: spec.strategy.rawValue, overflow: spec.overflow.rawValue,
+            splits: splits,
+            sources: zip(ctx.spec.sources, stats).map { ($0.name, $1.json) })
+        precondition(index.dtype == DatasetDirectory.dtype(tokenWidth: ctx.tokenWidth))
+        try index.write(to: ctx.outDir)
     }
 
-    static func reportJSON(_ ctx: BuildContext, stats: [SourceStats], splits: [(String, [JSONValue])], near: [(String, JSONOut)],
+    static func reportJSON(_ ctx: BuildContext, stats: [SourceStats], splits: [DatasetIndex.Split], near: [(String, JSONOut)],
                            checks: [Check], stageRuns: [(StageName, JSONValue)]) -> JSONOut {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let tokens = splits.reduce(0) { $0 + $1.1.reduce(0) { $0 + ($1["tokens"]?.intValue ?? 0) } }
+        let tokens = splits.reduce(0) { $0 + $1.tokens }
         let wall = stageRuns.reduce(0.0) { $0 + ($1.1["wall_seconds"]?.doubleValue ?? 0) }
         var inputs: [JSONOut] = []
         for src in ctx.spec.sources { for f in src.files { inputs.append(.string(f)) } }

@@ -1,10 +1,12 @@
 import Packing
+import ShardFormat
 import TokenmillCore
 
 /// Pack (one unit a split): the split's document lengths, in order, packed by the
 /// strategy (`Packer`), the sequences shuffled when `shuffle_seed` is set, and cut into
-/// shards of about `shard_tokens` tokens. Drop reasons: `overflow_dropped` (longer than
-/// seq_len, `overflow: drop`) and `truncated` (`overflow: truncate`), per record.
+/// shards of about `shard_tokens` tokens by the format's rule (`DatasetDirectory.shardRanges`).
+/// Drop reasons: `overflow_dropped` (longer than seq_len, `overflow: drop`) and
+/// `truncated` (`overflow: truncate`), per record.
 ///
 /// `pack/<split>.plan`: u32 shard count; per shard (first sequence u64, sequences u64,
 /// byte offset u64 and size u64 of its part of the pieces section, tokens u64); then the
@@ -30,21 +32,21 @@ enum PackStep {
         for k in packed.truncatedDocs { lostTokens[Int(docs[k].source)] += Int(docs[k].tokenCount) - spec.seqLen }
         let dropped = packed.droppedDocs.map { docs[$0].id }, truncated = packed.truncatedDocs.map { docs[$0].id }
 
+        // Shards are cut by the format's rule, on the tokens each sequence will hold (padding
+        // included under `pad`).
+        let recordTokens = packed.sequences.map { seq in
+            let n = seq.reduce(0) { $0 + $1.count }
+            return spec.strategy == .pad ? SequencePadding.paddedLength(n, seqLen: spec.seqLen) : n
+        }
         var shards: [(start: Int, count: Int, offset: Int, size: Int, tokens: Int)] = []
         var pieces = ByteWriter()
-        var start = 0
-        while start < packed.sequences.count {
-            var end = start, tokens = 0
+        for range in DatasetDirectory.shardRanges(recordTokens: recordTokens, shardTokens: spec.shardTokens) {
             let offset = pieces.bytes.count
-            while end < packed.sequences.count && (tokens < spec.shardTokens || end == start) {
-                let seq = packed.sequences[end]
-                tokens += spec.strategy == .pad ? spec.seqLen : seq.reduce(0) { $0 + $1.count }
+            for seq in packed.sequences[range] {
                 pieces.u32(UInt32(seq.count))
                 for p in seq { pieces.u32(UInt32(p.doc)); pieces.u32(UInt32(p.start)); pieces.u32(UInt32(p.end)) }
-                end += 1
             }
-            shards.append((start, end - start, offset, pieces.bytes.count - offset, tokens))
-            start = end
+            shards.append((range.lowerBound, range.count, offset, pieces.bytes.count - offset, recordTokens[range].reduce(0, +)))
         }
         var w = ByteWriter(capacity: 4 + shards.count * shardEntrySize + pieces.bytes.count)
         w.u32(UInt32(shards.count))

@@ -24,10 +24,6 @@ final class WriteStep {
         return all
     }
 
-    static func shardName(_ split: String, _ k: Int) -> String {
-        "\(split)-\(String(repeating: "0", count: max(0, 5 - String(k).count)))\(k).tkm"
-    }
-
     func files(_ u: Int) throws -> (RandomAccessWorkFile, RandomAccessWorkFile) {
         if let f = tokenFiles[u] { return f }
         if tokenFiles.count >= 128 { tokenFiles.removeAll() }
@@ -43,9 +39,10 @@ final class WriteStep {
         let sequences = try PackStep.sequences(ctx, shard)
         let width = ctx.tokenWidth
         let padID = ctx.tokenizer.eosID
-        let path = FileSystem.join(ctx.outDir, Self.shardName(shard.split, shard.index))
+        let path = FileSystem.join(ctx.outDir, DatasetDirectory.shardName(split: shard.split, index: shard.index))
         let writer = try ShardFileWriter(path: path, tokenWidth: width, zstdLevel: spec.zstdLevel, threads: threads)
         var raw: [UInt8] = []
+        var padded = 0, paddingTokens = 0
         for pieces in sequences {
             var r = SequenceRecord(tokens: [], lossMask: [], docStarts: [])
             for p in pieces {
@@ -73,17 +70,56 @@ final class WriteStep {
                 r.lossMask.append(contentsOf: repeatElement(0, count: n))
                 try r.lossMask.withUnsafeMutableBytes { try mask.read(offset: Int(d.tokenOffset) + p.start, count: n, into: $0.baseAddress! + before) }
             }
-            if spec.strategy == .pad && r.tokens.count < spec.seqLen {
-                // Padding is its own (untrained) document, so varlen attention keeps it apart.
-                r.docStarts.append(UInt32(r.tokens.count))
-                let n = spec.seqLen - r.tokens.count
-                r.tokens.append(contentsOf: repeatElement(padID, count: n))
-                r.lossMask.append(contentsOf: repeatElement(0, count: n))
+            if spec.strategy == .pad {
+                let n = SequencePadding.pad(&r, seqLen: spec.seqLen, padID: padID)
+                if n > 0 { padded += 1; paddingTokens += n }
             }
             try writer.append(r)
         }
         let s = try writer.finish()
-        return .object([("split", .string(shard.split)), ("file", .string(s.file)), ("records", .int(s.records)), ("tokens", .int(s.tokens)),
-                        ("documents", .int(s.documents)), ("bytes", .int(s.bytes)), ("checksum", .string(XXH3.hex(s.checksum)))])
+        return Written(split: shard.split, shard: DatasetIndex.Shard(file: s.file, records: s.records, tokens: s.tokens, bytes: s.bytes,
+                                                                     checksum: XXH3.hex(s.checksum)),
+                       documentStarts: s.documents, paddedRecords: padded, paddingTokens: paddingTokens).json
+    }
+
+    /// A written shard, as its unit's marker carries it to the finish stage.
+    struct Written {
+        var split: String
+        var shard: DatasetIndex.Shard
+        /// Document starts in the shard, Σ d[r], padding documents included.
+        var documentStarts: Int
+        /// Sequences padded (each has one padding document) and their padding tokens.
+        var paddedRecords: Int
+        var paddingTokens: Int
+        /// Real documents: the padding documents are not.
+        var documents: Int { documentStarts - paddedRecords }
+
+        var json: JSONOut {
+            .object([("split", .string(split)), ("file", .string(shard.file)), ("records", .int(shard.records)), ("tokens", .int(shard.tokens)),
+                     ("document_starts", .int(documentStarts)), ("padded_records", .int(paddedRecords)), ("padding_tokens", .int(paddingTokens)),
+                     ("bytes", .int(shard.bytes)), ("checksum", .string(shard.checksum))])
+        }
+
+        init(split: String, shard: DatasetIndex.Shard, documentStarts: Int, paddedRecords: Int, paddingTokens: Int) {
+            self.split = split; self.shard = shard
+            self.documentStarts = documentStarts; self.paddedRecords = paddedRecords; self.paddingTokens = paddingTokens
+        }
+
+        init(_ v: JSONValue, path: String) throws {
+            func count(_ k: String) throws -> Int {
+                guard let x = v[k]?.intValue, x >= 0 else { throw TokenmillError.corrupt(path: path, message: "the marker lacks '\(k)'") }
+                return x
+            }
+            func text(_ k: String) throws -> String {
+                guard let x = v[k]?.stringValue else { throw TokenmillError.corrupt(path: path, message: "the marker lacks '\(k)'") }
+                return x
+            }
+            split = try text("split")
+            shard = DatasetIndex.Shard(file: try text("file"), records: try count("records"), tokens: try count("tokens"), bytes: try count("bytes"),
+                                       checksum: try text("checksum"))
+            documentStarts = try count("document_starts")
+            paddedRecords = try count("padded_records")
+            paddingTokens = try count("padding_tokens")
+        }
     }
 }
