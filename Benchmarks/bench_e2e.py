@@ -35,10 +35,16 @@ def timed(cmd, env=None, stdout=subprocess.DEVNULL):
     return wall, max(after, before) * 1024
 
 
-def peak_of(cmd):
-    """Peak RSS of one command, from /usr/bin/time -f %M (exact per run)."""
+def peak_of(cmd, report=None):
+    """Peak RSS of one command: /usr/bin/time -f %M, and for a build the largest of its
+    stages' peaks in report.json (each stage resets the kernel's high-water mark, which
+    ru_maxrss reads too, so %M alone can miss an earlier stage's peak)."""
     r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
-    return int(r.stderr.decode().strip().splitlines()[-1]) * 1024
+    peak = int(r.stderr.decode().strip().splitlines()[-1]) * 1024
+    if report is not None and Path(report).is_file():
+        stages = json.loads(Path(report).read_text()).get("stages", [])
+        peak = max([peak] + [s.get("peak_rss_bytes", 0) for s in stages])
+    return peak
 
 
 def main():
@@ -84,7 +90,7 @@ def main():
             full = timed([a.bin, "build", str(spec), "--threads", "2", "--quiet"])[0]
             if killed:
                 resume.append(rerun / full)
-        rss = {t: peak_of([a.bin, "build", str(spec), "--threads", str(t), "--quiet"]) for t in (1, 2)}
+        rss = {t: peak_of([a.bin, "build", str(spec), "--threads", str(t), "--quiet"], report=work / f"out{mb}" / "report.json") for t in (1, 2)}
         med = {k: statistics.median(v) for k, v in runs.items()}
         pair = statistics.median([e / b for b, e in zip(runs["build2"], runs["encode2"])])
         scale = statistics.median([b1 / b2 for b1, b2 in zip(runs["build1"], runs["build2"])])
@@ -97,9 +103,12 @@ def main():
         if a.datatrove:
             out = work / f"datatrove{mb}.json"
             subprocess.run([sys.executable, str(ANCHORS / "bench_datatrove.py"), "--jsonl", str(corpus), "--shards", "8",
-                            "--workers", "2", "--json-out", str(out), "--no-results"], check=True)
+                            "--workers", "2", "--json-out", str(out), "--no-results", "--out", str(work / "datatrove")], check=True)
             dt = json.loads(out.read_text())
-            row["datatrove_mbs"] = dt.get("mb_per_s") or dt.get("total_mb_per_s")
+            if dt.get("rc") != 0:
+                sys.exit(f"datatrove's pipeline failed (exit {dt.get('rc')}); see {work}/datatrove/pipeline.log")
+            row["datatrove_mbs"] = dt["mbps"]
+            row["datatrove_peak_tree_rss_mb"] = dt.get("peak_tree_rss_mb")
             if row["datatrove_mbs"]:
                 row["build2_over_datatrove"] = row["build2_mbs"] / row["datatrove_mbs"]
         rows.append(row)
@@ -110,6 +119,13 @@ def main():
         print(f"| {r['mb']} | {r['records']} | {r['build1_mbs']:.1f} | {r['build2_mbs']:.1f} | {r['encode2_mbs']:.1f} | "
               f"{r['build_over_encode_2t']:.2f}x | {r['scaling_1_to_2']:.2f}x | {r['rss1_mb']:.0f} / {r['rss2_mb']:.0f} | "
               f"{(format(r['rerun_after_kill_at_90pct'], '.2f') + 'x') if r['rerun_after_kill_at_90pct'] else '-'} |")
+    if any("datatrove_mbs" in r for r in rows):
+        print("\n| input MB | datatrove MB/s (2 workers) | Tokenmill build 2t MB/s | Tokenmill / datatrove | datatrove peak tree RSS MB |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            if "datatrove_mbs" in r:
+                print(f"| {r['mb']} | {r['datatrove_mbs']:.2f} | {r['build2_mbs']:.1f} | {r['build2_over_datatrove']:.0f}x | "
+                      f"{r.get('datatrove_peak_tree_rss_mb') or 0:.0f} |")
 
 
 if __name__ == "__main__":

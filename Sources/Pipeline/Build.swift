@@ -1,4 +1,5 @@
 import Dispatch
+import ShardFormat
 import TokenmillCore
 
 #if canImport(Glibc)
@@ -128,9 +129,9 @@ public final class Build {
             throw TokenmillError.usage("\(ctx.work.root) has no build of this spec yet: run stage 'scan' first (see 'tokenmill plan')")
         }
         // A fresh build.
-        FileSystem.remove(FileSystem.join(out, "index.json"))
+        FileSystem.remove(FileSystem.join(out, DatasetDirectory.indexFile))
         for name in (try? FileSystem.listDirectory(out)) ?? [] {
-            let ours = name.hasSuffix(".tkm") || name.hasSuffix(".tmp") || ["report.json", "rejects.jsonl", "dedup-clusters.jsonl", "decontaminated.jsonl"].contains(name)
+            let ours = name.hasSuffix(DatasetDirectory.shardSuffix) || name.hasSuffix(".tmp") || ["report.json", "rejects.jsonl", "dedup-clusters.jsonl", "decontaminated.jsonl"].contains(name)
             if ours { FileSystem.remove(FileSystem.join(out, name)) }
         }
         try checkSpace()
@@ -142,6 +143,7 @@ public final class Build {
         guard let old = try? JSONParser.parse(existing), let new = try? JSONParser.parse(ctx.manifest.bytes) else { return "an unreadable manifest" }
         if old["spec_hash"] != new["spec_hash"] { return "another spec (its spec_hash differs)" }
         if old["tool_version"] != new["tool_version"] { return "tool version \(old["tool_version"]?.stringValue ?? "?")" }
+        if old["work_format"] != new["work_format"] { return "an earlier build of this tool (work format \(old["work_format"]?.intValue ?? 1), now \(workFormat))" }
         if old["inputs"] != new["inputs"] { return "other inputs (a file was added, removed or changed since)" }
         return "another unit plan (TOKENMILL_UNIT_BYTES differs)"
     }

@@ -52,6 +52,12 @@ struct WorkFolder {
     }
 }
 
+/// The layout of work files and markers; raised whenever they change, so that a work
+/// folder an older binary of the same tool version left is refused with what changed
+/// (`--force` starts over) instead of failing on a marker it cannot read.
+/// 2: write-stage markers carry document starts and padding (format 1.1).
+let workFormat = 2
+
 /// `.work/manifest.json`: what the work folder was computed from. A build that finds a
 /// manifest for other inputs refuses to mix the two (`--force` starts over).
 struct Manifest {
@@ -74,6 +80,7 @@ struct Manifest {
         }
         let m = JSONOut.object([
             ("tool_version", .string(toolVersion)),
+            ("work_format", .int(workFormat)),
             ("spec", .string(spec.path)),
             ("spec_hash", .string(XXH3.hex(spec.specHash))),
             ("unit_bytes", .int(unitBytes)),

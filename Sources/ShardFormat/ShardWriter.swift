@@ -1,3 +1,4 @@
+import Dispatch
 import TokenmillCore
 
 /// What `index.json` lists for one shard file.
@@ -17,16 +18,25 @@ public struct ShardSummary: Sendable {
 /// compressed in parallel but written in order, so the bytes never depend on threads.
 public enum ShardWriter {
     public static func chunkRanges(_ records: ArraySlice<SequenceRecord>, tokenWidth: Int) -> [Range<Int>] {
+        chunkRanges(tokenCounts: records.map(\.tokens.count), tokenWidth: tokenWidth).map {
+            (records.startIndex + $0.lowerBound)..<(records.startIndex + $0.upperBound)
+        }
+    }
+
+    /// The chunk rule on the records' token counts alone: a chunk closes once it holds
+    /// `ShardLayout.chunkTokenBytes` of token ids. A writer that knows the lengths before
+    /// it has the tokens (the build's plan) cuts chunks with it and gathers them in parallel.
+    public static func chunkRanges(tokenCounts: [Int], tokenWidth: Int) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
-        var start = records.startIndex
+        var start = 0
         var bytes = 0
-        for i in records.indices {
-            bytes += records[i].tokens.count * tokenWidth
+        for (i, n) in tokenCounts.enumerated() {
+            bytes += n * tokenWidth
             if bytes >= ShardLayout.chunkTokenBytes {
                 ranges.append(start..<(i + 1)); start = i + 1; bytes = 0
             }
         }
-        if start < records.endIndex { ranges.append(start..<records.endIndex) }
+        if start < tokenCounts.count { ranges.append(start..<tokenCounts.count) }
         return ranges
     }
 
@@ -38,10 +48,24 @@ public enum ShardWriter {
     }
 }
 
+/// A chunk compressed on another thread while the writer's caller goes on gathering
+/// records: its frame, once `done` is signalled.
+final class PendingChunk: @unchecked Sendable {
+    var records: [SequenceRecord]
+    let done = DispatchSemaphore(value: 0)
+    var frame: [UInt8] = []
+    var raw = 0
+    var error: Error?
+    init(_ records: [SequenceRecord]) { self.records = records }
+}
+
 /// A shard written record by record with memory bounded by the chunks in flight: records
 /// gather into a chunk until it holds `ShardLayout.chunkTokenBytes` of token ids (the
-/// rule `chunkRanges` states), `threads` closed chunks are compressed at once and written
-/// in order, and the footer goes last. The bytes depend only on the records.
+/// rule `chunkRanges` states); with `threads` > 1 each closed chunk is encoded and
+/// compressed on a worker while the caller gathers the next ones (at most `threads`
+/// chunks in flight: compressing then overlaps with reading and gathering, which a batch
+/// of chunks compressed at once did not), and frames are written in chunk order; the
+/// footer goes last. The bytes depend only on the records.
 public final class ShardFileWriter {
     let path: String
     let tokenWidth: Int
@@ -51,7 +75,7 @@ public final class ShardFileWriter {
     var sum = XXH3Stream()
     var chunk: [SequenceRecord] = []
     var chunkBytes = 0
-    var closed: [[SequenceRecord]] = []
+    var pending: [PendingChunk] = []
     var footerEntries: [UInt8] = []
     var offset = UInt64(ShardLayout.headerSize)
     var chunks = 0
@@ -79,43 +103,111 @@ public final class ShardFileWriter {
 
     public func append(_ r: SequenceRecord) throws {
         chunk.append(r)
-        records += 1; tokens += r.tokens.count; documents += r.docStarts.count
         chunkBytes += r.tokens.count * tokenWidth
         if chunkBytes >= ShardLayout.chunkTokenBytes {
-            closed.append(chunk); chunk = []; chunkBytes = 0
-            if closed.count >= threads { try flushChunks() }
+            let full = chunk
+            chunk = []; chunkBytes = 0
+            try submit(full)
         }
     }
 
-    func flushChunks() throws {
-        let batch = closed
-        closed = []
-        let frames: [(frame: [UInt8], raw: Int)] = try parallelBatches(count: batch.count, threads: threads, batchSize: 1) { r in
-            let payload = ChunkEncoding.encode(batch[r.lowerBound][...], tokenWidth: tokenWidth)
-            let frame = try payload.withUnsafeBytes { try Zstd.compress($0, level: zstdLevel) }
-            return (frame, payload.count)
+    @Sendable static func compress(_ p: PendingChunk, tokenWidth: Int, level: Int32) {
+        let payload = ChunkEncoding.encode(p.records[...], tokenWidth: tokenWidth)
+        do {
+            p.frame = try payload.withUnsafeBytes { try Zstd.compress($0, level: level) }
+            p.raw = payload.count
+        } catch { p.error = error }
+    }
+
+    func submit(_ records: [SequenceRecord]) throws {
+        let p = PendingChunk(records)
+        if threads <= 1 {
+            Self.compress(p, tokenWidth: tokenWidth, level: zstdLevel)
+            try write(p)
+            return
         }
-        for (k, f) in frames.enumerated() {
-            var t = 0
-            for r in batch[k] { t += r.tokens.count }
-            footerEntries.appendLE(offset)
-            footerEntries.appendLE(UInt32(f.frame.count))
-            footerEntries.appendLE(UInt32(f.raw))
-            footerEntries.appendLE(UInt32(batch[k].count))
-            footerEntries.appendLE(UInt32(0))
-            footerEntries.appendLE(UInt64(t))
-            footerEntries.appendLE(XXH3.hash64(f.frame))
-            offset += UInt64(f.frame.count)
-            chunks += 1
-            try emit(f.frame)
+        let width = tokenWidth, level = zstdLevel
+        DispatchQueue.global().async {
+            Self.compress(p, tokenWidth: width, level: level)
+            p.done.signal()
         }
+        pending.append(p)
+        while pending.count > threads { try writeOldest() }
+    }
+
+    func writeOldest() throws {
+        let p = pending.removeFirst()
+        p.done.wait()
+        try write(p)
+    }
+
+    /// Chunks made by `make(k)` for k in 0..<count — each exactly one chunk under the chunk
+    /// rule (`ShardWriter.chunkRanges(tokenCounts:)` cuts them) — gathered, encoded and
+    /// compressed on `threads` workers at once (at most `threads` + 1 in flight) and
+    /// written in order. For a caller that knows the chunk boundaries before it has the
+    /// records: the gathering, not only the compression, runs on every core. Call before
+    /// any `append`.
+    public func appendChunks(count: Int, make: @escaping @Sendable (Int) throws -> [SequenceRecord]) throws {
+        precondition(chunk.isEmpty && pending.isEmpty, "appendChunks after append")
+        let width = tokenWidth, level = zstdLevel
+        @Sendable func produce(_ k: Int, into p: PendingChunk) {
+            do {
+                p.records = try make(k)
+                // The bytes depend on the chunk rule: a chunk the caller cut differently
+                // would change them, so it is a bug, not bad input.
+                precondition(!p.records.isEmpty && ShardWriter.chunkRanges(p.records[...], tokenWidth: width).count == 1,
+                             "chunk \(k) breaks the chunk rule")
+                ShardFileWriter.compress(p, tokenWidth: width, level: level)
+            } catch { p.error = error }
+        }
+        if threads <= 1 {
+            for k in 0..<count {
+                let p = PendingChunk([])
+                produce(k, into: p)
+                try write(p)
+            }
+            return
+        }
+        var next = 0
+        var inFlight: [PendingChunk] = []
+        func launch() {
+            let p = PendingChunk([]), k = next
+            next += 1
+            DispatchQueue.global().async { produce(k, into: p); p.done.signal() }
+            inFlight.append(p)
+        }
+        while next < count && inFlight.count <= threads { launch() }
+        while !inFlight.isEmpty {
+            let p = inFlight.removeFirst()
+            p.done.wait()
+            try write(p)
+            if next < count { launch() }
+        }
+    }
+
+    /// The chunk's frame, and its entry in the footer, in file order.
+    func write(_ p: PendingChunk) throws {
+        if let e = p.error { throw e }
+        var t = 0
+        for r in p.records { t += r.tokens.count; documents += r.docStarts.count }
+        records += p.records.count; tokens += t
+        footerEntries.appendLE(offset)
+        footerEntries.appendLE(UInt32(p.frame.count))
+        footerEntries.appendLE(UInt32(p.raw))
+        footerEntries.appendLE(UInt32(p.records.count))
+        footerEntries.appendLE(UInt32(0))
+        footerEntries.appendLE(UInt64(t))
+        footerEntries.appendLE(XXH3.hash64(p.frame))
+        offset += UInt64(p.frame.count)
+        chunks += 1
+        try emit(p.frame)
     }
 
     /// Closes the last chunk, writes footer and trailer, fsyncs and renames into place.
     public func finish() throws -> ShardSummary {
+        if !chunk.isEmpty { let last = chunk; chunk = []; try submit(last) }
+        while !pending.isEmpty { try writeOldest() }
         precondition(records > 0, "a shard holds at least one record")
-        if !chunk.isEmpty { closed.append(chunk); chunk = [] }
-        try flushChunks()
         var footer: [UInt8] = []
         footer.appendLE(UInt64(records))
         footer.appendLE(UInt64(tokens))

@@ -7,10 +7,13 @@ import TokenmillCore
 /// the shard file (`ShardFileWriter`: memory is the chunks in flight, not the shard).
 /// The shard appears under its final name in the output folder when complete; the unit's
 /// marker carries its summary for index.json.
-final class WriteStep {
+final class WriteStep: @unchecked Sendable {
     let ctx: BuildContext
     var docs: [String: [SplitDoc]] = [:]
+    /// Token and mask files of scan units, opened once and shared by the chunk workers
+    /// (reads are `pread`s; the cache is guarded by `lock`).
     var tokenFiles: [Int: (RandomAccessWorkFile, RandomAccessWorkFile)] = [:]
+    let lock = NSLockLite()
 
     init(_ ctx: BuildContext) { self.ctx = ctx }
 
@@ -25,6 +28,7 @@ final class WriteStep {
     }
 
     func files(_ u: Int) throws -> (RandomAccessWorkFile, RandomAccessWorkFile) {
+        lock.lock(); defer { lock.unlock() }
         if let f = tokenFiles[u] { return f }
         if tokenFiles.count >= 128 { tokenFiles.removeAll() }
         let f = (try RandomAccessWorkFile(path: ScanStage.tokensPath(ctx.work, u)), try RandomAccessWorkFile(path: ScanStage.maskPath(ctx.work, u)))
@@ -32,49 +36,63 @@ final class WriteStep {
         return f
     }
 
+    /// One sequence's record: each piece's ids and loss flags read from the scan unit
+    /// that tokenized its document, then padding under `pad`.
+    func record(_ pieces: [Piece], _ splitDocs: [SplitDoc], plan: String, raw: inout [UInt8]) throws -> SequenceRecord {
+        let spec = ctx.spec, width = ctx.tokenWidth
+        var r = SequenceRecord(tokens: [], lossMask: [], docStarts: [])
+        for p in pieces {
+            guard p.doc < splitDocs.count else { throw TokenmillError.corrupt(path: plan, message: "document \(p.doc) of \(splitDocs.count)") }
+            let d = splitDocs[p.doc]
+            guard p.end <= Int(d.tokenCount) else { throw TokenmillError.corrupt(path: plan, message: "piece past its document's end") }
+            let (tokens, mask) = try files(unitOf(d.id))
+            let n = p.end - p.start
+            r.docStarts.append(UInt32(r.tokens.count))
+            // Ids straight from the file into the record (u32), or through a reused
+            // buffer (u16); no per-piece fills (appending repeated zeros byte by byte
+            // was a fifth of the stage).
+            if width == 4 {
+                let at = r.tokens.count
+                r.tokens.append(contentsOf: repeatElement(0, count: n))
+                try r.tokens.withUnsafeMutableBytes { try tokens.read(offset: (Int(d.tokenOffset) + p.start) * 4, count: n * 4, into: $0.baseAddress! + at * 4) }
+            } else {
+                if raw.count < n * 2 { raw = [UInt8](repeating: 0, count: n * 2) }
+                try raw.withUnsafeMutableBytes { try tokens.read(offset: (Int(d.tokenOffset) + p.start) * 2, count: n * 2, into: $0.baseAddress!) }
+                raw.withUnsafeBytes { b in
+                    for i in 0..<n { r.tokens.append(UInt32(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))) }
+                }
+            }
+            let before = r.lossMask.count
+            r.lossMask.append(contentsOf: repeatElement(0, count: n))
+            try r.lossMask.withUnsafeMutableBytes { try mask.read(offset: Int(d.tokenOffset) + p.start, count: n, into: $0.baseAddress! + before) }
+        }
+        if spec.strategy == .pad { SequencePadding.pad(&r, seqLen: spec.seqLen, padID: ctx.tokenizer.eosID) }
+        return r
+    }
+
+    /// The shard's chunks are cut from the plan's sequence lengths before any token is
+    /// read, so each chunk is gathered, encoded and compressed on its own worker
+    /// (`ShardFileWriter.appendChunks`); frames are written in order.
     func run(_ shard: PackStep.ShardPlan, threads: Int) throws -> JSONOut {
         let spec = ctx.spec
         if docs[shard.split] == nil { docs[shard.split] = try ShapeStep.readDocs(ctx, split: shard.split) }
         let splitDocs = docs[shard.split]!
         let sequences = try PackStep.sequences(ctx, shard)
-        let width = ctx.tokenWidth
-        let padID = ctx.tokenizer.eosID
-        let path = FileSystem.join(ctx.outDir, DatasetDirectory.shardName(split: shard.split, index: shard.index))
-        let writer = try ShardFileWriter(path: path, tokenWidth: width, zstdLevel: spec.zstdLevel, threads: threads)
-        var raw: [UInt8] = []
+        let plan = PackStep.planPath(ctx.work, shard.split)
+        var lengths = sequences.map { $0.reduce(0) { $0 + max(0, $1.end - $1.start) } }
         var padded = 0, paddingTokens = 0
-        for pieces in sequences {
-            var r = SequenceRecord(tokens: [], lossMask: [], docStarts: [])
-            for p in pieces {
-                guard p.doc < splitDocs.count else { throw TokenmillError.corrupt(path: PackStep.planPath(ctx.work, shard.split), message: "document \(p.doc) of \(splitDocs.count)") }
-                let d = splitDocs[p.doc]
-                guard p.end <= Int(d.tokenCount) else { throw TokenmillError.corrupt(path: PackStep.planPath(ctx.work, shard.split), message: "piece past its document's end") }
-                let (tokens, mask) = try files(unitOf(d.id))
-                let n = p.end - p.start
-                r.docStarts.append(UInt32(r.tokens.count))
-                // Ids straight from the file into the record (u32), or through a reused
-                // buffer (u16); no per-piece fills (appending repeated zeros byte by byte
-                // was a fifth of the stage).
-                if width == 4 {
-                    let at = r.tokens.count
-                    r.tokens.append(contentsOf: repeatElement(0, count: n))
-                    try r.tokens.withUnsafeMutableBytes { try tokens.read(offset: (Int(d.tokenOffset) + p.start) * 4, count: n * 4, into: $0.baseAddress! + at * 4) }
-                } else {
-                    if raw.count < n * 2 { raw = [UInt8](repeating: 0, count: n * 2) }
-                    try raw.withUnsafeMutableBytes { try tokens.read(offset: (Int(d.tokenOffset) + p.start) * 2, count: n * 2, into: $0.baseAddress!) }
-                    raw.withUnsafeBytes { b in
-                        for i in 0..<n { r.tokens.append(UInt32(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))) }
-                    }
-                }
-                let before = r.lossMask.count
-                r.lossMask.append(contentsOf: repeatElement(0, count: n))
-                try r.lossMask.withUnsafeMutableBytes { try mask.read(offset: Int(d.tokenOffset) + p.start, count: n, into: $0.baseAddress! + before) }
+        if spec.strategy == .pad {
+            for (k, n) in lengths.enumerated() where n < spec.seqLen {
+                padded += 1; paddingTokens += spec.seqLen - n
+                lengths[k] = SequencePadding.paddedLength(n, seqLen: spec.seqLen)
             }
-            if spec.strategy == .pad {
-                let n = SequencePadding.pad(&r, seqLen: spec.seqLen, padID: padID)
-                if n > 0 { padded += 1; paddingTokens += n }
-            }
-            try writer.append(r)
+        }
+        let chunks = ShardWriter.chunkRanges(tokenCounts: lengths, tokenWidth: ctx.tokenWidth)
+        let path = FileSystem.join(ctx.outDir, DatasetDirectory.shardName(split: shard.split, index: shard.index))
+        let writer = try ShardFileWriter(path: path, tokenWidth: ctx.tokenWidth, zstdLevel: spec.zstdLevel, threads: threads)
+        try writer.appendChunks(count: chunks.count) { [self] k in
+            var raw: [UInt8] = []
+            return try chunks[k].map { try record(sequences[$0], splitDocs, plan: plan, raw: &raw) }
         }
         let s = try writer.finish()
         return Written(split: shard.split, shard: DatasetIndex.Shard(file: s.file, records: s.records, tokens: s.tokens, bytes: s.bytes,
