@@ -66,7 +66,7 @@ clean:
 # End to end: tokenmill build next to bare tokenmill encode on ../shared's mixed corpus (MB/s,
 # peak RSS, ratios); add ARGS=--datatrove to run datatrove's pipeline too (installs it).
 bench-e2e: deps build
-	@if echo "$(ARGS)" | grep -q datatrove; then $(VENV)/bin/pip install -q "datatrove[processing]" spacy 2>/dev/null || true; fi
+	@if echo "$(ARGS)" | grep -q datatrove; then $(VENV)/bin/pip install -q "datatrove[processing]" spacy transformers psutil orjson 2>/dev/null || true; fi
 	$(PY) Benchmarks/bench_e2e.py $(ARGS)
 
 # A one-node Slurm cluster on this machine (apt-get: slurmctld, slurmd, munge; needs root or

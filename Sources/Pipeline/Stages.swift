@@ -42,9 +42,16 @@ public enum StageName: String, CaseIterable, Sendable {
     }
 }
 
-/// Number of key-hash ranges of the exact stage: its units. Fixed, so the bytes never
-/// depend on the task count; a task holds about 1/min(N, 64) of the keys.
-let exactPartitions = 64
+/// Key-hash ranges of the exact stage (its units): 4 to 64, a power of two, about one per
+/// 64 MiB of input. They follow from the inputs alone, so the bytes never depend on the
+/// task count; a task holds about 1/min(N, ranges) of the keys. (A fixed 64 made 128 work
+/// files for a small corpus, and creating files is what a small build's system time goes
+/// to.)
+func exactPartitionBits(inputBytes: Int) -> Int {
+    var bits = 2
+    while bits < 6 && inputBytes >> (26 + bits) > 0 { bits += 1 }
+    return bits
+}
 
 /// The splits a build writes, in order.
 func splitNames(_ spec: BuildSpec) -> [String] { spec.validationFraction > 0 ? ["train", "validation"] : ["train"] }
@@ -60,6 +67,9 @@ final class BuildContext {
     let manifest: Manifest
     let lsh: LSHParameters?
     let tokenWidth: Int
+    /// log2 of the exact stage's key-hash ranges.
+    let exactBits: Int
+    var exactPartitions: Int { 1 << exactBits }
 
     let tokenizer: Tokenizer
     /// Summaries several units of a stage share, read once a process (guarded by `lock`).
@@ -75,6 +85,10 @@ final class BuildContext {
         self.outDir = outDir
         unitBytes = try IngestStep.unitBytes(spec)
         units = try IngestStep.plan(spec, unitBytes: unitBytes)
+        var inputBytes = 0
+        var seenFiles = Set<String>()
+        for u in units where seenFiles.insert(u.path).inserted { inputBytes += (try? FileSystem.fileSize(u.path)) ?? 0 }
+        exactBits = exactPartitionBits(inputBytes: inputBytes)
         manifest = try Manifest(spec: spec, units: units, unitBytes: unitBytes)
         work = WorkFolder(outDir: outDir, fingerprint: manifest.fingerprint)
         lsh = spec.nearDedup.map { LSHParameters.optimal(threshold: $0.threshold, permutations: $0.permutations) }

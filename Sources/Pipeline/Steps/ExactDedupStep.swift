@@ -12,10 +12,10 @@ typealias RecordID = UInt64
 /// of the normalized compared text); the exact stage decides, one range of key hashes a
 /// unit, that of the records sharing a key the earliest in spec order stays.
 enum ExactDedupStep {
-    /// The key-hash range (unit of the exact stage) a key falls in: its top 6 bits.
-    static func partition(_ k: UInt128Hash) -> Int { Int(k.high >> 58) }
+    /// The key-hash range (unit of the exact stage) a key falls in: its top `bits` bits.
+    static func partition(_ k: UInt128Hash, bits: Int) -> Int { Int(k.high >> UInt64(64 - bits)) }
 
-    /// A scan unit's keys grouped by partition: 65 u64 entry offsets, then entries of
+    /// A scan unit's keys grouped by partition: partitions + 1 u64 entry offsets, then entries of
     /// (high u64, low u64, row u32).
     static let entrySize = 20
     static func encodeKeys(_ parts: [[(UInt128Hash, UInt32)]]) -> [UInt8] {
@@ -33,7 +33,7 @@ enum ExactDedupStep {
     /// of each run of equal keys are duplicates. Writes their ids, sorted.
     static func run(_ ctx: BuildContext, partition p: Int) throws -> JSONOut {
         var entries: [(UInt64, UInt64, RecordID)] = []
-        let header = (exactPartitions + 1) * 8
+        let header = (ctx.exactPartitions + 1) * 8
         for u in ctx.units.indices {
             let f = try RandomAccessWorkFile(path: ScanStage.keysPath(ctx.work, u))
             var r = ByteReader(try f.read(offset: p * 8, count: 16), path: f.path)
@@ -65,7 +65,7 @@ enum ExactDedupStep {
     static func allDuplicates(_ ctx: BuildContext) throws -> [RecordID] {
         guard ctx.spec.exactDedup != nil else { return [] }
         var all: [RecordID] = []
-        for p in 0..<exactPartitions { all.append(contentsOf: try readIDs(dupsPath(ctx.work, p))) }
+        for p in 0..<ctx.exactPartitions { all.append(contentsOf: try readIDs(dupsPath(ctx.work, p))) }
         all.sort()
         return all
     }

@@ -62,6 +62,8 @@ enum FinishStep {
         // rejects.jsonl, in input order.
         var rejects = ByteWriter()
         for (u, unit) in ctx.units.enumerated() {
+            // A unit that rejected nothing wrote no rejects file.
+            guard try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u)).rejected > 0 else { continue }
             let path = ScanStage.rejectsPath(ctx.work, u)
             var r = ByteReader(try WorkFile.read(path), path: path)
             while !r.atEnd {

@@ -143,7 +143,7 @@ final class ScanStage {
         let sigFile: WorkFileWriter? = near == nil ? nil : try WorkFileWriter(path: Self.sigPath(w, u))
         var rows = ByteWriter()
         var bandKeys: [[UInt64]] = Array(repeating: [], count: near?.lsh.bands ?? 0)
-        var keys: [[(UInt128Hash, UInt32)]] = Array(repeating: [], count: ctx.spec.exactDedup == nil ? 0 : exactPartitions)
+        var keys: [[(UInt128Hash, UInt32)]] = Array(repeating: [], count: ctx.spec.exactDedup == nil ? 0 : ctx.exactPartitions)
         var rejects = ByteWriter()
         var hits = ByteWriter()
         var result = ScanResult()
@@ -190,7 +190,7 @@ final class ScanStage {
                     if let key = s.key {
                         summary.flags |= RowSummary.hasKey
                         summary.key = key
-                        keys[ExactDedupStep.partition(key)].append((key, row))
+                        keys[ExactDedupStep.partition(key, bits: ctx.exactBits)].append((key, row))
                     }
                     if near != nil {
                         if s.sigEmpty { summary.flags |= RowSummary.sigEmpty }
@@ -232,8 +232,10 @@ final class ScanStage {
         }
         if ctx.spec.exactDedup != nil { try WorkFile.write(Self.keysPath(w, u), ExactDedupStep.encodeKeys(keys)) }
         try WorkFile.write(Self.rowsPath(w, u), rows.bytes)
-        try WorkFile.write(Self.rejectsPath(w, u), rejects.bytes)
-        try WorkFile.write(Self.hitsPath(w, u), hits.bytes)
+        // Most units reject nothing and match no eval prompt: no file then (the marker's
+        // counts say so; finish reads these only for units that have some).
+        if !rejects.bytes.isEmpty { try WorkFile.write(Self.rejectsPath(w, u), rejects.bytes) }
+        if !hits.bytes.isEmpty { try WorkFile.write(Self.hitsPath(w, u), hits.bytes) }
         return result
     }
 }
