@@ -151,6 +151,10 @@ public enum SourceReader {
                                      sink: (FileRows) throws -> Void) throws {
         let format = src.format ?? SourceConfig.inferFormat(path)
         let compressed = Compression.of(path) != .none
+        if format == .parquet && !compressed && src.mapping.group == nil {
+            try readParquet(src, fileIndex: fileIndex, path: path, groups: nil, threads: threads, sink: sink)
+            return
+        }
         let streams = src.mapping.group == nil && (format == .json || format == .csv || format == .lines || (format == .jsonl && compressed))
         guard streams, let format else {
             try sink(try read(src, fileIndex: fileIndex, path: path, threads: threads))
@@ -175,6 +179,33 @@ public enum SourceReader {
             }
         }
         if !content { try sink(FileRows(rejects: [try src.badRow(path: path, line: 0, "the file is empty")])) }
+    }
+
+    /// A Parquet file's row groups `groups` (all when nil), handed to `sink` one row group
+    /// at a time from a mapping whose pages are released after each group, so memory is
+    /// about one row group whatever the file's size. Rows keep their numbers in the file.
+    public static func readParquet(_ src: SourceConfig, fileIndex: Int32, path: String, groups: Range<Int>?, threads: Int,
+                                   sink: (FileRows) throws -> Void) throws {
+        let file = try FileSystem.map(path, populate: false)
+        try withExtendedLifetime(file) {
+            // Empty (or blank) as the other readers judge it; only a small file is looked at
+            // whole, since touching every page would undo the streaming.
+            if file.bytes.count <= 4096 && file.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+                try sink(FileRows(rejects: [try src.badRow(path: path, line: 0, "the file is empty")]))
+                return
+            }
+            func rows(_ part: Rows<Record>) -> FileRows {
+                var r = FileRows(records: part.items, rejects: part.rejects)
+                r.repaired = part.repaired
+                return r
+            }
+            let rest = try withoutActuallyEscaping(sink) { sink in
+                try ParquetReader.read(src, fileIndex: fileIndex, path: path, data: file.bytes, threads: threads, groups: groups,
+                                       emit: { try sink(rows($0)) }, release: { file.release($0) },
+                                       map: { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) })
+            }
+            if !rest.items.isEmpty || !rest.rejects.isEmpty || rest.repaired > 0 { try sink(rows(rest)) }
+        }
     }
 
     /// `lines` from a stream: blocks cut after their last newline, numbered on.

@@ -1,4 +1,5 @@
 import Dispatch
+import Ingest
 import ShardFormat
 import TokenmillCore
 
@@ -304,6 +305,9 @@ public final class Build {
 
     func approximateBytes(_ u: InputUnit) -> Int {
         if let r = u.range { return r.count }
+        if let g = u.rowGroups, let spans = ParquetReader.rowGroupSpans(path: u.path), g.upperBound <= spans.count {
+            return spans[g].reduce(0) { $0 + $1.count }
+        }
         return (try? FileSystem.fileSize(u.path)) ?? 0
     }
 }

@@ -41,7 +41,7 @@ public enum FileSystem {
     }
 
     /// Maps a file read-only (see `MappedFile`).
-    public static func map(_ path: String) throws -> MappedFile { try MappedFile(path) }
+    public static func map(_ path: String, populate: Bool = true) throws -> MappedFile { try MappedFile(path, populate: populate) }
 
     public static func fileExists(_ path: String) -> Bool {
         var st = stat()
@@ -278,7 +278,7 @@ public struct AtomicFileWriter: ~Copyable {
 public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeBufferPointer<UInt8>
 
-    init(_ path: String) throws {
+    init(_ path: String, populate: Bool = true) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystem.ioError(path, "cannot open for reading") }
         defer { close(fd) }
@@ -288,10 +288,20 @@ public final class MappedFile: @unchecked Sendable {
         let size = Int(st.st_size)
         if size == 0 { bytes = UnsafeBufferPointer(start: nil, count: 0); return }
         // MAP_POPULATE: the pages are read in one go rather than faulted in one by one.
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), p != MAP_FAILED else {
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0), p != MAP_FAILED else {
             throw FileSystem.ioError(path, "cannot map for reading")
         }
         bytes = UnsafeBufferPointer(start: p.assumingMemoryBound(to: UInt8.self), count: size)
+    }
+
+    /// Drops the pages wholly inside `range` from this process's memory (they stay in the
+    /// page cache, and come back if read again): a reader done with part of a large file
+    /// releases it, so the mapped pages it touched stop counting as its resident memory.
+    public func release(_ range: Range<Int>) {
+        guard let base = bytes.baseAddress, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (range.lowerBound + page - 1) / page * page, hi = min(bytes.count, range.upperBound) / page * page
+        if lo < hi { _ = madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED) }
     }
 
     deinit {

@@ -439,3 +439,38 @@ def test_a_50_mb_record_builds_exactly_and_costs_about_its_size(tokenmill_bin, t
     report = json.loads((out / "report.json").read_text())
     scan_peak = next(s["peak_rss_bytes"] for s in report["stages"] if s["stage"] == "scan")
     assert scan_peak < (256 << 20) + 10 * len(big), f"scan peaked at {scan_peak >> 20} MiB for a {len(big) >> 20} MiB record"
+
+
+def test_parquet_row_groups_are_units_and_give_the_jsonl_bytes(tokenmill_bin, tmp_path):
+    """A Parquet file larger than a unit is cut into units of whole row groups (read from
+    a mapping whose pages are dropped after each group); the shards equal those of the same
+    rows as JSONL, with any unit size and thread count, and memory stays within the bound."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = alpaca_rows(REPO / "Specs" / "data" / "alpaca_en_2000.json")
+    pq.write_table(pa.table({k: [r[k] for r in rows] for k in ("instruction", "input", "output")}), tmp_path / "data.parquet",
+                   row_group_size=97)
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    for name in ("data.parquet", "data.jsonl"):
+        (tmp_path / f"{name}.spec.json").write_text(json.dumps({
+            "name": "pq", "sources": [{"name": "s", "path": name, "map": {"prompt": "{instruction}[[\n\n{input}]]", "response": "output"}}],
+            "dedup": {"exact": True, "near": {"threshold": 0.8}}, "split": {"validation": 0.05, "seed": 3},
+            "tokenizer": "cl100k_base", "template": "chatml", "pack": {"seq_len": 1024, "strategy": "best-fit"},
+            "output": {"dir": f"out-{name}", "shard_tokens": 50000}}), encoding="utf-8")
+    spec = tmp_path / "data.parquet.spec.json"
+    plan = run(tokenmill_bin, "plan", spec, unit_bytes="40000").stdout.decode()
+    units = int(plan.splitlines()[0].split()[1])
+    assert units > 5, plan
+    run(tokenmill_bin, "build", tmp_path / "data.jsonl.spec.json", "--quiet", unit_bytes=None)
+    reference_files = {n: b for n, b in outputs(tmp_path / "out-data.jsonl").items() if n.endswith(".tkm")}
+    assert len(reference_files) >= 3
+    for threads, unit in [(2, "40000"), (1, "40000"), (2, None)]:
+        out = tmp_path / f"out-{threads}-{unit}"
+        run(tokenmill_bin, "build", spec, "--out", out, "--threads", str(threads), "--quiet", unit_bytes=unit)
+        got = {n: b for n, b in outputs(out).items() if n.endswith(".tkm")}
+        assert got == reference_files, f"Parquet build ({threads} threads, units {unit}) differs from the JSONL build"
+        report = json.loads((out / "report.json").read_text())
+        peak = max(s["peak_rss_bytes"] for s in report["stages"])
+        assert peak < (256 << 20) + 256 * len(rows), f"peak RSS {peak >> 20} MiB"
+        index = json.loads((out / "index.json").read_text())
+        assert index["sources"]["s"]["read"] == len(rows)

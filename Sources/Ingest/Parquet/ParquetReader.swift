@@ -7,10 +7,34 @@ import TokenmillCore
 /// A damaged footer stops the file (it says nothing trustworthy about the rows). A
 /// damaged row group stops the build naming it, or under `on_error: skip` rejects each of
 /// its rows, so rows read + rejected still equals the rows the footer declares.
-enum ParquetReader {
+public enum ParquetReader {
     static let magic: [UInt8] = Array("PAR1".utf8)
 
+    /// The bytes each row group's columns span in the file (start, end), in order; what a
+    /// build's plan needs to cut a file into units of row groups. nil when the footer
+    /// cannot be read (the file is then one unit, and reading it reports why).
+    public static func rowGroupSpans(path: String) -> [Range<Int>]? {
+        guard let file = try? FileSystem.map(path, populate: false) else { return nil }
+        return withExtendedLifetime(file) {
+            guard let (meta, footerStart) = try? footer(file.bytes, path: path) else { return nil }
+            return meta.rowGroups.map { g in
+                var lo = footerStart, hi = 4
+                for c in g.columns {
+                    let start = Int(c.dictionaryPageOffset.map { min($0, c.dataPageOffset) } ?? c.dataPageOffset)
+                    guard start >= 4, c.totalCompressedSize >= 0, start <= footerStart else { continue }
+                    lo = min(lo, start); hi = max(hi, min(footerStart, start + Int(c.totalCompressedSize)))
+                }
+                return lo < hi ? lo..<hi : 4..<4
+            }
+        }
+    }
+
+    /// Reads the row groups in `groups` (all when nil). With `emit`, each row group's rows
+    /// are handed over as soon as it is decoded and then `release` is called with the
+    /// bytes its columns span, so a mapped file's pages can be dropped: a Parquet file of
+    /// any size costs about one row group of memory.
     static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
+                        groups: Range<Int>? = nil, emit: ((Rows<T>) throws -> Void)? = nil, release: ((Range<Int>) -> Void)? = nil,
                         map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         try data.withUnsafeBufferPointer { buf in
             let (meta, footerStart) = try footer(buf, path: path)
@@ -54,6 +78,18 @@ enum ParquetReader {
             // Row groups one after another; within one, columns are decoded and then rows
             // assembled and mapped in parallel batches (a file is often one big row group).
             for (g, group) in meta.rowGroups.enumerated() {
+                if let groups, !groups.contains(g) { continue }
+                defer {
+                    if let release {
+                        var lo = footerStart, hi = 0
+                        for c in group.columns {
+                            let start = Int(c.dictionaryPageOffset.map { min($0, c.dataPageOffset) } ?? c.dataPageOffset)
+                            guard start >= 0, c.totalCompressedSize >= 0 else { continue }
+                            lo = min(lo, start); hi = max(hi, min(footerStart, start + Int(c.totalCompressedSize)))
+                        }
+                        if lo < hi { release(lo..<hi) }
+                    }
+                }
                 let rows = Int(group.numRows)
                 if rows == 0 { continue }
                 let first = firstRow[g]
@@ -111,6 +147,7 @@ enum ParquetReader {
                 for case .success(let p) in parts {
                     all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired
                 }
+                if let emit { try emit(all); all = Rows<T>() }
             }
             return all
         }

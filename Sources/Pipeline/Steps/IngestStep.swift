@@ -19,8 +19,13 @@ struct InputUnit: Sendable {
     var block: Int
     /// The nominal byte range; nil for a whole-file unit.
     var range: Range<Int>?
+    /// The row groups of a Parquet file this unit reads (nil: all, or not Parquet).
+    var rowGroups: Range<Int>? = nil
 
-    var label: String { range == nil ? path : "\(path) [\(range!.lowerBound)..<\(range!.upperBound)]" }
+    var label: String {
+        if let g = rowGroups { return "\(path) [row groups \(g.lowerBound + 1)–\(g.upperBound)]" }
+        return range == nil ? path : "\(path) [\(range!.lowerBound)..<\(range!.upperBound)]"
+    }
 }
 
 enum IngestStep {
@@ -48,6 +53,18 @@ enum IngestStep {
                     while start < size {
                         units.append(InputUnit(source: si, fileIndex: fileIndex, path: f, block: k, range: start..<min(size, start + unitBytes)))
                         start += unitBytes; k += 1
+                    }
+                } else if format == .parquet && Compression.of(f) == .none && src.mapping.group == nil && size > unitBytes,
+                          let spans = ParquetReader.rowGroupSpans(path: f), spans.count > 1 {
+                    // Consecutive row groups, a unit once they span `unitBytes` of column data
+                    // (a row group is never split: it is Parquet's unit of reading).
+                    var first = 0, bytes = 0, k = 0
+                    for (g, span) in spans.enumerated() {
+                        bytes += span.count
+                        if bytes >= unitBytes || g == spans.count - 1 {
+                            units.append(InputUnit(source: si, fileIndex: fileIndex, path: f, block: k, range: nil, rowGroups: first..<(g + 1)))
+                            first = g + 1; bytes = 0; k += 1
+                        }
                     }
                 } else {
                     units.append(InputUnit(source: si, fileIndex: fileIndex, path: f, block: 0, range: nil))
@@ -77,6 +94,10 @@ enum IngestStep {
     /// the newlines the unit's bytes hold (range units: the next block's first line number
     /// is this block's plus these), and the bytes read.
     static func read(_ unit: InputUnit, config: SourceConfig, threads: Int, sink: (FileRows) throws -> Void) throws -> (lines: Int, bytes: Int) {
+        if let groups = unit.rowGroups {
+            try SourceReader.readParquet(config, fileIndex: Int32(unit.fileIndex), path: unit.path, groups: groups, threads: threads, sink: sink)
+            return (0, ParquetReader.rowGroupSpans(path: unit.path).map { $0[groups].reduce(0) { $0 + $1.count } } ?? 0)
+        }
         guard let nominal = unit.range else {
             try SourceReader.readStreaming(config, fileIndex: Int32(unit.fileIndex), path: unit.path, threads: threads, sink: sink)
             return (0, (try? FileSystem.fileSize(unit.path)) ?? 0)
