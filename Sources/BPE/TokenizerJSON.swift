@@ -26,6 +26,17 @@ enum TokenizerJSON {
         var normalization = Tokenizer.Normalization.none
     }
 
+    /// The model a tokenizer.json without `model.type` holds, as its fields show: `merges`
+    /// is BPE's, a list `vocab` Unigram's, `continuing_subword_prefix` or
+    /// `max_input_chars_per_word` WordPiece's, a lone `unk_token` WordLevel's.
+    static func inferredModelType(_ model: JSONValue) -> String {
+        if model["merges"] != nil { return "BPE" }
+        if model["vocab"]?.arrayValue != nil { return "Unigram" }
+        if model["continuing_subword_prefix"] != nil || model["max_input_chars_per_word"] != nil { return "WordPiece" }
+        if model["unk_token"] != nil { return "WordLevel" }
+        return "BPE"
+    }
+
     static func load(path: String) throws -> Tokenizer {
         let bytes = try FileSystem.readFile(path)
         let root: JSONValue
@@ -36,8 +47,12 @@ enum TokenizerJSON {
 
         // model
         guard let model = root["model"], model.objectValue != nil else { throw refuse("model: missing") }
-        let type = model["type"]?.stringValue ?? "BPE"
-        guard type == "BPE" else { throw refuse("model \(type): only BPE models are supported") }
+        // Older files leave out "type"; `tokenizers` then takes the first model whose fields
+        // fit (its models are an untagged union), so the refusal names that one.
+        let type = model["type"]?.stringValue ?? inferredModelType(model)
+        guard type == "BPE" else {
+            throw refuse("model \(type)\(model["type"] == nil ? " (no \"type\"; inferred from its fields)" : ""): only BPE models are supported")
+        }
         if let d = model["dropout"], d != .null, d.doubleValue != 0 { throw refuse("model BPE: dropout is not deterministic") }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let v = model[key], v != .null, v.stringValue != "" { throw refuse("model BPE: \(key) is not supported") }

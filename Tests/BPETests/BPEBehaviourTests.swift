@@ -1,6 +1,9 @@
 import BPE
 import TokenmillCore
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class BPEBehaviourTests: XCTestCase {
     func testSpecialTokenTextIsEncodedAsOrdinaryText() throws {
@@ -151,4 +154,27 @@ final class BPEBehaviourTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("cl100k_base"))
         }
     }
+
+    /// A tokenizer.json without `model.type` (older exports of BERT, T5, ...) is refused
+    /// naming the model its fields show, as `tokenizers` reads it, not as a broken BPE.
+    func testARefusalNamesTheModelAFileWithoutTypeHolds() throws {
+        let dir = "/tmp/tokenmill-untyped-\(getpid())"
+        try FileSystem.makeDirectories(dir)
+        defer { FileSystem.removeTree(dir) }
+        let cases: [(String, String)] = [
+            (###"{"unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": {"[UNK]": 0, "a": 1}}"###, "model WordPiece"),
+            (#"{"unk_id": 0, "vocab": [["<unk>", 0.0], ["a", -1.5]]}"#, "model Unigram"),
+            (#"{"unk_token": "<unk>", "vocab": {"<unk>": 0, "a": 1}}"#, "model WordLevel"),
+            (#"{"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0}}"#, "model WordPiece: only BPE"),
+        ]
+        for (k, (model, expected)) in cases.enumerated() {
+            let path = "\(dir)/t\(k).json"
+            try FileSystem.writeAtomically(path, Array("{\"model\": \(model)}".utf8))
+            XCTAssertThrowsError(try TokenizerLoader.load(path)) { error in
+                let message = "\(error)"
+                XCTAssertTrue(message.contains(expected) && message.contains(path), message)
+            }
+        }
+    }
 }
+
