@@ -56,7 +56,8 @@ struct WorkFolder {
 /// folder an older binary of the same tool version left is refused with what changed
 /// (`--force` starts over) instead of failing on a marker it cannot read.
 /// 2: write-stage markers carry document starts and padding (format 1.1).
-let workFormat = 2
+/// 3: row summaries carry the record's content hash (48 bytes).
+let workFormat = 3
 
 /// `.work/manifest.json`: what the work folder was computed from. A build that finds a
 /// manifest for other inputs refuses to mix the two (`--force` starts over).

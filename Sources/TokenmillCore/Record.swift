@@ -47,6 +47,23 @@ public struct Record: Sendable, Equatable {
         return n
     }
 
+    /// xxh3-64 of `dedupKey`, hashed field by field (no copy of the texts): what a stable
+    /// split and subsample key on, so a record's split depends on its source's name and its
+    /// own content, never on where it lies among the inputs.
+    public var contentHash: UInt64 {
+        var h = XXH3Stream()
+        withUnsafeBytes(of: kind.rawValue) { h.update($0) }
+        func field(_ tag: UInt8, _ b: [UInt8]) {
+            withUnsafeBytes(of: tag) { h.update($0) }
+            withUnsafeBytes(of: UInt64(b.count).littleEndian) { h.update($0) }
+            b.withUnsafeBytes { h.update($0) }
+        }
+        field(0xFF, system)
+        for t in turns { field(t.role.rawValue, t.content) }
+        field(0xFE, text)
+        return h.digest()
+    }
+
     /// Bytes that identify the record's content for exact dedup: the kind, then every
     /// field with its length, so field boundaries cannot alias ("ab"+"c" vs "a"+"bc").
     public var dedupKey: [UInt8] {

@@ -28,4 +28,22 @@ final class HashingTests: XCTestCase {
         for _ in 0..<100 { XCTAssertEqual(a.next(), b.next()) }
         for bound in [1, 2, 3, 7, 1000] as [UInt64] { for _ in 0..<100 { XCTAssertLessThan(a.below(bound), bound) } }
     }
+
+    /// The content hash streams the fields; it must equal the hash of the bytes the docs
+    /// define (docs/PIPELINE.md, "Shape"), which `dedupKey` spells out.
+    func testContentHashIsTheHashOfTheDefinedBytes() {
+        let records = [
+            Record(source: 0, file: 0, line: 1, kind: .text, text: Array("héllo 中文".utf8)),
+            Record.instruction(source: 0, file: 0, line: 2, system: [], prompt: Array("ab".utf8), response: Array("c".utf8)),
+            Record.instruction(source: 0, file: 0, line: 3, system: [], prompt: Array("a".utf8), response: Array("bc".utf8)),
+        ]
+        for r in records { XCTAssertEqual(r.contentHash, XXH3.hash64(r.dedupKey)) }
+        XCTAssertNotEqual(records[1].contentHash, records[2].contentHash, "field boundaries do not alias")
+        // The bytes of a text record, written out: kind 1, system (0xFF, 0), text (0xFE, n, bytes).
+        var bytes: [UInt8] = [1, 0xFF] + [UInt8](repeating: 0, count: 8) + [0xFE]
+        withUnsafeBytes(of: UInt64(records[0].text.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes += records[0].text
+        XCTAssertEqual(records[0].contentHash, XXH3.hash64(bytes))
+    }
 }
+

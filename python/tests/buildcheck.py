@@ -240,6 +240,12 @@ def check_build(spec_path: Path, directory: Path) -> dict:
     pieces = reference.apply_overflow(docs, seq_len, overflow)
     every_doc = [d for sequences in splits.values() for d in documents_of(sequences)]
     assert_same_multiset(every_doc, pieces, "documents (all splits)", encoding)
+    if spec.get("split", {}).get("validation"):
+        # Each record's split is its draw (docs/PIPELINE.md, "Shape"), computed here apart.
+        held_out = [d for d in docs if reference.in_validation(d.rec, spec)]
+        want = reference.apply_overflow(held_out, seq_len, overflow)
+        got = documents_of(splits["validation"]) if "validation" in splits else []
+        assert_same_multiset(got, want, "validation documents", encoding)
     for name, sequences in splits.items():
         lengths = [len(s["tokens"]) for s in sequences]
         assert max(lengths, default=0) <= seq_len, (

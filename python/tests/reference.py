@@ -5,9 +5,9 @@ spec") to check the Swift tool's output, never to be fast. It covers the part of
 the tests use: JSON/JSONL/CSV sources (optionally .gz/.zst) mapped to instruction or text
 records, normalization, exact dedup, an optional chars filter, the templates plain /
 alpaca / chatml, and the packing strategies none / concat / best-fit / pad (one item a
-sequence, padded to seq_len) with every overflow mode. A ``split`` is modelled only as
-"train and validation together hold every kept record once", since which records go to
-validation is the tool's to choose. Anything else raises :class:`Unsupported`, and the
+sequence, padded to seq_len) with every overflow mode. A ``split`` sends a record to
+validation by its draw (docs/PIPELINE.md, "Shape": the source's name and the record's own
+content, seeded). Anything else raises :class:`Unsupported`, and the
 calling test skips with that message rather than checking against a guess.
 
 Interpretations the documents leave open (also reported to the Swift side):
@@ -32,6 +32,7 @@ import csv
 import gzip
 import io
 import json
+import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,7 @@ from glob import glob
 from pathlib import Path
 from typing import Any
 
+import xxhash
 import zstandard
 
 # The Unicode White_Space property (PropList.txt), which is what "trim" strips.
@@ -88,6 +90,31 @@ class Rec:
         simple case folding, whitespace runs collapsed to one space, trimmed."""
         parts = [p for p in (self.system,) if p] + ([self.text] if self.kind == "text" else [self.prompt, self.response])
         return exact_key_text("\n".join(parts))
+
+
+def content_hash(rec: Rec) -> int:
+    """xxh3-64 of the record's kind and fields (docs/PIPELINE.md, "Shape")."""
+    def field(tag: int, text: str) -> bytes:
+        b = text.encode("utf-8")
+        return bytes([tag]) + struct.pack("<Q", len(b)) + b
+
+    if rec.kind == "text":
+        data = bytes([1]) + field(0xFF, rec.system) + field(0xFE, rec.text)
+    else:
+        data = bytes([0]) + field(0xFF, rec.system) + field(0, rec.prompt) + field(1, rec.response) + field(0xFE, "")
+    return xxhash.xxh3_64_intdigest(data)
+
+
+def draw(salt: int, rec: Rec) -> float:
+    """A record's draw in [0, 1): keyed on its source's name and its own content."""
+    key = struct.pack("<Q", salt) + rec.source.encode("utf-8") + b"\0" + struct.pack("<Q", content_hash(rec))
+    return (xxhash.xxh3_64_intdigest(key) >> 11) / float(1 << 53)
+
+
+def in_validation(rec: Rec, spec: dict) -> bool:
+    split = spec.get("split", {})
+    fraction = split.get("validation", 0)
+    return fraction > 0 and draw(split.get("seed", 0), rec) < fraction
 
 
 KEY_SPACE = set(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))

@@ -202,3 +202,44 @@ def test_repeats_in_later_units_skip_work_but_not_bytes(tokenmill_bin, tmp_path,
     assert counts["exact_dup"] >= 895 - 450 - 5, counts
     for other in outs[1:]:
         assert_same_directories(outs[0], other)
+
+
+def test_splits_stay_put_when_sources_change_and_copies_follow_their_record(tokenmill_bin, tmp_path, repo):
+    """A record's split is drawn from its source's name and its own content: inserting a
+    source before the others, reordering them and dropping one moves no record between
+    splits; a `weight` 3 source sends every copy of a validation record to validation, so
+    no validation document is also in train (issue 16's "shaping")."""
+    data = repo / "Specs" / "data"
+    sources = {
+        "alpaca": {"name": "alpaca", "path": str(data / "alpaca_en_2000.json"), "map": {"prompt": "{instruction}\n\n{input}", "response": "output"}},
+        "zh": {"name": "zh", "path": str(data / "alpaca_zh_500.jsonl"), "map": {"prompt": "{instruction}\n\n{input}", "response": "output"}},
+        "peps": {"name": "peps", "path": str(data / "python_peps_40.jsonl"), "map": {"text": "text"}},
+    }
+
+    def build(name, order, weights=None):
+        spec = tmp_path / f"{name}.json"
+        srcs = [dict(sources[k], **({"weight": weights[k]} if weights and k in weights else {})) for k in order]
+        spec.write_text(json.dumps({
+            "name": name, "sources": srcs, "dedup": {"exact": True}, "split": {"validation": 0.1, "seed": 7},
+            "tokenizer": "cl100k_base", "template": "chatml", "pack": {"seq_len": 4096, "strategy": "none"},
+            "output": {"dir": f"out-{name}"}}), encoding="utf-8")
+        out = cli.build(tokenmill_bin, spec, tmp_path / f"out-{name}")
+        if name == "base":
+            check_or_skip(spec, out)   # the reference draws each record's split on its own
+        return {split: [bytes(np.asarray(Dataset(str(out), split)[i]["input_ids"], dtype="<u4").tobytes())
+                        for i in range(len(Dataset(str(out), split)))] for split in ("train", "validation")}
+
+    import numpy as np
+
+    base = build("base", ["alpaca", "zh"])
+    assert len(base["validation"]) > 100 and len(base["train"]) > 1000
+    moved = build("moved", ["peps", "zh", "alpaca"])
+    # peps' own records may go either way; alpaca's and zh's must not move.
+    assert set(base["validation"]) <= set(moved["validation"])
+    assert set(base["train"]) <= set(moved["train"])
+    alone = build("alone", ["alpaca"])
+    alpaca_val = set(alone["validation"])
+    assert alpaca_val and alpaca_val <= set(base["validation"]) and not (alpaca_val & set(base["train"]))
+    weighted = build("weighted", ["alpaca", "zh"], {"alpaca": 3})
+    assert not set(weighted["validation"]) & set(weighted["train"]), "a validation document is also trained on"
+    assert set(base["validation"]) == set(weighted["validation"])

@@ -30,26 +30,35 @@ enum ShapeStep {
     }
 
     /// A value in [0, 1) from the record's identity: deterministic sampling and splits.
-    static func unitHash(source: Int, file: Int, line: Int, salt: UInt64, copy: Int) -> Double {
+    /// A record's draw in [0, 1) for `salt` (the split's seed, or the subsample's salt):
+    /// xxh3-64 of (salt u64 LE, the source's name, 0x00, the record's content hash u64 LE),
+    /// top 53 bits. Keyed on the source's name and the record's own content, so adding,
+    /// removing or reordering sources or files never moves a record (docs/PIPELINE.md,
+    /// "Shape"); equal records of a source draw alike.
+    static func draw(salt: UInt64, source: [UInt8], content: UInt64) -> Double {
         var key: [UInt8] = []
-        for v in [salt, UInt64(source), UInt64(file), UInt64(line), UInt64(copy)] {
-            withUnsafeBytes(of: v.littleEndian) { key.append(contentsOf: $0) }
-        }
+        withUnsafeBytes(of: salt.littleEndian) { key.append(contentsOf: $0) }
+        key.append(contentsOf: source)
+        key.append(0)
+        withUnsafeBytes(of: content.littleEndian) { key.append(contentsOf: $0) }
         return Double(XXH3.hash64(key) >> 11) / Double(1 << 53)
     }
+
+    /// The subsample's salt ("WEIGHT").
+    static let weightSalt: UInt64 = 0x5745_4947_4854
 
     static func run(_ ctx: BuildContext) throws -> JSONOut {
         let spec = ctx.spec
         var stats = Array(repeating: SourceStats(), count: spec.sources.count)
         var exact = SortedIDCursor(try ctx.exactDuplicates())
         var near = SortedIDCursor(spec.nearDedup == nil ? [] : try readIDs(NearDedupStep.removedPath(ctx.work)))
-        let offsets = try lineOffsets(ctx)
         let splits = splitNames(spec)
         var writers: [WorkFileWriter] = []
         for s in splits { writers.append(try WorkFileWriter(path: docsPath(ctx.work, s))) }
         var decontaminated: [RecordID] = []
         var taken = Array(repeating: 0, count: spec.sources.count)
         var docs = Array(repeating: 0, count: splits.count)
+        let sourceNames = spec.sources.map { Array($0.name.utf8) }
 
         for (u, unit) in ctx.units.enumerated() {
             let result = try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u))
@@ -78,17 +87,15 @@ enum ShapeStep {
                 taken[s] += 1
                 let w = spec.sources[s].weight
                 var copies = Int(w.rounded(.down))
-                let line = Int(r.line) + offsets[u]
                 let frac = w - Double(copies)
-                if frac > 0 && unitHash(source: s, file: unit.fileIndex, line: line, salt: 0x5745_4947_4854, copy: 0) < frac { copies += 1 }
+                if frac > 0 && draw(salt: weightSalt, source: sourceNames[s], content: r.content) < frac { copies += 1 }
                 if copies == 0 { stats[s].subsampled += 1; continue }
                 // Overflow buckets are the pack stage's; until then a drawn record is kept.
                 stats[s].kept += 1
-                for c in 0..<copies {
-                    var split = 0
-                    if spec.validationFraction > 0 && unitHash(source: s, file: unit.fileIndex, line: line, salt: spec.splitSeed, copy: c) < spec.validationFraction {
-                        split = 1
-                    }
+                // One draw a record: its copies go to the split it goes to, so no validation
+                // record is also trained on through a copy.
+                let split = spec.validationFraction > 0 && draw(salt: spec.splitSeed, source: sourceNames[s], content: r.content) < spec.validationFraction ? 1 : 0
+                for _ in 0..<copies {
                     perSplit[split].u64(id); perSplit[split].u64(r.tokenOffset); perSplit[split].u32(r.tokenCount); perSplit[split].u32(UInt32(s))
                     docs[split] += 1
                     stats[s].documents += 1
