@@ -12,7 +12,7 @@ public enum Segment: Equatable, Sendable {
 /// Adjacent text of the same loss flag within a turn is one segment, so the prompt side is
 /// tokenized as one string; assistant content always starts its own segment.
 public struct ChatTemplate: Sendable {
-    public enum Kind: String, Sendable, CaseIterable { case plain, alpaca, chatml }
+    public enum Kind: String, Sendable, CaseIterable { case plain, alpaca, chatml, llama3, alignAnything = "align-anything" }
     public let kind: Kind
     public var name: String { kind.rawValue }
 
@@ -23,7 +23,19 @@ public struct ChatTemplate: Sendable {
     public static func builtin(_ name: String) -> ChatTemplate? { Kind(rawValue: name).map(ChatTemplate.init) }
 
     /// Special tokens the template emits (besides EOS).
-    public var specialTokens: [String] { kind == .chatml ? ["<|im_start|>", "<|im_end|>"] : [] }
+    public var specialTokens: [String] {
+        switch kind {
+        case .chatml: return ["<|im_start|>", "<|im_end|>"]
+        case .llama3: return ChatTemplate.llama3Tokens
+        default: return []
+        }
+    }
+
+    /// Meta's Llama 3 chat tokens, in the order they are added to a vocabulary that lacks them.
+    public static let llama3Tokens = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+
+    /// The conversation format of PKU-Alignment's safe-rlhf and align-anything.
+    static let alignBegin = "BEGINNING OF CONVERSATION: ", alignUser = "USER: ", alignAssistant = "ASSISTANT:"
 
     public func render(_ r: Record, eos: String) -> [Segment] {
         var b = SegmentBuilder()
@@ -52,6 +64,40 @@ public struct ChatTemplate: Sendable {
                     if i > 0 { b.text("\n\n", loss: false) }
                     b.text("### Instruction:\n", loss: false); b.text(t.content, loss: false)
                     b.text("\n\n### Response:\n", loss: false)
+                } else {
+                    b.breakText()
+                    b.text(t.content, loss: true); b.special(eos, loss: true)
+                }
+            }
+        case .llama3:
+            // <|begin_of_text|>, then each turn as header, blank line, content, <|eot_id|>;
+            // the assistant's content and its <|eot_id|> carry loss (LLaMA-Factory's llama3).
+            b.special("<|begin_of_text|>", loss: false)
+            func header(_ role: String) {
+                b.special("<|start_header_id|>", loss: false); b.text(role, loss: false)
+                b.special("<|end_header_id|>", loss: false); b.text("\n\n", loss: false)
+            }
+            if !r.system.isEmpty {
+                header("system"); b.text(r.system, loss: false); b.special("<|eot_id|>", loss: false)
+            }
+            for t in r.turns {
+                if t.role == .user {
+                    header("user"); b.text(t.content, loss: false); b.special("<|eot_id|>", loss: false)
+                } else {
+                    header("assistant")
+                    b.breakText()
+                    b.text(t.content, loss: true); b.special("<|eot_id|>", loss: true)
+                }
+            }
+        case .alignAnything:
+            // BEGINNING OF CONVERSATION: [system ]USER: {prompt} ASSISTANT:[{response}EOS]₁
+            // and on for each turn, as safe-rlhf's PROMPT_BEGIN/USER/ASSISTANT join them.
+            b.text(ChatTemplate.alignBegin, loss: false)
+            if !r.system.isEmpty { b.text(r.system, loss: false); b.text(" ", loss: false) }
+            for t in r.turns {
+                if t.role == .user {
+                    b.text(ChatTemplate.alignUser, loss: false); b.text(t.content, loss: false); b.text(" ", loss: false)
+                    b.text(ChatTemplate.alignAssistant, loss: false)
                 } else {
                     b.breakText()
                     b.text(t.content, loss: true); b.special(eos, loss: true)

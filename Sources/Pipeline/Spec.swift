@@ -276,7 +276,7 @@ struct SpecParser {
         }
         let templateName = try string(top, "template", "template") ?? "chatml"
         guard let template = ChatTemplate.builtin(templateName) else {
-            if value(top, "template")?.objectValue != nil { throw err("template", "custom template objects are not supported yet; use plain, alpaca or chatml") }
+            if value(top, "template")?.objectValue != nil { throw err("template", "custom template objects are not supported yet; use one of \(ChatTemplate.Kind.allCases.map(\.rawValue).joined(separator: ", "))") }
             throw err("template", "unknown template '\(templateName)'; expected one of: \(ChatTemplate.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
 

@@ -96,6 +96,15 @@ final class BuildContext {
         if spec.template.kind == .chatml {
             let (a, b) = TokenizerLoader.chatTokenIDs(for: t)
             t = try t.addingSpecialTokens([("<|im_start|>", a), ("<|im_end|>", b)])
+        } else {
+            // Other templates' tokens keep the ids a vocabulary gives them (a Llama 3
+            // tokenizer.json has them); those it lacks follow its last id, in order.
+            var next = UInt32(t.vocabSize)
+            var extra: [(String, UInt32)] = []
+            for name in spec.template.specialTokens where !t.specialTokens.contains(where: { $0.text == name }) {
+                extra.append((name, next)); next += 1
+            }
+            if !extra.isEmpty { t = try t.addingSpecialTokens(extra) }
         }
         tokenizer = t
         tokenWidth = DatasetDirectory.tokenWidth(vocabSize: t.vocabSize)

@@ -55,4 +55,31 @@ final class TemplateTests: XCTestCase {
         XCTAssertTrue(segs.contains(.text(Array("Hello!".utf8), loss: true)))
         XCTAssertTrue(segs.contains(.text(Array("assistant\n".utf8), loss: false)))
     }
+
+    /// Two turns: loss on each assistant turn and its end marker, nothing else.
+    var twoTurns: Record {
+        Record(source: 0, file: 0, line: 1, kind: .conversation, system: Array("Be brief.".utf8),
+               turns: [.init(role: .user, content: Array("Hi?".utf8)), .init(role: .assistant, content: Array("Hello!".utf8)),
+                       .init(role: .user, content: Array("Bye?".utf8)), .init(role: .assistant, content: Array("Bye.".utf8))])
+    }
+
+    func testLlama3() {
+        let (all, trained) = flatten(ChatTemplate(kind: .llama3).render(twoTurns, eos: "<|end_of_text|>"))
+        XCTAssertEqual(all, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                       + "<|start_header_id|>user<|end_header_id|>\n\nHi?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>"
+                       + "<|start_header_id|>user<|end_header_id|>\n\nBye?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nBye.<|eot_id|>")
+        XCTAssertEqual(trained, "Hello!<|eot_id|>Bye.<|eot_id|>")
+        XCTAssertEqual(ChatTemplate(kind: .llama3).specialTokens, ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"])
+    }
+
+    func testAlignAnything() {
+        let (all, trained) = flatten(ChatTemplate(kind: .alignAnything).render(rec, eos: "</s>"))
+        XCTAssertEqual(all, "BEGINNING OF CONVERSATION: USER: Hi? ASSISTANT:Hello!</s>")
+        XCTAssertEqual(trained, "Hello!</s>")
+        let (multi, multiTrained) = flatten(ChatTemplate(kind: .alignAnything).render(twoTurns, eos: "</s>"))
+        XCTAssertEqual(multi, "BEGINNING OF CONVERSATION: Be brief. USER: Hi? ASSISTANT:Hello!</s>USER: Bye? ASSISTANT:Bye.</s>")
+        XCTAssertEqual(multiTrained, "Hello!</s>Bye.</s>")
+        XCTAssertEqual(ChatTemplate.builtin("align-anything")?.kind, .alignAnything)
+    }
 }
+

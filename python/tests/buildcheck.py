@@ -52,6 +52,20 @@ def check_chat_markers(index: dict) -> None:
     assert tokenizer["vocab_size"] > max(want), "vocab_size must cover the chat markers"
 
 
+LLAMA3_TOKENS = ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+
+
+def check_llama3_tokens(index: dict) -> None:
+    """On a tiktoken vocabulary, the Llama 3 chat tokens follow its last id, in order
+    (TEMPLATES.md)."""
+    tokenizer = index["tokenizer"]
+    args = constructor_args(tokenizer["name"])
+    top = max(max(args["mergeable_ranks"].values()), *args["special_tokens"].values())
+    got = tuple(tokenizer["special_tokens"].get(k) for k in LLAMA3_TOKENS)
+    assert got == tuple(range(top + 1, top + 5)), f"Llama 3 tokens are {got}, TEMPLATES.md says ids {top + 1}..{top + 4}"
+    assert tokenizer["vocab_size"] == top + 5
+
+
 def read_sequences(directory: Path, split: str = "train") -> list[dict]:
     """Every sequence of ``split``, as plain tuples and lists (after a full verify)."""
     with Dataset(directory, split) as ds:
@@ -171,7 +185,9 @@ def check_build(spec_path: Path, directory: Path) -> dict:
     encoding, specials = encoding_for(index)
     if spec["template"] == "chatml":
         check_chat_markers(index)
-    end_marker = "<|im_end|>" if spec["template"] == "chatml" else "<|endoftext|>"
+    if spec["template"] == "llama3":
+        check_llama3_tokens(index)
+    end_marker = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>"}.get(spec["template"], "<|endoftext|>")
 
     records, counts = reference.kept_records(spec_path)
     renderer = reference.Renderer(spec["template"], encoding, specials)

@@ -267,7 +267,7 @@ def load_spec(path: Path) -> dict:
         raise Unsupported(f"filter options {sorted(spec['filter'])}")
     if spec.get("pack", {}).get("strategy", "none") not in ("none", "concat", "best-fit", "pad"):
         raise Unsupported(f"pack.strategy {spec['pack']['strategy']!r}")
-    if spec.get("template") not in ("plain", "alpaca", "chatml"):
+    if spec.get("template") not in ("plain", "alpaca", "chatml", "llama3", "align-anything"):
         raise Unsupported(f"template {spec.get('template')!r}")
     if set(spec.get("split", {})) - {"validation", "seed"}:
         raise Unsupported(f"split options {sorted(spec['split'])}")
@@ -356,8 +356,20 @@ class Renderer:
             system = rec.system or ALPACA_DEFAULT_SYSTEM
             prompt = f"{system}\n\n### Instruction:\n{rec.prompt}\n\n### Response:\n"
             return [(prompt, 0), (rec.response, 1), (eos, 1)]
+        if self.template == "align-anything":
+            # PKU-Alignment's safe-rlhf: PROMPT_BEGIN, PROMPT_USER 'USER: {input} ', 'ASSISTANT:'.
+            head = f"{rec.system} " if rec.system else ""
+            return [(f"BEGINNING OF CONVERSATION: {head}USER: {rec.prompt} ASSISTANT:", 0), (rec.response, 1), (eos, 1)]
+        if self.template == "llama3":
+            bot, sh, eh, eot = (self.specials[k] for k in ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"))
+            out: list[tuple[str | int, int]] = [(bot, 0)]
+            if rec.system:
+                out += [(sh, 0), ("system", 0), (eh, 0), (f"\n\n{rec.system}", 0), (eot, 0)]
+            out += [(sh, 0), ("user", 0), (eh, 0), (f"\n\n{rec.prompt}", 0), (eot, 0)]
+            out += [(sh, 0), ("assistant", 0), (eh, 0), ("\n\n", 0), (rec.response, 1), (eot, 1)]
+            return [(p, l) for p, l in out if p != ""]
         start, end = self.specials["<|im_start|>"], self.specials["<|im_end|>"]
-        out: list[tuple[str | int, int]] = []
+        out = []
         if rec.system:
             out += [(start, 0), (f"system\n{rec.system}", 0), (end, 0), ("\n", 0)]
         out += [(start, 0), (f"user\n{rec.prompt}", 0), (end, 0), ("\n", 0)]

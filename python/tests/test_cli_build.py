@@ -52,7 +52,8 @@ def test_demo_documents_are_its_rendered_source_records(demo_spec, demo_build):
 
 @pytest.mark.parametrize(
     "template, tokenizer",
-    [("plain", "cl100k_base"), ("alpaca", "gpt2"), ("chatml", "o200k_base"), ("chatml", "p50k_base")],
+    [("plain", "cl100k_base"), ("alpaca", "gpt2"), ("chatml", "o200k_base"), ("chatml", "p50k_base"),
+     ("llama3", "cl100k_base"), ("align-anything", "gpt2")],
 )
 @pytest.mark.parametrize("strategy", ["none", "concat", "best-fit", "pad"])
 def test_own_spec_documents_and_packing(tokenmill_bin, tmp_path, template, tokenizer, strategy):
