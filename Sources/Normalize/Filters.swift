@@ -7,6 +7,9 @@ public struct RecordFilter: Sendable {
     public var maxChars: Int
     /// Instruction/chat records whose last assistant turn is empty teach nothing.
     public var dropEmptyResponse: Bool
+    /// An empty assistant turn before the last would train on its end marker alone: such
+    /// a conversation is dropped (`empty_assistant_turn`) unless the spec allows it.
+    public var allowEmptyTurns = false
     /// Fewest words (maximal runs of non-White_Space scalars) over all text fields.
     public var minWords = 0
     /// Largest share of scalars that are not text: symbols (S*), controls, format,
@@ -22,6 +25,9 @@ public struct RecordFilter: Sendable {
     public func reject(_ r: Record) -> String? {
         if dropEmptyResponse && r.kind == .conversation {
             guard let last = r.turns.last(where: { $0.role == .assistant }), !last.content.isEmpty else { return "empty_response" }
+        }
+        if !allowEmptyTurns && r.kind == .conversation && r.turns.contains(where: { $0.role == .assistant && $0.content.isEmpty }) {
+            return "empty_assistant_turn"
         }
         let n = r.scalarCount
         if n < minChars { return "min_chars" }

@@ -26,7 +26,10 @@ public struct PackResult: Sendable {
 }
 
 public enum Packer {
-    public static func pack(lengths: [Int], seqLen: Int, strategy: PackStrategy, overflow: Overflow) -> PackResult {
+    /// `lossStarts[d]`: where document d's first trained token is (its length when none).
+    /// Under `truncate`, a document whose first `seqLen` tokens hold no trained token is
+    /// dropped instead: its truncation would train on nothing.
+    public static func pack(lengths: [Int], seqLen: Int, strategy: PackStrategy, overflow: Overflow, lossStarts: [Int]? = nil) -> PackResult {
         precondition(seqLen > 0)
         if strategy == .concat { return PackResult(sequences: concat(lengths, seqLen), droppedDocs: [], truncatedDocs: []) }
         // Apply the overflow rule: every item is then at most seqLen long.
@@ -36,7 +39,9 @@ public enum Packer {
             if n <= seqLen { items.append(Piece(doc: d, start: 0, end: n)); continue }
             switch overflow {
             case .drop: dropped.append(d)
-            case .truncate: truncated.append(d); items.append(Piece(doc: d, start: 0, end: seqLen))
+            case .truncate:
+                if let ls = lossStarts, ls[d] >= seqLen { dropped.append(d); continue }
+                truncated.append(d); items.append(Piece(doc: d, start: 0, end: seqLen))
             case .split:
                 var s = 0
                 while s < n { items.append(Piece(doc: d, start: s, end: min(n, s + seqLen))); s += seqLen }

@@ -199,10 +199,11 @@ struct SpecParser {
         // filter
         var filter = RecordFilter()
         if let fv = value(top, "filter") {
-            let m = try object(fv, "filter", allowed: ["min_chars", "max_chars", "min_words", "max_non_text_ratio", "drop_empty_response"])
+            let m = try object(fv, "filter", allowed: ["min_chars", "max_chars", "min_words", "max_non_text_ratio", "drop_empty_response", "allow_empty_turns"])
             filter.minChars = try int(m, "min_chars", "filter.min_chars", min: 0) ?? 1
             filter.maxChars = try int(m, "max_chars", "filter.max_chars", min: 1) ?? Int.max
             filter.dropEmptyResponse = try bool(m, "drop_empty_response", "filter.drop_empty_response", default: true)
+            filter.allowEmptyTurns = try bool(m, "allow_empty_turns", "filter.allow_empty_turns", default: false)
             filter.minWords = try int(m, "min_words", "filter.min_words", min: 0) ?? 0
             filter.maxNonTextRatio = try double(m, "max_non_text_ratio", "filter.max_non_text_ratio", range: 0...1) ?? 1
         }

@@ -71,4 +71,25 @@ final class NormalizerTests: XCTestCase {
             XCTAssertEqual(countScalars(Array(s.utf8)), s.unicodeScalars.count)
         }
     }
+
+    /// A conversation whose earlier assistant turn is empty would train on that turn's end
+    /// marker alone: dropped by reason, unless the spec allows empty turns.
+    func testAnEmptyAssistantTurnIsAReasonUnlessAllowed() {
+        func chat(_ replies: [String]) -> Record {
+            var turns: [Record.Turn] = []
+            for (k, r) in replies.enumerated() {
+                turns.append(.init(role: .user, content: Array("question \(k)".utf8)))
+                turns.append(.init(role: .assistant, content: Array(r.utf8)))
+            }
+            return Record(source: 0, file: 0, line: 1, kind: .conversation, turns: turns)
+        }
+        var f = RecordFilter()
+        XCTAssertNil(f.reject(chat(["a", "b"])))
+        XCTAssertEqual(f.reject(chat(["", "b"])), "empty_assistant_turn")
+        XCTAssertEqual(f.reject(chat(["a", ""])), "empty_response")
+        f.allowEmptyTurns = true
+        XCTAssertNil(f.reject(chat(["", "b"])))
+        XCTAssertEqual(f.reject(chat(["a", ""])), "empty_response")
+    }
 }
+

@@ -36,6 +36,10 @@ final class PackerTests: XCTestCase {
         let drop = Packer.pack(lengths: [10, 3], seqLen: 4, strategy: .bestFit, overflow: .drop)
         XCTAssertEqual(drop.sequences, [[Piece(doc: 1, start: 0, end: 3)]])
         XCTAssertEqual(drop.dropped, 1)
+        // Truncation that would keep no trained token drops the document instead.
+        let lossless = Packer.pack(lengths: [10, 10, 3], seqLen: 4, strategy: .none, overflow: .truncate, lossStarts: [4, 3, 0])
+        XCTAssertEqual(lossless.sequences.flatMap { $0 }, [Piece(doc: 1, start: 0, end: 4), Piece(doc: 2, start: 0, end: 3)])
+        XCTAssertEqual(lossless.droppedDocs, [0]); XCTAssertEqual(lossless.truncatedDocs, [1])
     }
 
     func testConcatCutsTheStreamEverySeqLen() {

@@ -409,7 +409,8 @@ def apply_overflow(docs: Sequence[Doc], seq_len: int, overflow: str) -> list[Pie
             for a in range(0, len(doc.tokens), seq_len):
                 out.append((doc.tokens[a : a + seq_len], doc.mask[a : a + seq_len]))
         elif overflow == "truncate":
-            out.append((doc.tokens[:seq_len], doc.mask[:seq_len]))
+            if any(doc.mask[:seq_len]):  # else it would train on nothing: dropped
+                out.append((doc.tokens[:seq_len], doc.mask[:seq_len]))
         elif overflow != "drop":
             raise Unsupported(f"pack.overflow {overflow!r}")
     return out
@@ -472,15 +473,18 @@ def count_overflow(docs, counts: Counter, seq_len: int, strategy: str, overflow:
     for key in ("overflow_dropped", "truncated"):
         for doc in docs:
             counts[doc.rec.source, key] += 0
+    def dropped(doc) -> bool:  # truncate drops what would train on nothing (TEMPLATES.md)
+        return overflow == "drop" or not any(doc.mask[:seq_len])
+
     for doc in docs:
         if cut and len(doc.tokens) > seq_len:
             counts[doc.rec.source, "kept"] -= 1
-            counts[doc.rec.source, "overflow_dropped" if overflow == "drop" else "truncated"] += 1
+            counts[doc.rec.source, "overflow_dropped" if dropped(doc) else "truncated"] += 1
 
     def written(doc) -> int:
         if not cut or len(doc.tokens) <= seq_len:
             return len(doc.tokens)
-        return 0 if overflow == "drop" else seq_len
+        return 0 if dropped(doc) else seq_len
 
     return written
 

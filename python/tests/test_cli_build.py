@@ -244,3 +244,28 @@ def test_splits_stay_put_when_sources_change_and_copies_follow_their_record(toke
     weighted = build("weighted", ["alpaca", "zh"], {"alpaca": 3})
     assert not set(weighted["validation"]) & set(weighted["train"]), "a validation document is also trained on"
     assert set(base["validation"]) == set(weighted["validation"])
+
+
+def test_truncation_that_would_train_on_nothing_drops_the_record(tokenmill_bin, tmp_path):
+    """Under `overflow: truncate`, a record whose first seq_len tokens are all prompt would
+    be written with nothing to train on: it is dropped and counted as overflow_dropped; a
+    record whose response starts inside seq_len is truncated; chats with an empty
+    assistant turn are filtered by reason. Checked against the reference."""
+    rows = [
+        {"instruction": "Say hi.", "output": "Hi there, friend!"},
+        {"instruction": " ".join(["word"] * 80), "output": "Short answer."},          # all prompt within 32
+        {"instruction": "Count.", "output": " ".join(str(i) for i in range(60))},      # truncated, trains
+        {"instruction": "Empty?", "output": ""},                                     # empty_response
+    ]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({
+        "name": "trunc", "sources": [{"name": "s", "path": "rows.jsonl", "map": {"prompt": "instruction", "response": "output"}}],
+        "tokenizer": "gpt2", "template": "plain", "pack": {"seq_len": 32, "strategy": "best-fit", "overflow": "truncate"},
+        "output": {"dir": "out"}}), encoding="utf-8")
+    out = cli.build(tokenmill_bin, spec, tmp_path / "out")
+    counts = json.loads((out / "index.json").read_text())["sources"]["s"]
+    assert (counts["overflow_dropped"], counts["truncated"], counts["kept"], counts["filtered"]) == (1, 1, 1, 1), counts
+    check_or_skip(spec, out)
+    for i in range(len(Dataset(str(out), "train"))):
+        assert Dataset(str(out), "train")[i]["loss_mask"].any(), "a sequence with nothing to train on was written"

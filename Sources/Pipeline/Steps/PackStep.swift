@@ -20,7 +20,8 @@ enum PackStep {
         let spec = ctx.spec
         let split = splitNames(spec)[splitIndex]
         let docs = try ShapeStep.readDocs(ctx, split: split)
-        var packed = Packer.pack(lengths: docs.map { Int($0.tokenCount) }, seqLen: spec.seqLen, strategy: spec.strategy, overflow: spec.overflow)
+        var packed = Packer.pack(lengths: docs.map { Int($0.tokenCount) }, seqLen: spec.seqLen, strategy: spec.strategy, overflow: spec.overflow,
+                                 lossStarts: docs.map { Int($0.firstLoss) })
         if let seed = spec.shuffleSeed { shuffleDeterministically(&packed.sequences, seed: seed) }
 
         // The records overflow decided about, per source (rows, once however many copies).

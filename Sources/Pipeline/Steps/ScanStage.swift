@@ -3,13 +3,13 @@ import Dedup
 import Ingest
 import TokenmillCore
 
-/// What the scan stage keeps of one record: a fixed 48-byte summary in `scan/<u>.rows`
+/// What the scan stage keeps of one record: a fixed 52-byte summary in `scan/<u>.rows`
 /// (the global stages read these, never texts).
 ///
 /// `line` counts from the unit's first line (1); `tokenOffset` indexes `scan/<u>.tokens`
 /// and `.mask` in tokens.
 struct RowSummary {
-    static let size = 48
+    static let size = 52
     static let filtered: UInt8 = 1, hasKey: UInt8 = 2, sigEmpty: UInt8 = 4, contaminated: UInt8 = 8
 
     var line: UInt64
@@ -21,18 +21,20 @@ struct RowSummary {
     var key: UInt128Hash
     /// `Record.contentHash` (normalized fields): the stable split and subsample key.
     var content: UInt64 = 0
+    /// The first trained token's index (`tokenCount` when none is trained).
+    var firstLoss: UInt32 = 0
 
     func write(_ w: inout ByteWriter) {
         w.u64(line); w.u64(tokenOffset); w.u32(tokenCount); w.u8(flags); w.u8(reason); w.u8(0); w.u8(0)
-        w.u64(key.high); w.u64(key.low); w.u64(content)
+        w.u64(key.high); w.u64(key.low); w.u64(content); w.u32(firstLoss)
     }
 
     static func read(_ r: inout ByteReader) throws -> RowSummary {
         let line = try r.u64(), off = try r.u64(), n = try r.u32(), flags = try r.u8(), reason = try r.u8()
         _ = try r.u8(); _ = try r.u8()
-        let hi = try r.u64(), lo = try r.u64(), content = try r.u64()
+        let hi = try r.u64(), lo = try r.u64(), content = try r.u64(), firstLoss = try r.u32()
         return RowSummary(line: line, tokenOffset: off, tokenCount: n, flags: flags, reason: reason, key: UInt128Hash(low: lo, high: hi),
-                          content: content)
+                          content: content, firstLoss: firstLoss)
     }
 
     static func readAll(_ path: String) throws -> [RowSummary] {
@@ -188,7 +190,8 @@ final class ScanStage {
                     let row = UInt32(result.records)
                     let rec = records[k]
                     var summary = RowSummary(line: UInt64(rec.line), tokenOffset: tokenOffset, tokenCount: UInt32(s.tokens.count),
-                                             flags: 0, reason: 0, key: UInt128Hash(low: 0, high: 0), content: s.content)
+                                             flags: 0, reason: 0, key: UInt128Hash(low: 0, high: 0), content: s.content,
+                                             firstLoss: UInt32(s.mask.firstIndex(where: { $0 != 0 }) ?? s.tokens.count))
                     if let reason = s.reason {
                         summary.flags |= RowSummary.filtered
                         if reasonIndex[reason] == nil { reasonIndex[reason] = UInt8(result.reasons.count); result.reasons.append(reason) }

@@ -2,11 +2,13 @@ import TokenmillCore
 
 /// A document of a split: which record, where its tokens are, how many, from which source.
 struct SplitDoc {
-    static let size = 24
+    static let size = 28
     var id: RecordID
     var tokenOffset: UInt64
     var tokenCount: UInt32
     var source: UInt32
+    /// The first trained token (`tokenCount` when none).
+    var firstLoss: UInt32
 }
 
 /// Shape (one unit, over the row summaries in spec order): the dedup and decontamination
@@ -97,6 +99,7 @@ enum ShapeStep {
                 let split = spec.validationFraction > 0 && draw(salt: spec.splitSeed, source: sourceNames[s], content: r.content) < spec.validationFraction ? 1 : 0
                 for _ in 0..<copies {
                     perSplit[split].u64(id); perSplit[split].u64(r.tokenOffset); perSplit[split].u32(r.tokenCount); perSplit[split].u32(UInt32(s))
+                    perSplit[split].u32(r.firstLoss)
                     docs[split] += 1
                     stats[s].documents += 1
                     stats[s].tokens += Int(r.tokenCount)
@@ -115,7 +118,9 @@ enum ShapeStep {
         guard r.remaining % SplitDoc.size == 0 else { throw TokenmillError.corrupt(path: path, message: "size is not a multiple of \(SplitDoc.size)") }
         var out: [SplitDoc] = []
         out.reserveCapacity(r.remaining / SplitDoc.size)
-        while !r.atEnd { out.append(SplitDoc(id: try r.u64(), tokenOffset: try r.u64(), tokenCount: try r.u32(), source: try r.u32())) }
+        while !r.atEnd {
+            out.append(SplitDoc(id: try r.u64(), tokenOffset: try r.u64(), tokenCount: try r.u32(), source: try r.u32(), firstLoss: try r.u32()))
+        }
         return out
     }
 }
