@@ -32,6 +32,14 @@ public enum TokenizerLoader {
 
     /// Loads `spec`: a built-in name, or a path to a `.tiktoken` file named after a
     /// built-in encoding (its pattern and special tokens are then used).
+    /// The tokenizer.json a tokenizer spec names (the file, or the one in a model folder);
+    /// nil for built-in names and .tiktoken files, whose encoding name identifies them.
+    public static func tokenizerJSONPath(_ spec: String) -> String? {
+        if builtins[spec] != nil || spec.hasSuffix(".tiktoken") { return nil }
+        if FileSystem.isDirectory(spec) { return FileSystem.join(spec, "tokenizer.json") }
+        return spec.hasSuffix(".json") ? spec : nil
+    }
+
     public static func load(_ spec: String) throws -> Tokenizer {
         if let b = builtins[spec] {
             let path = try resourcePath(b.file)

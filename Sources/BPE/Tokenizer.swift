@@ -37,12 +37,28 @@ public final class Tokenizer: @unchecked Sendable {
         var addedText: [UInt32: [UInt8]]
     }
 
+    /// Where `eosID` came from: nil when it is known (a built-in encoding, the files beside
+    /// a tokenizer.json, or the spec); else why it is only a guess, which a build refuses
+    /// (`encode` and `decode` need no EOS).
+    public let eosGuess: String?
+
     init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64,
-         addPrefixSpace: Bool = false, normalization: Normalization = .none, general: GeneralPath? = nil) {
+         addPrefixSpace: Bool = false, normalization: Normalization = .none, general: GeneralPath? = nil, eosGuess: String? = nil) {
         self.addPrefixSpace = addPrefixSpace; self.normalization = normalization; self.general = general
         self.name = name; self.ranks = ranks; self.pretokenizer = pretokenizer
         self.specialTokens = special.sorted { $0.1 < $1.1 }.map { (text: $0.0, id: $0.1) }
         self.eosID = eos; self.vocabSize = vocabSize; self.vocabHash = vocabHash
+        self.eosGuess = eosGuess
+    }
+
+    /// The same tokenizer with `text` (one of its special tokens) as EOS, as a spec names it.
+    public func withEOS(_ text: String) throws -> Tokenizer {
+        guard let id = specialID(text) else {
+            throw TokenmillError.spec(path: name, key: "tokenizer.eos", message: "'\(text)' is not a special token of \(name) (its special tokens: \(specialTokens.map(\.text).prefix(12).joined(separator: ", ")))")
+        }
+        return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: specialTokens.map { ($0.text, $0.id) }, eos: id,
+                         vocabSize: vocabSize, vocabHash: vocabHash, addPrefixSpace: addPrefixSpace, normalization: normalization,
+                         general: general, eosGuess: nil)
     }
 
     public func specialID(_ text: String) -> UInt32? {
@@ -62,7 +78,7 @@ public final class Tokenizer: @unchecked Sendable {
             size = max(size, Int(id) + 1)
         }
         return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: special, eos: eosID, vocabSize: size, vocabHash: vocabHash,
-                         addPrefixSpace: addPrefixSpace, normalization: normalization, general: general)
+                         addPrefixSpace: addPrefixSpace, normalization: normalization, general: general, eosGuess: eosGuess)
     }
 
     public func makeEncoder() -> Encoder { Encoder(self) }

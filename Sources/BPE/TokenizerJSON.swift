@@ -137,12 +137,45 @@ enum TokenizerJSON {
         }
 
         let name = tokenizerName(path)
-        let eosNames = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<EOT>", "<|im_end|>"]
-        let eos = eosNames.lazy.compactMap { n in special.first { $0.0 == n }?.1 }.first ?? special.first?.1
+        // EOS as the model folder states it; a guess (for encode and decode, which need none)
+        // only when nothing beside the file does — a build refuses a guess.
+        var eos: UInt32? = nil
+        var guess: String? = nil
+        if let stated = try statedEOS(beside: path, special: special) { eos = stated } else {
+            let eosNames = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<EOT>", "<|im_end|>"]
+            eos = eosNames.lazy.compactMap { n in special.first { $0.0 == n }?.1 }.first ?? special.first?.1
+            guess = "no tokenizer_config.json, special_tokens_map.json or generation_config.json beside \(path) names its EOS"
+        }
         guard let eos else { throw refuse("added_tokens: no special token to use as EOS") }
         return Tokenizer(name: name, ranks: table, pretokenizer: config.pretokenizer, special: special, eos: eos,
                          vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, normalization: config.normalization,
-                         general: general)
+                         general: general, eosGuess: guess)
+    }
+
+    /// The EOS the files of a Hugging Face model folder name, in the order transformers
+    /// reads them: `tokenizer_config.json`'s `eos_token`, `special_tokens_map.json`'s
+    /// `eos_token` (a string, or an object with `content`), then `generation_config.json`'s
+    /// `eos_token_id` (an id, or a list whose first entry counts). nil when none does; a
+    /// named token that is not one of the tokenizer's special tokens is an error.
+    static func statedEOS(beside path: String, special: [(String, UInt32)]) throws -> UInt32? {
+        let dir = FileSystem.dirname(of: path)
+        func json(_ name: String) -> (String, JSONValue)? {
+            let p = FileSystem.join(dir, name)
+            guard FileSystem.fileExists(p), let b = try? FileSystem.readFile(p), let v = try? JSONParser.parse(b) else { return nil }
+            return (p, v)
+        }
+        for file in ["tokenizer_config.json", "special_tokens_map.json"] {
+            guard let (p, v) = json(file), let e = v["eos_token"], e != .null else { continue }
+            guard let text = e.stringValue ?? e["content"]?.stringValue else { continue }
+            guard let id = special.first(where: { $0.0 == text })?.1 else {
+                throw TokenmillError.unsupported("\(p): eos_token '\(text)' is not one of the tokenizer's added special tokens")
+            }
+            return id
+        }
+        if let (_, v) = json("generation_config.json"), let e = v["eos_token_id"] {
+            if let id = e.intValue ?? e.arrayValue?.first?.intValue, special.contains(where: { $0.1 == UInt32(id) }) { return UInt32(id) }
+        }
+        return nil
     }
 
     static func tokenizerName(_ path: String) -> String {

@@ -132,7 +132,8 @@ public final class Build {
         // A fresh build.
         FileSystem.remove(FileSystem.join(out, DatasetDirectory.indexFile))
         for name in (try? FileSystem.listDirectory(out)) ?? [] {
-            let ours = name.hasSuffix(DatasetDirectory.shardSuffix) || name.hasSuffix(".tmp") || ["report.json", "rejects.jsonl", "dedup-clusters.jsonl", "decontaminated.jsonl"].contains(name)
+            let ours = name.hasSuffix(DatasetDirectory.shardSuffix) || name.hasSuffix(".tmp") || DatasetDirectory.tokenizerFiles.contains(name)
+                || ["report.json", "rejects.jsonl", "dedup-clusters.jsonl", "decontaminated.jsonl"].contains(name)
             if ours { FileSystem.remove(FileSystem.join(out, name)) }
         }
         try checkSpace()

@@ -53,6 +53,8 @@ public struct BuildSpec {
     public var validationFraction: Double
     public var splitSeed: UInt64
     public var tokenizer: String
+    /// The EOS token's text when the spec names it (`"tokenizer": {"path", "eos"}`).
+    public var tokenizerEOS: String? = nil
     public var template: ChatTemplate
     public var seqLen: Int
     public var strategy: PackStrategy
@@ -269,9 +271,20 @@ struct SpecParser {
             splitSeed = UInt64(try int(m, "seed", "split.seed", min: 0) ?? 0)
         }
 
-        var tokenizer = try string(top, "tokenizer", "tokenizer") ?? "cl100k_base"
+        // "tokenizer": a name or path, or {"path": ..., "eos": ...} to name the EOS of a
+        // tokenizer.json whose folder does not (EOS is never guessed for a build).
+        var tokenizer = "cl100k_base"
+        var tokenizerEOS: String? = nil
+        if let tv = value(top, "tokenizer"), tv.objectValue != nil {
+            let m = try object(tv, "tokenizer", allowed: ["path", "eos"], notYet: ["bos": "a BOS is placed by the template (llama3's <|begin_of_text|>); no template takes one from the spec yet"])
+            guard let p = try string(m, "path", "tokenizer.path") else { throw err("tokenizer.path", "missing: the tokenizer's name, .tiktoken file, tokenizer.json or model folder") }
+            tokenizer = p
+            tokenizerEOS = try string(m, "eos", "tokenizer.eos")
+        } else if let t = try string(top, "tokenizer", "tokenizer") {
+            tokenizer = t
+        }
         // A file or folder (not a built-in name) is relative to the spec, like sources.
-        if tokenizer.contains("/") || tokenizer.hasSuffix(".json") || tokenizer.hasSuffix(".tiktoken") {
+        if tokenizer.contains("/") || tokenizer.hasSuffix(".json") || tokenizer.hasSuffix(".tiktoken") || FileSystem.isDirectory(FileSystem.join(specDir, tokenizer)) {
             tokenizer = FileSystem.join(specDir, tokenizer)
             guard FileSystem.fileExists(tokenizer) else { throw err("tokenizer", "'\(tokenizer)' does not exist (paths are relative to the spec's folder)") }
         }
@@ -316,10 +329,12 @@ struct SpecParser {
         }
         outDir = FileSystem.join(specDir, outDir)
 
-        return BuildSpec(path: path, specHash: hash, name: name, sources: sources, normalizer: normalizer, normalize: normalize,
-                         filter: filter, exactDedup: exact, nearDedup: near, decontaminate: decontaminate, validationFraction: validation, splitSeed: splitSeed,
-                         tokenizer: tokenizer, template: template, seqLen: seqLen, strategy: strategy, overflow: overflow,
-                         outputDir: outDir, shardTokens: shardTokens, zstdLevel: level, shuffleSeed: shuffle)
+        var spec = BuildSpec(path: path, specHash: hash, name: name, sources: sources, normalizer: normalizer, normalize: normalize,
+                             filter: filter, exactDedup: exact, nearDedup: near, decontaminate: decontaminate, validationFraction: validation, splitSeed: splitSeed,
+                             tokenizer: tokenizer, template: template, seqLen: seqLen, strategy: strategy, overflow: overflow,
+                             outputDir: outDir, shardTokens: shardTokens, zstdLevel: level, shuffleSeed: shuffle)
+        spec.tokenizerEOS = tokenizerEOS
+        return spec
     }
 
     func onError(_ m: [JSONMember], _ key: String) throws -> Bool? {

@@ -93,6 +93,13 @@ final class BuildContext {
         work = WorkFolder(outDir: outDir, fingerprint: manifest.fingerprint)
         lsh = spec.nearDedup.map { LSHParameters.optimal(threshold: $0.threshold, permutations: $0.permutations) }
         var t = try TokenizerLoader.load(spec.tokenizer)
+        if let eos = spec.tokenizerEOS {
+            t = try t.withEOS(eos)
+        } else if let why = t.eosGuess {
+            // Training data must end its documents with the model's own EOS: never a guess.
+            throw TokenmillError.spec(path: spec.path, key: "tokenizer",
+                                      message: "\(why); name it: \"tokenizer\": {\"path\": \"\(spec.tokenizer)\", \"eos\": \"<the EOS token>\"}")
+        }
         if spec.template.kind == .chatml {
             let (a, b) = TokenizerLoader.chatTokenIDs(for: t)
             t = try t.addingSpecialTokens([("<|im_start|>", a), ("<|im_end|>", b)])

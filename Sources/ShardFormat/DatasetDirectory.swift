@@ -7,6 +7,9 @@ public enum DatasetDirectory {
     /// Written last: the dataset exists once this file does.
     public static let indexFile = "index.json"
     public static let shardSuffix = ".tkm"
+    /// Names a copy of a non-built-in vocabulary may have beside the shards (a tokenizer.json;
+    /// a .tiktoken file is named after its encoding, which index.json's name gives).
+    public static let tokenizerFiles = ["tokenizer.json"]
 
     /// `SPLIT-NNNNN.tkm`: shard `k` (from 0) of `split`, `k` in decimal zero-padded to at
     /// least five digits (`train-00000.tkm`, …, `train-99999.tkm`, `train-100000.tkm`).

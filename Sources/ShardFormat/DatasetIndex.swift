@@ -28,9 +28,12 @@ public struct DatasetIndex {
         public var padID: Int
         /// Text → id, in ascending id order.
         public var specialTokens: [(text: String, id: Int)]
-        public init(name: String, vocabHash: String, vocabSize: Int, eosID: Int, padID: Int, specialTokens: [(text: String, id: Int)]) {
+        /// The vocabulary file copied beside the shards (`tokenizer.json`) when the build's
+        /// tokenizer was a tokenizer.json; nil when `name` is enough (a built-in encoding).
+        public var file: String?
+        public init(name: String, vocabHash: String, vocabSize: Int, eosID: Int, padID: Int, specialTokens: [(text: String, id: Int)], file: String? = nil) {
             self.name = name; self.vocabHash = vocabHash; self.vocabSize = vocabSize; self.eosID = eosID; self.padID = padID
-            self.specialTokens = specialTokens
+            self.specialTokens = specialTokens; self.file = file
         }
     }
 
@@ -120,7 +123,7 @@ public struct DatasetIndex {
                 (Key.eosID, .int(t.eosID)),
                 (Key.padID, .int(t.padID)),
                 (Key.specialTokens, .object(t.specialTokens.map { ($0.text, .int($0.id)) })),
-            ])),
+            ] + (t.file.map { [(Key.file, JSONOut.string($0))] } ?? []))),
             (Key.template, .string(template)),
             (Key.seqLen, .int(seqLen)),
             (Key.pack, .object([(Key.strategy, .string(strategy)), (Key.overflow, .string(overflow))])),
@@ -263,6 +266,12 @@ public struct DatasetIndex {
             for m in try object(tk, Key.specialTokens, at) {
                 special.append((m.keyString, try count(m.value, "\(at).\(Key.specialTokens).\(m.keyString)", below: vocabSize)))
             }
+            var vocabularyFile: String? = nil
+            if tk[Key.file] != nil {
+                let f = try string(tk, Key.file, at)
+                guard DatasetDirectory.tokenizerFiles.contains(f) else { throw bad("\(at).\(Key.file)", "'\(f)' is not one of \(DatasetDirectory.tokenizerFiles.joined(separator: ", "))") }
+                vocabularyFile = f
+            }
             let template = try string(root, Key.template, "")
             let seqLen = try count(root, Key.seqLen, "", min: 1)
             let pack = try member(root, Key.pack, "")
@@ -298,7 +307,7 @@ public struct DatasetIndex {
             let sources = try object(root, Key.sources, "")
             var index = DatasetIndex(toolVersion: toolVersion, specHash: specHash, name: datasetName,
                                      tokenizer: Tokenizer(name: tokenizerName, vocabHash: vocabHash, vocabSize: vocabSize, eosID: eos, padID: pad,
-                                                          specialTokens: special),
+                                                          specialTokens: special, file: vocabularyFile),
                                      template: template, seqLen: seqLen, strategy: strategy, overflow: overflow, splits: splits,
                                      sources: sources.map { ($0.keyString, JSONOut($0.value)) })
             index.formatVersion = version
@@ -346,6 +355,14 @@ public enum DatasetVerifier {
     public static func verify(dir: String) throws -> Report {
         let index = try DatasetIndex.load(dir: dir)
         var report = Report()
+        if let f = index.tokenizer.file {
+            // The vocabulary copied beside the shards is the one they were built with.
+            let path = FileSystem.join(dir, f)
+            guard FileSystem.fileExists(path) else { throw TokenmillError.corrupt(path: path, message: "named by index.json's tokenizer.file but missing") }
+            guard XXH3.hex(XXH3.hash64(try FileSystem.readFile(path))) == index.tokenizer.vocabHash else {
+                throw TokenmillError.corrupt(path: path, message: "its xxh3-64 differs from index.json's tokenizer.vocab_hash")
+            }
+        }
         let width = DatasetDirectory.tokenWidth(vocabSize: index.tokenizer.vocabSize)
         let pad = index.strategy == "pad" ? (seqLen: index.seqLen, padID: UInt32(index.tokenizer.padID)) : nil
         for split in index.splits {

@@ -37,7 +37,13 @@ enum InspectCommand {
             if n < base + s.records {
                 let reader = try ShardReader(path: FileSystem.join(dir, s.file), vocabSize: index.tokenizer.vocabSize)
                 let rec = try reader.record(n - base)
-                var tokenizer = try TokenizerLoader.load(index.tokenizer.name)
+                // A tokenizer.json build carries its vocabulary; a built-in one is named.
+                let source = index.tokenizer.file.map { FileSystem.join(dir, $0) } ?? index.tokenizer.name
+                var tokenizer = try TokenizerLoader.load(source)
+                guard XXH3.hex(tokenizer.vocabHash) == index.tokenizer.vocabHash else {
+                    throw TokenmillError.corrupt(path: FileSystem.join(dir, DatasetDirectory.indexFile),
+                                                 message: "the vocabulary \(source) has another hash than tokenizer.vocab_hash \(index.tokenizer.vocabHash): it is not the one the shards were built with")
+                }
                 let extra = index.tokenizer.specialTokens.filter { tokenizer.specialID($0.text) == nil }.map { ($0.text, UInt32($0.id)) }
                 if !extra.isEmpty { tokenizer = try tokenizer.addingSpecialTokens(extra) }
                 let trained = rec.lossMask.reduce(0) { $0 + Int($1) }

@@ -196,3 +196,87 @@ def test_a_token_no_merge_reaches_is_not_emitted_for_a_cut_part(tokenmill_bin, t
     assert want[0] == [256, vocab["x"], vocab["y"], vocab["z"]]
     assert want[1] == [258]   # a whole pre-token that is a token: emitted directly
     assert encode_with_tokenmill(tokenmill_bin, str(path), texts) == want
+
+
+@pytest.mark.binary
+def test_a_build_takes_eos_from_the_model_folder_or_the_spec_never_a_guess(built, tokenmill_bin, tmp_path):
+    """A build with a tokenizer.json takes EOS from tokenizer_config.json,
+    special_tokens_map.json or generation_config.json beside it, or from the spec's
+    `"tokenizer": {"path", "eos"}`; with none of them it stops (exit 2) naming the key to
+    set. Here the first special token is a BOS-like token (as DeepSeek's
+    <｜begin▁of▁sentence｜> is), which a guess would have taken."""
+    src = json.loads(open(built["gpt2"], encoding="utf-8").read())
+    bos, eos = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+    src["added_tokens"] = [
+        {"id": 50257, "content": bos, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True},
+        {"id": 50258, "content": eos, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True},
+    ]
+    (tmp_path / "data.jsonl").write_text(json.dumps({"text": "hello world"}) + "\n", encoding="utf-8")
+
+    def attempt(tag, beside=None, spec_tokenizer=None):
+        folder = tmp_path / tag
+        folder.mkdir()
+        (folder / "tokenizer.json").write_text(json.dumps(src), encoding="utf-8")
+        for name, content in (beside or {}).items():
+            (folder / name).write_text(json.dumps(content), encoding="utf-8")
+        spec = tmp_path / f"{tag}.json"
+        spec.write_text(json.dumps({
+            "name": tag, "sources": [{"name": "d", "path": "data.jsonl", "map": {"text": "text"}}],
+            "tokenizer": spec_tokenizer or f"{tag}/tokenizer.json", "template": "plain",
+            "pack": {"seq_len": 64, "strategy": "none"}, "output": {"dir": f"out-{tag}"}}), encoding="utf-8")
+        r = subprocess.run([str(tokenmill_bin), "build", str(spec), "--quiet"], capture_output=True)
+        index = tmp_path / f"out-{tag}" / "index.json"
+        return r, json.loads(index.read_text()) if index.is_file() else None
+
+    r, _ = attempt("none")
+    assert r.returncode == 2, r.stderr
+    assert b"eos" in r.stderr and b"tokenizer_config.json" in r.stderr, r.stderr
+    for tag, beside in [("config", {"tokenizer_config.json": {"eos_token": eos, "bos_token": bos}}),
+                        ("map", {"special_tokens_map.json": {"eos_token": {"content": eos, "lstrip": False}}}),
+                        ("generation", {"generation_config.json": {"bos_token_id": 50257, "eos_token_id": [50258]}})]:
+        r, index = attempt(tag, beside)
+        assert r.returncode == 0, r.stderr
+        assert index["tokenizer"]["eos_id"] == 50258 and index["tokenizer"]["pad_id"] == 50258, (tag, index["tokenizer"])
+    r, index = attempt("spec", spec_tokenizer={"path": "spec/tokenizer.json", "eos": eos})
+    assert r.returncode == 0, r.stderr
+    assert index["tokenizer"]["eos_id"] == 50258
+    r, _ = attempt("wrong", spec_tokenizer={"path": "wrong/tokenizer.json", "eos": "</s>"})
+    assert r.returncode == 2 and b"tokenizer.eos" in r.stderr, r.stderr
+    # encode needs no EOS: the same file without any config still encodes.
+    enc = subprocess.run([str(tokenmill_bin), "encode", "--tokenizer", str(tmp_path / "none" / "tokenizer.json")], input=b"hello world\n",
+                         capture_output=True)
+    assert enc.returncode == 0 and json.loads(enc.stdout) == [31373, 995], enc.stderr
+
+
+@pytest.mark.binary
+def test_a_tokenizer_json_build_carries_its_vocabulary(built, tokenmill_bin, tmp_path):
+    """index.json names the copied tokenizer.json, so inspect decodes the build from any
+    folder; verify (and the Python reader) check the copy against vocab_hash."""
+    import shutil
+
+    from tokenmill import Dataset, ShardError
+
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copy(built["gpt2"], model / "tokenizer.json")
+    (model / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|endoftext|>"}), encoding="utf-8")
+    (tmp_path / "d.jsonl").write_text(json.dumps({"text": "hello world"}) + "\n", encoding="utf-8")
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"name": "v", "sources": [{"name": "d", "path": "d.jsonl", "map": {"text": "text"}}], "tokenizer": "model",
+                                "template": "plain", "pack": {"seq_len": 64, "strategy": "none"}, "output": {"dir": "out"}}), encoding="utf-8")
+    subprocess.run([str(tokenmill_bin), "build", str(spec), "--quiet"], check=True)
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(tmp_path / "out"), moved)
+    shutil.rmtree(model)
+    index = json.loads((moved / "index.json").read_text())
+    assert index["tokenizer"]["file"] == "tokenizer.json"
+    shown = subprocess.run([str(tokenmill_bin), "inspect", str(moved), "--seq", "0"], capture_output=True, cwd="/")
+    assert shown.returncode == 0 and "hello world<|endoftext|>" in shown.stdout.decode(), shown.stderr
+    assert subprocess.run([str(tokenmill_bin), "verify", str(moved)], capture_output=True).returncode == 0
+    Dataset(str(moved), "train").verify()
+    with open(moved / "tokenizer.json", "ab") as f:
+        f.write(b" ")
+    bad = subprocess.run([str(tokenmill_bin), "verify", str(moved)], capture_output=True)
+    assert bad.returncode == 65 and b"vocab_hash" in bad.stderr, bad.stderr
+    with pytest.raises(ShardError):
+        Dataset(str(moved), "train").verify()

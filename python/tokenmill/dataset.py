@@ -156,6 +156,16 @@ class Dataset:
         raises :class:`ShardError` on the first damage.
         """
         index = self.index
+        vocabulary = index.raw["tokenizer"].get("file")
+        if vocabulary is not None:
+            import xxhash
+
+            where = os.path.join(self.directory, vocabulary)
+            if not os.path.isfile(where):
+                raise ShardError(where, "tokenizer.file", "named by index.json but missing")
+            with open(where, "rb") as f:
+                if xxhash.xxh3_64_hexdigest(f.read()) != index.raw["tokenizer"]["vocab_hash"]:
+                    raise ShardError(where, "tokenizer.file", "its xxh3-64 differs from index.json's tokenizer.vocab_hash")
         split = index.splits[self.split]
         pad = (index.seq_len, index.pad_id) if index.strategy == "pad" else None
         starts = padded = padding = 0

@@ -176,6 +176,10 @@ def load_index(directory: str | os.PathLike[str]) -> Index:
     pad_id = _count(tokenizer, "pad_id", path, "tokenizer", below=vocab_size)
     for text, token in _field(tokenizer, "special_tokens", dict, path, "tokenizer").items():
         _check_count(token, path, f"tokenizer.special_tokens.{text}", below=vocab_size)
+    if "file" in tokenizer:  # the vocabulary copied beside the shards (FORMAT.md 2.3)
+        vocabulary = _field(tokenizer, "file", str, path, "tokenizer")
+        if vocabulary != "tokenizer.json":
+            raise ShardError(path, "tokenizer.file", f"{vocabulary!r} is not 'tokenizer.json'")
     _field(raw, "template", str, path, top)
     seq_len = _count(raw, "seq_len", path, top, minimum=1)
     pack = _field(raw, "pack", dict, path, top)

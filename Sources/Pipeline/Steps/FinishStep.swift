@@ -1,3 +1,4 @@
+import BPE
 import Dedup
 import ShardFormat
 import TokenmillCore
@@ -164,11 +165,18 @@ enum FinishStep {
 
     static func writeIndex(_ ctx: BuildContext, stats: [SourceStats], splits: [DatasetIndex.Split]) throws {
         let spec = ctx.spec, tokenizer = ctx.tokenizer
+        // A tokenizer.json travels with the shards, so `inspect` (and a trainer) can decode
+        // them wherever they are copied; its hash is index.json's vocab_hash.
+        var vocabularyFile: String? = nil
+        if let source = TokenizerLoader.tokenizerJSONPath(spec.tokenizer), let name = DatasetDirectory.tokenizerFiles.first {
+            try FileSystem.writeAtomically(FileSystem.join(ctx.outDir, name), try FileSystem.readFile(source))
+            vocabularyFile = name
+        }
         let index = DatasetIndex(
             toolVersion: toolVersion, specHash: XXH3.hex(spec.specHash), name: spec.name,
             tokenizer: DatasetIndex.Tokenizer(name: tokenizer.name, vocabHash: XXH3.hex(tokenizer.vocabHash), vocabSize: tokenizer.vocabSize,
                                               eosID: Int(tokenizer.eosID), padID: Int(tokenizer.eosID),
-                                              specialTokens: tokenizer.specialTokens.map { ($0.text, Int($0.id)) }),
+                                              specialTokens: tokenizer.specialTokens.map { ($0.text, Int($0.id)) }, file: vocabularyFile),
             template: spec.template.name, seqLen: spec.seqLen, strategy: spec.strategy.rawValue, overflow: spec.overflow.rawValue,
             splits: splits,
             sources: zip(ctx.spec.sources, stats).map { ($0.name, $1.json) })
