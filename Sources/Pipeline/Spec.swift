@@ -26,6 +26,15 @@ public struct DecontaminateSpec: Sendable {
     public var ngram: Int
 }
 
+/// `sample`: `records` records, or records up to a `tokens` budget, chosen by their
+/// draws for `seed` among the records that survive filters, dedup, decontamination and
+/// `take`.
+public struct SampleSpec: Sendable {
+    public var records: Int?
+    public var tokens: Int?
+    public var seed: UInt64
+}
+
 public struct BuildSpec {
     public struct Source {
         public var name: String
@@ -55,6 +64,8 @@ public struct BuildSpec {
     public var tokenizer: String
     /// The EOS token's text when the spec names it (`"tokenizer": {"path", "eos"}`).
     public var tokenizerEOS: String? = nil
+    /// A global sample (docs/PIPELINE.md, "Shape"); nil: every record.
+    public var sample: SampleSpec? = nil
     public var template: ChatTemplate
     public var seqLen: Int
     public var strategy: PackStrategy
@@ -123,8 +134,8 @@ struct SpecParser {
     }
 
     mutating func parse(_ root: JSONValue, hash: UInt64) throws -> BuildSpec {
-        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "decontaminate", "split", "invalid_utf8", "tokenizer", "template", "pack", "output", "on_error"],
-                             notYet: ["sample": "ingest issue", "mix": "ingest issue"])
+        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "decontaminate", "sample", "split", "invalid_utf8", "tokenizer", "template", "pack", "output", "on_error"],
+                             notYet: ["mix": "issue 16: target proportions per source"])
         if root.objectValue == nil { throw err("-", "the spec must be a JSON object") }
         let name = try string(top, "name", "name") ?? FileSystem.basename(of: path)
         let topSkip = try onError(top, "on_error") ?? false
@@ -263,6 +274,15 @@ struct SpecParser {
             decontaminate = DecontaminateSpec(against: files, field: fieldName, ngram: ngram)
         }
 
+        // sample: a global, seeded sample of the records that survive dedup (and take)
+        var sample: SampleSpec? = nil
+        if let sv = value(top, "sample") {
+            let m = try object(sv, "sample", allowed: ["records", "tokens", "seed"])
+            let records = try int(m, "records", "sample.records", min: 0), tokens = try int(m, "tokens", "sample.tokens", min: 0)
+            guard (records == nil) != (tokens == nil) else { throw err("sample", "give exactly one of \"records\" (a count) or \"tokens\" (a budget)") }
+            sample = SampleSpec(records: records, tokens: tokens, seed: UInt64(try int(m, "seed", "sample.seed", min: 0) ?? 0))
+        }
+
         // split
         var validation = 0.0, splitSeed: UInt64 = 0
         if let sv = value(top, "split") {
@@ -334,6 +354,7 @@ struct SpecParser {
                              tokenizer: tokenizer, template: template, seqLen: seqLen, strategy: strategy, overflow: overflow,
                              outputDir: outDir, shardTokens: shardTokens, zstdLevel: level, shuffleSeed: shuffle)
         spec.tokenizerEOS = tokenizerEOS
+        spec.sample = sample
         return spec
     }
 

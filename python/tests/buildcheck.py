@@ -197,7 +197,7 @@ def check_build(spec_path: Path, directory: Path) -> dict:
     for source in spec["sources"]:
         name = source["name"]
         got = index["sources"][name]
-        for key in ("read", "rejected", "exact_dup", "kept", "overflow_dropped", "truncated"):
+        for key in ("read", "rejected", "exact_dup", "subsampled", "kept", "overflow_dropped", "truncated"):
             assert got[key] == counts[name, key], (
                 f"index.json sources.{name}.{key}: {got[key]}, reference {counts[name, key]}"
             )

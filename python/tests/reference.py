@@ -62,6 +62,7 @@ SUPPORTED_KEYS = {
     "filter",
     "dedup",
     "split",
+    "sample",
     "tokenizer",
     "template",
     "pack",
@@ -326,6 +327,20 @@ def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
                     seen.add(key)
                 counts[name, "kept"] += 1
                 kept.append(rec)
+    sample = spec.get("sample")
+    if sample:
+        # The global sample (docs/PIPELINE.md, "Shape"): the smallest draws for its seed,
+        # ties by position; `records` of them or what fits the `tokens` budget in order.
+        order = sorted(range(len(kept)), key=lambda i: (draw(sample.get("seed", 0), kept[i]), i))
+        if "records" in sample:
+            chosen = set(order[: sample["records"]])
+        else:
+            raise Unsupported("sample.tokens (the reference does not tokenize before rendering)")
+        for i, rec in enumerate(kept):
+            if i not in chosen:
+                counts[rec.source, "kept"] -= 1
+                counts[rec.source, "subsampled"] += 1
+        kept = [rec for i, rec in enumerate(kept) if i in chosen]
     return kept, counts
 
 

@@ -269,3 +269,30 @@ def test_truncation_that_would_train_on_nothing_drops_the_record(tokenmill_bin, 
     check_or_skip(spec, out)
     for i in range(len(Dataset(str(out), "train"))):
         assert Dataset(str(out), "train")[i]["loss_mask"].any(), "a sequence with nothing to train on was written"
+
+
+def test_a_global_sample_after_dedup_is_the_references_and_stays_put(tokenmill_bin, tmp_path, repo):
+    """`sample: {"records": N, "seed": s}` keeps the N records with the smallest draws among
+    those that survive dedup, over all sources, counted as `subsampled` otherwise, checked
+    against the reference; with a `tokens` budget, the records fill it without passing it."""
+    data = repo / "Specs" / "data"
+    sources = [{"name": "alpaca", "path": str(data / "alpaca_en_2000.json"), "map": {"prompt": "{instruction}\n\n{input}", "response": "output"}},
+               {"name": "zh", "path": str(data / "alpaca_zh_500.jsonl"), "map": {"prompt": "{instruction}\n\n{input}", "response": "output"}}]
+
+    def build(name, sample):
+        spec = tmp_path / f"{name}.json"
+        spec.write_text(json.dumps({
+            "name": name, "sources": sources, "dedup": {"exact": True}, "sample": sample,
+            "tokenizer": "cl100k_base", "template": "plain", "pack": {"seq_len": 4096, "strategy": "none"},
+            "output": {"dir": f"out-{name}"}}), encoding="utf-8")
+        return spec, cli.build(tokenmill_bin, spec, tmp_path / f"out-{name}")
+
+    spec, out = build("records", {"records": 700, "seed": 1})
+    index = json.loads((out / "index.json").read_text())
+    kept = sum(s["kept"] for s in index["sources"].values())
+    assert kept == 700 and index["splits"]["train"]["records"] == 700
+    assert sum(s["subsampled"] for s in index["sources"].values()) > 1000
+    check_or_skip(spec, out)
+    _, tokens = build("tokens", {"tokens": 50000, "seed": 1})
+    budget = json.loads((tokens / "index.json").read_text())["splits"]["train"]["tokens"]
+    assert 45000 < budget <= 50000, budget

@@ -49,6 +49,43 @@ enum ShapeStep {
     /// The subsample's salt ("WEIGHT").
     static let weightSalt: UInt64 = 0x5745_4947_4854
 
+    /// The ids the global `sample` keeps, sorted: among the records that survive filters,
+    /// dedup, decontamination and `take`, those with the smallest draws for the sample's
+    /// seed (ties by id) — `records` of them, or as many as fit the `tokens` budget in draw
+    /// order (stopping at the first that does not fit). Keyed like the split, so a record's
+    /// fate does not depend on where it lies; a first pass over the row summaries, 24 bytes
+    /// a candidate.
+    static func sample(_ ctx: BuildContext, _ sourceNames: [[UInt8]]) throws -> [RecordID] {
+        guard let sample = ctx.spec.sample else { return [] }
+        var exact = SortedIDCursor(try ctx.exactDuplicates())
+        var near = SortedIDCursor(ctx.spec.nearDedup == nil ? [] : try readIDs(NearDedupStep.removedPath(ctx.work)))
+        var taken = Array(repeating: 0, count: ctx.spec.sources.count)
+        var candidates: [(draw: Double, id: RecordID, tokens: Int)] = []
+        for (u, unit) in ctx.units.enumerated() {
+            let s = unit.source
+            for (k, r) in try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)).enumerated() {
+                let id = recordID(unit: u, row: k)
+                if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 { continue }
+                if let take = ctx.spec.sources[s].take, taken[s] >= take { continue }
+                taken[s] += 1
+                candidates.append((draw(salt: sample.seed, source: sourceNames[s], content: r.content), id, Int(r.tokenCount)))
+            }
+        }
+        candidates.sort { ($0.draw, $0.id) < ($1.draw, $1.id) }
+        var chosen: [RecordID] = []
+        if let n = sample.records {
+            chosen = candidates.prefix(n).map(\.id)
+        } else if let budget = sample.tokens {
+            var used = 0
+            for c in candidates {
+                if used + c.tokens > budget { break }
+                used += c.tokens
+                chosen.append(c.id)
+            }
+        }
+        return chosen.sorted()
+    }
+
     static func run(_ ctx: BuildContext) throws -> JSONOut {
         let spec = ctx.spec
         var stats = Array(repeating: SourceStats(), count: spec.sources.count)
@@ -61,6 +98,7 @@ enum ShapeStep {
         var taken = Array(repeating: 0, count: spec.sources.count)
         var docs = Array(repeating: 0, count: splits.count)
         let sourceNames = spec.sources.map { Array($0.name.utf8) }
+        var sampled = SortedIDCursor(spec.sample == nil ? [] : try sample(ctx, sourceNames))
 
         for (u, unit) in ctx.units.enumerated() {
             let result = try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u))
@@ -87,6 +125,8 @@ enum ShapeStep {
                 if r.flags & RowSummary.contaminated != 0 { stats[s].decontaminated += 1; decontaminated.append(id); continue }
                 if let take = spec.sources[s].take, taken[s] >= take { stats[s].overTake += 1; continue }
                 taken[s] += 1
+                // Not chosen by the global sample: counted with the weight's subsample.
+                if spec.sample != nil && !sampled.contains(id) { stats[s].subsampled += 1; continue }
                 let w = spec.sources[s].weight
                 var copies = Int(w.rounded(.down))
                 let frac = w - Double(copies)
