@@ -41,7 +41,7 @@ let package = Package(
                 swiftSettings: optimize),
         .executableTarget(name: "tokenmill", dependencies: ["Pipeline", "Dedup", "BPE", "ShardFormat", "TokenmillCore"],
                           swiftSettings: optimize),
-        .executableTarget(name: "tokenmill-bench", dependencies: ["BPE", "Dedup", "Ingest", "TokenmillCore"],
+        .executableTarget(name: "tokenmill-bench", dependencies: ["BPE", "Dedup", "Ingest", "Packing", "TokenmillCore"],
                           path: "Benchmarks/TokenmillBench", swiftSettings: optimize),
         .testTarget(name: "TokenmillCoreTests", dependencies: ["TokenmillCore", "TestSupport"]),
         .testTarget(name: "BPETests", dependencies: ["BPE", "TokenmillCore"], exclude: ["Fixtures"]),

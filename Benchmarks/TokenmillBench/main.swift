@@ -79,11 +79,13 @@ do {
     case "ingest": try benchIngest(Array(argv.dropFirst()))
     case "ingest-scan": try benchIngestScan(Array(argv.dropFirst()))
     case "ingest-extract": try benchIngestExtract(Array(argv.dropFirst()))
+    case "pack": try benchPack(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
                   + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]\n"
                   + "       tokenmill-bench ingest --input FILE [--format F] [--field text] [--threads N] [--repeat R] [--from-memory 1]\n"
                   + "       tokenmill-bench ingest-scan --input FILE.jsonl [--repeat R]\n"
-                  + "       tokenmill-bench ingest-extract --input FILE.jsonl [--field text] [--repeat R]")
+                  + "       tokenmill-bench ingest-extract --input FILE.jsonl [--field text] [--repeat R]\n"
+                  + "       tokenmill-bench pack [--records 1000000] [--seq-len 4096] [--repeat R] [--seed S]")
     }
 } catch {
     fail("\(error)")
