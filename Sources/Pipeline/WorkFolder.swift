@@ -58,7 +58,8 @@ struct WorkFolder {
 /// 2: write-stage markers carry document starts and padding (format 1.1).
 /// 3: row summaries carry the record's content hash (48 bytes).
 /// 4: row summaries and split documents carry the first trained token (52, 28 bytes).
-let workFormat = 4
+/// 5: write markers carry trained tokens.
+let workFormat = 5
 
 /// `.work/manifest.json`: what the work folder was computed from. A build that finds a
 /// manifest for other inputs refuses to mix the two (`--force` starts over).

@@ -296,3 +296,20 @@ def test_a_global_sample_after_dedup_is_the_references_and_stays_put(tokenmill_b
     _, tokens = build("tokens", {"tokens": 50000, "seed": 1})
     budget = json.loads((tokens / "index.json").read_text())["splits"]["train"]["tokens"]
     assert 45000 < budget <= 50000, budget
+
+
+def test_report_packing_figures_are_what_the_shards_hold(demo_build):
+    """report.json's `packing` per split — sequences, tokens, trained tokens, capacity,
+    efficiency — recounted from the shards by the Python reader."""
+    import numpy as np
+
+    report = json.loads((demo_build / "report.json").read_text())
+    index = json.loads((demo_build / "index.json").read_text())
+    for split, figures in report["packing"].items():
+        ds = Dataset(str(demo_build), split)
+        tokens = sum(len(ds[i]["input_ids"]) for i in range(len(ds)))
+        trained = sum(int(np.asarray(ds[i]["loss_mask"]).sum()) for i in range(len(ds)))
+        assert (figures["sequences"], figures["tokens"], figures["trained_tokens"]) == (len(ds), tokens, trained)
+        assert figures["capacity"] == len(ds) * index["seq_len"]
+        assert abs(figures["efficiency"] - (tokens - figures["padding_tokens"]) / figures["capacity"]) < 1e-12
+        assert 0.5 < figures["efficiency"] <= 1.0 and 0 < figures["trained_share"] < 1

@@ -137,8 +137,20 @@ enum FinishStep {
                                paddingTokens: shards.reduce(0) { $0 + $1.paddingTokens })
         }
 
+        // Packing efficiency per split: what the sequences hold against their capacity.
+        let seqLen = spec.seqLen
+        let packing: [(String, JSONOut)] = [("packing", .object(written.filter { !$0.1.isEmpty }.map { name, shards in
+            let records = shards.reduce(0) { $0 + $1.shard.records }, tokens = shards.reduce(0) { $0 + $1.shard.tokens }
+            let padding = shards.reduce(0) { $0 + $1.paddingTokens }, trained = shards.reduce(0) { $0 + $1.trainedTokens }
+            let capacity = spec.strategy == .none ? tokens : records * seqLen
+            return (name, .object([("sequences", .int(records)), ("tokens", .int(tokens)), ("padding_tokens", .int(padding)),
+                                   ("trained_tokens", .int(trained)), ("capacity", .int(capacity)),
+                                   ("efficiency", .double(capacity > 0 ? Double(tokens - padding) / Double(capacity) : 0)),
+                                   ("trained_share", .double(tokens > 0 ? Double(trained) / Double(tokens) : 0))]))
+        }))]
+
         let checks = try check(ctx, stats)
-        let report = reportJSON(ctx, stats: stats, splits: splits, near: near, checks: checks, stageRuns: stageRuns)
+        let report = reportJSON(ctx, stats: stats, splits: splits, near: near + packing, checks: checks, stageRuns: stageRuns)
         try FileSystem.writeAtomically(FileSystem.join(out, "report.json"), Array((report.render() + "\n").utf8))
         if let failed = checks.first(where: { !$0.ok }) {
             throw TokenmillError.other("accounting check failed for source '\(failed.source)': the readers made \(failed.records) records, the buckets hold \(failed.buckets) (report.json has the counts); index.json was not written")

@@ -90,14 +90,23 @@ final class WriteStep: @unchecked Sendable {
         let chunks = ShardWriter.chunkRanges(tokenCounts: lengths, tokenWidth: ctx.tokenWidth)
         let path = FileSystem.join(ctx.outDir, DatasetDirectory.shardName(split: shard.split, index: shard.index))
         let writer = try ShardFileWriter(path: path, tokenWidth: ctx.tokenWidth, zstdLevel: spec.zstdLevel, threads: threads)
+        // Trained tokens (loss 1) for the report's packing efficiency, summed over chunks.
+        let trainedLock = NSLockLite()
+        nonisolated(unsafe) var trained = 0
         try writer.appendChunks(count: chunks.count) { [self] k in
             var raw: [UInt8] = []
-            return try chunks[k].map { try record(sequences[$0], splitDocs, plan: plan, raw: &raw) }
+            let records = try chunks[k].map { try record(sequences[$0], splitDocs, plan: plan, raw: &raw) }
+            var n = 0
+            for r in records { for m in r.lossMask where m != 0 { n += 1 } }
+            trainedLock.lock(); trained += n; trainedLock.unlock()
+            return records
         }
         let s = try writer.finish()
-        return Written(split: shard.split, shard: DatasetIndex.Shard(file: s.file, records: s.records, tokens: s.tokens, bytes: s.bytes,
-                                                                     checksum: XXH3.hex(s.checksum)),
-                       documentStarts: s.documents, paddedRecords: padded, paddingTokens: paddingTokens).json
+        var w = Written(split: shard.split, shard: DatasetIndex.Shard(file: s.file, records: s.records, tokens: s.tokens, bytes: s.bytes,
+                                                                      checksum: XXH3.hex(s.checksum)),
+                        documentStarts: s.documents, paddedRecords: padded, paddingTokens: paddingTokens)
+        w.trainedTokens = trained
+        return w.json
     }
 
     /// A written shard, as its unit's marker carries it to the finish stage.
@@ -109,12 +118,15 @@ final class WriteStep: @unchecked Sendable {
         /// Sequences padded (each has one padding document) and their padding tokens.
         var paddedRecords: Int
         var paddingTokens: Int
+        /// Tokens with loss 1 (the report's packing figures).
+        var trainedTokens = 0
         /// Real documents: the padding documents are not.
         var documents: Int { documentStarts - paddedRecords }
 
         var json: JSONOut {
             .object([("split", .string(split)), ("file", .string(shard.file)), ("records", .int(shard.records)), ("tokens", .int(shard.tokens)),
                      ("document_starts", .int(documentStarts)), ("padded_records", .int(paddedRecords)), ("padding_tokens", .int(paddingTokens)),
+                     ("trained_tokens", .int(trainedTokens)),
                      ("bytes", .int(shard.bytes)), ("checksum", .string(shard.checksum))])
         }
 
@@ -138,6 +150,7 @@ final class WriteStep: @unchecked Sendable {
             documentStarts = try count("document_starts")
             paddedRecords = try count("padded_records")
             paddingTokens = try count("padding_tokens")
+            trainedTokens = try count("trained_tokens")
         }
     }
 }
