@@ -211,6 +211,15 @@ public enum SourceReader {
     /// `lines` from a stream: blocks cut after their last newline, numbered on.
     static func streamLines<T>(_ src: SourceConfig, fileIndex: Int32, path: String, stream: ByteStream,
                                map: (JSONValue, Int) throws -> T, emit: (Rows<T>) throws -> Void) throws -> Bool {
+        try forEachLineBlock(stream) { head, line in
+            try emit(try readText(src, fileIndex: fileIndex, path: path, data: head, perLine: true, firstLine: line, map: map))
+        }
+    }
+
+    /// Hands `body` each block of whole lines a stream holds (`blockBytes` at a time; a line
+    /// longer than a block waits for the rest of it) with the number of its first line.
+    /// Returns whether the stream held anything but whitespace.
+    static func forEachLineBlock(_ stream: ByteStream, _ body: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) throws -> Bool {
         var buffer: [UInt8] = []
         var line = 1
         var content = false
@@ -226,7 +235,7 @@ public enum SourceReader {
             try buffer.withUnsafeBufferPointer { b in
                 let head = UnsafeBufferPointer(rebasing: b[0..<cut])
                 if !content { content = !head.allSatisfy(isJSONSpace) }
-                try emit(try readText(src, fileIndex: fileIndex, path: path, data: head, perLine: true, firstLine: line, map: map))
+                try body(head, line)
                 line += newlines(in: head)
             }
             buffer.removeFirst(cut)
@@ -520,30 +529,12 @@ extension SourceReader {
     static func streamJSONL<T>(_ src: SourceConfig, fileIndex: Int32, path: String, stream: ByteStream, threads: Int,
                                fast: ((ScannedRow, Int) throws -> T)?, map: (JSONValue, Int) throws -> T,
                                emit: ((Rows<T>) throws -> Void)? = nil) throws -> (Rows<T>, Bool) {
-        var buffer: [UInt8] = []
         var all = Rows<T>()
-        var line = 1
-        var content = false
-        var more = true
-        while more {
-            more = try stream.read(into: &buffer, max: blockBytes)
-            var cut = buffer.count
-            if more {
-                guard let nl = buffer.lastIndex(of: 0x0A) else { continue }   // one line longer than a block: read on
-                cut = nl + 1
-            }
-            if cut == 0 { continue }
-            let part: Rows<T> = try buffer.withUnsafeBufferPointer { b in
-                let head = UnsafeBufferPointer(rebasing: b[0..<cut])
-                if !content { content = !head.allSatisfy(isJSONSpace) }
-                let r = try readJSONL(src, fileIndex: fileIndex, path: path, data: head, threads: threads, firstLine: line, fast: fast, map: map)
-                line += newlines(in: head)
-                return r
-            }
+        let content = try forEachLineBlock(stream) { head, line in
+            let part = try readJSONL(src, fileIndex: fileIndex, path: path, data: head, threads: threads, firstLine: line, fast: fast, map: map)
             if let emit { try emit(part) } else {
                 all.items.append(contentsOf: part.items); all.rejects.append(contentsOf: part.rejects); all.repaired += part.repaired
             }
-            buffer.removeFirst(cut)
         }
         return (all, content)
     }

@@ -306,9 +306,7 @@ public final class Build {
 
     func approximateBytes(_ u: InputUnit) -> Int {
         if let r = u.range { return r.count }
-        if let g = u.rowGroups, let spans = ParquetReader.rowGroupSpans(path: u.path), g.upperBound <= spans.count {
-            return spans[g].reduce(0) { $0 + $1.count }
-        }
+        if u.rowGroups != nil { return u.rowGroupBytes }
         return (try? FileSystem.fileSize(u.path)) ?? 0
     }
 }

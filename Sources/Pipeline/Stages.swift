@@ -85,10 +85,7 @@ final class BuildContext {
         self.outDir = outDir
         unitBytes = try IngestStep.unitBytes(spec)
         units = try IngestStep.plan(spec, unitBytes: unitBytes)
-        var inputBytes = 0
-        var seenFiles = Set<String>()
-        for u in units where seenFiles.insert(u.path).inserted { inputBytes += (try? FileSystem.fileSize(u.path)) ?? 0 }
-        exactBits = exactPartitionBits(inputBytes: inputBytes)
+        exactBits = exactPartitionBits(inputBytes: try IngestStep.inputBytes(spec))
         manifest = try Manifest(spec: spec, units: units, unitBytes: unitBytes)
         work = WorkFolder(outDir: outDir, fingerprint: manifest.fingerprint)
         lsh = spec.nearDedup.map { LSHParameters.optimal(threshold: $0.threshold, permutations: $0.permutations) }

@@ -17,16 +17,20 @@ public enum ParquetReader {
         guard let file = try? FileSystem.map(path, populate: false) else { return nil }
         return withExtendedLifetime(file) {
             guard let (meta, footerStart) = try? footer(file.bytes, path: path) else { return nil }
-            return meta.rowGroups.map { g in
-                var lo = footerStart, hi = 4
-                for c in g.columns {
-                    let start = Int(c.dictionaryPageOffset.map { min($0, c.dataPageOffset) } ?? c.dataPageOffset)
-                    guard start >= 4, c.totalCompressedSize >= 0, start <= footerStart else { continue }
-                    lo = min(lo, start); hi = max(hi, min(footerStart, start + Int(c.totalCompressedSize)))
-                }
-                return lo < hi ? lo..<hi : 4..<4
-            }
+            return meta.rowGroups.map { span($0, footerStart: footerStart) }
         }
+    }
+
+    /// The bytes a row group's column chunks span, as their metadata states them (empty
+    /// when it states none that lie in the data region).
+    static func span(_ group: RowGroupMeta, footerStart: Int) -> Range<Int> {
+        var lo = footerStart, hi = 4
+        for c in group.columns {
+            let start = Int(c.dictionaryPageOffset.map { min($0, c.dataPageOffset) } ?? c.dataPageOffset)
+            guard start >= 4, c.totalCompressedSize >= 0, start <= footerStart else { continue }
+            lo = min(lo, start); hi = max(hi, min(footerStart, start + Int(c.totalCompressedSize)))
+        }
+        return lo < hi ? lo..<hi : 4..<4
     }
 
     /// Reads the row groups in `groups` (all when nil). With `emit`, each row group's rows
@@ -79,17 +83,7 @@ public enum ParquetReader {
             // assembled and mapped in parallel batches (a file is often one big row group).
             for (g, group) in meta.rowGroups.enumerated() {
                 if let groups, !groups.contains(g) { continue }
-                defer {
-                    if let release {
-                        var lo = footerStart, hi = 0
-                        for c in group.columns {
-                            let start = Int(c.dictionaryPageOffset.map { min($0, c.dataPageOffset) } ?? c.dataPageOffset)
-                            guard start >= 0, c.totalCompressedSize >= 0 else { continue }
-                            lo = min(lo, start); hi = max(hi, min(footerStart, start + Int(c.totalCompressedSize)))
-                        }
-                        if lo < hi { release(lo..<hi) }
-                    }
-                }
+                defer { release?(span(group, footerStart: footerStart)) }
                 let rows = Int(group.numRows)
                 if rows == 0 { continue }
                 let first = firstRow[g]

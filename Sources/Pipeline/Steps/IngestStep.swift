@@ -19,8 +19,10 @@ struct InputUnit: Sendable {
     var block: Int
     /// The nominal byte range; nil for a whole-file unit.
     var range: Range<Int>?
-    /// The row groups of a Parquet file this unit reads (nil: all, or not Parquet).
+    /// The row groups of a Parquet file this unit reads (nil: all, or not Parquet), and
+    /// the bytes their columns span.
     var rowGroups: Range<Int>? = nil
+    var rowGroupBytes = 0
 
     var label: String {
         if let g = rowGroups { return "\(path) [row groups \(g.lowerBound + 1)–\(g.upperBound)]" }
@@ -36,9 +38,14 @@ enum IngestStep {
     /// it. The output does not depend on it (tests build with tiny units to prove that).
     static func unitBytes(_ spec: BuildSpec) throws -> Int {
         if let v = getenv("TOKENMILL_UNIT_BYTES"), let n = Int(String(cString: v)), n >= 1 { return n }
+        return min(8 << 20, max(1 << 20, try inputBytes(spec) / 32))
+    }
+
+    /// The bytes of every input file, as stored.
+    static func inputBytes(_ spec: BuildSpec) throws -> Int {
         var total = 0
         for src in spec.sources { for f in src.files { total += try FileSystem.fileSize(f) } }
-        return min(8 << 20, max(1 << 20, total / 32))
+        return total
     }
 
     static func plan(_ spec: BuildSpec, unitBytes: Int) throws -> [InputUnit] {
@@ -62,7 +69,8 @@ enum IngestStep {
                     for (g, span) in spans.enumerated() {
                         bytes += span.count
                         if bytes >= unitBytes || g == spans.count - 1 {
-                            units.append(InputUnit(source: si, fileIndex: fileIndex, path: f, block: k, range: nil, rowGroups: first..<(g + 1)))
+                            units.append(InputUnit(source: si, fileIndex: fileIndex, path: f, block: k, range: nil, rowGroups: first..<(g + 1),
+                                                   rowGroupBytes: spans[first...g].reduce(0) { $0 + $1.count }))
                             first = g + 1; bytes = 0; k += 1
                         }
                     }
@@ -96,7 +104,7 @@ enum IngestStep {
     static func read(_ unit: InputUnit, config: SourceConfig, threads: Int, sink: (FileRows) throws -> Void) throws -> (lines: Int, bytes: Int) {
         if let groups = unit.rowGroups {
             try SourceReader.readParquet(config, fileIndex: Int32(unit.fileIndex), path: unit.path, groups: groups, threads: threads, sink: sink)
-            return (0, ParquetReader.rowGroupSpans(path: unit.path).map { $0[groups].reduce(0) { $0 + $1.count } } ?? 0)
+            return (0, unit.rowGroupBytes)
         }
         guard let nominal = unit.range else {
             try SourceReader.readStreaming(config, fileIndex: Int32(unit.fileIndex), path: unit.path, threads: threads, sink: sink)
