@@ -37,16 +37,23 @@ public enum DatasetDirectory {
     /// no records, no shards. Returns each shard's range of record indexes.
     public static func shardRanges(recordTokens: [Int], shardTokens: Int) -> [Range<Int>] {
         precondition(shardTokens >= 1)
+        return closingRanges(sizes: recordTokens, limit: shardTokens)
+    }
+
+    /// The rule shards and chunks share: items go, in order, into the open group, which is
+    /// closed once its sizes sum to at least `limit`; the last group holds what is left.
+    /// Returns each group's range of item indexes.
+    static func closingRanges(sizes: [Int], limit: Int) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
-        var start = 0, tokens = 0
-        for (i, n) in recordTokens.enumerated() {
-            tokens += n
-            if tokens >= shardTokens {
+        var start = 0, total = 0
+        for (i, n) in sizes.enumerated() {
+            total += n
+            if total >= limit {
                 ranges.append(start..<(i + 1))
-                start = i + 1; tokens = 0
+                start = i + 1; total = 0
             }
         }
-        if start < recordTokens.count { ranges.append(start..<recordTokens.count) }
+        if start < sizes.count { ranges.append(start..<sizes.count) }
         return ranges
     }
 

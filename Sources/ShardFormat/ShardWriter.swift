@@ -27,17 +27,7 @@ public enum ShardWriter {
     /// `ShardLayout.chunkTokenBytes` of token ids. A writer that knows the lengths before
     /// it has the tokens (the build's plan) cuts chunks with it and gathers them in parallel.
     public static func chunkRanges(tokenCounts: [Int], tokenWidth: Int) -> [Range<Int>] {
-        var ranges: [Range<Int>] = []
-        var start = 0
-        var bytes = 0
-        for (i, n) in tokenCounts.enumerated() {
-            bytes += n * tokenWidth
-            if bytes >= ShardLayout.chunkTokenBytes {
-                ranges.append(start..<(i + 1)); start = i + 1; bytes = 0
-            }
-        }
-        if start < tokenCounts.count { ranges.append(start..<tokenCounts.count) }
-        return ranges
+        DatasetDirectory.closingRanges(sizes: tokenCounts.map { $0 * tokenWidth }, limit: ShardLayout.chunkTokenBytes)
     }
 
     public static func write(path: String, records: ArraySlice<SequenceRecord>, tokenWidth: Int, zstdLevel: Int32, threads: Int) throws -> ShardSummary {

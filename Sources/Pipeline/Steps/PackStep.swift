@@ -5,8 +5,9 @@ import TokenmillCore
 /// Pack (one unit a split): the split's document lengths, in order, packed by the
 /// strategy (`Packer`), the sequences shuffled when `shuffle_seed` is set, and cut into
 /// shards of about `shard_tokens` tokens by the format's rule (`DatasetDirectory.shardRanges`).
-/// Drop reasons: `overflow_dropped` (longer than seq_len, `overflow: drop`) and
-/// `truncated` (`overflow: truncate`), per record.
+/// Drop reasons: `overflow_dropped` (longer than seq_len, `overflow: drop`, or under
+/// `truncate` with no trained token in its first seq_len) and `truncated`
+/// (`overflow: truncate`), per record.
 ///
 /// `pack/<split>.plan`: u32 shard count; per shard (first sequence u64, sequences u64,
 /// byte offset u64 and size u64 of its part of the pieces section, tokens u64); then the
