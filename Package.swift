@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(name: "tokenmill-bench", dependencies: ["BPE", "Dedup", "Ingest", "Packing", "TokenmillCore"],
                           path: "Benchmarks/TokenmillBench", swiftSettings: optimize),
         .testTarget(name: "TokenmillCoreTests", dependencies: ["TokenmillCore", "TestSupport"]),
-        .testTarget(name: "BPETests", dependencies: ["BPE", "TokenmillCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "BPETests", dependencies: ["BPE", "TokenmillCore", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "TokenmillCore", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "NormalizeTests", dependencies: ["Normalize", "TokenmillCore"]),
         .testTarget(name: "PackingTests", dependencies: ["Packing", "TokenmillCore"]),

@@ -71,6 +71,24 @@ func benchBPE(_ args: [String]) throws {
     print(#"{"tool": "tokenmill", "tokenizer": "\#(name)", "threads": \#(threads), "seconds": \#(best), "bytes": \#(bytes), "tokens": \#(tokens), "mb_per_s": \#(Double(bytes) / best / 1e6), "sink": \#(sink % 10)}"#)
 }
 
+/// The vocabulary load a process pays before its first token (best of R).
+func benchLoad(_ args: [String]) throws {
+    var opts: [String: String] = ["--threads": "1", "--repeat": "5"]
+    var i = 0
+    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    guard let name = opts["--tokenizer"] else { fail("load needs --tokenizer") }
+    let threads = Int(opts["--threads"]!) ?? 1, repeats = Int(opts["--repeat"]!) ?? 5
+    var best = Double.infinity
+    var count = 0
+    for _ in 0..<repeats {
+        let t0 = now()
+        let t = try TokenizerLoader.load(name, threads: threads)
+        best = min(best, now() - t0)
+        count = t.vocabSize
+    }
+    print(#"{"tool": "tokenmill", "bench": "load", "tokenizer": "\#(name)", "threads": \#(threads), "seconds": \#(best), "vocab": \#(count)}"#)
+}
+
 let argv = Array(CommandLine.arguments.dropFirst())
 do {
     switch argv.first {
@@ -80,12 +98,14 @@ do {
     case "ingest-scan": try benchIngestScan(Array(argv.dropFirst()))
     case "ingest-extract": try benchIngestExtract(Array(argv.dropFirst()))
     case "pack": try benchPack(Array(argv.dropFirst()))
+    case "load": try benchLoad(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
                   + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]\n"
                   + "       tokenmill-bench ingest --input FILE [--format F] [--field text] [--threads N] [--repeat R] [--from-memory 1]\n"
                   + "       tokenmill-bench ingest-scan --input FILE.jsonl [--repeat R]\n"
                   + "       tokenmill-bench ingest-extract --input FILE.jsonl [--field text] [--repeat R]\n"
-                  + "       tokenmill-bench pack [--records 1000000] [--seq-len 4096] [--repeat R] [--seed S]")
+                  + "       tokenmill-bench pack [--records 1000000] [--seq-len 4096] [--repeat R] [--seed S]\n"
+                  + "       tokenmill-bench load --tokenizer T [--threads N] [--repeat R]")
     }
 } catch {
     fail("\(error)")

@@ -40,15 +40,20 @@ public enum TokenizerLoader {
         return spec.hasSuffix(".json") ? spec : nil
     }
 
-    public static func load(_ spec: String) throws -> Tokenizer {
+    /// `threads` caps the workers that build the vocabulary's tables (a build's
+    /// `--threads`: a one-thread build uses one core from its first instruction).
+    /// A name of a vocabulary this tool ships (its load depends on nothing the user wrote).
+    public static func isBuiltin(_ spec: String) -> Bool { builtins[spec] != nil }
+
+    public static func load(_ spec: String, threads: Int = activeProcessorCount) throws -> Tokenizer {
         if let b = builtins[spec] {
             let path = try resourcePath(b.file)
-            return try load(name: spec, path: path, builtin: b)
+            return try load(name: spec, path: path, builtin: b, threads: threads)
         }
         if spec.hasSuffix(".json") || FileSystem.isDirectory(spec) {
             let path = FileSystem.isDirectory(spec) ? FileSystem.join(spec, "tokenizer.json") : spec
             guard FileSystem.fileExists(path) else { throw TokenmillError.io(path: path, message: "tokenizer file not found") }
-            return try TokenizerJSON.load(path: path)
+            return try TokenizerJSON.load(path: path, threads: threads)
         }
         if spec.hasSuffix(".tiktoken") {
             var base = FileSystem.basename(of: spec)
@@ -57,15 +62,15 @@ public enum TokenizerLoader {
                 throw TokenmillError.unsupported("tokenizer \(spec): a .tiktoken file must be named after an encoding whose pattern is known (\(builtinNames.joined(separator: ", ")))")
             }
             guard FileSystem.fileExists(spec) else { throw TokenmillError.io(path: spec, message: "tokenizer file not found") }
-            return try load(name: base, path: spec, builtin: b)
+            return try load(name: base, path: spec, builtin: b, threads: threads)
         }
         throw TokenmillError.unsupported("tokenizer '\(spec)': expected one of \(builtinNames.joined(separator: ", ")), a .tiktoken file, a tokenizer.json or a folder holding one")
     }
 
-    static func load(name: String, path: String, builtin b: Builtin) throws -> Tokenizer {
+    static func load(name: String, path: String, builtin b: Builtin, threads: Int) throws -> Tokenizer {
         let data = try FileSystem.readFile(path)
-        let tokens = try TiktokenFile.parse(data, path: path)
-        let table = try RankTable(tokens: tokens)
+        let tokens = try TiktokenFile.parse(data, path: path, threads: threads)
+        let table = try RankTable(tokens: tokens, threads: threads)
         let eos = b.special[0].1
         return Tokenizer(name: name, ranks: table, pretokenizer: b.pretokenizer, special: b.special, eos: eos,
                          vocabSize: max(b.vocabSize, table.count), vocabHash: XXH3.hash64(data))

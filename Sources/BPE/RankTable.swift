@@ -70,7 +70,7 @@ public final class RankTable: @unchecked Sendable {
     /// use, such as p50k_base's 50256, which is `<|endoftext|>`). With `merges` (Hugging
     /// Face BPE), merge `k` joins tokens `merges[k].0` and `.1` with priority `k`;
     /// without, every split of a token into two tokens is a merge ranked by the token.
-    public init(tokens: [[UInt8]?], merges: [(UInt32, UInt32)]? = nil, wholeLookups: Bool = true) throws {
+    public init(tokens: [[UInt8]?], merges: [(UInt32, UInt32)]? = nil, wholeLookups: Bool = true, threads: Int = activeProcessorCount) throws {
         self.wholeLookups = wholeLookups
         count = tokens.count
         let total = tokens.reduce(0) { $0 + ($1?.count ?? 0) }
@@ -149,26 +149,34 @@ public final class RankTable: @unchecked Sendable {
             guard merges.count < RankTable.maxPairVocabulary else { throw TokenmillError.unsupported("model.merges: more than \(RankTable.maxPairVocabulary) merges") }
         } else {
             priorityToID = nil
-            pairs.reserveCapacity(count * 6)
-            for r in 0..<count {
-                let start = Int(offsets[r]), end = Int(offsets[r + 1])
-                if end - start < 2 { continue }
-                let base = UnsafePointer(bytes.baseAddress! + start)
-                for k in 1..<(end - start) {
-                    let a = Self.rankOf(base, k, in: slots, mask, offsets, bytes, byteRanks)
-                    if a == RankTable.none { continue }
-                    let b = Self.rankOf(base + k, end - start - k, in: slots, mask, offsets, bytes, byteRanks)
-                    if b == RankTable.none { continue }
-                    pairs.append(UInt64(a) << 41 | UInt64(b) << 21 | UInt64(r + 1))
+            // Every two-token split of every token (the slowest part of a load: two lookups
+            // per byte boundary). Tokens are independent; batches concatenate in rank order.
+            let (sl, mk, of, by, br) = (slots, mask, offsets, bytes, byteRanks)
+            let batches = try parallelBatches(count: count, threads: threads, batchSize: 16_384) { range -> [UInt64] in
+                var out: [UInt64] = []
+                out.reserveCapacity(range.count * 6)
+                for r in range {
+                    let start = Int(of[r]), end = Int(of[r + 1])
+                    if end - start < 2 { continue }
+                    let base = UnsafePointer(by.baseAddress! + start)
+                    for k in 1..<(end - start) {
+                        let a = Self.rankOf(base, k, in: sl, mk, of, by, br)
+                        if a == RankTable.none { continue }
+                        let b = Self.rankOf(base + k, end - start - k, in: sl, mk, of, by, br)
+                        if b == RankTable.none { continue }
+                        out.append(UInt64(a) << 41 | UInt64(b) << 21 | UInt64(r + 1))
+                    }
                 }
+                return out
             }
+            pairs = batches.flatMap { $0 }
         }
         // Keep only each token's canonical split (see `canonicalPairs`): for tiktoken
         // vocabularies a table less than half the size; Hugging Face merges are one per
         // token already. The same pass finds the tokens the merge can reach.
         let full = Self.pairTable(pairs)
         let canonical = Self.canonicalPairs(count: count, offsets: offsets, bytes: bytes, byteRanks: byteRanks,
-                                            full: full, priorityToID: priorityToID)
+                                            full: full, priorityToID: priorityToID, threads: threads)
         reachable = .allocate(capacity: count / 64 + 1)
         reachable.initialize(repeating: 0)
         for b in 0..<256 { let r = Int(byteRanks[b]); reachable[r >> 6] |= 1 << UInt64(r & 63) }
@@ -253,11 +261,10 @@ public final class RankTable: @unchecked Sendable {
     static func canonicalPairs(count: Int, offsets: UnsafeMutableBufferPointer<UInt32>, bytes: UnsafeMutableBufferPointer<UInt8>,
                                byteRanks: UnsafeMutableBufferPointer<UInt32>,
                                full: (slots: UnsafeMutableBufferPointer<UInt64>, shift: UInt64),
-                               priorityToID: UnsafeMutableBufferPointer<UInt32>?) -> [UInt64] {
+                               priorityToID: UnsafeMutableBufferPointer<UInt32>?, threads: Int) -> [UInt64] {
         var longest = 0
         for t in 0..<count { longest = max(longest, Int(offsets[t + 1] - offsets[t])) }
-        // Tokens are independent: batches run on all cores, results concatenate in order.
-        let threads = activeProcessorCount
+        // Tokens are independent: batches run on the workers, results concatenate in order.
         let batches = try? parallelBatches(count: count, threads: threads, batchSize: 16_384) { range -> [UInt64] in
             var out: [UInt64] = []
             out.reserveCapacity(range.count)

@@ -37,7 +37,7 @@ enum TokenizerJSON {
         return "BPE"
     }
 
-    static func load(path: String) throws -> Tokenizer {
+    static func load(path: String, threads: Int) throws -> Tokenizer {
         let bytes = try FileSystem.readFile(path)
         let root: JSONValue
         do { root = try JSONParser.parse(bytes) } catch {
@@ -109,7 +109,7 @@ enum TokenizerJSON {
             }
             merges.append((a, b))
         }
-        let table = try RankTable(tokens: tokens, merges: merges, wholeLookups: ignoreMerges)
+        let table = try RankTable(tokens: tokens, merges: merges, wholeLookups: ignoreMerges, threads: threads)
 
         let normalization = try normalizer(root["normalizer"], refuse)
         let steps = try preTokenizerSteps(root["pre_tokenizer"], refuse)

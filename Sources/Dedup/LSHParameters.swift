@@ -24,31 +24,38 @@ public struct LSHParameters: Sendable, Equatable {
     private static let cacheLock = NSLockLite()
 
     public static func optimal(threshold t: Double, permutations: Int,
-                               weights: (fp: Double, fn: Double) = (falsePositiveWeight, falseNegativeWeight)) -> LSHParameters {
+                               weights: (fp: Double, fn: Double) = (falsePositiveWeight, falseNegativeWeight),
+                               threads: Int = 1) -> LSHParameters {
         let key = [t, Double(permutations), weights.fp, weights.fn]
         cacheLock.lock()
         if let hit = cache[key] { cacheLock.unlock(); return hit }
         cacheLock.unlock()
-        let result = search(threshold: t, permutations: permutations, weights: weights)
+        let result = search(threshold: t, permutations: permutations, weights: weights, threads: threads)
         cacheLock.lock()
         cache[key] = result
         cacheLock.unlock()
         return result
     }
 
-    static func search(threshold t: Double, permutations: Int, weights: (fp: Double, fn: Double)) -> LSHParameters {
+    static func search(threshold t: Double, permutations: Int, weights: (fp: Double, fn: Double), threads: Int = 1) -> LSHParameters {
         func collision(_ s: Double, _ b: Int, _ r: Int) -> Double { 1 - pow1(1 - pow1(s, r), b) }
-        var best = LSHParameters(bands: 1, rows: 1)
-        var bestError = Double.infinity
-        for b in 1...permutations {
-            for r in 1...(permutations / b) {
+        // Each band count's best rows on a worker (a build's startup is serial otherwise);
+        // the choice is then made in (b, r) order, the first of equal errors winning as in
+        // one loop.
+        let perBands = (try? parallelBatches(count: max(permutations, 1), threads: threads, batchSize: 1) { range -> (Double, LSHParameters) in
+            let b = range.lowerBound + 1
+            var best = (Double.infinity, LSHParameters(bands: 1, rows: 1))
+            for r in 1...max(1, permutations / b) {
                 let fp = integrate(0, t) { collision($0, b, r) }
                 let fn = integrate(t, 1) { 1 - collision($0, b, r) }
                 let error = weights.fp * fp + weights.fn * fn
-                if error < bestError { bestError = error; best = LSHParameters(bands: b, rows: r) }
+                if error < best.0 { best = (error, LSHParameters(bands: b, rows: r)) }
             }
-        }
-        return best
+            return best
+        }) ?? []
+        var best = (Double.infinity, LSHParameters(bands: 1, rows: 1))
+        for candidate in perBands where candidate.0 < best.0 { best = candidate }
+        return best.1
     }
 
     /// The estimate a candidate pair must reach: the threshold less 1.5 standard errors of

@@ -167,7 +167,7 @@ public final class Build {
 
     func removeWorkFolder() {
         let trash = FileSystem.join(ctx.outDir, ".work.trash.\(getpid())")
-        if (try? FileSystem.rename(ctx.work.root, trash)) != nil { FileSystem.removeTree(trash) }
+        if (try? FileSystem.rename(ctx.work.root, trash)) != nil { FileSystem.removeTree(trash, threads: ctx.threads) }
     }
 
     // MARK: stages

@@ -66,12 +66,17 @@ final class BuildContext {
     let work: WorkFolder
     let manifest: Manifest
     let lsh: LSHParameters?
-    let tokenWidth: Int
     /// log2 of the exact stage's key-hash ranges.
     let exactBits: Int
     var exactPartitions: Int { 1 << exactBits }
 
-    let tokenizer: Tokenizer
+    /// The build's tokenizer. A built-in vocabulary loads on its own thread while the scan
+    /// starts reading (its load cannot fail on anything the user wrote); a vocabulary from
+    /// a file loads before anything is written, so its errors stop a build at once.
+    private let loading: Eventually<Tokenizer>
+    var tokenizer: Tokenizer { get throws { try loading.get() } }
+    /// Bytes a token takes in work files and shards (2 below 65,536 ids).
+    var tokenWidth: Int { get throws { DatasetDirectory.tokenWidth(vocabSize: try tokenizer.vocabSize) } }
     /// Summaries several units of a stage share, read once a process (guarded by `lock`).
     let lock = NSLockLite()
     var duplicatesMemo: [RecordID]?
@@ -88,8 +93,18 @@ final class BuildContext {
         exactBits = exactPartitionBits(inputBytes: try IngestStep.inputBytes(spec))
         manifest = try Manifest(spec: spec, units: units, unitBytes: unitBytes)
         work = WorkFolder(outDir: outDir, fingerprint: manifest.fingerprint)
-        lsh = spec.nearDedup.map { LSHParameters.optimal(threshold: $0.threshold, permutations: $0.permutations) }
-        var t = try TokenizerLoader.load(spec.tokenizer)
+        lsh = spec.nearDedup.map { LSHParameters.optimal(threshold: $0.threshold, permutations: $0.permutations, threads: max(1, threads)) }
+        let load: @Sendable () throws -> Tokenizer = { [threads = self.threads] in try Self.loadTokenizer(spec, threads: threads) }
+        if self.threads > 1 && TokenizerLoader.isBuiltin(spec.tokenizer) {
+            loading = Eventually(background: load)
+        } else {
+            loading = Eventually(value: try load())
+        }
+    }
+
+    /// The spec's tokenizer with its EOS stated (never guessed) and the template's tokens.
+    static func loadTokenizer(_ spec: BuildSpec, threads: Int) throws -> Tokenizer {
+        var t = try TokenizerLoader.load(spec.tokenizer, threads: threads)
         if let eos = spec.tokenizerEOS {
             t = try t.withEOS(eos)
         } else if let why = t.eosGuess {
@@ -110,8 +125,7 @@ final class BuildContext {
             }
             if !extra.isEmpty { t = try t.addingSpecialTokens(extra) }
         }
-        tokenizer = t
-        tokenWidth = DatasetDirectory.tokenWidth(vocabSize: t.vocabSize)
+        return t
     }
 
     /// Units of a stage; nil when they are known only once an earlier stage is done.

@@ -13,6 +13,11 @@ struct WorkFolder {
     /// modification time, and the unit plan.
     let fingerprint: String
 
+    /// Markers this process has read or written. A marker, once it names this build, never
+    /// changes (a changed spec or input is another fingerprint), so every stage's check of
+    /// its prerequisites need not re-read and re-parse every unit's marker from disk.
+    let seen = MarkerCache()
+
     init(outDir: String, fingerprint: String) {
         root = FileSystem.join(outDir, ".work")
         self.fingerprint = fingerprint
@@ -29,10 +34,13 @@ struct WorkFolder {
 
     /// The unit's committed result, or nil when it must be (re)done.
     func marker(_ stage: StageName, _ unit: Int) -> JSONValue? {
+        if let v = seen[stage, unit] { return v }
         let p = markerPath(stage, unit)
         guard FileSystem.fileExists(p), let bytes = try? WorkFile.read(p), let v = try? JSONParser.parse(bytes) else { return nil }
-        guard v["build"]?.stringValue == fingerprint, v["stage"]?.stringValue == stage.rawValue, v["unit"]?.intValue == unit else { return nil }
-        return v["result"]
+        guard v["build"]?.stringValue == fingerprint, v["stage"]?.stringValue == stage.rawValue, v["unit"]?.intValue == unit,
+              let result = v["result"] else { return nil }
+        seen[stage, unit] = result
+        return result
     }
 
     func isDone(_ stage: StageName, _ unit: Int) -> Bool { marker(stage, unit) != nil }
@@ -40,7 +48,9 @@ struct WorkFolder {
     /// Commits a unit: its files are already in place; the marker goes last.
     func markDone(_ stage: StageName, _ unit: Int, result: JSONOut) throws {
         let m = JSONOut.object([("build", .string(fingerprint)), ("stage", .string(stage.rawValue)), ("unit", .int(unit)), ("result", result)])
-        try WorkFile.write(markerPath(stage, unit), Array(m.renderCompact().utf8))
+        let bytes = Array(m.renderCompact().utf8)
+        try WorkFile.write(markerPath(stage, unit), bytes)
+        if let v = try? JSONParser.parse(bytes), let r = v["result"] { seen[stage, unit] = r }
     }
 
     /// A committed unit's result, or an error saying which stage must run first.
@@ -49,6 +59,16 @@ struct WorkFolder {
             throw TokenmillError.usage("stage '\(stage.rawValue)' has not finished (unit \(unit) has no marker in \(dir(stage))); run 'tokenmill build SPEC --stage \(stage.rawValue)' (all its tasks) first")
         }
         return m
+    }
+}
+
+/// Committed markers by stage and unit (shared by the threads of one process).
+final class MarkerCache: @unchecked Sendable {
+    private let lock = NSLockLite()
+    private var results: [StageName: [Int: JSONValue]] = [:]
+    subscript(stage: StageName, unit: Int) -> JSONValue? {
+        get { lock.lock(); defer { lock.unlock() }; return results[stage]?[unit] }
+        set { lock.lock(); defer { lock.unlock() }; results[stage, default: [:]][unit] = newValue }
     }
 }
 

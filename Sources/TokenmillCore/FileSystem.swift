@@ -162,6 +162,28 @@ public enum FileSystem {
     }
 
     /// Removes a directory and everything below it (no symlinks followed).
+    /// Removes a folder tree, unlinking its files on `threads` workers: the kernel frees a
+    /// deleted file's cached pages after it has let go of the folder, so unlinks of large
+    /// work files overlap (the work folder is removed at the end of every build).
+    public static func removeTree(_ path: String, threads: Int) {
+        var files: [String] = [], dirs: [String] = []
+        func walk(_ p: String) {
+            var st = stat()
+            guard lstat(p, &st) == 0 else { return }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                for name in (try? listDirectory(p)) ?? [] { walk(join(p, name)) }
+                dirs.append(p)
+            } else {
+                files.append(p)
+            }
+        }
+        walk(path)
+        _ = try? parallelBatches(count: files.count, threads: threads, batchSize: 16) { range in
+            for k in range { unlink(files[k]) }
+        }
+        for d in dirs { rmdir(d) }   // children before parents (post-order)
+    }
+
     public static func removeTree(_ path: String) {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }

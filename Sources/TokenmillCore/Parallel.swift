@@ -48,3 +48,34 @@ final class AtomicCounter: @unchecked Sendable {
         let v = value; value += 1; return v
     }
 }
+
+/// A value computed on a thread of its own and waited for where it is first needed (a
+/// build loads its vocabulary while the scan's first units are read and normalized).
+/// Its error, if any, is thrown by every `get`.
+public final class Eventually<T>: @unchecked Sendable {
+    private let ready = NSLockLite()
+    private let signal = DispatchSemaphore(value: 0)
+    private var result: Result<T, Error>?
+
+    /// Already known: `get` returns it at once.
+    public init(value: T) { result = .success(value) }
+
+    /// Starts `body` on a global queue.
+    public init(background body: @escaping @Sendable () throws -> T) {
+        DispatchQueue.global().async {
+            let r = Result { try body() }
+            self.ready.lock(); self.result = r; self.ready.unlock()
+            self.signal.signal()
+        }
+    }
+
+    public func get() throws -> T {
+        ready.lock()
+        if let r = result { ready.unlock(); return try r.get() }
+        ready.unlock()
+        signal.wait()
+        signal.signal()   // let the next waiter through too
+        ready.lock(); defer { ready.unlock() }
+        return try result!.get()
+    }
+}

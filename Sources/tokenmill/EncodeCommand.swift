@@ -12,7 +12,7 @@ enum EncodeCommand {
         guard let tk = a.options["--tokenizer"] else { throw TokenmillError.usage("encode needs --tokenizer (\(usage))") }
         guard a.positionals.count <= 1 else { throw TokenmillError.usage(usage) }
         let threads = try a.int("--threads", default: activeProcessorCount, min: 1)
-        let tokenizer = try TokenizerLoader.load(tk)
+        let tokenizer = try TokenizerLoader.load(tk, threads: threads)
         // Special tokens in the text stay text unless named here (tiktoken's allowed_special).
         var allowed: [(bytes: [UInt8], id: UInt32)] = []
         if let list = a.options["--allowed-special"] {

@@ -13,6 +13,11 @@ final class DedupTests: XCTestCase {
         for (t, p, b, r) in [(0.8, 128, 14, 9), (0.5, 128, 32, 4), (0.9, 256, 13, 19), (0.7, 64, 12, 5)] {
             XCTAssertEqual(LSHParameters.optimal(threshold: t, permutations: p), LSHParameters(bands: b, rows: r), "t=\(t) p=\(p)")
         }
+        // The search on several workers chooses as one loop does (the first of equal errors).
+        for (t, p, b, r) in [(0.8, 128, 14, 9), (0.5, 128, 32, 4), (0.9, 256, 13, 19), (0.7, 64, 12, 5)] {
+            XCTAssertEqual(LSHParameters.search(threshold: t, permutations: p, weights: (0.1, 0.9), threads: 3), LSHParameters(bands: b, rows: r))
+        }
+        XCTAssertEqual(LSHParameters.search(threshold: 0.8, permutations: 128, weights: (0.5, 0.5), threads: 2), LSHParameters(bands: 9, rows: 13))
         XCTAssertEqual(LSHParameters.confirmationLevel(threshold: 0.8, permutations: 128), 0.8 - 1.5 * (0.16 / 128.0).squareRoot(), accuracy: 1e-12)
     }
 

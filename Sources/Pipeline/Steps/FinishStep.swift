@@ -41,13 +41,18 @@ enum FinishStep {
     struct Locator {
         let ctx: BuildContext
         let offsets: [Int]
-        var rows: [Int: [RowSummary]] = [:]
+        /// Each unit's summaries, read a row at a time: a build names a few clustered
+        /// records, and reading every unit's summaries whole cost the (serial) finish more
+        /// than the rest of it.
+        var rows: [Int: RandomAccessWorkFile] = [:]
         init(_ ctx: BuildContext) throws { self.ctx = ctx; offsets = try ShapeStep.lineOffsets(ctx) }
         mutating func ref(_ id: RecordID) throws -> [(String, JSONOut)] {
             let u = unitOf(id)
-            if rows[u] == nil { rows[u] = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)) }
-            guard rowOf(id) < rows[u]!.count else { throw TokenmillError.corrupt(path: ScanStage.rowsPath(ctx.work, u), message: "row \(rowOf(id)) is missing") }
-            return [("source", .string(ctx.spec.sources[ctx.units[u].source].name)), ("line", .int(Int(rows[u]![rowOf(id)].line) + offsets[u]))]
+            if rows[u] == nil { rows[u] = try RandomAccessWorkFile(path: ScanStage.rowsPath(ctx.work, u)) }
+            // The read is bounds-checked against the file's trailer: a missing row throws.
+            var r = ByteReader(try rows[u]!.read(offset: Int(rowOf(id)) * RowSummary.size, count: RowSummary.size), path: rows[u]!.path)
+            let row = try RowSummary.read(&r)
+            return [("source", .string(ctx.spec.sources[ctx.units[u].source].name)), ("line", .int(Int(row.line) + offsets[u]))]
         }
     }
 
@@ -176,7 +181,7 @@ enum FinishStep {
     }
 
     static func writeIndex(_ ctx: BuildContext, stats: [SourceStats], splits: [DatasetIndex.Split]) throws {
-        let spec = ctx.spec, tokenizer = ctx.tokenizer
+        let spec = ctx.spec, tokenizer = try ctx.tokenizer
         // A tokenizer.json travels with the shards, so `inspect` (and a trainer) can decode
         // them wherever they are copied; its hash is index.json's vocab_hash.
         var vocabularyFile: String? = nil
@@ -192,7 +197,8 @@ enum FinishStep {
             template: spec.template.name, seqLen: spec.seqLen, strategy: spec.strategy.rawValue, overflow: spec.overflow.rawValue,
             splits: splits,
             sources: zip(ctx.spec.sources, stats).map { ($0.name, $1.json) })
-        precondition(index.dtype == DatasetDirectory.dtype(tokenWidth: ctx.tokenWidth))
+        let width = try ctx.tokenWidth
+        precondition(index.dtype == DatasetDirectory.dtype(tokenWidth: width))
         try index.write(to: ctx.outDir)
     }
 

@@ -1,6 +1,7 @@
 import BPE
 import Dedup
 import Ingest
+import ShardFormat
 import TokenmillCore
 
 /// What the scan stage keeps of one record: a fixed 52-byte summary in `scan/<u>.rows`
@@ -83,14 +84,12 @@ struct ScanResult {
 final class ScanStage {
     let ctx: BuildContext
     let normalize: NormalizeStep
-    let doc: DocumentTokenizer
     let near: NearDedupStep?
     let decontaminate: DecontaminateStep?
 
     init(_ ctx: BuildContext) throws {
         self.ctx = ctx
         normalize = NormalizeStep(ctx.spec)
-        doc = try DocumentTokenizer(tokenizer: ctx.tokenizer, template: ctx.spec.template)
         near = ctx.spec.nearDedup.map { NearDedupStep(spec: $0, lsh: ctx.lsh!) }
         decontaminate = try ctx.spec.decontaminate.map { try DecontaminateStep($0) }
     }
@@ -117,6 +116,19 @@ final class ScanStage {
         var mask: [UInt8] = []
     }
 
+    private let docLock = NSLockLite()
+    private var docMade: DocumentTokenizer?
+
+    /// The renderer, made once the tokenizer is loaded: a unit reads, normalizes and keys
+    /// its records before it first needs it (`BuildContext.tokenizer`).
+    func document() throws -> DocumentTokenizer {
+        docLock.lock(); defer { docLock.unlock() }
+        if let d = docMade { return d }
+        let d = try DocumentTokenizer(tokenizer: try ctx.tokenizer, template: ctx.spec.template)
+        docMade = d
+        return d
+    }
+
     /// First half: normalize, filter, exact key.
     func prepare(_ record: Record) -> (Record, Scanned) {
         var r = record
@@ -133,7 +145,8 @@ final class ScanStage {
     /// in the unit or in an earlier unit (such a record is an exact duplicate whatever other
     /// units hold, so its signature and tokens would never be read; `EarlierKeys`):
     /// MinHash, decontamination, tokens.
-    func finish(_ r: Record, _ s: inout Scanned, encoder: inout Tokenizer.Encoder, scratch: inout NearDedupStep.Scratch, shingler: inout Shingler?) {
+    func finish(_ r: Record, _ s: inout Scanned, doc: DocumentTokenizer, encoder: inout Tokenizer.Encoder, scratch: inout NearDedupStep.Scratch,
+                shingler: inout Shingler?) {
         if let near { near.sign(r, &scratch, sig: &s.sig, empty: &s.sigEmpty, bands: &s.bands) }
         if let decontaminate, shingler != nil { s.hit = decontaminate.check(r, &shingler!) }
         doc.tokenize(r, encoder: &encoder, tokens: &s.tokens, mask: &s.mask)
@@ -146,7 +159,6 @@ final class ScanStage {
         let config = SourceConfig(name: src.name, index: Int32(unit.source), files: src.files, format: src.format,
                                   mapping: src.mapping, skipBadRows: src.skipBadRows, invalidUTF8: src.invalidUTF8)
         let w = ctx.work
-        let width = ctx.tokenWidth
         let tokensFile = try WorkFileWriter(path: Self.tokensPath(w, u))
         let maskFile = try WorkFileWriter(path: Self.maskPath(w, u))
         let sigFile: WorkFileWriter? = near == nil ? nil : try WorkFileWriter(path: Self.sigPath(w, u))
@@ -176,12 +188,14 @@ final class ScanStage {
                 if let key = prepared[i].1.key { repeated[i] = !seen.insert(key).inserted }
             }
             ctx.earlierKeys.mark(unit: u, keys: { i in prepared[i].1.key }, count: records.count, repeated: &repeated)
+            let doc = try document()
+            let width = DatasetDirectory.tokenWidth(vocabSize: doc.tokenizer.vocabSize)
             _ = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
                 var enc = doc.tokenizer.makeEncoder()
                 var scratch = NearDedupStep.Scratch()
                 var sh: Shingler? = decontaminate.map { Shingler(ngram: $0.ngram) }
                 for i in range where prepared[i].1.reason == nil && !repeated[i] {
-                    finish(prepared[i].0, &prepared[i].1, encoder: &enc, scratch: &scratch, shingler: &sh)
+                    finish(prepared[i].0, &prepared[i].1, doc: doc, encoder: &enc, scratch: &scratch, shingler: &sh)
                 }
             }
             for k in 0..<records.count {

@@ -39,7 +39,7 @@ final class WriteStep: @unchecked Sendable {
     /// One sequence's record: each piece's ids and loss flags read from the scan unit
     /// that tokenized its document, then padding under `pad`.
     func record(_ pieces: [Piece], _ splitDocs: [SplitDoc], plan: String, raw: inout [UInt8]) throws -> SequenceRecord {
-        let spec = ctx.spec, width = ctx.tokenWidth
+        let spec = ctx.spec, width = try ctx.tokenWidth
         var r = SequenceRecord(tokens: [], lossMask: [], docStarts: [])
         for p in pieces {
             guard p.doc < splitDocs.count else { throw TokenmillError.corrupt(path: plan, message: "document \(p.doc) of \(splitDocs.count)") }
@@ -66,7 +66,7 @@ final class WriteStep: @unchecked Sendable {
             r.lossMask.append(contentsOf: repeatElement(0, count: n))
             try r.lossMask.withUnsafeMutableBytes { try mask.read(offset: Int(d.tokenOffset) + p.start, count: n, into: $0.baseAddress! + before) }
         }
-        if spec.strategy == .pad { SequencePadding.pad(&r, seqLen: spec.seqLen, padID: ctx.tokenizer.eosID) }
+        if spec.strategy == .pad { SequencePadding.pad(&r, seqLen: spec.seqLen, padID: try ctx.tokenizer.eosID) }
         return r
     }
 
@@ -87,9 +87,9 @@ final class WriteStep: @unchecked Sendable {
                 lengths[k] = SequencePadding.paddedLength(n, seqLen: spec.seqLen)
             }
         }
-        let chunks = ShardWriter.chunkRanges(tokenCounts: lengths, tokenWidth: ctx.tokenWidth)
+        let chunks = ShardWriter.chunkRanges(tokenCounts: lengths, tokenWidth: try ctx.tokenWidth)
         let path = FileSystem.join(ctx.outDir, DatasetDirectory.shardName(split: shard.split, index: shard.index))
-        let writer = try ShardFileWriter(path: path, tokenWidth: ctx.tokenWidth, zstdLevel: spec.zstdLevel, threads: threads)
+        let writer = try ShardFileWriter(path: path, tokenWidth: try ctx.tokenWidth, zstdLevel: spec.zstdLevel, threads: threads)
         // Trained tokens (loss 1) for the report's packing efficiency, summed over chunks.
         let trainedLock = NSLockLite()
         nonisolated(unsafe) var trained = 0
