@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import operator
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,15 @@ class Dataset:
         return self.index.seq_len
 
     @property
+    def pad_id(self) -> int:
+        """index.json's ``tokenizer.pad_id``: what :func:`tokenmill.collate.padded` pads with."""
+        return self.index.pad_id
+
+    @property
+    def eos_id(self) -> int:
+        return self.index.eos_id
+
+    @property
     def tokenizer(self) -> dict[str, Any]:
         return self.index.raw["tokenizer"]
 
@@ -140,6 +150,22 @@ class Dataset:
             "position_ids": position_ids,
             "cu_seqlens": bounds.astype(np.int32),
         }
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
+        """``[self[i] for i in indices]``, read in storage order.
+
+        Reading in index order keeps each chunk's records together, so a chunk is
+        decompressed at most once per call however many chunks the batch touches (with
+        ``cache_chunks`` >= 1). ``torch.utils.data.DataLoader`` calls this method, when a
+        dataset has it, with each batch's indices.
+        """
+        positions = [operator.index(i) for i in indices]
+        length = self._length or 1  # an out-of-range index raises below, wherever it sorts
+        order = sorted(range(len(positions)), key=lambda k: positions[k] % length)
+        items: list[dict[str, np.ndarray]] = [{}] * len(positions)
+        for k in order:
+            items[k] = self[positions[k]]
+        return items
 
     def __iter__(self):
         for i in range(self._length):
