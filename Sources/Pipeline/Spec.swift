@@ -35,6 +35,20 @@ public struct SampleSpec: Sendable {
     public var seed: UInt64
 }
 
+/// `mix`: target shares of the output per source, by `records` or `tokens`, as Megatron's
+/// blend weights and MosaicML's stream `proportion` give them: a source short of its share
+/// repeats (whole passes, then a seeded partial pass), a source with more is subsampled.
+/// `total` is the output's size (default: what the mixed sources hold after dedup, so the
+/// mix reshapes without growing). docs/PIPELINE.md, "Shape".
+public struct MixSpec: Sendable {
+    public enum Unit: String, Sendable { case records, tokens }
+    public var by: Unit
+    public var total: Int?
+    /// Per source (in spec order), its share (normalized to sum to 1).
+    public var shares: [Double]
+    public var seed: UInt64
+}
+
 public struct BuildSpec {
     public struct Source {
         public var name: String
@@ -66,6 +80,8 @@ public struct BuildSpec {
     public var tokenizerEOS: String? = nil
     /// A global sample (docs/PIPELINE.md, "Shape"); nil: every record.
     public var sample: SampleSpec? = nil
+    /// Target proportions per source; nil: every kept record once (times its weight).
+    public var mix: MixSpec? = nil
     public var template: ChatTemplate
     public var seqLen: Int
     public var strategy: PackStrategy
@@ -134,8 +150,8 @@ struct SpecParser {
     }
 
     mutating func parse(_ root: JSONValue, hash: UInt64) throws -> BuildSpec {
-        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "decontaminate", "sample", "split", "invalid_utf8", "tokenizer", "template", "pack", "output", "on_error"],
-                             notYet: ["mix": "issue 16: target proportions per source"])
+        let top = try object(root, "", allowed: ["name", "comment", "sources", "normalize", "filter", "dedup", "decontaminate", "sample", "mix", "split", "invalid_utf8", "tokenizer", "template", "pack", "output", "on_error"],
+                             notYet: [:])
         if root.objectValue == nil { throw err("-", "the spec must be a JSON object") }
         let name = try string(top, "name", "name") ?? FileSystem.basename(of: path)
         let topSkip = try onError(top, "on_error") ?? false
@@ -283,6 +299,32 @@ struct SpecParser {
             sample = SampleSpec(records: records, tokens: tokens, seed: UInt64(try int(m, "seed", "sample.seed", min: 0) ?? 0))
         }
 
+        // mix: target proportions per source
+        var mix: MixSpec? = nil
+        if let mv = value(top, "mix") {
+            let m = try object(mv, "mix", allowed: ["by", "total", "proportions", "seed"])
+            let byName = try string(m, "by", "mix.by") ?? "records"
+            guard let by = MixSpec.Unit(rawValue: byName) else { throw err("mix.by", "expected \"records\" or \"tokens\"") }
+            let total = try int(m, "total", "mix.total", min: 1)
+            guard let pv = value(m, "proportions") else { throw err("mix.proportions", "missing: an object of source name to its share, e.g. {\"alpaca\": 0.5, \"aa\": 0.5}") }
+            let pm = try object(pv, "mix.proportions", allowed: sources.map(\.name))
+            var shares = [Double](repeating: 0, count: sources.count)
+            for (i, s) in sources.enumerated() {
+                guard let share = try double(pm, s.name, "mix.proportions.\(s.name)", range: 0...1e9) else {
+                    throw err("mix.proportions", "source '\(s.name)' has no share: give every source one (0 drops it)")
+                }
+                shares[i] = share
+            }
+            let sum = shares.reduce(0, +)
+            guard sum > 0 else { throw err("mix.proportions", "the shares sum to 0") }
+            if abs(sum - 1) > 1e-12 { shares = shares.map { $0 / sum } }
+            for s in sources where s.weight != 1 {
+                throw err("sources.\(s.name).weight", "with \"mix\" the proportions decide repetition; drop the source's weight")
+            }
+            guard sample == nil else { throw err("mix", "\"mix\" and \"sample\" both choose the output's records: use one (mix.total sets the size)") }
+            mix = MixSpec(by: by, total: total, shares: shares, seed: UInt64(try int(m, "seed", "mix.seed", min: 0) ?? 0))
+        }
+
         // split
         var validation = 0.0, splitSeed: UInt64 = 0
         if let sv = value(top, "split") {
@@ -355,6 +397,7 @@ struct SpecParser {
                              outputDir: outDir, shardTokens: shardTokens, zstdLevel: level, shuffleSeed: shuffle)
         spec.tokenizerEOS = tokenizerEOS
         spec.sample = sample
+        spec.mix = mix
         return spec
     }
 

@@ -189,8 +189,8 @@ def check_build(spec_path: Path, directory: Path) -> dict:
         check_llama3_tokens(index)
     end_marker = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>"}.get(spec["template"], "<|endoftext|>")
 
-    records, counts = reference.kept_records(spec_path)
     renderer = reference.Renderer(spec["template"], encoding, specials)
+    records, counts = reference.kept_records(spec_path, tokens_of=lambda rec: len(renderer.render(rec).tokens))
     docs = [renderer.render(rec) for rec in records]
     check_documents_render_the_template(docs, encoding, end_marker)
     written = reference.count_overflow(docs, counts, seq_len, strategy, overflow)

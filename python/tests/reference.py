@@ -63,6 +63,7 @@ SUPPORTED_KEYS = {
     "dedup",
     "split",
     "sample",
+    "mix",
     "tokenizer",
     "template",
     "pack",
@@ -285,8 +286,60 @@ def load_spec(path: Path) -> dict:
     return spec
 
 
-def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
-    """The records a build keeps, in spec order; plus per-source counts (read, exact_dup, ...)."""
+MIX_SALT = 0x4D4958
+
+
+def mix_copies(kept: list[Rec], spec: dict, tokens_of) -> list[int]:
+    """How many times each kept record appears under ``mix`` (docs/PIPELINE.md, "Shape").
+
+    Per source, its target is its share of the total (records: largest remainders, ties
+    to the earlier source; tokens: rounded). Every record gets ``target // size`` copies;
+    the remainder is a pass in draw order (seed ^ MIX_SALT, ties by position): the first
+    ``target % size`` records, or by tokens the records while they fit the remainder,
+    stopping at the first that does not.
+    """
+    mix = spec["mix"]
+    by = mix.get("by", "records")
+    names = [s["name"] for s in spec["sources"]]
+    raw = [float(mix["proportions"][n]) for n in names]
+    shares = [x / sum(raw) for x in raw] if abs(sum(raw) - 1) > 1e-12 else raw
+    members = {n: [i for i, r in enumerate(kept) if r.source == n] for n in names}
+    size = {n: (len(members[n]) if by == "records" else sum(tokens_of(kept[i]) for i in members[n])) for n in names}
+    total = mix.get("total", sum(size.values()))
+    if by == "records":
+        targets = [int(s * total) for s in shares]
+        frac = [s * total - int(s * total) for s in shares]
+        order = sorted(range(len(names)), key=lambda k: (-frac[k], k))
+        for k in order[: max(0, total - sum(targets))]:
+            if shares[k] > 0:
+                targets[k] += 1
+    else:
+        targets = [round(s * total) for s in shares]
+    copies = [0] * len(kept)
+    for k, name in enumerate(names):
+        if targets[k] > 0 and size[name] == 0:
+            raise ValueError(f"mix: source {name!r} has nothing left for its share")
+        if size[name] == 0:
+            continue
+        base, rest = divmod(targets[k], size[name])
+        for i in members[name]:
+            copies[i] = base
+        seed = mix.get("seed", 0) ^ MIX_SALT
+        for i in sorted(members[name], key=lambda i: (draw(seed, kept[i]), i)):
+            if rest <= 0:
+                break
+            cost = 1 if by == "records" else tokens_of(kept[i])
+            if cost > rest:
+                break
+            rest -= cost
+            copies[i] += 1
+    return copies
+
+
+def kept_records(spec_path: Path, tokens_of=None) -> tuple[list[Rec], Counter]:
+    """The records a build keeps, in spec order (a record ``mix`` repeats appears that many
+    times in a row); plus per-source counts (read, exact_dup, ...). ``tokens_of(rec)``
+    gives a record's rendered length, for ``sample.tokens`` and ``mix`` by tokens."""
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
     config = normalize_config(spec.get("normalize", True))
@@ -334,13 +387,29 @@ def kept_records(spec_path: Path) -> tuple[list[Rec], Counter]:
         order = sorted(range(len(kept)), key=lambda i: (draw(sample.get("seed", 0), kept[i]), i))
         if "records" in sample:
             chosen = set(order[: sample["records"]])
+        elif tokens_of is None:
+            raise Unsupported("sample.tokens without a tokens_of (the caller renders)")
         else:
-            raise Unsupported("sample.tokens (the reference does not tokenize before rendering)")
+            chosen, used = set(), 0
+            for i in order:
+                if used + tokens_of(kept[i]) > sample["tokens"]:
+                    break
+                used += tokens_of(kept[i])
+                chosen.add(i)
         for i, rec in enumerate(kept):
             if i not in chosen:
                 counts[rec.source, "kept"] -= 1
                 counts[rec.source, "subsampled"] += 1
         kept = [rec for i, rec in enumerate(kept) if i in chosen]
+    if "mix" in spec:
+        if spec["mix"].get("by", "records") == "tokens" and tokens_of is None:
+            raise Unsupported("mix by tokens without a tokens_of (the caller renders)")
+        copies = mix_copies(kept, spec, tokens_of)
+        for rec, n in zip(kept, copies):
+            if n == 0:
+                counts[rec.source, "kept"] -= 1
+                counts[rec.source, "subsampled"] += 1
+        kept = [rec for rec, n in zip(kept, copies) for _ in range(n)]
     return kept, counts
 
 
@@ -491,8 +560,10 @@ def count_overflow(docs, counts: Counter, seq_len: int, strategy: str, overflow:
     def dropped(doc) -> bool:  # truncate drops what would train on nothing (TEMPLATES.md)
         return overflow == "drop" or not any(doc.mask[:seq_len])
 
+    seen = set()  # a record ``mix`` repeats is one record in the counts
     for doc in docs:
-        if cut and len(doc.tokens) > seq_len:
+        if cut and len(doc.tokens) > seq_len and id(doc.rec) not in seen:
+            seen.add(id(doc.rec))
             counts[doc.rec.source, "kept"] -= 1
             counts[doc.rec.source, "overflow_dropped" if dropped(doc) else "truncated"] += 1
 

@@ -293,9 +293,85 @@ def test_a_global_sample_after_dedup_is_the_references_and_stays_put(tokenmill_b
     assert kept == 700 and index["splits"]["train"]["records"] == 700
     assert sum(s["subsampled"] for s in index["sources"].values()) > 1000
     check_or_skip(spec, out)
-    _, tokens = build("tokens", {"tokens": 50000, "seed": 1})
+    spec, tokens = build("tokens", {"tokens": 50000, "seed": 1})
     budget = json.loads((tokens / "index.json").read_text())["splits"]["train"]["tokens"]
     assert 45000 < budget <= 50000, budget
+    check_or_skip(spec, tokens)  # the reference renders each candidate to fill the budget
+
+
+MIX_SOURCES = [("alpaca", "alpaca_en_2000.json", {"prompt": "{instruction}\n\n{input}", "response": "output"}),
+               ("zh", "alpaca_zh_500.jsonl", {"prompt": "{instruction}\n\n{input}", "response": "output"}),
+               ("peps", "python_peps_40.jsonl", {"text": "text"})]
+
+
+def mix_build(tokenmill_bin, tmp_path, repo, name, mix, pack=None, split=None, threads=2):
+    data = repo / "Specs" / "data"
+    spec = tmp_path / f"{name}.json"
+    body = {"name": name, "sources": [{"name": n, "path": str(data / f), "map": m} for n, f, m in MIX_SOURCES],
+            "dedup": {"exact": True}, "mix": mix, "tokenizer": "cl100k_base", "template": "chatml",
+            "pack": pack or {"seq_len": 8192, "strategy": "best-fit"}, "output": {"dir": f"out-{name}"}}
+    if split:
+        body["split"] = split
+    spec.write_text(json.dumps(body), encoding="utf-8")
+    return spec, cli.build(tokenmill_bin, spec, tmp_path / f"out-{name}", threads=threads)
+
+
+def test_mix_by_records_repeats_short_sources_and_subsamples_long_ones(tokenmill_bin, tmp_path, repo):
+    """`mix` by records: every source gets its share of the total exactly (largest
+    remainders), a short source repeats (whole passes, then a seeded partial pass), a long
+    one is subsampled (`subsampled`); the report's achieved shares are the targets; the
+    documents, counts and splits are the reference's (which computes the draws apart)."""
+    mix = {"by": "records", "total": 3000, "proportions": {"alpaca": 0.2, "zh": 0.5, "peps": 0.3}, "seed": 5}
+    spec, out = mix_build(tokenmill_bin, tmp_path, repo, "mixr", mix, split={"validation": 0.05, "seed": 2})
+    report = json.loads((out / "report.json").read_text())
+    got = {n: v["documents"] for n, v in report["sources"].items()}
+    assert got == {"alpaca": 600, "zh": 1500, "peps": 900}, got
+    assert report["mix"]["total"] == 3000 and report["mix"]["achieved_total"] == 3000
+    for n, share in mix["proportions"].items():
+        assert report["mix"]["sources"][n]["achieved"] == pytest.approx(share, abs=1e-12)
+    assert report["sources"]["alpaca"]["subsampled"] > 1000 and report["sources"]["zh"]["subsampled"] == 0
+    assert report["sources"]["peps"]["kept"] == 40  # 900 = 22 whole passes + 20 more
+    # Every document of a repeated record lies in one split (one draw a record).
+    summary = check_or_skip(spec, out)
+    if summary:
+        where = {}
+        for split, sequences in summary["splits"].items():
+            for seq in sequences:
+                cu = list(seq["cu"])
+                for a, b in zip(cu, cu[1:]):
+                    where.setdefault(tuple(seq["tokens"][a:b]), set()).add(split)
+        assert all(len(v) == 1 for v in where.values()), "a repeated record is in both splits"
+
+
+def test_mix_by_tokens_fills_each_share_without_passing_it(tokenmill_bin, tmp_path, repo):
+    mix = {"by": "tokens", "total": 400000, "proportions": {"alpaca": 1, "zh": 1, "peps": 2}, "seed": 1}
+    spec, out = mix_build(tokenmill_bin, tmp_path, repo, "mixt", mix)
+    report = json.loads((out / "report.json").read_text())
+    targets = {"alpaca": 100000, "zh": 100000, "peps": 200000}
+    for n, target in targets.items():
+        tokens = report["sources"][n]["tokens"]
+        # The partial pass stops at the first record that does not fit the remainder.
+        assert target - 5000 < tokens <= target, (n, tokens)
+        assert report["mix"]["sources"][n]["tokens"] == tokens
+    check_or_skip(spec, out)
+    # The same mix on one thread: the same bytes.
+    _, one = mix_build(tokenmill_bin, tmp_path, repo, "mixt1", mix, threads=1)
+    assert (out / "train-00000.tkm").read_bytes() == (one / "train-00000.tkm").read_bytes()
+
+
+def test_mix_refuses_what_it_cannot_mean(tokenmill_bin, tmp_path, repo):
+    bad = [({"proportions": {"alpaca": 1, "zh": 1}}, "source 'peps' has no share"),
+           ({"proportions": {"alpaca": 1, "zh": 1, "peps": 1, "nope": 1}}, "unknown key"),
+           ({"by": "bytes", "proportions": {"alpaca": 1, "zh": 1, "peps": 1}}, "expected \"records\" or \"tokens\""),
+           ({"proportions": {"alpaca": 0, "zh": 0, "peps": 0}}, "sum to 0")]
+    for mix, message in bad:
+        spec = tmp_path / "bad.json"
+        data = repo / "Specs" / "data"
+        spec.write_text(json.dumps({"name": "bad", "sources": [{"name": n, "path": str(data / f), "map": m} for n, f, m in MIX_SOURCES],
+                                    "mix": mix, "tokenizer": "cl100k_base", "template": "chatml",
+                                    "pack": {"seq_len": 2048, "strategy": "best-fit"}, "output": {"dir": "out-bad"}}))
+        r = cli.run(tokenmill_bin, "build", spec, check=False)
+        assert r.returncode == 2 and message in r.stderr.decode(), (mix, r.stderr)
 
 
 def test_report_packing_figures_are_what_the_shards_hold(demo_build):

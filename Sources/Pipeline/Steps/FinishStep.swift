@@ -154,8 +154,24 @@ enum FinishStep {
                                    ("trained_share", .double(tokens > 0 ? Double(trained) / Double(tokens) : 0))]))
         }))]
 
+        // The mix: each source's target share against what the output holds (documents or
+        // tokens, after packing's drops), over every split.
+        var mixed: [(String, JSONOut)] = []
+        if let mix = spec.mix {
+            let shape = try ctx.work.requireMarker(.shape, 0)
+            let amounts = stats.map { mix.by == .records ? $0.documents : $0.tokens }
+            let sum = amounts.reduce(0, +)
+            mixed = [("mix", .object([
+                ("by", .string(mix.by.rawValue)), ("total", .int(shape["mix_total"]?.intValue ?? 0)), ("achieved_total", .int(sum)),
+                ("sources", .object(zip(spec.sources, zip(mix.shares, amounts)).map { src, v in
+                    (src.name, .object([("target", .double(v.0)), ("achieved", .double(sum > 0 ? Double(v.1) / Double(sum) : 0)),
+                                        (mix.by.rawValue, .int(v.1))]))
+                })),
+            ]))]
+        }
+
         let checks = try check(ctx, stats)
-        let report = reportJSON(ctx, stats: stats, splits: splits, near: near + packing, checks: checks, stageRuns: stageRuns)
+        let report = reportJSON(ctx, stats: stats, splits: splits, near: near + packing + mixed, checks: checks, stageRuns: stageRuns)
         try FileSystem.writeAtomically(FileSystem.join(out, "report.json"), Array((report.render() + "\n").utf8))
         if let failed = checks.first(where: { !$0.ok }) {
             throw TokenmillError.other("accounting check failed for source '\(failed.source)': the readers made \(failed.records) records, the buckets hold \(failed.buckets) (report.json has the counts); index.json was not written")

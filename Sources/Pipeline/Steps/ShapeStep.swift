@@ -86,6 +86,75 @@ enum ShapeStep {
         return chosen.sorted()
     }
 
+    /// The mix's salt ("MIX").
+    static let mixSalt: UInt64 = 0x4D49_58
+
+    /// How `mix` repeats and subsamples: every record of source s gets `base[s]` copies, and
+    /// the records in `extra` one more. Per source, the target is its share of the total
+    /// (records: largest remainders, so the targets sum to the total; tokens: rounded);
+    /// whole passes over the source while they fit, then a partial pass in draw order for
+    /// the mix's seed (ties by id): the first `target mod n` records, or, by tokens, records
+    /// while the remainder holds them (stopping at the first that does not fit, as
+    /// `sample.tokens` does). A first pass over the row summaries, 24 bytes a candidate.
+    struct MixPlan {
+        var base: [Int]
+        var extra: [RecordID]
+        var total: Int
+    }
+
+    static func mixPlan(_ ctx: BuildContext, _ mix: MixSpec, _ sourceNames: [[UInt8]]) throws -> MixPlan {
+        let n = ctx.spec.sources.count
+        var exact = SortedIDCursor(try ctx.exactDuplicates())
+        var near = SortedIDCursor(ctx.spec.nearDedup == nil ? [] : try readIDs(NearDedupStep.removedPath(ctx.work)))
+        var taken = Array(repeating: 0, count: n)
+        var candidates = Array(repeating: [(draw: Double, id: RecordID, tokens: Int)](), count: n)
+        for (u, unit) in ctx.units.enumerated() {
+            let s = unit.source
+            for (k, r) in try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)).enumerated() {
+                let id = recordID(unit: u, row: k)
+                if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 { continue }
+                if let take = ctx.spec.sources[s].take, taken[s] >= take { continue }
+                taken[s] += 1
+                candidates[s].append((draw(salt: mix.seed ^ mixSalt, source: sourceNames[s], content: r.content), id, Int(r.tokenCount)))
+            }
+        }
+        let sizes = candidates.map { c in mix.by == .records ? c.count : c.reduce(0) { $0 + $1.tokens } }
+        let total = mix.total ?? sizes.reduce(0, +)
+        // Targets per source.
+        var targets = mix.shares.map { Int(($0 * Double(total)).rounded(.down)) }
+        if mix.by == .records {
+            var order = Array(0..<n)
+            let frac = mix.shares.map { $0 * Double(total) - ($0 * Double(total)).rounded(.down) }
+            order.sort { (frac[$0], -$0) > (frac[$1], -$1) }
+            for s in order.prefix(max(0, total - targets.reduce(0, +))) where mix.shares[s] > 0 { targets[s] += 1 }
+        } else {
+            targets = mix.shares.map { Int(($0 * Double(total)).rounded()) }
+        }
+        for s in 0..<n where targets[s] > 0 && sizes[s] == 0 {
+            let name = ctx.spec.sources[s].name
+            throw TokenmillError.spec(path: ctx.spec.path, key: "mix.proportions.\(name)",
+                                      message: "source '\(name)' has no records left after filters, dedup and take, so its share cannot be met; give it 0 or remove it")
+        }
+        var base = Array(repeating: 0, count: n)
+        var extra: [RecordID] = []
+        for s in 0..<n where sizes[s] > 0 && targets[s] > 0 {
+            base[s] = targets[s] / sizes[s]
+            var rest = targets[s] - base[s] * sizes[s]
+            if rest == 0 { continue }
+            let order = candidates[s].sorted { ($0.draw, $0.id) < ($1.draw, $1.id) }
+            if mix.by == .records {
+                extra.append(contentsOf: order.prefix(rest).map(\.id))
+            } else {
+                for c in order {
+                    if c.tokens > rest { break }
+                    rest -= c.tokens
+                    extra.append(c.id)
+                }
+            }
+        }
+        return MixPlan(base: base, extra: extra.sorted(), total: total)
+    }
+
     static func run(_ ctx: BuildContext) throws -> JSONOut {
         let spec = ctx.spec
         var stats = Array(repeating: SourceStats(), count: spec.sources.count)
@@ -99,6 +168,8 @@ enum ShapeStep {
         var docs = Array(repeating: 0, count: splits.count)
         let sourceNames = spec.sources.map { Array($0.name.utf8) }
         var sampled = SortedIDCursor(spec.sample == nil ? [] : try sample(ctx, sourceNames))
+        let plan = try spec.mix.map { try mixPlan(ctx, $0, sourceNames) }
+        var mixExtra = SortedIDCursor(plan?.extra ?? [])
 
         for (u, unit) in ctx.units.enumerated() {
             let result = try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u))
@@ -127,10 +198,15 @@ enum ShapeStep {
                 taken[s] += 1
                 // Not chosen by the global sample: counted with the weight's subsample.
                 if spec.sample != nil && !sampled.contains(id) { stats[s].subsampled += 1; continue }
-                let w = spec.sources[s].weight
-                var copies = Int(w.rounded(.down))
-                let frac = w - Double(copies)
-                if frac > 0 && draw(salt: weightSalt, source: sourceNames[s], content: r.content) < frac { copies += 1 }
+                var copies: Int
+                if let plan {
+                    copies = plan.base[s] + (mixExtra.contains(id) ? 1 : 0)
+                } else {
+                    let w = spec.sources[s].weight
+                    copies = Int(w.rounded(.down))
+                    let frac = w - Double(copies)
+                    if frac > 0 && draw(salt: weightSalt, source: sourceNames[s], content: r.content) < frac { copies += 1 }
+                }
                 if copies == 0 { stats[s].subsampled += 1; continue }
                 // Overflow buckets are the pack stage's; until then a drawn record is kept.
                 stats[s].kept += 1
@@ -149,7 +225,8 @@ enum ShapeStep {
         }
         for w in writers { _ = try w.commit() }
         try writeIDs(decontaminatedPath(ctx.work), decontaminated)
-        return .object([("sources", .array(stats.map(\.json))), ("documents", .array(docs.map { .int($0) }))])
+        return .object([("sources", .array(stats.map(\.json))), ("documents", .array(docs.map { .int($0) }))]
+                       + (plan.map { [("mix_total", JSONOut.int($0.total))] } ?? []))
     }
 
     static func readDocs(_ ctx: BuildContext, split: String) throws -> [SplitDoc] {
