@@ -12,21 +12,35 @@ public enum Segment: Equatable, Sendable {
 /// Adjacent text of the same loss flag within a turn is one segment, so the prompt side is
 /// tokenized as one string; assistant content always starts its own segment.
 public struct ChatTemplate: Sendable {
-    public enum Kind: String, Sendable, CaseIterable { case plain, alpaca, chatml, llama3, alignAnything = "align-anything" }
+    public enum Kind: String, Sendable, CaseIterable { case plain, alpaca, chatml, llama3, alignAnything = "align-anything", custom }
+    /// Which assistant turns are trained on: every one (with its end marker), or only the
+    /// conversation's last (LLaMA-Factory's `mask_history`).
+    public enum LossScope: String, Sendable { case allTurns = "all_turns", lastTurn = "last_turn" }
     public let kind: Kind
-    public var name: String { kind.rawValue }
+    public var lossScope: LossScope = .allTurns
+    /// A user-defined template (`kind == .custom`).
+    public var custom: CustomTemplate?
+    public var name: String { custom?.name ?? kind.rawValue }
 
     public static let alpacaDefaultSystem = Array("Below is an instruction that describes a task. Write a response that appropriately completes the request.".utf8)
 
     public init(kind: Kind) { self.kind = kind }
 
-    public static func builtin(_ name: String) -> ChatTemplate? { Kind(rawValue: name).map(ChatTemplate.init) }
+    public init(custom: CustomTemplate) { kind = .custom; self.custom = custom }
+
+    public static func builtin(_ name: String) -> ChatTemplate? {
+        guard let k = Kind(rawValue: name), k != .custom else { return nil }
+        return ChatTemplate(kind: k)
+    }
+
+    public static var builtinNames: [String] { Kind.allCases.filter { $0 != .custom }.map(\.rawValue) }
 
     /// Special tokens the template emits (besides EOS).
     public var specialTokens: [String] {
         switch kind {
         case .chatml: return ["<|im_start|>", "<|im_end|>"]
         case .llama3: return ChatTemplate.llama3Tokens
+        case .custom: return custom?.specialTokens ?? []
         default: return []
         }
     }
@@ -44,7 +58,12 @@ public struct ChatTemplate: Sendable {
             b.special(eos, loss: true)
             return b.segments
         }
+        // Whether assistant turn i carries loss (its content and end marker).
+        let lastAssistant = r.turns.lastIndex { $0.role == .assistant } ?? -1
+        func trained(_ i: Int) -> Bool { lossScope == .allTurns || i == lastAssistant }
         switch kind {
+        case .custom:
+            custom!.render(r, eos: eos, trained: trained, into: &b)
         case .plain:
             if !r.system.isEmpty { b.text(r.system, loss: false); b.text("\n", loss: false) }
             for (i, t) in r.turns.enumerated() {
@@ -53,7 +72,7 @@ public struct ChatTemplate: Sendable {
                     b.text(t.content, loss: false); b.text("\n", loss: false)
                 } else {
                     b.breakText()
-                    b.text(t.content, loss: true); b.special(eos, loss: true)
+                    b.text(t.content, loss: trained(i)); b.special(eos, loss: trained(i))
                 }
             }
         case .alpaca:
@@ -66,7 +85,7 @@ public struct ChatTemplate: Sendable {
                     b.text("\n\n### Response:\n", loss: false)
                 } else {
                     b.breakText()
-                    b.text(t.content, loss: true); b.special(eos, loss: true)
+                    b.text(t.content, loss: trained(i)); b.special(eos, loss: trained(i))
                 }
             }
         case .llama3:
@@ -80,13 +99,13 @@ public struct ChatTemplate: Sendable {
             if !r.system.isEmpty {
                 header("system"); b.text(r.system, loss: false); b.special("<|eot_id|>", loss: false)
             }
-            for t in r.turns {
+            for (i, t) in r.turns.enumerated() {
                 if t.role == .user {
                     header("user"); b.text(t.content, loss: false); b.special("<|eot_id|>", loss: false)
                 } else {
                     header("assistant")
                     b.breakText()
-                    b.text(t.content, loss: true); b.special("<|eot_id|>", loss: true)
+                    b.text(t.content, loss: trained(i)); b.special("<|eot_id|>", loss: trained(i))
                 }
             }
         case .alignAnything:
@@ -94,13 +113,13 @@ public struct ChatTemplate: Sendable {
             // and on for each turn, as safe-rlhf's PROMPT_BEGIN/USER/ASSISTANT join them.
             b.text(ChatTemplate.alignBegin, loss: false)
             if !r.system.isEmpty { b.text(r.system, loss: false); b.text(" ", loss: false) }
-            for t in r.turns {
+            for (i, t) in r.turns.enumerated() {
                 if t.role == .user {
                     b.text(ChatTemplate.alignUser, loss: false); b.text(t.content, loss: false); b.text(" ", loss: false)
                     b.text(ChatTemplate.alignAssistant, loss: false)
                 } else {
                     b.breakText()
-                    b.text(t.content, loss: true); b.special(eos, loss: true)
+                    b.text(t.content, loss: trained(i)); b.special(eos, loss: trained(i))
                 }
             }
         case .chatml:
@@ -108,7 +127,7 @@ public struct ChatTemplate: Sendable {
                 b.special("<|im_start|>", loss: false); b.text("system\n", loss: false); b.text(r.system, loss: false)
                 b.special("<|im_end|>", loss: false); b.text("\n", loss: false)
             }
-            for t in r.turns {
+            for (i, t) in r.turns.enumerated() {
                 b.special("<|im_start|>", loss: false)
                 if t.role == .user {
                     b.text("user\n", loss: false); b.text(t.content, loss: false)
@@ -116,7 +135,7 @@ public struct ChatTemplate: Sendable {
                 } else {
                     b.text("assistant\n", loss: false)
                     b.breakText()
-                    b.text(t.content, loss: true); b.special("<|im_end|>", loss: true)
+                    b.text(t.content, loss: trained(i)); b.special("<|im_end|>", loss: trained(i))
                 }
                 b.text("\n", loss: false)
             }

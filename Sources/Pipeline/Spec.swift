@@ -350,11 +350,7 @@ struct SpecParser {
             tokenizer = FileSystem.join(specDir, tokenizer)
             guard FileSystem.fileExists(tokenizer) else { throw err("tokenizer", "'\(tokenizer)' does not exist (paths are relative to the spec's folder)") }
         }
-        let templateName = try string(top, "template", "template") ?? "chatml"
-        guard let template = ChatTemplate.builtin(templateName) else {
-            if value(top, "template")?.objectValue != nil { throw err("template", "custom template objects are not supported yet; use one of \(ChatTemplate.Kind.allCases.map(\.rawValue).joined(separator: ", "))") }
-            throw err("template", "unknown template '\(templateName)'; expected one of: \(ChatTemplate.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let template = try parseTemplate(value(top, "template"))
 
         // pack
         var seqLen = 2048
@@ -399,6 +395,73 @@ struct SpecParser {
         spec.sample = sample
         spec.mix = mix
         return spec
+    }
+
+    /// `"template"`: a built-in's name, or an object: `{"name": built-in, "loss": ...}` or a
+    /// custom template (docs/TEMPLATES.md, "Custom templates").
+    func parseTemplate(_ v: JSONValue?) throws -> ChatTemplate {
+        let names = ChatTemplate.builtinNames.joined(separator: ", ")
+        guard let v else { return ChatTemplate(kind: .chatml) }
+        if let name = v.stringValue {
+            guard let t = ChatTemplate.builtin(name) else { throw err("template", "unknown template '\(name)'; expected one of: \(names), or an object defining one") }
+            return t
+        }
+        let parts = ["system", "user", "assistant"]
+        let m = try object(v, "template", allowed: ["name", "loss", "bos", "eos", "default_system", "special_tokens"] + parts)
+        let name = try string(m, "name", "template.name")
+        let isCustom = m.contains { ["bos", "eos", "default_system", "special_tokens", "system", "user", "assistant"].contains($0.keyString) }
+        var t: ChatTemplate
+        if isCustom {
+            if let name, ChatTemplate.builtin(name) != nil {
+                throw err("template.name", "'\(name)' is a built-in template's name; a custom template needs a name of its own")
+            }
+            var c = CustomTemplate(name: name ?? "custom")
+            if let specials = value(m, "special_tokens") {
+                guard let list = specials.arrayValue?.compactMap(\.stringValue), list.count == specials.arrayValue?.count,
+                      !list.contains(where: \.isEmpty), Set(list).count == list.count else {
+                    throw err("template.special_tokens", "expected a list of distinct, non-empty token texts")
+                }
+                c.specialTokens = list
+            }
+            if let bos = try string(m, "bos", "template.bos") {
+                c.bos = bos
+                if !c.specialTokens.contains(bos) { c.specialTokens.insert(bos, at: 0) }
+            }
+            if let e = try string(m, "eos", "template.eos") {
+                guard let placement = CustomTemplate.EOSPlacement(rawValue: e) else {
+                    throw err("template.eos", "expected \"assistant\" (after each assistant turn), \"end\" (once, at the end) or \"none\"")
+                }
+                c.eos = placement
+            }
+            if let d = try string(m, "default_system", "template.default_system") { c.defaultSystem = Array(d.utf8) }
+            func part(_ role: String, _ side: String, loss defaultLoss: Bool) throws -> CustomTemplate.Part {
+                guard let rv = value(m, role) else { return CustomTemplate.Part(loss: defaultLoss) }
+                let rm = try object(rv, "template.\(role)", allowed: ["before", "after"])
+                guard let pv = value(rm, side) else { return CustomTemplate.Part(loss: defaultLoss) }
+                if let s = pv.stringValue { return CustomTemplate.Part(s, loss: defaultLoss) }
+                let key = "template.\(role).\(side)"
+                let pm = try object(pv, key, allowed: ["text", "loss"])
+                guard let text = try string(pm, "text", "\(key).text") else { throw err("\(key).text", "missing: the part's text") }
+                return CustomTemplate.Part(text, loss: try bool(pm, "loss", "\(key).loss", default: defaultLoss))
+            }
+            c.systemBefore = try part("system", "before", loss: false); c.systemAfter = try part("system", "after", loss: false)
+            c.userBefore = try part("user", "before", loss: false); c.userAfter = try part("user", "after", loss: false)
+            // The assistant's end marker is trained (the model must learn to stop); its
+            // opening is not.
+            c.assistantBefore = try part("assistant", "before", loss: false); c.assistantAfter = try part("assistant", "after", loss: true)
+            t = ChatTemplate(custom: c)
+        } else {
+            guard let name else { throw err("template.name", "missing: a built-in template (\(names)), or define one with system/user/assistant parts") }
+            guard let b = ChatTemplate.builtin(name) else { throw err("template.name", "unknown template '\(name)'; expected one of: \(names)") }
+            t = b
+        }
+        if let scope = try string(m, "loss", "template.loss") {
+            guard let s = ChatTemplate.LossScope(rawValue: scope) else {
+                throw err("template.loss", "expected \"all_turns\" (every assistant turn) or \"last_turn\" (only the conversation's last)")
+            }
+            t.lossScope = s
+        }
+        return t
     }
 
     func onError(_ m: [JSONMember], _ key: String) throws -> Bool? {

@@ -81,5 +81,66 @@ final class TemplateTests: XCTestCase {
         XCTAssertEqual(multiTrained, "Hello!</s>Bye.</s>")
         XCTAssertEqual(ChatTemplate.builtin("align-anything")?.kind, .alignAnything)
     }
-}
 
+    /// `loss: last_turn`: only the last assistant turn and its marker are trained; the
+    /// segments (so the ids) are the same as with every turn trained.
+    func testLastTurnLossKeepsTheSegmentsAndTrainsOnlyTheLastTurn() {
+        for kind in [ChatTemplate.Kind.chatml, .llama3, .alpaca, .plain, .alignAnything] {
+            var last = ChatTemplate(kind: kind)
+            last.lossScope = .lastTurn
+            let all = ChatTemplate(kind: kind).render(twoTurns, eos: "</s>"), lastSegs = last.render(twoTurns, eos: "</s>")
+            XCTAssertEqual(all.count, lastSegs.count, "\(kind)")
+            XCTAssertEqual(flatten(all).0, flatten(lastSegs).0, "\(kind)")
+            let marker = kind == .chatml ? "<|im_end|>" : kind == .llama3 ? "<|eot_id|>" : "</s>"
+            XCTAssertEqual(flatten(lastSegs).1, "Bye." + marker, "\(kind)")
+            XCTAssertEqual(flatten(all).1, "Hello!" + marker + "Bye." + marker, "\(kind)")
+        }
+    }
+
+    var instChat: CustomTemplate {
+        var c = CustomTemplate(name: "inst-chat")
+        c.bos = "<s>"; c.eos = .none; c.specialTokens = ["<s>", "</s>"]
+        c.systemBefore = .init("<<SYS>>\n"); c.systemAfter = .init("\n<</SYS>>\n\n")
+        c.userBefore = .init("[INST] "); c.userAfter = .init(" [/INST]")
+        c.assistantBefore = .init(" "); c.assistantAfter = .init(" </s>", loss: true)
+        return c
+    }
+
+    /// docs/TEMPLATES.md's custom example, segment by segment.
+    func testCustomTemplateAsDocumented() {
+        var r = rec; r.system = Array("Be brief.".utf8)
+        let segs = ChatTemplate(custom: instChat).render(r, eos: "<|endoftext|>")
+        XCTAssertEqual(segs, [.special("<s>", loss: false), .text(Array("<<SYS>>\nBe brief.\n<</SYS>>\n\n[INST] Hi? [/INST] ".utf8), loss: false),
+                              .text(Array("Hello! ".utf8), loss: true), .special("</s>", loss: true)])
+        XCTAssertEqual(ChatTemplate(custom: instChat).name, "inst-chat")
+        XCTAssertEqual(ChatTemplate(custom: instChat).specialTokens, ["<s>", "</s>"])
+        // Two turns, EOS after each assistant turn, a default system, and part losses.
+        var c = instChat
+        c.eos = .assistant; c.defaultSystem = Array("Default.".utf8); c.userAfter = .init(" [/INST]", loss: true)
+        let (all, trained) = flatten(ChatTemplate(custom: c).render(twoTurns, eos: "<|endoftext|>"))
+        XCTAssertEqual(all, "<s><<SYS>>\nBe brief.\n<</SYS>>\n\n[INST] Hi? [/INST] Hello! </s><|endoftext|>[INST] Bye? [/INST] Bye. </s><|endoftext|>")
+        XCTAssertEqual(trained, " [/INST]Hello! </s><|endoftext|> [/INST]Bye. </s><|endoftext|>")
+        let noSystem = flatten(ChatTemplate(custom: c).render(rec, eos: "E")).0
+        XCTAssertEqual(noSystem, "<s><<SYS>>\nDefault.\n<</SYS>>\n\n[INST] Hi? [/INST] Hello! </s>E")
+        // last_turn on a custom template; EOS once at the end.
+        var last = ChatTemplate(custom: c)
+        last.lossScope = .lastTurn
+        c.eos = .end
+        XCTAssertEqual(flatten(last.render(twoTurns, eos: "E")).1, " [/INST] [/INST]Bye. </s>E")
+        XCTAssertEqual(flatten(ChatTemplate(custom: c).render(twoTurns, eos: "E")).0,
+                       "<s><<SYS>>\nBe brief.\n<</SYS>>\n\n[INST] Hi? [/INST] Hello! </s>[INST] Bye? [/INST] Bye. </s>E")
+    }
+
+    /// Special token names are split out of part texts (earliest first, longest on a tie),
+    /// never out of data text.
+    func testCustomSpecialTokensComeOnlyFromParts() {
+        var c = CustomTemplate(name: "t")
+        c.specialTokens = ["<a>", "<ab>", "<b>"]
+        c.userBefore = .init("x<ab>y<b>")
+        let r = Record.instruction(source: 0, file: 0, line: 1, system: [], prompt: Array("<b> data".utf8), response: Array("<a>".utf8))
+        let segs = ChatTemplate(custom: c).render(r, eos: "E")
+        XCTAssertEqual(segs, [.text(Array("x".utf8), loss: false), .special("<ab>", loss: false), .text(Array("y".utf8), loss: false),
+                              .special("<b>", loss: false), .text(Array("<b> data".utf8), loss: false), .text(Array("<a>".utf8), loss: true),
+                              .special("E", loss: true)])
+    }
+}

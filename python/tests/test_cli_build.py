@@ -389,3 +389,31 @@ def test_report_packing_figures_are_what_the_shards_hold(demo_build):
         assert figures["capacity"] == len(ds) * index["seq_len"]
         assert abs(figures["efficiency"] - (tokens - figures["padding_tokens"]) / figures["capacity"]) < 1e-12
         assert 0.5 < figures["efficiency"] <= 1.0 and 0 < figures["trained_share"] < 1
+
+
+def test_template_objects_are_checked_before_anything_runs(tokenmill_bin, tmp_path, repo):
+    """A template object: a built-in with a loss scope, or a custom template; mistakes are
+    spec errors (exit 2) naming the key."""
+    data = repo / "Specs" / "data"
+    bad = [({"name": "chatml", "loss": "every"}, "template.loss"),
+           ({"name": "chatml", "user": {"before": "U: "}}, "a custom template needs a name of its own"),
+           ({"name": "x", "eos": "sometimes"}, "template.eos"),
+           ({"name": "x", "special_tokens": ["<a>", "<a>"]}, "template.special_tokens"),
+           ({"name": "x", "user": {"before": {"loss": True}}}, "template.user.before.text"),
+           ({"name": "x", "user": {"middle": "?"}}, "template.user.middle"),
+           ({"loss": "last_turn"}, "template.name")]
+    for template, message in bad:
+        spec = tmp_path / "t.json"
+        spec.write_text(json.dumps({"name": "t", "sources": [{"name": "a", "path": str(data / "alpaca_en_2000.json"),
+                                                              "map": {"prompt": "instruction", "response": "output"}}],
+                                    "template": template, "tokenizer": "gpt2", "pack": {"seq_len": 512},
+                                    "output": {"dir": "out-t"}}))
+        r = cli.run(tokenmill_bin, "plan", spec, check=False)
+        assert r.returncode == 2 and message in r.stderr.decode(), (template, r.stderr)
+    # A built-in name with a loss scope is that template: index.json says its name.
+    spec.write_text(json.dumps({"name": "t", "sources": [{"name": "a", "path": str(data / "alpaca_en_2000.json"),
+                                                          "map": {"prompt": "instruction", "response": "output"}}],
+                                "template": {"name": "alpaca", "loss": "last_turn"}, "tokenizer": "gpt2",
+                                "pack": {"seq_len": 512}, "output": {"dir": "out-t"}}))
+    out = cli.build(tokenmill_bin, spec, tmp_path / "out-t")
+    assert json.loads((out / "index.json").read_text())["template"] == "alpaca"
