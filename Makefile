@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e slurm-demo clean
+.PHONY: all deps sysdeps venv browser build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e slurm-demo clean
 
 all: build
 
@@ -27,6 +27,18 @@ $(VENV)/.installed: python/requirements.txt
 
 venv: $(VENV)/.installed
 
+# The trainers' readers for the export and PyTorch tests (large; a failure only makes
+# those tests skip, saying so).
+$(VENV)/.trainers: python/requirements-trainers.txt $(VENV)/.installed
+	@echo "== installing the trainers' readers (torch, megatron-core, datatrove, mosaicml-streaming, datasets)"
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r python/requirements-trainers.txt >/dev/null 2>&1 \
+	  && touch $@ || echo "== could not install them: the export and torch tests will skip"
+
+# Chromium renders report.html in its test (skipped, saying so, without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null 2>&1; } \
+	  || echo "== could not install chromium: the report.html test will skip"
+
 deps: sysdeps venv
 
 build: sysdeps
@@ -37,7 +49,7 @@ run: build
 	$(BIN) verify build/demo
 	$(BIN) inspect build/demo
 
-test: deps
+test: deps $(VENV)/.trainers browser
 	$(SWIFT) build -c release --product tokenmill
 	$(SWIFT) test -c release
 	TOKENMILL_BIN=$(CURDIR)/$(BIN) $(PY) -m pytest -q python/tests

@@ -36,10 +36,11 @@ let package = Package(
                 swiftSettings: optimize),
         .target(name: "Packing", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         .target(name: "ShardFormat", dependencies: ["TokenmillCore", "CZstd"], swiftSettings: optimize),
+        .target(name: "Export", dependencies: ["ShardFormat", "TokenmillCore", "CZstd"], swiftSettings: optimize),
         .target(name: "Pipeline",
                 dependencies: ["TokenmillCore", "Ingest", "Normalize", "Dedup", "BPE", "Packing", "ShardFormat"],
                 swiftSettings: optimize),
-        .executableTarget(name: "tokenmill", dependencies: ["Pipeline", "Dedup", "BPE", "ShardFormat", "TokenmillCore"],
+        .executableTarget(name: "tokenmill", dependencies: ["Pipeline", "Dedup", "BPE", "ShardFormat", "Export", "TokenmillCore"],
                           swiftSettings: optimize),
         .executableTarget(name: "tokenmill-bench", dependencies: ["BPE", "Dedup", "Ingest", "Packing", "TokenmillCore"],
                           path: "Benchmarks/TokenmillBench", swiftSettings: optimize),
@@ -51,6 +52,7 @@ let package = Package(
         .testTarget(name: "DedupTests", dependencies: ["Dedup", "TokenmillCore"]),
         .target(name: "TestSupport", dependencies: ["TokenmillCore"], path: "Tests/TestSupport"),
         .testTarget(name: "ShardFormatTests", dependencies: ["ShardFormat", "TokenmillCore", "TestSupport"]),
+        .testTarget(name: "ExportTests", dependencies: ["Export"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ShardFormat", "TokenmillCore", "TestSupport"]),
     ]
 )

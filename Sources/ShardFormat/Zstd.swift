@@ -15,6 +15,24 @@ public enum Zstd {
         return out
     }
 
+    /// One frame on `workers` threads (libzstd's own multithreading; the frame states its
+    /// content size). Used for large single outputs, such as an MDS shard.
+    public static func compress(_ input: UnsafeRawBufferPointer, level: Int32, workers: Int) throws -> [UInt8] {
+        guard let cctx = ZSTD_createCCtx() else { throw TokenmillError.other("zstd: cannot create a compression context") }
+        defer { ZSTD_freeCCtx(cctx) }
+        func check(_ r: Int) throws {
+            if ZSTD_isError(r) != 0 { throw TokenmillError.other("zstd compression failed: \(String(cString: ZSTD_getErrorName(r)))") }
+        }
+        try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level))
+        if workers > 1 { try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, Int32(workers))) }
+        let bound = ZSTD_compressBound(input.count)
+        var out = [UInt8](repeating: 0, count: bound)
+        let n = out.withUnsafeMutableBytes { o in ZSTD_compress2(cctx, o.baseAddress, bound, input.baseAddress, input.count) }
+        try check(n)
+        out.removeSubrange(n...)
+        return out
+    }
+
     /// Decompresses exactly one frame that must fill `input` and yield `expectedSize`
     /// bytes; anything else is a description of what is wrong.
     public static func decompressFrame(_ input: UnsafeRawBufferPointer, expectedSize: Int) -> Result<[UInt8], ZstdFailure> {

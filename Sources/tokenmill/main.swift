@@ -14,6 +14,8 @@ usage:
   tokenmill plan SPEC.json                                         validate a spec, print its stages
   tokenmill inspect DIR [--split S] [--seq N]                      summary, or sequence N decoded
   tokenmill verify DIR                                             check every checksum, frame and bound
+  tokenmill export DIR --format F --out OUT [--split S] [--unit sequence|document]
+                                                                   write megatron, datatrove, mds or hf files
   tokenmill encode --tokenizer T [--field F] [--threads N] [--allowed-special all|T,..] [FILE|-]   one JSON array of ids per line
   tokenmill decode --tokenizer T [FILE|-]                          ids back to text
   tokenmill help                                                   this text
@@ -35,6 +37,7 @@ func runMain() -> Int32 {
         case "plan": try PlanCommand.run(rest)
         case "inspect": try InspectCommand.run(rest)
         case "verify": try VerifyCommand.run(rest)
+        case "export": try ExportCommand.run(rest)
         case "encode": try EncodeCommand.run(rest)
         case "decode": try DecodeCommand.run(rest)
         case "help", "--help", "-h":
