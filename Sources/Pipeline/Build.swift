@@ -133,7 +133,7 @@ public final class Build {
         FileSystem.remove(FileSystem.join(out, DatasetDirectory.indexFile))
         for name in (try? FileSystem.listDirectory(out)) ?? [] {
             let ours = name.hasSuffix(DatasetDirectory.shardSuffix) || name.hasSuffix(".tmp") || DatasetDirectory.tokenizerFiles.contains(name)
-                || ["report.json", "rejects.jsonl", "dedup-clusters.jsonl", "decontaminated.jsonl"].contains(name)
+                || ["report.json", "report.html", "rejects.jsonl", "dedup-clusters.jsonl", "decontaminated.jsonl"].contains(name)
             if ours { FileSystem.remove(FileSystem.join(out, name)) }
         }
         try checkSpace()

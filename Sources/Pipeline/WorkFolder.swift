@@ -79,7 +79,8 @@ final class MarkerCache: @unchecked Sendable {
 /// 3: row summaries carry the record's content hash (48 bytes).
 /// 4: row summaries and split documents carry the first trained token (52, 28 bytes).
 /// 5: write markers carry trained tokens.
-let workFormat = 5
+/// 6: row summaries carry the instruction type (56 bytes); scan markers its table.
+let workFormat = 6
 
 /// `.work/manifest.json`: what the work folder was computed from. A build that finds a
 /// manifest for other inputs refuses to mix the two (`--force` starts over).

@@ -84,9 +84,11 @@ enum FinishStep {
 
         var loc = try Locator(ctx)
         var near: [(String, JSONOut)] = []
+        var clusterSizes: [Int: Int] = [:]
         if let n = spec.nearDedup, let lsh = ctx.lsh {
             var text: [UInt8] = []
             for c in try NearDedupStep.readClusters(ctx) {
+                clusterSizes[c.removed.count + 1, default: 0] += 1
                 var removed: [JSONOut] = []
                 for e in c.removed {
                     removed.append(.object(try loc.ref(e.removed) + [("similarity", .double(e.similarity)), ("matched", .object(try loc.ref(e.matched)))]))
@@ -170,9 +172,23 @@ enum FinishStep {
             ]))]
         }
 
+        // What report.html draws beyond the counts: the shape stage's per-source tallies and
+        // the near-duplicate clusters by size.
+        let shapeMarker = try ctx.work.requireMarker(.shape, 0)
+        let perSource = shapeMarker["analysis"]?.arrayValue ?? []
+        let analysis: [(String, JSONOut)] = [("analysis", .object([
+            ("sources", .object(zip(spec.sources, perSource).map { ($0.name, JSONOut($1)) })),
+            ("near_dup_cluster_sizes", .array(clusterSizes.sorted { $0.key < $1.key }.map { .array([.int($0.key), .int($0.value)]) })),
+        ]))]
+
         let checks = try check(ctx, stats)
-        let report = reportJSON(ctx, stats: stats, splits: splits, near: near + packing + mixed, checks: checks, stageRuns: stageRuns)
-        try FileSystem.writeAtomically(FileSystem.join(out, "report.json"), Array((report.render() + "\n").utf8))
+        let report = reportJSON(ctx, stats: stats, splits: splits, near: near + packing + mixed + analysis, checks: checks, stageRuns: stageRuns)
+        let reportText = report.render()
+        try FileSystem.writeAtomically(FileSystem.join(out, "report.json"), Array((reportText + "\n").utf8))
+        // The page is drawn from the report as written (parsed back), so it shows exactly
+        // what report.json says.
+        let parsed = try JSONParser.parse(Array(reportText.utf8))
+        try FileSystem.writeAtomically(FileSystem.join(out, "report.html"), Array(ReportHTML.render(parsed).utf8))
         if let failed = checks.first(where: { !$0.ok }) {
             throw TokenmillError.other("accounting check failed for source '\(failed.source)': the readers made \(failed.records) records, the buckets hold \(failed.buckets) (report.json has the counts); index.json was not written")
         }

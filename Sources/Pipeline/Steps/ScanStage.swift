@@ -4,13 +4,14 @@ import Ingest
 import ShardFormat
 import TokenmillCore
 
-/// What the scan stage keeps of one record: a fixed 52-byte summary in `scan/<u>.rows`
+/// What the scan stage keeps of one record: a fixed 56-byte summary in `scan/<u>.rows`
 /// (the global stages read these, never texts).
 ///
 /// `line` counts from the unit's first line (1); `tokenOffset` indexes `scan/<u>.tokens`
 /// and `.mask` in tokens.
 struct RowSummary {
-    static let size = 52
+    static let size = 56
+    static let noKind = UInt32.max
     static let filtered: UInt8 = 1, hasKey: UInt8 = 2, sigEmpty: UInt8 = 4, contaminated: UInt8 = 8
 
     var line: UInt64
@@ -24,18 +25,21 @@ struct RowSummary {
     var content: UInt64 = 0
     /// The first trained token's index (`tokenCount` when none is trained).
     var firstLoss: UInt32 = 0
+    /// A conversation's instruction type (`InstructionType`), as an index into its unit's
+    /// `types` (the marker's); `noKind` for text records and filtered rows.
+    var kind: UInt32 = RowSummary.noKind
 
     func write(_ w: inout ByteWriter) {
         w.u64(line); w.u64(tokenOffset); w.u32(tokenCount); w.u8(flags); w.u8(reason); w.u8(0); w.u8(0)
-        w.u64(key.high); w.u64(key.low); w.u64(content); w.u32(firstLoss)
+        w.u64(key.high); w.u64(key.low); w.u64(content); w.u32(firstLoss); w.u32(kind)
     }
 
     static func read(_ r: inout ByteReader) throws -> RowSummary {
         let line = try r.u64(), off = try r.u64(), n = try r.u32(), flags = try r.u8(), reason = try r.u8()
         _ = try r.u8(); _ = try r.u8()
-        let hi = try r.u64(), lo = try r.u64(), content = try r.u64(), firstLoss = try r.u32()
+        let hi = try r.u64(), lo = try r.u64(), content = try r.u64(), firstLoss = try r.u32(), kind = try r.u32()
         return RowSummary(line: line, tokenOffset: off, tokenCount: n, flags: flags, reason: reason, key: UInt128Hash(low: lo, high: hi),
-                          content: content, firstLoss: firstLoss)
+                          content: content, firstLoss: firstLoss, kind: kind)
     }
 
     static func readAll(_ path: String) throws -> [RowSummary] {
@@ -59,11 +63,13 @@ struct ScanResult {
     var tokens = 0
     var bytesIn = 0
     var reasons: [String] = []
+    /// The unit's distinct instruction types, "verb\tobject" (RowSummary.kind indexes it).
+    var types: [String] = []
 
     var json: JSONOut {
         .object([("records", .int(records)), ("rows_read", .int(rowsRead)), ("rejected", .int(rejected)), ("repaired", .int(repaired)),
                  ("lines", .int(lines)), ("tokens", .int(tokens)), ("bytes_in", .int(bytesIn)),
-                 ("reasons", .array(reasons.map { .string($0) }))])
+                 ("reasons", .array(reasons.map { .string($0) })), ("types", .array(types.map { .string($0) }))])
     }
 
     init() {}
@@ -75,6 +81,7 @@ struct ScanResult {
         records = try i("records"); rowsRead = try i("rows_read"); rejected = try i("rejected"); repaired = try i("repaired")
         lines = try i("lines"); tokens = try i("tokens"); bytesIn = try i("bytes_in")
         reasons = (v["reasons"]?.arrayValue ?? []).compactMap(\.stringValue)
+        types = (v["types"]?.arrayValue ?? []).compactMap(\.stringValue)
     }
 }
 
@@ -112,6 +119,8 @@ final class ScanStage {
         var sigEmpty = true
         var bands: [UInt64] = []
         var hit: Decontaminator.Hit?
+        /// "verb\tobject" of a conversation's first user turn (nil for text records).
+        var type: String?
         var tokens: [UInt32] = []
         var mask: [UInt8] = []
     }
@@ -137,6 +146,10 @@ final class ScanStage {
         if s.reason == nil {
             s.content = r.contentHash
             if let on = ctx.spec.exactDedup { s.key = ExactDedup.key(of: r, on: on) }
+            if r.kind == .conversation {
+                let t = InstructionType.of(r.turns.first { $0.role == .user }?.content ?? [])
+                s.type = t.verb + "\t" + t.object
+            }
         }
         return (r, s)
     }
@@ -169,6 +182,7 @@ final class ScanStage {
         var hits = ByteWriter()
         var result = ScanResult()
         var reasonIndex: [String: UInt8] = [:]
+        var typeIndex: [String: UInt32] = [:]
         var tokenOffset: UInt64 = 0
         var seen = Set<UInt128Hash>()
 
@@ -210,6 +224,10 @@ final class ScanStage {
                         summary.flags |= RowSummary.filtered
                         if reasonIndex[reason] == nil { reasonIndex[reason] = UInt8(result.reasons.count); result.reasons.append(reason) }
                         summary.reason = reasonIndex[reason]!
+                    }
+                    if let type = s.type {
+                        if typeIndex[type] == nil { typeIndex[type] = UInt32(result.types.count); result.types.append(type) }
+                        summary.kind = typeIndex[type]!
                     }
                     if let key = s.key {
                         summary.flags |= RowSummary.hasKey

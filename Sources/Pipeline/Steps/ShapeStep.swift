@@ -158,6 +158,7 @@ enum ShapeStep {
     static func run(_ ctx: BuildContext) throws -> JSONOut {
         let spec = ctx.spec
         var stats = Array(repeating: SourceStats(), count: spec.sources.count)
+        var analysis = Array(repeating: SourceAnalysis(), count: spec.sources.count)
         var exact = SortedIDCursor(try ctx.exactDuplicates())
         var near = SortedIDCursor(spec.nearDedup == nil ? [] : try readIDs(NearDedupStep.removedPath(ctx.work)))
         let splits = splitNames(spec)
@@ -210,6 +211,7 @@ enum ShapeStep {
                 if copies == 0 { stats[s].subsampled += 1; continue }
                 // Overflow buckets are the pack stage's; until then a drawn record is kept.
                 stats[s].kept += 1
+                try analysis[s].add(r, types: result.types, path: ScanStage.rowsPath(ctx.work, u))
                 // One draw a record: its copies go to the split it goes to, so no validation
                 // record is also trained on through a copy.
                 let split = spec.validationFraction > 0 && draw(salt: spec.splitSeed, source: sourceNames[s], content: r.content) < spec.validationFraction ? 1 : 0
@@ -225,7 +227,8 @@ enum ShapeStep {
         }
         for w in writers { _ = try w.commit() }
         try writeIDs(decontaminatedPath(ctx.work), decontaminated)
-        return .object([("sources", .array(stats.map(\.json))), ("documents", .array(docs.map { .int($0) }))]
+        return .object([("sources", .array(stats.map(\.json))), ("documents", .array(docs.map { .int($0) })),
+                        ("analysis", .array(analysis.map(\.json)))]
                        + (plan.map { [("mix_total", JSONOut.int($0.total))] } ?? []))
     }
 
