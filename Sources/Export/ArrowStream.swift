@@ -47,33 +47,32 @@ struct ArrowStreamEncoder {
         return Self.frame(FlatBufferWriter.encode(message))
     }
 
-    /// One record batch of `rows` rows: for each column, its row offsets (rows + 1, int32)
-    /// and its values already encoded little-endian at the column's width.
-    func batchMessage(rows: Int, columns data: [(offsets: [Int32], values: [UInt8])]) -> [UInt8] {
-        var body: [UInt8] = []
+    /// The framed metadata of a record batch of `rows` rows whose body holds, for each
+    /// column in order, its row offsets (rows + 1 int32) and its values (`values[i]`
+    /// bytes), each buffer padded to 8 bytes (`padded`). The body follows it, written by
+    /// the caller straight from its buffers (no copy of the batch is made).
+    func batchHeader(rows: Int, totals: [Int]) -> [UInt8] {
         var nodes: [UInt8] = [], buffers: [UInt8] = []
         func le64(_ v: Int, into b: inout [UInt8]) { withUnsafeBytes(of: Int64(v).littleEndian) { b.append(contentsOf: $0) } }
-        func buffer(_ bytes: [UInt8]) {
-            le64(body.count, into: &buffers); le64(bytes.count, into: &buffers)
-            body += bytes
-            while body.count % 8 != 0 { body.append(0) }
-        }
-        func emptyBuffer() { le64(body.count, into: &buffers); le64(0, into: &buffers) }
-        for (c, d) in zip(columns, data) {
-            precondition(d.offsets.count == rows + 1 && d.values.count == Int(d.offsets.last!) * c.width)
-            le64(rows, into: &nodes); le64(0, into: &nodes)                        // the list: no nulls
-            le64(Int(d.offsets.last!), into: &nodes); le64(0, into: &nodes)        // its values: no nulls
-            emptyBuffer()                                                          // list validity (none)
-            buffer(d.offsets.withUnsafeBytes { Array($0) })
-            emptyBuffer()                                                          // values validity (none)
-            buffer(d.values)
+        var offset = 0
+        func buffer(_ length: Int) { le64(offset, into: &buffers); le64(length, into: &buffers); offset += Self.padded(length) }
+        for (c, total) in zip(columns, totals) {
+            le64(rows, into: &nodes); le64(0, into: &nodes)        // the list: no nulls
+            le64(total, into: &nodes); le64(0, into: &nodes)       // its values: no nulls
+            buffer(0)                                              // list validity (none)
+            buffer(4 * (rows + 1))                                 // row offsets
+            buffer(0)                                              // values validity (none)
+            buffer(total * c.width)                                // values
         }
         let batch: FlatNode = .table([
             .i64(Int64(rows)),
             .node(.structs(bytes: nodes, count: nodes.count / 16, align: 8)),
             .node(.structs(bytes: buffers, count: buffers.count / 16, align: 8)),
         ])
-        let message: FlatNode = .table([.i16(Self.v5), .u8(Self.recordBatchTag), .node(batch), .i64(Int64(body.count))])
-        return Self.frame(FlatBufferWriter.encode(message), body: body)
+        let message: FlatNode = .table([.i16(Self.v5), .u8(Self.recordBatchTag), .node(batch), .i64(Int64(offset))])
+        return Self.frame(FlatBufferWriter.encode(message))
     }
+
+    static func padded(_ n: Int) -> Int { (n + 7) & ~7 }
+    static let zeros = [UInt8](repeating: 0, count: 8)
 }

@@ -46,6 +46,12 @@ final class HFWriter {
         }
     }
 
+    // Column buffers, reused from batch to batch (a fresh multi-megabyte array a batch
+    // cost more in page faults than the rest of the export).
+    private var offsets: [Int32] = []
+    private var ids: [Int32] = [], labels: [Int64] = [], attention: [Int8] = [], positions: [Int32] = []
+
+
     private func writeBatch(_ b: SampleBatch, rows: Range<Int>) throws {
         if current == nil || current!.size >= Self.fileBytes {
             try closeFile()
@@ -55,34 +61,64 @@ final class HFWriter {
         }
         let lo = b.sampleStarts[rows.lowerBound], hi = b.sampleStarts[rows.upperBound]
         let n = hi - lo
-        var offsets = [Int32](repeating: 0, count: rows.count + 1)
-        for (i, k) in rows.enumerated() { offsets[i + 1] = Int32(b.sampleStarts[k + 1] - lo) }
-        var ids = [UInt8](repeating: 0, count: n * 4), labels = [UInt8](repeating: 0, count: n * 8)
-        var attention = [UInt8](repeating: 1, count: n), positions = [UInt8](repeating: 0, count: n * 4)
-        ids.withUnsafeMutableBytes { idRaw in
-            labels.withUnsafeMutableBytes { labelRaw in
-                for t in 0..<n {
-                    let id = b.tokens[lo + t]
-                    idRaw.storeBytes(of: Int32(bitPattern: id).littleEndian, toByteOffset: 4 * t, as: Int32.self)
-                    labelRaw.storeBytes(of: (b.loss[lo + t] != 0 ? Int64(id) : -100).littleEndian, toByteOffset: 8 * t, as: Int64.self)
+        // The buffers leave `self` while they are filled (a stored property of a class is
+        // checked for exclusive access on every element otherwise).
+        var offsets = self.offsets, ids = self.ids, labels = self.labels, attention = self.attention, positions = self.positions
+        defer { self.offsets = offsets; self.ids = ids; self.labels = labels; self.attention = attention; self.positions = positions }
+        func size<T: FixedWidthInteger>(_ a: inout [T], _ count: Int) {
+            if a.count < count { a.append(contentsOf: repeatElement(0, count: count - a.count)) } else { a.removeLast(a.count - count) }
+        }
+        size(&offsets, rows.count + 1); size(&ids, n); size(&labels, n); size(&attention, n); size(&positions, n)
+        for (i, k) in (rows.lowerBound...rows.upperBound).enumerated() { offsets[i] = Int32(b.sampleStarts[k] - lo) }
+        b.tokens.withUnsafeBufferPointer { tokens in
+            b.loss.withUnsafeBufferPointer { loss in
+                ids.withUnsafeMutableBufferPointer { ids in
+                    labels.withUnsafeMutableBufferPointer { labels in
+                        for t in 0..<n {
+                            let id = tokens[lo + t]
+                            ids[t] = Int32(bitPattern: id)
+                            labels[t] = loss[lo + t] != 0 ? Int64(id) : -100
+                        }
+                    }
                 }
             }
         }
         // Positions restart at each document start (the padding of a padded sequence is
         // a document of its own there, as in Tokenmill's reader); padding is not attended.
         var d = b.documentStarts.partitionPoint { $0 < lo }
-        positions.withUnsafeMutableBytes { raw in
-            for k in rows {
-                let r = b.range(k)
-                var start = r.lowerBound
-                for t in r {
-                    while d < b.documentStarts.count && b.documentStarts[d] <= t { start = b.documentStarts[d]; d += 1 }
-                    raw.storeBytes(of: Int32(t - start).littleEndian, toByteOffset: 4 * (t - lo), as: Int32.self)
+        positions.withUnsafeMutableBufferPointer { positions in
+            attention.withUnsafeMutableBufferPointer { attention in
+                for k in rows {
+                    let r = b.range(k)
+                    var start = r.lowerBound
+                    var t = r.lowerBound
+                    while t < r.upperBound {
+                        while d < b.documentStarts.count && b.documentStarts[d] <= t { start = b.documentStarts[d]; d += 1 }
+                        // Up to the next document start, positions count up from `start`.
+                        let end = d < b.documentStarts.count ? min(r.upperBound, b.documentStarts[d]) : r.upperBound
+                        for u in t..<end { positions[u - lo] = Int32(u - start) }
+                        t = end
+                    }
+                    let pad = b.padding[k]
+                    for u in r.lowerBound..<(r.upperBound - pad) { attention[u - lo] = 1 }
+                    for u in (r.upperBound - pad)..<r.upperBound { attention[u - lo] = 0 }
                 }
-                for t in (r.upperBound - b.padding[k])..<r.upperBound { attention[t - lo] = 0 }
             }
         }
-        try current!.write(encoder.batchMessage(rows: rows.count, columns: [(offsets, ids), (offsets, labels), (offsets, attention), (offsets, positions)]))
+        let f = current!
+        try f.write(encoder.batchHeader(rows: rows.count, totals: [n, n, n, n]))
+        func buffer(_ raw: UnsafeRawBufferPointer) throws {
+            try f.write(raw)
+            let pad = ArrowStreamEncoder.padded(raw.count) - raw.count
+            if pad > 0 { try ArrowStreamEncoder.zeros.withUnsafeBytes { try f.write(UnsafeRawBufferPointer(rebasing: $0[0..<pad])) } }
+        }
+        // Buffers in the header's order: for each column, its row offsets, then its values.
+        try offsets.withUnsafeBytes { o in
+            try buffer(o); try ids.withUnsafeBytes { try buffer($0) }
+            try buffer(o); try labels.withUnsafeBytes { try buffer($0) }
+            try buffer(o); try attention.withUnsafeBytes { try buffer($0) }
+            try buffer(o); try positions.withUnsafeBytes { try buffer($0) }
+        }
     }
 
     private func closeFile() throws {

@@ -77,37 +77,82 @@ public struct SplitSamples {
         self.directory = directory; self.index = index; self.split = split; self.unit = unit; self.threads = max(1, threads)
     }
 
-    public func forEachBatch(_ sink: (SampleBatch) throws -> Void) throws {
+    /// A window of chunks: decoded together on the workers.
+    struct Window {
+        var shard: Int
+        var chunks: Range<Int>
+    }
+
+    /// Decodes one window's chunks on the workers, in order.
+    func decode(_ reader: ShardReader, _ chunks: Range<Int>) throws -> [SampleBatch] {
         let padID = UInt32(index.tokenizer.padID)
         let pad = index.strategy == "pad"
-        for entry in split.shards {
-            let path = FileSystem.join(directory, entry.file)
-            let reader = try ShardReader(path: path, vocabSize: index.tokenizer.vocabSize)
-            guard reader.recordCount == entry.records, reader.tokenCount == entry.tokens else {
-                throw TokenmillError.corrupt(path: path, message: "holds \(reader.recordCount) records and \(reader.tokenCount) tokens, index.json says \(entry.records) and \(entry.tokens)")
-            }
-            let window = threads * 2
-            var first = 0
-            while first < reader.chunks.count {
-                let ks = first..<min(reader.chunks.count, first + window)
-                let batches = try parallelBatches(count: ks.count, threads: threads, batchSize: 1) { r -> SampleBatch in
-                    let k = ks.lowerBound + r.lowerBound
-                    var b = SampleBatch()
-                    for rec in try reader.readChunk(k) {
-                        var padding = 0
-                        if pad {
-                            switch SequencePadding.storedPadding(rec, seqLen: index.seqLen, padID: padID) {
-                            case .success(let n): padding = n
-                            case .failure(let f): throw TokenmillError.corrupt(path: path, message: "chunk \(k): \(f.message)")
-                            }
-                        }
-                        b.append(rec, unit: unit, paddingTokens: padding)
+        return try parallelBatches(count: chunks.count, threads: threads, batchSize: 1) { r -> SampleBatch in
+            let k = chunks.lowerBound + r.lowerBound
+            var b = SampleBatch()
+            for rec in try reader.readChunk(k) {
+                var padding = 0
+                if pad {
+                    switch SequencePadding.storedPadding(rec, seqLen: index.seqLen, padID: padID) {
+                    case .success(let n): padding = n
+                    case .failure(let f): throw TokenmillError.corrupt(path: reader.path, message: "chunk \(k): \(f.message)")
                     }
-                    return b
                 }
-                for b in batches { try sink(b) }
-                first = ks.upperBound
+                b.append(rec, unit: unit, paddingTokens: padding)
             }
+            return b
         }
     }
+
+    /// Hands every batch to `sink`, in order. The next window is decoded (on the workers)
+    /// while `sink` writes the current one, so reading and writing overlap; at most two
+    /// windows and two shards are in memory.
+    public func forEachBatch(_ sink: (SampleBatch) throws -> Void) throws {
+        var readers: [Int: ShardReader] = [:]
+        func reader(_ s: Int) throws -> ShardReader {
+            if let r = readers[s] { return r }
+            let entry = split.shards[s]
+            let path = FileSystem.join(directory, entry.file)
+            let r = try ShardReader(path: path, vocabSize: index.tokenizer.vocabSize)
+            guard r.recordCount == entry.records, r.tokenCount == entry.tokens else {
+                throw TokenmillError.corrupt(path: path, message: "holds \(r.recordCount) records and \(r.tokenCount) tokens, index.json says \(entry.records) and \(entry.tokens)")
+            }
+            readers[s] = r
+            return r
+        }
+        // Windows of a few chunks a worker, shard after shard (a shard with no chunks is
+        // passed over).
+        let size = threads * 2
+        func window(after w: Window?) throws -> Window? {
+            var shard = w?.shard ?? 0, first = w?.chunks.upperBound ?? 0
+            while shard < split.shards.count {
+                let count = try reader(shard).chunks.count
+                if first < count { return Window(shard: shard, chunks: first..<min(count, first + size)) }
+                readers[shard] = nil
+                shard += 1; first = 0
+            }
+            return nil
+        }
+        let box = UncheckedBox(self)
+        func start(_ w: Window) throws -> Eventually<[SampleBatch]> {
+            let r = UncheckedBox(try reader(w.shard))
+            return Eventually(background: { try box.value.decode(r.value, w.chunks) })
+        }
+        var current = try window(after: nil)
+        var pending = try current.map(start)
+        while let w = current, let p = pending {
+            let batches = try p.get()
+            current = try window(after: w)
+            if let n = current, n.shard != w.shard { readers[w.shard] = nil }
+            pending = try current.map(start)
+            for b in batches { try sink(b) }
+        }
+    }
+}
+
+/// Carries a value into a closure that runs on another thread, where the code guarantees
+/// no concurrent mutation (a shard reader is read-only after opening).
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

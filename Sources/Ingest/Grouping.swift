@@ -3,7 +3,9 @@ import TokenmillCore
 /// Row-per-turn sources (Empathetic Dialogues: one CSV row an utterance): `group_by`
 /// names the conversation id, `order_by` the turn order, `content` the turn text; `role`
 /// (a field) and `roles` name who speaks, or, without `role`, turns alternate user,
-/// assistant, user, ... `system` is rendered from the first row of the conversation.
+/// assistant, user, ... Leading system rows (a role that says so) are the system prompt,
+/// joined by "\n"; else `system` is rendered from the conversation's first row (after
+/// sorting by `order_by`).
 ///
 /// Conversations come out in the order of their first row; rows of a conversation are
 /// sorted by `order_by` (as numbers when every value is a number, else as text; ties
@@ -45,19 +47,26 @@ public struct TurnGroup: Sendable {
 
     func record(_ rows: [TurnRow], source: Int32, file: Int32) throws -> Record {
         var turns: [Record.Turn] = []
-        var sys: [UInt8] = rows.first?.system ?? []
+        // Leading system rows are joined by "\n", as a chat list's system messages are; the
+        // map's `system` (rendered from the first row) is the default when there are none.
+        var systemParts: [[UInt8]] = []
         for (k, r) in rows.enumerated() {
             let role = r.role ?? (k % 2 == 0 ? .user : .assistant)
             switch role {
             case .system:
                 guard turns.isEmpty else { throw MappingError("a system row after the conversation started (row at line \(r.line))") }
-                sys = r.content
+                systemParts.append(r.content)
             case .user: turns.append(.init(role: .user, content: r.content))
             case .assistant: turns.append(.init(role: .assistant, content: r.content))
             }
         }
         guard turns.contains(where: { $0.role == .assistant }) else {
             throw MappingError("conversation '\(String(decoding: rows.first?.key ?? [], as: UTF8.self))' has no assistant turn (\(rows.count) row\(rows.count == 1 ? "" : "s"))")
+        }
+        var sys: [UInt8] = systemParts.isEmpty ? rows.first?.system ?? [] : []
+        for (k, part) in systemParts.enumerated() {
+            if k > 0 { sys.append(0x0A) }
+            sys.append(contentsOf: part)
         }
         return Record(source: source, file: file, line: rows[0].line, kind: .conversation, system: sys, turns: turns)
     }

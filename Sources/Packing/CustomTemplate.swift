@@ -66,6 +66,7 @@ public struct CustomTemplate: Sendable {
             emit(systemAfter, into: &b)
         }
         for (i, t) in r.turns.enumerated() {
+            if i > 0 && t.role == .user { b.breakText() }   // a new exchange starts a new segment
             if t.role == .user {
                 emit(userBefore, into: &b)
                 b.text(t.content, loss: false)

@@ -10,7 +10,9 @@ public enum Segment: Equatable, Sendable {
 /// Chat templates (docs/TEMPLATES.md): how a record becomes segments.
 ///
 /// Adjacent text of the same loss flag within a turn is one segment, so the prompt side is
-/// tokenized as one string; assistant content always starts its own segment.
+/// tokenized as one string; assistant content always starts its own segment, and so does
+/// every user turn after the first, so the ids of an exchange never depend on the one
+/// before it or on the loss scope.
 public struct ChatTemplate: Sendable {
     public enum Kind: String, Sendable, CaseIterable { case plain, alpaca, chatml, llama3, alignAnything = "align-anything", custom }
     /// Which assistant turns are trained on: every one (with its end marker), or only the
@@ -67,6 +69,7 @@ public struct ChatTemplate: Sendable {
         case .plain:
             if !r.system.isEmpty { b.text(r.system, loss: false); b.text("\n", loss: false) }
             for (i, t) in r.turns.enumerated() {
+                if i > 0 && t.role == .user { b.breakText() }   // a new exchange starts a new segment
                 if t.role == .user {
                     if i > 0 { b.text("\n", loss: false) }
                     b.text(t.content, loss: false); b.text("\n", loss: false)
@@ -79,6 +82,7 @@ public struct ChatTemplate: Sendable {
             b.text(r.system.isEmpty ? ChatTemplate.alpacaDefaultSystem : r.system, loss: false)
             b.text("\n\n", loss: false)
             for (i, t) in r.turns.enumerated() {
+                if i > 0 && t.role == .user { b.breakText() }   // a new exchange starts a new segment
                 if t.role == .user {
                     if i > 0 { b.text("\n\n", loss: false) }
                     b.text("### Instruction:\n", loss: false); b.text(t.content, loss: false)
@@ -100,6 +104,7 @@ public struct ChatTemplate: Sendable {
                 header("system"); b.text(r.system, loss: false); b.special("<|eot_id|>", loss: false)
             }
             for (i, t) in r.turns.enumerated() {
+                if i > 0 && t.role == .user { b.breakText() }   // a new exchange starts a new segment
                 if t.role == .user {
                     header("user"); b.text(t.content, loss: false); b.special("<|eot_id|>", loss: false)
                 } else {
@@ -114,6 +119,7 @@ public struct ChatTemplate: Sendable {
             b.text(ChatTemplate.alignBegin, loss: false)
             if !r.system.isEmpty { b.text(r.system, loss: false); b.text(" ", loss: false) }
             for (i, t) in r.turns.enumerated() {
+                if i > 0 && t.role == .user { b.breakText() }   // a new exchange starts a new segment
                 if t.role == .user {
                     b.text(ChatTemplate.alignUser, loss: false); b.text(t.content, loss: false); b.text(" ", loss: false)
                     b.text(ChatTemplate.alignAssistant, loss: false)
@@ -128,6 +134,7 @@ public struct ChatTemplate: Sendable {
                 b.special("<|im_end|>", loss: false); b.text("\n", loss: false)
             }
             for (i, t) in r.turns.enumerated() {
+                if i > 0 && t.role == .user { b.breakText() }   // a new exchange starts a new segment
                 b.special("<|im_start|>", loss: false)
                 if t.role == .user {
                     b.text("user\n", loss: false); b.text(t.content, loss: false)

@@ -97,6 +97,23 @@ final class TemplateTests: XCTestCase {
         }
     }
 
+    /// A custom template whose turn ends are plain text: the ids of an exchange do not
+    /// depend on whether the turn before it is trained.
+    func testCustomTurnsKeepTheirSegmentsUnderEitherLossScope() {
+        var c = CustomTemplate(name: "t")
+        c.eos = .none
+        c.userBefore = .init("\nUser: "); c.userAfter = .init("\n")
+        c.assistantBefore = .init("Bot:"); c.assistantAfter = .init("\n", loss: true)
+        var last = ChatTemplate(custom: c)
+        last.lossScope = .lastTurn
+        func texts(_ segs: [Segment]) -> [String] {
+            segs.map { if case .text(let b, _) = $0 { return String(decoding: b, as: UTF8.self) } else { return "<special>" } }
+        }
+        let all = ChatTemplate(custom: c).render(twoTurns, eos: "E"), lastSegs = last.render(twoTurns, eos: "E")
+        XCTAssertEqual(texts(all), texts(lastSegs))
+        XCTAssertEqual(texts(all), ["Be brief.\nUser: Hi?\nBot:", "Hello!\n", "\nUser: Bye?\nBot:", "Bye.\n"])
+    }
+
     var instChat: CustomTemplate {
         var c = CustomTemplate(name: "inst-chat")
         c.bos = "<s>"; c.eos = .none; c.specialTokens = ["<s>", "</s>"]

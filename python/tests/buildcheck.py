@@ -3,8 +3,13 @@
 :func:`check_build` reads every sequence with :class:`tokenmill.Dataset`, cuts it into
 documents at ``cu_seqlens`` and compares them, as multisets of (tokens, loss mask), with
 the spec's kept records rendered in Python; it also checks each packing strategy's own
-invariants and the counts in ``index.json``. Failures say which document differs and
-show both decoded texts, so a mismatch can be read without a debugger.
+invariants, the counts in ``index.json`` (read, rejected, records, repaired_utf8,
+filtered and its filter_reasons, exact_dup, subsampled, kept, overflow buckets, tokens),
+its template name, and the ids of EOS and of every special token the template emits
+(built-in or custom: those a vocabulary lacks follow its last id, in the template's
+order). The reference renders with those expected ids, so a build that used others fails.
+Failures say which document differs and show both decoded texts, so a mismatch can be
+read without a debugger.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ CHAT_MARKER_IDS = {"cl100k_base": (100264, 100265), "o200k_base": (200264, 20026
 
 
 def encoding_for(index: dict) -> tuple[Any, dict[str, int]]:
-    """A tiktoken encoding that decodes every id of the build, and the special-token ids."""
+    """A tiktoken encoding that decodes every id of the build, and the special-token ids
+    (every one index.json lists, which includes those the template added)."""
     tokenizer = index["tokenizer"]
     name = tokenizer["name"]
     base = constructor_args(name)["special_tokens"]
@@ -34,6 +40,53 @@ def encoding_for(index: dict) -> tuple[Any, dict[str, int]]:
     specials.setdefault("<|endoftext|>", tokenizer["eos_id"])
     extra = tuple(sorted((k, v) for k, v in specials.items() if base.get(k) != v))
     return get_encoding(name, extra), specials
+
+
+def vocabulary_top(name: str) -> int:
+    """The last id of a tiktoken vocabulary (ranks and its own special tokens)."""
+    args = constructor_args(name)
+    return max(max(args["mergeable_ranks"].values()), *args["special_tokens"].values())
+
+
+def expected_tokenizer(tokenizer: str, template: reference.Template) -> tuple[dict[str, int], int]:
+    """The ids of EOS and of every special token ``template`` emits, and the vocabulary
+    size, as TEMPLATES.md and BuildContext.loadTokenizer (Pipeline/Stages.swift) give them:
+    chatml's markers take OpenAI's chat ids (cl100k_base, o200k_base) or the two ids after
+    the vocabulary; any other template's tokens keep the ids the vocabulary has and the
+    rest follow its last id, in the order the template lists them."""
+    try:
+        base = constructor_args(tokenizer)["special_tokens"]
+    except ValueError as error:
+        raise reference.Unsupported(f"tokenizer {tokenizer!r} (only the tiktoken vocabularies are modelled)") from error
+    top = vocabulary_top(tokenizer)
+    ids = {"<|endoftext|>": base["<|endoftext|>"]}
+    if template.kind == "chatml":
+        start, end = CHAT_MARKER_IDS.get(tokenizer, (top + 1, top + 2))
+        ids.update({"<|im_start|>": start, "<|im_end|>": end})
+    else:
+        following = top + 1
+        for name in template.specials:
+            if name in base:
+                ids[name] = base[name]
+            else:
+                ids[name] = following
+                following += 1
+    return ids, max(top, *ids.values()) + 1
+
+
+def check_special_tokens(index: dict, template: reference.Template) -> dict[str, int]:
+    """index.json's tokenizer lists the template's tokens at the expected ids and a
+    vocab_size that covers them; returns the expected ids (what the reference renders with)."""
+    tokenizer = index["tokenizer"]
+    want, vocab_size = expected_tokenizer(tokenizer["name"], template)
+    got = {k: tokenizer["special_tokens"].get(k) for k in want}
+    assert got == want, f"index.json special tokens {got}, expected {want} (TEMPLATES.md, Stages.swift loadTokenizer)"
+    assert tokenizer["eos_id"] == want["<|endoftext|>"], f"eos_id {tokenizer['eos_id']}"
+    assert tokenizer["vocab_size"] == vocab_size, f"vocab_size {tokenizer['vocab_size']}, expected {vocab_size}"
+    base = constructor_args(tokenizer["name"])["special_tokens"]
+    for k, v in base.items():
+        assert tokenizer["special_tokens"].get(k) == v, f"the vocabulary's own {k} moved to {tokenizer['special_tokens'].get(k)}"
+    return want
 
 
 def check_chat_markers(index: dict) -> None:
@@ -158,49 +211,76 @@ def assert_same_stream(got: Sequence[int], want: Sequence[int], what: str, encod
     raise AssertionError("\n".join(lines))
 
 
+def expected_target(rec: reference.Rec, template: reference.Template) -> str | None:
+    """What a built-in template trains on, said independently of its segments: a text
+    record's text and EOS; else the content and end marker of every assistant turn (only
+    the last one's under ``loss: last_turn``). None for custom templates."""
+    if rec.kind == "text":
+        return rec.text + "<|endoftext|>"
+    if template.end_marker is None:
+        return None
+    turns = [c for r, c in rec.turns if r == reference.ASSISTANT]
+    if template.loss == "last_turn":
+        turns = turns[-1:]
+    return "".join(c + template.end_marker for c in turns)
+
+
 def check_documents_render_the_template(
-    docs: Sequence[reference.Doc], encoding: Any, end_marker: str
+    docs: Sequence[reference.Doc], encoding: Any, template: reference.Template
 ) -> None:
-    """Each rendered document decodes to the template text; its trained part to response + marker."""
+    """Each rendered document decodes to the template text; its trained part to the
+    assistant turns' content plus their end markers (or the text plus EOS)."""
     for doc in docs:
         assert encoding.decode_bytes(list(doc.tokens)).decode("utf-8") == doc.text
         trained = [t for t, m in zip(doc.tokens, doc.mask) if m]
-        want = doc.rec.text + "<|endoftext|>" if doc.rec.kind == "text" else doc.rec.response + end_marker
-        assert encoding.decode_bytes(trained).decode("utf-8") == want == doc.target
+        assert encoding.decode_bytes(trained).decode("utf-8") == doc.target
+        want = expected_target(doc.rec, template)
+        if want is not None:
+            assert doc.target == want, f"trained text {doc.target!r}, expected {want!r}"
         if doc.rec.kind == "text":
             assert all(doc.mask), "text records are trained on every token"
+
+
+COUNTED = ("read", "rejected", "records", "repaired_utf8", "filtered", "exact_dup", "subsampled", "kept",
+           "overflow_dropped", "truncated")
 
 
 def check_build(spec_path: Path, directory: Path) -> dict:
     """Compare a build with the reference; return a summary for the caller's own asserts."""
     spec = reference.load_spec(spec_path)
     index = json.loads((directory / "index.json").read_text(encoding="utf-8"))
-    pack = spec["pack"]
-    seq_len, strategy = pack["seq_len"], pack.get("strategy", "none")
+    pack = spec.get("pack", {})
+    seq_len, strategy = pack.get("seq_len", 2048), pack.get("strategy", "best-fit")
     overflow = pack.get("overflow", "split")
-    assert index["tokenizer"]["name"] == spec["tokenizer"]
-    assert index["template"] == spec["template"]
+    template = reference.parse_template(spec.get("template", "chatml"))
+    assert index["tokenizer"]["name"] == spec.get("tokenizer", "cl100k_base")
+    assert index["template"] == template.name, f"index.json template {index['template']!r}, expected {template.name!r}"
     assert index["seq_len"] == seq_len
     assert index["pack"]["strategy"] == strategy
-    encoding, specials = encoding_for(index)
-    if spec["template"] == "chatml":
+    specials = check_special_tokens(index, template)
+    encoding, _ = encoding_for(index)
+    if template.kind == "chatml":
         check_chat_markers(index)
-    if spec["template"] == "llama3":
+    if template.kind == "llama3":
         check_llama3_tokens(index)
-    end_marker = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>"}.get(spec["template"], "<|endoftext|>")
 
-    renderer = reference.Renderer(spec["template"], encoding, specials)
-    records, counts = reference.kept_records(spec_path, tokens_of=lambda rec: len(renderer.render(rec).tokens))
+    renderer = reference.Renderer(template, encoding, specials)
+    records, counts = reference.kept_records(spec_path, tokens_of=lambda rec: len(renderer.render(rec).tokens),
+                                             trains=lambda rec: any(renderer.render(rec).mask))
     docs = [renderer.render(rec) for rec in records]
-    check_documents_render_the_template(docs, encoding, end_marker)
+    check_documents_render_the_template(docs, encoding, template)
     written = reference.count_overflow(docs, counts, seq_len, strategy, overflow)
-    for source in spec["sources"]:
-        name = source["name"]
+    for k, source in enumerate(spec["sources"]):
+        name = source.get("name", f"source{k}")
         got = index["sources"][name]
-        for key in ("read", "rejected", "exact_dup", "subsampled", "kept", "overflow_dropped", "truncated"):
+        for key in COUNTED:
             assert got[key] == counts[name, key], (
                 f"index.json sources.{name}.{key}: {got[key]}, reference {counts[name, key]}"
             )
+        reasons = {r: n for (s, what, *rest), n in counts.items() if s == name and what == "reason" for r in rest if n}
+        assert got.get("filter_reasons", {}) == reasons, (
+            f"index.json sources.{name}.filter_reasons: {got.get('filter_reasons')}, reference {reasons}"
+        )
         lost = sum(got[k] for k in ("filtered", "exact_dup", "near_dup", "decontaminated", "over_take", "subsampled",
                                     "overflow_dropped", "truncated", "kept"))
         assert got["records"] == lost, f"index.json sources.{name}: the buckets do not add up: {got}"

@@ -82,8 +82,8 @@ def test_overflow_modes(tokenmill_bin, tmp_path, overflow):
 
 def assert_same_directories(a: Path, b: Path) -> None:
     """Same file names, same bytes, except report.json (timings, threads, host)."""
-    names_a = sorted(p.name for p in a.iterdir() if p.name != "report.json" and not p.name.startswith("."))
-    names_b = sorted(p.name for p in b.iterdir() if p.name != "report.json" and not p.name.startswith("."))
+    names_a = sorted(p.name for p in a.iterdir() if p.name not in ("report.json", "report.html") and not p.name.startswith("."))
+    names_b = sorted(p.name for p in b.iterdir() if p.name not in ("report.json", "report.html") and not p.name.startswith("."))
     assert names_a == names_b
     differ = [n for n in names_a if not filecmp.cmp(a / n, b / n, shallow=False)]
     assert not differ, f"files differ between {a} and {b}: {differ}"
@@ -417,3 +417,27 @@ def test_template_objects_are_checked_before_anything_runs(tokenmill_bin, tmp_pa
                                 "pack": {"seq_len": 512}, "output": {"dir": "out-t"}}))
     out = cli.build(tokenmill_bin, spec, tmp_path / "out-t")
     assert json.loads((out / "index.json").read_text())["template"] == "alpaca"
+
+
+def test_a_record_that_trains_on_nothing_is_a_counted_filter(tokenmill_bin, tmp_path):
+    """An empty response under a template whose end marker is not trained leaves an empty
+    loss mask: filtered as `no_trained_tokens` (after dedup), never written; checked
+    against the reference."""
+    rows = [{"q": "Hi", "a": ""}, {"q": "Hi again", "a": "Hello!"}, {"q": "Hi", "a": ""}, {"q": "Bye", "a": "Bye."}]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({
+        "name": "s", "sources": [{"name": "chat", "path": "rows.jsonl", "map": {"prompt": "q", "response": "a"}}],
+        "filter": {"drop_empty_response": False, "allow_empty_turns": True},
+        "template": {"name": "untrained-end", "eos": "none", "user": {"before": "U: ", "after": "\n"},
+                     "assistant": {"before": "A: ", "after": {"text": "\n\n", "loss": False}}},
+        "tokenizer": "gpt2", "pack": {"seq_len": 256, "strategy": "none"}, "output": {"dir": "out"}}))
+    out = cli.build(tokenmill_bin, spec, tmp_path / "out")
+    index = json.loads((out / "index.json").read_text())
+    counts = index["sources"]["chat"]
+    assert counts["kept"] == 2 and counts["exact_dup"] == 1 and counts["filtered"] == 1, counts
+    assert counts["filter_reasons"] == {"no_trained_tokens": 1}
+    from tokenmill import Dataset
+    ds = Dataset(str(out), "train")
+    assert len(ds) == 2 and all(ds[i]["loss_mask"].any() for i in range(len(ds)))
+    check_or_skip(spec, out)

@@ -14,6 +14,7 @@ import pytest
 import reference
 import shardwriter
 import specdata
+import test_reference_chat
 from tiktoken_offline import constructor_args
 
 
@@ -35,63 +36,74 @@ def test_best_fit_decreasing_prefers_the_tightest_then_the_earliest_sequence():
     assert reference.best_fit_bins([2, 2], 10) == [(2, 2)]
 
 
-def fake_build(spec_path, out):
-    """What a correct build of ``spec_path`` writes, produced by the reference itself."""
+def fake_build(spec_path, out, mutate=None):
+    """What a correct build of ``spec_path`` writes, produced by the reference itself.
+    ``mutate(sequences)``, when given, changes the sequences before they are written (a
+    buggy build) and the index still describes them."""
     spec = reference.load_spec(spec_path)
-    name, template = spec["tokenizer"], spec["template"]
+    name = spec.get("tokenizer", "cl100k_base")
+    template = reference.parse_template(spec.get("template", "chatml"))
+    specials, vocab_size = buildcheck.expected_tokenizer(name, template)
     args = constructor_args(name)
-    top = max(max(args["mergeable_ranks"].values()), *args["special_tokens"].values())
-    specials = {"<|endoftext|>": args["special_tokens"]["<|endoftext|>"]}
-    if template == "chatml":
-        start, end = buildcheck.CHAT_MARKER_IDS.get(name, (top + 1, top + 2))
-        specials.update({"<|im_start|>": start, "<|im_end|>": end})
-    vocab_size = max(top, *specials.values()) + 1
     eos = specials["<|endoftext|>"]
-    tokenizer = {"name": name, "eos_id": eos, "pad_id": eos, "special_tokens": specials}
+    everything = {**args["special_tokens"], **specials}
+    tokenizer = {"name": name, "eos_id": eos, "pad_id": eos, "special_tokens": everything}
     encoding, _ = buildcheck.encoding_for({"tokenizer": tokenizer})
-    records, counts = reference.kept_records(spec_path)
-    docs = [reference.Renderer(template, encoding, specials).render(r) for r in records]
-    pack = spec["pack"]
-    seq_len, strategy = pack["seq_len"], pack["strategy"]
-    if strategy == "concat":
-        sequences = [
-            (list(t), list(m), list(s))
-            for t, m, s in reference.concat_sequences([(d.tokens, d.mask) for d in docs], seq_len)
-        ]
-    else:
-        pieces = reference.apply_overflow(docs, seq_len, pack.get("overflow", "split"))
-        groups = [[i] for i in range(len(pieces))]
-        if strategy == "best-fit":
-            groups = reference.best_fit_pack([len(p[0]) for p in pieces], seq_len)
-        sequences = []
-        for group in groups:
-            tokens, mask, starts = [], [], []
-            for i in group:
-                starts.append(len(tokens))
-                tokens += pieces[i][0]
-                mask += pieces[i][1]
-            sequences.append((tokens, mask, starts))
-        if strategy == "pad":
-            sequences = [reference.pad_sequence(p, seq_len, eos) for p in pieces]
+    renderer = reference.Renderer(template, encoding, specials)
+    records, counts = reference.kept_records(spec_path, tokens_of=lambda r: len(renderer.render(r).tokens),
+                                             trains=lambda r: any(renderer.render(r).mask))
+    docs = [renderer.render(r) for r in records]
+    pack = spec.get("pack", {})
+    seq_len, strategy = pack.get("seq_len", 2048), pack.get("strategy", "best-fit")
+    overflow = pack.get("overflow", "split")
+    splits = {"train": [d for d in docs if not reference.in_validation(d.rec, spec)]}
+    if spec.get("split", {}).get("validation"):
+        splits["validation"] = [d for d in docs if reference.in_validation(d.rec, spec)]
+    written = {}
+    for split, split_docs in splits.items():
+        if strategy == "concat":
+            sequences = [
+                (list(t), list(m), list(s))
+                for t, m, s in reference.concat_sequences([(d.tokens, d.mask) for d in split_docs], seq_len)
+            ]
+        else:
+            pieces = reference.apply_overflow(split_docs, seq_len, overflow)
+            groups = [[i] for i in range(len(pieces))]
+            if strategy == "best-fit":
+                groups = reference.best_fit_pack([len(p[0]) for p in pieces], seq_len)
+            sequences = []
+            for group in groups:
+                tokens, mask, starts = [], [], []
+                for i in group:
+                    starts.append(len(tokens))
+                    tokens += pieces[i][0]
+                    mask += pieces[i][1]
+                sequences.append((tokens, mask, starts))
+            if strategy == "pad":
+                sequences = [reference.pad_sequence(p, seq_len, eos) for p in pieces]
+        sequences = [(list(t), list(m), list(s)) for t, m, s in sequences]
+        if mutate is not None and split == "train":
+            mutate(sequences)
+        written[split] = sequences
     index = shardwriter.write_dataset(
-        out, {"train": [sequences[:7], sequences[7:]]}, vocab_size, chunk_records=3, strategy=strategy, seq_len=seq_len
+        out, {k: [v[:7], v[7:]] for k, v in written.items()}, vocab_size, chunk_records=3, strategy=strategy,
+        seq_len=seq_len,
     )
     index["tokenizer"].update(tokenizer, vocab_size=vocab_size)
-    index.update(
-        template=template, seq_len=seq_len, pack={"strategy": strategy, "overflow": pack["overflow"]}
-    )
-    written = reference.count_overflow(docs, counts, seq_len, strategy, pack.get("overflow", "split"))
+    index.update(template=template.name, seq_len=seq_len, pack={"strategy": strategy, "overflow": overflow})
+    tokens_of = reference.count_overflow(docs, counts, seq_len, strategy, overflow)
     buckets = ("filtered", "exact_dup", "near_dup", "decontaminated", "over_take", "subsampled", "overflow_dropped", "truncated", "kept")
-    index["sources"] = {
-        s["name"]: {
-            **{k: counts[s["name"], k] for k in ("read", "rejected") + buckets},
-            "records": sum(counts[s["name"], k] for k in buckets),
-            "tokens": sum(written(d) for d in docs if d.rec.source == s["name"]),
+    index["sources"] = {}
+    for k, s in enumerate(spec["sources"]):
+        n = s.get("name", f"source{k}")
+        index["sources"][n] = {
+            **{key: counts[n, key] for key in ("read", "rejected", "repaired_utf8") + buckets},
+            "records": sum(counts[n, key] for key in buckets),
+            "tokens": sum(tokens_of(d) for d in docs if d.rec.source == n),
+            "filter_reasons": {r: c for (src, what, *rest), c in counts.items() if src == n and what == "reason" for r in rest if c},
         }
-        for s in spec["sources"]
-    }
     (out / "index.json").write_text(json.dumps(index), encoding="utf-8")
-    return sequences
+    return written["train"]
 
 
 @pytest.mark.parametrize(
@@ -123,3 +135,80 @@ def test_checker_notices_one_changed_token(tmp_path, strategy):
     (tmp_path / "out" / "index.json").write_text(json.dumps(shardwriter_index))
     with pytest.raises(AssertionError):
         buildcheck.check_build(spec, tmp_path / "out")
+
+
+# -- multi-turn conversations (tests/test_reference_chat.py's sources) --------------------------
+
+
+@pytest.mark.parametrize(
+    "template, tokenizer, strategy",
+    [("chatml", "cl100k_base", "best-fit"), ({"name": "llama3", "loss": "last_turn"}, "gpt2", "pad"),
+     ("plain", "p50k_base", "concat"), ("align-anything", "o200k_base", "none"),
+     (test_reference_chat.CUSTOM_ZEPHYR, "gpt2", "best-fit"), (test_reference_chat.CUSTOM_INST, "cl100k_base", "none")],
+    ids=["chatml", "llama3-last_turn", "plain", "align-anything", "custom-zephyr", "custom-inst"],
+)
+def test_reference_chat_build_passes_the_checker(tmp_path, template, tokenizer, strategy):
+    extra = {} if strategy == "concat" else {"split": {"validation": 0.25, "seed": 1}}
+    spec = test_reference_chat.write_spec(tmp_path, template, tokenizer, strategy, **extra)
+    fake_build(spec, tmp_path / "out")
+    summary = buildcheck.check_build(spec, tmp_path / "out")
+    assert len(summary["docs"]) > 30
+
+
+@pytest.mark.parametrize("what", ["loss on", "loss off", "token"])
+def test_checker_notices_one_changed_bit_of_a_chat(tmp_path, what):
+    spec = test_reference_chat.write_spec(tmp_path, {"name": "chatml", "loss": "last_turn"}, "cl100k_base", "best-fit")
+
+    def mutate(sequences):
+        if what == "token":
+            sequences[2][0][3] = 11 if sequences[2][0][3] != 11 else 12
+        else:
+            test_reference_chat.flip_first_loss_bit(sequences, trained=what == "loss off")
+
+    fake_build(spec, tmp_path / "out", mutate=mutate)
+    with pytest.raises(AssertionError, match="documents"):
+        buildcheck.check_build(spec, tmp_path / "out")
+
+
+def marked(template, rec) -> str:
+    """The reference's rendering of ``rec``, trained spans in ⟦ ⟧ (as ``tokenmill inspect``)."""
+    out, open_ = [], False
+    for piece, loss in reference.template_segments(reference.parse_template(template), rec, "<|endoftext|>"):
+        if loss != open_:
+            out.append("⟦" if loss else "⟧")
+            open_ = bool(loss)
+        out.append(piece[1] if isinstance(piece, tuple) else piece)
+    return "".join(out) + ("⟧" if open_ else "")
+
+
+TWO_TURNS = reference.Rec("s", "conversation", "S", ((0, "U1"), (1, "A1"), (0, "U2"), (1, "A2")))
+
+
+@pytest.mark.parametrize("template, want", [
+    ("plain", "S\nU1\n⟦A1<|endoftext|>⟧\nU2\n⟦A2<|endoftext|>⟧"),
+    ("alpaca", "S\n\n### Instruction:\nU1\n\n### Response:\n⟦A1<|endoftext|>⟧\n\n### Instruction:\nU2\n\n### Response:\n"
+               "⟦A2<|endoftext|>⟧"),
+    ("chatml", "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>assistant\n⟦A1<|im_end|>⟧\n"
+               "<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n⟦A2<|im_end|>⟧\n"),
+    ({"name": "llama3", "loss": "last_turn"},
+     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+     "U1<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA1<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+     "U2<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n⟦A2<|eot_id|>⟧"),
+    ("align-anything", "BEGINNING OF CONVERSATION: S USER: U1 ASSISTANT:⟦A1<|endoftext|>⟧USER: U2 ASSISTANT:⟦A2<|endoftext|>⟧"),
+])
+def test_reference_renders_two_turns_as_templates_md_says(template, want):
+    """Each turn as TEMPLATES.md's single-turn layout shows it, every assistant turn and its
+    end marker trained (only the last under last_turn). plain and alpaca put "\\n" and
+    "\\n\\n" before a later user turn (Template.swift; TEMPLATES.md does not show it)."""
+    assert marked(template, TWO_TURNS) == want
+
+
+def test_reference_segments_templates_md_custom_example():
+    """TEMPLATES.md's custom template example, segment by segment."""
+    example = {"name": "inst-chat", "bos": "<s>", "eos": "none", "special_tokens": ["<s>", "</s>"],
+               "system": {"before": "<<SYS>>\n", "after": "\n<</SYS>>\n\n"}, "user": {"before": "[INST] ", "after": " [/INST]"},
+               "assistant": {"before": " ", "after": " </s>"}, "loss": "all_turns"}
+    rec = reference.Rec.instruction("s", "Be brief.", "Hi?", "Hello!")
+    assert reference.template_segments(reference.parse_template(example), rec, "<|endoftext|>") == [
+        (("special", "<s>"), 0), ("<<SYS>>\nBe brief.\n<</SYS>>\n\n[INST] Hi? [/INST] ", 0), ("Hello! ", 1),
+        (("special", "</s>"), 1)]

@@ -4,8 +4,8 @@ A spec with every stage on (exact + near dedup, decontamination, split, best-fit
 shuffle, bad rows skipped) over real records in several JSONL parts is built once as the
 reference; then with one thread, with other unit sizes, as separate processes per stage
 with 1 and 3 tasks (stage names read from ``tokenmill plan``), and killed with SIGKILL at
-random moments and rerun. Every run must end with the reference's bytes (report.json,
-which holds timings, aside). The corpus is the repository's sample data; with
+random moments and rerun. Every run must end with the reference's bytes (report.json and report.html,
+which hold timings, aside). The corpus is the repository's sample data; with
 ``../shared`` beside the repository, a ~10 MB corpus from its Alpaca-52K is built too.
 """
 
@@ -134,7 +134,7 @@ def run(binary, *args, unit_bytes=DEFAULT, check=True, timeout=600):
 
 
 def outputs(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file() and p.name != "report.json" and not p.name.startswith(".")}
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file() and p.name not in ("report.json", "report.html") and not p.name.startswith(".")}
 
 
 def assert_same(a: dict[str, bytes], b: dict[str, bytes], what: str) -> None:

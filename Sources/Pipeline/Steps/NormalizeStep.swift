@@ -2,8 +2,9 @@ import Normalize
 import TokenmillCore
 
 /// Normalize + filter, record by record (block-local). Drop reasons are the filter's
-/// names (`empty_response`, `min_chars`, `max_chars`, `min_words`, `max_non_text_ratio`),
-/// counted per source under `filtered`.
+/// names (`empty_response`, `empty_assistant_turn`, `min_chars`, `max_chars`, `min_words`,
+/// `non_text_ratio`), counted per source under `filtered`; the shape stage adds
+/// `no_trained_tokens`.
 struct NormalizeStep {
     let normalizer: Normalizer
     let normalize: Bool

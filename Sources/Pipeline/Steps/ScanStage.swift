@@ -34,6 +34,10 @@ struct RowSummary {
         w.u64(key.high); w.u64(key.low); w.u64(content); w.u32(firstLoss); w.u32(kind)
     }
 
+    /// No token of the document is trained on (`firstLoss` is past its end).
+    var trainsNothing: Bool { firstLoss >= tokenCount }
+    static let noTrainedTokens = "no_trained_tokens"
+
     static func read(_ r: inout ByteReader) throws -> RowSummary {
         let line = try r.u64(), off = try r.u64(), n = try r.u32(), flags = try r.u8(), reason = try r.u8()
         _ = try r.u8(); _ = try r.u8()

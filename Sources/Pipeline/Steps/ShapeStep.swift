@@ -65,7 +65,7 @@ enum ShapeStep {
             let s = unit.source
             for (k, r) in try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)).enumerated() {
                 let id = recordID(unit: u, row: k)
-                if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 { continue }
+                if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 || r.trainsNothing { continue }
                 if let take = ctx.spec.sources[s].take, taken[s] >= take { continue }
                 taken[s] += 1
                 candidates.append((draw(salt: sample.seed, source: sourceNames[s], content: r.content), id, Int(r.tokenCount)))
@@ -112,7 +112,7 @@ enum ShapeStep {
             let s = unit.source
             for (k, r) in try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)).enumerated() {
                 let id = recordID(unit: u, row: k)
-                if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 { continue }
+                if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 || r.trainsNothing { continue }
                 if let take = ctx.spec.sources[s].take, taken[s] >= take { continue }
                 taken[s] += 1
                 candidates[s].append((draw(salt: mix.seed ^ mixSalt, source: sourceNames[s], content: r.content), id, Int(r.tokenCount)))
@@ -195,6 +195,15 @@ enum ShapeStep {
                 if exact.contains(id) { stats[s].exactDup += 1; continue }
                 if near.contains(id) { stats[s].nearDup += 1; continue }
                 if r.flags & RowSummary.contaminated != 0 { stats[s].decontaminated += 1; decontaminated.append(id); continue }
+                // A document whose loss mask is empty (a template whose end marker is not
+                // trained, around an empty response) would train on nothing: a counted
+                // filter, decided here, after dedup, so the copies a repeat skipped
+                // tokenizing are already exact duplicates.
+                if r.trainsNothing {
+                    stats[s].filtered += 1
+                    stats[s].filterReasons[RowSummary.noTrainedTokens, default: 0] += 1
+                    continue
+                }
                 if let take = spec.sources[s].take, taken[s] >= take { stats[s].overTake += 1; continue }
                 taken[s] += 1
                 // Not chosen by the global sample: counted with the weight's subsample.
