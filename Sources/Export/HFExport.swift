@@ -63,8 +63,14 @@ final class HFWriter {
         let n = hi - lo
         // The buffers leave `self` while they are filled (a stored property of a class is
         // checked for exclusive access on every element otherwise).
-        var offsets = self.offsets, ids = self.ids, labels = self.labels, attention = self.attention, positions = self.positions
-        defer { self.offsets = offsets; self.ids = ids; self.labels = labels; self.attention = attention; self.positions = positions }
+        // `self` lets go of them first, so filling them never copies them.
+        var offsets: [Int32] = [], ids: [Int32] = [], labels: [Int64] = [], attention: [Int8] = [], positions: [Int32] = []
+        swap(&offsets, &self.offsets); swap(&ids, &self.ids); swap(&labels, &self.labels)
+        swap(&attention, &self.attention); swap(&positions, &self.positions)
+        defer {
+            swap(&offsets, &self.offsets); swap(&ids, &self.ids); swap(&labels, &self.labels)
+            swap(&attention, &self.attention); swap(&positions, &self.positions)
+        }
         func size<T: FixedWidthInteger>(_ a: inout [T], _ count: Int) {
             if a.count < count { a.append(contentsOf: repeatElement(0, count: count - a.count)) } else { a.removeLast(a.count - count) }
         }

@@ -20,9 +20,13 @@ final class MDSWriter {
     let threads: Int
     let config: [UInt8]
     var shards: [JSONOut] = []
-    var samples: [[UInt8]] = []
+    /// The shard being filled: its samples back to back, and each sample's size.
+    var body: [UInt8] = []
+    var sizes: [Int] = []
     var shardSize = 0
     var written = 0
+    /// The previous shard, compressing on other threads while this one fills.
+    var compressing: (name: String, rawBytes: Int, samples: Int, zip: Eventually<[UInt8]>)?
 
     static var configJSON: [(String, JSONOut)] {
         [("column_encodings", .array(columnNames.map { _ in .string(encoding) })),
@@ -50,62 +54,90 @@ final class MDSWriter {
         }
     }
 
-    /// One column of one sample: the dynamic-shape header and the values as uint32.
-    static func ndarray(_ values: ArraySlice<UInt32>, into out: inout [UInt8]) {
-        let n = values.count
-        func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    /// Bytes of one `ndarray:uint32` column of `n` values: the shape header and the values.
+    static func ndarraySize(_ n: Int) -> Int { 1 + (n < 1 << 8 ? 1 : n < 1 << 16 ? 2 : 4) + 4 * n }
+
+    /// Appends the column's dynamic-shape header (ndim 1, the length in the smallest
+    /// unsigned type that holds it); the caller appends the values.
+    static func ndarrayHeader(_ n: Int, into out: inout [UInt8]) {
         if n < 1 << 8 { out.append(1 << 2 | 0); out.append(UInt8(n)) }
-        else if n < 1 << 16 { out.append(1 << 2 | 1); le(UInt16(n)) }
-        else { out.append(1 << 2 | 2); le(UInt32(n)) }
-        values.withUnsafeBytes { out.append(contentsOf: $0) }
+        else if n < 1 << 16 { out.append(1 << 2 | 1); withUnsafeBytes(of: UInt16(n).littleEndian) { out.append(contentsOf: $0) } }
+        else { out.append(1 << 2 | 2); withUnsafeBytes(of: UInt32(n).littleEndian) { out.append(contentsOf: $0) } }
     }
 
     func append(_ b: SampleBatch) throws {
+        // Filled out of `self` (no exclusivity check per byte); `self` lets go of it first,
+        // so appending never copies it.
+        var body: [UInt8] = []
+        swap(&body, &self.body)
+        defer { swap(&body, &self.body) }
         for k in 0..<b.count {
             let r = b.range(k)
-            var ids: [UInt8] = [], mask: [UInt8] = []
-            ids.reserveCapacity(r.count * 4 + 5); mask.reserveCapacity(r.count * 4 + 5)
-            Self.ndarray(b.tokens[r], into: &ids)
-            Self.ndarray(ArraySlice(b.loss[r].map { UInt32($0) }), into: &mask)
-            var sample: [UInt8] = []
-            sample.reserveCapacity(8 + ids.count + mask.count)
-            withUnsafeBytes(of: UInt32(ids.count).littleEndian) { sample.append(contentsOf: $0) }
-            withUnsafeBytes(of: UInt32(mask.count).littleEndian) { sample.append(contentsOf: $0) }
-            sample += ids; sample += mask
-            if !samples.isEmpty && Self.sizeLimit < shardSize + sample.count + 4 { try flush() }
-            samples.append(sample)
-            shardSize += sample.count + 4
+            let column = Self.ndarraySize(r.count)
+            let size = 8 + 2 * column
+            if !sizes.isEmpty && Self.sizeLimit < shardSize + size + 4 {
+                swap(&body, &self.body)
+                try flush()
+                swap(&body, &self.body)
+            }
+            withUnsafeBytes(of: UInt32(column).littleEndian) { body.append(contentsOf: $0) }
+            withUnsafeBytes(of: UInt32(column).littleEndian) { body.append(contentsOf: $0) }
+            Self.ndarrayHeader(r.count, into: &body)
+            b.tokens.withUnsafeBufferPointer { t in body.append(contentsOf: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(t)[(4 * r.lowerBound)..<(4 * r.upperBound)])) }
+            Self.ndarrayHeader(r.count, into: &body)
+            let start = body.count
+            body.append(contentsOf: repeatElement(0, count: 4 * r.count))
+            body.withUnsafeMutableBytes { out in
+                b.loss.withUnsafeBufferPointer { loss in
+                    for i in 0..<r.count { out.storeBytes(of: UInt32(loss[r.lowerBound + i]).littleEndian, toByteOffset: start + 4 * i, as: UInt32.self) }
+                }
+            }
+            sizes.append(size)
+            shardSize += size + 4
         }
     }
 
+    /// Closes the shard being filled: its bytes are compressed on other threads while the
+    /// next one fills (one shard in flight), then written.
     private func flush() throws {
-        if samples.isEmpty { return }
-        let head = 4 + 4 * (samples.count + 1) + config.count
+        if sizes.isEmpty { return }
+        let head = 4 + 4 * (sizes.count + 1) + config.count
         var raw: [UInt8] = []
-        raw.reserveCapacity(head + samples.reduce(0) { $0 + $1.count })
+        raw.reserveCapacity(head + body.count)
         func le(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { raw.append(contentsOf: $0) } }
-        le(samples.count)
+        le(sizes.count)
         var offset = head
         le(offset)
-        for s in samples { offset += s.count; le(offset) }
+        for s in sizes { offset += s; le(offset) }
         raw += config
-        for s in samples { raw += s }
-        let name = "shard.\(HFWriter.five(shards.count)).mds"
-        let zip = try raw.withUnsafeBytes { try Zstd.compress($0, level: 3, workers: threads) }
-        let file = try OutputFile(FileSystem.join(folder, name + ".zstd"))
+        raw += body
+        try writeCompressed()
+        let name = "shard.\(HFWriter.five(shards.count + (compressing == nil ? 0 : 1))).mds"
+        let input = UncheckedBox(raw), workers = threads
+        compressing = (name, raw.count, sizes.count, Eventually(background: { try input.value.withUnsafeBytes { try Zstd.compress($0, level: 3, workers: workers) } }))
+        body.removeAll(keepingCapacity: true)
+        sizes.removeAll(keepingCapacity: true)
+        shardSize = 8 + config.count
+    }
+
+    /// Waits for the shard in flight and writes it.
+    private func writeCompressed() throws {
+        guard let c = compressing else { return }
+        let zip = try c.zip.get()
+        let file = try OutputFile(FileSystem.join(folder, c.name + ".zstd"))
         try file.write(zip)
         try file.commit()
         written += zip.count
-        shards.append(.object([("raw_data", .object([("basename", .string(name)), ("bytes", .int(raw.count)), ("hashes", .object([]))])),
-                               ("samples", .int(samples.count)),
-                               ("zip_data", .object([("basename", .string(name + ".zstd")), ("bytes", .int(zip.count)), ("hashes", .object([]))]))]
+        shards.append(.object([("raw_data", .object([("basename", .string(c.name)), ("bytes", .int(c.rawBytes)), ("hashes", .object([]))])),
+                               ("samples", .int(c.samples)),
+                               ("zip_data", .object([("basename", .string(c.name + ".zstd")), ("bytes", .int(zip.count)), ("hashes", .object([]))]))]
                               + Self.configJSON))
-        samples.removeAll(keepingCapacity: true)
-        shardSize = 8 + config.count
+        compressing = nil
     }
 
     func finish() throws -> Int {
         try flush()
+        try writeCompressed()
         // Each shard's keys in sorted order, as json.dump(sort_keys=True) writes them.
         let sorted: [JSONOut] = shards.map { s in
             guard case .object(let kv) = s else { return s }
