@@ -4,10 +4,12 @@
 documents at ``cu_seqlens`` and compares them, as multisets of (tokens, loss mask), with
 the spec's kept records rendered in Python; it also checks each packing strategy's own
 invariants, the counts in ``index.json`` (read, rejected, records, repaired_utf8,
-filtered and its filter_reasons, exact_dup, subsampled, kept, overflow buckets, tokens),
-its template name, and the ids of EOS and of every special token the template emits
-(built-in or custom: those a vocabulary lacks follow its last id, in the template's
-order). The reference renders with those expected ids, so a build that used others fails.
+filtered and its filter_reasons, exact_dup, near_dup, decontaminated, subsampled, kept,
+overflow buckets, tokens), its template name, the near dedup and decontamination files
+(dedup-clusters.jsonl, report.json's ``near_dedup``, decontaminated.jsonl) line by line,
+and the ids of EOS and of every special token the template emits (built-in or custom:
+those a vocabulary lacks follow its last id, in the template's order). The reference
+renders with those expected ids, so a build that used others fails.
 Failures say which document differs and show both decoded texts, so a mismatch can be
 read without a debugger.
 """
@@ -241,8 +243,47 @@ def check_documents_render_the_template(
             assert all(doc.mask), "text records are trained on every token"
 
 
-COUNTED = ("read", "rejected", "records", "repaired_utf8", "filtered", "exact_dup", "subsampled", "kept",
-           "overflow_dropped", "truncated")
+COUNTED = ("read", "rejected", "records", "repaired_utf8", "filtered", "exact_dup", "near_dup", "decontaminated",
+           "subsampled", "kept", "overflow_dropped", "truncated")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def check_dedup_files(directory: Path, report: dict) -> None:
+    """dedup-clusters.jsonl, report.json's ``near_dedup`` and decontaminated.jsonl say what
+    the reference found (docs/DEDUP.md): the same clusters, kept and removed records (by
+    source and line), each removed record's matched record and estimated similarity, the
+    same bands, rows and pair counts; the same decontaminated records, eval lines and
+    shingles. Similarities are fractions of equal signature values, exact in binary."""
+    if "near" in report:
+        want = report["near"]
+        got = read_jsonl(directory / "dedup-clusters.jsonl")
+        for k in range(max(len(got), len(want["clusters"]))):
+            g = got[k] if k < len(got) else None
+            w = want["clusters"][k] if k < len(want["clusters"]) else None
+            assert g == w, (f"dedup-clusters.jsonl cluster {k} of {len(got)} (reference: {len(want['clusters'])}):\n"
+                            f"  built:     {g}\n  reference: {w}")
+        section = json.loads((directory / "report.json").read_text(encoding="utf-8"))["near_dedup"]
+        for key in ("bands", "rows", "candidate_pairs", "confirmed_pairs"):
+            assert section[key] == want[key], f"report.json near_dedup.{key}: {section[key]}, reference {want[key]}"
+        assert abs(section["confirmed_at"] - want["confirmed_at"]) < 1e-12, (
+            f"report.json near_dedup.confirmed_at: {section['confirmed_at']}, reference {want['confirmed_at']}")
+        assert section["clusters"] == len(want["clusters"])
+        assert section["removed"] == sum(len(c["removed"]) for c in want["clusters"])
+    else:
+        assert not (directory / "dedup-clusters.jsonl").exists(), "dedup-clusters.jsonl without dedup.near"
+    if "decontaminated" in report:
+        got = read_jsonl(directory / "decontaminated.jsonl")
+        want = report["decontaminated"]
+        for k in range(max(len(got), len(want))):
+            g = got[k] if k < len(got) else None
+            w = want[k] if k < len(want) else None
+            assert g == w, (f"decontaminated.jsonl line {k + 1} of {len(got)} (reference: {len(want)}):\n"
+                            f"  built:     {g}\n  reference: {w}")
+    else:
+        assert not (directory / "decontaminated.jsonl").exists(), "decontaminated.jsonl without decontaminate"
 
 
 def check_build(spec_path: Path, directory: Path) -> dict:
@@ -265,8 +306,9 @@ def check_build(spec_path: Path, directory: Path) -> dict:
         check_llama3_tokens(index)
 
     renderer = reference.Renderer(template, encoding, specials)
+    dedup_report: dict = {}
     records, counts = reference.kept_records(spec_path, tokens_of=lambda rec: len(renderer.render(rec).tokens),
-                                             trains=lambda rec: any(renderer.render(rec).mask))
+                                             trains=lambda rec: any(renderer.render(rec).mask), report=dedup_report)
     docs = [renderer.render(rec) for rec in records]
     check_documents_render_the_template(docs, encoding, template)
     written = reference.count_overflow(docs, counts, seq_len, strategy, overflow)
@@ -288,6 +330,8 @@ def check_build(spec_path: Path, directory: Path) -> dict:
         assert got["tokens"] == tokens, (
             f"index.json sources.{name}.tokens: {got['tokens']}, reference {tokens}"
         )
+
+    check_dedup_files(directory, dedup_report)
 
     splits = {name: read_sequences(directory, name) for name in index["splits"]}
     assert "train" in splits, "index.json has no train split"

@@ -16,6 +16,12 @@ use:
   ``empty_response``, ``empty_assistant_turn``, ``min_chars``/``max_chars``, ``min_words``,
   ``non_text_ratio``: Normalize/Filters.swift), exact dedup on ``all``/``prompt``/
   ``response`` (Dedup/DedupText.swift, ExactDedup.swift), ``sample`` and ``mix``;
+- near dedup (``dedup.near``: MinHash signatures, LSH bands, confirmation, union-find
+  clusters; docs/DEDUP.md, Dedup/MinHash.swift, NearDedup.swift, NearDedupStep.swift) and
+  ``decontaminate`` (eval files' ``field`` strings, ``ngram`` shingles of each record's
+  ``all`` text; Dedup/Decontamination.swift, DecontaminateStep.swift), in the build's
+  order: filter, exact dedup, near dedup, decontamination. Shingling and the LSH
+  parameter search are near_dup_oracle.py's;
 - the templates plain / alpaca / chatml / llama3 / align-anything over any number of
   turns, ``loss: last_turn``, and custom templates (Packing/Template.swift,
   CustomTemplate.swift, ``parseTemplate`` in Pipeline/Spec.swift);
@@ -50,6 +56,8 @@ Interpretations (from the Swift sources where the documents are silent):
 - ``read`` counts rows that became records; ``rejected`` the bad rows (read + rejected =
   rows of the input, DESIGN.md).
 - Sources are read in spec order, each glob's matches in sorted order.
+- Eval texts for ``decontaminate`` are taken as the file has them (the tool does not
+  normalize them); the records they are compared with are normalized.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import re
 import struct
 import unicodedata
@@ -68,6 +77,8 @@ from glob import glob
 from pathlib import Path
 from typing import Any
 
+import near_dup_oracle
+import numpy as np
 import xxhash
 import zstandard
 
@@ -97,6 +108,7 @@ SUPPORTED_KEYS = {
     "output",
     "on_error",
     "invalid_utf8",
+    "decontaminate",
 }
 BUILTIN_TEMPLATES = ("plain", "alpaca", "chatml", "llama3", "align-anything")
 LLAMA3_TOKENS = ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
@@ -424,9 +436,9 @@ def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
             raise Unsupported(f"{path}: a JSON array with a syntax error (the tool stops the file there)") from error
         if not isinstance(rows, list):
             raise Unsupported(f"{path}: a .json source that is not an array")
-        # The tool numbers an element by the line it starts on; only the order matters here.
-        for k, row in enumerate(rows):
-            yield k + 1, row
+        # The tool numbers an element by the line it starts on (dedup-clusters.jsonl and
+        # decontaminated.jsonl name records so).
+        yield from zip(array_element_lines(text), rows)
     else:
         if re.search("\r(?!\n)", text):
             raise Unsupported(f"{path}: a lone CR in CSV (Python's csv module ends a row there, the tool does not)")
@@ -446,6 +458,28 @@ def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
 
 class EmptyFile(Exception):
     pass
+
+
+def array_element_lines(text: str) -> list[int]:
+    """The 1-based line each element of a (valid) top-level JSON array starts on."""
+    decoder = json.JSONDecoder()
+    space = " \t\n\r"
+    i = text.index("[") + 1
+    line, counted = 1, 0
+    lines = []
+    while True:
+        while text[i] in space:
+            i += 1
+        if text[i] == "]":
+            return lines
+        line += text.count("\n", counted, i)
+        counted = i
+        lines.append(line)
+        _, i = decoder.raw_decode(text, i)
+        while text[i] in space:
+            i += 1
+        if text[i] == ",":
+            i += 1
 
 
 # -- mapping (Ingest/FieldMapping.swift) ---------------------------------------------------------
@@ -760,6 +794,8 @@ def load_spec(path: Path) -> dict:
     if unknown:
         raise Unsupported(f"spec keys {sorted(unknown)}")
     dedup_field(spec)
+    near_config(spec)
+    decontaminate_config(spec, path)
     filter_config(spec)
     if spec.get("pack", {}).get("strategy", "best-fit") not in ("none", "concat", "best-fit", "pad"):
         raise Unsupported(f"pack.strategy {spec['pack']['strategy']!r}")
@@ -787,8 +823,6 @@ def dedup_field(spec: dict) -> str | None:
         return "all" if dedup else None
     if set(dedup) - {"exact", "near"}:
         raise Unsupported(f"dedup options {sorted(set(dedup) - {'exact', 'near'})}")
-    if dedup.get("near", False) is not False:
-        raise Unsupported("dedup.near")
     exact = dedup.get("exact", True)
     if isinstance(exact, bool):
         return "all" if exact else None
@@ -806,9 +840,12 @@ def _policy(source: dict, spec: dict) -> tuple[bool, str]:
     return skip == "skip", utf8
 
 
-def source_records(spec_path: Path, spec: dict, k: int, counts: Counter) -> Iterator[Rec]:
-    """The records of source ``k`` in file order, before normalization; counts its read,
-    rejected, records and repaired_utf8. Raises BadInput where the build must fail."""
+def source_records(spec_path: Path, spec: dict, k: int, counts: Counter) -> Iterator[tuple[int, Rec]]:
+    """(line, record) for the records of source ``k`` in file order, before normalization;
+    counts its read, rejected, records and repaired_utf8. Raises BadInput where the build
+    must fail. ``line`` is the record's line in its file as dedup-clusters.jsonl gives it
+    (JSONL line, the line a JSON array element starts on, CSV or Parquet row number, a
+    grouped conversation's first row's)."""
     source = spec["sources"][k]
     name = source.get("name", f"source{k}")
     mapping = SourceMap.parse(source["map"], f"source {name!r}")
@@ -848,7 +885,7 @@ def source_records(spec_path: Path, spec: dict, k: int, counts: Counter) -> Iter
                     continue
                 counts[name, "read"] += 1
                 counts[name, "records"] += 1
-                yield rec
+                yield line, rec
         except EmptyFile:
             bad(path, 0, "the file is empty")
             continue
@@ -861,7 +898,255 @@ def source_records(spec_path: Path, spec: dict, k: int, counts: Counter) -> Iter
                 continue
             counts[name, "read"] += len(group)
             counts[name, "records"] += 1
-            yield rec
+            yield group[0]["line"], rec
+
+
+# -- near dedup (docs/DEDUP.md "Near dedup"; Dedup/MinHash.swift, NearDedup.swift) ---------------
+#
+# Shingles and their xxh3-64 hashes, and the LSH (bands, rows) objective, come from
+# near_dup_oracle.py (written from the same contract and tested against datasketch); the
+# rest -- the MinHash family, band keys, buckets, confirmation and clusters -- is below.
+
+NEAR_DEFAULTS = {"threshold": 0.8, "ngram": 5, "permutations": 128, "on": "prompt", "seed": 1}
+# LSH weights (docs/DEDUP.md, decision): false negatives 0.9, false positives 0.1.
+LSH_FP_WEIGHT, LSH_FN_WEIGHT = 0.1, 0.9
+MINHASH_SALT = 0x4D696E4861736821  # "MinHash!", XORed into the seed (MinHash.swift)
+MASK32, MASK64 = (1 << 32) - 1, (1 << 64) - 1
+
+
+def near_config(spec: dict) -> dict | None:
+    """``dedup.near`` with its defaults (Spec.swift), or None when off."""
+    dedup = spec.get("dedup", {})
+    near = False if isinstance(dedup, bool) else dedup.get("near", False)
+    if near is False:
+        return None
+    if near is True:
+        near = {}
+    if not isinstance(near, dict) or set(near) - set(NEAR_DEFAULTS):
+        raise Unsupported(f"dedup.near {near!r} (the tool refuses it)")
+    config = {**NEAR_DEFAULTS, **near}
+    t, n, p, seed = config["threshold"], config["ngram"], config["permutations"], config["seed"]
+    if not (isinstance(t, (int, float)) and 0 < t <= 1 and isinstance(n, int) and n >= 1 and isinstance(p, int)
+            and 8 <= p <= 1024 and p % 8 == 0 and config["on"] in ("prompt", "response", "all")
+            and isinstance(seed, int) and seed >= 0):
+        raise Unsupported(f"dedup.near {near!r} (the tool refuses it)")
+    return config
+
+
+def splitmix64(seed: int) -> Iterator[int]:
+    """TokenmillCore/SplitMix64.swift."""
+    state = seed & MASK64
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        yield z ^ (z >> 31)
+
+
+def minhash_family(permutations: int, seed: int) -> tuple[list[int], list[int]]:
+    """(a_i, b_i) of h_i(x) = a_i * y + b_i mod 2^32: drawn in turn from SplitMix64(seed ^
+    MINHASH_SALT), each the high 32 bits of a draw, a_i made odd."""
+    rng = splitmix64(seed ^ MINHASH_SALT)
+    a, b = [], []
+    for _ in range(permutations):
+        a.append((next(rng) >> 32) | 1)
+        b.append(next(rng) >> 32)
+    return a, b
+
+
+def minhash_signature(hashes: Sequence[int], a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
+    """For each i, the minimum of h_i over the shingle hashes, with y = low 32 bits of the
+    hash XOR its high 32 bits; None for a text without shingles (never a near duplicate)."""
+    if not hashes:
+        return None
+    x = np.array(sorted(set(hashes)), dtype=np.uint64)
+    y = (x & np.uint64(MASK32)) ^ (x >> np.uint64(32))
+    av = np.array(a, dtype=np.uint64)[:, None]
+    bv = np.array(b, dtype=np.uint64)[:, None]
+    # a * y + b < 2^64 (both factors < 2^32), so only the final mod 2^32 is needed.
+    return tuple(int(v) for v in ((av * y[None, :] + bv) & np.uint64(MASK32)).min(axis=1))
+
+
+def band_bucket(signature: Sequence[int], band: int, rows: int) -> int:
+    """A band's bucket: the high 32 bits of xxh3-64 over its ``rows`` values as u32 LE (the
+    tool sorts keys whose high half is that and low half the record's number)."""
+    values = signature[band * rows : (band + 1) * rows]
+    return xxhash.xxh3_64_intdigest(struct.pack(f"<{rows}I", *values)) >> 32
+
+
+def estimated_jaccard(x: Sequence[int], y: Sequence[int]) -> float:
+    return sum(1 for u, v in zip(x, y) if u == v) / len(x)
+
+
+def confirmation_level(threshold: float, permutations: int) -> float:
+    """The estimate a candidate pair must reach: t - 1.5 sqrt(t(1-t)/P)."""
+    return threshold - 1.5 * math.sqrt(threshold * (1 - threshold) / permutations)
+
+
+@dataclass
+class NearResult:
+    bands: int
+    rows: int
+    confirmed_at: float
+    removed: set[int]
+    # (kept, [(removed, matched, similarity), ...] by removed) by kept: dedup-clusters.jsonl
+    clusters: list[tuple[int, list[tuple[int, int, float]]]]
+    candidate_pairs: int  # pairs compared, over every band
+    confirmed_pairs: int  # distinct edges
+
+
+def near_duplicates(texts: Sequence[str], config: dict) -> NearResult:
+    """Near dedup over the candidates' compared texts, in spec order (indexes into ``texts``).
+
+    In every band, records with equal bucket are a bucket, in index order; each member is
+    compared with the earlier members in order until one confirms it (estimated Jaccard >=
+    the confirmation level), which is the edge (earlier, member). Clusters are the connected
+    components of every band's edges, kept by their smallest index; in dedup-clusters.jsonl
+    each removed member's ``matched`` is its parent in a breadth-first walk from the kept
+    record, neighbours in index order.
+    """
+    t, p = config["threshold"], config["permutations"]
+    bands, rows = near_dup_oracle.optimal_param(t, p, LSH_FP_WEIGHT, LSH_FN_WEIGHT)
+    level = confirmation_level(t, p)
+    a, b = minhash_family(p, config["seed"])
+    signatures = []
+    for text in texts:
+        hashes = [near_dup_oracle.shingle_hash(s) for s in near_dup_oracle.shingles(text, config["ngram"])]
+        signatures.append(minhash_signature(hashes, a, b))
+    edges: dict[tuple[int, int], float] = {}
+    compared = 0
+    for band in range(bands):
+        buckets: dict[int, list[int]] = {}
+        for i, sig in enumerate(signatures):
+            if sig is not None:
+                buckets.setdefault(band_bucket(sig, band, rows), []).append(i)
+        for members in buckets.values():
+            for m, later in enumerate(members):
+                for earlier in members[:m]:
+                    compared += 1
+                    similarity = estimated_jaccard(signatures[earlier], signatures[later])
+                    if similarity >= level:
+                        edges[earlier, later] = similarity
+                        break
+    neighbours: dict[int, list[tuple[int, float]]] = {}
+    for (x, y), similarity in edges.items():
+        neighbours.setdefault(x, []).append((y, similarity))
+        neighbours.setdefault(y, []).append((x, similarity))
+    clusters, removed, visited = [], set(), set()
+    for kept in sorted(neighbours):
+        if kept in visited:
+            continue
+        visited.add(kept)
+        members, queue = [], [kept]
+        for x in queue:
+            for y, similarity in sorted(neighbours[x]):
+                if y not in visited:
+                    visited.add(y)
+                    queue.append(y)
+                    members.append((y, x, similarity))
+        removed.update(y for y, _, _ in members)
+        clusters.append((kept, sorted(members)))
+    return NearResult(bands, rows, level, removed, clusters, compared, len(edges))
+
+
+# -- decontamination (docs/DEDUP.md "Decontamination"; Dedup/Decontamination.swift,
+# Pipeline/Steps/DecontaminateStep.swift) ------------------------------------------------------
+
+
+def decontaminate_config(spec: dict, spec_path: Path) -> dict | None:
+    """``decontaminate`` with its defaults (Spec.swift): eval paths relative to the spec."""
+    value = spec.get("decontaminate")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"against", "field", "ngram"}:
+        raise Unsupported(f"decontaminate {value!r} (the tool refuses it)")
+    against = value.get("against")
+    field_name = value.get("field", "instruction")
+    ngram = value.get("ngram", 13)
+    if (not isinstance(against, list) or not against or not all(isinstance(f, str) for f in against)
+            or not isinstance(field_name, str) or not isinstance(ngram, int) or ngram < 1):
+        raise Unsupported(f"decontaminate {value!r} (the tool refuses it)")
+    paths = [Path(spec_path).parent / f for f in against]
+    if not all(path.is_file() for path in paths):
+        raise Unsupported(f"decontaminate.against {against!r}: a file does not exist (the tool refuses it)")
+    return {"against": paths, "field": field_name, "ngram": ngram}
+
+
+def eval_texts(path: Path, field_name: str) -> list[tuple[int, str]]:
+    """(line, text) for every string at ``field_name`` of an eval file's records.
+
+    A JSON array (first non-blank byte ``[``): its elements, numbered from 1; else JSONL,
+    each line not blank numbered by its line. The field is a dotted path (a numeric part
+    indexes a list); its value is a string, or a non-empty list of strings giving each.
+    Anything else is a bad eval record: the build fails (BadInput).
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Unsupported(f"{path}: invalid UTF-8 in an eval file") from error
+    parts = [p for p in field_name.split(".") if p]
+
+    def take(value, line: int) -> list[tuple[int, str]]:
+        cur = value
+        for part in parts:
+            if re.fullmatch(r"[+-]?[0-9]+", part) and isinstance(cur, list):
+                k = int(part)
+                cur = cur[k] if 0 <= k < len(cur) else None
+            else:
+                cur = cur.get(part) if isinstance(cur, dict) else None
+        if _is_string(cur):
+            found = [cur]
+        elif isinstance(cur, list) and cur and all(_is_string(x) for x in cur):
+            found = cur
+        else:
+            raise BadInput(f"{path}:{line}: eval record has no string (or list of strings) at {field_name!r}")
+        if any(LONE_SURROGATE.search(s) for s in found):
+            raise Unsupported(f"{path}:{line}: a lone surrogate escape in an eval text")
+        return [(line, s) for s in found]
+
+    out = []
+    if text.lstrip(" \n\r\t").startswith("["):
+        try:
+            rows = _json(text)
+        except ValueError as error:
+            raise BadInput(f"{path}: invalid JSON") from error
+        for k, row in enumerate(rows if isinstance(rows, list) else []):
+            out += take(row, k + 1)
+        return out
+    for k, line in enumerate(text.split("\n")):
+        if not line.strip(" \r\t"):
+            continue
+        try:
+            row = _json(line)
+        except ValueError as error:
+            raise BadInput(f"{path}:{k + 1}: invalid JSON") from error
+        out += take(row, k + 1)
+    return out
+
+
+def eval_shingles(config: dict, normalized: dict | None = None) -> dict[int, tuple[int, int]]:
+    """Each eval shingle's hash -> (file number, line) of the first eval text that has it.
+    The eval texts are normalized as the records are (``normalized``: the build's
+    normalize config; None when normalization is off)."""
+    owners: dict[int, tuple[int, int]] = {}
+    for f, path in enumerate(config["against"]):
+        for line, text in eval_texts(path, config["field"]):
+            if normalized is not None:
+                text = normalize(text, normalized)
+            for s in near_dup_oracle.shingles(text, config["ngram"]):
+                owners.setdefault(near_dup_oracle.shingle_hash(s), (f, line))
+    return owners
+
+
+def contamination(rec: Rec, owners: dict[int, tuple[int, int]], ngram: int) -> tuple[int, int, str] | None:
+    """The first shingle of the record's ``all`` text (in text order) an eval text has:
+    (eval file number, eval line, the shingle as compared), or None."""
+    for s in near_dup_oracle.shingles(rec.dedup_text("all"), ngram):
+        owner = owners.get(near_dup_oracle.shingle_hash(s))
+        if owner is not None:
+            return (*owner, s)
+    return None
 
 
 MIX_SALT = 0x4D4958
@@ -912,13 +1197,22 @@ def mix_copies(kept: list[Rec], spec: dict, tokens_of) -> list[int]:
     return copies
 
 
-def kept_records(spec_path: Path, tokens_of=None, trains=None) -> tuple[list[Rec], Counter]:
+def kept_records(spec_path: Path, tokens_of=None, trains=None,
+                 report: dict | None = None) -> tuple[list[Rec], Counter]:
     """The records a build keeps, in spec order (a record ``mix`` repeats appears that many
     times in a row); plus per-source counts (read, rejected, records, filtered, exact_dup,
-    ...; ``(source, "reason", r)`` per filter reason). ``tokens_of(rec)`` gives a record's
-    rendered length, for ``sample.tokens`` and ``mix`` by tokens; ``trains(rec)`` whether its
-    rendered loss mask holds a 1 (a record that trains on nothing is filtered as
-    ``no_trained_tokens``, after dedup: ShapeStep)."""
+    near_dup, decontaminated, ...; ``(source, "reason", r)`` per filter reason).
+    ``tokens_of(rec)`` gives a record's rendered length, for ``sample.tokens`` and ``mix`` by
+    tokens; ``trains(rec)`` whether its rendered loss mask holds a 1 (a record that trains
+    on nothing is filtered as ``no_trained_tokens``, after dedup: ShapeStep).
+
+    The order is docs/DEDUP.md's: filter, exact dedup, near dedup (over the records left),
+    decontamination (of the records near dedup kept), then the rest. ``report``, when given,
+    receives what dedup-clusters.jsonl, decontaminated.jsonl and report.json's
+    ``near_dedup`` should say: ``near`` (a dict: bands, rows, confirmed_at, clusters as
+    {kept, removed} with (source, line) records, candidate_pairs, confirmed_pairs) and
+    ``decontaminated`` (one dict a record, as the file's lines).
+    """
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
     config = normalize_config(spec.get("normalize", True))
@@ -926,12 +1220,14 @@ def kept_records(spec_path: Path, tokens_of=None, trains=None) -> tuple[list[Rec
     on = dedup_field(spec)
     seen: set[str] = set()
     kept: list[Rec] = []
+    lines: list[int] = []  # each kept record's line, for the dedup files
     counts: Counter = Counter()
     for k, source in enumerate(spec["sources"]):
         name = source.get("name", f"source{k}")
-        for key in ("read", "rejected", "records", "repaired_utf8", "filtered", "exact_dup", "subsampled", "kept"):
+        for key in ("read", "rejected", "records", "repaired_utf8", "filtered", "exact_dup", "near_dup",
+                    "decontaminated", "subsampled", "kept"):
             counts[name, key] += 0
-        for raw in source_records(spec_path, spec, k, counts):
+        for line, raw in source_records(spec_path, spec, k, counts):
             rec = normalize_record(raw, config)
             reason = filter_reason(rec, limits)
             if reason:
@@ -946,6 +1242,39 @@ def kept_records(spec_path: Path, tokens_of=None, trains=None) -> tuple[list[Rec
                 seen.add(key)
             counts[name, "kept"] += 1
             kept.append(rec)
+            lines.append(line)
+
+    def where(i: int) -> dict:
+        return {"source": kept[i].source, "line": lines[i]}
+
+    near = near_config(spec)
+    if near is not None:
+        result = near_duplicates([rec.dedup_text(near["on"]) for rec in kept], near)
+        if report is not None:
+            clusters = [{"kept": where(c), "removed": [{**where(y), "similarity": sim, "matched": where(x)}
+                                                      for y, x, sim in members]}
+                        for c, members in result.clusters]
+            report["near"] = {"bands": result.bands, "rows": result.rows, "confirmed_at": result.confirmed_at,
+                              "clusters": clusters, "candidate_pairs": result.candidate_pairs,
+                              "confirmed_pairs": result.confirmed_pairs}
+        for i in sorted(result.removed):
+            counts[kept[i].source, "kept"] -= 1
+            counts[kept[i].source, "near_dup"] += 1
+        survivors = [i for i in range(len(kept)) if i not in result.removed]
+        kept, lines = [kept[i] for i in survivors], [lines[i] for i in survivors]
+    decontaminate = decontaminate_config(spec, spec_path)
+    if decontaminate is not None:
+        owners = eval_shingles(decontaminate, config)
+        hits = [contamination(rec, owners, decontaminate["ngram"]) for rec in kept]
+        if report is not None:
+            report["decontaminated"] = [
+                {**where(i), "against": decontaminate["against"][hit[0]].name, "eval_line": hit[1], "ngram": hit[2]}
+                for i, hit in enumerate(hits) if hit is not None]
+        for rec, hit in zip(kept, hits):
+            if hit is not None:
+                counts[rec.source, "kept"] -= 1
+                counts[rec.source, "decontaminated"] += 1
+        kept = [rec for rec, hit in zip(kept, hits) if hit is None]
     if trains is not None:
         for rec in kept:
             if not trains(rec):

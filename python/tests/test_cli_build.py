@@ -17,6 +17,8 @@ import buildcheck
 import cli
 import pytest
 import reference
+import near_dup_oracle
+import shardwriter
 import specdata
 
 from tokenmill import Dataset, ShardError
@@ -45,7 +47,11 @@ def check_or_skip(spec: Path, out: Path) -> dict:
 
 
 def test_demo_documents_are_its_rendered_source_records(demo_spec, demo_build):
-    summary = check_or_skip(demo_spec, demo_build)
+    # Not check_or_skip: the reference models everything the demo uses (near dedup and
+    # decontamination included), so an Unsupported here is a failure, not a skip.
+    summary = buildcheck.check_build(demo_spec, demo_build)
+    index = summary["index"]
+    assert sum(s["near_dup"] for s in index["sources"].values()) > 0, "the demo's near dedup removed nothing"
     assert summary["sequences"], "the demo build is empty"
     assert (demo_build / "rejects.jsonl").is_file()
 
@@ -441,3 +447,223 @@ def test_a_record_that_trains_on_nothing_is_a_counted_filter(tokenmill_bin, tmp_
     ds = Dataset(str(out), "train")
     assert len(ds) == 2 and all(ds[i]["loss_mask"].any() for i in range(len(ds)))
     check_or_skip(spec, out)
+
+
+# -- near dedup and decontamination against the reference ---------------------------------------
+
+# Prompts of distinct words, so that the shingle sets (5-word shingles) and Jaccard values
+# are known by construction: n words give n - 4 shingles; changing the last word changes
+# one shingle, J = (n - 5) / (n - 3); changing a run of k middle words changes k + 4.
+BAKERY = ("please explain in plain words how a small village bakery can plan its weekly bread orders so "
+          "that fresh loaves reach every family before breakfast without wasting flour sugar or the owner's "
+          "limited time")
+GARDEN = ("describe a simple rotation for four raised garden beds where tomatoes beans cabbage and carrots "
+          "change places each spring keeping soil healthy while pests find fewer hosts year after year in our yard")
+TEA = "请用三句话说明绿茶和红茶在加工方法香气口感以及适合饮用的季节上有什么主要区别"  # character shingles
+# Eval prompts (decontaminate.field "turns"), each of 13 words or more, planted below.
+EVAL_JSONL = [
+    {"question_id": 1, "turns": ["What are three practical habits that help a remote team keep its weekly "
+                                 "meetings short and useful?", "Name one tool."]},
+    {"question_id": 2, "turns": ["Write a limerick about a lighthouse keeper who collects lost umbrellas from "
+                                 "passing ships at night."]},
+]
+EVAL_JSON = [
+    {"turns": ["Summarize the causes of the Dust Bowl in the American plains during the nineteen thirties briefly."]},
+    {"turns": [" ".join(BAKERY.split()[:15])]},
+]
+
+
+def replace_words(text: str, start: int, words: list[str]) -> str:
+    units = text.split()
+    start %= len(units)
+    units[start : start + len(words)] = words
+    return " ".join(units)
+
+
+def write_dedup_spec(folder: Path, strategy: str = "none") -> Path:
+    """Two sources with planned near duplicates and eval prompts planted in chosen fields."""
+    folder.mkdir(parents=True, exist_ok=True)
+    q1, q3 = EVAL_JSONL[0]["turns"][0], EVAL_JSONL[1]["turns"][0]
+    forum = [
+        # line 1: kept, but holds an eval prompt (eval.json element 2)
+        {"sys": "", "prompt": BAKERY, "response": "reply-a1"},
+        # J 1.0 after case folding and White_Space runs
+        {"sys": "", "prompt": "  " + BAKERY.upper().replace(" ", "   "), "response": "reply-a2"},
+        {"sys": "", "prompt": replace_words(BAKERY, -1, ["patience"]), "response": "reply-a3"},  # last word
+        {"sys": "", "prompt": GARDEN, "response": "reply-b1"},  # line 4: kept
+        {"sys": "", "prompt": replace_words(GARDEN, -1, ["garden"]), "response": "reply-b2"},  # last word
+        # eight middle words changed: J < 0.5
+        {"sys": "", "prompt": replace_words(GARDEN, 8, "x1 x2 x3 x4 x5 x6 x7 x8".split()), "response": "reply-b3"},
+        # an eval prompt in the response, in other case and spacing
+        {"sys": "", "prompt": "How do remote teams stay focused?",
+         "response": "Consider: " + q1.upper().replace(" ", "\n ") + " Then decide."},
+        {"sys": "Remember: " + q3, "prompt": "Tell me something.", "response": "reply-d2"},  # in the system
+        {"sys": "", "prompt": "Almost " + " ".join(q1.split()[:12]), "response": "reply-d3"},  # 12 words: not enough
+        {"sys": "", "prompt": "", "response": "reply-e1"},  # no shingles: never a near duplicate
+        {"sys": "", "prompt": "", "response": "reply-e2"},
+        {"sys": "", "prompt": TEA, "response": "reply-c1"},
+        {"sys": "", "prompt": TEA[:-1] + "吗", "response": "reply-c2"},  # one character changed
+    ]
+    with open(folder / "forum.jsonl", "w", encoding="utf-8") as f:
+        for row in forum:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    wiki = [{"text": BAKERY}, {"text": "The Dust Bowl: " + EVAL_JSON[0]["turns"][0]}, {"text": GARDEN + " today"}]
+    (folder / "wiki.json").write_text(json.dumps(wiki, indent=1), encoding="utf-8")
+    (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n\n" for r in EVAL_JSONL), encoding="utf-8")
+    (folder / "eval.json").write_text(json.dumps(EVAL_JSON, indent=2), encoding="utf-8")
+    spec = {
+        "name": "near-and-decontaminate",
+        "sources": [
+            {"name": "forum", "path": "forum.jsonl", "map": {"system": "sys", "prompt": "prompt", "response": "response"}},
+            {"name": "wiki", "path": "wiki.json", "map": {"text": "text"}},
+        ],
+        "dedup": {"exact": True, "near": {"threshold": 0.8, "ngram": 5, "permutations": 128, "on": "prompt", "seed": 1}},
+        "decontaminate": {"against": ["eval.jsonl", "eval.json"], "field": "turns", "ngram": 13},
+        "tokenizer": "cl100k_base",
+        "template": "chatml",
+        "pack": {"seq_len": 1024, "strategy": strategy, "overflow": "split"},
+        "output": {"dir": "out", "shard_tokens": 100000},
+    }
+    path = folder / "spec.json"
+    path.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def dedup_build(tokenmill_bin, tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("near-and-decontaminate")
+    spec = write_dedup_spec(folder)
+    return spec, cli.build(tokenmill_bin, spec, folder / "out")
+
+
+def test_near_dedup_and_decontamination_match_the_reference(dedup_build):
+    spec, out = dedup_build
+    # The planted pairs are at the Jaccard they were made for (5-word shingles).
+    forum = [json.loads(line) for line in (spec.parent / "forum.jsonl").read_text(encoding="utf-8").splitlines()]
+
+    def jaccard(i: int, j: int) -> float:
+        return near_dup_oracle.jaccard(*(near_dup_oracle.shingle_set(forum[k]["prompt"], 5) for k in (i, j)))
+
+    n_bakery, n_garden = len(BAKERY.split()), len(GARDEN.split())
+    assert jaccard(0, 1) == 1.0
+    assert jaccard(0, 2) == (n_bakery - 5) / (n_bakery - 3) > 0.9
+    assert jaccard(3, 4) == (n_garden - 5) / (n_garden - 3) > 0.9
+    assert jaccard(3, 5) == (n_garden - 12 - 4) / (n_garden - 4 + 12) < 0.5
+    assert jaccard(11, 12) > 0.9 and near_dup_oracle.mode_of(TEA) == "char"
+
+    buildcheck.check_build(spec, out)  # documents, counts, dedup-clusters.jsonl, decontaminated.jsonl, report.json
+
+    # What was planted, said plainly (the reference agrees, or check_build would have failed).
+    index = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    got = {name: {k: index["sources"][name][k] for k in ("near_dup", "decontaminated", "kept")} for name in ("forum", "wiki")}
+    assert got == {"forum": {"near_dup": 4, "decontaminated": 3, "kept": 6},
+                   "wiki": {"near_dup": 2, "decontaminated": 1, "kept": 0}}, got
+    clusters = buildcheck.read_jsonl(out / "dedup-clusters.jsonl")
+    assert [(c["kept"]["line"], [(r["source"], r["line"]) for r in c["removed"]]) for c in clusters] == [
+        (1, [("forum", 2), ("forum", 3), ("wiki", 2)]),  # the kept record is the earliest, across sources
+        (4, [("forum", 5), ("wiki", 8)]),  # forum line 6 (J < 0.5) stays; wiki's element 3 starts on line 8
+        (12, [("forum", 13)]),  # Chinese, by characters
+    ]
+    hits = buildcheck.read_jsonl(out / "decontaminated.jsonl")
+    assert [(h["source"], h["line"], h["against"], h["eval_line"]) for h in hits] == [
+        ("forum", 1, "eval.json", 2),  # a cluster's kept record: its near duplicates count as near_dup
+        ("forum", 7, "eval.jsonl", 1),  # in the response, other case and spacing
+        ("forum", 8, "eval.jsonl", 3),  # in the system prompt; line 3 of the JSONL (line 2 is blank)
+        ("wiki", 5, "eval.json", 1),
+    ]
+
+
+def mutate_index(out: Path, source: str, bucket: str) -> None:
+    """One record moved from ``kept`` to ``bucket`` (or back), the sums still adding up."""
+    index = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    counts = index["sources"][source]
+    step = -1 if counts[bucket] else 1
+    counts[bucket] += step
+    counts["kept"] -= step
+    (out / "index.json").write_text(json.dumps(index), encoding="utf-8")
+
+
+def edit_jsonl(path: Path, change) -> None:
+    rows = buildcheck.read_jsonl(path)
+    change(rows)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def add_candidate_pair(out: Path) -> None:
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report["near_dedup"]["candidate_pairs"] += 1
+    (out / "report.json").write_text(json.dumps(report), encoding="utf-8")
+
+
+def keep_the_later_copy(spec: Path, out: Path) -> None:
+    """A build that kept forum line 5 instead of line 4 (its earlier near duplicate): that
+    document swapped in the shard, index.json's tokens and splits made to match."""
+    index = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    encoding, _ = buildcheck.encoding_for(index)
+    template = reference.parse_template("chatml")
+    renderer = reference.Renderer(template, encoding, buildcheck.check_special_tokens(index, template))
+    forum = [json.loads(line) for line in (spec.parent / "forum.jsonl").read_text(encoding="utf-8").splitlines()]
+    later = renderer.render(reference.Rec.instruction("forum", "", forum[4]["prompt"], forum[4]["response"]))
+    sequences = buildcheck.read_sequences(out)
+    k = next(k for k, s in enumerate(sequences) if "reply-b1" in encoding.decode(list(s["tokens"])))
+    index["sources"]["forum"]["tokens"] += len(later.tokens) - len(sequences[k]["tokens"])
+    records = [(list(s["tokens"]), list(s["mask"]), list(s["cu"][:-1])) for s in sequences]
+    records[k] = (list(later.tokens), list(later.mask), [0])
+    for shard in out.glob("train-*.tkm"):
+        shard.unlink()
+    written = shardwriter.write_dataset(out, {"train": [records]}, index["tokenizer"]["vocab_size"], chunk_records=4,
+                                        strategy="none", seq_len=index["seq_len"])
+    index["splits"]["train"] = written["splits"]["train"]
+    (out / "index.json").write_text(json.dumps(index), encoding="utf-8")
+
+
+MUTATIONS = {
+    "index near_dup": (lambda spec, out: mutate_index(out, "forum", "near_dup"), "near_dup"),
+    "index decontaminated": (lambda spec, out: mutate_index(out, "wiki", "decontaminated"), "decontaminated"),
+    "clusters matched": (lambda spec, out: edit_jsonl(out / "dedup-clusters.jsonl",
+                                                      lambda rows: rows[0]["removed"][2]["matched"].update(line=2)),
+                         "dedup-clusters.jsonl cluster 0"),
+    "clusters similarity": (lambda spec, out: edit_jsonl(out / "dedup-clusters.jsonl",
+                                                         lambda rows: rows[1]["removed"][0].update(similarity=0.9)),
+                            "dedup-clusters.jsonl cluster 1"),
+    "cluster dropped": (lambda spec, out: edit_jsonl(out / "dedup-clusters.jsonl", lambda rows: rows.pop()),
+                        "dedup-clusters.jsonl cluster 2"),
+    "decontaminated eval line": (lambda spec, out: edit_jsonl(out / "decontaminated.jsonl",
+                                                              lambda rows: rows[2].update(eval_line=2)),
+                                 "decontaminated.jsonl line 3"),
+    "candidate pairs": (lambda spec, out: add_candidate_pair(out), "candidate_pairs"),
+    "later copy kept": (keep_the_later_copy, "documents"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_a_wrong_dedup_decision_fails_the_check(dedup_build, tmp_path, mutation):
+    spec, out = dedup_build
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    change, message = MUTATIONS[mutation]
+    change(spec, copy)
+    with pytest.raises(AssertionError, match=message):
+        buildcheck.check_build(spec, copy)
+
+
+def test_eval_texts_are_normalized_as_records_are(tokenmill_bin, tmp_path):
+    """A decomposed é or a control character in the eval file does not hide a match (the
+    eval texts go through the build's normalizer); a negative list index in
+    `decontaminate.field` is bad input (exit 65), not a crash."""
+    words = "we went to the cafe\u0301 by the old harbour and ordered two cups of black coffee with sugar"
+    rows = [{"q": words.replace("cafe\u0301", "caf\u00e9"), "a": "Nice."}, {"q": "Something else entirely here.", "a": "Ok."}]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "eval.jsonl").write_text(json.dumps({"turns": [words.replace("two", "two\u0007")]}) + "\n")
+    body = {"name": "d", "sources": [{"name": "qa", "path": "rows.jsonl", "map": {"prompt": "q", "response": "a"}}],
+            "decontaminate": {"against": ["eval.jsonl"], "field": "turns", "ngram": 13},
+            "tokenizer": "gpt2", "template": "chatml", "pack": {"seq_len": 512}, "output": {"dir": "out"}}
+    spec = tmp_path / "d.json"
+    spec.write_text(json.dumps(body))
+    out = cli.build(tokenmill_bin, spec, tmp_path / "out")
+    assert json.loads((out / "index.json").read_text())["sources"]["qa"]["decontaminated"] == 1
+    check_or_skip(spec, out)
+    body["decontaminate"]["field"] = "turns.-1"
+    spec.write_text(json.dumps(body))
+    r = cli.run(tokenmill_bin, "build", spec, "--out", tmp_path / "out2", check=False)
+    assert r.returncode == 65 and b"eval record has no string" in r.stderr, r.stderr

@@ -298,6 +298,13 @@ def test_removed_records_are_not_in_the_shards(generated):
     )
 
 
+def test_generated_build_is_the_references(generated):
+    """The Python reference (reference.py, near_duplicates) makes the same decisions on
+    ~1,500 records with hundreds of clusters, chains among them: index.json counts, the
+    documents, every line of dedup-clusters.jsonl and report.json's pair counts."""
+    buildcheck.check_build(generated.spec, generated.out)
+
+
 def test_thread_count_does_not_change_the_clusters(tokenmill_bin, generated, tmp_path):
     one = run_build(tokenmill_bin, generated.spec, tmp_path / "one", threads=1)
     for name in ("dedup-clusters.jsonl", "index.json"):
@@ -406,6 +413,7 @@ def test_kept_record_is_the_earliest_in_spec_order(tokenmill_bin, tmp_path):
     assert all(r["similarity"] == pytest.approx(1.0) for r in clusters[0]["removed"])
     check_counts(out, "near_dup", Counter({"first": 1, "second": 2}), ["first", "second"])
     assert kept_markers(out) == Counter({0: 1, 1: 1, 2: 1, 3: 1, 6: 1})
+    buildcheck.check_build(spec, out)
 
 
 # Each group: texts that the contract's shingling makes identical (J = 1) or far apart.
@@ -459,6 +467,7 @@ def test_shingling_follows_each_records_script(tokenmill_bin, tmp_path):
     check_clusters_file(clusters, ["cases"], corpus)
     got = sorted((sorted(c) for c in clusters_as_sets(clusters)), key=min)
     assert got == [sorted(w) for w in want]
+    buildcheck.check_build(spec, out)
 
 
 P1 = LONG_A
@@ -514,6 +523,7 @@ def test_on_picks_what_is_compared(tokenmill_bin, tmp_path, on, groups):
     clusters = read_jsonl(out / "dedup-clusters.jsonl")
     check_clusters_file(clusters, [s["name"] for s in sources])
     assert sorted(clusters_as_sets(clusters), key=min) == sorted(groups, key=min)
+    buildcheck.check_build(spec, out)
 
 
 # -- bands and rows ---------------------------------------------------------------------------------
@@ -585,6 +595,7 @@ def test_decontamination_drops_exactly_the_records_sharing_an_ngram(tokenmill_bi
         assert len(ngram) == 1 and ngram <= shared, f"{e}: 'ngram' is not a shared 13-shingle"
     check_counts(out, "decontaminated", Counter({"train": 4}), ["train"])
     assert set(kept_markers(out)) == {1, 3, 5, 7}
+    buildcheck.check_build(spec, out)  # decontaminated.jsonl line by line, counts, documents
 
 
 def reference_record(row: dict) -> dict:
@@ -646,3 +657,4 @@ def test_edge_settings_are_accepted(tokenmill_bin, tmp_path, change):
     confirm = t - 1.5 * math.sqrt(t * (1 - t) / p)
     assert read_json(out / "report.json")["near_dedup"]["confirmed_at"] == pytest.approx(confirm)
     check_clusters_file(read_jsonl(out / "dedup-clusters.jsonl"), ["cases"], confirm=confirm)
+    buildcheck.check_build(spec, out)

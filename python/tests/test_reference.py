@@ -212,3 +212,69 @@ def test_reference_segments_templates_md_custom_example():
     assert reference.template_segments(reference.parse_template(example), rec, "<|endoftext|>") == [
         (("special", "<s>"), 0), ("<<SYS>>\nBe brief.\n<</SYS>>\n\n[INST] Hi? [/INST] ", 0), ("Hello! ", 1),
         (("special", "</s>"), 1)]
+
+
+# -- near dedup and decontamination (reference.near_duplicates, eval_texts, contamination) ------
+
+
+def test_splitmix64_and_the_minhash_family():
+    # SplitMix64's published first output for seed 0 (Vigna's splitmix64.c).
+    assert next(reference.splitmix64(0)) == 0xE220A8397B1DCDAF
+    a, b = reference.minhash_family(128, 1)
+    assert len(a) == len(b) == 128 and all(x % 2 == 1 for x in a) and max(a + b) < 1 << 32
+    # Lane i takes draws 2i and 2i + 1, whatever the permutation count.
+    assert reference.minhash_family(8, 1) == (a[:8], b[:8])
+    draws = reference.splitmix64(1 ^ reference.MINHASH_SALT)
+    assert a[0] == (next(draws) >> 32) | 1 and b[0] == next(draws) >> 32
+
+
+def test_minhash_signature_is_the_minimum_of_each_permutation():
+    a, b = reference.minhash_family(16, 7)
+    hashes = [0x0123456789ABCDEF, 0xFFFFFFFF00000000, 5]
+    folded = [(h & 0xFFFFFFFF) ^ (h >> 32) for h in hashes]
+    want = tuple(min((ai * y + bi) % (1 << 32) for y in folded) for ai, bi in zip(a, b))
+    assert reference.minhash_signature(hashes, a, b) == want
+    assert reference.minhash_signature(hashes + hashes[:1], a, b) == want  # a set: repeats change nothing
+    assert reference.minhash_signature([], a, b) is None
+
+
+def test_confirmation_level_is_96_of_128_at_the_default_threshold():
+    level = reference.confirmation_level(0.8, 128)
+    assert 95 / 128 < level <= 96 / 128
+    assert reference.confirmation_level(1.0, 64) == 1.0
+
+
+def test_near_duplicates_clusters_keep_the_earliest_and_skip_empty_texts():
+    base = " ".join(f"word{k}" for k in range(40))
+    texts = ["", base.upper(), "", "unrelated words " * 10, base, "  ".join(base.split()), base + " tail"]
+    config = {**reference.NEAR_DEFAULTS}
+    result = reference.near_duplicates(texts, config)
+    assert (result.bands, result.rows) == (14, 9)
+    assert result.removed == {4, 5, 6}
+    assert [kept for kept, _ in result.clusters] == [1]
+    # Identical shingle sets give identical signatures: every band is one bucket.
+    members = dict(((y, x), sim) for y, x, sim in result.clusters[0][1])
+    assert members[4, 1] == members[5, 1] == 1.0 and (6, 1) in members
+
+
+def test_eval_texts_read_jsonl_lines_and_json_array_elements(tmp_path):
+    (tmp_path / "e.jsonl").write_text('{"q": {"turns": ["a b", "c"]}}\n\n \r\n{"q": {"turns": "d"}}\n', encoding="utf-8")
+    assert reference.eval_texts(tmp_path / "e.jsonl", "q.turns") == [(1, "a b"), (1, "c"), (4, "d")]
+    assert reference.eval_texts(tmp_path / "e.jsonl", "q..turns") == [(1, "a b"), (1, "c"), (4, "d")]
+    (tmp_path / "e.json").write_text('\n [{"t": ["x", "y"]},\n {"t": ["z"]}]', encoding="utf-8")
+    assert reference.eval_texts(tmp_path / "e.json", "t.0") == [(1, "x"), (2, "z")]  # a number indexes a list
+    assert reference.eval_texts(tmp_path / "e.json", "t") == [(1, "x"), (1, "y"), (2, "z")]
+    for bad in ("q.missing", "q", "q.turns.0.x"):
+        with pytest.raises(reference.BadInput):
+            reference.eval_texts(tmp_path / "e.jsonl", bad)
+
+
+def test_contamination_names_the_first_shared_shingle_as_compared():
+    words = [f"w{k}" for k in range(20)]
+    owners = {}
+    for s in reference.near_dup_oracle.shingles(" ".join(words[3:18]), 13):
+        owners.setdefault(reference.near_dup_oracle.shingle_hash(s), (0, 7))
+    rec = reference.Rec.instruction("s", "", "Intro " + " ".join(words[2:16]).upper(), "and " + words[16])
+    assert reference.contamination(rec, owners, 13) == (0, 7, " ".join(words[3:16]))
+    short = reference.Rec.instruction("s", "", " ".join(words[3:14]), "x")  # 12 words in all: one shingle
+    assert reference.contamination(short, owners, 13) is None

@@ -11,11 +11,15 @@ struct DecontaminateStep {
     let decontaminator: Decontaminator
     var ngram: Int { spec.ngram }
 
-    init(_ spec: DecontaminateSpec) throws {
+    /// `normalize`: the build's normalizer, applied to the eval texts as to the records
+    /// (else a decomposed é or a control character in one of them hides a match).
+    init(_ spec: DecontaminateSpec, normalize: ((([UInt8]) -> [UInt8]))? = nil) throws {
         self.spec = spec
         var dec = Decontaminator(ngram: spec.ngram)
         for (fi, path) in spec.against.enumerated() {
-            for (line, text) in try Self.evalTexts(path, field: spec.field) { dec.add(text, from: .init(file: fi, line: line)) }
+            for (line, text) in try Self.evalTexts(path, field: spec.field) {
+                dec.add(normalize.map { $0(text) } ?? text, from: .init(file: fi, line: line))
+            }
         }
         decontaminator = dec
     }
@@ -33,7 +37,7 @@ struct DecontaminateStep {
         func take(_ v: JSONValue, _ line: Int) throws {
             var cur: JSONValue? = v
             for part in field.split(separator: ".") {
-                if let k = Int(part), case .array(let items)? = cur { cur = k < items.count ? items[k] : nil } else { cur = cur?[String(part)] }
+                if let k = Int(part), case .array(let items)? = cur { cur = k >= 0 && k < items.count ? items[k] : nil } else { cur = cur?[String(part)] }
             }
             switch cur {
             case .string(let b)?: out.append((line, b))

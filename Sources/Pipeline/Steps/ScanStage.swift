@@ -102,7 +102,8 @@ final class ScanStage {
         self.ctx = ctx
         normalize = NormalizeStep(ctx.spec)
         near = ctx.spec.nearDedup.map { NearDedupStep(spec: $0, lsh: ctx.lsh!) }
-        decontaminate = try ctx.spec.decontaminate.map { try DecontaminateStep($0) }
+        let normalizer = ctx.spec.normalizer
+        decontaminate = try ctx.spec.decontaminate.map { try DecontaminateStep($0, normalize: ctx.spec.normalize ? normalizer.apply : nil) }
     }
 
     static func rowsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).rows") }
