@@ -42,8 +42,26 @@ public enum TokenizerLoader {
 
     /// `threads` caps the workers that build the vocabulary's tables (a build's
     /// `--threads`: a one-thread build uses one core from its first instruction).
+    /// The BOS a Hugging Face model folder states (`tokenizer_config.json`'s `bos_token`,
+    /// else `special_tokens_map.json`'s: a string, or an object with `content`); nil for
+    /// built-in vocabularies and folders that state none.
+    public static func statedBOS(_ spec: String) -> String? {
+        guard let path = tokenizerJSONPath(spec) else { return nil }
+        let dir = FileSystem.dirname(of: path)
+        for file in ["tokenizer_config.json", "special_tokens_map.json"] {
+            let p = FileSystem.join(dir, file)
+            guard FileSystem.fileExists(p), let b = try? FileSystem.readFile(p), let v = try? JSONParser.parse(b),
+                  let e = v["bos_token"], e != .null, let text = e.stringValue ?? e["content"]?.stringValue else { continue }
+            return text
+        }
+        return nil
+    }
+
     /// A name of a vocabulary this tool ships (its load depends on nothing the user wrote).
     public static func isBuiltin(_ spec: String) -> Bool { builtins[spec] != nil }
+
+    /// The special tokens of a built-in vocabulary, known without loading it.
+    public static func builtinSpecialTokens(_ spec: String) -> [String]? { builtins[spec]?.special.map(\.0) }
 
     public static func load(_ spec: String, threads: Int = activeProcessorCount) throws -> Tokenizer {
         if let b = builtins[spec] {

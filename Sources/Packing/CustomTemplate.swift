@@ -18,6 +18,8 @@ public struct CustomTemplate: Sendable {
 
     public var name: String
     public var bos: String?
+    /// `"bos": true`: the tokenizer's own BOS (which must be one of its special tokens).
+    public var bosFromTokenizer = false
     public var eos: EOSPlacement = .assistant
     public var systemBefore = Part(), systemAfter = Part()
     public var userBefore = Part(), userAfter = Part()

@@ -2,6 +2,7 @@ import Dedup
 import Ingest
 import Normalize
 import Packing
+import BPE
 import TokenmillCore
 
 /// A validated build spec (DESIGN.md "The build spec").
@@ -78,6 +79,8 @@ public struct BuildSpec {
     public var tokenizer: String
     /// The EOS token's text when the spec names it (`"tokenizer": {"path", "eos"}`).
     public var tokenizerEOS: String? = nil
+    /// The BOS token's text when the spec names it (`"tokenizer": {"path", "bos"}`).
+    public var tokenizerBOS: String? = nil
     /// A global sample (docs/PIPELINE.md, "Shape"); nil: every record.
     public var sample: SampleSpec? = nil
     /// Target proportions per source; nil: every kept record once (times its weight).
@@ -336,12 +339,13 @@ struct SpecParser {
         // "tokenizer": a name or path, or {"path": ..., "eos": ...} to name the EOS of a
         // tokenizer.json whose folder does not (EOS is never guessed for a build).
         var tokenizer = "cl100k_base"
-        var tokenizerEOS: String? = nil
+        var tokenizerEOS: String? = nil, tokenizerBOS: String? = nil
         if let tv = value(top, "tokenizer"), tv.objectValue != nil {
-            let m = try object(tv, "tokenizer", allowed: ["path", "eos"], notYet: ["bos": "a BOS is placed by the template (llama3's <|begin_of_text|>); no template takes one from the spec yet"])
+            let m = try object(tv, "tokenizer", allowed: ["path", "eos", "bos"])
             guard let p = try string(m, "path", "tokenizer.path") else { throw err("tokenizer.path", "missing: the tokenizer's name, .tiktoken file, tokenizer.json or model folder") }
             tokenizer = p
             tokenizerEOS = try string(m, "eos", "tokenizer.eos")
+            tokenizerBOS = try string(m, "bos", "tokenizer.bos")
         } else if let t = try string(top, "tokenizer", "tokenizer") {
             tokenizer = t
         }
@@ -350,7 +354,17 @@ struct SpecParser {
             tokenizer = FileSystem.join(specDir, tokenizer)
             guard FileSystem.fileExists(tokenizer) else { throw err("tokenizer", "'\(tokenizer)' does not exist (paths are relative to the spec's folder)") }
         }
-        let template = try parseTemplate(value(top, "template"))
+        var template = try parseTemplate(value(top, "template"))
+        // A custom template's `"bos": true` is the tokenizer's BOS, never guessed: the spec's
+        // tokenizer.bos, else the bos_token its model folder states.
+        if var c = template.custom, c.bosFromTokenizer {
+            guard let bos = tokenizerBOS ?? TokenizerLoader.statedBOS(tokenizer) else {
+                throw err("tokenizer.bos", "template.bos is true, but nothing states the tokenizer's BOS: name it, \"tokenizer\": {\"path\": \"\(tokenizer)\", \"bos\": \"<the BOS token>\"}")
+            }
+            c.bos = bos
+            if !c.specialTokens.contains(bos) { c.specialTokens.insert(bos, at: 0) }
+            template.custom = c
+        }
 
         // pack
         var seqLen = 2048
@@ -392,6 +406,7 @@ struct SpecParser {
                              tokenizer: tokenizer, template: template, seqLen: seqLen, strategy: strategy, overflow: overflow,
                              outputDir: outDir, shardTokens: shardTokens, zstdLevel: level, shuffleSeed: shuffle)
         spec.tokenizerEOS = tokenizerEOS
+        spec.tokenizerBOS = tokenizerBOS
         spec.sample = sample
         spec.mix = mix
         return spec
@@ -423,7 +438,9 @@ struct SpecParser {
                 }
                 c.specialTokens = list
             }
-            if let bos = try string(m, "bos", "template.bos") {
+            if let b = value(m, "bos"), b.boolValue == true {
+                c.bosFromTokenizer = true   // resolved once the tokenizer is known
+            } else if let bos = try string(m, "bos", "template.bos") {
                 c.bos = bos
                 if !c.specialTokens.contains(bos) { c.specialTokens.insert(bos, at: 0) }
             }

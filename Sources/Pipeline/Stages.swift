@@ -95,11 +95,25 @@ final class BuildContext {
         work = WorkFolder(outDir: outDir, fingerprint: manifest.fingerprint)
         lsh = spec.nearDedup.map { LSHParameters.optimal(threshold: $0.threshold, permutations: $0.permutations, threads: max(1, threads)) }
         let load: @Sendable () throws -> Tokenizer = { [threads = self.threads] in try Self.loadTokenizer(spec, threads: threads) }
-        if self.threads > 1 && TokenizerLoader.isBuiltin(spec.tokenizer) {
+        if self.threads > 1, let specials = TokenizerLoader.builtinSpecialTokens(spec.tokenizer) {
+            // What the spec says of the tokenizer is checked now, before anything is written;
+            // only the tables load in the background.
+            for (key, text) in [("tokenizer.eos", spec.tokenizerEOS), ("tokenizer.bos", Self.statedBOS(spec))] {
+                guard let text, !specials.contains(text) else { continue }
+                throw TokenmillError.spec(path: spec.path, key: key,
+                                          message: "'\(text)' is not a special token of \(spec.tokenizer) (its special tokens: \(specials.joined(separator: ", ")))")
+            }
             loading = Eventually(background: load)
         } else {
             loading = Eventually(value: try load())
         }
+    }
+
+    /// The BOS the spec states for its tokenizer (tokenizer.bos, or the model folder's when
+    /// a custom template asks for the tokenizer's): it must be one of the tokenizer's
+    /// special tokens. A template's own literal `bos` may be a new token.
+    static func statedBOS(_ spec: BuildSpec) -> String? {
+        spec.tokenizerBOS ?? (spec.template.custom?.bosFromTokenizer == true ? spec.template.custom?.bos : nil)
     }
 
     /// The spec's tokenizer with its EOS stated (never guessed) and the template's tokens.
@@ -111,6 +125,11 @@ final class BuildContext {
             // Training data must end its documents with the model's own EOS: never a guess.
             throw TokenmillError.spec(path: spec.path, key: "tokenizer",
                                       message: "\(why); name it: \"tokenizer\": {\"path\": \"\(spec.tokenizer)\", \"eos\": \"<the EOS token>\"}")
+        }
+        // A BOS the spec or the model folder names must be the tokenizer's own token.
+        if let bos = statedBOS(spec), t.specialID(bos) == nil {
+            throw TokenmillError.spec(path: spec.path, key: "tokenizer.bos",
+                                      message: "'\(bos)' is not a special token of \(t.name) (its special tokens: \(t.specialTokens.map(\.text).prefix(12).joined(separator: ", ")))")
         }
         if spec.template.kind == .chatml {
             let (a, b) = TokenizerLoader.chatTokenIDs(for: t)

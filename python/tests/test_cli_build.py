@@ -667,3 +667,27 @@ def test_eval_texts_are_normalized_as_records_are(tokenmill_bin, tmp_path):
     spec.write_text(json.dumps(body))
     r = cli.run(tokenmill_bin, "build", spec, "--out", tmp_path / "out2", check=False)
     assert r.returncode == 65 and b"eval record has no string" in r.stderr, r.stderr
+
+
+def test_the_tokenizers_bos_is_never_guessed(tokenmill_bin, tmp_path, repo):
+    """A custom template's `"bos": true` takes the BOS the spec's tokenizer.bos names (a
+    special token of the tokenizer); when nothing names one the build stops (exit 2)."""
+    data = repo / "Specs" / "data"
+
+    def spec(tokenizer):
+        path = tmp_path / "b.json"
+        path.write_text(json.dumps({
+            "name": "b", "sources": [{"name": "a", "path": str(data / "alpaca_en_2000.json"),
+                                      "map": {"prompt": "instruction", "response": "output"}}],
+            "template": {"name": "with-bos", "bos": True, "user": {"before": "Q: ", "after": "\n"}, "assistant": {"before": "A: "}},
+            "tokenizer": tokenizer, "pack": {"seq_len": 1024, "strategy": "none"}, "output": {"dir": "out-b"}}))
+        return path
+
+    r = cli.run(tokenmill_bin, "build", spec("gpt2"), check=False)
+    assert r.returncode == 2 and b"tokenizer.bos" in r.stderr, r.stderr
+    r = cli.run(tokenmill_bin, "build", spec({"path": "gpt2", "bos": "<s>"}), check=False)
+    assert r.returncode == 2 and b"not a special token" in r.stderr, r.stderr
+    out = cli.build(tokenmill_bin, spec({"path": "gpt2", "bos": "<|endoftext|>"}), tmp_path / "out-b")
+    from tokenmill import Dataset
+    first = Dataset(str(out), "train")[0]
+    assert first["input_ids"][0] == 50256 and not first["loss_mask"][0]
