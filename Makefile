@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv browser build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e slurm-demo clean
+.PHONY: all deps sysdeps venv browser build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e bench-export slurm-demo clean
 
 all: build
 
@@ -76,10 +76,17 @@ clean:
 	rm -rf .build build
 
 # End to end: tokenmill build next to bare tokenmill encode on ../shared's mixed corpus (MB/s,
-# peak RSS, ratios); add ARGS=--datatrove to run datatrove's pipeline too (installs it).
+# peak RSS, ratios); add ARGS=--datatrove to run datatrove's pipeline too (installs it into
+# build/venv-bench, apart from the test venv, whose trainer packages pin other versions).
 bench-e2e: deps build
-	@if echo "$(ARGS)" | grep -q datatrove; then $(VENV)/bin/pip install -q "datatrove[processing]" spacy transformers psutil orjson 2>/dev/null || true; fi
-	$(PY) Benchmarks/bench_e2e.py $(ARGS)
+	@test -x build/venv-bench/bin/python || python3 -m venv build/venv-bench
+	@build/venv-bench/bin/pip install -q --disable-pip-version-check numpy zstandard xxhash tiktoken==0.14.0 2>/dev/null || true
+	@if echo "$(ARGS)" | grep -q datatrove; then build/venv-bench/bin/pip install -q "datatrove[processing]==0.10.1" spacy transformers psutil orjson 2>/dev/null || true; fi
+	build/venv-bench/bin/python Benchmarks/bench_e2e.py $(ARGS)
+
+# tokenmill export next to reading the shards and writing the same bytes (Benchmarks/RESULTS.md).
+bench-export: deps build
+	$(PY) Benchmarks/bench_export.py $(ARGS)
 
 # A one-node Slurm cluster on this machine (apt-get: slurmctld, slurmd, munge; needs root or
 # sudo), the demo submitted as `tokenmill plan --slurm` prints it, compared with a one-process build.
