@@ -73,6 +73,33 @@ struct BytePairMerge {
     @inline(__always)
     mutating func emit(_ t: UInt32) { tokens[tokenCount] = t; tokenCount += 1 }
 
+    /// Bytes dropped so far because the vocabulary has no token for them.
+    var droppedBytes = 0
+
+    /// A piece holding bytes the vocabulary has no token for is merged without them (as
+    /// `tokenizers` drops such a byte, so its neighbours may merge); false when it holds
+    /// none, and the caller merges it as it is.
+    @inline(never)
+    mutating func encodeDroppingHoles(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) -> Bool {
+        guard let kept = Self.withoutHoles(p, n, table) else { return false }
+        droppedBytes += n - kept.count
+        if !kept.isEmpty {
+            kept.withUnsafeBufferPointer { encode($0.baseAddress!, kept.count, table, hash: table.wholeHash($0.baseAddress!, kept.count)) }
+        }
+        return true
+    }
+
+    /// The piece without the bytes the vocabulary has no token for; nil when it has none
+    /// of them (the common case: no copy).
+    static func withoutHoles(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) -> [UInt8]? {
+        var i = 0
+        while i < n && !table.byteHoles[Int(p[i])] { i += 1 }
+        if i == n { return nil }
+        var kept = Array(UnsafeBufferPointer(start: p, count: i))
+        for k in (i + 1)..<max(i + 1, n) where !table.byteHoles[Int(p[k])] { kept.append(p[k]) }
+        return kept
+    }
+
     /// One piece straight into `out` (the general path; the plain loop batches instead).
     mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, into out: inout [UInt32]) {
         reserveTokens(n, flushingInto: &out)
@@ -100,6 +127,7 @@ struct BytePairMerge {
     /// look-ahead computes it to prefetch the slot).
     @inline(__always)
     mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, hash h: UInt64) {
+        if table.hasByteHoles && encodeDroppingHoles(p, n, table) { return }
         if n == 1 { emit(table.byteRanks[Int(p[0])]); return }
         if table.wholeLookups {
             let whole = table.lookup(p, n, h)

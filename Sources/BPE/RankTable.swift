@@ -65,6 +65,11 @@ public final class RankTable: @unchecked Sendable {
     /// Whether a whole piece that is a token is emitted directly (tiktoken; HF only with
     /// `ignore_merges`). Without it, HF BPE applies the merges even to such pieces.
     public let wholeLookups: Bool
+    /// Bytes the vocabulary has no token for (GPT-NeoX lacks C0, C1 and F5-FF, which UTF-8
+    /// never holds; Falcon also some control bytes). `tokenizers` drops such a byte from its
+    /// piece before merging, and so does the merge here (`BytePairMerge.encode`).
+    public let hasByteHoles: Bool
+    let byteHoles: UnsafeMutableBufferPointer<Bool>
 
     /// `tokens[r]` is the byte string of rank `r`, or nil for a hole (an id the ranks do not
     /// use, such as p50k_base's 50256, which is `<|endoftext|>`). With `merges` (Hugging
@@ -104,8 +109,11 @@ public final class RankTable: @unchecked Sendable {
             slots[3 * i + 1] = Self.prefix(ptr, end - start)
             slots[3 * i + 2] = Self.secondWord(ptr, end - start)
         }
-        for b in 0..<256 where byteRanks[b] == RankTable.none {
-            throw TokenmillError.unsupported("vocabulary has no token for byte \(b): not a byte-level BPE vocabulary")
+        byteHoles = .allocate(capacity: 256)
+        for b in 0..<256 { byteHoles[b] = byteRanks[b] == RankTable.none }
+        hasByteHoles = byteHoles.contains(true)
+        guard byteHoles.contains(false) else {
+            throw TokenmillError.unsupported("vocabulary has no single-byte token at all: not a byte-level BPE vocabulary")
         }
         guard count <= RankTable.maxPairVocabulary else {
             throw TokenmillError.unsupported("vocabulary of \(count) tokens: at most \(RankTable.maxPairVocabulary) are supported")
@@ -179,7 +187,7 @@ public final class RankTable: @unchecked Sendable {
                                             full: full, priorityToID: priorityToID, threads: threads)
         reachable = .allocate(capacity: count / 64 + 1)
         reachable.initialize(repeating: 0)
-        for b in 0..<256 { let r = Int(byteRanks[b]); reachable[r >> 6] |= 1 << UInt64(r & 63) }
+        for b in 0..<256 where byteRanks[b] != RankTable.none { let r = Int(byteRanks[b]); reachable[r >> 6] |= 1 << UInt64(r & 63) }
         for e in canonical {
             let priority = Int(truncatingIfNeeded: e & 0x1F_FFFF) - 1
             let r = Int(priorityToID.map { $0[priority] } ?? UInt32(priority))
@@ -206,7 +214,10 @@ public final class RankTable: @unchecked Sendable {
             let x = (e >> 21) &* RankTable.pairMultiplier
             pairFilter[Int(x >> pairFilterShift)] |= 1 << (x >> 32 & 63) | 1 << (x >> 38 & 63)
         }
-        for x in 0..<(1 << 16) { bytePairs[x] = pairRank(byteRanks[x >> 8], byteRanks[x & 0xFF]) }
+        for x in 0..<(1 << 16) {
+            let a = byteRanks[x >> 8], b = byteRanks[x & 0xFF]
+            bytePairs[x] = a == RankTable.none || b == RankTable.none ? RankTable.none : pairRank(a, b)   // a hole pairs with nothing
+        }
     }
 
     /// An open-addressing table (linear probing, load < 0.5) of pair entries
@@ -301,7 +312,7 @@ public final class RankTable: @unchecked Sendable {
     deinit {
         TableMemory.free(bytes); TableMemory.free(offsets); TableMemory.free(slots); TableMemory.free(pairSlots); TableMemory.free(trigrams)
         byteRanks.deallocate(); pairTokens.deallocate(); bytePairs.deallocate(); reachable.deallocate()
-        pairSides.deallocate(); pairFilter.deallocate()
+        pairSides.deallocate(); pairFilter.deallocate(); byteHoles.deallocate()
         priorityToID?.deallocate()
     }
 

@@ -121,6 +121,10 @@ public final class Tokenizer: @unchecked Sendable {
 
         init(_ t: Tokenizer) { tokenizer = t }
 
+        /// Bytes of the texts encoded so far that the vocabulary has no token for, dropped as
+        /// `tokenizers` drops them (`RankTable.hasByteHoles`); reported, never silent.
+        public var droppedBytes: Int { merge.droppedBytes }
+
         deinit { merge.deallocate(); pieceEnds.deallocate(); pieceHashes.deallocate() }
 
         /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.

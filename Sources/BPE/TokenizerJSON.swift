@@ -78,6 +78,10 @@ enum TokenizerJSON {
             added.append((AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: t["lstrip"]?.boolValue ?? false,
                                             rstrip: t["rstrip"]?.boolValue ?? false), t["normalized"]?.boolValue ?? true))
         }
+        // Added tokens matched before the merge; OLMo-1 also lists its whitespace-run added
+        // tokens in model.vocab as raw strings, outside the byte-level alphabet: those are
+        // added tokens only, never merge results.
+        let addedTexts = Set(added.map { String(decoding: $0.entry.bytes, as: UTF8.self) })
         var maxID = -1
         for m in vocab { maxID = max(maxID, m.value.intValue ?? -1) }
         for (_, id) in special { maxID = max(maxID, Int(id)) }
@@ -91,6 +95,7 @@ enum TokenizerJSON {
             idOf[m.keyString] = UInt32(id)
             if specialTexts.contains(m.keyString) { continue }   // never produced by merges from data
             guard let raw = ByteLevelAlphabet.decode(m.key) else {
+                if addedTexts.contains(m.keyString) { continue }
                 throw refuse("model.vocab: token \(JSONWriter.quoted(m.keyString)) is not in the byte-level alphabet (not a byte-level BPE vocabulary)")
             }
             if tokens[id] != nil { throw refuse("model.vocab: id \(id) used twice") }

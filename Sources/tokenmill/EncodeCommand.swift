@@ -28,8 +28,8 @@ enum EncodeCommand {
         let input = try readInput(path)
         let field = a.options["--field"]
         let lines = splitLines(input)
-        let outputs: [[UInt8]] = try input.withUnsafeBufferPointer { buf in
-            try parallelBatches(count: lines.count, threads: threads, batchSize: 256) { range -> [UInt8] in
+        let batches: [([UInt8], Int)] = try input.withUnsafeBufferPointer { buf in
+            try parallelBatches(count: lines.count, threads: threads, batchSize: 256) { range -> ([UInt8], Int) in
                 var enc = tokenizer.makeEncoder()
                 var ids: [UInt32] = []
                 var out: [UInt8] = []
@@ -47,10 +47,14 @@ enum EncodeCommand {
                     }
                     appendIDs(&out, ids)
                 }
-                return out
+                return (out, enc.droppedBytes)
             }
         }
-        for o in outputs { o.withUnsafeBytes { FileSystem.writeStdout($0) } }
+        for (o, _) in batches { o.withUnsafeBytes { FileSystem.writeStdout($0) } }
+        // `tokenizers` drops a byte its vocabulary has no token for; so does encode, and
+        // says how many it dropped.
+        let dropped = batches.reduce(0) { $0 + $1.1 }
+        if dropped > 0 { FileSystem.writeStderr("tokenmill: dropped \(dropped) byte\(dropped == 1 ? "" : "s") that \(tokenizer.name) has no token for (as the tokenizers library does)") }
     }
 
     static func fieldText(_ line: UnsafeBufferPointer<UInt8>, field: String, path: String, line lineNo: Int) throws -> [UInt8] {

@@ -280,3 +280,60 @@ def test_a_tokenizer_json_build_carries_its_vocabulary(built, tokenmill_bin, tmp
     assert bad.returncode == 65 and b"vocab_hash" in bad.stderr, bad.stderr
     with pytest.raises(ShardError):
         Dataset(str(moved), "train").verify()
+
+
+def outside_tokenizer(repo, name):
+    path = repo.parent / "shared" / "outside" / "tokenizers" / f"{name}.json"
+    if not path.is_file():
+        pytest.skip("../shared/outside/tokenizers is absent (next to the repository): the tokenizer zoo test is skipped")
+    return path
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("name", ["gpt-neox-20b-pii-special", "olmo-neox-dolma-v1_5"])
+def test_gpt_neox_family_encodes_exactly(name, tokenmill_bin, repo):
+    """GPT-NeoX-20B (Pythia, Dolly v2, RedPajama, StableLM-alpha, MPT) and OLMo-1: no token
+    for bytes C0 C1 F5-FF (which UTF-8 never holds), and OLMo-1's whitespace-run added tokens
+    listed in model.vocab as raw strings. Ids equal `tokenizers`' on real text."""
+    path = outside_tokenizer(repo, name)
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    hf.encode_special_tokens = True
+    texts = fixture_texts(repo) + sample_shared(600_000)
+    texts += ["a" + " " * 30 + "b", "\t\t\t\tx", "    indented\n        more", "  \n\n\n  ", "Ünïcödé – “quotes” …"]
+    got = encode_with_tokenmill(tokenmill_bin, str(path), texts)
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
+    assert not bad, f"{len(bad)} of {len(texts)} differ; first {bad[0][0][:60]!r}: {bad[0][1][:12]} vs {bad[0][2][:12]}"
+
+
+def byte_level_char(b: int) -> str:
+    """GPT-2's bytes_to_unicode for one byte."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    if b in printable:
+        return chr(b)
+    return chr(256 + sorted(set(range(256)) - set(printable)).index(b))
+
+
+@pytest.mark.binary
+def test_a_byte_without_a_token_is_dropped_as_tokenizers_drops_it(built, tokenmill_bin, tmp_path):
+    """A vocabulary with no token for a byte that text can hold (Falcon lacks some control
+    bytes): `tokenizers` drops the byte, its neighbours merging as if it were not there;
+    encode does the same and says how many bytes it dropped."""
+    data = json.loads(open(built["gpt2"], encoding="utf-8").read())
+    hole = byte_level_char(3)
+    vocab = data["model"]["vocab"]
+    del vocab[hole]
+    data["model"]["merges"] = [m for m in data["model"]["merges"]
+                               if hole not in (m.split(" ") if isinstance(m, str) else m)]
+    path = tmp_path / "holes.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    hf.encode_special_tokens = True
+    texts = ["a\x03b", "\x03", "x \x03y", "in\x03formation", "plain text", "\x03\x03 two"]
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+    out = subprocess.run([str(tokenmill_bin), "encode", "--tokenizer", str(path), "--field", "text"], input=payload,
+                         capture_output=True, check=True)
+    got = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    assert got == want
+    assert b"dropped 6 bytes" in out.stderr, out.stderr
