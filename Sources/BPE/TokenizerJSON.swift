@@ -229,10 +229,23 @@ enum TokenizerJSON {
             return [try split(v, refuse)]
         case "Digits":
             return [.digits(individual: v["individual_digits"]?.boolValue ?? false)]
+        case "Punctuation":
+            // tokenizers' is_punc: ASCII punctuation (Rust's is_ascii_punctuation, symbols
+            // such as $ + < = included) or a Unicode punctuation category (P*); default
+            // behaviour Isolated (Falcon uses Contiguous).
+            let b = v["behavior"]?.stringValue ?? "Isolated"
+            guard let behavior = SplitBehavior(rawValue: b) else {
+                throw refuse("pre_tokenizer Punctuation: behavior \(b) is not one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous")
+            }
+            do {
+                return [.split(.regex(try SplitRegex(#"[\p{P}\x{21}-\x{2F}\x{3A}-\x{40}\x{5B}-\x{60}\x{7B}-\x{7E}]"#)), behavior, invert: false)]
+            } catch {
+                throw refuse("pre_tokenizer Punctuation: \(error.message)")
+            }
         case "Sequence":
             return try (v["pretokenizers"]?.arrayValue ?? []).flatMap { try preTokenizerSteps($0, refuse) }
         default:
-            throw refuse("pre_tokenizer \(type): not supported (byte-level BPE takes ByteLevel, Split, Digits and Sequence)")
+            throw refuse("pre_tokenizer \(type): not supported (byte-level BPE takes ByteLevel, Split, Digits, Punctuation and Sequence)")
         }
     }
 

@@ -337,3 +337,22 @@ def test_a_byte_without_a_token_is_dropped_as_tokenizers_drops_it(built, tokenmi
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     assert got == want
     assert b"dropped 6 bytes" in out.stderr, out.stderr
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("behavior", ["isolated", "contiguous", "removed", "merged_with_previous", "merged_with_next"])
+def test_punctuation_pre_tokenizer_equals_hf(behavior, tokenmill_bin, tmp_path, repo):
+    """The Punctuation pre-tokenizer (ASCII punctuation or a Unicode P* category, every
+    behaviour) before ByteLevel, as `tokenizers` splits."""
+    from tokenizers import pre_tokenizers
+
+    pre = pre_tokenizers.Sequence([pre_tokenizers.Punctuation(behavior=behavior), pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    path = build("gpt2", str(tmp_path), extra_pre=pre, tag=f"-punct-{behavior}")
+    hf = tokenizers.Tokenizer.from_file(path)
+    hf.encode_special_tokens = True
+    texts = fixture_texts(repo) + ["Hello, world!!! (x) $5 + 3 = 8; a<b> c|d ~e `f` ^g", "“quoted” — dash… ¿qué? ¡sí! «guillemets»",
+                                   "path/to/file.txt: line 3, col 4.", "!!!???...", "中文，标点。", "tab\t,\tcomma"]
+    got = encode_with_tokenmill(tokenmill_bin, path, texts)
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
+    assert not bad, f"{len(bad)} of {len(texts)} differ; first {bad[0][0][:60]!r}: {bad[0][1][:12]} vs {bad[0][2][:12]}"
