@@ -23,7 +23,13 @@ enum InspectCommand {
                 out += "  \(s.name): \(s.records) sequences, \(s.documents) documents, \(s.tokens) tokens\(padding), \(s.shards.count) shard\(s.shards.count == 1 ? "" : "s")\n"
             }
             for m in index.raw[DatasetIndex.Key.sources]?.objectValue ?? [] {
-                let fields = (m.value.objectValue ?? []).map { "\($0.keyString) \($0.value.intValue ?? 0)" }.joined(separator: ", ")
+                // Counts, and the filter reasons (an object of reason -> count) after them.
+                let fields = (m.value.objectValue ?? []).map { f -> String in
+                    if let reasons = f.value.objectValue {
+                        return "\(f.keyString) {" + reasons.map { "\($0.keyString) \($0.value.intValue ?? 0)" }.joined(separator: ", ") + "}"
+                    }
+                    return "\(f.keyString) \(f.value.intValue ?? 0)"
+                }.joined(separator: ", ")
                 out += "  source \(m.keyString): \(fields)\n"
             }
         }

@@ -691,3 +691,18 @@ def test_the_tokenizers_bos_is_never_guessed(tokenmill_bin, tmp_path, repo):
     from tokenmill import Dataset
     first = Dataset(str(out), "train")[0]
     assert first["input_ids"][0] == 50256 and not first["loss_mask"][0]
+
+
+def test_inspect_summarizes_a_build_with_its_counts(tokenmill_bin, demo_build):
+    """`inspect DIR`: the splits and every source's counts as index.json gives them, the
+    filter reasons by name."""
+    out = cli.run(tokenmill_bin, "inspect", demo_build).stdout.decode()
+    index = json.loads((demo_build / "index.json").read_text())
+    for split, entry in index["splits"].items():
+        assert f"{split}: {entry['records']} sequences, {entry['documents']} documents, {entry['tokens']} tokens" in out
+    for name, counts in index["sources"].items():
+        line = next(l for l in out.splitlines() if l.strip().startswith(f"source {name}:"))
+        assert f"kept {counts['kept']}," in line and f"tokens {counts['tokens']}," in line
+        for reason, n in counts["filter_reasons"].items():
+            assert f"{reason} {n}" in line
+    assert "filter_reasons {empty_response 4}" in out
