@@ -21,6 +21,18 @@ enum ByteLevelAlphabet {
         return m
     }()
 
+    /// The alphabet's text (UTF-8) for raw bytes: what pre-tokenizer steps after `ByteLevel`
+    /// see in `tokenizers`.
+    static func encode(_ raw: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count * 2)
+        for b in raw {
+            let s = scalars[Int(b)]
+            if s < 0x80 { out.append(UInt8(s)) } else { out.append(UInt8(0xC0 | s >> 6)); out.append(UInt8(0x80 | s & 0x3F)) }
+        }
+        return out
+    }
+
     /// The raw bytes a vocabulary string stands for, or nil when it has a character outside
     /// the alphabet.
     static func decode(_ s: [UInt8]) -> [UInt8]? {

@@ -14,6 +14,15 @@ public enum PreTokenizerStep: Sendable {
     case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
 }
 
+extension PreTokenizerStep {
+    /// Whether this is the last of `steps` (compared by position of the first `ByteLevel`,
+    /// which appears once).
+    func isLast(in steps: [PreTokenizerStep]) -> Bool {
+        guard let i = steps.firstIndex(where: { if case .byteLevel = $0 { return true } else { return false } }) else { return false }
+        return i == steps.count - 1
+    }
+}
+
 public enum SplitPattern: Sendable {
     /// A pattern a hand-written scanner implements (its matches cover the text).
     case scanner(Pretokenizer)
@@ -27,15 +36,24 @@ public enum SplitBehavior: String, Sendable {
 }
 
 enum PreTokenization {
-    /// One piece of text in, its pre-tokens out (in order, none empty).
+    /// One piece of text in, its pre-tokens out (in order, none empty). Steps after
+    /// `ByteLevel` (Falcon's `Digits` and `Split`) see the byte-level alphabet's text, as in
+    /// `tokenizers`: a continuation byte 0xB2 is `²` there, which `Digits` counts as
+    /// numeric; their pieces are mapped back to bytes at the end.
     static func apply(_ steps: [PreTokenizerStep], to text: [UInt8]) -> [[UInt8]] {
         var pieces = [text]
+        var mapped = false
         for step in steps {
             var next: [[UInt8]] = []
             next.reserveCapacity(pieces.count * 2)
             for p in pieces { apply(step, p, into: &next) }
             pieces = next
+            if case .byteLevel = step, step.isLast(in: steps) == false {
+                pieces = pieces.map(ByteLevelAlphabet.encode)
+                mapped = true
+            }
         }
+        if mapped { pieces = pieces.map { ByteLevelAlphabet.decode($0) ?? $0 } }
         return pieces
     }
 

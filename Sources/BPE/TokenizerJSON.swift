@@ -118,8 +118,9 @@ enum TokenizerJSON {
 
         let normalization = try normalizer(root["normalizer"], refuse)
         let steps = try preTokenizerSteps(root["pre_tokenizer"], refuse)
-        guard case .byteLevel = steps.last, steps.dropLast().allSatisfy({ if case .byteLevel = $0 { false } else { true } }) else {
-            throw refuse("pre_tokenizer: ByteLevel must be the last step, and appear once (not a byte-level BPE otherwise)")
+        // ByteLevel once; steps after it (Falcon) run on the byte-level alphabet's text.
+        guard steps.filter({ if case .byteLevel = $0 { true } else { false } }).count == 1 else {
+            throw refuse("pre_tokenizer: ByteLevel must appear once (not a byte-level BPE otherwise)")
         }
         var config = fastPath(steps) ?? Config(pretokenizer: .whole)
         config.normalization = normalization

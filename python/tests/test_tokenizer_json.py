@@ -290,16 +290,19 @@ def outside_tokenizer(repo, name):
 
 
 @pytest.mark.binary
-@pytest.mark.parametrize("name", ["gpt-neox-20b-pii-special", "olmo-neox-dolma-v1_5"])
-def test_gpt_neox_family_encodes_exactly(name, tokenmill_bin, repo):
+@pytest.mark.parametrize("name", ["gpt-neox-20b-pii-special", "olmo-neox-dolma-v1_5", "falcon"])
+def test_gpt_neox_family_and_falcon_encode_exactly(name, tokenmill_bin, repo):
     """GPT-NeoX-20B (Pythia, Dolly v2, RedPajama, StableLM-alpha, MPT) and OLMo-1: no token
     for bytes C0 C1 F5-FF (which UTF-8 never holds), and OLMo-1's whitespace-run added tokens
-    listed in model.vocab as raw strings. Ids equal `tokenizers`' on real text."""
+    listed in model.vocab as raw strings. Falcon: Punctuation, ByteLevel, then Digits and a
+    Split on the byte-level alphabet, and no token for some control bytes (dropped, as
+    `tokenizers` drops them). Ids equal `tokenizers`' on real text."""
     path = outside_tokenizer(repo, name)
     hf = tokenizers.Tokenizer.from_file(str(path))
     hf.encode_special_tokens = True
     texts = fixture_texts(repo) + sample_shared(600_000)
-    texts += ["a" + " " * 30 + "b", "\t\t\t\tx", "    indented\n        more", "  \n\n\n  ", "Ünïcödé – “quotes” …"]
+    texts += ["a" + " " * 30 + "b", "\t\t\t\tx", "    indented\n        more", "  \n\n\n  ", "Ünïcödé – “quotes” …",
+              "x² + y³ = ¼ ½ ¾ ¹", "1234567 89 0001", "bell\x07 and\x03 esc\x1b[0m", "$1,000.50 (approx.)"]
     got = encode_with_tokenmill(tokenmill_bin, str(path), texts)
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
