@@ -230,7 +230,11 @@ public final class Build {
         case .finish:
             for u in pending {
                 let runs = try stageRuns()
-                _ = try FinishStep.run(ctx, stageRuns: runs)
+                let (report, _) = try FinishStep.run(ctx, stageRuns: runs)
+                if case .object(let members) = report, let d = members.first(where: { $0.0 == "dropped_bytes" })?.1, case .object(let per) = d {
+                    let total = per.reduce(0) { if case .int(let n) = $1.1 { return $0 + n }; return $0 }
+                    progress.note("note: the tokenizer has no token for \(total) byte\(total == 1 ? "" : "s") of the text and dropped them, as the tokenizers library does (report.json: dropped_bytes)")
+                }
                 try done(u, .object([]), records: 0, bytes: 0)
             }
         }

@@ -80,7 +80,8 @@ final class MarkerCache: @unchecked Sendable {
 /// 4: row summaries and split documents carry the first trained token (52, 28 bytes).
 /// 5: write markers carry trained tokens.
 /// 6: row summaries carry the instruction type (56 bytes); scan markers its table.
-let workFormat = 6
+/// 7: scan markers carry the bytes the tokenizer dropped.
+let workFormat = 7
 
 /// `.work/manifest.json`: what the work folder was computed from. A build that finds a
 /// manifest for other inputs refuses to mix the two (`--force` starts over).

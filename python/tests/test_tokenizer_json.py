@@ -359,3 +359,35 @@ def test_punctuation_pre_tokenizer_equals_hf(behavior, tokenmill_bin, tmp_path, 
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
     assert not bad, f"{len(bad)} of {len(texts)} differ; first {bad[0][0][:60]!r}: {bad[0][1][:12]} vs {bad[0][2][:12]}"
+
+
+@pytest.mark.binary
+def test_a_build_counts_the_bytes_its_tokenizer_drops(built, tokenmill_bin, tmp_path):
+    """A build whose text holds bytes the vocabulary has no token for (normalization off, so
+    control characters stay): the documents are `tokenizers`' ids, and report.json's
+    `dropped_bytes` counts what was dropped, per source."""
+    data = json.loads(open(built["gpt2"], encoding="utf-8").read())
+    hole = byte_level_char(3)
+    del data["model"]["vocab"][hole]
+    data["model"]["merges"] = [m for m in data["model"]["merges"] if hole not in (m.split(" ") if isinstance(m, str) else m)]
+    (tmp_path / "holes.json").write_text(json.dumps(data), encoding="utf-8")
+    texts = ["one\x03two", "no hole here", "\x03\x03\x03 three at the start"]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({
+        "name": "holes", "sources": [{"name": "docs", "path": "docs.jsonl", "map": {"text": "text"}}],
+        "normalize": False, "dedup": {"exact": False},
+        "tokenizer": {"path": "holes.json", "eos": "<|endoftext|>"}, "template": "plain",
+        "pack": {"seq_len": 64, "strategy": "none"}, "output": {"dir": "out"}}))
+    run = subprocess.run([str(tokenmill_bin), "build", str(spec)], capture_output=True)
+    assert run.returncode == 0, run.stderr
+    assert b"dropped them" in run.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["dropped_bytes"] == {"docs": 4}
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "holes.json"))
+    hf.encode_special_tokens = True
+    from tokenmill import Dataset
+    ds = Dataset(str(tmp_path / "out"), "train")
+    got = sorted(ds[i]["input_ids"].tolist() for i in range(len(ds)))
+    want = sorted(hf.encode(t, add_special_tokens=False).ids + [50256] for t in texts)
+    assert got == want

@@ -181,8 +181,17 @@ enum FinishStep {
             ("near_dup_cluster_sizes", .array(clusterSizes.sorted { $0.key < $1.key }.map { .array([.int($0.key), .int($0.value)]) })),
         ]))]
 
+        // Bytes the tokenizer dropped (a vocabulary with no token for them), per source: never
+        // silent.
+        var dropped = Array(repeating: 0, count: spec.sources.count)
+        for (u, unit) in ctx.units.enumerated() {
+            dropped[unit.source] += try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u)).droppedBytes
+        }
+        let droppedJSON: [(String, JSONOut)] = dropped.contains { $0 > 0 }
+            ? [("dropped_bytes", .object(zip(spec.sources, dropped).map { ($0.name, .int($1)) }))] : []
+
         let checks = try check(ctx, stats)
-        let report = reportJSON(ctx, stats: stats, splits: splits, near: near + packing + mixed + analysis, checks: checks, stageRuns: stageRuns)
+        let report = reportJSON(ctx, stats: stats, splits: splits, near: near + packing + mixed + analysis + droppedJSON, checks: checks, stageRuns: stageRuns)
         let reportText = report.render()
         try FileSystem.writeAtomically(FileSystem.join(out, "report.json"), Array((reportText + "\n").utf8))
         // The page is drawn from the report as written (parsed back), so it shows exactly

@@ -69,11 +69,15 @@ struct ScanResult {
     var reasons: [String] = []
     /// The unit's distinct instruction types, "verb\tobject" (RowSummary.kind indexes it).
     var types: [String] = []
+    /// Bytes the vocabulary has no token for, dropped by the tokenizer (as `tokenizers`
+    /// drops them); report.json's `dropped_bytes` says so per source.
+    var droppedBytes = 0
 
     var json: JSONOut {
         .object([("records", .int(records)), ("rows_read", .int(rowsRead)), ("rejected", .int(rejected)), ("repaired", .int(repaired)),
                  ("lines", .int(lines)), ("tokens", .int(tokens)), ("bytes_in", .int(bytesIn)),
-                 ("reasons", .array(reasons.map { .string($0) })), ("types", .array(types.map { .string($0) }))])
+                 ("reasons", .array(reasons.map { .string($0) })), ("types", .array(types.map { .string($0) })),
+                 ("dropped_bytes", .int(droppedBytes))])
     }
 
     init() {}
@@ -86,6 +90,7 @@ struct ScanResult {
         lines = try i("lines"); tokens = try i("tokens"); bytesIn = try i("bytes_in")
         reasons = (v["reasons"]?.arrayValue ?? []).compactMap(\.stringValue)
         types = (v["types"]?.arrayValue ?? []).compactMap(\.stringValue)
+        droppedBytes = v["dropped_bytes"]?.intValue ?? 0
     }
 }
 
@@ -209,14 +214,16 @@ final class ScanStage {
             ctx.earlierKeys.mark(unit: u, keys: { i in prepared[i].1.key }, count: records.count, repeated: &repeated)
             let doc = try document()
             let width = DatasetDirectory.tokenWidth(vocabSize: doc.tokenizer.vocabSize)
-            _ = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
+            let dropped = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range -> Int in
                 var enc = doc.tokenizer.makeEncoder()
                 var scratch = NearDedupStep.Scratch()
                 var sh: Shingler? = decontaminate.map { Shingler(ngram: $0.ngram) }
                 for i in range where prepared[i].1.reason == nil && !repeated[i] {
                     finish(prepared[i].0, &prepared[i].1, doc: doc, encoder: &enc, scratch: &scratch, shingler: &sh)
                 }
+                return enc.droppedBytes
             }
+            result.droppedBytes += dropped.reduce(0, +)
             for k in 0..<records.count {
                 do {
                     let s = prepared[k].1
