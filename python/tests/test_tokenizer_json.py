@@ -391,3 +391,50 @@ def test_a_build_counts_the_bytes_its_tokenizer_drops(built, tokenmill_bin, tmp_
     got = sorted(ds[i]["input_ids"].tolist() for i in range(len(ds)))
     want = sorted(hf.encode(t, add_special_tokens=False).ids + [50256] for t in texts)
     assert got == want
+
+
+# What each file of ../shared/outside/tokenizers must do today (its MANIFEST.md says what
+# a complete engine does): "exact", or refused naming this component.
+ZOO = {
+    "gpt2": "exact", "roberta-base": "exact", "phi-2": "exact", "whisper-large-v3": "exact", "falcon": "exact",
+    "gpt-neox-20b-pii-special": "exact", "olmo-neox-dolma-v1_5": "exact", "olmo-dolma2": "exact",
+    "llama2": "byte_fallback", "phi-3-mini": "byte_fallback", "ortx-chatglm": "byte_fallback", "ortx-added-tokens": "byte_fallback",
+    "clip": "end_of_word_suffix", "t5-small": "model Unigram", "ortx-nmt": "model Unigram",
+    "bert-base-uncased": "model WordPiece", "bge-large-en": "model WordPiece",
+}
+
+
+@pytest.mark.binary
+def test_the_tokenizer_zoo_is_exact_or_refused_by_name(tokenmill_bin, repo):
+    """Every tokenizer.json in ../shared/outside/tokenizers: ids equal `tokenizers`' on a
+    mixed corpus, or a refusal (exit 2, nothing on stdout) naming the file and the first
+    component that cannot be done exactly. The table above lists which is which."""
+    folder = repo.parent / "shared" / "outside" / "tokenizers"
+    if not folder.is_dir():
+        pytest.skip("../shared/outside/tokenizers is absent (next to the repository): the tokenizer zoo test is skipped")
+    files = sorted(p.stem for p in folder.glob("*.json"))
+    assert set(files) == set(ZOO), f"the zoo changed: {sorted(set(files) ^ set(ZOO))}"
+    texts = fixture_texts(repo)[:200] + sample_shared(200_000) + ["x² ¼", "tabs\t\tand  spaces", "混合 text 123"]
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+    report = {}
+    for name in files:
+        path = folder / f"{name}.json"
+        run = subprocess.run([str(tokenmill_bin), "encode", "--tokenizer", str(path), "--field", "text"], input=payload,
+                             capture_output=True)
+        if ZOO[name] == "exact":
+            assert run.returncode == 0, f"{name}: {run.stderr.decode()[-300:]}"
+            hf = tokenizers.Tokenizer.from_file(str(path))
+            hf.encode_special_tokens = True
+            hf.no_truncation()  # gpt2.json carries a truncation block from being re-saved
+            hf.no_padding()
+            want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+            got = [json.loads(line) for line in run.stdout.decode().splitlines()]
+            bad = sum(g != w for g, w in zip(got, want))
+            assert len(got) == len(texts) and bad == 0, f"{name}: {bad} of {len(texts)} texts differ"
+            report[name] = "exact"
+        else:
+            err = run.stderr.decode()
+            assert run.returncode == 2 and not run.stdout, f"{name}: exit {run.returncode}"
+            assert str(path) in err and ZOO[name] in err, f"{name}: {err}"
+            report[name] = "refused: " + ZOO[name]
+    print("\n".join(f"{k}: {v}" for k, v in report.items()))
