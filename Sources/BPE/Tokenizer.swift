@@ -42,9 +42,16 @@ public final class Tokenizer: @unchecked Sendable {
     /// (`encode` and `decode` need no EOS).
     public let eosGuess: String?
 
+    /// A tokenizer.json special token's `lstrip`/`rstrip` (RoBERTa's `<mask>` takes the
+    /// whitespace before it): applied when text may hold special tokens (`--allowed-special`).
+    let specialStrips: [UInt32: Strip]
+    struct Strip: Sendable { var left: Bool; var right: Bool }
+
     init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64,
-         addPrefixSpace: Bool = false, normalization: Normalization = .none, general: GeneralPath? = nil, eosGuess: String? = nil) {
+         addPrefixSpace: Bool = false, normalization: Normalization = .none, general: GeneralPath? = nil, eosGuess: String? = nil,
+         specialStrips: [UInt32: Strip] = [:]) {
         self.addPrefixSpace = addPrefixSpace; self.normalization = normalization; self.general = general
+        self.specialStrips = specialStrips
         self.name = name; self.ranks = ranks; self.pretokenizer = pretokenizer
         self.specialTokens = special.sorted { $0.1 < $1.1 }.map { (text: $0.0, id: $0.1) }
         self.eosID = eos; self.vocabSize = vocabSize; self.vocabHash = vocabHash
@@ -58,7 +65,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
         return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: specialTokens.map { ($0.text, $0.id) }, eos: id,
                          vocabSize: vocabSize, vocabHash: vocabHash, addPrefixSpace: addPrefixSpace, normalization: normalization,
-                         general: general, eosGuess: nil)
+                         general: general, eosGuess: nil, specialStrips: specialStrips)
     }
 
     public func specialID(_ text: String) -> UInt32? {
@@ -78,7 +85,8 @@ public final class Tokenizer: @unchecked Sendable {
             size = max(size, Int(id) + 1)
         }
         return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: special, eos: eosID, vocabSize: size, vocabHash: vocabHash,
-                         addPrefixSpace: addPrefixSpace, normalization: normalization, general: general, eosGuess: eosGuess)
+                         addPrefixSpace: addPrefixSpace, normalization: normalization, general: general, eosGuess: eosGuess,
+                         specialStrips: specialStrips)
     }
 
     public func makeEncoder() -> Encoder { Encoder(self) }
@@ -241,9 +249,29 @@ public final class Tokenizer: @unchecked Sendable {
                     }
                 }
                 if let best {
-                    encode(UnsafeBufferPointer(rebasing: text[start..<i]), into: &out)
+                    // lstrip takes the whitespace before the match (back to the previous
+                    // match's end), rstrip the whitespace after, as `tokenizers` does.
+                    var from = i, to = i + best.len
+                    if let strip = tokenizer.specialStrips[best.id] {
+                        if strip.left {
+                            while from > start {
+                                var k = from - 1
+                                while k > start && text[k] & 0xC0 == 0x80 { k -= 1 }
+                                guard UnicodeData.isSpace(PreTokenization.scalar(Array(text[k..<from]), 0).0) else { break }
+                                from = k
+                            }
+                        }
+                        if strip.right {
+                            while to < n {
+                                let (c, len) = PreTokenization.scalar(Array(text[to..<min(n, to + 4)]), 0)
+                                guard UnicodeData.isSpace(c) else { break }
+                                to += len
+                            }
+                        }
+                    }
+                    encode(UnsafeBufferPointer(rebasing: text[start..<from]), into: &out)
                     out.append(best.id)
-                    i += best.len
+                    i = to
                     start = i
                 } else {
                     i += 1

@@ -65,10 +65,13 @@ enum TokenizerJSON {
         var special: [(String, UInt32)] = []
         var specialTexts = Set<String>()
         var added: [(entry: AddedTokens.Entry, normalized: Bool)] = []
+        var specialStrips: [UInt32: Tokenizer.Strip] = [:]
         for t in root["added_tokens"]?.arrayValue ?? [] {
             guard let content = t["content"]?.stringValue, let id = t["id"]?.intValue, id >= 0 else { throw refuse("added_tokens: entry without content or id") }
             if t["special"]?.boolValue == true {
                 special.append((content, UInt32(id)))
+                let strip = Tokenizer.Strip(left: t["lstrip"]?.boolValue ?? false, right: t["rstrip"]?.boolValue ?? false)
+                if strip.left || strip.right { specialStrips[UInt32(id)] = strip }
                 specialTexts.insert(content)
                 continue
             }
@@ -155,7 +158,7 @@ enum TokenizerJSON {
         guard let eos else { throw refuse("added_tokens: no special token to use as EOS") }
         return Tokenizer(name: name, ranks: table, pretokenizer: config.pretokenizer, special: special, eos: eos,
                          vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, normalization: config.normalization,
-                         general: general, eosGuess: guess)
+                         general: general, eosGuess: guess, specialStrips: specialStrips)
     }
 
     /// The EOS the files of a Hugging Face model folder name, in the order transformers

@@ -438,3 +438,20 @@ def test_the_tokenizer_zoo_is_exact_or_refused_by_name(tokenmill_bin, repo):
             assert str(path) in err and ZOO[name] in err, f"{name}: {err}"
             report[name] = "refused: " + ZOO[name]
     print("\n".join(f"{k}: {v}" for k, v in report.items()))
+
+
+@pytest.mark.binary
+def test_allowed_special_tokens_strip_as_tokenizers_does(tokenmill_bin, repo):
+    """With special tokens allowed in text, RoBERTa's `<mask>` (lstrip) takes the whitespace
+    before it, as `tokenizers` matches it (`encode_special_tokens = False`)."""
+    path = outside_tokenizer(repo, "roberta-base")
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    hf.encode_special_tokens = False
+    texts = ["Hello <mask> world <mask>!", "a  <mask>   b", "<mask>", " <mask>", "\t\n<mask>\n", "x<mask>y", "<mask> <mask>  <mask>",
+             "中 <mask> 文", "</s> and <s> too <pad>", "no specials at all"]
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+    out = subprocess.run([str(tokenmill_bin), "encode", "--tokenizer", str(path), "--field", "text", "--allowed-special", "all"],
+                         input=payload, capture_output=True, check=True)
+    got = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    assert got == want
