@@ -55,12 +55,15 @@ enum ShapeStep {
     /// order (stopping at the first that does not fit). Keyed like the split, so a record's
     /// fate does not depend on where it lies; a first pass over the row summaries, 24 bytes
     /// a candidate.
-    static func sample(_ ctx: BuildContext, _ sourceNames: [[UInt8]]) throws -> [RecordID] {
-        guard let sample = ctx.spec.sample else { return [] }
+    /// The records that survive filters, dedup, decontamination, an empty loss mask and
+    /// `take` — what `sample` and `mix` choose among — in spec order: each one's source, id
+    /// and draw for `salt`, and its tokens. (The shape pass applies the same tests, in the
+    /// same order, to count the buckets.)
+    static func survivors(_ ctx: BuildContext, _ sourceNames: [[UInt8]], salt: UInt64) throws -> [(source: Int, draw: Double, id: RecordID, tokens: Int)] {
         var exact = SortedIDCursor(try ctx.exactDuplicates())
         var near = SortedIDCursor(ctx.spec.nearDedup == nil ? [] : try readIDs(NearDedupStep.removedPath(ctx.work)))
         var taken = Array(repeating: 0, count: ctx.spec.sources.count)
-        var candidates: [(draw: Double, id: RecordID, tokens: Int)] = []
+        var out: [(source: Int, draw: Double, id: RecordID, tokens: Int)] = []
         for (u, unit) in ctx.units.enumerated() {
             let s = unit.source
             for (k, r) in try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)).enumerated() {
@@ -68,9 +71,15 @@ enum ShapeStep {
                 if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 || r.trainsNothing { continue }
                 if let take = ctx.spec.sources[s].take, taken[s] >= take { continue }
                 taken[s] += 1
-                candidates.append((draw(salt: sample.seed, source: sourceNames[s], content: r.content), id, Int(r.tokenCount)))
+                out.append((s, draw(salt: salt, source: sourceNames[s], content: r.content), id, Int(r.tokenCount)))
             }
         }
+        return out
+    }
+
+    static func sample(_ ctx: BuildContext, _ sourceNames: [[UInt8]]) throws -> [RecordID] {
+        guard let sample = ctx.spec.sample else { return [] }
+        var candidates = try survivors(ctx, sourceNames, salt: sample.seed).map { (draw: $0.draw, id: $0.id, tokens: $0.tokens) }
         candidates.sort { ($0.draw, $0.id) < ($1.draw, $1.id) }
         var chosen: [RecordID] = []
         if let n = sample.records {
@@ -104,20 +113,8 @@ enum ShapeStep {
 
     static func mixPlan(_ ctx: BuildContext, _ mix: MixSpec, _ sourceNames: [[UInt8]]) throws -> MixPlan {
         let n = ctx.spec.sources.count
-        var exact = SortedIDCursor(try ctx.exactDuplicates())
-        var near = SortedIDCursor(ctx.spec.nearDedup == nil ? [] : try readIDs(NearDedupStep.removedPath(ctx.work)))
-        var taken = Array(repeating: 0, count: n)
         var candidates = Array(repeating: [(draw: Double, id: RecordID, tokens: Int)](), count: n)
-        for (u, unit) in ctx.units.enumerated() {
-            let s = unit.source
-            for (k, r) in try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)).enumerated() {
-                let id = recordID(unit: u, row: k)
-                if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 || r.trainsNothing { continue }
-                if let take = ctx.spec.sources[s].take, taken[s] >= take { continue }
-                taken[s] += 1
-                candidates[s].append((draw(salt: mix.seed ^ mixSalt, source: sourceNames[s], content: r.content), id, Int(r.tokenCount)))
-            }
-        }
+        for c in try survivors(ctx, sourceNames, salt: mix.seed ^ mixSalt) { candidates[c.source].append((c.draw, c.id, c.tokens)) }
         let sizes = candidates.map { c in mix.by == .records ? c.count : c.reduce(0) { $0 + $1.tokens } }
         let total = mix.total ?? sizes.reduce(0, +)
         // Targets per source.
