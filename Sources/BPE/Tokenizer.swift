@@ -46,12 +46,15 @@ public final class Tokenizer: @unchecked Sendable {
     /// whitespace before it): applied when text may hold special tokens (`--allowed-special`).
     let specialStrips: [UInt32: Strip]
     struct Strip: Sendable { var left: Bool; var right: Bool }
+    /// A SentencePiece-style BPE (tokenizer.json with `byte_fallback`): encodes instead of
+    /// the byte-level engine.
+    let sentencePiece: SentencePieceBPE?
 
     init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64,
          addPrefixSpace: Bool = false, normalization: Normalization = .none, general: GeneralPath? = nil, eosGuess: String? = nil,
-         specialStrips: [UInt32: Strip] = [:]) {
+         specialStrips: [UInt32: Strip] = [:], sentencePiece: SentencePieceBPE? = nil) {
         self.addPrefixSpace = addPrefixSpace; self.normalization = normalization; self.general = general
-        self.specialStrips = specialStrips
+        self.specialStrips = specialStrips; self.sentencePiece = sentencePiece
         self.name = name; self.ranks = ranks; self.pretokenizer = pretokenizer
         self.specialTokens = special.sorted { $0.1 < $1.1 }.map { (text: $0.0, id: $0.1) }
         self.eosID = eos; self.vocabSize = vocabSize; self.vocabHash = vocabHash
@@ -65,7 +68,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
         return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: specialTokens.map { ($0.text, $0.id) }, eos: id,
                          vocabSize: vocabSize, vocabHash: vocabHash, addPrefixSpace: addPrefixSpace, normalization: normalization,
-                         general: general, eosGuess: nil, specialStrips: specialStrips)
+                         general: general, eosGuess: nil, specialStrips: specialStrips, sentencePiece: sentencePiece)
     }
 
     public func specialID(_ text: String) -> UInt32? {
@@ -86,7 +89,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
         return Tokenizer(name: name, ranks: ranks, pretokenizer: pretokenizer, special: special, eos: eosID, vocabSize: size, vocabHash: vocabHash,
                          addPrefixSpace: addPrefixSpace, normalization: normalization, general: general, eosGuess: eosGuess,
-                         specialStrips: specialStrips)
+                         specialStrips: specialStrips, sentencePiece: sentencePiece)
     }
 
     public func makeEncoder() -> Encoder { Encoder(self) }
@@ -103,6 +106,11 @@ public final class Tokenizer: @unchecked Sendable {
     public func decode(_ ids: [UInt32]) throws -> [UInt8] {
         var out: [UInt8] = []
         for id in ids {
+            if let sp = sentencePiece {
+                if let b = sp.decoded[id] { out.append(contentsOf: b); continue }
+                if let s = specialTokens.first(where: { $0.id == id }) { out.append(contentsOf: s.text.utf8); continue }
+                throw TokenmillError.badInput(path: "<ids>", line: 0, message: "token id \(id) is not in the vocabulary of \(name)")
+            }
             if ranks.isToken(Int(id)) {
                 out.append(contentsOf: ranks.tokenBytes(Int(id)))
             } else if let s = specialTokens.first(where: { $0.id == id }) {
@@ -138,7 +146,9 @@ public final class Tokenizer: @unchecked Sendable {
         /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.
         public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
             guard text.count > 0 else { return }
-            if let general = tokenizer.general {
+            if let sp = tokenizer.sentencePiece {
+                sp.encode(Array(text), into: &out)
+            } else if let general = tokenizer.general {
                 encodeGeneral(Array(text), general, into: &out)
             } else if tokenizer.normalization != .none || tokenizer.addPrefixSpace {
                 // tokenizer.json options: rebuild the text, then encode it plainly.

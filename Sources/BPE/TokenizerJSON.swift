@@ -57,7 +57,9 @@ enum TokenizerJSON {
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let v = model[key], v != .null, v.stringValue != "" { throw refuse("model BPE: \(key) is not supported") }
         }
-        if model["byte_fallback"]?.boolValue == true { throw refuse("model BPE: byte_fallback is not supported") }
+        if model["byte_fallback"]?.boolValue == true {
+            return try sentencePiece(root, model: model, path: path, bytes: bytes, refuse)
+        }
         let ignoreMerges = model["ignore_merges"]?.boolValue ?? false
 
         // vocab: strings of the byte-level alphabet -> ids
@@ -105,6 +107,7 @@ enum TokenizerJSON {
             tokens[id] = raw
         }
         var merges: [(UInt32, UInt32)] = []
+        if let m = model["merges"], m != .null, m.arrayValue == nil { throw refuse("model.merges: expected a list, found \(m.kindName)") }
         for (k, m) in (model["merges"]?.arrayValue ?? []).enumerated() {
             var parts: [String] = []
             if let s = m.stringValue {
@@ -159,6 +162,98 @@ enum TokenizerJSON {
         return Tokenizer(name: name, ranks: table, pretokenizer: config.pretokenizer, special: special, eos: eos,
                          vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, normalization: config.normalization,
                          general: general, eosGuess: guess, specialStrips: specialStrips)
+    }
+
+    /// A SentencePiece-style BPE file (`byte_fallback`): `Prepend("▁")` + `Replace(" ", "▁")`
+    /// normalizer, no pre-tokenizer, `<0xNN>` byte tokens (`SentencePieceBPE`). Other shapes
+    /// of such files (a Metaspace pre-tokenizer, normalized added tokens) are refused by name.
+    static func sentencePiece(_ root: JSONValue, model: JSONValue, path: String, bytes: [UInt8],
+                              _ refuse: (String) -> TokenmillError) throws -> Tokenizer {
+        if let p = root["pre_tokenizer"], p != .null {
+            throw refuse("pre_tokenizer \(p["type"]?.stringValue ?? "?") with byte_fallback: not supported yet (SentencePiece-style files with a Prepend/Replace normalizer and no pre-tokenizer are)")
+        }
+        var prepend: [UInt8]? = nil, replacement: [UInt8]? = nil
+        if let n = root["normalizer"], n != .null {
+            let parts = n["type"]?.stringValue == "Sequence" ? (n["normalizers"]?.arrayValue ?? []) : [n]
+            for part in parts {
+                switch part["type"]?.stringValue {
+                case "Prepend":
+                    guard let s = part["prepend"]?.stringValue else { throw refuse("normalizer Prepend: no prepend") }
+                    prepend = Array(s.utf8)
+                case "Replace":
+                    guard part["pattern"]?["String"]?.stringValue == " ", let c = part["content"]?.stringValue else {
+                        throw refuse("normalizer Replace: only a String \" \" pattern is supported with byte_fallback")
+                    }
+                    replacement = Array(c.utf8)
+                default:
+                    throw refuse("normalizer \(part["type"]?.stringValue ?? "?") with byte_fallback: not supported yet")
+                }
+            }
+        }
+        guard let vocabJSON = model["vocab"]?.objectValue else { throw refuse("model.vocab: missing") }
+        var vocab: [[UInt8]: UInt32] = [:]
+        vocab.reserveCapacity(vocabJSON.count)
+        var maxID = -1
+        for m in vocabJSON {
+            guard let id = m.value.intValue, id >= 0 else { throw refuse("model.vocab: id of \(JSONWriter.quoted(m.keyString)) is not a non-negative integer") }
+            vocab[Array(m.keyString.utf8)] = UInt32(id)
+            maxID = max(maxID, id)
+        }
+        var merges: [UInt64: (rank: UInt32, id: UInt32)] = [:]
+        if let m = model["merges"], m != .null, m.arrayValue == nil { throw refuse("model.merges: expected a list, found \(m.kindName)") }
+        for (k, m) in (model["merges"]?.arrayValue ?? []).enumerated() {
+            var parts: [String] = []
+            if let s = m.stringValue {
+                parts = s.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            } else if let a = m.arrayValue {
+                parts = a.compactMap(\.stringValue)
+            }
+            // "a b" strings whose tokens hold spaces cannot be split (tokenizers refuses
+            // such files too: Llama 2's).
+            guard parts.count == 2, let a = vocab[Array(parts[0].utf8)], let b = vocab[Array(parts[1].utf8)],
+                  let c = vocab[Array((parts[0] + parts[1]).utf8)] else {
+                throw refuse("model.merges[\(k)]: expected two vocabulary tokens whose join is one")
+            }
+            let key = UInt64(a) << 32 | UInt64(b)
+            if merges[key] == nil { merges[key] = (UInt32(k), c) }   // the first line of a pair wins
+        }
+        var unk: UInt32? = nil
+        if let u = model["unk_token"]?.stringValue {
+            guard let id = vocab[Array(u.utf8)] else { throw refuse("model.unk_token \(JSONWriter.quoted(u)) is not in the vocabulary") }
+            unk = id
+        }
+        var special: [(String, UInt32)] = []
+        var added: [AddedTokens.Entry] = []
+        var specialStrips: [UInt32: Tokenizer.Strip] = [:]
+        for t in root["added_tokens"]?.arrayValue ?? [] {
+            guard let content = t["content"]?.stringValue, let id = t["id"]?.intValue, id >= 0 else { throw refuse("added_tokens: entry without content or id") }
+            maxID = max(maxID, id)
+            let strip = Tokenizer.Strip(left: t["lstrip"]?.boolValue ?? false, right: t["rstrip"]?.boolValue ?? false)
+            if t["special"]?.boolValue == true {
+                special.append((content, UInt32(id)))
+                if strip.left || strip.right { specialStrips[UInt32(id)] = strip }
+                continue
+            }
+            if t["single_word"]?.boolValue == true { throw refuse("added_tokens: single_word token \(JSONWriter.quoted(content)) is not supported") }
+            if t["normalized"]?.boolValue ?? true {
+                throw refuse("added_tokens: normalized token \(JSONWriter.quoted(content)) with byte_fallback: not supported yet")
+            }
+            added.append(AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: strip.left, rstrip: strip.right))
+        }
+        let sp = SentencePieceBPE(vocab: vocab, merges: merges, unk: unk, fuseUnk: model["fuse_unk"]?.boolValue ?? false,
+                                  prepend: prepend, spaceReplacement: replacement, added: AddedTokens(added))
+        // The byte-level engine's table is not used for this model; a table of the 256
+        // bytes keeps the Tokenizer whole (decoding goes through the model's own table).
+        let table = try RankTable(tokens: (0..<256).map { [UInt8($0)] }, threads: 1)
+        var eos: UInt32? = nil
+        var guess: String? = nil
+        if let stated = try statedEOS(beside: path, special: special) { eos = stated } else {
+            eos = ["</s>", "<|endoftext|>", "<eos>"].lazy.compactMap { n in special.first { $0.0 == n }?.1 ?? vocab[Array(n.utf8)] }.first ?? special.first?.1
+            guess = "no tokenizer_config.json, special_tokens_map.json or generation_config.json beside \(path) names its EOS"
+        }
+        guard let eos else { throw refuse("added_tokens: no special token to use as EOS") }
+        return Tokenizer(name: tokenizerName(path), ranks: table, pretokenizer: .whole, special: special, eos: eos,
+                         vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), eosGuess: guess, specialStrips: specialStrips, sentencePiece: sp)
     }
 
     /// The EOS the files of a Hugging Face model folder name, in the order transformers
