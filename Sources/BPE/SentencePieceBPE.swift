@@ -14,6 +14,12 @@ final class SentencePieceBPE: @unchecked Sendable {
     let vocab: [[UInt8]: UInt32]
     /// (left id << 32 | right id) -> (rank, merged id).
     let merges: [UInt64: (rank: UInt32, id: UInt32)]
+    /// The same as an open-addressing table (linear probing, load < 0.5): slot keys
+    /// (`pairKey`, 0 = empty) and values (rank << 32 | merged id), probed without hashing
+    /// through `Hasher` in the merge loop.
+    let pairKeys: UnsafeMutableBufferPointer<UInt64>
+    let pairValues: UnsafeMutableBufferPointer<UInt64>
+    let pairShift: UInt64
     /// `<0xNN>` token of each byte (nil: none).
     let byteTokens: [UInt32?]
     let unk: UInt32?
@@ -24,6 +30,9 @@ final class SentencePieceBPE: @unchecked Sendable {
     let added: AddedTokens
     /// Each id's bytes when decoded: `▁` as a space, `<0xNN>` as its byte.
     let decoded: [UInt32: [UInt8]]
+    /// The id of each single-character token, by the character's UTF-8 bytes packed into
+    /// a UInt32 (no array is made per character of the text).
+    let charIDs: [UInt32: UInt32]
 
     init(vocab: [[UInt8]: UInt32], merges: [UInt64: (rank: UInt32, id: UInt32)], unk: UInt32?, fuseUnk: Bool,
          prepend: [UInt8]?, spaceReplacement: [UInt8]?, added: AddedTokens) {
@@ -43,6 +52,46 @@ final class SentencePieceBPE: @unchecked Sendable {
         for (b, id) in bytes.enumerated() { if let id { decoded[id] = [UInt8(b)] } }
         byteTokens = bytes
         self.decoded = decoded
+        var chars: [UInt32: UInt32] = [:]
+        for (token, id) in vocab where !token.isEmpty && token.count <= 4 {
+            let lead = token[0]
+            let len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
+            if len == token.count { chars[Self.pack(token[...])] = id }
+        }
+        charIDs = chars
+        var bits = 4
+        while (1 << bits) < merges.count * 2 + 2 { bits += 1 }
+        pairKeys = .allocate(capacity: 1 << bits); pairKeys.initialize(repeating: 0)
+        pairValues = .allocate(capacity: 1 << bits); pairValues.initialize(repeating: 0)
+        pairShift = UInt64(64 - bits)
+        for (key, m) in merges {
+            let k = key &+ 1   // ids start at 0: +1 keeps 0 free for "empty"
+            var i = Int(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> pairShift)
+            while pairKeys[i] != 0 { i = (i + 1) & (pairKeys.count - 1) }
+            pairKeys[i] = k
+            pairValues[i] = UInt64(m.rank) << 32 | UInt64(m.id)
+        }
+    }
+
+    deinit { pairKeys.deallocate(); pairValues.deallocate() }
+
+    /// (rank << 32 | merged id) of merging `a` then `b`, or nil.
+    @inline(__always) func merge(_ a: UInt32, _ b: UInt32) -> UInt64? {
+        let k = (UInt64(a) << 32 | UInt64(b)) &+ 1
+        var i = Int(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> pairShift)
+        while true {
+            let s = pairKeys[i]
+            if s == k { return pairValues[i] }
+            if s == 0 { return nil }
+            i = (i + 1) & (pairKeys.count - 1)
+        }
+    }
+
+    /// Up to four bytes as one key (the length is implied by the lead byte).
+    @inline(__always) static func pack(_ c: ArraySlice<UInt8>) -> UInt32 {
+        var k: UInt32 = 0
+        for b in c { k = k << 8 | UInt32(b) }
+        return k
     }
 
     static func replacing(_ a: [UInt8], with b: [UInt8], in s: [UInt8]) -> [UInt8] {
@@ -80,9 +129,9 @@ final class SentencePieceBPE: @unchecked Sendable {
         while i < w.count {
             let lead = w[i]
             let len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
-            let char = Array(w[i..<min(w.count, i + len)])
+            let char = w[i..<min(w.count, i + len)]
             i += len
-            if let id = vocab[char] {
+            if let id = charIDs[Self.pack(char)] {
                 if pendingUnk, let unk { ids.append(unk); pendingUnk = false }
                 ids.append(id)
                 continue
@@ -99,51 +148,60 @@ final class SentencePieceBPE: @unchecked Sendable {
         if pendingUnk, let unk { ids.append(unk) }
         let n = ids.count
         if n < 2 { out += ids; return }
-        var next = [Int](0..<n).map { $0 + 1 }, prev = [Int](0..<n).map { $0 - 1 }
+        // Linked symbols and a min-heap of (rank << 32 | position) in raw buffers: lowest
+        // rank first, then leftmost, as tokenizers' merge_all orders its queue.
+        let next = UnsafeMutablePointer<Int32>.allocate(capacity: n), prev = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+        let alive = UnsafeMutablePointer<Bool>.allocate(capacity: n)
+        let heap = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * n + 2)
+        defer { next.deallocate(); prev.deallocate(); alive.deallocate(); heap.deallocate() }
+        for k in 0..<n { next[k] = Int32(k + 1); prev[k] = Int32(k - 1); alive[k] = true }
         next[n - 1] = -1
-        var alive = [Bool](repeating: true, count: n)
-        // A min-heap of (rank << 32 | position): lowest rank first, then leftmost.
-        var heap: [UInt64] = []
-        func push(_ pos: Int) {
-            let nx = next[pos]
-            guard nx >= 0, let m = merges[UInt64(ids[pos]) << 32 | UInt64(ids[nx])] else { return }
-            heap.append(UInt64(m.rank) << 32 | UInt64(pos))
-            var c = heap.count - 1
-            while c > 0 { let p = (c - 1) / 2; if heap[p] <= heap[c] { break }; heap.swapAt(p, c); c = p }
-        }
-        func pop() -> UInt64 {
-            let top = heap[0]
-            let last = heap.removeLast()
-            if !heap.isEmpty {
-                heap[0] = last
-                var c = 0
-                while true {
-                    let l = 2 * c + 1, r = l + 1
-                    var m = c
-                    if l < heap.count && heap[l] < heap[m] { m = l }
-                    if r < heap.count && heap[r] < heap[m] { m = r }
-                    if m == c { break }
-                    heap.swapAt(m, c); c = m
+        var count = 0
+        ids.withUnsafeMutableBufferPointer { ids in
+            @inline(__always) func push(_ pos: Int) {
+                let nx = Int(next[pos])
+                guard nx >= 0, let m = merge(ids[pos], ids[nx]) else { return }
+                var c = count
+                heap[c] = (m >> 32) << 32 | UInt64(pos)
+                count += 1
+                while c > 0 {
+                    let p = (c - 1) >> 1
+                    if heap[p] <= heap[c] { break }
+                    let t = heap[p]; heap[p] = heap[c]; heap[c] = t
+                    c = p
                 }
             }
-            return top
-        }
-        for p in 0..<(n - 1) { push(p) }
-        while !heap.isEmpty {
-            let top = pop()
-            let rank = UInt32(top >> 32), pos = Int(top & 0xFFFF_FFFF)
-            guard alive[pos], next[pos] >= 0 else { continue }
-            let right = next[pos]
-            // The pair may have changed since it was queued: it must still be this merge.
-            guard let m = merges[UInt64(ids[pos]) << 32 | UInt64(ids[right])], m.rank == rank else { continue }
-            ids[pos] = m.id
-            alive[right] = false
-            next[pos] = next[right]
-            if next[right] >= 0 { prev[next[right]] = pos }
-            if prev[pos] >= 0 { push(prev[pos]) }
-            push(pos)
+            for p in 0..<(n - 1) { push(p) }
+            while count > 0 {
+                let top = heap[0]
+                count -= 1
+                if count > 0 {
+                    heap[0] = heap[count]
+                    var c = 0
+                    while true {
+                        let l = 2 * c + 1, r = l + 1
+                        var m = c
+                        if l < count && heap[l] < heap[m] { m = l }
+                        if r < count && heap[r] < heap[m] { m = r }
+                        if m == c { break }
+                        let t = heap[m]; heap[m] = heap[c]; heap[c] = t
+                        c = m
+                    }
+                }
+                let rank = top >> 32, pos = Int(top & 0xFFFF_FFFF)
+                guard alive[pos], next[pos] >= 0 else { continue }
+                let right = Int(next[pos])
+                // The pair may have changed since it was queued: it must still be this merge.
+                guard let m = merge(ids[pos], ids[right]), m >> 32 == rank else { continue }
+                ids[pos] = UInt32(truncatingIfNeeded: m)
+                alive[right] = false
+                next[pos] = next[right]
+                if next[right] >= 0 { prev[Int(next[right])] = Int32(pos) }
+                if prev[pos] >= 0 { push(Int(prev[pos])) }
+                push(pos)
+            }
         }
         var p = 0
-        while p >= 0 && p < n { if alive[p] { out.append(ids[p]) }; p = next[p] }
+        while p >= 0 && p < n { if alive[p] { out.append(ids[p]) }; p = Int(next[p]) }
     }
 }
