@@ -107,14 +107,7 @@ enum TokenizerJSON {
             tokens[id] = raw
         }
         var merges: [(UInt32, UInt32)] = []
-        if let m = model["merges"], m != .null, m.arrayValue == nil { throw refuse("model.merges: expected a list, found \(m.kindName)") }
-        for (k, m) in (model["merges"]?.arrayValue ?? []).enumerated() {
-            var parts: [String] = []
-            if let s = m.stringValue {
-                parts = s.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
-            } else if let a = m.arrayValue {
-                parts = a.compactMap(\.stringValue)
-            }
+        for (k, parts) in try mergeLines(model, refuse) {
             guard parts.count == 2, let a = idOf[parts[0]], let b = idOf[parts[1]] else {
                 throw refuse("model.merges[\(k)]: expected two vocabulary tokens")
             }
@@ -151,17 +144,34 @@ enum TokenizerJSON {
         let name = tokenizerName(path)
         // EOS as the model folder states it; a guess (for encode and decode, which need none)
         // only when nothing beside the file does — a build refuses a guess.
-        var eos: UInt32? = nil
-        var guess: String? = nil
-        if let stated = try statedEOS(beside: path, special: special) { eos = stated } else {
-            let eosNames = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<EOT>", "<|im_end|>"]
-            eos = eosNames.lazy.compactMap { n in special.first { $0.0 == n }?.1 }.first ?? special.first?.1
-            guess = "no tokenizer_config.json, special_tokens_map.json or generation_config.json beside \(path) names its EOS"
-        }
-        guard let eos else { throw refuse("added_tokens: no special token to use as EOS") }
+        let (eos, guess) = try eosOrGuess(path, special: special, candidates: ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<EOT>", "<|im_end|>"], refuse)
         return Tokenizer(name: name, ranks: table, pretokenizer: config.pretokenizer, special: special, eos: eos,
                          vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, normalization: config.normalization,
                          general: general, eosGuess: guess, specialStrips: specialStrips)
+    }
+
+    /// `model.merges` as lines of token strings: a `"a b"` string split at its spaces, or an
+    /// array of strings (the caller checks there are two, and that they are tokens).
+    static func mergeLines(_ model: JSONValue, _ refuse: (String) -> TokenmillError) throws -> [(Int, [String])] {
+        if let m = model["merges"], m != .null, m.arrayValue == nil { throw refuse("model.merges: expected a list, found \(m.kindName)") }
+        return (model["merges"]?.arrayValue ?? []).enumerated().map { k, m in
+            if let s = m.stringValue { return (k, s.split(separator: " ", omittingEmptySubsequences: false).map(String.init)) }
+            return (k, m.arrayValue?.compactMap(\.stringValue) ?? [])
+        }
+    }
+
+    /// The EOS the model folder states (`statedEOS`), else the first of `candidates` the
+    /// tokenizer has (a special token, or what `also` finds), else its first special token,
+    /// with why that is only a guess (a build refuses a guess).
+    static func eosOrGuess(_ path: String, special: [(String, UInt32)], candidates: [String], _ refuse: (String) -> TokenmillError,
+                           also: (String) -> UInt32? = { _ in nil }) throws -> (UInt32, String?) {
+        if let stated = try statedEOS(beside: path, special: special) { return (stated, nil) }
+        var found: UInt32? = nil
+        for n in candidates where found == nil { found = special.first { $0.0 == n }?.1 ?? also(n) }
+        guard let eos = found ?? special.first?.1 else {
+            throw refuse("added_tokens: no special token to use as EOS")
+        }
+        return (eos, "no tokenizer_config.json, special_tokens_map.json or generation_config.json beside \(path) names its EOS")
     }
 
     /// A SentencePiece-style BPE file (`byte_fallback`): `Prepend("▁")` + `Replace(" ", "▁")`
@@ -200,14 +210,7 @@ enum TokenizerJSON {
             maxID = max(maxID, id)
         }
         var merges: [UInt64: (rank: UInt32, id: UInt32)] = [:]
-        if let m = model["merges"], m != .null, m.arrayValue == nil { throw refuse("model.merges: expected a list, found \(m.kindName)") }
-        for (k, m) in (model["merges"]?.arrayValue ?? []).enumerated() {
-            var parts: [String] = []
-            if let s = m.stringValue {
-                parts = s.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
-            } else if let a = m.arrayValue {
-                parts = a.compactMap(\.stringValue)
-            }
+        for (k, parts) in try mergeLines(model, refuse) {
             // "a b" strings whose tokens hold spaces cannot be split (tokenizers refuses
             // such files too: Llama 2's).
             guard parts.count == 2, let a = vocab[Array(parts[0].utf8)], let b = vocab[Array(parts[1].utf8)],
@@ -245,13 +248,8 @@ enum TokenizerJSON {
         // The byte-level engine's table is not used for this model; a table of the 256
         // bytes keeps the Tokenizer whole (decoding goes through the model's own table).
         let table = try RankTable(tokens: (0..<256).map { [UInt8($0)] }, threads: 1)
-        var eos: UInt32? = nil
-        var guess: String? = nil
-        if let stated = try statedEOS(beside: path, special: special) { eos = stated } else {
-            eos = ["</s>", "<|endoftext|>", "<eos>"].lazy.compactMap { n in special.first { $0.0 == n }?.1 ?? vocab[Array(n.utf8)] }.first ?? special.first?.1
-            guess = "no tokenizer_config.json, special_tokens_map.json or generation_config.json beside \(path) names its EOS"
-        }
-        guard let eos else { throw refuse("added_tokens: no special token to use as EOS") }
+        // A SentencePiece file's "</s>" may be an ordinary vocabulary entry.
+        let (eos, guess) = try eosOrGuess(path, special: special, candidates: ["</s>", "<|endoftext|>", "<eos>"], refuse) { vocab[Array($0.utf8)] }
         return Tokenizer(name: tokenizerName(path), ranks: table, pretokenizer: .whole, special: special, eos: eos,
                          vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), eosGuess: guess, specialStrips: specialStrips, sentencePiece: sp)
     }
