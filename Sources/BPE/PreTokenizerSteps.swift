@@ -14,15 +14,6 @@ public enum PreTokenizerStep: Sendable {
     case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
 }
 
-extension PreTokenizerStep {
-    /// Whether this is the last of `steps` (compared by position of the first `ByteLevel`,
-    /// which appears once).
-    func isLast(in steps: [PreTokenizerStep]) -> Bool {
-        guard let i = steps.firstIndex(where: { if case .byteLevel = $0 { return true } else { return false } }) else { return false }
-        return i == steps.count - 1
-    }
-}
-
 public enum SplitPattern: Sendable {
     /// A pattern a hand-written scanner implements (its matches cover the text).
     case scanner(Pretokenizer)
@@ -43,12 +34,14 @@ enum PreTokenization {
     static func apply(_ steps: [PreTokenizerStep], to text: [UInt8]) -> [[UInt8]] {
         var pieces = [text]
         var mapped = false
+        let byteLevelIsLast: Bool = { if case .byteLevel = steps.last { return true } else { return false } }()
         for step in steps {
             var next: [[UInt8]] = []
             next.reserveCapacity(pieces.count * 2)
             for p in pieces { apply(step, p, into: &next) }
             pieces = next
-            if case .byteLevel = step, step.isLast(in: steps) == false {
+            // (ByteLevel appears once: the loader checks.)
+            if case .byteLevel = step, !byteLevelIsLast {
                 pieces = pieces.map(ByteLevelAlphabet.encode)
                 mapped = true
             }
