@@ -22,9 +22,9 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CXXHash", path: "Sources/CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
-        // Header-only intrinsics (software prefetch); no library to link.
+        // Header-only intrinsics (software prefetch, writeback hint); no library to link.
         .systemLibrary(name: "CIntrinsics", path: "Sources/CIntrinsics"),
-        .target(name: "TokenmillCore", dependencies: ["CXXHash"], swiftSettings: optimize),
+        .target(name: "TokenmillCore", dependencies: ["CXXHash", "CIntrinsics"], swiftSettings: optimize),
         .target(name: "Ingest", dependencies: ["TokenmillCore", "CZlib", "CZstd"], swiftSettings: optimize),
         .target(name: "Normalize", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         // MinHash runs in 32-bit SIMD lanes; AVX2 (Haswell, 2013, and later x86-64) does each

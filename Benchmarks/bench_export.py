@@ -65,13 +65,15 @@ def main():
     rows = []
     verify = statistics.median(timed([a.bin, "verify", str(dataset)]) for _ in range(a.rounds))
     print(f"reading the shards (tokenmill verify): {verify:.2f} s")
-    for fmt in ("megatron", "datatrove", "mds", "hf"):
+    # mds is uncompressed by default (MDSWriter's default); mds-zstd compresses its shards.
+    for fmt in ("megatron", "datatrove", "mds", "mds-zstd", "hf"):
+        how = ["--format", "mds", "--compression", "zstd"] if fmt == "mds-zstd" else ["--format", fmt]
         out, copy = work / f"export-{fmt}", work / f"export-{fmt}-copy"
         runs = {"export": [], "cp": []}
         written = 0
         for _ in range(a.rounds):
             shutil.rmtree(out, ignore_errors=True)
-            runs["export"].append(timed([a.bin, "export", str(dataset), "--format", fmt, "--out", str(out), "--quiet"]))
+            runs["export"].append(timed([a.bin, "export", str(dataset), *how, "--out", str(out), "--quiet"]))
             written = size_of(out)
             shutil.rmtree(copy, ignore_errors=True)
             t0 = time.monotonic()

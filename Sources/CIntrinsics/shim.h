@@ -1,5 +1,5 @@
-// Compiler intrinsics Swift has no spelling for. Header-only: static inline functions that
-// the Swift compiler inlines into its callers like its own code.
+// Compiler intrinsics and system calls Swift has no spelling for. Header-only: static
+// inline functions that the Swift compiler inlines into its callers like its own code.
 #ifndef TM_INTRINSICS_H
 #define TM_INTRINSICS_H
 
@@ -7,5 +7,19 @@
 // whose value goes unused, it retires without waiting for the line, so a loop can start
 // the memory fetches of later iterations while it computes the current one.
 static inline void tm_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
+// Starts writeback of a file range without waiting: Linux's sync_file_range with
+// SYNC_FILE_RANGE_WRITE (2). Swift's Glibc module does not export it (glibc declares it
+// only under _GNU_SOURCE), so it is called through syscall(2). A hint: callers may ignore
+// the result.
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+static inline int tm_start_writeback(int fd, long long offset, long long count) {
+    return (int)syscall(SYS_sync_file_range, fd, offset, count, 2u);
+}
+#else
+static inline int tm_start_writeback(int fd, long long offset, long long count) { return 0; }
+#endif
 
 #endif

@@ -12,7 +12,7 @@ import TokenmillCore
 /// documents; the index gives them their positions. With `--unit sequence` the stored
 /// documents are listed (a padded sequence's padding is a document there, as in
 /// Tokenmill's reader); with `--unit document` every document is.
-final class DatatroveWriter {
+final class DatatroveWriter: PositionedWriter {
     let name: String
     let tokenizer: String
     let width: Int
@@ -30,9 +30,9 @@ final class DatatroveWriter {
         loss = try OutputFile(self.name + ".loss")
     }
 
-    func append(_ b: SampleBatch) throws {
-        try tokens.writeTokens(b.tokens, width: width)
-        try b.loss.withUnsafeBytes { try loss.write($0) }
+    /// The batch's document ends, in order; returns where its tokens go (in tokens).
+    func place(_ b: SampleBatch) throws -> Int {
+        guard b.tokens.count == b.loss.count else { throw TokenmillError.corrupt(path: name, message: "tokens and loss flags differ in count") }
         // Document ends: each document start after the batch's first, then each sample's end
         // (documents never cross samples).
         var d = 0
@@ -44,7 +44,18 @@ final class DatatroveWriter {
             }
             ends.append(UInt64(count + r.upperBound))
         }
+        let at = count
         count += b.tokens.count
+        _ = tokens.reserve(b.tokens.count * width)
+        _ = loss.reserve(b.tokens.count)
+        return at
+    }
+
+    var positionedFiles: [OutputFile] { [tokens, loss] }
+
+    func write(_ b: SampleBatch, at token: Int) throws {
+        try tokens.writeTokens(b.tokens, width: width, at: token * width)
+        try b.loss.withUnsafeBytes { try loss.write($0, at: token) }
     }
 
     /// `humanize.metric(n, unit="T")` for a count, as Python prints it: n / 10^(3k) as a

@@ -7,7 +7,7 @@ import TokenmillCore
 /// -100 elsewhere), `attention_mask` (int8: 0 on padding), `position_ids` (int32,
 /// restarting at every document start). Features are written as `Sequence` of `Value`,
 /// which datasets 2.x to 5.x read.
-final class HFWriter {
+final class HFWriter: PositionedWriter {
     static let columns = [ArrowListColumn(name: "input_ids", width: 4), ArrowListColumn(name: "labels", width: 8),
                           ArrowListColumn(name: "attention_mask", width: 1), ArrowListColumn(name: "position_ids", width: 4)]
     static let dtypes = ["int32", "int64", "int8", "int32"]
@@ -37,63 +37,97 @@ final class HFWriter {
         encoder = ArrowStreamEncoder(columns: Self.columns, metadata: [("huggingface", meta)])
     }
 
-    func append(_ b: SampleBatch) throws {
+    /// One record batch of a window: the rows of a `SampleBatch` it holds, the file and
+    /// offset it goes to, and its framed header (the body follows it).
+    struct Piece {
+        var rows: Range<Int>
+        var file: OutputFile
+        var offset: Int
+        var header: [UInt8]
+        var bodySize: Int
+    }
+
+    /// Files filled up during the current window: committed once its pieces are written.
+    private var full: [OutputFile] = []
+
+    /// Cuts the batch into record batches of at most `rowsPerBatch` rows and reserves
+    /// their bytes, in order; a file past `fileBytes` is ended (its end-of-stream marker
+    /// reserved after the last batch placed in it) and a new one begun.
+    func place(_ b: SampleBatch) throws -> [Piece] {
+        var pieces: [Piece] = []
         var first = 0
         while first < b.count {
             let rows = first..<min(b.count, first + Self.rowsPerBatch)
-            try writeBatch(b, rows: rows)
+            if current == nil || current!.size >= Self.fileBytes {
+                try endFile()
+                let f = try OutputFile(FileSystem.join(folder, ".part-\(files.count).arrow"))
+                let schema = encoder.schemaMessage()
+                try schema.withUnsafeBytes { try f.write($0, at: f.reserve(schema.count)) }
+                current = f
+                files.append(f.path)
+            }
+            let n = b.sampleStarts[rows.upperBound] - b.sampleStarts[rows.lowerBound]
+            let header = encoder.batchHeader(rows: rows.count, totals: [n, n, n, n])
+            var body = 0
+            for c in Self.columns { body += ArrowStreamEncoder.padded(4 * (rows.count + 1)) + ArrowStreamEncoder.padded(n * c.width) }
+            let f = current!
+            pieces.append(Piece(rows: rows, file: f, offset: f.reserve(header.count + body), header: header, bodySize: body))
             first = rows.upperBound
         }
+        return pieces
     }
 
-    // Column buffers, reused from batch to batch (a fresh multi-megabyte array a batch
-    // cost more in page faults than the rest of the export).
-    private var offsets: [Int32] = []
-    private var ids: [Int32] = [], labels: [Int64] = [], attention: [Int8] = [], positions: [Int32] = []
-
-
-    private func writeBatch(_ b: SampleBatch, rows: Range<Int>) throws {
-        if current == nil || current!.size >= Self.fileBytes {
-            try closeFile()
-            let f = try OutputFile(FileSystem.join(folder, ".part-\(files.count).arrow"))
-            try f.write(encoder.schemaMessage())
-            current = f
-        }
-        let lo = b.sampleStarts[rows.lowerBound], hi = b.sampleStarts[rows.upperBound]
-        let n = hi - lo
-        // The buffers leave `self` while they are filled (a stored property of a class is
-        // checked for exclusive access on every element otherwise).
-        // `self` lets go of them first, so filling them never copies them.
-        var offsets: [Int32] = [], ids: [Int32] = [], labels: [Int64] = [], attention: [Int8] = [], positions: [Int32] = []
-        swap(&offsets, &self.offsets); swap(&ids, &self.ids); swap(&labels, &self.labels)
-        swap(&attention, &self.attention); swap(&positions, &self.positions)
-        defer {
-            swap(&offsets, &self.offsets); swap(&ids, &self.ids); swap(&labels, &self.labels)
-            swap(&attention, &self.attention); swap(&positions, &self.positions)
-        }
-        func size<T: FixedWidthInteger>(_ a: inout [T], _ count: Int) {
-            if a.count < count { a.append(contentsOf: repeatElement(0, count: count - a.count)) } else { a.removeLast(a.count - count) }
-        }
-        size(&offsets, rows.count + 1); size(&ids, n); size(&labels, n); size(&attention, n); size(&positions, n)
-        for (i, k) in (rows.lowerBound...rows.upperBound).enumerated() { offsets[i] = Int32(b.sampleStarts[k] - lo) }
-        b.tokens.withUnsafeBufferPointer { tokens in
-            b.loss.withUnsafeBufferPointer { loss in
-                ids.withUnsafeMutableBufferPointer { ids in
-                    labels.withUnsafeMutableBufferPointer { labels in
+    /// Builds each piece's message (header and body, buffers in the header's order: for
+    /// each column its row offsets, then its values, each padded to 8 bytes) in a buffer
+    /// of its own and writes it at its place.
+    func write(_ b: SampleBatch, at pieces: [Piece]) throws {
+        for piece in pieces {
+            let rows = piece.rows
+            let lo = b.sampleStarts[rows.lowerBound], hi = b.sampleStarts[rows.upperBound]
+            let n = hi - lo
+            let size = piece.header.count + piece.bodySize
+            let message = [UInt8](unsafeUninitializedCapacity: size) { out, count in
+                // Every buffer starts on an 8-byte boundary of the message (the header's
+                // length and each buffer's padded length are multiples of 8), and the
+                // message on a 16-byte one: the columns are written as typed arrays.
+                let base = UnsafeMutableRawPointer(out.baseAddress!)
+                piece.header.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                var at = piece.header.count
+                /// Reserves a buffer of `bytes` (zeroing its padding); returns its start.
+                func buffer(_ bytes: Int) -> UnsafeMutableRawPointer {
+                    let start = base + at
+                    let padded = ArrowStreamEncoder.padded(bytes)
+                    (start + bytes).initializeMemory(as: UInt8.self, repeating: 0, count: padded - bytes)
+                    at += padded
+                    return start
+                }
+                func offsets() {
+                    let o = buffer(4 * (rows.count + 1)).bindMemory(to: Int32.self, capacity: rows.count + 1)
+                    for (i, k) in (rows.lowerBound...rows.upperBound).enumerated() { o[i] = Int32(b.sampleStarts[k] - lo) }
+                }
+                // input_ids (int32) and labels (int64: -100 where no loss counts).
+                offsets()
+                let ids = buffer(4 * n).bindMemory(to: Int32.self, capacity: n)
+                offsets()
+                let labels = buffer(8 * n).bindMemory(to: Int64.self, capacity: n)
+                b.tokens.withUnsafeBufferPointer { tokens in
+                    b.loss.withUnsafeBufferPointer { loss in
+                        let tokens = tokens.baseAddress! + lo, loss = loss.baseAddress! + lo
                         for t in 0..<n {
-                            let id = tokens[lo + t]
+                            let id = tokens[t]
                             ids[t] = Int32(bitPattern: id)
-                            labels[t] = loss[lo + t] != 0 ? Int64(id) : -100
+                            labels[t] = loss[t] != 0 ? Int64(id) : -100
                         }
                     }
                 }
-            }
-        }
-        // Positions restart at each document start (the padding of a padded sequence is
-        // a document of its own there, as in Tokenmill's reader); padding is not attended.
-        var d = b.documentStarts.partitionPoint { $0 < lo }
-        positions.withUnsafeMutableBufferPointer { positions in
-            attention.withUnsafeMutableBufferPointer { attention in
+                // attention_mask (int8: 0 on padding) and position_ids (int32), which restart
+                // at each document start (the padding of a padded sequence is a document of
+                // its own there, as in Tokenmill's reader).
+                offsets()
+                let attention = buffer(n).bindMemory(to: Int8.self, capacity: n)
+                offsets()
+                let positions = buffer(4 * n).bindMemory(to: Int32.self, capacity: n)
+                var d = b.documentStarts.partitionPoint { $0 < lo }
                 for k in rows {
                     let r = b.range(k)
                     var start = r.lowerBound
@@ -102,37 +136,35 @@ final class HFWriter {
                         while d < b.documentStarts.count && b.documentStarts[d] <= t { start = b.documentStarts[d]; d += 1 }
                         // Up to the next document start, positions count up from `start`.
                         let end = d < b.documentStarts.count ? min(r.upperBound, b.documentStarts[d]) : r.upperBound
-                        for u in t..<end { positions[u - lo] = Int32(u - start) }
+                        let p = positions + (t - lo)
+                        for u in 0..<(end - t) { p[u] = Int32(truncatingIfNeeded: t - start + u) }
                         t = end
                     }
-                    let pad = b.padding[k]
-                    for u in r.lowerBound..<(r.upperBound - pad) { attention[u - lo] = 1 }
-                    for u in (r.upperBound - pad)..<r.upperBound { attention[u - lo] = 0 }
+                    let real = r.upperBound - b.padding[k]
+                    (attention + (r.lowerBound - lo)).initialize(repeating: 1, count: real - r.lowerBound)
+                    (attention + (real - lo)).initialize(repeating: 0, count: b.padding[k])
                 }
+                precondition(at == size, "an Arrow record batch's layout differs from its header's")
+                count = size
             }
-        }
-        let f = current!
-        try f.write(encoder.batchHeader(rows: rows.count, totals: [n, n, n, n]))
-        func buffer(_ raw: UnsafeRawBufferPointer) throws {
-            try f.write(raw)
-            let pad = ArrowStreamEncoder.padded(raw.count) - raw.count
-            if pad > 0 { try ArrowStreamEncoder.zeros.withUnsafeBytes { try f.write(UnsafeRawBufferPointer(rebasing: $0[0..<pad])) } }
-        }
-        // Buffers in the header's order: for each column, its row offsets, then its values.
-        try offsets.withUnsafeBytes { o in
-            try buffer(o); try ids.withUnsafeBytes { try buffer($0) }
-            try buffer(o); try labels.withUnsafeBytes { try buffer($0) }
-            try buffer(o); try attention.withUnsafeBytes { try buffer($0) }
-            try buffer(o); try positions.withUnsafeBytes { try buffer($0) }
+            try message.withUnsafeBytes { try piece.file.write($0, at: piece.offset) }
         }
     }
 
-    private func closeFile() throws {
+    var positionedFiles: [OutputFile] { full + (current.map { [$0] } ?? []) }
+
+    /// Commits the files that filled up in the window just written.
+    func windowWritten() throws {
+        for f in full { try f.commit(); written += f.size }
+        full.removeAll()
+    }
+
+    /// Ends the current file: its end-of-stream marker goes after the last batch placed
+    /// in it; it is committed once the window's pieces are written.
+    private func endFile() throws {
         guard let f = current else { return }
-        try f.write(ArrowStreamEncoder.endOfStream)
-        try f.commit()
-        written += f.size
-        files.append(f.path)
+        try ArrowStreamEncoder.endOfStream.withUnsafeBytes { try f.write($0, at: f.reserve($0.count)) }
+        full.append(f)
         current = nil
     }
 
@@ -142,10 +174,13 @@ final class HFWriter {
         if current == nil && files.isEmpty {
             // An empty split is still a dataset: a schema and no rows.
             let f = try OutputFile(FileSystem.join(folder, ".part-0.arrow"))
-            try f.write(encoder.schemaMessage())
+            let schema = encoder.schemaMessage()
+            try schema.withUnsafeBytes { try f.write($0, at: f.reserve(schema.count)) }
             current = f
+            files.append(f.path)
         }
-        try closeFile()
+        try endFile()
+        try windowWritten()
         var names: [String] = []
         for (k, path) in files.enumerated() {
             let name = "data-\(Self.five(k))-of-\(Self.five(files.count)).arrow"

@@ -9,7 +9,7 @@ import TokenmillCore
 /// The dtype follows Megatron's `DType.optimal_dtype(vocab_size)`: uint16 below 65,500
 /// ids, else int32. Megatron's format has no loss mask; a second indexed dataset,
 /// `PREFIX_loss_mask`, holds it (uint8 0/1, same sequences), so SFT data keeps it.
-final class MegatronWriter {
+final class MegatronWriter: PositionedWriter {
     static let magic: [UInt8] = Array("MMIDIDX".utf8) + [0, 0]
     /// Megatron's DType codes.
     static let uint8Code: UInt8 = 1, int32Code: UInt8 = 4, uint16Code: UInt8 = 8
@@ -30,8 +30,9 @@ final class MegatronWriter {
         loss = try OutputFile(prefix + "_loss_mask.bin")
     }
 
-    /// One sample: one sequence that is one document.
-    func append(_ b: SampleBatch) throws {
+    /// The batch's samples, in order: each one sequence that is one document. Returns
+    /// where its tokens go (in tokens).
+    func place(_ b: SampleBatch) throws -> Int {
         guard b.tokens.count == b.loss.count else { throw TokenmillError.corrupt(path: prefix, message: "tokens and loss flags differ in count") }
         for k in 0..<b.count {
             let n = b.range(k).count
@@ -39,8 +40,15 @@ final class MegatronWriter {
             lengths.append(Int32(n))
             documentIndices.append(Int64(lengths.count))
         }
-        try tokens.writeTokens(b.tokens, width: dtype.width)
-        try b.loss.withUnsafeBytes { try loss.write($0) }
+        _ = loss.reserve(b.tokens.count)
+        return tokens.reserve(b.tokens.count * dtype.width) / dtype.width
+    }
+
+    var positionedFiles: [OutputFile] { [tokens, loss] }
+
+    func write(_ b: SampleBatch, at token: Int) throws {
+        try tokens.writeTokens(b.tokens, width: dtype.width, at: token * dtype.width)
+        try b.loss.withUnsafeBytes { try loss.write($0, at: token) }
     }
 
     static func index(code: UInt8, width: Int, lengths: [Int32], documentIndices: [Int64]) -> [UInt8] {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import TokenmillCore
 
 /// An export file written through a buffer and committed atomically (temporary name,
@@ -23,6 +26,33 @@ final class OutputFile {
     }
 
     func write(_ b: [UInt8]) throws { try b.withUnsafeBytes { try write($0) } }
+
+    /// Appends the ranges handed to `add` with as few system calls as their count allows
+    /// (`writev`, up to 1,024 ranges a call), without copying them into the buffer. A
+    /// range must stay valid until the next `send()` (which `add` may also call).
+    func gather() throws -> Gather {
+        try flush()
+        return Gather(self)
+    }
+
+    final class Gather {
+        let out: OutputFile
+        var pending: [iovec] = []
+        init(_ out: OutputFile) { self.out = out; pending.reserveCapacity(1024) }
+
+        func add(_ range: UnsafeRawBufferPointer) throws {
+            if range.isEmpty { return }
+            out.size += range.count
+            pending.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: range.baseAddress!), iov_len: range.count))
+            if pending.count == 1024 { try send() }
+        }
+
+        func send() throws {
+            if pending.isEmpty { return }
+            try out.file.write(gathering: pending)
+            pending.removeAll(keepingCapacity: true)
+        }
+    }
 
     /// Little-endian integers of `width` bytes (1, 2, 4 or 8), checked to fit.
     func write<T: FixedWidthInteger>(_ values: some Collection<T>, width: Int) throws {
@@ -50,20 +80,48 @@ final class OutputFile {
         try write(out)
     }
 
-    /// Token ids as little-endian integers of `width` bytes (2 or 4). The shard reader has
-    /// checked every id against the vocabulary, which the width was chosen to hold.
-    func writeTokens(_ ids: [UInt32], width: Int) throws {
+    /// Positioned output: a writer that hands windows to the workers reserves each
+    /// batch's bytes in order on one thread (`reserve`), then the workers write them at
+    /// once (`write(_:at:)`, pwrite). A file is written one way or the other, not both.
+    func reserve(_ count: Int) -> Int {
+        let at = size
+        size += count
+        return at
+    }
+
+    func write(_ b: UnsafeRawBufferPointer, at offset: Int) throws { try file.write(b, at: offset) }
+
+    /// Starts writing to disk what was written since the last call (positioned writes,
+    /// or appended ones, whose buffer is flushed first); `commit` then waits for less.
+    private var writebackStart = 0
+    func startWriteback() throws {
+        try flush()
+        file.startWriteback(writebackStart..<size)
+        writebackStart = size
+    }
+
+    /// Token ids as little-endian integers of `width` bytes (2 or 4), at `offset`. The
+    /// shard reader has checked every id against the vocabulary, which the width was
+    /// chosen to hold.
+    func writeTokens(_ ids: [UInt32], width: Int, at offset: Int) throws {
+        try Self.tokenBytes(ids, width: width, path: path) { try write($0, at: offset) }
+    }
+
+    /// `ids` as little-endian integers of `width` bytes, handed to `body`.
+    static func tokenBytes(_ ids: [UInt32], width: Int, path: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         if width == 4 {
-            try ids.withUnsafeBytes { try write($0) }   // the hosts Swift runs on are little-endian
+            try ids.withUnsafeBytes(body)   // the hosts Swift runs on are little-endian
             return
         }
         precondition(width == 2)
-        var narrow = [UInt16](repeating: 0, count: ids.count)
-        for i in 0..<ids.count {
-            guard ids[i] <= 0xFFFF else { throw TokenmillError.unsupported("\(path): token id \(ids[i]) does not fit 2 bytes") }
-            narrow[i] = UInt16(truncatingIfNeeded: ids[i])
+        var highest: UInt32 = 0
+        for v in ids { highest = max(highest, v) }
+        guard highest <= 0xFFFF else { throw TokenmillError.unsupported("\(path): token id \(highest) does not fit 2 bytes") }
+        let narrow = [UInt16](unsafeUninitializedCapacity: ids.count) { n, count in
+            for i in 0..<ids.count { n[i] = UInt16(truncatingIfNeeded: ids[i]) }
+            count = ids.count
         }
-        try narrow.withUnsafeBytes { try write($0) }
+        try narrow.withUnsafeBytes(body)
     }
 
     private func flush() throws {

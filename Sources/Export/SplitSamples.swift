@@ -23,42 +23,70 @@ public struct SampleBatch {
     public var documentStarts: [Int] = []
     /// Tokens of padding at the end of each sample (strategy `pad`, unit `sequence`).
     public var padding: [Int] = []
+    /// The chunk's decompression buffer, passed on for reuse.
+    var scratch: ScratchBuffer?
 
     public var count: Int { sampleStarts.count - 1 }
     public func range(_ k: Int) -> Range<Int> { sampleStarts[k]..<sampleStarts[k + 1] }
 
-    mutating func removeAll() {
-        tokens.removeAll(keepingCapacity: true); loss.removeAll(keepingCapacity: true)
-        sampleStarts.removeAll(keepingCapacity: true); sampleStarts.append(0)
-        documentStarts.removeAll(keepingCapacity: true); padding.removeAll(keepingCapacity: true)
+    public init() {}
+
+    /// The batch's arrays as an empty chunk to decode into.
+    consuming func recycled() -> FlatChunk {
+        var f = FlatChunk()
+        f.tokens = tokens; f.loss = loss; f.recordStarts = sampleStarts; f.documentStarts = documentStarts
+        if let scratch { f.scratch = scratch }
+        f.removeAll()
+        return f
     }
 
-    /// Appends a stored sequence as `unit` samples. `paddingTokens` is the padding the
-    /// sequence ends with (its last document start is then the padding's).
-    mutating func append(_ r: SequenceRecord, unit: ExportUnit, paddingTokens: Int) {
-        let base = tokens.count
-        let real = r.tokens.count - paddingTokens
-        let starts = paddingTokens > 0 ? r.docStarts.dropLast() : r.docStarts[...]
+    /// A decoded chunk's records as `unit` samples. `padding[k]` is the padding record k
+    /// ends with (its last document start is then the padding's); empty when no record
+    /// is padded. The chunk's arrays are taken over, not copied, where the unit allows.
+    init(_ chunk: consuming FlatChunk, unit: ExportUnit, padding: [Int]) {
+        let records = chunk.count
+        scratch = chunk.scratch
+        func paddingOf(_ k: Int) -> Int { padding.isEmpty ? 0 : padding[k] }
         switch unit {
         case .sequence:
             // As stored: the padding of a padded sequence is a document of its own here
             // (positions restart there, as in Tokenmill's reader).
-            tokens.append(contentsOf: r.tokens)
-            loss.append(contentsOf: r.lossMask)
-            for s in r.docStarts { documentStarts.append(base + Int(s)) }
-            sampleStarts.append(tokens.count)
-            padding.append(paddingTokens)
+            sampleStarts = chunk.recordStarts
+            documentStarts = chunk.documentStarts
+            self.padding = padding.isEmpty ? [Int](repeating: 0, count: records) : padding
+            tokens = chunk.tokens
+            loss = chunk.loss
         case .document:
-            tokens.append(contentsOf: r.tokens[0..<real])
-            loss.append(contentsOf: r.lossMask[0..<real])
-            var k = starts.startIndex
-            while k < starts.endIndex {
-                documentStarts.append(base + Int(starts[k]))
-                let end = k + 1 < starts.endIndex ? Int(starts[k + 1]) : real
-                sampleStarts.append(base + end)
-                padding.append(0)
-                k += 1
+            sampleStarts.reserveCapacity(chunk.documentStarts.count + 1)
+            documentStarts.reserveCapacity(chunk.documentStarts.count)
+            if padding.isEmpty {
+                tokens = chunk.tokens
+                loss = chunk.loss
+                for k in 0..<records {
+                    let d = chunk.documentRange(k)
+                    for j in d {
+                        documentStarts.append(chunk.documentStarts[j])
+                        sampleStarts.append(j + 1 < d.upperBound ? chunk.documentStarts[j + 1] : chunk.recordStarts[k + 1])
+                    }
+                }
+            } else {
+                // The padding of a padded sequence is not a document: left out.
+                tokens.reserveCapacity(chunk.tokens.count)
+                loss.reserveCapacity(chunk.loss.count)
+                for k in 0..<records {
+                    let t = chunk.tokenRange(k), real = t.upperBound - paddingOf(k)
+                    var d = chunk.documentRange(k)
+                    if paddingOf(k) > 0 { d = d.lowerBound..<(d.upperBound - 1) }
+                    let shift = tokens.count - t.lowerBound
+                    tokens.append(contentsOf: chunk.tokens[t.lowerBound..<real])
+                    loss.append(contentsOf: chunk.loss[t.lowerBound..<real])
+                    for j in d {
+                        documentStarts.append(chunk.documentStarts[j] + shift)
+                        sampleStarts.append((j + 1 < d.upperBound ? chunk.documentStarts[j + 1] : real) + shift)
+                    }
+                }
             }
+            self.padding = [Int](repeating: 0, count: sampleStarts.count - 1)
         }
     }
 }
@@ -72,6 +100,9 @@ public struct SplitSamples {
     public let split: DatasetIndex.Split
     public let unit: ExportUnit
     public let threads: Int
+    /// Chunks' arrays handed back once their window is written, decoded into again: an
+    /// export allocates (and the kernel zero-fills) a few windows' worth, not the split.
+    let spare = SparePool()
 
     public init(directory: String, index: DatasetIndex, split: DatasetIndex.Split, unit: ExportUnit, threads: Int) {
         self.directory = directory; self.index = index; self.split = split; self.unit = unit; self.threads = max(1, threads)
@@ -89,25 +120,29 @@ public struct SplitSamples {
         let pad = index.strategy == "pad"
         return try parallelBatches(count: chunks.count, threads: threads, batchSize: 1) { r -> SampleBatch in
             let k = chunks.lowerBound + r.lowerBound
-            var b = SampleBatch()
-            for rec in try reader.readChunk(k) {
-                var padding = 0
-                if pad {
-                    switch SequencePadding.storedPadding(rec, seqLen: index.seqLen, padID: padID) {
-                    case .success(let n): padding = n
+            var flat = spare.take()
+            try reader.readChunk(k, into: &flat)
+            var padding: [Int] = []
+            if pad {
+                padding.reserveCapacity(flat.count)
+                for j in 0..<flat.count {
+                    let t = flat.tokenRange(j)
+                    switch SequencePadding.storedPadding(tokens: flat.tokens[t], loss: flat.loss[t], documentStarts: flat.documentStarts[flat.documentRange(j)],
+                                                         seqLen: index.seqLen, padID: padID) {
+                    case .success(let n): padding.append(n)
                     case .failure(let f): throw TokenmillError.corrupt(path: reader.path, message: "chunk \(k): \(f.message)")
                     }
                 }
-                b.append(rec, unit: unit, paddingTokens: padding)
             }
-            return b
+            return SampleBatch(flat, unit: unit, padding: padding)
         }
     }
 
-    /// Hands every batch to `sink`, in order. The next window is decoded (on the workers)
-    /// while `sink` writes the current one, so reading and writing overlap; at most two
-    /// windows and two shards are in memory.
-    public func forEachBatch(_ sink: (SampleBatch) throws -> Void) throws {
+    /// Hands the batches a window at a time (a few chunks a worker), in order, so a sink
+    /// can write them on the workers (`PositionedWriter`). The next window is decoded (on
+    /// the workers) while `sink` writes the current one, so reading and writing overlap;
+    /// the batches' arrays are decoded into again once `sink` lets go of them.
+    public func forEachWindow(_ sink: ([SampleBatch]) throws -> Void) throws {
         var readers: [Int: ShardReader] = [:]
         func reader(_ s: Int) throws -> ShardReader {
             if let r = readers[s] { return r }
@@ -141,11 +176,13 @@ public struct SplitSamples {
         var current = try window(after: nil)
         var pending = try current.map(start)
         while let w = current, let p = pending {
-            let batches = try p.get()
+            var batches = try p.get()
             current = try window(after: w)
             if let n = current, n.shard != w.shard { readers[w.shard] = nil }
             pending = try current.map(start)
-            for b in batches { try sink(b) }
+            try sink(batches)
+            // Popped, so each batch's arrays are uniquely held and keep their storage.
+            while let b = batches.popLast() { spare.give(b.recycled()) }
         }
     }
 }
@@ -155,4 +192,20 @@ public struct SplitSamples {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// A free list of chunks' arrays, shared by the decoding workers.
+final class SparePool: @unchecked Sendable {
+    private let lock = NSLockLite()
+    private var free: [FlatChunk] = []
+
+    func take() -> FlatChunk {
+        lock.lock(); defer { lock.unlock() }
+        return free.popLast() ?? FlatChunk()
+    }
+
+    func give(_ f: consuming FlatChunk) {
+        lock.lock(); defer { lock.unlock() }
+        free.append(f)
+    }
 }

@@ -47,63 +47,144 @@ public enum ChunkEncoding {
         }
     }
 
-    /// Parses and validates a decompressed chunk. Every count, offset, padding byte,
-    /// unused mask bit and token id is checked; `nil` records mean "validate only".
+    /// Parses and validates a decompressed chunk into `SequenceRecord`s (one allocation a
+    /// record's arrays: readers that stream prefer `decodeFlat`).
     public static func decode(_ b: [UInt8], tokenWidth: Int, vocabSize: Int?, expectedRecords: Int, expectedTokens: Int) -> Result<[SequenceRecord], ChunkFailure> {
-        var r = ByteReader(b)
-        guard let count = r.u32(), Int(count) == expectedRecords, count >= 1 else {
-            return .failure(ChunkFailure("record count does not match the footer (\(expectedRecords))"))
+        var flat = FlatChunk()
+        if let f = b.withUnsafeBytes({ decodeFlat($0, tokenWidth: tokenWidth, vocabSize: vocabSize, expectedRecords: expectedRecords, expectedTokens: expectedTokens, into: &flat) }) {
+            return .failure(f)
         }
-        var n: [Int] = [], d: [Int] = []
-        var sumN = 0, sumD = 0
-        for _ in 0..<Int(count) {
-            guard let a = r.u32(), let c = r.u32() else { return .failure(ChunkFailure("record table truncated")) }
-            if a == 0 || c == 0 { return .failure(ChunkFailure("record with zero tokens or zero documents")) }
-            n.append(Int(a)); d.append(Int(c)); sumN += Int(a); sumD += Int(c)
+        var records: [SequenceRecord] = []
+        records.reserveCapacity(flat.count)
+        for k in 0..<flat.count {
+            let t = flat.tokenRange(k), d = flat.documentRange(k)
+            records.append(SequenceRecord(tokens: Array(flat.tokens[t]), lossMask: Array(flat.loss[t]),
+                                          docStarts: flat.documentStarts[d].map { UInt32($0 - t.lowerBound) }))
         }
-        guard sumN == expectedTokens else { return .failure(ChunkFailure("token count \(sumN) differs from the footer's \(expectedTokens)")) }
-        var maskTotal = 0
-        for x in n { maskTotal += (x + 7) / 8 }
-        let tokenStart = r.offset
+        return .success(records)
+    }
+
+    /// Parses and validates a decompressed chunk into flat arrays (`into`'s are emptied
+    /// first and reused, so a reader that decodes chunk after chunk allocates nothing
+    /// once they have grown). Every count, offset, padding byte, unused mask bit and token
+    /// id is checked; returns what breaks the layout, or nil.
+    public static func decodeFlat(_ raw: UnsafeRawBufferPointer, tokenWidth: Int, vocabSize: Int?, expectedRecords: Int, expectedTokens: Int,
+                                  into out: inout FlatChunk) -> ChunkFailure? {
+        out.removeAll()
+        func u32(_ at: Int) -> Int? { at + 4 <= raw.count ? Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))) : nil }
+        guard let count = u32(0), count == expectedRecords, count >= 1 else {
+            return ChunkFailure("record count does not match the footer (\(expectedRecords))")
+        }
+        var sumN = 0, sumD = 0, maskTotal = 0
+        out.recordStarts.reserveCapacity(count + 1)
+        out.documentRecordStarts.reserveCapacity(count + 1)
+        for k in 0..<count {
+            guard let a = u32(4 + 8 * k), let c = u32(8 + 8 * k) else { return ChunkFailure("record table truncated") }
+            if a == 0 || c == 0 { return ChunkFailure("record with zero tokens or zero documents") }
+            sumN += a; sumD += c; maskTotal += (a + 7) / 8
+            out.recordStarts.append(sumN); out.documentRecordStarts.append(sumD)
+        }
+        guard sumN == expectedTokens else { return ChunkFailure("token count \(sumN) differs from the footer's \(expectedTokens)") }
+        let tokenStart = 4 + 8 * count
         let padStart = tokenStart + tokenWidth * sumN
         let padEnd = (padStart + 3) & ~3
         let expectedSize = padEnd + 4 * sumD + maskTotal
-        guard expectedSize == b.count else { return .failure(ChunkFailure("decompressed size \(b.count) differs from the layout's \(expectedSize)")) }
-        for i in padStart..<padEnd where b[i] != 0 { return .failure(ChunkFailure("non-zero padding byte at \(i)")) }
-        var records: [SequenceRecord] = []
-        records.reserveCapacity(Int(count))
-        var tokOff = tokenStart, docOff = padEnd, maskOff = padEnd + 4 * sumD
+        guard expectedSize == raw.count else { return ChunkFailure("decompressed size \(raw.count) differs from the layout's \(expectedSize)") }
+        for i in padStart..<padEnd where raw[i] != 0 { return ChunkFailure("non-zero padding byte at \(i)") }
         let limit = vocabSize.map { UInt32(clamping: $0) } ?? UInt32.max
-        return b.withUnsafeBytes { raw -> Result<[SequenceRecord], ChunkFailure> in
-            for k in 0..<Int(count) {
-                var tokens = [UInt32](repeating: 0, count: n[k])
-                for t in 0..<n[k] {
-                    let v: UInt32 = tokenWidth == 2
-                        ? UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: tokOff + 2 * t, as: UInt16.self)))
-                        : UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: tokOff + 4 * t, as: UInt32.self))
-                    if v >= limit { return .failure(ChunkFailure("record \(k): token id \(v) is not below the vocabulary size \(limit)")) }
-                    tokens[t] = v
+        do {
+            // Token ids: widened (or copied) in one pass, checked against the vocabulary by
+            // their maximum (a branch-free loop the compiler vectorizes); only a chunk that
+            // fails is searched for the record to name.
+            var highest: UInt32 = 0
+            out.tokens.append(contentsOf: repeatElement(0, count: sumN))
+            out.tokens.withUnsafeMutableBufferPointer { t in
+                if tokenWidth == 2 {
+                    let src = raw.baseAddress! + tokenStart
+                    for i in 0..<sumN {
+                        let v = UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                        t[i] = v; highest = max(highest, v)
+                    }
+                } else {
+                    UnsafeMutableRawBufferPointer(t).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[tokenStart..<padStart]))
+                    for i in 0..<sumN { t[i] = UInt32(littleEndian: t[i]); highest = max(highest, t[i]) }
                 }
-                tokOff += tokenWidth * n[k]
-                var starts = [UInt32](repeating: 0, count: d[k])
-                for j in 0..<d[k] {
-                    starts[j] = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: docOff + 4 * j, as: UInt32.self))
-                    if j == 0 && starts[j] != 0 { return .failure(ChunkFailure("record \(k): first document start is not 0")) }
-                    if j > 0 && starts[j] <= starts[j - 1] { return .failure(ChunkFailure("record \(k): document starts not increasing")) }
-                    if Int(starts[j]) >= n[k] { return .failure(ChunkFailure("record \(k): document start out of bounds")) }
-                }
-                docOff += 4 * d[k]
-                var mask = [UInt8](repeating: 0, count: n[k])
-                for t in 0..<n[k] { mask[t] = (b[maskOff + t / 8] >> UInt8(t & 7)) & 1 }
-                let used = n[k] & 7
-                if used != 0 && b[maskOff + n[k] / 8] >> UInt8(used) != 0 {
-                    return .failure(ChunkFailure("record \(k): unused loss-mask bits are not zero"))
-                }
-                maskOff += (n[k] + 7) / 8
-                records.append(SequenceRecord(tokens: tokens, lossMask: mask, docStarts: starts))
             }
-            return .success(records)
+            if highest >= limit {
+                let t = out.tokens.firstIndex { $0 >= limit }!
+                let k = out.recordStarts.firstIndex { $0 > t }! - 1
+                return ChunkFailure("record \(k): token id \(out.tokens[t]) is not below the vocabulary size \(limit)")
+            }
+            // Document starts, stored relative to their record, kept absolute (offsets into
+            // `tokens`).
+            out.documentStarts.reserveCapacity(sumD)
+            var docOff = padEnd
+            for k in 0..<Int(count) {
+                let base = out.recordStarts[k], n = out.recordStarts[k + 1] - base
+                var previous = -1
+                for j in 0..<(out.documentRecordStarts[k + 1] - out.documentRecordStarts[k]) {
+                    let s = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: docOff, as: UInt32.self)))
+                    docOff += 4
+                    if j == 0 && s != 0 { return ChunkFailure("record \(k): first document start is not 0") }
+                    if j > 0 && s <= previous { return ChunkFailure("record \(k): document starts not increasing") }
+                    if s >= n { return ChunkFailure("record \(k): document start out of bounds") }
+                    out.documentStarts.append(base + s)
+                    previous = s
+                }
+            }
+            // Loss flags: each record's bits start on a byte of their own.
+            var maskOff = docOff
+            out.loss.append(contentsOf: repeatElement(0, count: sumN))
+            let failure: ChunkFailure? = out.loss.withUnsafeMutableBufferPointer { m in
+                for k in 0..<Int(count) {
+                    let base = out.recordStarts[k], n = out.recordStarts[k + 1] - base
+                    let full = n / 8
+                    for byte in 0..<full {
+                        let v = raw[maskOff + byte]
+                        let o = base + 8 * byte
+                        for bit in 0..<8 { m[o + bit] = (v >> UInt8(bit)) & 1 }
+                    }
+                    let used = n & 7
+                    if used != 0 {
+                        let v = raw[maskOff + full]
+                        if v >> UInt8(used) != 0 { return ChunkFailure("record \(k): unused loss-mask bits are not zero") }
+                        for bit in 0..<used { m[base + 8 * full + bit] = (v >> UInt8(bit)) & 1 }
+                    }
+                    maskOff += (n + 7) / 8
+                }
+                return nil
+            }
+            return failure
         }
+    }
+}
+
+/// A decoded chunk in flat arrays: record k's tokens and loss flags are
+/// `tokens[tokenRange(k)]`, its document starts (offsets into `tokens`)
+/// `documentStarts[documentRange(k)]`.
+public struct FlatChunk: Sendable {
+    public var tokens: [UInt32] = []
+    public var loss: [UInt8] = []
+    /// Where each record's tokens start, and the total (one more entry than records).
+    public var recordStarts: [Int] = [0]
+    /// Every record's document starts, as offsets into `tokens`.
+    public var documentStarts: [Int] = []
+    /// Where each record's entries in `documentStarts` start (one more entry than records).
+    public var documentRecordStarts: [Int] = [0]
+    /// Where `ShardReader` decompresses the chunk before decoding it (kept with the
+    /// arrays so that a reused `FlatChunk` reuses it too).
+    public var scratch = ScratchBuffer()
+
+    public init() {}
+    public var count: Int { recordStarts.count - 1 }
+    public func tokenRange(_ k: Int) -> Range<Int> { recordStarts[k]..<recordStarts[k + 1] }
+    public func documentRange(_ k: Int) -> Range<Int> { documentRecordStarts[k]..<documentRecordStarts[k + 1] }
+
+    public mutating func removeAll() {
+        tokens.removeAll(keepingCapacity: true); loss.removeAll(keepingCapacity: true)
+        recordStarts.removeAll(keepingCapacity: true); recordStarts.append(0)
+        documentStarts.removeAll(keepingCapacity: true)
+        documentRecordStarts.removeAll(keepingCapacity: true); documentRecordStarts.append(0)
     }
 }
 

@@ -89,19 +89,26 @@ public enum SequencePadding {
     /// second being the padding: `padID` repeated to the end, loss 0. Returns the padding's
     /// token count, or what breaks the rule.
     public static func storedPadding(_ r: SequenceRecord, seqLen: Int, padID: UInt32) -> Result<Int, ChunkFailure> {
-        guard r.tokens.count == seqLen else {
-            return .failure(ChunkFailure("\(r.tokens.count) tokens, but under pack.strategy pad every sequence holds seq_len (\(seqLen))"))
+        storedPadding(tokens: r.tokens[...], loss: r.lossMask[...], documentStarts: r.docStarts.map { Int($0) }[...], seqLen: seqLen, padID: padID)
+    }
+
+    /// The same rule on a record of a `FlatChunk`: its tokens, loss flags and document
+    /// starts, all indexed alike (offsets into the chunk's arrays).
+    public static func storedPadding(tokens: ArraySlice<UInt32>, loss: ArraySlice<UInt8>, documentStarts: ArraySlice<Int>, seqLen: Int,
+                                     padID: UInt32) -> Result<Int, ChunkFailure> {
+        guard tokens.count == seqLen else {
+            return .failure(ChunkFailure("\(tokens.count) tokens, but under pack.strategy pad every sequence holds seq_len (\(seqLen))"))
         }
-        switch r.docStarts.count {
+        switch documentStarts.count {
         case 1: return .success(0)
         case 2:
-            let p = Int(r.docStarts[1])
-            for t in p..<r.tokens.count where r.tokens[t] != padID || r.lossMask[t] != 0 {
-                return .failure(ChunkFailure("token \(t) of the padding document (from \(p)) is not pad_id \(padID) with loss 0"))
+            let p = documentStarts[documentStarts.startIndex + 1]
+            for t in p..<tokens.endIndex where tokens[t] != padID || loss[t] != 0 {
+                return .failure(ChunkFailure("token \(t - tokens.startIndex) of the padding document (from \(p - tokens.startIndex)) is not pad_id \(padID) with loss 0"))
             }
-            return .success(r.tokens.count - p)
+            return .success(tokens.endIndex - p)
         default:
-            return .failure(ChunkFailure("\(r.docStarts.count) documents, but under pack.strategy pad a sequence holds 1, or 2 with padding"))
+            return .failure(ChunkFailure("\(documentStarts.count) documents, but under pack.strategy pad a sequence holds 1, or 2 with padding"))
         }
     }
 }

@@ -352,7 +352,8 @@ public enum DatasetVerifier {
         public var shards = 0, records = 0, tokens = 0, documents = 0, paddingTokens = 0, bytes = 0
     }
 
-    public static func verify(dir: String) throws -> Report {
+    /// Checks a dataset directory; each shard's chunks on `threads` workers.
+    public static func verify(dir: String, threads: Int = activeProcessorCount) throws -> Report {
         let index = try DatasetIndex.load(dir: dir)
         var report = Report()
         if let f = index.tokenizer.file {
@@ -373,7 +374,7 @@ public enum DatasetVerifier {
                 // Structure first (header, trailer, footer, then every chunk), so damage is
                 // reported with the chunk it hit; the whole-file checksum last.
                 let reader = try ShardReader(path: path, vocabSize: index.tokenizer.vocabSize)
-                let c = try reader.verifyAll(pad: pad)
+                let c = try reader.verifyAll(pad: pad, threads: threads)
                 guard reader.tokenWidth == width else { throw TokenmillError.corrupt(path: path, message: "token width \(reader.tokenWidth) differs from index.json's dtype \(index.dtype)") }
                 guard reader.recordCount == s.records else { throw TokenmillError.corrupt(path: path, message: "\(reader.recordCount) records, index.json says \(s.records)") }
                 guard reader.tokenCount == s.tokens else { throw TokenmillError.corrupt(path: path, message: "\(reader.tokenCount) tokens, index.json says \(s.tokens)") }

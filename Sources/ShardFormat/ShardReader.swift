@@ -28,13 +28,16 @@ public final class ShardReader {
     public var fileChecksum: UInt64 { XXH3.hash64(data) }
     public let fileSize: Int
     let vocabSize: Int?
-    let data: [UInt8]
+    /// The file, mapped: chunks are read where they lie in the page cache (copying a
+    /// whole shard into the heap first was a serial tenth of an export).
+    let file: MappedFile
+    var data: UnsafeRawBufferPointer { UnsafeRawBufferPointer(file.bytes) }
 
     public init(path: String, vocabSize: Int? = nil) throws {
         self.path = path
         self.vocabSize = vocabSize
-        let data = try FileSystem.readFile(path)
-        self.data = data
+        file = try FileSystem.map(path)
+        let data = UnsafeRawBufferPointer(file.bytes)
         fileSize = data.count
         func bad(_ m: String) -> TokenmillError { .corrupt(path: path, message: m) }
         guard data.count >= ShardLayout.headerSize + ShardLayout.trailerSize + ShardLayout.footerFixedSize else {
@@ -42,7 +45,7 @@ public final class ShardReader {
         }
         // Header
         guard Array(data[0..<8]) == ShardLayout.magic else { throw bad("header: bad magic (not a .tkm shard)") }
-        var r = ByteReader(data, offset: 8)
+        var r = ByteReader(Array(data[0..<32]), offset: 8)
         let major = r.u16()!, minor = r.u16()!
         guard major == ShardLayout.versionMajor else { throw bad("header: format version \(major).x, this reader reads \(ShardLayout.versionMajor).x") }
         versionMinor = Int(minor)
@@ -54,25 +57,25 @@ public final class ShardReader {
         if reservedZero { for i in 13..<24 where data[i] != 0 { throw bad("header: reserved byte \(i) is not zero (version 1.\(minor))") } }
         r.offset = 24
         let headerSum = r.u64()!
-        guard headerSum == data.withUnsafeBytes({ XXH3.hash64(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }) else {
+        guard headerSum == XXH3.hash64(UnsafeRawBufferPointer(rebasing: data[0..<24])) else {
             throw bad("header: checksum mismatch")
         }
         tokenWidth = width
         // Trailer
         let t0 = data.count - ShardLayout.trailerSize
         guard Array(data[(t0 + 24)..<(t0 + 32)]) == ShardLayout.trailerMagic else { throw bad("trailer: bad magic (file truncated?)") }
-        r.offset = t0
+        r = ByteReader(Array(data[t0...]))
         let footerOffset = r.u64()!, footerSize = r.u64()!, footerSum = r.u64()!
         guard footerSize >= UInt64(ShardLayout.footerFixedSize), footerOffset >= UInt64(ShardLayout.headerSize),
               footerOffset <= UInt64(t0), footerSize == UInt64(t0) - footerOffset else {
             throw bad("trailer: footer offset \(footerOffset) and size \(footerSize) do not fit the file")
         }
         let fo = Int(footerOffset), fs = Int(footerSize)
-        guard footerSum == data.withUnsafeBytes({ XXH3.hash64(UnsafeRawBufferPointer(rebasing: $0[fo..<(fo + fs)])) }) else {
+        guard footerSum == XXH3.hash64(UnsafeRawBufferPointer(rebasing: data[fo..<(fo + fs)])) else {
             throw bad("footer: checksum mismatch")
         }
         // Footer
-        r.offset = fo
+        r = ByteReader(Array(data[fo..<(fo + fs)]))
         let records = r.u64()!, tokens = r.u64()!
         let count = Int(r.u32()!)
         let footerReserved = r.u32()!
@@ -103,19 +106,32 @@ public final class ShardReader {
 
     /// The records of chunk `k`, after checking its checksum and layout.
     public func readChunk(_ k: Int) throws -> [SequenceRecord] {
-        let c = chunks[k]
-        func bad(_ m: String) -> TokenmillError { .corrupt(path: path, message: "chunk \(k): \(m)") }
-        let payload: [UInt8] = try data.withUnsafeBytes { raw in
-            let frame = UnsafeRawBufferPointer(rebasing: raw[c.offset..<(c.offset + c.compressedSize)])
-            guard XXH3.hash64(frame) == c.checksum else { throw bad("checksum mismatch") }
-            switch Zstd.decompressFrame(frame, expectedSize: c.decompressedSize) {
-            case .success(let p): return p
-            case .failure(let f): throw bad(f.message)
-            }
-        }
-        switch ChunkEncoding.decode(payload, tokenWidth: tokenWidth, vocabSize: vocabSize, expectedRecords: c.records, expectedTokens: c.tokens) {
+        let scratch = ScratchBuffer()
+        try decompress(k, into: scratch)
+        switch ChunkEncoding.decode(Array(scratch.bytes), tokenWidth: tokenWidth, vocabSize: vocabSize, expectedRecords: chunks[k].records, expectedTokens: chunks[k].tokens) {
         case .success(let recs): return recs
-        case .failure(let f): throw bad(f.message)
+        case .failure(let f): throw TokenmillError.corrupt(path: path, message: "chunk \(k): \(f.message)")
+        }
+    }
+
+    /// Chunk `k` decoded into `flat` (its arrays and scratch buffer reused), after the
+    /// same checks.
+    public func readChunk(_ k: Int, into flat: inout FlatChunk) throws {
+        let scratch = flat.scratch
+        try decompress(k, into: scratch)
+        if let f = ChunkEncoding.decodeFlat(scratch.bytes, tokenWidth: tokenWidth, vocabSize: vocabSize, expectedRecords: chunks[k].records,
+                                            expectedTokens: chunks[k].tokens, into: &flat) {
+            throw TokenmillError.corrupt(path: path, message: "chunk \(k): \(f.message)")
+        }
+    }
+
+    /// Chunk `k`'s frame, checksum checked, decompressed into `scratch`.
+    func decompress(_ k: Int, into scratch: ScratchBuffer) throws {
+        let c = chunks[k]
+        let frame = UnsafeRawBufferPointer(rebasing: data[c.offset..<(c.offset + c.compressedSize)])
+        guard XXH3.hash64(frame) == c.checksum else { throw TokenmillError.corrupt(path: path, message: "chunk \(k): checksum mismatch") }
+        if let f = Zstd.decompressFrame(frame, expectedSize: c.decompressedSize, into: scratch) {
+            throw TokenmillError.corrupt(path: path, message: "chunk \(k): \(f.message)")
         }
     }
 
@@ -141,21 +157,31 @@ public final class ShardReader {
         }
     }
 
-    /// Checks every chunk; with `pad` (seq_len, pad id) also that every record follows the
-    /// padding rule of strategy `pad` (`SequencePadding.storedPadding`).
+    /// Checks every chunk, on `threads` workers; with `pad` (seq_len, pad id) also that
+    /// every record follows the padding rule of strategy `pad`
+    /// (`SequencePadding.storedPadding`). The failure reported is the first chunk's in
+    /// file order, whatever the workers' timing.
     @discardableResult
-    public func verifyAll(pad: (seqLen: Int, padID: UInt32)? = nil) throws -> Contents {
-        var c = Contents()
-        for k in chunks.indices {
-            for (j, r) in try readChunk(k).enumerated() {
-                c.documentStarts += r.docStarts.count
-                guard let pad else { continue }
-                switch SequencePadding.storedPadding(r, seqLen: pad.seqLen, padID: pad.padID) {
+    public func verifyAll(pad: (seqLen: Int, padID: UInt32)? = nil, threads: Int = 1) throws -> Contents {
+        let perChunk = try parallelBatches(count: chunks.count, threads: threads, batchSize: 1) { r -> Contents in
+            let k = r.lowerBound
+            var c = Contents()
+            var flat = FlatChunk()
+            try readChunk(k, into: &flat)
+            c.documentStarts += flat.documentStarts.count
+            guard let pad else { return c }
+            for j in 0..<flat.count {
+                let t = flat.tokenRange(j)
+                switch SequencePadding.storedPadding(tokens: flat.tokens[t], loss: flat.loss[t], documentStarts: flat.documentStarts[flat.documentRange(j)],
+                                                     seqLen: pad.seqLen, padID: pad.padID) {
                 case .success(let n): if n > 0 { c.paddedRecords += 1; c.paddingTokens += n }
                 case .failure(let f): throw TokenmillError.corrupt(path: path, message: "chunk \(k): record \(j) (shard record \(chunks[k].firstRecord + j)): \(f.message)")
                 }
             }
+            return c
         }
+        var c = Contents()
+        for p in perChunk { c.documentStarts += p.documentStarts; c.paddedRecords += p.paddedRecords; c.paddingTokens += p.paddingTokens }
         return c
     }
 }

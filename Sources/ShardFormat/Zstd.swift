@@ -36,24 +36,56 @@ public enum Zstd {
     /// Decompresses exactly one frame that must fill `input` and yield `expectedSize`
     /// bytes; anything else is a description of what is wrong.
     public static func decompressFrame(_ input: UnsafeRawBufferPointer, expectedSize: Int) -> Result<[UInt8], ZstdFailure> {
-        guard input.count > 0 else { return .failure(ZstdFailure("empty frame")) }
+        let scratch = ScratchBuffer()
+        if let f = decompressFrame(input, expectedSize: expectedSize, into: scratch) { return .failure(f) }
+        return .success(Array(scratch.bytes))
+    }
+
+    /// The same, into `scratch` (reused: a reader that decompresses chunk after chunk
+    /// then allocates, and faults in, nothing new once it has grown).
+    public static func decompressFrame(_ input: UnsafeRawBufferPointer, expectedSize: Int, into scratch: ScratchBuffer) -> ZstdFailure? {
+        scratch.count = 0
+        guard input.count > 0 else { return ZstdFailure("empty frame") }
         let frameSize = ZSTD_findFrameCompressedSize(input.baseAddress, input.count)
-        if ZSTD_isError(frameSize) != 0 { return .failure(ZstdFailure("not a zstd frame (\(String(cString: ZSTD_getErrorName(frameSize))))")) }
-        if frameSize != input.count { return .failure(ZstdFailure("frame is \(frameSize) bytes, the footer says \(input.count)")) }
+        if ZSTD_isError(frameSize) != 0 { return ZstdFailure("not a zstd frame (\(String(cString: ZSTD_getErrorName(frameSize))))") }
+        if frameSize != input.count { return ZstdFailure("frame is \(frameSize) bytes, the footer says \(input.count)") }
         // The frame must state its content size, and it must be the footer's (FORMAT.md 1.2).
         let content = ZSTD_getFrameContentSize(input.baseAddress, input.count)
         if content == UInt64.max {  // ZSTD_CONTENTSIZE_UNKNOWN
-            return .failure(ZstdFailure("frame has no content size (Frame_Content_Size), the footer says \(expectedSize)"))
+            return ZstdFailure("frame has no content size (Frame_Content_Size), the footer says \(expectedSize)")
         }
-        if content != UInt64(expectedSize) { return .failure(ZstdFailure("frame content size \(content) differs from the footer's \(expectedSize)")) }
-        var out = [UInt8](repeating: 0, count: expectedSize)
-        let n = out.withUnsafeMutableBytes { o in
-            ZSTD_decompress(o.baseAddress, expectedSize, input.baseAddress, input.count)
-        }
-        if ZSTD_isError(n) != 0 { return .failure(ZstdFailure("zstd: \(String(cString: ZSTD_getErrorName(n)))")) }
-        if n != expectedSize { return .failure(ZstdFailure("decompressed \(n) bytes, expected \(expectedSize)")) }
-        return .success(out)
+        if content != UInt64(expectedSize) { return ZstdFailure("frame content size \(content) differs from the footer's \(expectedSize)") }
+        scratch.reserve(expectedSize)
+        let n = ZSTD_decompress(scratch.base, expectedSize, input.baseAddress, input.count)
+        if ZSTD_isError(n) != 0 { return ZstdFailure("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
+        if n != expectedSize { return ZstdFailure("decompressed \(n) bytes, expected \(expectedSize)") }
+        scratch.count = n
+        return nil
     }
+}
+
+/// A growable byte buffer that is never zero-filled: what zstd decompresses into. Its
+/// first `count` bytes are the valid ones; `reserve` may drop the rest.
+public final class ScratchBuffer: @unchecked Sendable {
+    private(set) var base: UnsafeMutableRawPointer
+    private var capacity: Int
+    public internal(set) var count = 0
+
+    public init() {
+        capacity = 0
+        base = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16)
+    }
+    deinit { base.deallocate() }
+
+    func reserve(_ n: Int) {
+        if n <= capacity { return }
+        base.deallocate()
+        capacity = max(n, capacity * 2)
+        base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        count = 0
+    }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 }
 
 public struct ZstdFailure: Error {

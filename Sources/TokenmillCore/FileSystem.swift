@@ -1,3 +1,4 @@
+import CIntrinsics
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -271,6 +272,52 @@ public struct AtomicFileWriter: ~Copyable {
             off += n
         }
         bytesWritten += bytes.count
+    }
+
+    /// Writes the ranges in order (writev), whatever the kernel takes per call.
+    public mutating func write(gathering ranges: [iovec]) throws {
+        var iov = ranges
+        var first = 0
+        var total = 0
+        for r in ranges { total += r.iov_len }
+        while first < iov.count {
+            let n = iov.withUnsafeBufferPointer { Glibc.writev(fd, $0.baseAddress! + first, Int32(iov.count - first)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileSystem.ioError(tmpPath, "write failed")
+            }
+            // Drops what was written: whole ranges, then the front of a partial one.
+            var left = n
+            while first < iov.count && left >= iov[first].iov_len { left -= iov[first].iov_len; first += 1 }
+            if left > 0 {
+                iov[first].iov_base += left
+                iov[first].iov_len -= left
+            }
+        }
+        bytesWritten += total
+    }
+
+    /// Writes `bytes` at `offset` without moving the file position (pwrite): callers on
+    /// several threads may write disjoint ranges at once. `bytesWritten` does not count
+    /// these (it is not shared state).
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.pwrite(fd, bytes.baseAddress! + off, bytes.count - off, off_t(offset + off))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileSystem.ioError(tmpPath, "write failed")
+            }
+            off += n
+        }
+    }
+
+    /// Asks the kernel to start writing `range` to disk now, without waiting
+    /// (sync_file_range, SYNC_FILE_RANGE_WRITE): a large file's `commit` then waits for
+    /// the last of its bytes, not all of them. Only a hint; failures are ignored.
+    public func startWriteback(_ range: Range<Int>) {
+        if range.isEmpty || !durable { return }
+        _ = tm_start_writeback(fd, Int64(range.lowerBound), Int64(range.count))
     }
 
     /// Once only: the writer is spent afterwards (its descriptor is closed).

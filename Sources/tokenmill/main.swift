@@ -13,9 +13,9 @@ usage:
   tokenmill build SPEC.json [--threads N] [--out DIR] [--quiet]   compile a spec into shards
   tokenmill plan SPEC.json                                         validate a spec, print its stages
   tokenmill inspect DIR [--split S] [--seq N]                      summary, or sequence N decoded
-  tokenmill verify DIR                                             check every checksum, frame and bound
+  tokenmill verify DIR [--threads N]                               check every checksum, frame and bound
   tokenmill export DIR --format F --out OUT [--split S] [--unit sequence|document]
-                                                                   write megatron, datatrove, mds or hf files
+            [--compression none|zstd] [--threads N]                write megatron, datatrove, mds or hf files
   tokenmill encode --tokenizer T [--field F] [--threads N] [--allowed-special all|T,..] [FILE|-]   one JSON array of ids per line
   tokenmill decode --tokenizer T [FILE|-]                          ids back to text
   tokenmill help                                                   this text

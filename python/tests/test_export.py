@@ -45,7 +45,8 @@ from tokenmill import Dataset
 
 pytestmark = pytest.mark.binary
 
-FORMATS = ("megatron", "datatrove", "mds", "hf")
+# "mds-zstd" is `--format mds --compression zstd`; plain "mds" is uncompressed (MDSWriter's default).
+FORMATS = ("megatron", "datatrove", "mds", "mds-zstd", "hf")
 UNITS = ("sequence", "document")
 
 # Both splits, concat packing (documents cut across sequences), a chat template and an
@@ -126,7 +127,8 @@ def expected_units(built: Built, split: str, unit: str) -> list[Unit]:
 
 
 def export(tokenmill_bin: Path, built: Built, fmt: str, unit: str, out: Path, *splits: str) -> Path:
-    args = ["export", built.out, "--format", fmt, "--out", out, "--unit", unit]
+    args = ["export", built.out, "--out", out, "--unit", unit]
+    args += ["--format", "mds", "--compression", "zstd"] if fmt == "mds-zstd" else ["--format", fmt]
     for split in splits:
         args += ["--split", split]
     cli.run(tokenmill_bin, *args)
@@ -240,7 +242,7 @@ def check_datatrove(out: Path, split: str, units: list[Unit], vocab_size: int, s
 # -- MosaicML streaming (MDS) --------------------------------------------------------
 
 
-def check_mds(out: Path, split: str, units: list[Unit]) -> None:
+def check_mds(out: Path, split: str, units: list[Unit], compressed: bool) -> None:
     streaming = pytest.importorskip("streaming", reason="mosaicml-streaming not installed")
     import zstandard
 
@@ -250,17 +252,21 @@ def check_mds(out: Path, split: str, units: list[Unit]) -> None:
     samples = 0
     for k, shard in enumerate(index["shards"]):
         assert shard["format"] == "mds" and shard["version"] == 2
-        assert shard["compression"] == "zstd"
+        assert shard["compression"] == ("zstd" if compressed else None)
         assert shard["column_names"] == ["input_ids", "loss_mask"]
         assert shard["column_encodings"][0] == "ndarray:uint32"
         assert shard["column_encodings"][1] in ("ndarray:uint8", "ndarray:uint32")
         assert shard["column_sizes"] == [None, None]
         assert shard["samples"] >= 1
-        assert shard["zip_data"]["basename"] == f"shard.{k:05d}.mds.zstd"
         assert shard["raw_data"]["basename"] == f"shard.{k:05d}.mds"
-        zipped = (folder / shard["zip_data"]["basename"]).read_bytes()
-        assert len(zipped) == shard["zip_data"]["bytes"]
-        raw = zstandard.ZstdDecompressor().decompress(zipped, max_output_size=1 << 32)
+        if compressed:
+            assert shard["zip_data"]["basename"] == f"shard.{k:05d}.mds.zstd"
+            zipped = (folder / shard["zip_data"]["basename"]).read_bytes()
+            assert len(zipped) == shard["zip_data"]["bytes"]
+            raw = zstandard.ZstdDecompressor().decompress(zipped, max_output_size=1 << 32)
+        else:
+            assert shard["zip_data"] is None
+            raw = (folder / shard["raw_data"]["basename"]).read_bytes()
         assert len(raw) == shard["raw_data"]["bytes"]
         assert struct.unpack_from("<I", raw, 0)[0] == shard["samples"]
         samples += shard["samples"]
@@ -330,10 +336,43 @@ def test_export_reads_back_with_the_owners_reader(tokenmill_bin, built, fmt, uni
             check_megatron(out, split, units, built.vocab_size)
         elif fmt == "datatrove":
             check_datatrove(out, split, units, built.vocab_size, built.index["seq_len"])
-        elif fmt == "mds":
-            check_mds(out, split, units)
+        elif fmt.startswith("mds"):
+            check_mds(out, split, units, compressed=fmt == "mds-zstd")
         else:
             check_hf(out, split, units)
+
+
+@pytest.mark.parametrize("compression", [None, "zstd"])
+def test_mds_shards_equal_mdswriters_bytes(tokenmill_bin, built, compression, tmp_path):
+    """MosaicML's own MDSWriter, given the same samples, writes the same raw shards (and,
+    compressed, shards that decompress to them) and the same index.json."""
+    streaming = pytest.importorskip("streaming", reason="mosaicml-streaming not installed")
+    import zstandard
+
+    fmt = "mds-zstd" if compression else "mds"
+    out = export(tokenmill_bin, built, fmt, "sequence", tmp_path / "export")
+    for split in built.splits:
+        ref = tmp_path / "mdswriter" / split
+        columns = {"input_ids": "ndarray:uint32", "loss_mask": "ndarray:uint8"}
+        with streaming.MDSWriter(out=str(ref), columns=columns, compression=compression) as w:
+            for u in expected_units(built, split, "sequence"):
+                w.write({"input_ids": u.ids.astype(np.uint32), "loss_mask": u.mask.astype(np.uint8)})
+        ours = json.loads((out / split / "index.json").read_text(encoding="utf-8"))
+        theirs = json.loads((ref / "index.json").read_text(encoding="utf-8"))
+        assert len(ours["shards"]) == len(theirs["shards"])
+        for a, b in zip(ours["shards"], theirs["shards"]):
+            if compression:  # the compressed bytes depend on the zstd build; the raw ones may not
+                assert a["zip_data"]["basename"] == b["zip_data"]["basename"]
+                a["zip_data"]["bytes"] = b["zip_data"]["bytes"] = None
+            assert a == b
+
+            def raw(folder: Path, entry: dict) -> bytes:
+                if entry["zip_data"] is None:
+                    return (folder / entry["raw_data"]["basename"]).read_bytes()
+                zipped = (folder / entry["zip_data"]["basename"]).read_bytes()
+                return zstandard.ZstdDecompressor().decompress(zipped, max_output_size=1 << 32)
+
+            assert raw(out / split, a) == raw(ref, b), f"{split} {a['raw_data']['basename']}"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -346,8 +385,8 @@ def test_export_of_named_split_only(tokenmill_bin, built, fmt, tmp_path):
         check_megatron(out, "validation", units, built.vocab_size)
     elif fmt == "datatrove":
         check_datatrove(out, "validation", units, built.vocab_size, built.index["seq_len"])
-    elif fmt == "mds":
-        check_mds(out, "validation", units)
+    elif fmt.startswith("mds"):
+        check_mds(out, "validation", units, compressed=fmt == "mds-zstd")
     else:
         check_hf(out, "validation", units)
 
@@ -358,8 +397,10 @@ def test_export_of_named_split_only(tokenmill_bin, built, fmt, tmp_path):
         (["--format", "parquet"], "parquet"),
         (["--format", "hf", "--unit", "tokens"], "tokens"),
         (["--format", "hf", "--split", "nosuch"], "nosuch"),
+        (["--format", "mds", "--compression", "lz4"], "lz4"),
+        (["--format", "megatron", "--compression", "zstd"], "--compression"),
     ],
-    ids=["unknown format", "unknown unit", "unknown split"],
+    ids=["unknown format", "unknown unit", "unknown split", "unknown compression", "compression of an uncompressed format"],
 )
 def test_export_usage_errors_exit_2(tokenmill_bin, built, extra, named, tmp_path):
     result = cli.run(tokenmill_bin, "export", built.out, "--out", tmp_path / "export", *extra, check=False)
