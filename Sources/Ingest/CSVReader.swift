@@ -9,13 +9,18 @@ import Glibc
 /// `map` applies to CSV exactly as to JSON. Rows are numbered from 1 (the first data row;
 /// the header is not a row), and that number is the record's `line`.
 ///
-/// Bad rows — a quote that never closes, text after a closing quote, a row with more or
-/// fewer fields than the header — are reported with their row number. An unclosed quote
-/// swallows the rest of the file, so it stops the file even under `on_error: skip`.
+/// Bad rows — a quote that never closes, text after a closing quote, a quote inside an
+/// unquoted field, a row with more or fewer fields than the header — are reported with
+/// their row number; under `on_error: skip` they are rejects and reading goes on at the
+/// next line. An unclosed quote swallows the rest of the file, so it stops the file even
+/// under `on_error: skip`. With `csv_quotes: lenient` a quote inside an unquoted field is
+/// a character of it (as Python's `csv` and pandas read `a,say "hi",b`).
 enum CSVReader {
     struct Row {
         var number: Int
         var fields: [[UInt8]]
+        /// Why the row is malformed (its fields are then empty).
+        var error: String? = nil
     }
 
     struct Failure: Error {
@@ -28,7 +33,7 @@ enum CSVReader {
     /// reader could step over (text after a closing quote); fatal ones throw.
     /// `firstNumber`: the number of the first row (0: the header); a block of a streamed
     /// file starts later, and only the file's first block may start with a byte order mark.
-    static func rows(_ data: UnsafeBufferPointer<UInt8>, firstNumber: Int = 0) throws(Failure) -> [Row] {
+    static func rows(_ data: UnsafeBufferPointer<UInt8>, firstNumber: Int = 0, lenientQuotes: Bool = false) throws(Failure) -> [Row] {
         var rows: [Row] = []
         guard let base = data.baseAddress else { return rows }
         var i = 0
@@ -36,7 +41,15 @@ enum CSVReader {
         // A UTF-8 byte order mark before the header is not part of the first name.
         if firstNumber == 0 && n >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF { i = 3 }
         var number = firstNumber   // the header is row 0
-        while i < n {
+        /// A malformed row: recorded, and reading goes on after the end of its line.
+        func malformed(_ message: String) throws(Failure) {
+            if number == 0 { throw Failure(row: 0, message: message + " (in the header)", fatal: true) }
+            while i < n && data[i] != 0x0A { i += 1 }
+            if i < n { i += 1 }
+            rows.append(Row(number: number, fields: [], error: message))
+            number += 1
+        }
+        rowLoop: while i < n {
             var fields: [[UInt8]] = []
             var field: [UInt8] = []
             var rowDone = false
@@ -60,16 +73,23 @@ enum CSVReader {
                     }
                     if !closed { throw Failure(row: number, message: "a quoted field is not closed before the end of the file", fatal: true) }
                     if i < n && data[i] != 0x2C && data[i] != 0x0A && !(data[i] == 0x0D && i + 1 < n && data[i + 1] == 0x0A) {
-                        throw Failure(row: number, message: "text after the closing quote of a field", fatal: false)
+                        try malformed("text after the closing quote of a field")
+                        continue rowLoop
                     }
                 } else {
                     // Unquoted: up to the next comma or line end, appended at once.
                     let start = i
+                    var strayQuote = false
                     while i < n {
                         let b = data[i]
                         if b == 0x2C || b == 0x0A { break }
                         if b == 0x0D && i + 1 < n && data[i + 1] == 0x0A { break }
+                        if b == 0x22 { strayQuote = true }
                         i += 1
+                    }
+                    if strayQuote && !lenientQuotes {
+                        try malformed("a quote inside an unquoted field (RFC 4180: quote the whole field and double the quote, or set \"csv_quotes\": \"lenient\")")
+                        continue rowLoop
                     }
                     field.append(contentsOf: UnsafeBufferPointer(start: base + start, count: i - start))
                 }
@@ -90,7 +110,7 @@ enum CSVReader {
         var out = Rows<T>()
         guard let table = try scan(src, path: path, data, firstNumber: 0, into: &out) else { return out }
         guard let header = table.first else { throw TokenmillError.badInput(path: path, line: 0, message: "CSV: empty file (no header row)") }
-        let names = try headerNames(header, path: path)
+        let names = try headerNames(header, path: path, src: src)
         try mapRows(src, path: path, names: names, table.dropFirst(), map: map, into: &out)
         return out
     }
@@ -99,7 +119,7 @@ enum CSVReader {
     /// `on_error: skip` (the reject is in `out`).
     static func scan<T>(_ src: SourceConfig, path: String, _ data: UnsafeBufferPointer<UInt8>, firstNumber: Int, into out: inout Rows<T>) throws -> [Row]? {
         do {
-            return try rows(data, firstNumber: firstNumber)
+            return try rows(data, firstNumber: firstNumber, lenientQuotes: src.csvQuotes == .lenient)
         } catch {
             // Row-level failures in the scanner are reported against the row they hit.
             let what = "CSV: \(error.message)"
@@ -111,10 +131,18 @@ enum CSVReader {
         }
     }
 
-    static func headerNames(_ header: Row, path: String) throws -> [[UInt8]] {
+    /// The header's column names. A column the mapping reads must be among them — a
+    /// spec error even when no row follows (it would fail every row).
+    static func headerNames(_ header: Row, path: String, src: SourceConfig) throws -> [[UInt8]] {
         var seen = Set<[UInt8]>()
         for name in header.fields where !seen.insert(name).inserted {
             throw TokenmillError.badInput(path: path, line: 0, message: "CSV: the header names column '\(String(decoding: name, as: UTF8.self))' twice")
+        }
+        let missing = src.mapping.topLevelKeys.filter { !seen.contains($0) }.map { String(decoding: $0, as: UTF8.self) }.sorted()
+        if let first = missing.first {
+            let columns = header.fields.map { "'" + String(decoding: $0, as: UTF8.self) + "'" }.joined(separator: ", ")
+            throw TokenmillError.spec(path: path, key: "sources.\(src.name).map",
+                                      message: "the CSV header has no column '\(first)'\(missing.count > 1 ? " (nor \(missing.dropFirst().map { "'\($0)'" }.joined(separator: ", ")))" : ""); its columns are \(columns)")
         }
         return header.fields
     }
@@ -152,7 +180,7 @@ enum CSVReader {
                 if !content { content = !head.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 } }
                 guard var table = try scan(src, path: path, head, firstNumber: next, into: &out) else { return true }
                 if names == nil, let header = table.first {
-                    names = try headerNames(header, path: path)
+                    names = try headerNames(header, path: path, src: src)
                     table.removeFirst()
                 }
                 if let last = table.last { next = last.number + 1 } else if next == 0 && names != nil { next = 1 }
@@ -172,6 +200,7 @@ enum CSVReader {
     static func mapRows<T>(_ src: SourceConfig, path: String, names: [[UInt8]], _ table: ArraySlice<Row>, map: (JSONValue, Int) throws -> T, into out: inout Rows<T>) throws {
         for row in table {
             do {
+                if let e = row.error { throw MappingError(e) }
                 guard row.fields.count == names.count else {
                     throw MappingError("CSV row has \(row.fields.count) fields, the header \(names.count)")
                 }

@@ -38,11 +38,15 @@ public enum Compression: String, Sendable {
     }
 
     static func gunzip(_ data: [UInt8], path: String) throws -> [UInt8] {
-        try ByteStream(contents: data, path: path, compression: .gzip).readAll()
+        let s = try ByteStream(contents: data, path: path, compression: .gzip)
+        s.skipsByteOrderMark = false   // bytes, not a text file
+        return try s.readAll()
     }
 
     static func unzstd(_ data: [UInt8], path: String) throws -> [UInt8] {
-        try ByteStream(contents: data, path: path, compression: .zstd).readAll()
+        let s = try ByteStream(contents: data, path: path, compression: .zstd)
+        s.skipsByteOrderMark = false
+        return try s.readAll()
     }
 }
 
@@ -138,6 +142,19 @@ final class ByteStream {
     /// nothing more will come).
     func read(into buffer: inout [UInt8], max: Int) throws -> Bool {
         if finished { return false }
+        let origin = buffer.count
+        defer {
+            // A UTF-8 byte order mark at the start of the stream is skipped and counted.
+            // The first call produces `max` bytes unless the stream is shorter, so the
+            // mark is whole in it if it is there at all.
+            if !checkedByteOrderMark && buffer.count > origin {
+                checkedByteOrderMark = true
+                if skipsByteOrderMark && buffer.count - origin >= 3 && buffer[origin] == 0xEF && buffer[origin + 1] == 0xBB && buffer[origin + 2] == 0xBF {
+                    buffer.removeSubrange(origin..<(origin + 3))
+                    byteOrderMarks = 1
+                }
+            }
+        }
         var produced = 0
         while produced < max {
             // A decoder whose last output filled its chunk may hold more without new input.
@@ -166,6 +183,16 @@ final class ByteStream {
     }
 
     private var outputFull = false
+    /// Whether a leading byte order mark is dropped (text formats; not Parquet).
+    var skipsByteOrderMark = true
+    private var checkedByteOrderMark = false
+    private var byteOrderMarks = 0
+
+    /// 1 the first time it is asked after a leading byte order mark was skipped, else 0.
+    func takeByteOrderMarks() -> Int {
+        defer { byteOrderMarks = 0 }
+        return byteOrderMarks
+    }
     /// Decompressed bytes of one step, before they are appended (reused).
     private var chunk = [UInt8](repeating: 0, count: 1 << 20)
 

@@ -18,11 +18,15 @@ public struct SourceConfig: Sendable {
     /// sequence with U+FFFD and counts the row in `repaired`; `reject` makes it a bad row.
     public enum InvalidUTF8: String, Sendable { case repair, reject }
     public var invalidUTF8: InvalidUTF8
+    /// A double quote inside an unquoted CSV field: bad input (`strict`, RFC 4180), or a
+    /// character of the field (`lenient`, as Python's csv module reads it).
+    public enum CSVQuotes: String, Sendable, CaseIterable { case strict, lenient }
+    public var csvQuotes: CSVQuotes
 
     public init(name: String, index: Int32, files: [String], format: Format?, mapping: FieldMapping, skipBadRows: Bool,
-                invalidUTF8: InvalidUTF8 = .repair) {
+                invalidUTF8: InvalidUTF8 = .repair, csvQuotes: CSVQuotes = .strict) {
         self.name = name; self.index = index; self.files = files; self.format = format
-        self.mapping = mapping; self.skipBadRows = skipBadRows; self.invalidUTF8 = invalidUTF8
+        self.mapping = mapping; self.skipBadRows = skipBadRows; self.invalidUTF8 = invalidUTF8; self.csvQuotes = csvQuotes
     }
 
     /// Format from the extension (`.jsonl`, `.json`, `.csv`, `.parquet`, `.txt`, each optionally
@@ -58,6 +62,9 @@ public struct FileRows: Sendable {
     public var rowsRead: Int
     /// Rows whose invalid UTF-8 was replaced with U+FFFD (`invalid_utf8: repair`).
     public var repaired = 0
+    /// 1 when the file began with a UTF-8 byte order mark, which was skipped (set on one
+    /// piece of a file read in pieces).
+    public var byteOrderMarks = 0
     public init(records: [Record] = [], rejects: [Reject] = [], rowsRead: Int? = nil) {
         self.records = records; self.rejects = rejects; self.rowsRead = rowsRead ?? records.count
     }
@@ -169,6 +176,7 @@ public enum SourceReader {
             let emit: (Rows<Record>) throws -> Void = { part in
                 var rows = FileRows(records: part.items, rejects: part.rejects)
                 rows.repaired = part.repaired
+                rows.byteOrderMarks = stream.takeByteOrderMarks()
                 try sink(rows)
             }
             switch format {
@@ -178,7 +186,11 @@ public enum SourceReader {
             default: return try streamLines(src, fileIndex: fileIndex, path: path, stream: stream, map: map, emit: emit)
             }
         }
-        if !content { try sink(FileRows(rejects: [try src.badRow(path: path, line: 0, "the file is empty")])) }
+        if !content {
+            var rows = FileRows(rejects: [try src.badRow(path: path, line: 0, "the file is empty")])
+            rows.byteOrderMarks = stream.takeByteOrderMarks()
+            try sink(rows)
+        }
     }
 
     /// A Parquet file's row groups `groups` (all when nil), handed to `sink` one row group
@@ -282,6 +294,30 @@ public enum SourceReader {
     nonisolated(unsafe) static var blockBytes = 32 << 20
 
     static func read(_ src: SourceConfig, fileIndex: Int32, path: String, input: Input, threads: Int) throws -> FileRows {
+        // A UTF-8 byte order mark at the start of a text file is skipped (and counted);
+        // Parquet is binary. Streams skip their own (`ByteStream`).
+        var input = input, byteOrderMarks = 0
+        let text = src.format ?? SourceConfig.inferFormat(path) != .parquet
+        if case .bytes(let b) = input, text, let rest = skippingByteOrderMark(b) {
+            input = .bytes(rest)
+            byteOrderMarks = 1
+        }
+        if case .stream(let s) = input { s.skipsByteOrderMark = text }
+        var out = try readRows(src, fileIndex: fileIndex, path: path, input: input, threads: threads)
+        if case .stream(let s) = input { byteOrderMarks = s.takeByteOrderMarks() }
+        out.byteOrderMarks = byteOrderMarks
+        return out
+    }
+
+    static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+
+    /// The bytes after a leading UTF-8 byte order mark, or nil when there is none.
+    public static func skippingByteOrderMark(_ b: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8>? {
+        guard b.count >= 3, b[0] == 0xEF, b[1] == 0xBB, b[2] == 0xBF else { return nil }
+        return UnsafeBufferPointer(rebasing: b[3...])
+    }
+
+    static func readRows(_ src: SourceConfig, fileIndex: Int32, path: String, input: Input, threads: Int) throws -> FileRows {
         guard let format = src.format ?? SourceConfig.inferFormat(path) else {
             throw TokenmillError.spec(path: path, key: "sources.\(src.name).format", message: "cannot infer the format from the extension; give \"format\" (one of \(SourceConfig.Format.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -461,7 +497,9 @@ public enum SourceReader {
 
     /// A JSON array of rows: one sequential pass finds the elements (syntax-checked and
     /// skipped, not built), then elements are parsed and mapped in parallel batches and
-    /// merged in order. A syntax error cannot be resynchronised: it stops the file.
+    /// merged in order. Under `on_error: skip` a syntax error, inside an element or
+    /// between two, is a reject, and reading goes on at the next element
+    /// (`resynchronize`), or stops with a reject saying why it cannot.
     static func readJSONArray<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
                                  fast: ((ScannedRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         var out = Rows<T>()
@@ -479,25 +517,43 @@ public enum SourceReader {
             p.skipWhitespace()
             var elements: [(start: Int, end: Int, line: Int)] = []
             var stoppedAt: (line: Int, reason: String)? = nil
+            /// A syntax error at `offset`: fatal, or a reject and a jump to the next element.
+            func damaged(_ offset: Int, _ msg: String) throws -> Bool {
+                if !src.skipBadRows { throw fail(offset, msg) }
+                let at = line(offset)
+                switch resynchronize(buf, from: offset, more: false) {
+                case .found(let next):
+                    out.rejects.append(Reject(source: src.name, path: path, line: at, reason: msg + "; skipped to line \(line(next)), where the next element starts"))
+                    p = JSONParser(buf, start: next)
+                    return true
+                case .none(let why), .waitForMore(let why):
+                    stoppedAt = (at, msg + "; the rest of the file was not read (\(why))")
+                    return false
+                }
+            }
             if p.peek() == UInt8(ascii: "]") {
                 p.advance()
             } else {
-                while true {
+                elementLoop: while true {
                     p.skipWhitespace()
                     let start = p.position
                     let n = line(start)
                     do { try p.skipValue() } catch let error as JSONParser.Failure {
-                        let msg = "invalid JSON: \(error.message)"
-                        if !src.skipBadRows { throw fail(error.offset, msg) }
-                        stoppedAt = (line(error.offset), msg + "; the rest of the file was not read")
+                        if try damaged(error.offset, "invalid JSON: \(error.message)") { continue elementLoop }
                         break
                     }
                     elements.append((start, p.position, n))
                     p.skipWhitespace()
-                    guard let c = p.peek() else { throw fail(p.position, "unexpected end of file inside the array") }
+                    guard let c = p.peek() else {
+                        if try damaged(p.position, "unexpected end of file inside the array") { continue elementLoop }
+                        break
+                    }
                     p.advance()
                     if c == UInt8(ascii: "]") { break }
-                    if c != UInt8(ascii: ",") { throw fail(p.position - 1, "expected ',' or ']' between array elements") }
+                    if c != UInt8(ascii: ",") {
+                        if try damaged(p.position - 1, "expected ',' or ']' between array elements") { continue elementLoop }
+                        break
+                    }
                 }
             }
             if stoppedAt == nil {
@@ -512,9 +568,61 @@ public enum SourceReader {
 }
 
 /// Where the element scan of a streamed JSON array stands.
-enum ArrayScanState { case beforeArray, firstOrEnd, value, afterValue, done }
+enum ArrayScanState { case beforeArray, firstOrEnd, value, afterValue, resync, done }
+
+/// What `resynchronize` found after damage in a JSON array.
+enum Resync {
+    /// The offset where the next element starts.
+    case found(Int)
+    /// Nothing yet, but the buffer's end may cut a candidate: read on.
+    case waitForMore(String)
+    /// No element can be found: why.
+    case none(String)
+}
 
 extension SourceReader {
+    /// Bytes kept from a block's end while resynchronising, so a candidate element cut by
+    /// the end is searched again whole with the next block.
+    static let resyncOverlap = 1 << 20
+    /// Bytes the candidates of one resynchronisation may parse in all: a damaged file
+    /// of nested objects cannot turn the search quadratic.
+    static let resyncBudget = 64 << 20
+
+    /// Where reading can go on after damage at `from` in a JSON array of records: the
+    /// first later `{` that follows a `,` (whitespace between) and begins a whole value
+    /// followed by `,` or `]`. Records are objects, so the next row starts that way; a
+    /// `{` inside a string could also, which the value-and-separator test makes unlikely.
+    static func resynchronize(_ buf: UnsafeBufferPointer<UInt8>, from: Int, more: Bool) -> Resync {
+        var i = max(from, 0)
+        var spent = 0
+        while i < buf.count {
+            guard let brace = UnsafeBufferPointer(rebasing: buf[i...]).firstIndex(of: UInt8(ascii: "{")) else { break }
+            let at = i + brace
+            i = at + 1
+            var b = at - 1
+            while b >= from && isJSONSpace(buf[b]) { b -= 1 }
+            guard b >= from, buf[b] == UInt8(ascii: ",") else { continue }
+            var q = JSONParser(buf, start: at)
+            do {
+                try q.skipValue()
+            } catch {
+                spent += error.offset - at
+                if more && error.offset >= buf.count - 16 { return .waitForMore("an element is cut by the block's end") }
+                if spent > resyncBudget { return .none("no element could be found within \(resyncBudget >> 20) MiB of parsing") }
+                continue
+            }
+            spent += q.position - at
+            q.skipWhitespace()
+            guard let c = q.peek() else {
+                if more { return .waitForMore("an element is cut by the block's end") }
+                continue
+            }
+            if c == UInt8(ascii: ",") || c == UInt8(ascii: "]") { return .found(at) }
+            if spent > resyncBudget { return .none("no element could be found within \(resyncBudget >> 20) MiB of parsing") }
+        }
+        return more ? .waitForMore("no element starts in this block") : .none("no later element starts with '{' after a ','")
+    }
+
     static func isJSONSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
 
     static func newlines(in b: UnsafeBufferPointer<UInt8>) -> Int {
@@ -552,6 +660,7 @@ extension SourceReader {
         var content = false
         var lineAtStart = 1          // line number of buffer[0]
         var stopped: (line: Int, reason: String)? = nil
+        var damage: (line: Int, reason: String)? = nil   // being skipped (state .resync)
         while state != .done {
             if more { more = try stream.read(into: &buffer, max: blockBytes) }
             var keep = 0             // bytes before this offset are done with
@@ -572,7 +681,14 @@ extension SourceReader {
                         switch state {
                         case .beforeArray: state = .done; break scan        // whitespace only: an empty file
                         case .done: break scan
-                        default: throw fail(p.position, "unexpected end of file inside the array")
+                        case .resync:
+                            stopped = (damage!.line, damage!.reason + "; the rest of the file was not read (no element follows)")
+                            state = .done; break scan
+                        default:
+                            let msg = "unexpected end of file inside the array"
+                            if !src.skipBadRows { throw fail(p.position, msg) }
+                            stopped = (line(p.position), msg)
+                            state = .done; break scan
                         }
                     }
                     content = true
@@ -592,9 +708,11 @@ extension SourceReader {
                             if more && error.offset >= buf.count - 16 { break scan }
                             let msg = "invalid JSON: \(error.message)"
                             if !src.skipBadRows { throw fail(error.offset, msg) }
-                            stopped = (line(error.offset), msg + "; the rest of the file was not read")
-                            state = .done
-                            break scan
+                            damage = (line(error.offset), msg)
+                            state = .resync
+                            p = JSONParser(buf, start: error.offset)
+                            keep = error.offset
+                            continue scan
                         }
                         // A number or literal ending exactly at the block's end may go on.
                         if more && p.position == buf.count { break scan }
@@ -604,8 +722,35 @@ extension SourceReader {
                         guard let c = p.peek() else { break scan }
                         p.advance()
                         if c == UInt8(ascii: "]") { state = .done; keep = p.position; break scan }
-                        if c != UInt8(ascii: ",") { throw fail(p.position - 1, "expected ',' or ']' between array elements") }
+                        if c != UInt8(ascii: ",") {
+                            let msg = "expected ',' or ']' between array elements"
+                            if !src.skipBadRows { throw fail(p.position - 1, msg) }
+                            damage = (line(p.position - 1), msg)
+                            state = .resync
+                            keep = p.position - 1
+                            continue scan
+                        }
                         state = .value; keep = p.position
+                    case .resync:
+                        // Bytes from `keep` on are damaged: find where the next element starts.
+                        switch resynchronize(buf, from: p.position, more: more) {
+                        case .found(let next):
+                            all.rejects.append(Reject(source: src.name, path: path, line: damage!.line,
+                                                      reason: damage!.reason + "; skipped to line \(line(next)), where the next element starts"))
+                            damage = nil
+                            p = JSONParser(buf, start: next)
+                            state = .value; keep = next
+                        case .waitForMore:
+                            // Keep the unsearched tail (a candidate may be cut by the block's end).
+                            keep = max(keep, buf.count - min(buf.count, resyncOverlap))
+                            p = JSONParser(buf, start: buf.count)
+                            break scan
+                        case .none(let why):
+                            stopped = (damage!.line, damage!.reason + "; the rest of the file was not read (\(why))")
+                            damage = nil
+                            state = .done
+                            break scan
+                        }
                     case .done:
                         break scan
                     }

@@ -59,6 +59,7 @@ public struct BuildSpec {
         public var mapping: FieldMapping
         public var skipBadRows: Bool
         public var invalidUTF8: SourceConfig.InvalidUTF8
+        public var csvQuotes: SourceConfig.CSVQuotes = .strict
         public var weight: Double
         public var take: Int?
     }
@@ -171,7 +172,7 @@ struct SpecParser {
         var sources: [BuildSpec.Source] = []
         for (i, s) in srcList.enumerated() {
             let key = "sources[\(i)]"
-            let m = try object(s, key, allowed: ["name", "path", "format", "map", "weight", "take", "on_error", "invalid_utf8", "split", "comment"])
+            let m = try object(s, key, allowed: ["name", "path", "format", "map", "weight", "take", "on_error", "invalid_utf8", "csv_quotes", "split", "comment"])
             if s.objectValue == nil { throw err(key, "expected an object") }
             guard let pattern = try string(m, "path", "\(key).path") else { throw err("\(key).path", "missing") }
             let sname = try string(m, "name", "\(key).name") ?? "source\(i)"
@@ -208,8 +209,13 @@ struct SpecParser {
             let take = try int(m, "take", "\(key).take", min: 0)
             let skip = try onError(m, "\(key).on_error") ?? topSkip
             let utf8 = try utf8Policy(m, "\(key).invalid_utf8") ?? topUTF8
+            var quotes = SourceConfig.CSVQuotes.strict
+            if let q = try string(m, "csv_quotes", "\(key).csv_quotes") {
+                guard let v = SourceConfig.CSVQuotes(rawValue: q) else { throw err("\(key).csv_quotes", "expected \"strict\" or \"lenient\", found \"\(q)\"") }
+                quotes = v
+            }
             sources.append(.init(name: sname, pattern: pattern, files: files, format: format, mapping: mapping, skipBadRows: skip,
-                                 invalidUTF8: utf8, weight: weight, take: take))
+                                 invalidUTF8: utf8, csvQuotes: quotes, weight: weight, take: take))
         }
 
         // normalize

@@ -183,12 +183,16 @@ enum FinishStep {
 
         // Bytes the tokenizer dropped (a vocabulary with no token for them), per source: never
         // silent.
-        var dropped = Array(repeating: 0, count: spec.sources.count)
+        // Also the files that began with a UTF-8 byte order mark (skipped, and said so).
+        var dropped = Array(repeating: 0, count: spec.sources.count), marks = dropped
         for (u, unit) in ctx.units.enumerated() {
-            dropped[unit.source] += try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u)).droppedBytes
+            let r = try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u))
+            dropped[unit.source] += r.droppedBytes
+            marks[unit.source] += r.byteOrderMarks
         }
-        let droppedJSON: [(String, JSONOut)] = dropped.contains { $0 > 0 }
-            ? [("dropped_bytes", .object(zip(spec.sources, dropped).map { ($0.name, .int($1)) }))] : []
+        let droppedJSON: [(String, JSONOut)] = (dropped.contains { $0 > 0 }
+            ? [("dropped_bytes", .object(zip(spec.sources, dropped).map { ($0.name, .int($1)) }))] : [])
+            + (marks.contains { $0 > 0 } ? [("byte_order_marks", .object(zip(spec.sources, marks).map { ($0.name, .int($1)) }))] : [])
 
         let checks = try check(ctx, stats)
         let report = reportJSON(ctx, stats: stats, splits: splits, near: near + packing + mixed + analysis + droppedJSON, checks: checks, stageRuns: stageRuns)

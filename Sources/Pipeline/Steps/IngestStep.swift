@@ -118,8 +118,12 @@ enum IngestStep {
         var lines = 0
         for c in data where c == 0x0A { lines += 1 }
         do {
-            let rows = try data.withUnsafeBufferPointer {
-                try SourceReader.readJSONLBlock(config, fileIndex: Int32(unit.fileIndex), path: unit.path, data: $0, threads: threads)
+            let rows = try data.withUnsafeBufferPointer { all in
+                // The file's first block skips (and counts) a leading byte order mark.
+                let rest = start == 0 ? SourceReader.skippingByteOrderMark(all) : nil
+                var rows = try SourceReader.readJSONLBlock(config, fileIndex: Int32(unit.fileIndex), path: unit.path, data: rest ?? all, threads: threads)
+                rows.byteOrderMarks = rest == nil ? 0 : 1
+                return rows
             }
             try sink(rows)
         } catch TokenmillError.badInput(let path, let line, let message) where line > 0 {

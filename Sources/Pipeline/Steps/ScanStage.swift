@@ -72,12 +72,14 @@ struct ScanResult {
     /// Bytes the vocabulary has no token for, dropped by the tokenizer (as `tokenizers`
     /// drops them); report.json's `dropped_bytes` says so per source.
     var droppedBytes = 0
+    /// Files of the unit that began with a UTF-8 byte order mark (skipped).
+    var byteOrderMarks = 0
 
     var json: JSONOut {
         .object([("records", .int(records)), ("rows_read", .int(rowsRead)), ("rejected", .int(rejected)), ("repaired", .int(repaired)),
                  ("lines", .int(lines)), ("tokens", .int(tokens)), ("bytes_in", .int(bytesIn)),
                  ("reasons", .array(reasons.map { .string($0) })), ("types", .array(types.map { .string($0) })),
-                 ("dropped_bytes", .int(droppedBytes))])
+                 ("dropped_bytes", .int(droppedBytes)), ("byte_order_marks", .int(byteOrderMarks))])
     }
 
     init() {}
@@ -91,6 +93,7 @@ struct ScanResult {
         reasons = (v["reasons"]?.arrayValue ?? []).compactMap(\.stringValue)
         types = (v["types"]?.arrayValue ?? []).compactMap(\.stringValue)
         droppedBytes = v["dropped_bytes"]?.intValue ?? 0
+        byteOrderMarks = v["byte_order_marks"]?.intValue ?? 0
     }
 }
 
@@ -180,7 +183,7 @@ final class ScanStage {
         let unit = ctx.units[u]
         let src = ctx.spec.sources[unit.source]
         let config = SourceConfig(name: src.name, index: Int32(unit.source), files: src.files, format: src.format,
-                                  mapping: src.mapping, skipBadRows: src.skipBadRows, invalidUTF8: src.invalidUTF8)
+                                  mapping: src.mapping, skipBadRows: src.skipBadRows, invalidUTF8: src.invalidUTF8, csvQuotes: src.csvQuotes)
         let w = ctx.work
         let tokensFile = try WorkFileWriter(path: Self.tokensPath(w, u))
         let maskFile = try WorkFileWriter(path: Self.maskPath(w, u))
@@ -199,6 +202,7 @@ final class ScanStage {
         let (lines, bytes) = try IngestStep.read(unit, config: config, threads: threads) { piece in
             result.rowsRead += piece.rowsRead
             result.repaired += piece.repaired
+            result.byteOrderMarks += piece.byteOrderMarks
             result.rejected += piece.rejects.count
             for rj in piece.rejects { rejects.u64(UInt64(rj.line)); rejects.blob(Array(rj.reason.utf8)) }
             let records = piece.records
