@@ -1,6 +1,7 @@
 # Tokenmill: the two commands a newcomer needs are `make run` and `make test`.
-# Both install what is missing first: libzstd-dev, libxxhash-dev and pkg-config through
-# apt-get (as root or with sudo), and the Python packages into build/venv.
+# Both install what is missing first: libzstd-dev, libxxhash-dev, liblz4-dev, libbrotli-dev
+# and pkg-config through apt-get (as root or with sudo), and the Python packages into
+# build/venv.
 
 SWIFT ?= swift
 VENV := build/venv
@@ -13,9 +14,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 sysdeps:
-	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzstd libxxhash zlib; then \
-	  echo "== installing system packages: libzstd-dev libxxhash-dev zlib1g-dev pkg-config"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libzstd-dev libxxhash-dev zlib1g-dev pkg-config >/dev/null; \
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libzstd libxxhash zlib liblz4 libbrotlidec; then \
+	  echo "== installing system packages: libzstd-dev libxxhash-dev zlib1g-dev liblz4-dev libbrotli-dev pkg-config"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libzstd-dev libxxhash-dev zlib1g-dev liblz4-dev libbrotli-dev pkg-config >/dev/null; \
 	fi
 
 $(VENV)/.installed: python/requirements.txt

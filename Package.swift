@@ -22,10 +22,15 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CXXHash", path: "Sources/CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
+        // Parquet pages written with LZ4 (raw and Hadoop framing) and Brotli.
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4",
+                       providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CBrotli", path: "Sources/CBrotli", pkgConfig: "libbrotlidec",
+                       providers: [.apt(["libbrotli-dev"])]),
         // Header-only intrinsics (software prefetch, writeback hint); no library to link.
         .systemLibrary(name: "CIntrinsics", path: "Sources/CIntrinsics"),
         .target(name: "TokenmillCore", dependencies: ["CXXHash", "CIntrinsics"], swiftSettings: optimize),
-        .target(name: "Ingest", dependencies: ["TokenmillCore", "CZlib", "CZstd"], swiftSettings: optimize),
+        .target(name: "Ingest", dependencies: ["TokenmillCore", "CZlib", "CZstd", "CLZ4", "CBrotli"], swiftSettings: optimize),
         .target(name: "Normalize", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         // MinHash runs in 32-bit SIMD lanes; AVX2 (Haswell, 2013, and later x86-64) does each
         // step in one instruction where the x86-64 baseline (SSE2) needs several.

@@ -126,6 +126,26 @@ public struct FieldMapping: Sendable {
         return keys
     }
 
+    /// Every field path the mapping reads (chat lists and grouping included).
+    public var fieldPaths: [[String]] {
+        var paths: [[String]] = []
+        func add(_ parts: [Part]) {
+            for p in parts {
+                switch p {
+                case .field(let path): paths.append(path)
+                case .optional(let inner): add(inner)
+                case .literal: break
+                }
+            }
+        }
+        for v in [prompt, response, system, text].compactMap({ $0 }) { add(v.parts) }
+        if let chat { paths.append(chat.messages) }
+        if let g = group {
+            for v in [g.by, g.content, g.order, g.system, g.roleField].compactMap({ $0 }) { add(v.parts) }
+        }
+        return paths
+    }
+
     /// The top-level keys of a mapping that reads only top-level fields into text or
     /// instruction records (no chat list, no grouping, no dotted paths): such rows can be
     /// mapped straight from the scanned line (`ScannedRow`). Nil otherwise.

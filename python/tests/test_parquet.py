@@ -450,13 +450,50 @@ UNSUPPORTED_COLUMNS = {  # column -> (array, writer options, a word the message 
     "decimal": (pa.array([1, 2, 3], pa.decimal128(10, 2)), {}, "decimal"),
     "int96": (pa.array([1, 2, 3], pa.timestamp("ns")), {"use_deprecated_int96_timestamps": True}, "int96"),
     "fixed": (pa.array([b"abcd", b"efgh", b"ijkl"], pa.binary(4)), {}, "fixed"),
-    "delta_length": (pa.array(["a", "bb", "ccc"]), {"use_dictionary": False, "column_encoding": {"delta_length": "DELTA_LENGTH_BYTE_ARRAY"}},
-                     "delta_length_byte_array"),
-    "delta_bytes": (pa.array(["a", "ab", "abc"]), {"use_dictionary": False, "column_encoding": {"delta_bytes": "DELTA_BYTE_ARRAY"}},
-                    "delta_byte_array"),
-    "delta_ints": (pa.array([1, 2, 3], pa.int64()), {"use_dictionary": False, "column_encoding": {"delta_ints": "DELTA_BINARY_PACKED"}},
-                   "delta_binary_packed"),
 }
+
+
+def encoded_columns(n: int, seed: int) -> dict:
+    """Columns for each value encoding writers offer besides PLAIN and dictionary, with
+    nulls, negative numbers, extreme values, shared prefixes and invalid UTF-8-free text."""
+    rng = random.Random(seed)
+    words = ["alpha", "alphabet", "alpine", "beta", "", "betamax", "\u00e9t\u00e9", "\u4f60\u597d", "x" * 300]
+    def maybe(v):
+        return None if rng.random() < 0.15 else v
+    ints32 = [maybe(rng.choice([rng.randint(-5, 5), rng.randint(-2**31, 2**31 - 1), 2**31 - 1, -2**31])) for _ in range(n)]
+    ints64 = [maybe(rng.choice([rng.randint(-9, 9), rng.randint(-2**63, 2**63 - 1), 2**63 - 1, -2**63, rng.randint(0, 10**6)])) for _ in range(n)]
+    strings = [maybe(rng.choice(words) + (str(rng.randint(0, 99)) if rng.random() < 0.5 else "")) for _ in range(n)]
+    sorted_strings = sorted(s for s in strings if s is not None)
+    doubles = [maybe(rng.choice([rng.uniform(-1e6, 1e6), 0.0, -0.0, 1e-300, 1.7976931348623157e308, 0.1, 3.0])) for _ in range(n)]
+    return {
+        "i32": (pa.array(ints32, pa.int32()), "DELTA_BINARY_PACKED"),
+        "i64": (pa.array(ints64, pa.int64()), "DELTA_BINARY_PACKED"),
+        "u32": (pa.array([None if v is None else v % 2**32 for v in ints32], pa.uint32()), "DELTA_BINARY_PACKED"),
+        "len": (pa.array(strings), "DELTA_LENGTH_BYTE_ARRAY"),
+        "pre": (pa.array(sorted_strings + [None] * (n - len(sorted_strings))), "DELTA_BYTE_ARRAY"),
+        "bss": (pa.array(doubles, pa.float64()), "BYTE_STREAM_SPLIT"),
+        "bss64": (pa.array(ints64, pa.int64()), "BYTE_STREAM_SPLIT"),
+    }
+
+
+@pytest.mark.parametrize("layout", [dict(compression="none"), dict(compression="zstd", data_page_version="2.0", data_page_size=700),
+                                    dict(compression="snappy", row_group_size=97, data_page_size=300)], ids=layout_id)
+def test_delta_and_byte_stream_split_encodings_equal_jsonl(tokenmill_bin, tmp_path, layout):
+    """DELTA_BINARY_PACKED (int32, int64, uint32; with pages and row groups cutting the
+    blocks), DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY (shared prefixes) and
+    BYTE_STREAM_SPLIT (double, int64) read as pyarrow reads them."""
+    cols = encoded_columns(1000, seed=11)
+    t = pa.table({name: arr for name, (arr, _) in cols.items()})
+    write_parquet(tmp_path / "e.parquet", t, use_dictionary=False,
+                  column_encoding={name: enc for name, (_, enc) in cols.items()}, **layout)
+    meta = pq.ParquetFile(tmp_path / "e.parquet").metadata
+    used = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings for i in range(meta.num_columns)}
+    for name, (_, enc) in cols.items():
+        assert enc in used[name], (name, used[name])
+    write_jsonl_of(tmp_path / "e.parquet", tmp_path / "e.jsonl")
+    mapping = {"text": " | ".join("{%s}" % name for name in cols)}
+    assert_same(run_build(tokenmill_bin, tmp_path, "e.parquet", "p", mapping),
+                run_build(tokenmill_bin, tmp_path, "e.jsonl", "j", mapping), "encodings")
 
 
 @pytest.mark.parametrize("column", list(UNSUPPORTED_COLUMNS))
@@ -813,13 +850,24 @@ def test_damaged_page_data(tokenmill_bin, tmp_path, options):
 
 
 @pytest.mark.parametrize("codec", ["lz4", "brotli"])
-def test_unsupported_codec_is_named(tokenmill_bin, tmp_path, codec):
-    """A codec the reader does not support (pyarrow's lz4 = LZ4_RAW, brotli) fails with
-    exit 65 naming the file and the codec."""
-    small_file(tmp_path / "c.parquet", compression=codec)
+def test_lz4_and_brotli_pages_equal_jsonl(tokenmill_bin, tmp_path, codec):
+    """pyarrow's lz4 (LZ4_RAW) and brotli pages read as pyarrow reads them (Hadoop-framed
+    LZ4 is in apache/parquet-testing, which test_outside_suites runs)."""
+    small_file(tmp_path / "c.parquet", n=300, row_group_size=70, compression=codec)
     assert pq.ParquetFile(tmp_path / "c.parquet").metadata.row_group(0).column(0).compression.lower().startswith(codec)
-    got = run_build(tokenmill_bin, tmp_path, "c.parquet", "out")
-    assert got.code == 65 and "c.parquet" in got.err and codec in got.err.lower(), (got.code, got.err)
+    write_jsonl_of(tmp_path / "c.parquet", tmp_path / "c.jsonl")
+    assert_same(run_build(tokenmill_bin, tmp_path, "c.parquet", "p"), run_build(tokenmill_bin, tmp_path, "c.jsonl", "j"), codec)
+
+
+def test_damaged_lz4_and_brotli_pages_fail_naming_the_file(tokenmill_bin, tmp_path):
+    for codec in ("lz4", "brotli"):
+        small_file(tmp_path / f"{codec}.parquet", n=200, row_group_size=200, compression=codec, use_dictionary=False)
+        data = bytearray((tmp_path / f"{codec}.parquet").read_bytes())
+        for k in range(40, 120):
+            data[k] ^= 0x5A
+        (tmp_path / f"{codec}.parquet").write_bytes(bytes(data))
+        got = run_build(tokenmill_bin, tmp_path, f"{codec}.parquet", f"o-{codec}")
+        assert got.code == 65 and f"{codec}.parquet" in got.err, (codec, got.code, got.err)
 
 
 def test_empty_parquet_file_is_like_an_empty_jsonl(tokenmill_bin, tmp_path):

@@ -199,8 +199,47 @@ struct ColumnDecoder {
             var bits: [UInt8] = []
             try ParquetPages.hybrid(b, start: start + 4, end: start + 4 + len, width: 1, count: count, into: &bits)
             for v in bits { out.values.append(.bool(v != 0)) }
+        case 5 where leaf.type == .int32 || leaf.type == .int64:
+            var ints: [Int64] = []
+            try ParquetEncodings.deltaBinaryPacked(b, start: start, end: b.count, into: &ints)
+            guard ints.count >= count else { throw ParquetError("DELTA_BINARY_PACKED holds \(ints.count) values, the page \(count)") }
+            out.values.reserveCapacity(out.values.count + count)
+            for v in ints[0..<count] {
+                let text: String
+                if leaf.type == .int32 {
+                    text = leaf.unsigned ? String(UInt32(truncatingIfNeeded: v)) : String(Int32(truncatingIfNeeded: v))
+                } else {
+                    text = leaf.unsigned ? String(UInt64(bitPattern: v)) : String(v)
+                }
+                out.values.append(.number(Array(text.utf8)))
+            }
+        case 6 where leaf.type == .byteArray:
+            let ranges = try ParquetEncodings.deltaLengthByteArray(b, start: start, end: b.count).values
+            guard ranges.count >= count else { throw ParquetError("DELTA_LENGTH_BYTE_ARRAY holds \(ranges.count) values, the page \(count)") }
+            for r in ranges[0..<count] { Self.appendString(UnsafeBufferPointer(rebasing: b[r]), into: &out.values, repaired: &out.repaired) }
+        case 7 where leaf.type == .byteArray:
+            let values = try ParquetEncodings.deltaByteArray(b, start: start, end: b.count)
+            guard values.count >= count else { throw ParquetError("DELTA_BYTE_ARRAY holds \(values.count) values, the page \(count)") }
+            for v in values[0..<count] { v.withUnsafeBufferPointer { Self.appendString($0, into: &out.values, repaired: &out.repaired) } }
+        case 9 where [.int32, .int64, .float, .double].contains(leaf.type):
+            let width = leaf.type == .int32 || leaf.type == .float ? 4 : 8
+            // The streams are `count` values long: the page's non-null values.
+            let plain = try ParquetEncodings.byteStreamSplit(b, start: start, end: b.count, count: count, width: width)
+            try plain.withUnsafeBufferPointer { (p) throws(ParquetError) in
+                _ = try Self.plain(p, start: 0, end: p.count, type: leaf.type, unsigned: leaf.unsigned, count: count, into: &out.values, repaired: &out.repaired)
+            }
         default:
-            throw ParquetError("values encoded as \(ParquetNames.encoding(encoding)) are not supported (PLAIN and dictionary encodings are; rewrite the file with pyarrow's defaults)", unsupported: true)
+            throw ParquetError("values encoded as \(ParquetNames.encoding(encoding)) are not supported for \(leaf.type) columns (PLAIN, dictionary, DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY and BYTE_STREAM_SPLIT are)", unsupported: true)
+        }
+    }
+
+    /// A string value: checked for UTF-8 and repaired (its index noted).
+    static func appendString(_ s: UnsafeBufferPointer<UInt8>, into values: inout [JSONValue], repaired: inout [Int]) {
+        if UTF8Validation.isValid(s) {
+            values.append(.string(Array(s)))
+        } else {
+            repaired.append(values.count)
+            values.append(.string(Array(String(decoding: s, as: UTF8.self).utf8)))
         }
     }
 
@@ -219,13 +258,7 @@ struct ColumnDecoder {
                 let len = Int(b[p]) | Int(b[p + 1]) << 8 | Int(b[p + 2]) << 16 | Int(b[p + 3]) << 24
                 p += 4
                 try need(len)
-                let s = UnsafeBufferPointer(rebasing: b[p..<(p + len)])
-                if UTF8Validation.isValid(s) {
-                    values.append(.string(Array(s)))
-                } else {
-                    repaired.append(values.count)
-                    values.append(.string(Array(String(decoding: s, as: UTF8.self).utf8)))
-                }
+                appendString(UnsafeBufferPointer(rebasing: b[p..<(p + len)]), into: &values, repaired: &repaired)
                 p += len
             }
         case .int32:

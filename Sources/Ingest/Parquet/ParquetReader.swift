@@ -52,7 +52,9 @@ public enum ParquetReader {
             let keys = src.mapping.topLevelKeys
             let fields = schema.top.filter { keys.contains(Array(schema.nodes[$0].name.utf8)) }
             let needed = fields.flatMap { schema.nodes[$0].leaves }
-            for l in needed {
+            // Judged: the leaves under each path the mapping reads (a struct's other fields
+            // are assembled but never rendered, so their types do not matter).
+            for l in Set(src.mapping.fieldPaths.flatMap { schema.leaves(under: $0) }).sorted() {
                 let leaf = schema.leaves[l]
                 if leaf.type == .int96 || leaf.type == .fixedLenByteArray || schema.unreadableLeaves[l] != nil {
                     let what = schema.unreadableLeaves[l] ?? "\(leaf.type)"
@@ -72,7 +74,9 @@ public enum ParquetReader {
                 guard group.numRows <= Int64(Int32.max) else { throw damagedFooter(path, "row group \(g + 1) claims \(group.numRows) rows") }
                 total += Int(group.numRows)
             }
-            guard Int64(total) == meta.numRows else {
+            // Some old writers leave the footer's count at 0; the row groups' own counts
+            // (what pyarrow reads by) stand then.
+            guard Int64(total) == meta.numRows || (meta.numRows == 0 && total > 0) else {
                 throw damagedFooter(path, "row groups hold \(total) rows, the footer says \(meta.numRows)")
             }
 

@@ -68,14 +68,22 @@ struct ParquetSchema {
         nodes[id].children = children
         nodes[id].leaves = children.flatMap { nodes[$0].leaves }
         let isList = el.convertedType == 3 || el.logicalType == 3
-        let isMap = el.convertedType == 1 || el.convertedType == 2 || el.logicalType == 2
+        // MAP_KEY_VALUE (converted type 2) marks the repeated key/value group inside a MAP
+        // (Impala and Hive write it there); on its own it is not a map.
+        let isMap = el.convertedType == 1 || el.logicalType == 2 || (el.convertedType == 2 && node.repetition != .repeated)
         if (isList || isMap) && parent != nil {
+            // A layout the rules do not cover is refused only if the mapping reads it: the
+            // file's other columns stay readable.
             guard children.count == 1, nodes[children[0]].repetition == .repeated else {
-                throw ParquetError("\(isList ? "LIST" : "MAP") '\(el.name)' must hold exactly one repeated field")
+                for l in nodes[id].leaves { unreadableLeaves[l] = "a \(isList ? "LIST" : "MAP") that does not hold exactly one repeated field" }
+                return id
             }
             let r = children[0]
             if isMap {
-                guard nodes[r].children.count == 2 else { throw ParquetError("MAP '\(el.name)' entries must have a key and a value") }
+                guard nodes[r].children.count == 2 else {
+                    for l in nodes[id].leaves { unreadableLeaves[l] = "a MAP whose entries lack a key or a value" }
+                    return id
+                }
                 nodes[id].kind = .map(repeated: r)
             } else {
                 let rn = nodes[r]
@@ -91,6 +99,19 @@ struct ParquetSchema {
     /// Leaves whose stored values are not their text (DECIMAL, dates, timestamps), with
     /// what they are, for the refusal.
     var unreadableLeaves: [Int: String] = [:]
+
+    /// The leaves under the node a field path reaches from the top level, through struct
+    /// fields; all leaves of the top-level field when the path goes through a list or
+    /// map (or names nothing deeper).
+    func leaves(under path: [String]) -> [Int] {
+        guard let first = path.first, let top = top.first(where: { nodes[$0].name == first }) else { return [] }
+        var n = top
+        for name in path.dropFirst() {
+            guard case .group = nodes[n].kind, let c = nodes[n].children.first(where: { nodes[$0].name == name }) else { return nodes[top].leaves }
+            n = c
+        }
+        return nodes[n].leaves
+    }
 
     /// Fills in each leaf's dotted path (for messages and for matching the chunk's
     /// `path_in_schema`).
