@@ -545,7 +545,10 @@ public enum SourceReader {
                     elements.append((start, p.position, n))
                     p.skipWhitespace()
                     guard let c = p.peek() else {
-                        if try damaged(p.position, "unexpected end of file inside the array") { continue elementLoop }
+                        // Nothing follows to resynchronise at.
+                        let msg = "unexpected end of file inside the array"
+                        if !src.skipBadRows { throw fail(p.position, msg) }
+                        stoppedAt = (line(p.position), msg)
                         break
                     }
                     p.advance()

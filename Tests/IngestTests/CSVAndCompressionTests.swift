@@ -23,10 +23,16 @@ final class CSVAndCompressionTests: XCTestCase {
             let f = e as! CSVReader.Failure
             XCTAssertEqual(f.row, 1); XCTAssertTrue(f.fatal)
         }
-        XCTAssertThrowsError(try rows("a,b\n1,2\n\"x\"y,2\n")) { e in
-            let f = e as! CSVReader.Failure
-            XCTAssertEqual(f.row, 2); XCTAssertFalse(f.fatal)
-        }
+        // Malformed but bounded by its line: a row that carries its error, and reading goes
+        // on at the next line (text after a closing quote; a quote in an unquoted field).
+        let table = try! Array("a,b\n1,2\n\"x\"y,2\nq\"uote,3\n4,5\n".utf8).withUnsafeBufferPointer { b in try CSVReader.rows(b) }
+        XCTAssertEqual(table.map(\.number), [0, 1, 2, 3, 4])
+        XCTAssertEqual(table.map { $0.error != nil }, [false, false, true, true, false])
+        XCTAssertEqual(table[4].fields.map { String(decoding: $0, as: UTF8.self) }, ["4", "5"])
+        XCTAssertEqual(try! Array("q\"uote,3\n".utf8).withUnsafeBufferPointer { b in try CSVReader.rows(b, firstNumber: 1, lenientQuotes: true) }
+                        .map { $0.fields.map { String(decoding: $0, as: UTF8.self) } }, [["q\"uote", "3"]])
+        // In the header, the same is fatal (no column names to go on with).
+        XCTAssertThrowsError(try rows("a\"b,c\n1,2\n")) { e in XCTAssertTrue((e as! CSVReader.Failure).fatal) }
     }
 
     /// Seeded random mutations of a valid file: the scanner never crashes or hangs; it
