@@ -8,7 +8,6 @@ reference reads. Skipped, saying so, when ../shared/outside is absent."""
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import cli
+import parquet_text
 from test_ingest_formats import sequences
 
 pytestmark = pytest.mark.binary
@@ -68,38 +68,13 @@ def leaf_columns(schema):
 
 
 def column_values(table, path: str):
+    """The column at a dotted path (struct fields by name), as pyarrow reads it."""
     pc = pytest.importorskip("pyarrow.compute")
     parts = path.split(".")
     col = table.column(parts[0])
     for p in parts[1:]:
         col = pc.struct_field(col, p)
-    return col.to_pylist()
-
-
-def render(v, t) -> str | None:
-    """A value as Tokenmill renders a Parquet value into text; None when the type is not
-    one it renders (a refusal naming it is then expected)."""
-    import numpy as np
-    import pyarrow as pa
-
-    if v is None:
-        return ""
-    if pa.types.is_boolean(t):
-        return "true" if v else "false"
-    if pa.types.is_integer(t):
-        return str(v)
-    if pa.types.is_floating(t) and not pa.types.is_float16(t):
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "Infinity" if v > 0 else "-Infinity"
-        # float32: its own shortest round-trip form (numpy's), not the double's
-        return str(np.float32(v)) if pa.types.is_float32(t) else repr(v)
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return v
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return v.decode("utf-8", "replace")
-    return None
+    return col
 
 
 REFUSALS = ("not supported", "cannot be read as text", "is an array", "is an object")
@@ -150,12 +125,12 @@ def test_parquet_testing_files_read_right_or_are_refused_by_name(tokenmill_bin, 
             return rel, name, f"crashed or hung ({rc})"
         try:
             table = pq.read_table(f)
-            values = column_values(table, name)
+            column = column_values(table, name)
+            rendered = parquet_text.texts(column)
         except Exception:
             # The reference refuses the file or the column: nothing to compare with, and
             # either a refusal or a reading is acceptable (no crash, checked above).
             return rel, name, None
-        rendered = [render(v, t) for v in values]
         if f.name in CORRUPT_BY_DESIGN:
             # pyarrow does not check page CRCs by default; a reader that does must refuse.
             return rel, name, None if rc == 65 and "checksum mismatch" in err else f"a corrupt page was read: exit {rc}"
@@ -164,7 +139,7 @@ def test_parquet_testing_files_read_right_or_are_refused_by_name(tokenmill_bin, 
                 return rel, name, None
             # A null struct above the mapped field: a bad row naming its row, as the same
             # row in JSON ({"parent": null}) is.
-            if rc == 65 and "missing field" in err and None in values:
+            if rc == 65 and "missing field" in err and column.null_count > 0:
                 return rel, name, None
             if "damaged" in err or "the file is" in err:
                 return rel, name, f"pyarrow reads it; tokenmill says: {err.strip()[-240:]}"

@@ -398,6 +398,20 @@ def test_binary_column_and_invalid_utf8_like_json(tokenmill_bin, tmp_path, kind)
     assert error_at(got.err, "b.parquet") == error_at(want.err, "b.jsonl") and error_at(got.err, "b.parquet")[0] == 3
 
 
+def test_invalid_utf8_in_many_pages_of_a_column(tokenmill_bin, tmp_path):
+    """Repaired strings in several pages of one column chunk (pages decode in parallel and
+    are joined; joining their repaired-string indices once crashed the reader)."""
+    q = [f"row {i} ".encode() + (b"\xe8 bad" if i % 7 == 0 else b"ok") for i in range(400)]
+    t = pa.table({"q": pa.array(q, pa.binary()), "a": [f"answer {i}" for i in range(400)]})
+    write_parquet(tmp_path / "m.parquet", t, data_page_size=256, use_dictionary=False)
+    assert pq.ParquetFile(tmp_path / "m.parquet").metadata.row_group(0).num_rows == 400
+    (tmp_path / "m.jsonl").write_bytes(jsonl_bytes(pq.read_table(tmp_path / "m.parquet").to_pylist()))
+    m = {"prompt": "q", "response": "a"}
+    got = run_build(tokenmill_bin, tmp_path, "m.parquet", "p", m)
+    assert_same(got, run_build(tokenmill_bin, tmp_path, "m.jsonl", "j", m), "pages")
+    assert got.counts["repaired_utf8"] == len([x for x in q if b"\xe8" in x])
+
+
 INT_TABLE = {
     "i8": pa.array([0, 127, -128, 5], pa.int8()),
     "i16": pa.array([0, 32767, -32768, None], pa.int16()),
@@ -446,13 +460,6 @@ def test_dates_and_timestamps_render_as_pyarrow_reads_them_or_are_refused(tokenm
     assert not problems, problems
 
 
-UNSUPPORTED_COLUMNS = {  # column -> (array, writer options, a word the message must contain)
-    "decimal": (pa.array([1, 2, 3], pa.decimal128(10, 2)), {}, "decimal"),
-    "int96": (pa.array([1, 2, 3], pa.timestamp("ns")), {"use_deprecated_int96_timestamps": True}, "int96"),
-    "fixed": (pa.array([b"abcd", b"efgh", b"ijkl"], pa.binary(4)), {}, "fixed"),
-}
-
-
 def encoded_columns(n: int, seed: int) -> dict:
     """Columns for each value encoding writers offer besides PLAIN and dictionary, with
     nulls, negative numbers, extreme values, shared prefixes and invalid UTF-8-free text."""
@@ -496,21 +503,58 @@ def test_delta_and_byte_stream_split_encodings_equal_jsonl(tokenmill_bin, tmp_pa
                 run_build(tokenmill_bin, tmp_path, "e.jsonl", "j", mapping), "encodings")
 
 
-@pytest.mark.parametrize("column", list(UNSUPPORTED_COLUMNS))
-def test_unsupported_types_and_encodings_are_named_only_when_mapped(tokenmill_bin, tmp_path, column):
-    """Column types and encodings the reader does not support (README limits: DECIMAL,
-    INT96, fixed-length binary, the DELTA encodings) fail with exit 65 naming the file, the
-    column and the type or encoding when the map reads them; when it does not (only mapped
-    columns are decoded), the file reads as pyarrow reads its mapped columns."""
-    array, options, word = UNSUPPORTED_COLUMNS[column]
-    t = pa.table({"q": ["one", "two", "three"], "a": ["1", "2", "3"], column: array})
-    write_parquet(tmp_path / "x.parquet", t, **options)
-    got = run_build(tokenmill_bin, tmp_path, "x.parquet", "p1", {"prompt": "{q} {%s}" % column, "response": "a"})
-    assert got.code == 65 and "x.parquet" in got.err and column in got.err and word in got.err.lower(), (got.code, got.err)
-    mapped = pq.read_table(tmp_path / "x.parquet", columns=["q", "a"]).to_pylist()
-    (tmp_path / "x.jsonl").write_bytes(jsonl_bytes(mapped))
-    assert_same(run_build(tokenmill_bin, tmp_path, "x.parquet", "p2", {"prompt": "q", "response": "a"}),
-                run_build(tokenmill_bin, tmp_path, "x.jsonl", "j2", {"prompt": "q", "response": "a"}), "unmapped")
+def logical_columns(n: int, seed: int):
+    """Columns of every type whose stored value is not its text, with nulls and edges."""
+    import datetime
+    import decimal
+
+    rng = random.Random(seed)
+
+    def maybe(v):
+        return None if rng.random() < 0.1 else v
+
+    days = [maybe(rng.choice([0, -1, 19753, -719162, 2932896, rng.randint(-10**5, 10**5)])) for _ in range(n)]
+    stamps = [maybe(rng.choice([0, -1, 1_700_000_000_123_456, -62_135_596_800_000_000, rng.randint(-10**15, 10**15)])) for _ in range(n)]
+    dec = [maybe(decimal.Decimal(rng.randint(-10**12, 10**12)).scaleb(-4)) for _ in range(n)]
+    big = [maybe(decimal.Decimal(rng.randint(-10**37 + 1, 10**37 - 1)).scaleb(-10)) for _ in range(n)]
+    small = [maybe(decimal.Decimal(rng.randint(-99999, 99999)).scaleb(-2)) for _ in range(n)]
+    import numpy as np
+    halves = [maybe(np.float16(rng.choice([0.1, -2.5, 65504.0, 6.1e-05, 1e-07, float("inf"), float("nan"), 0.0]))) for _ in range(n)]
+    return {
+        "d": pa.array([None if v is None else datetime.date(1970, 1, 1) + datetime.timedelta(days=v) for v in days], pa.date32()),
+        "ts_us_utc": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+        "ts_ms": pa.array([None if v is None else v // 1000 for v in stamps], pa.timestamp("ms")),
+        "ts_ns": pa.array([None if v is None else (v * 1000 if abs(v) < 9 * 10**15 else v) for v in stamps], pa.timestamp("ns")),
+        "t_ms": pa.array([None if v is None else abs(v) % 86_400_000 for v in stamps], pa.time32("ms")),
+        "t_us": pa.array([None if v is None else abs(v) % 86_400_000_000 for v in stamps], pa.time64("us")),
+        "dec_small": pa.array(small, pa.decimal128(7, 2)),
+        "dec": pa.array(dec, pa.decimal128(18, 4)),
+        "dec_big": pa.array(big, pa.decimal128(38, 10)),
+        "half": pa.array(halves, pa.float16()),
+        "fixed": pa.array([maybe(bytes([65 + rng.randint(0, 25) for _ in range(4)])) for _ in range(n)], pa.binary(4)),
+    }
+
+
+@pytest.mark.parametrize("layout", [dict(), dict(use_dictionary=False, compression="zstd", data_page_version="2.0"),
+                                    dict(use_deprecated_int96_timestamps=True, store_decimal_as_integer=True)], ids=layout_id)
+def test_logical_types_render_as_text(tokenmill_bin, tmp_path, layout):
+    """DECIMAL (INT32, INT64 and fixed-length storage, precision up to 38: exact text),
+    DATE, TIME, TIMESTAMP (with and without UTC, ms/us/ns, INT96 when written so),
+    FLOAT16 and fixed binary read as the text of what they mean (parquet_text, from
+    pyarrow's reading), never as the stored integer."""
+    cols = logical_columns(300, seed=3)
+    write_parquet(tmp_path / "l.parquet", pa.table(cols), **layout)
+    table = pq.read_table(tmp_path / "l.parquet")
+    import parquet_text
+
+    for name in cols:
+        want = parquet_text.texts(table.column(name))
+        assert None not in want, name
+        got = run_build(tokenmill_bin, tmp_path, "l.parquet", f"p-{name}", {"text": "[{%s}]" % name})
+        assert got.code == 0, (name, got.err)
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"t": f"[{w}]"}) + "\n" for w in want), encoding="utf-8")
+        ref = run_build(tokenmill_bin, tmp_path, f"{name}.jsonl", f"j-{name}", {"text": "t"})
+        assert got.seqs() == ref.seqs(), (name, decoded_texts(got.out)[:3], want[:3])
 
 
 # -- 4. chats ------------------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ struct LeafColumn {
     var maxRep: Int
     /// INT32/INT64 annotated as unsigned (UINT_32, UINT_64, or INTEGER(signed: false)).
     var unsigned = false
+    /// How its values become text (DECIMAL, dates, times, timestamps, half floats).
+    var rendering: LeafRendering = .plain
+    /// FIXED_LEN_BYTE_ARRAY's length (0 for other types).
+    var typeLength = 0
     var name: String { path.joined(separator: ".") }
 }
 
@@ -72,7 +76,7 @@ struct ColumnDecoder {
                 var values: [JSONValue] = []
                 var repaired: [Int] = []
                 try data.withUnsafeBufferPointer { (b) throws(ParquetError) in
-                    _ = try Self.plain(b, start: 0, end: b.count, type: leaf.type, unsigned: leaf.unsigned, count: h.numValues, into: &values, repaired: &repaired)
+                    _ = try Self.plain(b, start: 0, end: b.count, leaf: leaf, count: h.numValues, into: &values, repaired: &repaired)
                 }
                 dictionary = values
                 dictionaryRepaired = Set(repaired)
@@ -100,7 +104,10 @@ struct ColumnDecoder {
             case .success(let p):
                 out.def.append(contentsOf: p.def)
                 out.rep.append(contentsOf: p.rep)
-                out.repaired.append(contentsOf: p.repaired.lazy.map { $0 + out.values.count })
+                // (The offset is read first: reading out.values inside the map while
+                // out.repaired is being appended to is an exclusivity violation.)
+                let base = out.values.count
+                out.repaired.append(contentsOf: p.repaired.lazy.map { $0 + base })
                 out.values.append(contentsOf: p.values)
                 out.count += p.count
             }
@@ -177,7 +184,7 @@ struct ColumnDecoder {
                       dictionary: [JSONValue]?, dictionaryRepaired: Set<Int>, into out: inout ColumnData) throws(ParquetError) {
         switch encoding {
         case 0:
-            _ = try Self.plain(b, start: start, end: b.count, type: leaf.type, unsigned: leaf.unsigned, count: count, into: &out.values, repaired: &out.repaired)
+            _ = try Self.plain(b, start: start, end: b.count, leaf: leaf, count: count, into: &out.values, repaired: &out.repaired)
         case 2, 8:
             guard let dictionary else { throw ParquetError("dictionary-encoded page without a dictionary page") }
             if count == 0 { return }
@@ -205,73 +212,64 @@ struct ColumnDecoder {
             guard ints.count >= count else { throw ParquetError("DELTA_BINARY_PACKED holds \(ints.count) values, the page \(count)") }
             out.values.reserveCapacity(out.values.count + count)
             for v in ints[0..<count] {
-                let text: String
-                if leaf.type == .int32 {
-                    text = leaf.unsigned ? String(UInt32(truncatingIfNeeded: v)) : String(Int32(truncatingIfNeeded: v))
-                } else {
-                    text = leaf.unsigned ? String(UInt64(bitPattern: v)) : String(v)
-                }
-                out.values.append(.number(Array(text.utf8)))
+                out.values.append(ParquetValues.int(leaf.type == .int32 ? Int64(Int32(truncatingIfNeeded: v)) : v, leaf))
             }
         case 6 where leaf.type == .byteArray:
             let ranges = try ParquetEncodings.deltaLengthByteArray(b, start: start, end: b.count).values
             guard ranges.count >= count else { throw ParquetError("DELTA_LENGTH_BYTE_ARRAY holds \(ranges.count) values, the page \(count)") }
-            for r in ranges[0..<count] { Self.appendString(UnsafeBufferPointer(rebasing: b[r]), into: &out.values, repaired: &out.repaired) }
+            for r in ranges[0..<count] { Self.appendBytes(UnsafeBufferPointer(rebasing: b[r]), leaf, into: &out.values, repaired: &out.repaired) }
         case 7 where leaf.type == .byteArray:
             let values = try ParquetEncodings.deltaByteArray(b, start: start, end: b.count)
             guard values.count >= count else { throw ParquetError("DELTA_BYTE_ARRAY holds \(values.count) values, the page \(count)") }
-            for v in values[0..<count] { v.withUnsafeBufferPointer { Self.appendString($0, into: &out.values, repaired: &out.repaired) } }
-        case 9 where [.int32, .int64, .float, .double].contains(leaf.type):
-            let width = leaf.type == .int32 || leaf.type == .float ? 4 : 8
+            for v in values[0..<count] { v.withUnsafeBufferPointer { Self.appendBytes($0, leaf, into: &out.values, repaired: &out.repaired) } }
+        case 9 where [.int32, .int64, .float, .double, .fixedLenByteArray].contains(leaf.type):
+            let width = leaf.type == .fixedLenByteArray ? leaf.typeLength : leaf.type == .int32 || leaf.type == .float ? 4 : 8
             // The streams are `count` values long: the page's non-null values.
             let plain = try ParquetEncodings.byteStreamSplit(b, start: start, end: b.count, count: count, width: width)
             try plain.withUnsafeBufferPointer { (p) throws(ParquetError) in
-                _ = try Self.plain(p, start: 0, end: p.count, type: leaf.type, unsigned: leaf.unsigned, count: count, into: &out.values, repaired: &out.repaired)
+                _ = try Self.plain(p, start: 0, end: p.count, leaf: leaf, count: count, into: &out.values, repaired: &out.repaired)
             }
         default:
             throw ParquetError("values encoded as \(ParquetNames.encoding(encoding)) are not supported for \(leaf.type) columns (PLAIN, dictionary, DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY and BYTE_STREAM_SPLIT are)", unsupported: true)
         }
     }
 
-    /// A string value: checked for UTF-8 and repaired (its index noted).
-    static func appendString(_ s: UnsafeBufferPointer<UInt8>, into values: inout [JSONValue], repaired: inout [Int]) {
-        if UTF8Validation.isValid(s) {
-            values.append(.string(Array(s)))
-        } else {
-            repaired.append(values.count)
-            values.append(.string(Array(String(decoding: s, as: UTF8.self).utf8)))
-        }
+    /// A byte-array value as text: a string checked for UTF-8 and repaired (its index
+    /// noted), or the decimal or half float it encodes.
+    static func appendBytes(_ s: UnsafeBufferPointer<UInt8>, _ leaf: LeafColumn, into values: inout [JSONValue], repaired: inout [Int]) {
+        let (v, fixed) = ParquetValues.bytes(s, leaf)
+        if fixed { repaired.append(values.count) }
+        values.append(v)
     }
 
     /// PLAIN values. Strings are checked for UTF-8 and repaired (their index noted).
-    static func plain(_ b: UnsafeBufferPointer<UInt8>, start: Int, end: Int, type: ParquetType, unsigned: Bool = false, count: Int,
+    static func plain(_ b: UnsafeBufferPointer<UInt8>, start: Int, end: Int, leaf: LeafColumn, count: Int,
                       into values: inout [JSONValue], repaired: inout [Int]) throws(ParquetError) -> Int {
         var p = start
         func need(_ n: Int) throws(ParquetError) { if end - p < n { throw ParquetError("values run past the page") } }
         // Every value takes at least a bit; a count beyond that is a damaged header.
         guard count <= (end - start) &* 8 else { throw ParquetError("\(count) values cannot fit in \(end - start) bytes") }
         values.reserveCapacity(values.count + count)
-        switch type {
+        switch leaf.type {
         case .byteArray:
             for _ in 0..<count {
                 try need(4)
                 let len = Int(b[p]) | Int(b[p + 1]) << 8 | Int(b[p + 2]) << 16 | Int(b[p + 3]) << 24
                 p += 4
                 try need(len)
-                appendString(UnsafeBufferPointer(rebasing: b[p..<(p + len)]), into: &values, repaired: &repaired)
+                appendBytes(UnsafeBufferPointer(rebasing: b[p..<(p + len)]), leaf, into: &values, repaired: &repaired)
                 p += len
             }
         case .int32:
             try need(4 * count)
             for _ in 0..<count {
                 let bits = UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24
-                values.append(.number(Array((unsigned ? String(bits) : String(Int32(bitPattern: bits))).utf8))); p += 4
+                values.append(ParquetValues.int(Int64(Int32(bitPattern: bits)), leaf)); p += 4
             }
         case .int64:
             try need(8 * count)
             for _ in 0..<count {
-                let bits = load64(b, p)
-                values.append(.number(Array((unsigned ? String(bits) : String(Int64(bitPattern: bits))).utf8))); p += 8
+                values.append(ParquetValues.int(Int64(bitPattern: load64(b, p)), leaf)); p += 8
             }
         case .float:
             try need(4 * count)
@@ -288,8 +286,14 @@ struct ColumnDecoder {
             try need((count + 7) / 8)
             for i in 0..<count { values.append(.bool(b[p + i >> 3] >> UInt8(i & 7) & 1 != 0)) }
             p += (count + 7) / 8
-        case .int96, .fixedLenByteArray:
-            throw ParquetError("physical type \(type) is not supported", unsupported: true)
+        case .int96:
+            try need(12 * count)
+            for _ in 0..<count { values.append(ParquetValues.int96(UnsafeBufferPointer(rebasing: b[p..<(p + 12)]))); p += 12 }
+        case .fixedLenByteArray:
+            let n = leaf.typeLength
+            guard n > 0 else { throw ParquetError("FIXED_LEN_BYTE_ARRAY column '\(leaf.name)' has no type_length") }
+            try need(n * count)
+            for _ in 0..<count { appendBytes(UnsafeBufferPointer(rebasing: b[p..<(p + n)]), leaf, into: &values, repaired: &repaired); p += n }
         }
         return p
     }

@@ -21,6 +21,15 @@ struct SchemaElement {
     var logicalType: Int16?
     /// INTEGER(isSigned: false).
     var logicalUnsigned = false
+    /// FIXED_LEN_BYTE_ARRAY's length.
+    var typeLength: Int32?
+    /// DECIMAL's scale and precision (the legacy fields, or the logical type's).
+    var scale: Int32?
+    var precision: Int32?
+    /// TIME and TIMESTAMP: whether instants are UTC-normalised, and the unit (1 millis,
+    /// 2 micros, 3 nanos: the TimeUnit union's field id).
+    var adjustedToUTC = false
+    var timeUnit: Int16?
 }
 
 struct ColumnChunkMeta {
@@ -86,7 +95,10 @@ extension SchemaElement {
                 let v = try r.i32(t, "repetition_type")
                 guard let rep = Repetition(rawValue: v) else { throw r.fail("unknown repetition \(v)") }
                 e.repetition = rep
+            case 2: e.typeLength = try r.i32(t, "type_length")
             case 4: e.name = try r.string(t, "SchemaElement.name"); named = true
+            case 7: e.scale = try r.i32(t, "scale")
+            case 8: e.precision = try r.i32(t, "precision")
             case 5:
                 let v = try r.i32(t, "num_children")
                 guard v >= 0 else { throw r.fail("negative num_children") }
@@ -96,6 +108,30 @@ extension SchemaElement {
                 // A union: the one field present says which logical type it is.
                 try r.structure(t, "logicalType") { r, id, t throws(ParquetError) in
                     e.logicalType = id
+                    if id == 5 {
+                        // DecimalType { 1: scale, 2: precision }
+                        try r.structure(t, "DecimalType") { r, id, t throws(ParquetError) in
+                            switch id {
+                            case 1: e.scale = try r.i32(t, "DecimalType.scale")
+                            case 2: e.precision = try r.i32(t, "DecimalType.precision")
+                            default: return false
+                            }
+                            return true
+                        }
+                        return true
+                    }
+                    if id == 7 || id == 8 {
+                        // TimeType / TimestampType { 1: isAdjustedToUTC, 2: unit (a union) }
+                        try r.structure(t, "TimeType") { r, id, t throws(ParquetError) in
+                            switch id {
+                            case 1: e.adjustedToUTC = try r.bool(t, "isAdjustedToUTC")
+                            case 2: try r.structure(t, "TimeUnit") { _, unit, _ throws(ParquetError) in e.timeUnit = unit; return false }
+                            default: return false
+                            }
+                            return true
+                        }
+                        return true
+                    }
                     guard id == 10 else { return false }
                     // IntType { 1: bitWidth (byte), 2: isSigned }
                     try r.structure(t, "IntType") { r, id, t throws(ParquetError) in

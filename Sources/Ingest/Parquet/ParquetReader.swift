@@ -56,8 +56,7 @@ public enum ParquetReader {
             // are assembled but never rendered, so their types do not matter).
             for l in Set(src.mapping.fieldPaths.flatMap { schema.leaves(under: $0) }).sorted() {
                 let leaf = schema.leaves[l]
-                if leaf.type == .int96 || leaf.type == .fixedLenByteArray || schema.unreadableLeaves[l] != nil {
-                    let what = schema.unreadableLeaves[l] ?? "\(leaf.type)"
+                if let what = schema.unreadableLeaves[l] {
                     throw TokenmillError.badInput(path: path, line: 0, message: "column '\(leaf.name)' is \(what), which cannot be read as text (map another column, or cast it to a string when writing the file)")
                 }
             }

@@ -52,11 +52,13 @@ struct ParquetSchema {
             guard let type = el.type, parent != nil else { throw ParquetError("schema element '\(el.name)' has neither a type nor children") }
             let leaf = leaves.count
             leaves.append(LeafColumn(index: leaf, path: [], type: type, maxDef: node.maxDef, maxRep: node.maxRep))
-            // DECIMAL, dates, times and timestamps: the stored integer alone would read as
-            // the wrong text (a scaled number, days or ticks since 1970).
-            if el.convertedType == 5 || el.logicalType == 5 { unreadableLeaves[leaf] = "DECIMAL" }
-            if let c = el.convertedType, (6...10).contains(c) { unreadableLeaves[leaf] = "a date, time or timestamp" }
-            if let l = el.logicalType, (6...8).contains(l) { unreadableLeaves[leaf] = "a date, time or timestamp" }
+            leaves[leaf].typeLength = Int(el.typeLength ?? 0)
+            // DECIMAL, dates, times and timestamps: the stored integer is not the text
+            // (a scaled number, days or ticks since 1970); it is rendered as what it means.
+            let (rendering, refusal) = LeafRendering.of(el, type: type)
+            leaves[leaf].rendering = rendering
+            if let refusal { unreadableLeaves[leaf] = refusal }
+            if type == .fixedLenByteArray && (el.typeLength ?? 0) <= 0 { unreadableLeaves[leaf] = "FIXED_LEN_BYTE_ARRAY without a length" }
             // UINT_32 / UINT_64, or INTEGER(signed: false).
             leaves[leaf].unsigned = el.logicalUnsigned || el.convertedType == 13 || el.convertedType == 14
             nodes[id].kind = .primitive(leaf: leaf)
