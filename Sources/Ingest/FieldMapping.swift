@@ -15,6 +15,58 @@ public struct FieldMapping: Sendable {
 
     public struct Value: Sendable, Equatable {
         public var parts: [Part]
+        /// Substrings replaced in the rendered text, in order (Empathetic Dialogues writes
+        /// commas as `_comma_`).
+        public var replacements: [Replacement] = []
+        /// One of several values, chosen by another field (PKU-SafeRLHF's
+        /// `safer_response_id`); `parts` is then empty.
+        public var pick: Pick?
+
+        public init(parts: [Part], replacements: [Replacement] = [], pick: Pick? = nil) {
+            self.parts = parts; self.replacements = replacements; self.pick = pick
+        }
+
+        public struct Replacement: Sendable, Equatable {
+            public var from: [UInt8]
+            public var to: [UInt8]
+            public init(from: [UInt8], to: [UInt8]) { self.from = from; self.to = to }
+        }
+
+        public struct Pick: Sendable, Equatable {
+            public var choices: [Value]
+            /// The field whose value (0, 1, ... as a number or a string of digits) says
+            /// which choice.
+            public var by: [String]
+            /// For each choice, a field that must be true for the row to be kept (else it
+            /// is filtered as `reason`): keep the safer response only when it is safe.
+            public var require: [[String]]?
+            public var reason: String
+            public init(choices: [Value], by: [String], require: [[String]]?, reason: String) {
+                self.choices = choices; self.by = by; self.require = require; self.reason = reason
+            }
+        }
+
+        /// Every field path the value reads: its parts', and a pick's choices, `by` and
+        /// `require` fields.
+        var paths: [[String]] {
+            var out: [[String]] = []
+            func add(_ parts: [Part]) {
+                for p in parts {
+                    switch p {
+                    case .field(let path): out.append(path)
+                    case .optional(let inner): add(inner)
+                    case .literal: break
+                    }
+                }
+            }
+            add(parts)
+            if let pick {
+                for c in pick.choices { out += c.paths }
+                out.append(pick.by)
+                out += pick.require ?? []
+            }
+            return out
+        }
         /// A bare field name: a missing field is an error. In a template, too.
         public static func parse(_ s: String) throws -> Value {
             if !s.contains("{") && !s.contains("}") && !s.contains("[[") && !s.contains("]]") {
@@ -108,40 +160,16 @@ public struct FieldMapping: Sendable {
     /// The top-level keys the mapping reads (the first part of every field path): rows are
     /// parsed keeping only these (`JSONParser.parseRow(keeping:)`).
     public var topLevelKeys: Set<[UInt8]> {
-        var keys = Set<[UInt8]>()
-        func add(_ parts: [Part]) {
-            for p in parts {
-                switch p {
-                case .field(let path): if let f = path.first { keys.insert(Array(f.utf8)) }
-                case .optional(let inner): add(inner)
-                case .literal: break
-                }
-            }
-        }
-        for v in [prompt, response, system, text].compactMap({ $0 }) { add(v.parts) }
-        if let chat, let f = chat.messages.first { keys.insert(Array(f.utf8)) }
-        if let g = group {
-            for v in [g.by, g.content, g.order, g.system, g.roleField].compactMap({ $0 }) { add(v.parts) }
-        }
-        return keys
+        Set(fieldPaths.compactMap { $0.first.map { Array($0.utf8) } })
     }
 
     /// Every field path the mapping reads (chat lists and grouping included).
     public var fieldPaths: [[String]] {
         var paths: [[String]] = []
-        func add(_ parts: [Part]) {
-            for p in parts {
-                switch p {
-                case .field(let path): paths.append(path)
-                case .optional(let inner): add(inner)
-                case .literal: break
-                }
-            }
-        }
-        for v in [prompt, response, system, text].compactMap({ $0 }) { add(v.parts) }
+        for v in [prompt, response, system, text].compactMap({ $0 }) { paths += v.paths }
         if let chat { paths.append(chat.messages) }
         if let g = group {
-            for v in [g.by, g.content, g.order, g.system, g.roleField].compactMap({ $0 }) { add(v.parts) }
+            for v in [g.by, g.content, g.order, g.system, g.roleField].compactMap({ $0 }) { paths += v.paths }
         }
         return paths
     }
@@ -164,7 +192,12 @@ public struct FieldMapping: Sendable {
             }
             return true
         }
-        for v in [prompt, response, system, text].compactMap({ $0 }) where !add(v.parts) { return nil }
+        for v in [prompt, response, system, text].compactMap({ $0 }) {
+            for path in v.paths {
+                guard path.count == 1 else { return nil }
+                if !keys.contains(path[0]) { keys.append(path[0]) }
+            }
+        }
         return keys
     }
 
@@ -177,6 +210,17 @@ public struct FieldMapping: Sendable {
 
     /// A text or instruction record from any row (a parsed value or a scanned line).
     func plainRecord<R: RowFields>(from row: R, source: Int32, file: Int32, line: Int) throws -> Record {
+        do {
+            return try plainRecordKept(from: row, source: source, file: file, line: line)
+        } catch let d as DropRow {
+            // Filtered (counted under its reason), not a bad row.
+            var r = Record(source: source, file: file, line: line, kind: .text)
+            r.dropReason = d.reason
+            return r
+        }
+    }
+
+    func plainRecordKept<R: RowFields>(from row: R, source: Int32, file: Int32, line: Int) throws -> Record {
         if let text {
             return Record(source: source, file: file, line: line, kind: .text, text: try render(text, row))
         }
@@ -228,6 +272,12 @@ public struct FieldMapping: Sendable {
     }
 
     func render<R: RowFields>(_ v: Value, _ row: R) throws -> [UInt8] {
+        if let pick = v.pick { return Self.replaced(try choose(pick, row), v.replacements) }
+        if !v.replacements.isEmpty {
+            var plain = v
+            plain.replacements = []
+            return Self.replaced(try render(plain, row), v.replacements)
+        }
         if v.parts.count == 1, case .literal(let l) = v.parts[0] { return l }
         // A bare string field is shared with the row (no copy): Parquet and CSV values.
         if v.parts.count == 1, case .field(let path) = v.parts[0], let s = row.bareString(path) { return s }
@@ -247,6 +297,47 @@ public struct FieldMapping: Sendable {
         out.reserveCapacity(size)
         try render(v.parts, row, into: &out)
         return out
+    }
+
+    /// The choice `pick.by` names, if its requirement holds; else the row is dropped.
+    func choose<R: RowFields>(_ pick: Value.Pick, _ row: R) throws -> [UInt8] {
+        var key: [UInt8] = []
+        try row.appendField(pick.by, into: &key)
+        let name = pick.by.joined(separator: ".")
+        guard let k = Int(String(decoding: key, as: UTF8.self)), k >= 0, k < pick.choices.count else {
+            throw MappingError("field '\(name)' is '\(String(decoding: key, as: UTF8.self))', expected a number from 0 to \(pick.choices.count - 1) to pick one of \(pick.choices.count)")
+        }
+        if let require = pick.require {
+            var flag: [UInt8] = []
+            try row.appendField(require[k], into: &flag)
+            // Booleans render as true/false; CSV and pandas exports write True/False or 1/0.
+            let yes: Set<String> = ["true", "True", "TRUE", "1"], no: Set<String> = ["false", "False", "FALSE", "0"]
+            let text = String(decoding: flag, as: UTF8.self)
+            if no.contains(text) { throw DropRow(reason: pick.reason) }
+            guard yes.contains(text) else {
+                throw MappingError("field '\(require[k].joined(separator: "."))' is '\(text)', expected true or false")
+            }
+        }
+        return try render(pick.choices[k], row)
+    }
+
+    /// `text` with each replacement applied in turn (every occurrence, left to right).
+    static func replaced(_ text: [UInt8], _ replacements: [Value.Replacement]) -> [UInt8] {
+        var t = text
+        for r in replacements where !r.from.isEmpty {
+            var out: [UInt8] = []
+            out.reserveCapacity(t.count)
+            var i = 0
+            while i < t.count {
+                if t[i] == r.from[0] && i + r.from.count <= t.count && t[i..<(i + r.from.count)].elementsEqual(r.from) {
+                    out.append(contentsOf: r.to); i += r.from.count
+                } else {
+                    out.append(t[i]); i += 1
+                }
+            }
+            t = out
+        }
+        return t
     }
 
     /// Appends the parts; returns false when a field rendered empty (for optional sections).
@@ -306,6 +397,10 @@ extension JSONValue: RowFields {
         }
     }
 }
+
+/// A row the mapping drops on purpose (a pick's requirement failed): filtered and counted
+/// under `reason`, not a bad row.
+struct DropRow: Error { var reason: String }
 
 public struct MappingError: Error, Sendable {
     public var message: String

@@ -499,11 +499,60 @@ struct SpecParser {
     func parseMap(_ v: JSONValue?, _ key: String) throws -> FieldMapping {
         let m = try object(v, key, allowed: ["prompt", "response", "system", "text", "messages", "role", "content", "roles", "group_by", "order_by"])
         guard v != nil else { throw err(key, "missing: say which fields hold prompt/response, messages or text") }
-        func val(_ k: String) throws -> FieldMapping.Value? {
-            guard let s = try string(m, k, "\(key).\(k)") else { return nil }
-            do { return try FieldMapping.Value.parse(s) } catch let e as MappingError { throw err("\(key).\(k)", e.message) }
+        /// A map value: a field name or template, or an object: `{"field" | "template":
+        /// ..., "replace": {"from": "to", ...}}`, or `{"pick": [field, ...], "by": field,
+        /// "require": [field, ...], "reason": name}` (prompt, response, system, text only).
+        func val(_ k: String, pickable: Bool = false) throws -> FieldMapping.Value? {
+            let at = "\(key).\(k)"
+            guard let raw = value(m, k) else { return nil }
+            func parse(_ s: String, _ where_: String) throws -> FieldMapping.Value {
+                do { return try FieldMapping.Value.parse(s) } catch let e as MappingError { throw err(where_, e.message) }
+            }
+            if let s = raw.stringValue { return try parse(s, at) }
+            guard raw.objectValue != nil else { throw err(at, "expected a field name, a template, or an object with \"field\", \"template\" or \"pick\"") }
+            let o = try object(raw, at, allowed: ["field", "template", "replace", "pick", "by", "require", "reason"])
+            var v: FieldMapping.Value
+            if let choices = value(o, "pick") {
+                guard pickable else { throw err("\(at).pick", "a pick maps prompt, response, system or text") }
+                guard let list = choices.arrayValue, list.count >= 2, list.allSatisfy({ $0.stringValue != nil }) else {
+                    throw err("\(at).pick", "expected a list of two or more field names or templates")
+                }
+                guard let by = try string(o, "by", "\(at).by") else { throw err("\(at).by", "missing: the field whose value (0, 1, ...) says which to pick") }
+                var require: [[String]]? = nil
+                if let r = value(o, "require") {
+                    guard let names = r.arrayValue?.compactMap(\.stringValue), names.count == list.count, r.arrayValue?.count == list.count else {
+                        throw err("\(at).require", "expected one field name per choice (\(list.count)): the flag that must be true to keep the pick")
+                    }
+                    require = names.map { $0.split(separator: ".").map(String.init) }
+                }
+                if try string(o, "reason", "\(at).reason") != nil && require == nil { throw err("\(at).reason", "only with 'require'") }
+                let reason = try string(o, "reason", "\(at).reason") ?? "pick_required_false"
+                if value(o, "field") != nil || value(o, "template") != nil { throw err(at, "give 'pick' or 'field'/'template', not both") }
+                v = FieldMapping.Value(parts: [], pick: .init(choices: try list.enumerated().map { try parse($1.stringValue!, "\(at).pick[\($0)]") },
+                                                              by: by.split(separator: ".").map(String.init), require: require, reason: reason))
+            } else {
+                for x in ["by", "require", "reason"] where value(o, x) != nil { throw err("\(at).\(x)", "only with 'pick'") }
+                let f = try string(o, "field", "\(at).field"), t = try string(o, "template", "\(at).template")
+                guard (f == nil) != (t == nil) else { throw err(at, "give one of 'field' or 'template'") }
+                if let f {
+                    v = FieldMapping.Value(parts: [.field(f.split(separator: ".", omittingEmptySubsequences: false).map(String.init))])
+                } else {
+                    v = try parse(t!, "\(at).template")
+                }
+            }
+            if let r = value(o, "replace") {
+                guard let members = r.objectValue else { throw err("\(at).replace", "expected an object of \"from\": \"to\" strings") }
+                for member in members {
+                    guard let to = member.value.stringValue, !member.keyString.isEmpty else {
+                        throw err("\(at).replace.\(member.keyString)", "expected a non-empty string to replace with a string")
+                    }
+                    v.replacements.append(.init(from: Array(member.keyString.utf8), to: Array(to.utf8)))
+                }
+            }
+            return v
         }
-        var mapping = FieldMapping(prompt: try val("prompt"), response: try val("response"), system: try val("system"), text: try val("text"))
+        var mapping = FieldMapping(prompt: try val("prompt", pickable: true), response: try val("response", pickable: true),
+                                   system: try val("system", pickable: true), text: try val("text", pickable: true))
         func roleNames() throws -> [String: FieldMapping.Chat.Role] {
             var roles = FieldMapping.Chat.defaultRoles
             guard let rv = value(m, "roles") else { return roles }
@@ -523,6 +572,7 @@ struct SpecParser {
             }
             guard let content = try val("content") else { throw err("\(key).content", "missing: which field holds a turn's text") }
             var group = TurnGroup(by: by, order: try val("order_by"), content: content)
+            if mapping.system?.pick != nil { throw err("\(key).system", "a pick maps a row's prompt, response, system or text, not a row-per-turn source's system") }
             group.system = mapping.system
             group.roleField = try val("role")
             group.roles = try roleNames()

@@ -22,6 +22,9 @@ public struct Record: Sendable, Equatable {
     public var system: [UInt8]
     public var turns: [Turn]
     public var text: [UInt8]
+    /// Set when the mapping dropped the row on purpose (a pick's requirement): the record
+    /// is filtered under this reason before anything else looks at it.
+    public var dropReason: String? = nil
 
     public init(source: Int32, file: Int32, line: Int, kind: Kind, system: [UInt8] = [], turns: [Turn] = [], text: [UInt8] = []) {
         self.source = source; self.file = file; self.line = line; self.kind = kind

@@ -206,3 +206,43 @@ def test_csv_header_without_a_mapped_column_is_a_spec_error(tokenmill_bin, tmp_p
     (tmp_path / "h.csv").write_text(body, encoding="utf-8")
     code, err = failure(tokenmill_bin, spec(tmp_path, "h.csv"), tmp_path / "out")
     assert code == 2 and "h.csv" in err and "no column 'input'" in err and "'instruction', 'output'" in err, (code, err)
+
+
+# -- mapping: pick by another field, replace substrings --------------------------------
+
+
+def test_pick_require_and_replace_on_a_small_file(tokenmill_bin, tmp_path):
+    rows = [
+        {"q": "first question here", "r0": "zero_comma_ answer", "r1": "one answer", "by": 0, "s0": True, "s1": False},
+        {"q": "second question here", "r0": "zero answer", "r1": "one_comma_ answer", "by": "1", "s0": False, "s1": "True"},
+        {"q": "third question here", "r0": "zero answer", "r1": "one answer", "by": 1, "s0": True, "s1": False},
+        {"q": "fourth question here", "r0": "zero answer", "r1": "one answer", "by": 2, "s0": True, "s1": True},
+        {"q": "fifth question here", "r0": "zero answer", "r1": "one answer", "by": 0, "s0": "maybe", "s1": True},
+    ]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    mapping = {"prompt": "q", "response": {"pick": ["r0", "r1"], "by": "by", "require": ["s0", "s1"], "reason": "unsafe",
+                                           "replace": {"_comma_": ","}}}
+    out = cli.build(tokenmill_bin, spec(tmp_path, "p.jsonl", mapping=mapping, extra={"on_error": "skip"}), tmp_path / "out")
+    counts = json.loads((out / "index.json").read_text())["sources"]["s"]
+    assert (counts["kept"], counts["filtered"], counts["rejected"]) == (2, 1, 2), counts
+    assert counts["filter_reasons"] == {"unsafe": 1}
+    reasons = sorted(json.loads(l)["reason"] for l in (out / "rejects.jsonl").read_text().splitlines())
+    assert "expected a number from 0 to 1" in reasons[0] and "expected true or false" in reasons[1], reasons
+    (tmp_path / "w.jsonl").write_text(json.dumps({"q": rows[0]["q"], "a": "zero, answer"}) + "\n"
+                                      + json.dumps({"q": rows[1]["q"], "a": "one, answer"}) + "\n", encoding="utf-8")
+    want = cli.build(tokenmill_bin, spec(tmp_path, "w.jsonl", mapping={"prompt": "q", "response": "a"}), tmp_path / "want")
+    assert sequences(out) == sequences(want)
+
+
+@pytest.mark.parametrize("value, named", [
+    ({"pick": ["a"], "by": "k"}, "two or more"),
+    ({"pick": ["a", "b"]}, "by"),
+    ({"pick": ["a", "b"], "by": "k", "require": ["x"]}, "one field name per choice"),
+    ({"field": "a", "by": "k"}, "only with 'pick'"),
+    ({"field": "a", "replace": {"x": 1}}, "replace"),
+    ({"field": "a", "template": "{a}"}, "one of 'field' or 'template'"),
+])
+def test_pick_and_replace_spec_errors(tokenmill_bin, tmp_path, value, named):
+    (tmp_path / "p.jsonl").write_text(json.dumps({"q": "x y", "a": "z"}) + "\n", encoding="utf-8")
+    code, err = failure(tokenmill_bin, spec(tmp_path, "p.jsonl", mapping={"prompt": "q", "response": value}), tmp_path / "out")
+    assert code == 2 and "map.response" in err and named in err, (code, err)

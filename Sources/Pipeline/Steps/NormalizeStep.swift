@@ -16,6 +16,7 @@ struct NormalizeStep {
 
     /// Normalizes `r` in place; returns the reason it is dropped, or nil to keep it.
     func apply(_ r: inout Record) -> String? {
+        if let d = r.dropReason { return d }
         if normalize { r.transformTexts(normalizer.apply) }
         return filter.reject(r)
     }
