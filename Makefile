@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv browser build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e bench-export slurm-demo clean
+.PHONY: all deps sysdeps venv browser build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e bench-export slurm-demo fuzz clean
 
 all: build
 
@@ -100,3 +100,24 @@ slurm-demo: build
 	@echo "== waiting for the jobs"; for i in $$(seq 1 600); do [ -z "$$(squeue -h)" ] && break; sleep 1; done
 	@for f in $$(cd build/slurm-demo-one && ls | grep -v report.json); do cmp build/slurm-demo-one/$$f build/slurm-demo/$$f || exit 1; done
 	@echo "== the Slurm build equals the one-process build byte for byte"
+
+# Fuzzing (docs/FUZZING.md): every reader of untrusted bytes under libFuzzer with
+# AddressSanitizer, FUZZ_SECONDS a target (FUZZ_TARGETS: all by default). Each runs on a
+# working copy of its corpus in build/fuzz; inputs that add coverage are merged back into
+# Fuzz/corpus/<target> (kept in the repository, replayed by the tests).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= json jsonl json-array csv parquet gzip zstd shard tokenizer-json spec
+FUZZ_BIN = .build-fuzz/release/tokenmill-fuzz
+fuzz: sysdeps
+	TOKENMILL_FUZZ=1 swift build -c release --scratch-path .build-fuzz --product tokenmill-fuzz \
+	  -Xswiftc -sanitize=fuzzer -Xswiftc -sanitize=address -Xswiftc -use-ld=lld \
+	  -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/$$t build/fuzz/crashes/$$t; cp -n Fuzz/corpus/$$t/* build/fuzz/$$t/ 2>/dev/null; \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  TOKENMILL_FUZZ_TARGET=$$t ASAN_OPTIONS=detect_leaks=1 $(FUZZ_BIN) build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/crashes/$$t/ -print_final_stats=1 2>build/fuzz/$$t.log; \
+	  status=$$?; grep -E "stat::number_of_executed_units|cov:" build/fuzz/$$t.log | tail -2; \
+	  if [ $$status -ne 0 ]; then echo "FOUND: see build/fuzz/$$t.log and build/fuzz/crashes/$$t"; exit 1; fi; \
+	  TOKENMILL_FUZZ_TARGET=$$t $(FUZZ_BIN) -merge=1 Fuzz/corpus/$$t build/fuzz/$$t 2>/dev/null | tail -0; \
+	done

@@ -59,5 +59,16 @@ let package = Package(
         .testTarget(name: "ShardFormatTests", dependencies: ["ShardFormat", "TokenmillCore", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ShardFormat", "TokenmillCore", "TestSupport"]),
+        // The readers as fuzz targets; the tests replay Fuzz/corpus through them.
+        .target(name: "FuzzTargets", dependencies: ["BPE", "Ingest", "Pipeline", "ShardFormat", "TokenmillCore"]),
+        .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzTargets"]),
     ]
 )
+
+// `make fuzz` (TOKENMILL_FUZZ=1): the libFuzzer executable, built with
+// -sanitize=fuzzer,address; it has no main of its own (libFuzzer's driver is called from
+// its entry point), so it is not part of ordinary builds.
+if Context.environment["TOKENMILL_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(name: "tokenmill-fuzz", dependencies: ["FuzzTargets"],
+                                             swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+}

@@ -1,0 +1,58 @@
+import BPE
+import Ingest
+import Pipeline
+import ShardFormat
+import TokenmillCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The readers of untrusted bytes, each as one function of an input, for libFuzzer
+/// (`tokenmill-fuzz`, built by `make fuzz`) and for the test suite, which replays the
+/// corpus kept in `Fuzz/corpus/<target>/` through the same functions. A target returns
+/// normally whatever the bytes: readers answer bad input with a thrown, typed error; only
+/// a crash, a hang or a sanitizer report is a finding.
+public enum FuzzTargets {
+    public static let names = ["json", "jsonl", "json-array", "csv", "parquet", "gzip", "zstd", "shard", "tokenizer-json", "spec"]
+
+    public static func run(_ target: String, _ bytes: [UInt8]) {
+        switch target {
+        case "json": _ = try? JSONParser.parse(bytes)
+        case "jsonl": read(bytes, path: "in.jsonl")
+        case "json-array": read(bytes, path: "in.json")
+        case "csv": read(bytes, path: "in.csv")
+        case "parquet": read(bytes, path: "in.parquet")
+        case "gzip": read(bytes, path: "in.jsonl.gz")
+        case "zstd": read(bytes, path: "in.jsonl.zst")
+        case "shard": viaFile(bytes, name: "in.tkm") { p in
+            guard let r = try? ShardReader(path: p, vocabSize: 1 << 17) else { return }
+            _ = try? r.verifyAll()
+        }
+        case "tokenizer-json": viaFile(bytes, name: "tokenizer.json") { p in _ = try? TokenizerLoader.load(p, threads: 1) }
+        case "spec": viaFile(bytes, name: "spec.json") { p in _ = try? BuildSpec.load(p) }
+        default: fatalError("unknown fuzz target '\(target)'; known: \(names.joined(separator: ", "))")
+        }
+    }
+
+    /// Both error policies (fail and skip) see the bytes: skipping walks the paths that
+    /// resynchronise and go on, failing the ones that stop.
+    static func read(_ bytes: [UInt8], path: String) {
+        let mapping = FieldMapping(prompt: try! .parse("{instruction}[[\n{input}]]"), response: try! .parse("output"))
+        for skip in [false, true] {
+            let src = SourceConfig(name: "fuzz", index: 0, files: [path], format: nil, mapping: mapping, skipBadRows: skip)
+            _ = try? SourceReader.read(src, fileIndex: 0, path: path, contents: bytes, threads: 1)
+        }
+    }
+
+    /// Loaders that take a path get the bytes through a file in a folder of this process.
+    static func viaFile(_ bytes: [UInt8], name: String, _ body: (String) -> Void) {
+        let dir = "/tmp/tokenmill-fuzz-\(getpid())"
+        _ = mkdir(dir, 0o700)
+        let path = dir + "/" + name
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { return }
+        _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        body(path)
+    }
+}
