@@ -2,14 +2,14 @@ import ShardFormat
 import TokenmillCore
 
 /// MosaicML streaming's MDS format, as `streaming.MDSWriter(columns={"input_ids":
-/// "ndarray:uint32", "loss_mask": "ndarray:uint8"}, compression=None or "zstd")` writes
+/// "ndarray:uint32", "loss_mask": "ndarray:uint32"}, compression=None or "zstd")` writes
 /// it: `shard.NNNNN.mds` files (or `.mds.zstd`) and `index.json` (docs/EXPORT.md).
 /// Uncompressed by default, as MDSWriter's own default: zstd makes the files ~5x smaller
 /// but bounds the export by compression (docs/EXPORT.md, "Speed").
 ///
 /// A shard is `[u32 samples][u32 offsets x (samples + 1)][config JSON][samples]`, offsets
 /// counted from the file's start; a sample is `[u32 size of each column][columns]`, columns
-/// in name order, each an `ndarray` (uint32 ids, uint8 mask) with a dynamic shape: one byte `ndim << 2 |
+/// in name order, each an `ndarray:uint32` with a dynamic shape: one byte `ndim << 2 |
 /// shape dtype` (uint8/16/32 by the length), the length, then the values. Shards are cut
 /// by the writer's rule: a sample that would take the shard past `size_limit` (64 MiB,
 /// counting 4 bytes of offset a sample and the shard's fixed bytes) starts a new one.
@@ -21,9 +21,10 @@ import TokenmillCore
 /// columns straight from the batches (`writev`), so no byte is copied twice.
 final class MDSWriter: PositionedWriter {
     static let columnNames = ["input_ids", "loss_mask"]
-    /// input_ids as uint32, loss_mask as uint8 (0/1: a quarter of the bytes uint32 would take).
-    static let encodings = ["ndarray:uint32", "ndarray:uint8"]
-    static let widths = [4, 1]
+    /// Both columns `ndarray:uint32`, as the layout (and llm-foundry's converters,
+    /// which write int32/uint32 columns) have it: a consumer reads one dtype.
+    static let encodings = ["ndarray:uint32", "ndarray:uint32"]
+    static let widths = [4, 4]
     static let sizeLimit = 1 << 26
 
     let folder: String
@@ -205,6 +206,7 @@ final class OpenShard: @unchecked Sendable {
     /// one batch at a time and stay valid until `release` is called, after each batch's.
     func pieces(emit: (UnsafeRawBufferPointer) throws -> Void, release: () throws -> Void) throws {
         var meta: [UInt8] = []
+        var wide: [UInt32] = []
         for (j, b) in batches.enumerated() {
             let end = j + 1 < batches.count ? firstSample[j + 1] : samples.count
             // The small parts of this batch's samples first, in one buffer (so the ranges
@@ -213,23 +215,27 @@ final class OpenShard: @unchecked Sendable {
             var metaEnds: [Int] = []
             for s in firstSample[j]..<end {
                 let n = b.range(samples[s]).count
-                withUnsafeBytes(of: UInt32(MDSWriter.ndarraySize(n, width: 4)).littleEndian) { meta.append(contentsOf: $0) }
-                withUnsafeBytes(of: UInt32(MDSWriter.ndarraySize(n, width: 1)).littleEndian) { meta.append(contentsOf: $0) }
+                withUnsafeBytes(of: UInt32(MDSWriter.ndarraySize(n, width: MDSWriter.widths[0])).littleEndian) { meta.append(contentsOf: $0) }
+                withUnsafeBytes(of: UInt32(MDSWriter.ndarraySize(n, width: MDSWriter.widths[1])).littleEndian) { meta.append(contentsOf: $0) }
                 MDSWriter.ndarrayHeader(n, into: &meta)
                 metaEnds.append(meta.count)
                 MDSWriter.ndarrayHeader(n, into: &meta)
                 metaEnds.append(meta.count)
             }
+            // The batch's loss flags as uint32 (the batch holds them as bytes).
+            wide.removeAll(keepingCapacity: true)
+            wide.reserveCapacity(b.loss.count)
+            for f in b.loss { wide.append(UInt32(f).littleEndian) }
             try meta.withUnsafeBytes { m in
                 try b.tokens.withUnsafeBytes { tokens in
-                    try b.loss.withUnsafeBytes { loss in
+                    try wide.withUnsafeBytes { loss in
                         var at = 0
                         for (i, s) in (firstSample[j]..<end).enumerated() {
                             let r = b.range(samples[s])
                             try emit(UnsafeRawBufferPointer(rebasing: m[at..<metaEnds[2 * i]]))
                             try emit(UnsafeRawBufferPointer(rebasing: tokens[(4 * r.lowerBound)..<(4 * r.upperBound)]))
                             try emit(UnsafeRawBufferPointer(rebasing: m[metaEnds[2 * i]..<metaEnds[2 * i + 1]]))
-                            try emit(UnsafeRawBufferPointer(rebasing: loss[r]))
+                            try emit(UnsafeRawBufferPointer(rebasing: loss[(4 * r.lowerBound)..<(4 * r.upperBound)]))
                             at = metaEnds[2 * i + 1]
                         }
                         try release()

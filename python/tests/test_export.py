@@ -353,10 +353,10 @@ def test_mds_shards_equal_mdswriters_bytes(tokenmill_bin, built, compression, tm
     out = export(tokenmill_bin, built, fmt, "sequence", tmp_path / "export")
     for split in built.splits:
         ref = tmp_path / "mdswriter" / split
-        columns = {"input_ids": "ndarray:uint32", "loss_mask": "ndarray:uint8"}
+        columns = {"input_ids": "ndarray:uint32", "loss_mask": "ndarray:uint32"}
         with streaming.MDSWriter(out=str(ref), columns=columns, compression=compression) as w:
             for u in expected_units(built, split, "sequence"):
-                w.write({"input_ids": u.ids.astype(np.uint32), "loss_mask": u.mask.astype(np.uint8)})
+                w.write({"input_ids": u.ids.astype(np.uint32), "loss_mask": u.mask.astype(np.uint32)})
         ours = json.loads((out / split / "index.json").read_text(encoding="utf-8"))
         theirs = json.loads((ref / "index.json").read_text(encoding="utf-8"))
         assert len(ours["shards"]) == len(theirs["shards"])
