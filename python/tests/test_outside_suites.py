@@ -85,11 +85,7 @@ CORRUPT_BY_DESIGN = {"datapage_v1-corrupt-checksum.parquet", "rle-dict-uncompres
 
 # Cases known not to read yet, each named with why; strict: when one starts to read, the
 # test fails until it is taken off this list.
-PARQUET_GAPS = {
-    # Its column chunks' total_compressed_size is smaller than the pages they hold;
-    # pyarrow reads past it, Tokenmill (like parquet-java) refuses the page.
-    "data/nation.dict-malformed.parquet": "a page runs past its column chunk's declared size",
-}
+PARQUET_GAPS: dict[str, str] = {}
 
 
 def parquet_cases():

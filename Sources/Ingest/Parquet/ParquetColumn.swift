@@ -32,6 +32,9 @@ struct ColumnDecoder {
     let file: UnsafeBufferPointer<UInt8>
     /// Where the footer starts: no column data may reach past it.
     let dataEnd: Int
+    /// Bytes a chunk's pages may run past its stated size (old parquet-mr files:
+    /// `FileMetadata.dictionaryHeaderUncounted`); never past `dataEnd`.
+    var chunkSlack = 0
 
     /// One data page found by the header walk: its header and where its body is.
     struct DataPage { var header: PageHeader; var body: Range<Int> }
@@ -51,7 +54,7 @@ struct ColumnDecoder {
               start <= Int64(dataEnd), meta.totalCompressedSize <= Int64(dataEnd) - start else {
             throw ParquetError("chunk offsets point outside the file (offset \(start), \(meta.totalCompressedSize) bytes)")
         }
-        let chunkEnd = Int(start + meta.totalCompressedSize)
+        let chunkEnd = min(dataEnd, Int(start + meta.totalCompressedSize) + chunkSlack)
         var pos = Int(start)
         let wanted = Int(meta.numValues)
         var dictionary: [JSONValue]? = nil

@@ -53,6 +53,20 @@ struct FileMetadata {
     var schema: [SchemaElement] = []
     var numRows: Int64 = 0
     var rowGroups: [RowGroupMeta] = []
+    /// The writer (`created_by`), e.g. "parquet-mr version 1.2.8 (build ...)".
+    var createdBy = ""
+
+    /// parquet-mr up to 1.2.8 left the dictionary page header out of a column chunk's
+    /// total_compressed_size (PARQUET-816, IMPALA-694); such chunks are read up to 100
+    /// bytes past their stated end, as Arrow reads them. A parquet-mr without a version
+    /// counts as old, as in Arrow.
+    var dictionaryHeaderUncounted: Bool {
+        guard createdBy.hasPrefix("parquet-mr") else { return false }
+        guard let v = createdBy.split(separator: " ").dropFirst().first(where: { $0.first?.isNumber == true }) else { return true }
+        let parts = v.split(whereSeparator: { $0 == "." || $0 == "-" }).prefix(3).map { Int($0) ?? 0 }
+        let (a, b, c) = (parts.count > 0 ? parts[0] : 0, parts.count > 1 ? parts[1] : 0, parts.count > 2 ? parts[2] : 0)
+        return (a, b, c) < (1, 2, 9)
+    }
 }
 
 extension FileMetadata {
@@ -67,6 +81,7 @@ extension FileMetadata {
                 for _ in 0..<n { m.schema.append(try SchemaElement.parse(&r, et)) }
                 sawSchema = true
             case 3: m.numRows = try r.i64(t, "num_rows"); sawRows = true
+            case 6: m.createdBy = try r.string(t, "created_by")
             case 4:
                 let (n, et) = try r.list(t, "row_groups")
                 m.rowGroups.reserveCapacity(n)

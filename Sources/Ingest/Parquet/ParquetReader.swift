@@ -79,7 +79,7 @@ public enum ParquetReader {
                 throw damagedFooter(path, "row groups hold \(total) rows, the footer says \(meta.numRows)")
             }
 
-            let decoder = ColumnDecoder(file: buf, dataEnd: footerStart)
+            let decoder = ColumnDecoder(file: buf, dataEnd: footerStart, chunkSlack: meta.dictionaryHeaderUncounted ? 100 : 0)
             var all = Rows<T>()
             let batch = 2048
             // Row groups one after another; within one, columns are decoded and then rows
