@@ -75,18 +75,23 @@ public final class RankTable: @unchecked Sendable {
     /// use, such as p50k_base's 50256, which is `<|endoftext|>`). With `merges` (Hugging
     /// Face BPE), merge `k` joins tokens `merges[k].0` and `.1` with priority `k`;
     /// without, every split of a token into two tokens is a merge ranked by the token.
+    /// Owns every table's memory (freed when the arena goes): initialized before anything
+    /// is allocated, so an init that throws halfway (a refused vocabulary) still frees what
+    /// it allocated — a class's deinit does not run for a partly initialized object.
+    private let arena = TableArena()
+
     public init(tokens: [[UInt8]?], merges: [(UInt32, UInt32)]? = nil, wholeLookups: Bool = true, threads: Int = activeProcessorCount) throws {
         self.wholeLookups = wholeLookups
         count = tokens.count
         let total = tokens.reduce(0) { $0 + ($1?.count ?? 0) }
-        bytes = TableMemory.allocate(UInt8.self, capacity: max(total, 1))
-        offsets = TableMemory.allocate(UInt32.self, capacity: count + 1)
+        bytes = arena.table(UInt8.self, capacity: max(total, 1))
+        offsets = arena.table(UInt32.self, capacity: count + 1)
         var capacity = 16
         while capacity < count * 2 { capacity <<= 1 }
-        slots = TableMemory.allocate(UInt64.self, capacity: 3 * capacity)
+        slots = arena.table(UInt64.self, capacity: 3 * capacity)
         slots.initialize(repeating: 0)
         mask = capacity - 1
-        byteRanks = .allocate(capacity: 256)
+        byteRanks = arena.buffer(UInt32.self, capacity: 256)
         byteRanks.initialize(repeating: RankTable.none)
         var off = 0
         for (r, t) in tokens.enumerated() {
@@ -109,7 +114,7 @@ public final class RankTable: @unchecked Sendable {
             slots[3 * i + 1] = Self.prefix(ptr, end - start)
             slots[3 * i + 2] = Self.secondWord(ptr, end - start)
         }
-        byteHoles = .allocate(capacity: 256)
+        byteHoles = arena.buffer(Bool.self, capacity: 256)
         for b in 0..<256 { byteHoles[b] = byteRanks[b] == RankTable.none }
         hasByteHoles = byteHoles.contains(true)
         guard byteHoles.contains(false) else {
@@ -118,10 +123,10 @@ public final class RankTable: @unchecked Sendable {
         guard count <= RankTable.maxPairVocabulary else {
             throw TokenmillError.unsupported("vocabulary of \(count) tokens: at most \(RankTable.maxPairVocabulary) are supported")
         }
-        bytePairs = .allocate(capacity: 1 << 16)
-        trigrams = TableMemory.allocate(UInt64.self, capacity: (1 << 24) / 64)
+        bytePairs = arena.buffer(UInt32.self, capacity: 1 << 16)
+        trigrams = arena.table(UInt64.self, capacity: (1 << 24) / 64)
         trigrams.initialize(repeating: 0)
-        pairTokens = .allocate(capacity: (1 << 16) / 64)
+        pairTokens = arena.buffer(UInt64.self, capacity: (1 << 16) / 64)
         pairTokens.initialize(repeating: 0)
         for r in 0..<count {
             let start = Int(offsets[r]), end = Int(offsets[r + 1])
@@ -138,7 +143,7 @@ public final class RankTable: @unchecked Sendable {
         // Pair table: every split of every token into two tokens (tiktoken), or the merges.
         var pairs: [UInt64] = []
         if let merges {
-            let ids = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: max(merges.count, 1))
+            let ids = arena.buffer(UInt32.self, capacity: max(merges.count, 1))
             priorityToID = ids
             pairs.reserveCapacity(merges.count)
             var seen = Set<UInt64>()
@@ -185,7 +190,7 @@ public final class RankTable: @unchecked Sendable {
         let full = Self.pairTable(pairs)
         let canonical = Self.canonicalPairs(count: count, offsets: offsets, bytes: bytes, byteRanks: byteRanks,
                                             full: full, priorityToID: priorityToID, threads: threads)
-        reachable = .allocate(capacity: count / 64 + 1)
+        reachable = arena.buffer(UInt64.self, capacity: count / 64 + 1)
         reachable.initialize(repeating: 0)
         for b in 0..<256 where byteRanks[b] != RankTable.none { let r = Int(byteRanks[b]); reachable[r >> 6] |= 1 << UInt64(r & 63) }
         for e in canonical {
@@ -199,12 +204,14 @@ public final class RankTable: @unchecked Sendable {
         } else {
             (pairSlots, pairShift) = full   // the merges as they are
         }
-        pairSides = .allocate(capacity: count / 32 + 1)
+        let kept = pairSlots
+        arena.own { TableMemory.free(kept) }
+        pairSides = arena.buffer(UInt64.self, capacity: count / 32 + 1)
         pairSides.initialize(repeating: 0)
         let entries = pairSlots.reduce(0) { $1 != 0 ? $0 + 1 : $0 }
         var filterBits = 12
         while (1 << filterBits) < 4 * entries { filterBits += 1 }
-        pairFilter = .allocate(capacity: 1 << (filterBits - 6))
+        pairFilter = arena.buffer(UInt64.self, capacity: 1 << (filterBits - 6))
         pairFilter.initialize(repeating: 0)
         pairFilterShift = UInt64(64 - (filterBits - 6))
         for e in pairSlots where e != 0 {
@@ -309,12 +316,6 @@ public final class RankTable: @unchecked Sendable {
         return (batches ?? []).flatMap { $0 }
     }
 
-    deinit {
-        TableMemory.free(bytes); TableMemory.free(offsets); TableMemory.free(slots); TableMemory.free(pairSlots); TableMemory.free(trigrams)
-        byteRanks.deallocate(); pairTokens.deallocate(); bytePairs.deallocate(); reachable.deallocate()
-        pairSides.deallocate(); pairFilter.deallocate(); byteHoles.deallocate()
-        priorityToID?.deallocate()
-    }
 
     /// The token a merge of the given priority produces.
     @inline(__always)
@@ -503,4 +504,27 @@ func memcmpBytes(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool
         i += 1
     }
     return true
+}
+
+/// Memory a `RankTable` owns, freed together when the arena is released.
+final class TableArena {
+    private var frees: [() -> Void] = []
+
+    /// Table memory (`TableMemory`: huge-page aligned when large).
+    func table<T>(_ type: T.Type, capacity: Int) -> UnsafeMutableBufferPointer<T> {
+        let b = TableMemory.allocate(type, capacity: capacity)
+        frees.append { TableMemory.free(b) }
+        return b
+    }
+
+    func buffer<T>(_ type: T.Type, capacity: Int) -> UnsafeMutableBufferPointer<T> {
+        let b = UnsafeMutableBufferPointer<T>.allocate(capacity: capacity)
+        frees.append { b.deallocate() }
+        return b
+    }
+
+    /// Memory allocated elsewhere, freed by `free`.
+    func own(_ free: @escaping () -> Void) { frees.append(free) }
+
+    deinit { for f in frees { f() } }
 }
