@@ -47,23 +47,6 @@ public enum ChunkEncoding {
         }
     }
 
-    /// Parses and validates a decompressed chunk into `SequenceRecord`s (one allocation a
-    /// record's arrays: readers that stream prefer `decodeFlat`).
-    public static func decode(_ b: [UInt8], tokenWidth: Int, vocabSize: Int?, expectedRecords: Int, expectedTokens: Int) -> Result<[SequenceRecord], ChunkFailure> {
-        var flat = FlatChunk()
-        if let f = b.withUnsafeBytes({ decodeFlat($0, tokenWidth: tokenWidth, vocabSize: vocabSize, expectedRecords: expectedRecords, expectedTokens: expectedTokens, into: &flat) }) {
-            return .failure(f)
-        }
-        var records: [SequenceRecord] = []
-        records.reserveCapacity(flat.count)
-        for k in 0..<flat.count {
-            let t = flat.tokenRange(k), d = flat.documentRange(k)
-            records.append(SequenceRecord(tokens: Array(flat.tokens[t]), lossMask: Array(flat.loss[t]),
-                                          docStarts: flat.documentStarts[d].map { UInt32($0 - t.lowerBound) }))
-        }
-        return .success(records)
-    }
-
     /// Parses and validates a decompressed chunk into flat arrays (`into`'s are emptied
     /// first and reused, so a reader that decodes chunk after chunk allocates nothing
     /// once they have grown). Every count, offset, padding byte, unused mask bit and token
@@ -179,6 +162,16 @@ public struct FlatChunk: Sendable {
     public var count: Int { recordStarts.count - 1 }
     public func tokenRange(_ k: Int) -> Range<Int> { recordStarts[k]..<recordStarts[k + 1] }
     public func documentRange(_ k: Int) -> Range<Int> { documentRecordStarts[k]..<documentRecordStarts[k + 1] }
+
+    /// The records as `SequenceRecord`s (one allocation a record's arrays: readers that
+    /// stream keep the flat arrays).
+    public var records: [SequenceRecord] {
+        (0..<count).map { k in
+            let t = tokenRange(k), d = documentRange(k)
+            return SequenceRecord(tokens: Array(tokens[t]), lossMask: Array(loss[t]),
+                                  docStarts: documentStarts[d].map { UInt32($0 - t.lowerBound) })
+        }
+    }
 
     public mutating func removeAll() {
         tokens.removeAll(keepingCapacity: true); loss.removeAll(keepingCapacity: true)

@@ -106,12 +106,9 @@ public final class ShardReader {
 
     /// The records of chunk `k`, after checking its checksum and layout.
     public func readChunk(_ k: Int) throws -> [SequenceRecord] {
-        let scratch = ScratchBuffer()
-        try decompress(k, into: scratch)
-        switch ChunkEncoding.decode(Array(scratch.bytes), tokenWidth: tokenWidth, vocabSize: vocabSize, expectedRecords: chunks[k].records, expectedTokens: chunks[k].tokens) {
-        case .success(let recs): return recs
-        case .failure(let f): throw TokenmillError.corrupt(path: path, message: "chunk \(k): \(f.message)")
-        }
+        var flat = FlatChunk()
+        try readChunk(k, into: &flat)
+        return flat.records
     }
 
     /// Chunk `k` decoded into `flat` (its arrays and scratch buffer reused), after the

@@ -34,15 +34,9 @@ public enum Zstd {
     }
 
     /// Decompresses exactly one frame that must fill `input` and yield `expectedSize`
-    /// bytes; anything else is a description of what is wrong.
-    public static func decompressFrame(_ input: UnsafeRawBufferPointer, expectedSize: Int) -> Result<[UInt8], ZstdFailure> {
-        let scratch = ScratchBuffer()
-        if let f = decompressFrame(input, expectedSize: expectedSize, into: scratch) { return .failure(f) }
-        return .success(Array(scratch.bytes))
-    }
-
-    /// The same, into `scratch` (reused: a reader that decompresses chunk after chunk
-    /// then allocates, and faults in, nothing new once it has grown).
+    /// bytes into `scratch` (reused: a reader that decompresses chunk after chunk then
+    /// allocates, and faults in, nothing new once it has grown); anything else is a
+    /// description of what is wrong.
     public static func decompressFrame(_ input: UnsafeRawBufferPointer, expectedSize: Int, into scratch: ScratchBuffer) -> ZstdFailure? {
         scratch.count = 0
         guard input.count > 0 else { return ZstdFailure("empty frame") }
