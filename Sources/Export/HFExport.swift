@@ -21,6 +21,7 @@ final class HFWriter: PositionedWriter {
     var files: [String] = []
     var current: OutputFile?
     var written = 0
+    let messageBuffers = BufferPool()
 
     static var featuresJSON: JSONOut {
         .object(zip(columns, dtypes).map { c, t in
@@ -86,11 +87,13 @@ final class HFWriter: PositionedWriter {
             let lo = b.sampleStarts[rows.lowerBound], hi = b.sampleStarts[rows.upperBound]
             let n = hi - lo
             let size = piece.header.count + piece.bodySize
-            let message = [UInt8](unsafeUninitializedCapacity: size) { out, count in
+            // A message is rows x seq_len x 17 bytes (tens of MB): built in a buffer the
+            // workers reuse, since a fresh one each time costs the kernel a page fault
+            // and a zero-fill per 4 KB, which was most of an export's time on some runs.
+            try messageBuffers.with(size) { base in
                 // Every buffer starts on an 8-byte boundary of the message (the header's
                 // length and each buffer's padded length are multiples of 8), and the
                 // message on a 16-byte one: the columns are written as typed arrays.
-                let base = UnsafeMutableRawPointer(out.baseAddress!)
                 piece.header.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 var at = piece.header.count
                 /// Reserves a buffer of `bytes` (zeroing its padding); returns its start.
@@ -145,9 +148,8 @@ final class HFWriter: PositionedWriter {
                     (attention + (real - lo)).initialize(repeating: 0, count: b.padding[k])
                 }
                 precondition(at == size, "an Arrow record batch's layout differs from its header's")
-                count = size
+                try piece.file.write(UnsafeRawBufferPointer(start: base, count: size), at: piece.offset)
             }
-            try message.withUnsafeBytes { try piece.file.write($0, at: piece.offset) }
         }
     }
 

@@ -139,10 +139,12 @@ final class MDSWriter: PositionedWriter {
         inFlight.append((name, total, shard.sizes.count, Eventually(background: {
             let file = try OutputFile(path)
             if zstd {
-                var raw = header
-                raw.reserveCapacity(total)
-                try shard.pieces(emit: { raw.append(contentsOf: $0) }, release: {})
-                try file.write(try raw.withUnsafeBytes { try Zstd.compress($0, level: 3, workers: workers) })
+                // Compressed as the pieces come (level 3, zstd's and MDSWriter's default),
+                // on all cores: no 64 MB copy of the shard, raw or compressed.
+                let stream = try Zstd.Stream(level: 3, workers: workers, pledgedSize: total) { try file.write($0) }
+                try header.withUnsafeBytes { try stream.write($0) }
+                try shard.pieces(emit: stream.write, release: {})
+                try stream.finish()
             } else {
                 try file.write(header)
                 let gather = try file.gather()

@@ -61,7 +61,9 @@ final class ByteStream {
     private var fd: Int32 = -1
     private var memory: [UInt8] = []
     private var memoryOffset = 0
-    private var raw = [UInt8](repeating: 0, count: 1 << 20)
+    // Sized at setup: 1 MB for a file, the input's own size (at most 1 MB) for memory, so
+    // small inputs (the fuzzer's, a test's) do not pay for a megabyte of zeroes.
+    private var raw: [UInt8] = []
     private var rawStart = 0, rawEnd = 0
     private var rawEOF = false
     private var zs = z_stream()
@@ -84,6 +86,7 @@ final class ByteStream {
     }
 
     private func setUp() throws {
+        raw = [UInt8](repeating: 0, count: fd >= 0 ? 1 << 20 : Swift.max(1, Swift.min(memory.count, 1 << 20)))
         switch compression {
         case .none: break
         case .gzip:
@@ -164,7 +167,7 @@ final class ByteStream {
                     return produced > 0
                 }
             }
-            let want = Swift.min(max - produced, 1 << 20)
+            let want = Swift.min(max - produced, compression == .none ? 1 << 20 : chunk.count)
             let before = buffer.count
             switch compression {
             case .none:
@@ -178,6 +181,10 @@ final class ByteStream {
             }
             produced += buffer.count - before
             outputFull = compression != .none && buffer.count - before == want
+            // A step that filled the whole chunk: the stream is big, so steps grow to 1 MB.
+            if outputFull && want == chunk.count && chunk.count < 1 << 20 {
+                chunk = [UInt8](repeating: 0, count: chunk.count * 4)
+            }
         }
         return true
     }
@@ -193,8 +200,9 @@ final class ByteStream {
         defer { byteOrderMarks = 0 }
         return byteOrderMarks
     }
-    /// Decompressed bytes of one step, before they are appended (reused).
-    private var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    /// Decompressed bytes of one step, before they are appended (reused); starts at 64 KB
+    /// and grows to 1 MB while steps fill it.
+    private var chunk = [UInt8](repeating: 0, count: 1 << 16)
 
     func readAll() throws -> [UInt8] {
         var out: [UInt8] = []

@@ -33,6 +33,59 @@ public enum Zstd {
         return out
     }
 
+    /// One frame written as its input arrives, on `workers` threads (libzstd's own), its
+    /// output handed to `sink` a buffer at a time: a large output (an MDS shard) is never
+    /// held whole, raw or compressed. The frame states `pledgedSize` as its content size,
+    /// which `finish` checks the input filled.
+    public final class Stream {
+        private let cctx: OpaquePointer
+        private var out: UnsafeMutableRawPointer
+        private let outSize = 1 << 20
+        private let sink: (UnsafeRawBufferPointer) throws -> Void
+        private var fed = 0
+        private let pledgedSize: Int
+
+        public init(level: Int32, workers: Int, pledgedSize: Int, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+            guard let c = ZSTD_createCCtx() else { throw TokenmillError.other("zstd: cannot create a compression context") }
+            cctx = c
+            out = UnsafeMutableRawPointer.allocate(byteCount: outSize, alignment: 16)
+            self.sink = sink
+            self.pledgedSize = pledgedSize
+            try Self.check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level))
+            if workers > 1 { try Self.check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, Int32(workers))) }
+            try Self.check(ZSTD_CCtx_setPledgedSrcSize(cctx, UInt64(pledgedSize)))
+        }
+
+        deinit { ZSTD_freeCCtx(cctx); out.deallocate() }
+
+        private static func check(_ r: Int) throws {
+            if ZSTD_isError(r) != 0 { throw TokenmillError.other("zstd compression failed: \(String(cString: ZSTD_getErrorName(r)))") }
+        }
+
+        public func write(_ bytes: UnsafeRawBufferPointer) throws {
+            if bytes.isEmpty { return }
+            fed += bytes.count
+            var input = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
+            while input.pos < input.size {
+                var output = ZSTD_outBuffer(dst: out, size: outSize, pos: 0)
+                try Self.check(ZSTD_compressStream2(cctx, &output, &input, ZSTD_e_continue))
+                if output.pos > 0 { try sink(UnsafeRawBufferPointer(start: out, count: output.pos)) }
+            }
+        }
+
+        public func finish() throws {
+            guard fed == pledgedSize else { throw TokenmillError.other("zstd: a frame of \(pledgedSize) bytes was given \(fed)") }
+            var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+            while true {
+                var output = ZSTD_outBuffer(dst: out, size: outSize, pos: 0)
+                let left = ZSTD_compressStream2(cctx, &output, &input, ZSTD_e_end)
+                try Self.check(left)
+                if output.pos > 0 { try sink(UnsafeRawBufferPointer(start: out, count: output.pos)) }
+                if left == 0 { return }
+            }
+        }
+    }
+
     /// Decompresses exactly one frame that must fill `input` and yield `expectedSize`
     /// bytes into `scratch` (reused: a reader that decompresses chunk after chunk then
     /// allocates, and faults in, nothing new once it has grown); anything else is a

@@ -320,6 +320,13 @@ public struct AtomicFileWriter: ~Copyable {
         _ = tm_start_writeback(fd, Int64(range.lowerBound), Int64(range.count))
     }
 
+    /// Waits for a range whose writeback was started to reach the disk, then lets the
+    /// kernel drop its pages. A hint as well: a failed write still fails `commit`'s fsync.
+    public func dropWritten(_ range: Range<Int>) {
+        if range.isEmpty || !durable { return }
+        _ = tm_drop_written(fd, Int64(range.lowerBound), Int64(range.count))
+    }
+
     /// Once only: the writer is spent afterwards (its descriptor is closed).
     public mutating func commit() throws {
         precondition(fd >= 0, "commit() called twice")
