@@ -7,7 +7,7 @@ Every tool parses the whole file and produces the text of every record (Tokenmil
 ingest stage of a build — read, parse, map each row to a record). MB/s is of the file's
 bytes. Round-robin rounds, best round per tool (the machine is noisy).
 
-usage: python Benchmarks/bench_ingest.py [--corpus FILE.jsonl] [--field text] [--limit N] [--repeat 3]
+usage: python Benchmarks/bench_ingest.py [--corpus FILE.jsonl] [--field text] [--limit N] [--repeat 3] [--only parquet]
 Default corpus: build/bench/minhash-instructions80-instruction-100000.jsonl when present
 (the anchors' instruction corpus, see bench_minhash.py), else the demo's Alpaca texts.
 """
@@ -151,6 +151,7 @@ def main():
     ap.add_argument("--field", default="text")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", help="run only the formats whose name starts with this (e.g. parquet)")
     a = ap.parse_args()
     default = REPO / "build" / "bench" / "minhash-instructions80-instruction-100000.jsonl"
     if a.corpus:
@@ -160,6 +161,8 @@ def main():
     else:
         texts, source = demo_texts(), "Specs/data/alpaca_en_2000.json x 20"
     files = write_formats(texts, REPO / "build" / "bench" / "ingest")
+    if a.only:
+        files = {k: v for k, v in files.items() if k.startswith(a.only)}
     readers = python_readers()
     best: dict[tuple[str, str, int], float] = {}
     for r in range(a.repeat):
@@ -200,7 +203,7 @@ def main():
                 continue
             ratio = f"{(size / secs) / (size / ref):.2f}" if ref else "—"
             print(f"| {fmt} | {size / 1e6:.1f} | {name} | {threads} | {size / secs / 1e6:.0f} | {ratio} |")
-    print(f"\nCommand: `python Benchmarks/bench_ingest.py{' --corpus ' + a.corpus if a.corpus else ''} --repeat {a.repeat}`")
+    print(f"\nCommand: `python Benchmarks/bench_ingest.py{' --corpus ' + a.corpus if a.corpus else ''} --repeat {a.repeat}{' --only ' + a.only if a.only else ''}`")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,9 @@ func benchLoad(_ args: [String]) throws {
 }
 
 let argv = Array(CommandLine.arguments.dropFirst())
+// As `tokenmill` itself runs (its main does the same): freed memory is reused, not unmapped.
+// TOKENMILL_MALLOC_DEFAULTS=1 leaves glibc's defaults, to measure what it changes.
+if getenv("TOKENMILL_MALLOC_DEFAULTS") == nil { ProcessMemory.keepFreedMemory() }
 do {
     switch argv.first {
     case "bpe": try benchBPE(Array(argv.dropFirst()))

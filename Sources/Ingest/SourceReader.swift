@@ -214,6 +214,7 @@ public enum SourceReader {
             let rest = try withoutActuallyEscaping(sink) { sink in
                 try ParquetReader.read(src, fileIndex: fileIndex, path: path, data: file.bytes, threads: threads, groups: groups,
                                        emit: { try sink(rows($0)) }, release: { file.release($0) },
+                                       flat: src.mapping.chat == nil ? { row, line in try src.mapping.plainRecord(from: row, source: src.index, file: fileIndex, line: line) } : nil,
                                        map: { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) })
             }
             if !rest.items.isEmpty || !rest.rejects.isEmpty || rest.repaired > 0 { try sink(rows(rest)) }
@@ -326,7 +327,8 @@ public enum SourceReader {
         // Rows of the file, nil when it holds nothing but whitespace. JSONL and JSON arrays
         // stream; the other formats need the whole file (CSV rows may span lines, Parquet
         // starts at its footer).
-        func rows<T>(fast: ((ScannedRow, Int) throws -> T)? = nil, _ map: (JSONValue, Int) throws -> T) throws -> Rows<T>? {
+        func rows<T>(fast: ((ScannedRow, Int) throws -> T)? = nil, flat: ((ParquetFlatRow, Int) throws -> T)? = nil,
+                     _ map: (JSONValue, Int) throws -> T) throws -> Rows<T>? {
             if case .stream(let stream) = input, format == .jsonl || format == .json {
                 let (r, content) = format == .jsonl
                     ? try streamJSONL(src, fileIndex: fileIndex, path: path, stream: stream, threads: threads, fast: fast, map: map)
@@ -339,7 +341,7 @@ public enum SourceReader {
                 case .jsonl: return try readJSONL(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast, map: map)
                 case .json: return try readJSONArray(src, fileIndex: fileIndex, path: path, data: data, threads: threads, fast: fast, map: map)
                 case .csv: return try CSVReader.read(src, fileIndex: fileIndex, path: path, data: data, map: map)
-                case .parquet: return try ParquetReader.read(src, fileIndex: fileIndex, path: path, data: data, threads: threads, map: map)
+                case .parquet: return try ParquetReader.read(src, fileIndex: fileIndex, path: path, data: data, threads: threads, flat: flat, map: map)
                 case .text, .lines: return try readText(src, fileIndex: fileIndex, path: path, data: data, perLine: format == .lines, map: map)
                 }
             }
@@ -369,7 +371,11 @@ public enum SourceReader {
         let fast: ((ScannedRow, Int) throws -> Record)? = src.mapping.scanKeys == nil ? nil : { row, line in
             try src.mapping.plainRecord(from: row, source: src.index, file: fileIndex, line: line)
         }
-        guard let r = try rows(fast: fast, { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }) else {
+        // Parquet rows of top-level primitive columns are mapped from the column values.
+        let flat: ((ParquetFlatRow, Int) throws -> Record)? = src.mapping.chat != nil ? nil : { row, line in
+            try src.mapping.plainRecord(from: row, source: src.index, file: fileIndex, line: line)
+        }
+        guard let r = try rows(fast: fast, flat: flat, { value, line in try src.mapping.record(from: value, source: src.index, file: fileIndex, line: line) }) else {
             return try emptyFile()
         }
         var out = FileRows(records: r.items, rejects: r.rejects)

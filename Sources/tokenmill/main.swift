@@ -25,6 +25,7 @@ exit status: 0 ok, 2 usage or spec, 65 bad input data or damaged shard, 74 I/O, 
 """
 
 func runMain() -> Int32 {
+    ProcessMemory.keepFreedMemory()
     let args = CommandLine.arguments
     guard args.count >= 2 else {
         FileSystem.writeStderr(helpText)

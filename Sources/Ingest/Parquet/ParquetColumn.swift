@@ -23,8 +23,58 @@ struct ColumnData {
     var rep: [UInt8] = []   // empty when maxRep == 0
     var count = 0           // entries
     var values: [JSONValue] = []
-    /// Indices into `values` of strings whose invalid UTF-8 was replaced with U+FFFD.
+    /// The values of a text column (`LeafColumn.readsAsText`), instead of `values`.
+    var strings: ByteColumn?
+    /// Indices of values (strings) whose invalid UTF-8 was replaced with U+FFFD.
     var repaired: [Int] = []
+
+    init() {}
+    /// Empty, with the value storage `leaf` reads into.
+    init(for leaf: LeafColumn) {
+        if leaf.readsAsText { strings = ByteColumn() }
+    }
+
+    var valueCount: Int { strings?.count ?? values.count }
+
+    /// A BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY value: text (UTF-8 checked and repaired, its
+    /// index noted), or the decimal or half float it encodes. A text value is kept as a
+    /// span: `b` must lie in something the column keeps (`keep`).
+    @inline(__always)
+    mutating func appendBytes(_ b: UnsafeBufferPointer<UInt8>, _ leaf: LeafColumn) {
+        if let strings {
+            if strings.appendText(b) { repaired.append(strings.count - 1) }
+            return
+        }
+        let (v, fixed) = ParquetValues.bytes(b, leaf)
+        if fixed { repaired.append(values.count) }
+        values.append(v)
+    }
+
+    /// Keeps the bytes the next text values are spans of (a page, a dictionary's column).
+    func keep(_ owner: AnyObject) { strings?.keep(owner) }
+
+    /// Value `i` of `dictionary` appended (its repair noted again); text columns must
+    /// keep the dictionary's column.
+    @inline(__always)
+    mutating func appendEntry(_ i: Int, of dictionary: ColumnData, repairedEntries: Set<Int>) {
+        if !repairedEntries.isEmpty && repairedEntries.contains(i) { repaired.append(valueCount) }
+        if let strings, let d = dictionary.strings { strings.append(d.value(i)) } else { values.append(dictionary.values[i]) }
+    }
+
+    /// Appends the entries and values of the next page.
+    mutating func append(page p: ColumnData) {
+        def.append(contentsOf: p.def)
+        rep.append(contentsOf: p.rep)
+        let base = valueCount
+        repaired.append(contentsOf: p.repaired.lazy.map { $0 + base })
+        if let strings, let more = p.strings { strings.append(contentsOf: more) } else { values.append(contentsOf: p.values) }
+        count += p.count
+    }
+}
+
+extension LeafColumn {
+    /// Byte arrays read as text (not decimals or half floats): held in a `ByteColumn`.
+    var readsAsText: Bool { (type == .byteArray || type == .fixedLenByteArray) && rendering == .plain }
 }
 
 /// Decodes column chunks. Every offset and size from the file is checked before use.
@@ -57,7 +107,7 @@ struct ColumnDecoder {
         let chunkEnd = min(dataEnd, Int(start + meta.totalCompressedSize) + chunkSlack)
         var pos = Int(start)
         let wanted = Int(meta.numValues)
-        var dictionary: [JSONValue]? = nil
+        var dictionary: ColumnData? = nil
         var dictionaryRepaired: Set<Int> = []
         var pages: [DataPage] = []
         var entries = 0
@@ -76,13 +126,11 @@ struct ColumnDecoder {
                 let body = UnsafeBufferPointer(rebasing: file[range])
                 if let crc = h.crc, ParquetPages.crc32(body) != crc { throw ParquetError("dictionary page checksum mismatch") }
                 let data = try ParquetPages.decompress(codec: meta.codec, body, expected: h.uncompressedSize)
-                var values: [JSONValue] = []
-                var repaired: [Int] = []
-                try data.withUnsafeBufferPointer { (b) throws(ParquetError) in
-                    _ = try Self.plain(b, start: 0, end: b.count, leaf: leaf, count: h.numValues, into: &values, repaired: &repaired)
-                }
-                dictionary = values
-                dictionaryRepaired = Set(repaired)
+                var entries = ColumnData(for: leaf)
+                entries.keep(data)
+                _ = try Self.plain(data.bytes, start: 0, end: data.bytes.count, leaf: leaf, count: h.numValues, into: &entries)
+                dictionaryRepaired = Set(entries.repaired)
+                dictionary = entries
             case .data, .dataV2:
                 guard h.numValues <= wanted - entries else { throw ParquetError("pages hold more values than the chunk's \(wanted)") }
                 entries += h.numValues
@@ -100,37 +148,29 @@ struct ColumnDecoder {
             }
         } catch { throw ParquetError("\(error)") }
         if parts.count == 1, case .success(let only) = parts[0] { return only }
-        var out = ColumnData()
+        var out = ColumnData(for: leaf)
         for (k, part) in parts.enumerated() {
             switch part {
             case .failure(let e): throw ParquetError("page \(k + 1): \(e.message)", unsupported: e.unsupported)
-            case .success(let p):
-                out.def.append(contentsOf: p.def)
-                out.rep.append(contentsOf: p.rep)
-                // (The offset is read first: reading out.values inside the map while
-                // out.repaired is being appended to is an exclusivity violation.)
-                let base = out.values.count
-                out.repaired.append(contentsOf: p.repaired.lazy.map { $0 + base })
-                out.values.append(contentsOf: p.values)
-                out.count += p.count
+            case .success(let p): out.append(page: p)
             }
         }
         return out
     }
 
     /// One data page (v1 or v2) into levels and values.
-    func decodePage(_ page: DataPage, meta: ColumnChunkMeta, leaf: LeafColumn, dictionary: [JSONValue]?,
+    func decodePage(_ page: DataPage, meta: ColumnChunkMeta, leaf: LeafColumn, dictionary: ColumnData?,
                     dictionaryRepaired: Set<Int>) throws(ParquetError) -> ColumnData {
         let h = page.header
         let body = UnsafeBufferPointer(rebasing: file[page.body])
         if let crc = h.crc, ParquetPages.crc32(body) != crc { throw ParquetError("page checksum mismatch") }
         let defWidth = ParquetPages.bitWidth(leaf.maxDef), repWidth = ParquetPages.bitWidth(leaf.maxRep)
-        var out = ColumnData()
+        var out = ColumnData(for: leaf)
         let n = h.numValues
         // v1: one compressed block holding levels then values. v2: levels first, never
         // compressed, then the (maybe compressed) values; each is read where it lies.
         let isV2 = h.kind == .dataV2
-        let bytes: [UInt8]
+        let bytes: PageBytes
         if isV2 {
             let levelBytes = h.repBytes + h.defBytes
             guard levelBytes <= body.count, levelBytes <= h.uncompressedSize else { throw ParquetError("v2 level lengths exceed the page") }
@@ -145,7 +185,9 @@ struct ColumnDecoder {
         } else {
             bytes = try ParquetPages.decompress(codec: meta.codec, body, expected: h.uncompressedSize)
         }
-        try bytes.withUnsafeBufferPointer { (b) throws(ParquetError) in
+        out.keep(bytes)
+        do {
+            let b = bytes.bytes
             var p = 0
             if !isV2 {
                 if leaf.maxRep > 0 { p = try Self.levelsV1(b, start: p, encoding: h.repEncoding, width: repWidth, count: n, into: &out.rep) }
@@ -184,23 +226,24 @@ struct ColumnDecoder {
     }
 
     func decodeValues(_ b: UnsafeBufferPointer<UInt8>, start: Int, encoding: Int32, count: Int, leaf: LeafColumn,
-                      dictionary: [JSONValue]?, dictionaryRepaired: Set<Int>, into out: inout ColumnData) throws(ParquetError) {
+                      dictionary: ColumnData?, dictionaryRepaired: Set<Int>, into out: inout ColumnData) throws(ParquetError) {
         switch encoding {
         case 0:
-            _ = try Self.plain(b, start: start, end: b.count, leaf: leaf, count: count, into: &out.values, repaired: &out.repaired)
+            _ = try Self.plain(b, start: start, end: b.count, leaf: leaf, count: count, into: &out)
         case 2, 8:
             guard let dictionary else { throw ParquetError("dictionary-encoded page without a dictionary page") }
             if count == 0 { return }
+            if let d = dictionary.strings { out.keep(d) }
             guard start < b.count else { throw ParquetError("dictionary indices missing") }
             let width = Int(b[start])
             var indices: [UInt32] = []
             indices.reserveCapacity(count)
             try ParquetPages.hybrid(b, start: start + 1, end: b.count, width: width, count: count, into: &indices)
-            out.values.reserveCapacity(out.values.count + count)
+            let entries = dictionary.valueCount
+            if let strings = out.strings { strings.reserve(count) } else { out.values.reserveCapacity(out.values.count + count) }
             for i in indices {
-                guard Int(i) < dictionary.count else { throw ParquetError("dictionary index \(i) out of \(dictionary.count)") }
-                if !dictionaryRepaired.isEmpty && dictionaryRepaired.contains(Int(i)) { out.repaired.append(out.values.count) }
-                out.values.append(dictionary[Int(i)])
+                guard Int(i) < entries else { throw ParquetError("dictionary index \(i) out of \(entries)") }
+                out.appendEntry(Int(i), of: dictionary, repairedEntries: dictionaryRepaired)
             }
         case 3 where leaf.type == .boolean:
             guard b.count - start >= 4 else { throw ParquetError("boolean RLE length cut off") }
@@ -220,39 +263,46 @@ struct ColumnDecoder {
         case 6 where leaf.type == .byteArray:
             let ranges = try ParquetEncodings.deltaLengthByteArray(b, start: start, end: b.count).values
             guard ranges.count >= count else { throw ParquetError("DELTA_LENGTH_BYTE_ARRAY holds \(ranges.count) values, the page \(count)") }
-            for r in ranges[0..<count] { Self.appendBytes(UnsafeBufferPointer(rebasing: b[r]), leaf, into: &out.values, repaired: &out.repaired) }
+            for r in ranges[0..<count] { out.appendBytes(UnsafeBufferPointer(rebasing: b[r]), leaf) }
         case 7 where leaf.type == .byteArray:
             let values = try ParquetEncodings.deltaByteArray(b, start: start, end: b.count)
             guard values.count >= count else { throw ParquetError("DELTA_BYTE_ARRAY holds \(values.count) values, the page \(count)") }
-            for v in values[0..<count] { v.withUnsafeBufferPointer { Self.appendBytes($0, leaf, into: &out.values, repaired: &out.repaired) } }
+            // The values are built here (prefix + suffix): copied into one page the
+            // column keeps, then read from it.
+            let page = try PageBytes(count: values[0..<count].reduce(0) { $0 + $1.count }) { (dst) throws(ParquetError) in
+                var o = 0
+                for v in values[0..<count] {
+                    v.withUnsafeBufferPointer { if $0.count > 0 { (dst.baseAddress! + o).update(from: $0.baseAddress!, count: $0.count) } }
+                    o += v.count
+                }
+            }
+            out.keep(page)
+            var o = 0
+            for v in values[0..<count] {
+                out.appendBytes(UnsafeBufferPointer(rebasing: page.bytes[o..<(o + v.count)]), leaf)
+                o += v.count
+            }
         case 9 where [.int32, .int64, .float, .double, .fixedLenByteArray].contains(leaf.type):
             let width = leaf.type == .fixedLenByteArray ? leaf.typeLength : leaf.type == .int32 || leaf.type == .float ? 4 : 8
             // The streams are `count` values long: the page's non-null values.
             let plain = try ParquetEncodings.byteStreamSplit(b, start: start, end: b.count, count: count, width: width)
-            try plain.withUnsafeBufferPointer { (p) throws(ParquetError) in
-                _ = try Self.plain(p, start: 0, end: p.count, leaf: leaf, count: count, into: &out.values, repaired: &out.repaired)
-            }
+            let page = plain.withUnsafeBufferPointer { PageBytes(copying: $0) }
+            out.keep(page)
+            _ = try Self.plain(page.bytes, start: 0, end: page.bytes.count, leaf: leaf, count: count, into: &out)
         default:
             throw ParquetError("values encoded as \(ParquetNames.encoding(encoding)) are not supported for \(leaf.type) columns (PLAIN, dictionary, DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY and BYTE_STREAM_SPLIT are)", unsupported: true)
         }
     }
 
-    /// A byte-array value as text: a string checked for UTF-8 and repaired (its index
-    /// noted), or the decimal or half float it encodes.
-    static func appendBytes(_ s: UnsafeBufferPointer<UInt8>, _ leaf: LeafColumn, into values: inout [JSONValue], repaired: inout [Int]) {
-        let (v, fixed) = ParquetValues.bytes(s, leaf)
-        if fixed { repaired.append(values.count) }
-        values.append(v)
-    }
-
     /// PLAIN values. Strings are checked for UTF-8 and repaired (their index noted).
     static func plain(_ b: UnsafeBufferPointer<UInt8>, start: Int, end: Int, leaf: LeafColumn, count: Int,
-                      into values: inout [JSONValue], repaired: inout [Int]) throws(ParquetError) -> Int {
+                      into out: inout ColumnData) throws(ParquetError) -> Int {
         var p = start
         func need(_ n: Int) throws(ParquetError) { if end - p < n { throw ParquetError("values run past the page") } }
         // Every value takes at least a bit; a count beyond that is a damaged header.
         guard count <= (end - start) &* 8 else { throw ParquetError("\(count) values cannot fit in \(end - start) bytes") }
-        values.reserveCapacity(values.count + count)
+        // (Non-text values go straight into `out.values`, text through `out.appendBytes`.)
+        if let strings = out.strings { strings.reserve(count) } else { out.values.reserveCapacity(out.values.count + count) }
         switch leaf.type {
         case .byteArray:
             for _ in 0..<count {
@@ -260,43 +310,43 @@ struct ColumnDecoder {
                 let len = Int(b[p]) | Int(b[p + 1]) << 8 | Int(b[p + 2]) << 16 | Int(b[p + 3]) << 24
                 p += 4
                 try need(len)
-                appendBytes(UnsafeBufferPointer(rebasing: b[p..<(p + len)]), leaf, into: &values, repaired: &repaired)
+                out.appendBytes(UnsafeBufferPointer(rebasing: b[p..<(p + len)]), leaf)
                 p += len
             }
         case .int32:
             try need(4 * count)
             for _ in 0..<count {
                 let bits = UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24
-                values.append(ParquetValues.int(Int64(Int32(bitPattern: bits)), leaf)); p += 4
+                out.values.append(ParquetValues.int(Int64(Int32(bitPattern: bits)), leaf)); p += 4
             }
         case .int64:
             try need(8 * count)
             for _ in 0..<count {
-                values.append(ParquetValues.int(Int64(bitPattern: load64(b, p)), leaf)); p += 8
+                out.values.append(ParquetValues.int(Int64(bitPattern: load64(b, p)), leaf)); p += 8
             }
         case .float:
             try need(4 * count)
             for _ in 0..<count {
                 let bits = UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24
-                values.append(.number(number(Float(bitPattern: bits)))); p += 4
+                out.values.append(.number(number(Float(bitPattern: bits)))); p += 4
             }
         case .double:
             try need(8 * count)
             for _ in 0..<count {
-                values.append(.number(number(Double(bitPattern: load64(b, p))))); p += 8
+                out.values.append(.number(number(Double(bitPattern: load64(b, p))))); p += 8
             }
         case .boolean:
             try need((count + 7) / 8)
-            for i in 0..<count { values.append(.bool(b[p + i >> 3] >> UInt8(i & 7) & 1 != 0)) }
+            for i in 0..<count { out.values.append(.bool(b[p + i >> 3] >> UInt8(i & 7) & 1 != 0)) }
             p += (count + 7) / 8
         case .int96:
             try need(12 * count)
-            for _ in 0..<count { values.append(ParquetValues.int96(UnsafeBufferPointer(rebasing: b[p..<(p + 12)]))); p += 12 }
+            for _ in 0..<count { out.values.append(ParquetValues.int96(UnsafeBufferPointer(rebasing: b[p..<(p + 12)]))); p += 12 }
         case .fixedLenByteArray:
             let n = leaf.typeLength
             guard n > 0 else { throw ParquetError("FIXED_LEN_BYTE_ARRAY column '\(leaf.name)' has no type_length") }
             try need(n * count)
-            for _ in 0..<count { appendBytes(UnsafeBufferPointer(rebasing: b[p..<(p + n)]), leaf, into: &values, repaired: &repaired); p += n }
+            for _ in 0..<count { out.appendBytes(UnsafeBufferPointer(rebasing: b[p..<(p + n)]), leaf); p += n }
         }
         return p
     }

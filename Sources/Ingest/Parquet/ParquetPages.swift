@@ -7,7 +7,7 @@ import CZstd
 /// repetition levels, definition levels and dictionary indices.
 enum ParquetPages {
     /// Decompresses one page body into exactly `expected` bytes.
-    static func decompress(codec: Int32, _ input: UnsafeBufferPointer<UInt8>, expected: Int) throws(ParquetError) -> [UInt8] {
+    static func decompress(codec: Int32, _ input: UnsafeBufferPointer<UInt8>, expected: Int) throws(ParquetError) -> PageBytes {
         // A damaged header must not make us allocate gigabytes: no codec we read expands
         // more than this (zstd's best case on a page of one repeated byte is ~1:30000,
         // which no real text column reaches).
@@ -16,120 +16,104 @@ enum ParquetPages {
         }
         // An empty page body (a v2 page of nulls only, or no values) holds nothing to
         // decompress, whatever the codec.
-        if expected == 0 && input.isEmpty { return [] }
+        if expected == 0 && input.isEmpty { return PageBytes(borrowing: input) }
         switch codec {
         case 0:
+            // Read where it lies (the file's mapping outlives the row group's decoding).
             guard input.count == expected else { throw ParquetError("uncompressed page of \(input.count) bytes, header says \(expected)") }
-            return Array(input)
+            return PageBytes(borrowing: input)
         case 1:
-            return try Snappy.decompress(input, expected: expected)
+            return try PageBytes(count: expected) { (dst) throws(ParquetError) in try Snappy.decompress(input, into: dst) }
         case 2:
-            return try inflate(input, expected: expected)
+            return try PageBytes(count: expected) { (dst) throws(ParquetError) in try inflate(input, into: dst) }
         case 6:
-            // Not zero-filled first: zstd writes every byte it reports, and a short
-            // result is an error before the bytes are used.
-            var n = 0
-            let out = [UInt8](unsafeUninitializedCapacity: expected) { dst, count in
-                n = ZSTD_decompress(dst.baseAddress, expected, input.baseAddress, input.count)
-                count = ZSTD_isError(n) == 0 && n == expected ? expected : 0
+            return try PageBytes(count: expected) { (dst) throws(ParquetError) in
+                // zstd writes every byte it reports; a short result is an error.
+                let n = ZSTD_decompress(dst.baseAddress, expected, input.baseAddress, input.count)
+                if ZSTD_isError(n) != 0 { throw ParquetError("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
+                guard n == expected else { throw ParquetError("zstd page gave \(n) bytes, header says \(expected)") }
             }
-            if ZSTD_isError(n) != 0 { throw ParquetError("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
-            guard n == expected else { throw ParquetError("zstd page gave \(n) bytes, header says \(expected)") }
-            return out
         case 4:
-            return try brotli(input, expected: expected)
+            return try PageBytes(count: expected) { (dst) throws(ParquetError) in try brotli(input, into: dst) }
         case 5:
             // "LZ4": Hadoop's framing in practice (parquet-mr), though some writers put a
             // bare LZ4 block there; Arrow reads both, trying Hadoop's first.
-            if let out = hadoopLZ4(input, expected: expected) { return out }
-            return try lz4Block(input, expected: expected, codec: "LZ4")
+            return try PageBytes(count: expected) { (dst) throws(ParquetError) in
+                if hadoopLZ4(input, into: dst) { return }
+                try lz4Block(input, into: dst, codec: "LZ4")
+            }
         case 7:
-            return try lz4Block(input, expected: expected, codec: "LZ4_RAW")
+            return try PageBytes(count: expected) { (dst) throws(ParquetError) in try lz4Block(input, into: dst, codec: "LZ4_RAW") }
         default:
             throw ParquetError("compression codec \(ParquetNames.codec(codec)) is not supported (rewrite the file with snappy, gzip or zstd, e.g. pyarrow.parquet.write_table(..., compression=\"zstd\"))", unsupported: true)
         }
     }
 
-    /// One LZ4 block (LZ4_RAW) that decompresses to exactly `expected` bytes.
-    static func lz4Block(_ input: UnsafeBufferPointer<UInt8>, expected: Int, codec: String) throws(ParquetError) -> [UInt8] {
+    /// One LZ4 block (LZ4_RAW) that decompresses to exactly `dst.count` bytes.
+    static func lz4Block(_ input: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>, codec: String) throws(ParquetError) {
+        let expected = dst.count
         guard input.count <= Int(Int32.max), expected <= Int(Int32.max) else { throw ParquetError("\(codec) page too large") }
-        var n: Int32 = 0
-        let out = [UInt8](unsafeUninitializedCapacity: max(expected, 1)) { dst, count in
-            n = input.withMemoryRebound(to: CChar.self) { src in
-                dst.withMemoryRebound(to: CChar.self) { d in LZ4_decompress_safe(src.baseAddress, d.baseAddress, Int32(input.count), Int32(expected)) }
-            }
-            count = n == Int32(expected) ? expected : 0
+        let n = input.withMemoryRebound(to: CChar.self) { src in
+            dst.withMemoryRebound(to: CChar.self) { d in LZ4_decompress_safe(src.baseAddress, d.baseAddress, Int32(input.count), Int32(expected)) }
         }
         guard n == Int32(expected) else {
             throw ParquetError(n < 0 ? "\(codec): the block is damaged" : "\(codec) page gave \(n) bytes, header says \(expected)")
         }
-        return out
     }
 
     /// Hadoop's LZ4 framing: blocks of [u32 big-endian decompressed size][u32 big-endian
-    /// compressed size][LZ4 block], back to back, filling the page exactly; nil when the
+    /// compressed size][LZ4 block], back to back, filling the page exactly; false when the
     /// page is not framed that way.
-    static func hadoopLZ4(_ input: UnsafeBufferPointer<UInt8>, expected: Int) -> [UInt8]? {
+    static func hadoopLZ4(_ input: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>) -> Bool {
         func be32(_ p: Int) -> Int { Int(input[p]) << 24 | Int(input[p + 1]) << 16 | Int(input[p + 2]) << 8 | Int(input[p + 3]) }
-        var out = [UInt8](repeating: 0, count: expected)
+        let expected = dst.count
         var p = 0, o = 0
         while p < input.count {
-            guard input.count - p >= 8 else { return nil }
+            guard input.count - p >= 8 else { return false }
             let raw = be32(p), packed = be32(p + 4)
             p += 8
-            guard packed <= input.count - p, raw <= expected - o else { return nil }
-            let n = out.withUnsafeMutableBufferPointer { d in
-                input.withMemoryRebound(to: CChar.self) { src in
-                    d.withMemoryRebound(to: CChar.self) { dd in LZ4_decompress_safe(src.baseAddress! + p, dd.baseAddress! + o, Int32(packed), Int32(raw)) }
-                }
+            guard packed <= input.count - p, raw <= expected - o else { return false }
+            let n = input.withMemoryRebound(to: CChar.self) { src in
+                dst.withMemoryRebound(to: CChar.self) { dd in LZ4_decompress_safe(src.baseAddress! + p, dd.baseAddress! + o, Int32(packed), Int32(raw)) }
             }
-            guard n == Int32(raw) else { return nil }
+            guard n == Int32(raw) else { return false }
             p += packed; o += raw
         }
-        return o == expected ? out : nil
+        return o == expected
     }
 
-    /// A Brotli stream of exactly `expected` bytes.
-    static func brotli(_ input: UnsafeBufferPointer<UInt8>, expected: Int) throws(ParquetError) -> [UInt8] {
+    /// A Brotli stream of exactly `dst.count` bytes.
+    static func brotli(_ input: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>) throws(ParquetError) {
+        let expected = dst.count
         var size = expected
-        var result = BROTLI_DECODER_RESULT_ERROR
-        let out = [UInt8](unsafeUninitializedCapacity: max(expected, 1)) { dst, count in
-            result = BrotliDecoderDecompress(input.count, input.baseAddress, &size, dst.baseAddress)
-            count = result == BROTLI_DECODER_RESULT_SUCCESS && size == expected ? expected : 0
-        }
+        let result = BrotliDecoderDecompress(input.count, input.baseAddress, &size, dst.baseAddress)
         guard result == BROTLI_DECODER_RESULT_SUCCESS else { throw ParquetError("brotli: the stream is damaged or longer than the header's \(expected) bytes") }
         guard size == expected else { throw ParquetError("brotli page gave \(size) bytes, header says \(expected)") }
-        return out
     }
 
-    /// GZIP pages: a gzip (or, leniently, zlib) stream of exactly `expected` bytes.
-    static func inflate(_ input: UnsafeBufferPointer<UInt8>, expected: Int) throws(ParquetError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: expected)
+    /// GZIP pages: a gzip (or, leniently, zlib) stream of exactly `dst.count` bytes.
+    static func inflate(_ input: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>) throws(ParquetError) {
         var stream = z_stream()
         // 32 + MAX_WBITS: accept gzip or zlib headers.
         guard inflateInit2_(&stream, 32 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw ParquetError("zlib could not start")
         }
         defer { inflateEnd(&stream) }
-        var status: Int32 = Z_OK
-        out.withUnsafeMutableBufferPointer { dst in
-            stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
-            stream.avail_in = UInt32(input.count)
-            stream.next_out = dst.baseAddress
-            stream.avail_out = UInt32(dst.count)
+        stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+        stream.avail_in = UInt32(input.count)
+        stream.next_out = dst.baseAddress
+        stream.avail_out = UInt32(dst.count)
+        var status = CZlib.inflate(&stream, Z_FINISH)
+        // A page of several gzip members (`cat a.gz b.gz`, as some writers emit): each
+        // member ends the stream; go on with the next while input is left.
+        while status == Z_STREAM_END && stream.avail_in > 0 && stream.avail_out > 0 {
+            guard inflateReset(&stream) == Z_OK else { break }
             status = CZlib.inflate(&stream, Z_FINISH)
-            // A page of several gzip members (`cat a.gz b.gz`, as some writers emit):
-            // each member ends the stream; go on with the next while input is left.
-            while status == Z_STREAM_END && stream.avail_in > 0 && stream.avail_out > 0 {
-                guard inflateReset(&stream) == Z_OK else { break }
-                status = CZlib.inflate(&stream, Z_FINISH)
-            }
         }
         guard status == Z_STREAM_END, stream.avail_out == 0 else {
             let msg = stream.msg.map { String(cString: $0) } ?? (status == Z_STREAM_END ? "short page" : "stream damaged or cut off")
             throw ParquetError("gzip: \(msg)")
         }
-        return out
     }
 
     static func crc32(_ data: UnsafeBufferPointer<UInt8>) -> UInt32 {

@@ -39,7 +39,7 @@ public enum ParquetReader {
     /// any size costs about one row group of memory.
     static func read<T>(_ src: SourceConfig, fileIndex: Int32, path: String, data: UnsafeBufferPointer<UInt8>, threads: Int,
                         groups: Range<Int>? = nil, emit: ((Rows<T>) throws -> Void)? = nil, release: ((Range<Int>) -> Void)? = nil,
-                        map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
+                        flat: ((ParquetFlatRow, Int) throws -> T)? = nil, map: (JSONValue, Int) throws -> T) throws -> Rows<T> {
         try data.withUnsafeBufferPointer { buf in
             let (meta, footerStart) = try footer(buf, path: path)
             var schema: ParquetSchema
@@ -113,21 +113,49 @@ public enum ParquetReader {
                 if let l = needed.first(where: { starts[$0].count != (rows + batch - 1) / batch }) {
                     try failed("\(place), column \(schema.leaves[l].name): its levels do not hold \(rows) rows"); continue
                 }
+                // Flat rows (top-level primitive fields only) are mapped from a reused
+                // buffer of values, not from an object built per row.
+                let flatMap = assembler.isFlat(fields) ? flat : nil
+                let names = fields.map { schema.nodes[$0].name }
+                let sources = FlatTexts(columns)
+                // Mapped items go to their row's slot and are moved out in order: appending
+                // each batch's array copied every record (a retain and a release of each of
+                // its arrays), a fifth of a Parquet read's time.
+                let slots = OrderedSlots<T>(count: rows)
                 let parts: [Result<Rows<T>, ParquetError>] = try parallelBatches(count: rows, threads: threads, batchSize: batch) { range in
                     var a = assembler
                     let k = range.lowerBound / batch
                     a.seek(starts, leaves: needed, batch: k)
                     var out = Rows<T>()
+                    let width = max(1, fields.count)
+                    let values = UnsafeMutablePointer<JSONValue>.allocate(capacity: width)
+                    values.initialize(repeating: .null, count: width)
+                    let texts = UnsafeMutablePointer<UnsafeBufferPointer<UInt8>?>.allocate(capacity: width)
+                    texts.initialize(repeating: nil, count: width)
+                    defer { values.deinitialize(count: width); values.deallocate(); texts.deallocate() }
                     do {
                         for i in range {
-                            let value = try a.row(fields)
                             let line = first + i
+                            if let flatMap {
+                                try a.flatRow(fields, texts: sources, into: texts, values: values)
+                                do {
+                                    if a.rowRepaired {
+                                        try src.checkUTF8(repairs: 1)
+                                        out.repaired += 1
+                                    }
+                                    slots.put(i, try flatMap(ParquetFlatRow(names: names, texts: texts, values: values), line))
+                                } catch let e as MappingError {
+                                    out.rejects.append(try src.badRow(path: path, line: line, e.message))
+                                }
+                                continue
+                            }
+                            let value = try a.row(fields)
                             do {
                                 if a.rowRepaired {
                                     try src.checkUTF8(repairs: 1)
                                     out.repaired += 1
                                 }
-                                out.items.append(try map(value, line))
+                                slots.put(i, try map(value, line))
                             } catch let e as MappingError {
                                 out.rejects.append(try src.badRow(path: path, line: line, e.message))
                             }
@@ -141,8 +169,9 @@ public enum ParquetReader {
                 if let bad = parts.first(where: { if case .failure = $0 { true } else { false } }), case .failure(let e) = bad {
                     try failed("\(place): \(e.message)"); continue
                 }
+                slots.moveAll(into: &all.items)
                 for case .success(let p) in parts {
-                    all.items.append(contentsOf: p.items); all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired
+                    all.rejects.append(contentsOf: p.rejects); all.repaired += p.repaired
                 }
                 if let emit { try emit(all); all = Rows<T>() }
             }

@@ -59,7 +59,7 @@ struct RowAssembler {
     /// Moves the cursors to where row `k * every` starts (from `rowStarts`).
     mutating func seek(_ starts: [[(pos: Int, vpos: Int)]], leaves: [Int], batch k: Int) {
         for l in leaves {
-            let (p, v) = k < starts[l].count ? starts[l][k] : (columns[l].count, columns[l].values.count)
+            let (p, v) = k < starts[l].count ? starts[l][k] : (columns[l].count, columns[l].valueCount)
             pos[l] = p; vpos[l] = v
             // First repaired value at or after v.
             let r = columns[l].repaired
@@ -89,7 +89,7 @@ struct RowAssembler {
     /// batch exactly where the next batch starts (else the levels are inconsistent).
     func checkConsumed(_ leaves: [Int], upTo starts: [[(pos: Int, vpos: Int)]], batch k: Int) throws(ParquetError) {
         for l in leaves {
-            let (p, v) = k < starts[l].count ? starts[l][k] : (columns[l].count, columns[l].values.count)
+            let (p, v) = k < starts[l].count ? starts[l][k] : (columns[l].count, columns[l].valueCount)
             if pos[l] != p || vpos[l] != v {
                 throw ParquetError("column \(schema.leaves[l].name): its levels and values disagree with the row group's rows")
             }
@@ -129,10 +129,11 @@ struct RowAssembler {
             let d = try defAt(l)
             guard d == leafMaxDef[l] else { throw ParquetError("column \(schema.leaves[l].name): definition level \(d) where a value was expected") }
             let v = vpos[l]
-            guard v < columns[l].values.count else { throw ParquetError("column \(schema.leaves[l].name) has fewer values than its levels say") }
+            guard v < columns[l].valueCount else { throw ParquetError("column \(schema.leaves[l].name) has fewer values than its levels say") }
             let rc = repairCursor[l]
             if rc < columns[l].repaired.count && columns[l].repaired[rc] == v { rowRepaired = true; repairCursor[l] += 1 }
             pos[l] += 1; vpos[l] += 1
+            if let strings = columns[l].strings { return .string(Array(strings.value(v))) }
             return columns[l].values[v]
         case .list(let r, let element):
             return .array(try repeated(r, element: element))

@@ -4,7 +4,8 @@
 /// distrust its input: every literal and copy is checked against both buffers, and the
 /// output must come to exactly the length the stream (and the page header) promise.
 enum Snappy {
-    static func decompress(_ input: UnsafeBufferPointer<UInt8>, expected: Int) throws(ParquetError) -> [UInt8] {
+    /// Decompresses a stream that must hold exactly `dst.count` bytes into `dst`.
+    static func decompress(_ input: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>) throws(ParquetError) {
         var p = 0
         // Preamble: the uncompressed length as a varint.
         var length: UInt64 = 0, shift: UInt64 = 0
@@ -16,23 +17,21 @@ enum Snappy {
             shift += 7
             if shift > 35 { throw ParquetError("snappy: length varint too long") }
         }
-        guard length == UInt64(expected) else {
-            throw ParquetError("snappy: stream holds \(length) bytes, the page header says \(expected)")
+        guard length == UInt64(dst.count) else {
+            throw ParquetError("snappy: stream holds \(length) bytes, the page header says \(dst.count)")
         }
         let n = Int(length)
         var o = 0
-        var failure: ParquetError? = nil
-        // Not zero-filled first: every byte up to `o` is written by a literal or a copy of
-        // written bytes, and the result counts only when `o` reaches `n`.
-        let out = [UInt8](unsafeUninitializedCapacity: n) { dst, count in
-            do throws(ParquetError) {
-                try decode(input, from: p, into: dst, n: n, o: &o)
-            } catch { failure = error }
-            count = failure == nil && o == n ? n : 0
-        }
-        if let failure { throw failure }
+        // Every byte up to `o` is written by a literal or a copy of written bytes, and the
+        // result counts only when `o` reaches `n`.
+        try decode(input, from: p, into: dst, n: n, o: &o)
         guard o == n else { throw ParquetError("snappy: stream ends after \(o) of \(n) bytes") }
-        return out
+    }
+
+    /// The same, as an array (tests).
+    static func decompress(_ input: UnsafeBufferPointer<UInt8>, expected: Int) throws(ParquetError) -> [UInt8] {
+        let page = try PageBytes(count: expected) { (dst) throws(ParquetError) in try decompress(input, into: dst) }
+        return Array(page.bytes)
     }
 
     static func decode(_ input: UnsafeBufferPointer<UInt8>, from start: Int, into dst: UnsafeMutableBufferPointer<UInt8>, n: Int,
