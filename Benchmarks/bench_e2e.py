@@ -13,6 +13,7 @@ usage: bench_e2e.py [--mb 50,200] [--rounds 3] [--bin .build/release/tokenmill] 
 """
 import argparse
 import json
+import shutil
 import os
 import resource
 import statistics
@@ -73,6 +74,9 @@ def main():
             "dedup": {"exact": True, "near": {"threshold": 0.8, "ngram": 5, "permutations": 112}},
             "tokenizer": "cl100k_base", "template": "plain", "pack": {"seq_len": 2048, "strategy": "concat"},
             "output": {"dir": f"out{mb}"}}))
+        # A fresh output folder: a work folder left by an older build (killed, or of an
+        # earlier work format) would make the first build refuse or resume.
+        shutil.rmtree(work / f"out{mb}", ignore_errors=True)
         runs = {k: [] for k in ("build1", "build2", "encode1", "encode2")}
         for _ in range(a.rounds):
             for t in (1, 2):
