@@ -35,7 +35,7 @@ public enum TokenizerLoader {
     /// The tokenizer.json a tokenizer spec names (the file, or the one in a model folder);
     /// nil for built-in names and .tiktoken files, whose encoding name identifies them.
     public static func tokenizerJSONPath(_ spec: String) -> String? {
-        if builtins[spec] != nil || spec.hasSuffix(".tiktoken") { return nil }
+        if builtins[spec] != nil || spec.hasSuffix(".tiktoken") || spec.hasSuffix(".model") { return nil }
         if FileSystem.isDirectory(spec) { return FileSystem.join(spec, "tokenizer.json") }
         return spec.hasSuffix(".json") ? spec : nil
     }
@@ -73,6 +73,10 @@ public enum TokenizerLoader {
             guard FileSystem.fileExists(path) else { throw TokenmillError.io(path: path, message: "tokenizer file not found") }
             return try TokenizerJSON.load(path: path, threads: threads)
         }
+        if spec.hasSuffix(".model") {
+            guard FileSystem.fileExists(spec) else { throw TokenmillError.io(path: spec, message: "tokenizer file not found") }
+            return try SentencePieceModelFile.load(path: spec, threads: threads)
+        }
         if spec.hasSuffix(".tiktoken") {
             var base = FileSystem.basename(of: spec)
             base.removeLast(".tiktoken".count)
@@ -82,7 +86,7 @@ public enum TokenizerLoader {
             guard FileSystem.fileExists(spec) else { throw TokenmillError.io(path: spec, message: "tokenizer file not found") }
             return try load(name: base, path: spec, builtin: b, threads: threads)
         }
-        throw TokenmillError.unsupported("tokenizer '\(spec)': expected one of \(builtinNames.joined(separator: ", ")), a .tiktoken file, a tokenizer.json or a folder holding one")
+        throw TokenmillError.unsupported("tokenizer '\(spec)': expected one of \(builtinNames.joined(separator: ", ")), a .tiktoken file, a tokenizer.json, a SentencePiece .model file or a folder holding a tokenizer.json")
     }
 
     static func load(name: String, path: String, builtin b: Builtin, threads: Int) throws -> Tokenizer {

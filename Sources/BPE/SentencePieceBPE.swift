@@ -34,10 +34,49 @@ final class SentencePieceBPE: @unchecked Sendable {
     /// a UInt32 (no array is made per character of the text).
     let charIDs: [UInt32: UInt32]
 
+    /// A SentencePiece model file's normalizer (`SentencePieceModelFile`): applied to the
+    /// whole text before the `added` (user-defined) pieces are cut out of it, where a
+    /// tokenizer.json's Prepend/Replace apply to each piece between raw added tokens.
+    struct ModelNormalizer: Sendable {
+        var addDummyPrefix: Bool
+        var removeExtraWhitespaces: Bool
+        var escapeWhitespaces: Bool
+
+        /// sentencepiece's `Normalizer::Normalize` with an identity character map.
+        func normalize(_ text: [UInt8]) -> [UInt8] {
+            var t = text[...]
+            if removeExtraWhitespaces {
+                while t.first == 0x20 { t = t.dropFirst() }
+            }
+            if t.isEmpty { return [] }
+            let space: [UInt8] = escapeWhitespaces ? [0xE2, 0x96, 0x81] : [0x20]
+            var out: [UInt8] = []
+            out.reserveCapacity(t.count + 3 + t.count / 4)
+            if addDummyPrefix { out += space }
+            var previousSpace = removeExtraWhitespaces
+            for c in t {
+                if c == 0x20 {
+                    if previousSpace { continue }
+                    out += space
+                    previousSpace = removeExtraWhitespaces
+                } else {
+                    out.append(c)
+                    previousSpace = false
+                }
+            }
+            if removeExtraWhitespaces {
+                while out.count >= space.count && out[(out.count - space.count)...].elementsEqual(space) { out.removeLast(space.count) }
+            }
+            return out
+        }
+    }
+    let modelNormalizer: ModelNormalizer?
+
     init(vocab: [[UInt8]: UInt32], merges: [UInt64: (rank: UInt32, id: UInt32)], unk: UInt32?, fuseUnk: Bool,
-         prepend: [UInt8]?, spaceReplacement: [UInt8]?, added: AddedTokens) {
+         prepend: [UInt8]?, spaceReplacement: [UInt8]?, added: AddedTokens, modelNormalizer: ModelNormalizer? = nil) {
         self.vocab = vocab; self.merges = merges; self.unk = unk; self.fuseUnk = fuseUnk
         self.prepend = prepend; self.spaceReplacement = spaceReplacement; self.added = added
+        self.modelNormalizer = modelNormalizer
         var bytes = [UInt32?](repeating: nil, count: 256)
         var decoded: [UInt32: [UInt8]] = [:]
         let hex = Array("0123456789ABCDEF".utf8)
@@ -106,6 +145,15 @@ final class SentencePieceBPE: @unchecked Sendable {
     }
 
     func encode(_ text: [UInt8], into out: inout [UInt32]) {
+        if let modelNormalizer {
+            // A .model file: normalize the whole text, then cut out the user-defined pieces.
+            let normalized = modelNormalizer.normalize(text)
+            for (range, id) in added.split(normalized) {
+                if let id { out.append(id); continue }
+                if !range.isEmpty { mergeWord(Array(normalized[range]), into: &out) }
+            }
+            return
+        }
         for (range, id) in added.split(text) {
             if let id { out.append(id); continue }
             var piece = Array(text[range])

@@ -7,9 +7,10 @@ public enum DatasetDirectory {
     /// Written last: the dataset exists once this file does.
     public static let indexFile = "index.json"
     public static let shardSuffix = ".tkm"
-    /// Names a copy of a non-built-in vocabulary may have beside the shards (a tokenizer.json;
-    /// a .tiktoken file is named after its encoding, which index.json's name gives).
-    public static let tokenizerFiles = ["tokenizer.json"]
+    /// Names a copy of a non-built-in vocabulary may have beside the shards (a tokenizer.json,
+    /// or a SentencePiece model file; a .tiktoken file is named after its encoding, which
+    /// index.json's name gives).
+    public static let tokenizerFiles = ["tokenizer.json", "tokenizer.model"]
 
     /// `SPLIT-NNNNN.tkm`: shard `k` (from 0) of `split`, `k` in decimal zero-padded to at
     /// least five digits (`train-00000.tkm`, …, `train-99999.tkm`, `train-100000.tkm`).

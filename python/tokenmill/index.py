@@ -178,8 +178,8 @@ def load_index(directory: str | os.PathLike[str]) -> Index:
         _check_count(token, path, f"tokenizer.special_tokens.{text}", below=vocab_size)
     if "file" in tokenizer:  # the vocabulary copied beside the shards (FORMAT.md 2.3)
         vocabulary = _field(tokenizer, "file", str, path, "tokenizer")
-        if vocabulary != "tokenizer.json":
-            raise ShardError(path, "tokenizer.file", f"{vocabulary!r} is not 'tokenizer.json'")
+        if vocabulary not in ("tokenizer.json", "tokenizer.model"):
+            raise ShardError(path, "tokenizer.file", f"{vocabulary!r} is not 'tokenizer.json' or 'tokenizer.model'")
     _field(raw, "template", str, path, top)
     seq_len = _count(raw, "seq_len", path, top, minimum=1)
     pack = _field(raw, "pack", dict, path, top)

@@ -227,10 +227,13 @@ enum FinishStep {
 
     static func writeIndex(_ ctx: BuildContext, stats: [SourceStats], splits: [DatasetIndex.Split]) throws {
         let spec = ctx.spec, tokenizer = try ctx.tokenizer
-        // A tokenizer.json travels with the shards, so `inspect` (and a trainer) can decode
-        // them wherever they are copied; its hash is index.json's vocab_hash.
+        // A tokenizer.json (or SentencePiece .model) travels with the shards, so `inspect`
+        // (and a trainer) can decode them wherever they are copied; its hash is index.json's
+        // vocab_hash.
         var vocabularyFile: String? = nil
-        if let source = TokenizerLoader.tokenizerJSONPath(spec.tokenizer), let name = DatasetDirectory.tokenizerFiles.first {
+        let source = TokenizerLoader.tokenizerJSONPath(spec.tokenizer) ?? (spec.tokenizer.hasSuffix(".model") ? spec.tokenizer : nil)
+        if let source {
+            let name = source.hasSuffix(".model") ? "tokenizer.model" : "tokenizer.json"
             try FileSystem.writeAtomically(FileSystem.join(ctx.outDir, name), try FileSystem.readFile(source))
             vocabularyFile = name
         }
