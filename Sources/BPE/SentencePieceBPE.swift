@@ -72,11 +72,25 @@ final class SentencePieceBPE: @unchecked Sendable {
     }
     let modelNormalizer: ModelNormalizer?
 
+    /// A tokenizer.json `Metaspace` pre-tokenizer (Mistral v0.3, Llama files converted with
+    /// `legacy: false`), applied to each piece between raw added tokens as `tokenizers`
+    /// does: spaces become `replacement`, which is prepended (unless the piece starts with
+    /// it) to every piece (`always`) or to the piece at the start of the text (`first`);
+    /// with `split`, each `replacement` starts a new word (merges never cross words).
+    struct Metaspace: Sendable {
+        enum Scheme: String, Sendable { case always, first, never }
+        var replacement: [UInt8]
+        var scheme: Scheme
+        var split: Bool
+    }
+    let metaspace: Metaspace?
+
     init(vocab: [[UInt8]: UInt32], merges: [UInt64: (rank: UInt32, id: UInt32)], unk: UInt32?, fuseUnk: Bool,
-         prepend: [UInt8]?, spaceReplacement: [UInt8]?, added: AddedTokens, modelNormalizer: ModelNormalizer? = nil) {
+         prepend: [UInt8]?, spaceReplacement: [UInt8]?, added: AddedTokens, modelNormalizer: ModelNormalizer? = nil,
+         metaspace: Metaspace? = nil) {
         self.vocab = vocab; self.merges = merges; self.unk = unk; self.fuseUnk = fuseUnk
-        self.prepend = prepend; self.spaceReplacement = spaceReplacement; self.added = added
-        self.modelNormalizer = modelNormalizer
+        self.prepend = prepend; self.spaceReplacement = spaceReplacement ?? metaspace?.replacement; self.added = added
+        self.modelNormalizer = modelNormalizer; self.metaspace = metaspace
         var bytes = [UInt32?](repeating: nil, count: 256)
         var decoded: [UInt32: [UInt8]] = [:]
         let hex = Array("0123456789ABCDEF".utf8)
@@ -151,6 +165,30 @@ final class SentencePieceBPE: @unchecked Sendable {
             for (range, id) in added.split(normalized) {
                 if let id { out.append(id); continue }
                 if !range.isEmpty { mergeWord(Array(normalized[range]), into: &out) }
+            }
+            return
+        }
+        if let metaspace {
+            for (range, id) in added.split(text) {
+                if let id { out.append(id); continue }
+                if range.isEmpty { continue }
+                let r = metaspace.replacement
+                var piece = Self.replacing([0x20], with: r, in: Array(text[range]))
+                let prepends = metaspace.scheme == .always || (metaspace.scheme == .first && range.lowerBound == 0)
+                if prepends && !piece.starts(with: r) { piece = r + piece }
+                guard metaspace.split else { mergeWord(piece, into: &out); continue }
+                // Words begin at each replacement (tokenizers' MergedWithNext).
+                var start = 0, i = 1
+                while i < piece.count {
+                    if piece[i] == r[0] && i + r.count <= piece.count && piece[i..<(i + r.count)].elementsEqual(r) {
+                        mergeWord(Array(piece[start..<i]), into: &out)
+                        start = i
+                        i += r.count
+                    } else {
+                        i += 1
+                    }
+                }
+                mergeWord(Array(piece[start...]), into: &out)
             }
             return
         }

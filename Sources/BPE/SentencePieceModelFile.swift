@@ -42,12 +42,10 @@ enum SentencePieceModelFile {
     static func load(path: String, threads: Int) throws -> Tokenizer {
         let bytes = try FileSystem.readFile(path)
         func refuse(_ m: String) -> TokenmillError { .unsupported("\(path): \(m)") }
-        let parsed = Result { () throws(Damaged) -> Model in try parse(bytes) }
-        guard case .success(let model) = parsed else {
-            if case .failure(let e) = parsed {
-                throw TokenmillError.badInput(path: path, line: 0, message: "not a SentencePiece model (protobuf ModelProto): \(e.message)")
-            }
-            fatalError("unreachable")
+        let model: Model
+        switch Result(catching: { () throws(Damaged) -> Model in try parse(bytes) }) {
+        case .success(let m): model = m
+        case .failure(let e): throw TokenmillError.badInput(path: path, line: 0, message: "not a SentencePiece model (protobuf ModelProto): \(e.message)")
         }
         let types = [1: "UNIGRAM", 2: "BPE", 3: "WORD", 4: "CHAR"]
         guard model.modelType == 2 else { throw refuse("trainer_spec.model_type \(types[model.modelType] ?? String(model.modelType)): only BPE models are supported") }

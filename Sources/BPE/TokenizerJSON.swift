@@ -179,8 +179,19 @@ enum TokenizerJSON {
     /// of such files (a Metaspace pre-tokenizer, normalized added tokens) are refused by name.
     static func sentencePiece(_ root: JSONValue, model: JSONValue, path: String, bytes: [UInt8],
                               _ refuse: (String) -> TokenmillError) throws -> Tokenizer {
+        var metaspace: SentencePieceBPE.Metaspace? = nil
         if let p = root["pre_tokenizer"], p != .null {
-            throw refuse("pre_tokenizer \(p["type"]?.stringValue ?? "?") with byte_fallback: not supported yet (SentencePiece-style files with a Prepend/Replace normalizer and no pre-tokenizer are)")
+            guard p["type"]?.stringValue == "Metaspace" else {
+                throw refuse("pre_tokenizer \(p["type"]?.stringValue ?? "?") with byte_fallback: not supported yet (SentencePiece-style files with a Prepend/Replace normalizer and no pre-tokenizer, or a Metaspace pre-tokenizer and no normalizer, are)")
+            }
+            guard let r = p["replacement"]?.stringValue, r.unicodeScalars.count == 1 else { throw refuse("pre_tokenizer Metaspace: replacement must be one character") }
+            // Files written before `prepend_scheme` existed say `add_prefix_space` (true: always).
+            let schemeName = p["prepend_scheme"]?.stringValue ?? ((p["add_prefix_space"]?.boolValue ?? true) ? "always" : "never")
+            guard let scheme = SentencePieceBPE.Metaspace.Scheme(rawValue: schemeName) else { throw refuse("pre_tokenizer Metaspace: prepend_scheme \(JSONWriter.quoted(schemeName)) is unknown") }
+            metaspace = SentencePieceBPE.Metaspace(replacement: Array(r.utf8), scheme: scheme, split: p["split"]?.boolValue ?? true)
+            if let n = root["normalizer"], n != .null {
+                throw refuse("normalizer \(n["type"]?.stringValue ?? "?") with a Metaspace pre-tokenizer and byte_fallback: not supported yet")
+            }
         }
         var prepend: [UInt8]? = nil, replacement: [UInt8]? = nil
         if let n = root["normalizer"], n != .null {
@@ -244,7 +255,7 @@ enum TokenizerJSON {
             added.append(AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: strip.left, rstrip: strip.right))
         }
         let sp = SentencePieceBPE(vocab: vocab, merges: merges, unk: unk, fuseUnk: model["fuse_unk"]?.boolValue ?? false,
-                                  prepend: prepend, spaceReplacement: replacement, added: AddedTokens(added))
+                                  prepend: prepend, spaceReplacement: replacement, added: AddedTokens(added), metaspace: metaspace)
         // The byte-level engine's table is not used for this model; a table of the 256
         // bytes keeps the Tokenizer whole (decoding goes through the model's own table).
         let table = try RankTable(tokens: (0..<256).map { [UInt8($0)] }, threads: 1)

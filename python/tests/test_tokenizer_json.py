@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -519,3 +520,43 @@ def test_phi3_encodes_exactly_with_special_tokens_allowed_too(tokenmill_bin, rep
         want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
         bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
         assert not bad, f"allowed={allowed}: {len(bad)} of {len(texts)} differ; first {bad[0][0][:60]!r}: {bad[0][1][:12]} vs {bad[0][2][:12]}"
+
+
+def metaspace_variant(source, folder, scheme, split):
+    """`source` (a SentencePiece-style file) as newer conversions write it (Mistral v0.3,
+    Llama with `legacy: false`): no normalizer, a Metaspace pre-tokenizer."""
+    d = json.loads(Path(source).read_text(encoding="utf-8"))
+    d["normalizer"] = None
+    d["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": scheme, "split": split}
+    d["decoder"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": scheme, "split": split}
+    path = folder / f"{Path(source).stem}-metaspace-{scheme}-{split}.json"
+    path.write_text(json.dumps(d), encoding="utf-8")
+    return str(path)
+
+
+METASPACE_TEXTS = ["", " ", "  two leading", "trailing  ", "a  b", "the and then", "héllo wörld 中文 😀", "\tTab", "▁pre", "x </s>  y",
+                   "the</s>the", "</s> after"]
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("scheme", ["first", "always", "never"])
+@pytest.mark.parametrize("split", [False, True])
+def test_metaspace_sentencepiece_files_equal_hf(scheme, split, tokenmill_bin, tmp_path, repo):
+    """A Metaspace pre-tokenizer instead of the Prepend/Replace normalizer: spaces as ▁,
+    ▁ prepended to every piece between added tokens (`always`), to the piece at the start
+    of the text only (`first`), or never, and not when the piece starts with ▁ already;
+    with `split`, each ▁ starts a word. Exact against `tokenizers` on the small file and,
+    with ../shared, on Phi-3-mini's vocabulary."""
+    sources = [sentencepiece_style(tmp_path)]
+    shared = repo.parent / "shared" / "outside" / "tokenizers" / "phi-3-mini.json"
+    if shared.is_file():
+        sources.append(str(shared))
+    for source in sources:
+        path = metaspace_variant(source, tmp_path, scheme, split)
+        hf = tokenizers.Tokenizer.from_file(path)
+        hf.encode_special_tokens = True
+        texts = fixture_texts(repo)[:300] + METASPACE_TEXTS
+        got = encode_with_tokenmill(tokenmill_bin, path, texts)
+        want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+        bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
+        assert not bad, f"{Path(source).name}: {len(bad)} of {len(texts)} differ; first {bad[0][0][:60]!r}: {bad[0][1][:12]} vs {bad[0][2][:12]}"
