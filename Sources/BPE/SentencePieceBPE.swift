@@ -25,7 +25,14 @@ final class SentencePieceBPE: @unchecked Sendable {
     let unk: UInt32?
     let fuseUnk: Bool
     /// `Prepend`'s text (nil: none) and `Replace(" ", x)`'s replacement (nil: none).
-    let prepend: [UInt8]?
+    /// A tokenizer.json normalizer's steps, in order, on each piece between raw added
+    /// tokens: `Prepend(s)` and `Replace(String a, b)`.
+    enum NormalizerStep: Sendable {
+        case prepend([UInt8])
+        case replace([UInt8], [UInt8])
+    }
+    let normalizerSteps: [NormalizerStep]
+    /// What a space became (`Replace(" ", x)` or Metaspace's replacement): decoded as a space.
     let spaceReplacement: [UInt8]?
     let added: AddedTokens
     /// Each id's bytes when decoded: `▁` as a space, `<0xNN>` as its byte.
@@ -86,10 +93,13 @@ final class SentencePieceBPE: @unchecked Sendable {
     let metaspace: Metaspace?
 
     init(vocab: [[UInt8]: UInt32], merges: [UInt64: (rank: UInt32, id: UInt32)], unk: UInt32?, fuseUnk: Bool,
-         prepend: [UInt8]?, spaceReplacement: [UInt8]?, added: AddedTokens, modelNormalizer: ModelNormalizer? = nil,
+         normalizerSteps: [NormalizerStep] = [], added: AddedTokens, modelNormalizer: ModelNormalizer? = nil,
          metaspace: Metaspace? = nil) {
         self.vocab = vocab; self.merges = merges; self.unk = unk; self.fuseUnk = fuseUnk
-        self.prepend = prepend; self.spaceReplacement = spaceReplacement ?? metaspace?.replacement; self.added = added
+        self.normalizerSteps = normalizerSteps; self.added = added
+        var replacement: [UInt8]? = metaspace?.replacement
+        for case .replace(let a, let b) in normalizerSteps where a == [0x20] { replacement = b }
+        self.spaceReplacement = replacement
         self.modelNormalizer = modelNormalizer; self.metaspace = metaspace
         var bytes = [UInt32?](repeating: nil, count: 256)
         var decoded: [UInt32: [UInt8]] = [:]
@@ -196,8 +206,12 @@ final class SentencePieceBPE: @unchecked Sendable {
             if let id { out.append(id); continue }
             var piece = Array(text[range])
             if piece.isEmpty { continue }
-            if let r = spaceReplacement { piece = Self.replacing([0x20], with: r, in: piece) }
-            if let p = prepend { piece = p + piece }
+            for step in normalizerSteps {
+                switch step {
+                case .prepend(let p): piece = p + piece
+                case .replace(let a, let b): piece = Self.replacing(a, with: b, in: piece)
+                }
+            }
             mergeWord(piece, into: &out)
         }
     }

@@ -108,7 +108,7 @@ enum SentencePieceModelFile {
         var engineVocab = vocab
         if !model.byteFallback { engineVocab = engineVocab.filter { model.pieces[Int($0.value)].type != .byte } }
         // Consecutive unknown pieces are one (sentencepiece merges the run after encoding).
-        let sp = SentencePieceBPE(vocab: engineVocab, merges: merges, unk: unk, fuseUnk: true, prepend: nil, spaceReplacement: nil,
+        let sp = SentencePieceBPE(vocab: engineVocab, merges: merges, unk: unk, fuseUnk: true,
                                   added: AddedTokens(userDefined), modelNormalizer: normalizer)
         let table = try RankTable(tokens: (0..<256).map { [UInt8($0)] }, threads: 1)
         guard model.eosID >= 0, model.eosID < model.pieces.count else {

@@ -150,12 +150,33 @@ enum TokenizerJSON {
                          general: general, eosGuess: guess, specialStrips: specialStrips)
     }
 
+    /// Whether no text can hold `pattern` after the normalizer `steps`: a step replaces it
+    /// with text that does not contain it, and every later step only replaces a non-empty
+    /// string with a non-empty one of characters `pattern` lacks (so it can neither make an
+    /// occurrence nor join two pieces of one).
+    static func normalizerRemoves(_ pattern: [UInt8], _ steps: [SentencePieceBPE.NormalizerStep]) -> Bool {
+        let patternText = String(decoding: pattern, as: UTF8.self)
+        guard let k = steps.lastIndex(where: { if case .replace(let a, let b) = $0 { a == pattern && !String(decoding: b, as: UTF8.self).contains(patternText) } else { false } }) else { return false }
+        for step in steps[(k + 1)...] {
+            switch step {
+            case .prepend(let p):
+                if String(decoding: p, as: UTF8.self).unicodeScalars.contains(where: { patternText.unicodeScalars.contains($0) }) { return false }
+            case .replace(let a, let b):
+                if a.isEmpty || b.isEmpty { return false }
+                if String(decoding: b, as: UTF8.self).unicodeScalars.contains(where: { patternText.unicodeScalars.contains($0) }) { return false }
+            }
+        }
+        return true
+    }
+
     /// `model.merges` as lines of token strings: a `"a b"` string split at its spaces, or an
     /// array of strings (the caller checks there are two, and that they are tokens).
     static func mergeLines(_ model: JSONValue, _ refuse: (String) -> TokenmillError) throws -> [(Int, [String])] {
         if let m = model["merges"], m != .null, m.arrayValue == nil { throw refuse("model.merges: expected a list, found \(m.kindName)") }
         return (model["merges"]?.arrayValue ?? []).enumerated().map { k, m in
-            if let s = m.stringValue { return (k, s.split(separator: " ", omittingEmptySubsequences: false).map(String.init)) }
+            // Split at the space byte, not at Characters: a space followed by a combining
+            // scalar (U+200D in ChatGLM's "\u{200D} \u{200D}") is one Character.
+            if let s = m.stringValue { return (k, s.utf8.split(separator: 0x20, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }) }
             return (k, m.arrayValue?.compactMap(\.stringValue) ?? [])
         }
     }
@@ -179,8 +200,30 @@ enum TokenizerJSON {
     /// of such files (a Metaspace pre-tokenizer, normalized added tokens) are refused by name.
     static func sentencePiece(_ root: JSONValue, model: JSONValue, path: String, bytes: [UInt8],
                               _ refuse: (String) -> TokenmillError) throws -> Tokenizer {
+        var steps: [SentencePieceBPE.NormalizerStep] = []
+        if let n = root["normalizer"], n != .null {
+            let parts = n["type"]?.stringValue == "Sequence" ? (n["normalizers"]?.arrayValue ?? []) : [n]
+            for part in parts {
+                switch part["type"]?.stringValue {
+                case "Prepend":
+                    guard let s = part["prepend"]?.stringValue else { throw refuse("normalizer Prepend: no prepend") }
+                    steps.append(.prepend(Array(s.utf8)))
+                case "Replace":
+                    guard let a = part["pattern"]?["String"]?.stringValue, !a.isEmpty, let c = part["content"]?.stringValue else {
+                        throw refuse("normalizer Replace: only String patterns are supported with byte_fallback")
+                    }
+                    steps.append(.replace(Array(a.utf8), Array(c.utf8)))
+                default:
+                    throw refuse("normalizer \(part["type"]?.stringValue ?? "?") with byte_fallback: not supported yet")
+                }
+            }
+        }
         var metaspace: SentencePieceBPE.Metaspace? = nil
-        if let p = root["pre_tokenizer"], p != .null {
+        if let p = root["pre_tokenizer"], p != .null, p["type"]?.stringValue == "Split", let pattern = p["pattern"]?["String"]?.stringValue,
+           Self.normalizerRemoves(Array(pattern.utf8), steps) {
+            // ChatGLM's Split on "<!dummy-prefix!>": the normalizer has already replaced every
+            // occurrence, and nothing after it can make one again, so the split never cuts.
+        } else if let p = root["pre_tokenizer"], p != .null {
             guard p["type"]?.stringValue == "Metaspace" else {
                 throw refuse("pre_tokenizer \(p["type"]?.stringValue ?? "?") with byte_fallback: not supported yet (SentencePiece-style files with a Prepend/Replace normalizer and no pre-tokenizer, or a Metaspace pre-tokenizer and no normalizer, are)")
             }
@@ -191,24 +234,6 @@ enum TokenizerJSON {
             metaspace = SentencePieceBPE.Metaspace(replacement: Array(r.utf8), scheme: scheme, split: p["split"]?.boolValue ?? true)
             if let n = root["normalizer"], n != .null {
                 throw refuse("normalizer \(n["type"]?.stringValue ?? "?") with a Metaspace pre-tokenizer and byte_fallback: not supported yet")
-            }
-        }
-        var prepend: [UInt8]? = nil, replacement: [UInt8]? = nil
-        if let n = root["normalizer"], n != .null {
-            let parts = n["type"]?.stringValue == "Sequence" ? (n["normalizers"]?.arrayValue ?? []) : [n]
-            for part in parts {
-                switch part["type"]?.stringValue {
-                case "Prepend":
-                    guard let s = part["prepend"]?.stringValue else { throw refuse("normalizer Prepend: no prepend") }
-                    prepend = Array(s.utf8)
-                case "Replace":
-                    guard part["pattern"]?["String"]?.stringValue == " ", let c = part["content"]?.stringValue else {
-                        throw refuse("normalizer Replace: only a String \" \" pattern is supported with byte_fallback")
-                    }
-                    replacement = Array(c.utf8)
-                default:
-                    throw refuse("normalizer \(part["type"]?.stringValue ?? "?") with byte_fallback: not supported yet")
-                }
             }
         }
         guard let vocabJSON = model["vocab"]?.objectValue else { throw refuse("model.vocab: missing") }
@@ -255,7 +280,7 @@ enum TokenizerJSON {
             added.append(AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: strip.left, rstrip: strip.right))
         }
         let sp = SentencePieceBPE(vocab: vocab, merges: merges, unk: unk, fuseUnk: model["fuse_unk"]?.boolValue ?? false,
-                                  prepend: prepend, spaceReplacement: replacement, added: AddedTokens(added), metaspace: metaspace)
+                                  normalizerSteps: steps, added: AddedTokens(added), metaspace: metaspace)
         // The byte-level engine's table is not used for this model; a table of the 256
         // bytes keeps the Tokenizer whole (decoding goes through the model's own table).
         let table = try RankTable(tokens: (0..<256).map { [UInt8($0)] }, threads: 1)
