@@ -12,6 +12,33 @@ struct AddedTokens: Sendable {
         var id: UInt32
         var lstrip: Bool
         var rstrip: Bool
+        /// Matched only where no word character (`\w`) touches it on either side.
+        var singleWord = false
+    }
+
+    /// `tokenizers`' single_word rule: the match at `start..<stop` of `text` counts only
+    /// when the character before it and the one after it (where there are any) are not
+    /// word characters (`isWord`).
+    static func isSingleWord(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ stop: Int) -> Bool {
+        if start > 0 {
+            var k = start - 1
+            while k > 0 && text[k] & 0xC0 == 0x80 { k -= 1 }
+            if isWord(PreTokenization.scalar(text, k).0) { return false }
+        }
+        if stop < text.count && isWord(PreTokenization.scalar(text, stop).0) { return false }
+        return true
+    }
+
+    /// Rust's regex `\w`, which `tokenizers` checks single_word with: Alphabetic (letters,
+    /// letter numbers, Other_Alphabetic such as circled letters), marks, decimal digits,
+    /// connector punctuation and the join controls. (Oniguruma's `\w`, `CharSet.isWord`,
+    /// also takes superscript digits and vulgar fractions, and not the join controls.)
+    static func isWord(_ c: UInt32) -> Bool {
+        switch c {
+        case 0xB2...0xB3, 0xB9, 0xBC...0xBE: return false
+        case 0x200C...0x200D: return true
+        default: return CharSet.isWord(c)
+        }
     }
 
     /// Entries by their first byte, longest first.
@@ -37,6 +64,9 @@ struct AddedTokens: Sendable {
             guard let (at, e) = leftmostLongest(text, from: searchFrom) else { break }
             var start = at, stop = at + e.bytes.count
             searchFrom = stop
+            // A single_word token inside a word is passed over (and the search goes on
+            // after it, as the automaton's non-overlapping matches do).
+            if e.singleWord && !text.withUnsafeBufferPointer({ Self.isSingleWord($0, start, stop) }) { continue }
             if e.lstrip {
                 var s = start
                 while s > 0, let (c, len) = lastScalar(text, before: s), UnicodeData.isSpace(c) { s -= len }

@@ -163,6 +163,17 @@ enum PreTokenization {
     }
 
     @inline(__always)
+    static func scalar(_ t: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt32, Int) {
+        let b0 = UInt32(t[i])
+        if b0 < 0x80 { return (b0, 1) }
+        let n = b0 < 0xE0 ? 2 : b0 < 0xF0 ? 3 : 4
+        guard i + n <= t.count else { return (0xFFFD, 1) }
+        if n == 2 { return ((b0 & 0x1F) << 6 | UInt32(t[i + 1] & 0x3F), 2) }
+        if n == 3 { return ((b0 & 0x0F) << 12 | UInt32(t[i + 1] & 0x3F) << 6 | UInt32(t[i + 2] & 0x3F), 3) }
+        return ((b0 & 0x07) << 18 | UInt32(t[i + 1] & 0x3F) << 12 | UInt32(t[i + 2] & 0x3F) << 6 | UInt32(t[i + 3] & 0x3F), 4)
+    }
+
+    @inline(__always)
     static func scalar(_ t: [UInt8], _ i: Int) -> (UInt32, Int) {
         let b0 = UInt32(t[i])
         if b0 < 0x80 { return (b0, 1) }

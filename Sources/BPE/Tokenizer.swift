@@ -45,7 +45,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// A tokenizer.json special token's `lstrip`/`rstrip` (RoBERTa's `<mask>` takes the
     /// whitespace before it): applied when text may hold special tokens (`--allowed-special`).
     let specialStrips: [UInt32: Strip]
-    struct Strip: Sendable { var left: Bool; var right: Bool }
+    struct Strip: Sendable { var left: Bool; var right: Bool; var singleWord = false }
     /// A SentencePiece-style BPE (tokenizer.json with `byte_fallback`): encodes instead of
     /// the byte-level engine.
     let sentencePiece: SentencePieceBPE?
@@ -259,6 +259,12 @@ public final class Tokenizer: @unchecked Sendable {
                     }
                 }
                 if let best {
+                    // A single_word token inside a word is passed over, and the search goes
+                    // on after it (the automaton's matches do not overlap).
+                    if tokenizer.specialStrips[best.id]?.singleWord == true && !AddedTokens.isSingleWord(text, i, i + best.len) {
+                        i += best.len
+                        continue
+                    }
                     // lstrip takes the whitespace before the match (back to the previous
                     // match's end), rstrip the whitespace after, as `tokenizers` does.
                     var from = i, to = i + best.len

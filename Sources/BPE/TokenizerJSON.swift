@@ -72,16 +72,15 @@ enum TokenizerJSON {
             guard let content = t["content"]?.stringValue, let id = t["id"]?.intValue, id >= 0 else { throw refuse("added_tokens: entry without content or id") }
             if t["special"]?.boolValue == true {
                 special.append((content, UInt32(id)))
-                let strip = Tokenizer.Strip(left: t["lstrip"]?.boolValue ?? false, right: t["rstrip"]?.boolValue ?? false)
-                if strip.left || strip.right { specialStrips[UInt32(id)] = strip }
+                let strip = Tokenizer.Strip(left: t["lstrip"]?.boolValue ?? false, right: t["rstrip"]?.boolValue ?? false,
+                                            singleWord: t["single_word"]?.boolValue ?? false)
+                if strip.left || strip.right || strip.singleWord { specialStrips[UInt32(id)] = strip }
                 specialTexts.insert(content)
                 continue
             }
-            if t["single_word"]?.boolValue == true {
-                throw refuse("added_tokens: single_word token \(JSONWriter.quoted(content)) is not supported")
-            }
             added.append((AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: t["lstrip"]?.boolValue ?? false,
-                                            rstrip: t["rstrip"]?.boolValue ?? false), t["normalized"]?.boolValue ?? true))
+                                            rstrip: t["rstrip"]?.boolValue ?? false, singleWord: t["single_word"]?.boolValue ?? false),
+                          t["normalized"]?.boolValue ?? true))
         }
         // Added tokens matched before the merge; OLMo-1 also lists its whitespace-run added
         // tokens in model.vocab as raw strings, outside the byte-level alphabet: those are
@@ -267,17 +266,17 @@ enum TokenizerJSON {
         for t in root["added_tokens"]?.arrayValue ?? [] {
             guard let content = t["content"]?.stringValue, let id = t["id"]?.intValue, id >= 0 else { throw refuse("added_tokens: entry without content or id") }
             maxID = max(maxID, id)
-            let strip = Tokenizer.Strip(left: t["lstrip"]?.boolValue ?? false, right: t["rstrip"]?.boolValue ?? false)
+            let strip = Tokenizer.Strip(left: t["lstrip"]?.boolValue ?? false, right: t["rstrip"]?.boolValue ?? false,
+                                        singleWord: t["single_word"]?.boolValue ?? false)
             if t["special"]?.boolValue == true {
                 special.append((content, UInt32(id)))
-                if strip.left || strip.right { specialStrips[UInt32(id)] = strip }
+                if strip.left || strip.right || strip.singleWord { specialStrips[UInt32(id)] = strip }
                 continue
             }
-            if t["single_word"]?.boolValue == true { throw refuse("added_tokens: single_word token \(JSONWriter.quoted(content)) is not supported") }
             if t["normalized"]?.boolValue ?? true {
                 throw refuse("added_tokens: normalized token \(JSONWriter.quoted(content)) with byte_fallback: not supported yet")
             }
-            added.append(AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: strip.left, rstrip: strip.right))
+            added.append(AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: strip.left, rstrip: strip.right, singleWord: strip.singleWord))
         }
         let sp = SentencePieceBPE(vocab: vocab, merges: merges, unk: unk, fuseUnk: model["fuse_unk"]?.boolValue ?? false,
                                   normalizerSteps: steps, added: AddedTokens(added), metaspace: metaspace)
