@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import TokenmillCore
 
 /// SentencePiece-style BPE as a tokenizer.json describes it (Llama 2, Mistral, Phi-3, ...):
@@ -40,6 +43,21 @@ final class SentencePieceBPE: @unchecked Sendable {
     /// The id of each single-character token, by the character's UTF-8 bytes packed into
     /// a UInt32 (no array is made per character of the text).
     let charIDs: [UInt32: UInt32]
+    /// The same as an open-addressing table (key + 1, 0 = empty), read per character.
+    let charKeys: UnsafeMutableBufferPointer<UInt32>
+    let charValues: UnsafeMutableBufferPointer<UInt32>
+    let charShift: UInt32
+
+    @inline(__always) func charID(_ key: UInt32) -> UInt32? {
+        let k = key &+ 1
+        var i = Int(truncatingIfNeeded: (k &* 0x9E37_79B1) >> charShift)
+        while true {
+            let s = charKeys[i]
+            if s == k { return charValues[i] }
+            if s == 0 { return nil }
+            i = (i + 1) & (charKeys.count - 1)
+        }
+    }
 
     /// A SentencePiece model file's normalizer (`SentencePieceModelFile`): applied to the
     /// whole text before the `added` (user-defined) pieces are cut out of it, where a
@@ -100,6 +118,10 @@ final class SentencePieceBPE: @unchecked Sendable {
         var replacement: [UInt8]? = metaspace?.replacement
         for case .replace(let a, let b) in normalizerSteps where a == [0x20] { replacement = b }
         self.spaceReplacement = replacement
+        // The marker spaces become: the Replace's or Metaspace's, or "▁" for a .model that
+        // escapes spaces (without escaping, words are not cut).
+        let marker: [UInt8]? = replacement ?? (modelNormalizer.map { $0.escapeWhitespaces ? [0xE2, 0x96, 0x81] : nil } ?? nil)
+        wordSplits = marker.flatMap { Self.wordSplits(marker: $0, vocab: vocab, merges: merges) }
         self.modelNormalizer = modelNormalizer; self.metaspace = metaspace
         var bytes = [UInt32?](repeating: nil, count: 256)
         var decoded: [UInt32: [UInt8]] = [:]
@@ -122,6 +144,18 @@ final class SentencePieceBPE: @unchecked Sendable {
             if len == token.count { chars[Self.pack(token[...])] = id }
         }
         charIDs = chars
+        var charBits = 4
+        while (1 << charBits) < chars.count * 2 + 2 { charBits += 1 }
+        charKeys = .allocate(capacity: 1 << charBits); charKeys.initialize(repeating: 0)
+        charValues = .allocate(capacity: 1 << charBits); charValues.initialize(repeating: 0)
+        charShift = UInt32(32 - charBits)
+        for (key, id) in chars {
+            let k = key &+ 1
+            var i = Int(truncatingIfNeeded: (k &* 0x9E37_79B1) >> charShift)
+            while charKeys[i] != 0 { i = (i + 1) & (charKeys.count - 1) }
+            charKeys[i] = k
+            charValues[i] = id
+        }
         var bits = 4
         while (1 << bits) < merges.count * 2 + 2 { bits += 1 }
         pairKeys = .allocate(capacity: 1 << bits); pairKeys.initialize(repeating: 0)
@@ -136,7 +170,7 @@ final class SentencePieceBPE: @unchecked Sendable {
         }
     }
 
-    deinit { pairKeys.deallocate(); pairValues.deallocate() }
+    deinit { pairKeys.deallocate(); pairValues.deallocate(); charKeys.deallocate(); charValues.deallocate() }
 
     /// (rank << 32 | merged id) of merging `a` then `b`, or nil.
     @inline(__always) func merge(_ a: UInt32, _ b: UInt32) -> UInt64? {
@@ -168,13 +202,13 @@ final class SentencePieceBPE: @unchecked Sendable {
         return out
     }
 
-    func encode(_ text: [UInt8], into out: inout [UInt32]) {
+    func encode(_ text: [UInt8], state: State, into out: inout [UInt32]) {
         if let modelNormalizer {
             // A .model file: normalize the whole text, then cut out the user-defined pieces.
             let normalized = modelNormalizer.normalize(text)
             for (range, id) in added.split(normalized) {
                 if let id { out.append(id); continue }
-                if !range.isEmpty { mergeWord(Array(normalized[range]), into: &out) }
+                if !range.isEmpty { mergeText(normalized[range], state, into: &out) }
             }
             return
         }
@@ -186,19 +220,19 @@ final class SentencePieceBPE: @unchecked Sendable {
                 var piece = Self.replacing([0x20], with: r, in: Array(text[range]))
                 let prepends = metaspace.scheme == .always || (metaspace.scheme == .first && range.lowerBound == 0)
                 if prepends && !piece.starts(with: r) { piece = r + piece }
-                guard metaspace.split else { mergeWord(piece, into: &out); continue }
+                guard metaspace.split else { mergeText(piece[...], state, into: &out); continue }
                 // Words begin at each replacement (tokenizers' MergedWithNext).
                 var start = 0, i = 1
                 while i < piece.count {
                     if piece[i] == r[0] && i + r.count <= piece.count && piece[i..<(i + r.count)].elementsEqual(r) {
-                        mergeWord(Array(piece[start..<i]), into: &out)
+                        mergeText(piece[start..<i], state, into: &out)
                         start = i
                         i += r.count
                     } else {
                         i += 1
                     }
                 }
-                mergeWord(Array(piece[start...]), into: &out)
+                mergeText(piece[start...], state, into: &out)
             }
             return
         }
@@ -212,26 +246,51 @@ final class SentencePieceBPE: @unchecked Sendable {
                 case .replace(let a, let b): piece = Self.replacing(a, with: b, in: piece)
                 }
             }
-            mergeWord(piece, into: &out)
+            mergeText(piece[...], state, into: &out)
         }
     }
 
+    /// A stretch of normalized text: cut into words where no merge can join across (see
+    /// `wordSplits`), each merged once and then taken from the thread's cache.
+    func mergeText(_ t: ArraySlice<UInt8>, _ state: State, into out: inout [UInt32]) {
+        guard let r = wordSplits, t.count > r.count else { mergeWord(t, state, into: &out); return }
+        let base = t.startIndex
+        var start = base, i = base + 1
+        // A word starts at a marker that follows a character other than the marker.
+        while i + r.count <= t.endIndex {
+            if t[i] == r[0] && t[i..<(i + r.count)].elementsEqual(r) && !(i - base >= r.count && t[(i - r.count)..<i].elementsEqual(r)) {
+                cachedWord(t[start..<i], state, into: &out)
+                start = i
+            }
+            i += 1
+        }
+        cachedWord(t[start...], state, into: &out)
+    }
+
+    func cachedWord(_ w: ArraySlice<UInt8>, _ state: State, into out: inout [UInt32]) {
+        if w.count > State.maxWordBytes { mergeWord(w, state, into: &out); return }
+        if state.lookup(w, into: &out) { return }
+        let before = out.count
+        mergeWord(w, state, into: &out)
+        state.insert(w, out[before...])
+    }
+
     /// One word: its characters as symbols, then the merges.
-    func mergeWord(_ w: [UInt8], into out: inout [UInt32]) {
-        var ids: [UInt32] = []
-        ids.reserveCapacity(w.count)
+    func mergeWord(_ w: ArraySlice<UInt8>, _ state: State, into out: inout [UInt32]) {
+        var ids = state.takeIDs()
+        defer { state.giveIDs(ids) }
         // An unknown character's token waits (to fuse with the next unknown one) until a
         // character of the vocabulary comes, or the word ends. Byte-fallback tokens do not
         // wait for it: `tokenizers`' merge_word adds them straight away, so a pending unknown
         // token lands after them ("😀\n" -> ▁, <0x0A>, <unk>); this keeps that order.
         var pendingUnk = false
-        var i = 0
-        while i < w.count {
+        var i = w.startIndex
+        while i < w.endIndex {
             let lead = w[i]
             let len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
-            let char = w[i..<min(w.count, i + len)]
+            let char = w[i..<min(w.endIndex, i + len)]
             i += len
-            if let id = charIDs[Self.pack(char)] {
+            if let id = charID(Self.pack(char)) {
                 if pendingUnk, let unk { ids.append(unk); pendingUnk = false }
                 ids.append(id)
                 continue
@@ -248,12 +307,11 @@ final class SentencePieceBPE: @unchecked Sendable {
         if pendingUnk, let unk { ids.append(unk) }
         let n = ids.count
         if n < 2 { out += ids; return }
+        if n <= State.smallWord { mergeSmall(&ids, state, into: &out); return }
         // Linked symbols and a min-heap of (rank << 32 | position) in raw buffers: lowest
         // rank first, then leftmost, as tokenizers' merge_all orders its queue.
-        let next = UnsafeMutablePointer<Int32>.allocate(capacity: n), prev = UnsafeMutablePointer<Int32>.allocate(capacity: n)
-        let alive = UnsafeMutablePointer<Bool>.allocate(capacity: n)
-        let heap = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * n + 2)
-        defer { next.deallocate(); prev.deallocate(); alive.deallocate(); heap.deallocate() }
+        state.reserveHeap(n)
+        let next = state.next, prev = state.prev, alive = state.alive, heap = state.heap
         for k in 0..<n { next[k] = Int32(k + 1); prev[k] = Int32(k - 1); alive[k] = true }
         next[n - 1] = -1
         var count = 0
@@ -303,5 +361,153 @@ final class SentencePieceBPE: @unchecked Sendable {
         }
         var p = 0
         while p >= 0 && p < n { if alive[p] { out.append(ids[p]) }; p = Int(next[p]) }
+    }
+
+    /// A short word's merges by scanning: each step takes the pair of lowest rank, the
+    /// leftmost on ties — the order the heap gives long words (and `tokenizers`' queue).
+    /// Pair values are kept per position and only the merged symbol's two pairs change.
+    func mergeSmall(_ ids: inout [UInt32], _ state: State, into out: inout [UInt32]) {
+        var n = ids.count
+        let pairs = state.pairs
+        ids.withUnsafeMutableBufferPointer { ids in
+            for k in 0..<(n - 1) { pairs[k] = merge(ids[k], ids[k + 1]) ?? UInt64.max }
+            while n > 1 {
+                var best = 0
+                // By rank alone (equal-score merges of a .model share a rank): leftmost wins.
+                for k in 1..<(n - 1) where pairs[k] >> 32 < pairs[best] >> 32 { best = k }
+                let m = pairs[best]
+                if m == UInt64.max { break }
+                ids[best] = UInt32(truncatingIfNeeded: m)
+                // Drop symbol best + 1 and its pair.
+                var k = best + 1
+                while k < n - 1 { ids[k] = ids[k + 1]; pairs[k] = pairs[k + 1]; k += 1 }
+                n -= 1
+                if best + 1 < n { pairs[best] = merge(ids[best], ids[best + 1]) ?? UInt64.max }
+                if best > 0 { pairs[best - 1] = merge(ids[best - 1], ids[best]) ?? UInt64.max }
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: ids[0..<n]))
+        }
+    }
+
+    /// Where words may be cut: the space marker when no merge joins a token ending in
+    /// another character with one starting with the marker (true of Llama 2, Mistral,
+    /// Phi-3 and ChatGLM): then a word (markers, then other characters) merges alone and
+    /// equal words merge alike, so each thread caches them. nil when a merge crosses.
+    let wordSplits: [UInt8]?
+
+    static func wordSplits(marker: [UInt8], vocab: [[UInt8]: UInt32], merges: [UInt64: (rank: UInt32, id: UInt32)]) -> [UInt8]? {
+        if marker.isEmpty { return nil }
+        var bytesOf: [UInt32: [UInt8]] = [:]
+        bytesOf.reserveCapacity(vocab.count)
+        for (t, id) in vocab { bytesOf[id] = t }
+        for key in merges.keys {
+            guard let a = bytesOf[UInt32(truncatingIfNeeded: key >> 32)], let b = bytesOf[UInt32(truncatingIfNeeded: key)] else { return nil }
+            if b.starts(with: marker) && !(a.count >= marker.count && a[(a.count - marker.count)...].elementsEqual(marker)) { return nil }
+        }
+        return marker
+    }
+
+    /// One thread's scratch memory and cache of merged words (an `Encoder` owns one).
+    final class State {
+        static let maxWordBytes = 48
+        static let smallWord = 16
+        let pairs = UnsafeMutablePointer<UInt64>.allocate(capacity: State.smallWord)
+        @exclusivity(unchecked) private var spareIDs: [UInt32] = []
+
+        /// The heap path's links, flags and queue, grown to the longest word seen.
+        private(set) var next = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        private(set) var prev = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        private(set) var alive = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+        private(set) var heap = UnsafeMutablePointer<UInt64>.allocate(capacity: 4)
+        @exclusivity(unchecked) private var heapCapacity = 1
+
+        func reserveHeap(_ n: Int) {
+            if n <= heapCapacity { return }
+            next.deallocate(); prev.deallocate(); alive.deallocate(); heap.deallocate()
+            heapCapacity = max(n, 2 * heapCapacity)
+            next = .allocate(capacity: heapCapacity); prev = .allocate(capacity: heapCapacity)
+            alive = .allocate(capacity: heapCapacity); heap = .allocate(capacity: 2 * heapCapacity + 2)
+        }
+
+        // The cache: open addressing over word hashes; words and ids in two arenas, all
+        // dropped together when full (a text's words repeat; the cache need not be exact
+        // about which to keep).
+        private static let slotBits = 17
+        @exclusivity(unchecked) private var hashes = [UInt64](repeating: 0, count: 1 << State.slotBits)
+        @exclusivity(unchecked) private var spans = [(word: Int32, wordLen: Int32, ids: Int32, idsLen: Int32)](repeating: (0, 0, 0, 0), count: 1 << State.slotBits)
+        @exclusivity(unchecked) private var words: [UInt8] = []
+        @exclusivity(unchecked) private var idArena: [UInt32] = []
+        @exclusivity(unchecked) private var used = 0
+
+        init() {
+            words.reserveCapacity(1 << 20)
+            idArena.reserveCapacity(1 << 18)
+        }
+        deinit { pairs.deallocate(); next.deallocate(); prev.deallocate(); alive.deallocate(); heap.deallocate() }
+
+        func takeIDs() -> [UInt32] {
+            var a = spareIDs
+            spareIDs = []
+            a.removeAll(keepingCapacity: true)
+            return a
+        }
+        func giveIDs(_ a: [UInt32]) { spareIDs = a }
+
+        @inline(__always)
+        static func hash(_ w: ArraySlice<UInt8>) -> UInt64 {
+            w.withUnsafeBufferPointer { b in
+                var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(b.count)
+                let raw = UnsafeRawPointer(b.baseAddress!)
+                var i = 0
+                while i + 8 <= b.count {
+                    h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+                    h ^= h >> 32
+                    i += 8
+                }
+                var tail: UInt64 = 0
+                var shift: UInt64 = 0
+                while i < b.count { tail |= UInt64(b[i]) << shift; shift += 8; i += 1 }
+                h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
+                h ^= h >> 29
+                return h | 1   // 0 marks an empty slot
+            }
+        }
+
+        func lookup(_ w: ArraySlice<UInt8>, into out: inout [UInt32]) -> Bool {
+            let h = Self.hash(w)
+            let mask = hashes.count - 1
+            var i = Int(truncatingIfNeeded: h) & mask
+            while hashes[i] != 0 {
+                if hashes[i] == h {
+                    let s = spans[i]
+                    if Int(s.wordLen) == w.count && words.withUnsafeBufferPointer({ a in
+                        w.withUnsafeBufferPointer { b in memcmp(a.baseAddress! + Int(s.word), b.baseAddress!, b.count) == 0 }
+                    }) {
+                        out.append(contentsOf: idArena[Int(s.ids)..<Int(s.ids + s.idsLen)])
+                        return true
+                    }
+                }
+                i = (i + 1) & mask
+            }
+            return false
+        }
+
+        func insert(_ w: ArraySlice<UInt8>, _ ids: ArraySlice<UInt32>) {
+            if used >= hashes.count / 2 || words.count + w.count > Int(Int32.max) / 2 {
+                for k in hashes.indices { hashes[k] = 0 }
+                words.removeAll(keepingCapacity: true)
+                idArena.removeAll(keepingCapacity: true)
+                used = 0
+            }
+            let h = Self.hash(w)
+            let mask = hashes.count - 1
+            var i = Int(truncatingIfNeeded: h) & mask
+            while hashes[i] != 0 { i = (i + 1) & mask }
+            hashes[i] = h
+            spans[i] = (Int32(words.count), Int32(w.count), Int32(idArena.count), Int32(ids.count))
+            words.append(contentsOf: w)
+            idArena.append(contentsOf: ids)
+            used += 1
+        }
     }
 }

@@ -135,7 +135,13 @@ public final class Tokenizer: @unchecked Sendable {
         let pieceHashes = UnsafeMutablePointer<UInt64>.allocate(capacity: Encoder.lookahead)
         static let lookahead = 8
 
-        init(_ t: Tokenizer) { tokenizer = t }
+        /// The SentencePiece engine's scratch and word cache (nil for byte-level vocabularies).
+        let sentencePieceState: SentencePieceBPE.State?
+
+        init(_ t: Tokenizer) {
+            tokenizer = t
+            sentencePieceState = t.sentencePiece.map { _ in SentencePieceBPE.State() }
+        }
 
         /// Bytes of the texts encoded so far that the vocabulary has no token for, dropped as
         /// `tokenizers` drops them (`RankTable.hasByteHoles`); reported, never silent.
@@ -147,7 +153,7 @@ public final class Tokenizer: @unchecked Sendable {
         public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
             guard text.count > 0 else { return }
             if let sp = tokenizer.sentencePiece {
-                sp.encode(Array(text), into: &out)
+                sp.encode(Array(text), state: sentencePieceState!, into: &out)
             } else if let general = tokenizer.general {
                 encodeGeneral(Array(text), general, into: &out)
             } else if tokenizer.normalization != .none || tokenizer.addPrefixSpace {
