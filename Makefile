@@ -107,6 +107,10 @@ slurm-demo: build
 # Fuzz/corpus/<target> (kept in the repository, replayed by the tests).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= json jsonl json-array csv parquet gzip zstd shard tokenizer-json spec
+# FUZZ_RUNS=N: each target runs N executions (-runs) instead of FUZZ_SECONDS of time.
+FUZZ_RUNS ?=
+FUZZ_TIMEOUT ?= 10
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 FUZZ_BIN = .build-fuzz/release/tokenmill-fuzz
 fuzz: sysdeps
 	TOKENMILL_FUZZ=1 swift build -c release --scratch-path .build-fuzz --product tokenmill-fuzz \
@@ -114,9 +118,9 @@ fuzz: sysdeps
 	  -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build/fuzz/$$t build/fuzz/crashes/$$t; cp -n Fuzz/corpus/$$t/* build/fuzz/$$t/ 2>/dev/null; \
-	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
-	  TOKENMILL_FUZZ_TARGET=$$t ASAN_OPTIONS=detect_leaks=1 $(FUZZ_BIN) build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/crashes/$$t/ -print_final_stats=1 2>build/fuzz/$$t.log; \
+	  echo "== $$t ($(FUZZ_LIMIT))"; \
+	  TOKENMILL_FUZZ_TARGET=$$t ASAN_OPTIONS=detect_leaks=1 $(FUZZ_BIN) build/fuzz/$$t $(FUZZ_LIMIT) \
+	    -max_len=65536 -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 -artifact_prefix=build/fuzz/crashes/$$t/ -print_final_stats=1 2>build/fuzz/$$t.log; \
 	  status=$$?; grep -E "stat::number_of_executed_units|cov:" build/fuzz/$$t.log | tail -2; \
 	  if [ $$status -ne 0 ]; then echo "FOUND: see build/fuzz/$$t.log and build/fuzz/crashes/$$t"; exit 1; fi; \
 	  TOKENMILL_FUZZ_TARGET=$$t $(FUZZ_BIN) -merge=1 Fuzz/corpus/$$t build/fuzz/$$t 2>/dev/null | tail -0; \

@@ -48,7 +48,14 @@ final class SentencePieceBPE: @unchecked Sendable {
     let charValues: UnsafeMutableBufferPointer<UInt32>
     let charShift: UInt32
 
+    /// ASCII characters' ids (UInt32.max: none), read without hashing.
+    let asciiIDs: [UInt32]
+
     @inline(__always) func charID(_ key: UInt32) -> UInt32? {
+        if key < 0x80 {
+            let id = asciiIDs[Int(key)]
+            return id == UInt32.max ? nil : id
+        }
         let k = key &+ 1
         var i = Int(truncatingIfNeeded: (k &* 0x9E37_79B1) >> charShift)
         while true {
@@ -144,6 +151,7 @@ final class SentencePieceBPE: @unchecked Sendable {
             if len == token.count { chars[Self.pack(token[...])] = id }
         }
         charIDs = chars
+        asciiIDs = (0..<128).map { chars[UInt32($0)] ?? UInt32.max }
         var charBits = 4
         while (1 << charBits) < chars.count * 2 + 2 { charBits += 1 }
         charKeys = .allocate(capacity: 1 << charBits); charKeys.initialize(repeating: 0)
@@ -255,14 +263,25 @@ final class SentencePieceBPE: @unchecked Sendable {
     func mergeText(_ t: ArraySlice<UInt8>, _ state: State, into out: inout [UInt32]) {
         guard let r = wordSplits, t.count > r.count else { mergeWord(t, state, into: &out); return }
         let base = t.startIndex
-        var start = base, i = base + 1
+        var start = base
         // A word starts at a marker that follows a character other than the marker.
-        while i + r.count <= t.endIndex {
-            if t[i] == r[0] && t[i..<(i + r.count)].elementsEqual(r) && !(i - base >= r.count && t[(i - r.count)..<i].elementsEqual(r)) {
-                cachedWord(t[start..<i], state, into: &out)
-                start = i
+        t.withUnsafeBufferPointer { b in
+            r.withUnsafeBufferPointer { m in
+                let n = b.count, k = m.count
+                @inline(__always) func marker(at i: Int) -> Bool {
+                    if b[i] != m[0] { return false }
+                    for j in 1..<k where b[i + j] != m[j] { return false }
+                    return true
+                }
+                var i = 1
+                while i + k <= n {
+                    if marker(at: i) && !(i >= k && marker(at: i - k)) {
+                        cachedWord(t[start..<(base + i)], state, into: &out)
+                        start = base + i
+                    }
+                    i += 1
+                }
             }
-            i += 1
         }
         cachedWord(t[start...], state, into: &out)
     }
@@ -284,25 +303,29 @@ final class SentencePieceBPE: @unchecked Sendable {
         // wait for it: `tokenizers`' merge_word adds them straight away, so a pending unknown
         // token lands after them ("😀\n" -> ▁, <0x0A>, <unk>); this keeps that order.
         var pendingUnk = false
-        var i = w.startIndex
-        while i < w.endIndex {
-            let lead = w[i]
-            let len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
-            let char = w[i..<min(w.endIndex, i + len)]
-            i += len
-            if let id = charID(Self.pack(char)) {
-                if pendingUnk, let unk { ids.append(unk); pendingUnk = false }
-                ids.append(id)
-                continue
+        w.withUnsafeBufferPointer { w in
+            var i = 0
+            let n = w.count
+            while i < n {
+                let lead = w[i]
+                let len = min(n - i, lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4)
+                var key: UInt32 = 0
+                for j in 0..<len { key = key << 8 | UInt32(w[i + j]) }
+                let char = i..<(i + len)
+                i += len
+                if let id = charID(key) {
+                    if pendingUnk, let unk { ids.append(unk); pendingUnk = false }
+                    ids.append(id)
+                    continue
+                }
+                if char.allSatisfy({ byteTokens[Int(w[$0])] != nil }) {
+                    for j in char { ids.append(byteTokens[Int(w[j])]!) }
+                    continue
+                }
+                guard let unk else { continue }   // no unknown token: the character is dropped
+                if pendingUnk && !fuseUnk { ids.append(unk) }
+                pendingUnk = true
             }
-            let fallback = char.map { byteTokens[Int($0)] }
-            if !fallback.contains(where: { $0 == nil }) {
-                for id in fallback { ids.append(id!) }
-                continue
-            }
-            guard let unk else { continue }   // no unknown token: the character is dropped
-            if pendingUnk && !fuseUnk { ids.append(unk) }
-            pendingUnk = true
         }
         if pendingUnk, let unk { ids.append(unk) }
         let n = ids.count
@@ -483,7 +506,9 @@ final class SentencePieceBPE: @unchecked Sendable {
                     if Int(s.wordLen) == w.count && words.withUnsafeBufferPointer({ a in
                         w.withUnsafeBufferPointer { b in memcmp(a.baseAddress! + Int(s.word), b.baseAddress!, b.count) == 0 }
                     }) {
-                        out.append(contentsOf: idArena[Int(s.ids)..<Int(s.ids + s.idsLen)])
+                        idArena.withUnsafeBufferPointer { a in
+                            out.append(contentsOf: UnsafeBufferPointer(start: a.baseAddress! + Int(s.ids), count: Int(s.idsLen)))
+                        }
                         return true
                     }
                 }

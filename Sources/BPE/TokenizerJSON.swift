@@ -244,12 +244,15 @@ enum TokenizerJSON {
             vocab[Array(m.keyString.utf8)] = UInt32(id)
             maxID = max(maxID, id)
         }
+        var index = ByteKeyIndex(capacity: vocab.count)
+        for (t, id) in vocab { t.withUnsafeBytes { _ = index.insert($0, id) } }
         var merges: [UInt64: (rank: UInt32, id: UInt32)] = [:]
+        merges.reserveCapacity(vocab.count * 2)
         for (k, parts) in try mergeLines(model, refuse) {
             // "a b" strings whose tokens hold spaces cannot be split (tokenizers refuses
             // such files too: Llama 2's).
-            guard parts.count == 2, let a = vocab[Array(parts[0].utf8)], let b = vocab[Array(parts[1].utf8)],
-                  let c = vocab[Array((parts[0] + parts[1]).utf8)] else {
+            guard parts.count == 2, let a = index.find(parts[0]), let b = index.find(parts[1]),
+                  let c = index.find(parts[0] + parts[1]) else {
                 throw refuse("model.merges[\(k)]: expected two vocabulary tokens whose join is one")
             }
             let key = UInt64(a) << 32 | UInt64(b)
