@@ -204,7 +204,7 @@ def test_added_tokens_decode_to_their_text(base, tokenmill_bin):
     (seq(step_split("a")), None, "ByteLevel must appear once"),
     (seq(byte_level(), step_split("a"), byte_level()), None, "ByteLevel must appear once"),
     ({"type": "Whitespace"}, None, "pre_tokenizer Whitespace"),
-    (None, {"single_word": True}, "single_word"),
+    # (single_word added tokens are read now: test_tokenizer_json.py checks them against tokenizers.)
 ])
 def test_what_cannot_be_exact_is_refused(pre, added, component, base, tokenmill_bin, tmp_path):
     path = variant(base, pre, added=[("zz", added)] if added else (), name="refuse")
