@@ -83,14 +83,7 @@ extension RowAssembler {
                 values[j] = try instance(f)
                 continue
             }
-            let d = try defAt(l)
-            guard d == leafMaxDef[l] else { throw ParquetError("column \(schema.leaves[l].name): definition level \(d) where a value was expected") }
-            let v = vpos[l]
-            guard v < columns[l].valueCount else { throw ParquetError("column \(schema.leaves[l].name) has fewer values than its levels say") }
-            let rc = repairCursor[l]
-            if rc < columns[l].repaired.count && columns[l].repaired[rc] == v { rowRepaired = true; repairCursor[l] += 1 }
-            pos[l] += 1; vpos[l] += 1
-            texts[j] = spans[v]
+            texts[j] = spans[try takeValue(l)]
         }
     }
 }

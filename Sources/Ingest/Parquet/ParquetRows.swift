@@ -122,17 +122,24 @@ struct RowAssembler {
         }
     }
 
+    /// The index of leaf `l`'s value at its cursor, which must be a value (not a null or
+    /// an empty list); moves the cursor on and notes a repaired string.
+    mutating func takeValue(_ l: Int) throws(ParquetError) -> Int {
+        let d = try defAt(l)
+        guard d == leafMaxDef[l] else { throw ParquetError("column \(schema.leaves[l].name): definition level \(d) where a value was expected") }
+        let v = vpos[l]
+        guard v < columns[l].valueCount else { throw ParquetError("column \(schema.leaves[l].name) has fewer values than its levels say") }
+        let rc = repairCursor[l]
+        if rc < columns[l].repaired.count && columns[l].repaired[rc] == v { rowRepaired = true; repairCursor[l] += 1 }
+        pos[l] += 1; vpos[l] += 1
+        return v
+    }
+
     /// One occurrence of a node that is known to be present.
     mutating func instance(_ n: Int) throws(ParquetError) -> JSONValue {
         switch schema.nodes[n].kind {
         case .primitive(let l):
-            let d = try defAt(l)
-            guard d == leafMaxDef[l] else { throw ParquetError("column \(schema.leaves[l].name): definition level \(d) where a value was expected") }
-            let v = vpos[l]
-            guard v < columns[l].valueCount else { throw ParquetError("column \(schema.leaves[l].name) has fewer values than its levels say") }
-            let rc = repairCursor[l]
-            if rc < columns[l].repaired.count && columns[l].repaired[rc] == v { rowRepaired = true; repairCursor[l] += 1 }
-            pos[l] += 1; vpos[l] += 1
+            let v = try takeValue(l)
             if let strings = columns[l].strings { return .string(Array(strings.value(v))) }
             return columns[l].values[v]
         case .list(let r, let element):
