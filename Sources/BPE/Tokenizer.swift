@@ -49,6 +49,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// A SentencePiece-style BPE (tokenizer.json with `byte_fallback`): encodes instead of
     /// the byte-level engine.
     let sentencePiece: SentencePieceBPE?
+    /// Idle encoders' SentencePiece states, reused by the next encoders.
+    let sentencePieceStates = SentencePieceBPE.StatePool()
 
     init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64,
          addPrefixSpace: Bool = false, normalization: Normalization = .none, general: GeneralPath? = nil, eosGuess: String? = nil,
@@ -140,14 +142,19 @@ public final class Tokenizer: @unchecked Sendable {
 
         init(_ t: Tokenizer) {
             tokenizer = t
-            sentencePieceState = t.sentencePiece.map { _ in SentencePieceBPE.State() }
+            // Encoders come and go per batch of texts; their SentencePiece states (scratch
+            // and word cache, a few MB) go back to the tokenizer and warm the next one.
+            sentencePieceState = t.sentencePiece.map { _ in t.sentencePieceStates.take() }
         }
 
         /// Bytes of the texts encoded so far that the vocabulary has no token for, dropped as
         /// `tokenizers` drops them (`RankTable.hasByteHoles`); reported, never silent.
         public var droppedBytes: Int { merge.droppedBytes }
 
-        deinit { merge.deallocate(); pieceEnds.deallocate(); pieceHashes.deallocate() }
+        deinit {
+            merge.deallocate(); pieceEnds.deallocate(); pieceHashes.deallocate()
+            if let sentencePieceState { tokenizer.sentencePieceStates.give(sentencePieceState) }
+        }
 
         /// Appends the ordinary encoding of `text` (valid UTF-8) to `out`.
         public mutating func encode(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt32]) {
