@@ -430,20 +430,6 @@ final class SentencePieceBPE: @unchecked Sendable {
         return marker
     }
 
-    /// States of encoders that ended, for the next ones (at most one a thread in use).
-    final class StatePool: @unchecked Sendable {
-        private let lock = NSLockLite()
-        private var free: [State] = []
-        func take() -> State {
-            lock.lock(); defer { lock.unlock() }
-            return free.popLast() ?? State()
-        }
-        func give(_ s: State) {
-            lock.lock(); defer { lock.unlock() }
-            free.append(s)
-        }
-    }
-
     /// One thread's scratch memory and cache of merged words (an `Encoder` owns one).
     final class State {
         static let maxWordBytes = 48

@@ -50,7 +50,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// the byte-level engine.
     let sentencePiece: SentencePieceBPE?
     /// Idle encoders' SentencePiece states, reused by the next encoders.
-    let sentencePieceStates = SentencePieceBPE.StatePool()
+    let sentencePieceStates = FreeList { SentencePieceBPE.State() }
 
     init(name: String, ranks: RankTable, pretokenizer: Pretokenizer, special: [(String, UInt32)], eos: UInt32, vocabSize: Int, vocabHash: UInt64,
          addPrefixSpace: Bool = false, normalization: Normalization = .none, general: GeneralPath? = nil, eosGuess: String? = nil,

@@ -102,7 +102,7 @@ public struct SplitSamples {
     public let threads: Int
     /// Chunks' arrays handed back once their window is written, decoded into again: an
     /// export allocates (and the kernel zero-fills) a few windows' worth, not the split.
-    let spare = SparePool()
+    let spare = FreeList { FlatChunk() }
 
     public init(directory: String, index: DatasetIndex, split: DatasetIndex.Split, unit: ExportUnit, threads: Int) {
         self.directory = directory; self.index = index; self.split = split; self.unit = unit; self.threads = max(1, threads)
@@ -192,20 +192,4 @@ public struct SplitSamples {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
-}
-
-/// A free list of chunks' arrays, shared by the decoding workers.
-final class SparePool: @unchecked Sendable {
-    private let lock = NSLockLite()
-    private var free: [FlatChunk] = []
-
-    func take() -> FlatChunk {
-        lock.lock(); defer { lock.unlock() }
-        return free.popLast() ?? FlatChunk()
-    }
-
-    func give(_ f: consuming FlatChunk) {
-        lock.lock(); defer { lock.unlock() }
-        free.append(f)
-    }
 }

@@ -19,3 +19,26 @@ public var activeProcessorCount: Int {
     let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
     return n > 0 ? n : 1
 }
+
+/// Objects that workers take and give back (buffers, scratch states): a thread takes a
+/// free one, or a new one from `make`, and gives it back when done, so the next taker
+/// reuses its memory.
+public final class FreeList<T>: @unchecked Sendable {
+    private let lock = NSLockLite()
+    private var free: [T] = []
+    private let make: () -> T
+
+    public init(_ make: @escaping () -> T) { self.make = make }
+
+    public func take() -> T {
+        lock.lock()
+        let t = free.popLast()
+        lock.unlock()
+        return t ?? make()
+    }
+
+    public func give(_ t: consuming T) {
+        lock.lock(); defer { lock.unlock() }
+        free.append(t)
+    }
+}
