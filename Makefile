@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv browser build run test test-swift test-python bench bench-minhash bench-ingest bench-e2e bench-export slurm-demo fuzz clean
+.PHONY: all deps sysdeps venv browser build run test test-swift test-python bench bench-encode bench-minhash bench-ingest bench-e2e bench-export slurm-demo fuzz clean
 
 all: build
 
@@ -50,6 +50,9 @@ run: build
 	$(BIN) verify build/demo
 	$(BIN) inspect build/demo
 
+# The binaries' compiled-vocabulary cache (docs/BPE.md) stays in the build folder under
+# the tests, not in the user's home.
+test: export TOKENMILL_CACHE_DIR ?= $(CURDIR)/build/test-cache/vocab
 test: deps $(VENV)/.trainers browser
 	$(SWIFT) build -c release --product tokenmill
 	$(SWIFT) test -c release
@@ -62,6 +65,16 @@ bench: deps build
 	-@$(VENV)/bin/pip install -q fastokens splintr-rs quicktok-v1 rs-bpe rensa 2>/dev/null
 	$(PY) Benchmarks/bench_tokenizers.py
 	$(PY) Benchmarks/bench_minhash.py
+
+# `tokenmill encode` end to end next to the library's encoder and the peers, on texts each
+# tool sees once; the peers get a venv of their own (their numpy/tokenizers pins differ
+# from the test venv's).
+BENCH_VENV := build/venv-bench
+bench-encode: deps build
+	$(SWIFT) build -c release --product tokenmill-bench
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	-@$(BENCH_VENV)/bin/pip install -q tiktoken tokenizers numpy fastokens bpe-openai tokie gigatok splintr-rs 2>/dev/null
+	$(BENCH_VENV)/bin/python Benchmarks/bench_encode.py $(ARGS)
 
 bench-ingest: deps build
 	$(SWIFT) build -c release --product tokenmill-bench

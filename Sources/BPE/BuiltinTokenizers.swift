@@ -91,11 +91,13 @@ public enum TokenizerLoader {
 
     static func load(name: String, path: String, builtin b: Builtin, threads: Int) throws -> Tokenizer {
         let data = try FileSystem.readFile(path)
-        let tokens = try TiktokenFile.parse(data, path: path, threads: threads)
-        let table = try RankTable(tokens: tokens, threads: threads)
+        let hash = XXH3.hash64(data)
+        let table = try VocabularyCache.rankTable(key: VocabularyCache.key(source: hash, kind: "tiktoken")) {
+            try RankTable(tokens: try TiktokenFile.parse(data, path: path, threads: threads), threads: threads)
+        }
         let eos = b.special[0].1
         return Tokenizer(name: name, ranks: table, pretokenizer: b.pretokenizer, special: b.special, eos: eos,
-                         vocabSize: max(b.vocabSize, table.count), vocabHash: XXH3.hash64(data))
+                         vocabSize: max(b.vocabSize, table.count), vocabHash: hash)
     }
 
     /// Ids for `<|im_start|>`/`<|im_end|>` on this vocabulary when it lacks them.

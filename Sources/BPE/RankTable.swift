@@ -227,6 +227,48 @@ public final class RankTable: @unchecked Sendable {
         }
     }
 
+    /// The tables of an image file (`RankTable.readImage` has checked its header and
+    /// size): each section read into table memory and hashed, then the checksum compared
+    /// and every table checked (`checkImage`).
+    init(imageFD fd: Int32, header: [UInt64], sectionOffsets: [Int], checksumAt: Int) throws {
+        let bad = TokenmillError.unsupported("vocabulary image: damaged")
+        count = Int(header[3]); mask = Int(header[4]); pairShift = header[5]; pairFilterShift = header[6]
+        wholeLookups = header[7] & 1 != 0
+        hasByteHoles = header[7] & 2 != 0
+        let counts = header[9...].map { Int($0) }
+        var hasher = XXH3Stream()
+        header.map(\.littleEndian).withUnsafeBytes { hasher.update($0) }
+        let arena = self.arena
+        func load<T>(_ s: Section, _: T.Type, table: Bool = false) throws -> UnsafeMutableBufferPointer<T> {
+            let n = counts[s.rawValue]
+            let b = table ? arena.table(T.self, capacity: max(n, 1)) : arena.buffer(T.self, capacity: max(n, 1))
+            let raw = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(b.baseAddress!), count: n * MemoryLayout<T>.stride)
+            guard RankTable.readFully(fd, raw, at: sectionOffsets[s.rawValue]) else { throw bad }
+            if n > 0 { hasher.update(UnsafeRawBufferPointer(raw)) }
+            return UnsafeMutableBufferPointer(start: b.baseAddress, count: n)
+        }
+        bytes = try load(.bytes, UInt8.self, table: true)
+        offsets = try load(.offsets, UInt32.self, table: true)
+        slots = try load(.slots, UInt64.self, table: true)
+        byteRanks = try load(.byteRanks, UInt32.self)
+        pairSlots = try load(.pairSlots, UInt64.self, table: true)
+        pairSides = try load(.pairSides, UInt64.self)
+        pairFilter = try load(.pairFilter, UInt64.self)
+        reachable = try load(.reachable, UInt64.self)
+        trigrams = try load(.trigrams, UInt64.self, table: true)
+        bytePairs = try load(.bytePairs, UInt32.self)
+        pairTokens = try load(.pairTokens, UInt64.self)
+        // Bools are read as bytes and must be 0 or 1 before they are Bools.
+        let holes = try load(.byteHoles, UInt8.self)
+        guard holes.count == 256, holes.allSatisfy({ $0 <= 1 }) else { throw bad }
+        byteHoles = UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer(holes.baseAddress!).bindMemory(to: Bool.self, capacity: 256), count: 256)
+        priorityToID = header[7] & 4 != 0 ? try load(.priorityToID, UInt32.self) : nil
+        var stored: UInt64 = 0
+        guard withUnsafeMutableBytes(of: &stored, { RankTable.readFully(fd, $0, at: checksumAt) }),
+              UInt64(littleEndian: stored) == hasher.digest() else { throw bad }
+        guard checkImage() else { throw bad }
+    }
+
     /// An open-addressing table (linear probing, load < 0.5) of pair entries
     /// `a << 41 | b << 21 | (priority + 1)`, keyed by `a << 20 | b`.
     static func pairTable(_ pairs: [UInt64]) -> (slots: UnsafeMutableBufferPointer<UInt64>, shift: UInt64) {

@@ -44,9 +44,13 @@ public enum FuzzTargets {
         }
     }
 
-    /// Loaders that take a path get the bytes through a file in a folder of this process.
+    /// Loaders that take a path get the bytes through a file in a folder of this process,
+    /// in memory (/dev/shm) where there is one: on a disk, writing back millions of these
+    /// files took a tenth of the fuzzer's time.
+    static let scratchRoot: String = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
+
     static func viaFile(_ bytes: [UInt8], name: String, _ body: (String) -> Void) {
-        let dir = "/tmp/tokenmill-fuzz-\(getpid())"
+        let dir = "\(scratchRoot)/tokenmill-fuzz-\(getpid())"
         _ = mkdir(dir, 0o700)
         let path = dir + "/" + name
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BPE
 import TokenmillCore
 
@@ -25,36 +28,87 @@ enum EncodeCommand {
             }
         }
         let path = a.positionals.first ?? "-"
-        let input = try readInput(path)
         let field = a.options["--field"]
-        let lines = splitLines(input)
-        let batches: [([UInt8], Int)] = try input.withUnsafeBufferPointer { buf in
-            try parallelBatches(count: lines.count, threads: threads, batchSize: 256) { range -> ([UInt8], Int) in
-                var enc = tokenizer.makeEncoder()
-                var ids: [UInt32] = []
-                var out: [UInt8] = []
-                for li in range {
-                    let (s, e) = lines[li]
-                    ids.removeAll(keepingCapacity: true)
-                    let slice = UnsafeBufferPointer(rebasing: buf[s..<e])
-                    if let field {
-                        let text = try fieldText(slice, field: field, path: path, line: li + 1)
-                        text.withUnsafeBufferPointer { enc.encode($0, allowedSpecial: allowed, into: &ids) }
-                    } else if let fixed = UTF8Validation.repaired(slice) {
-                        fixed.withUnsafeBufferPointer { enc.encode($0, allowedSpecial: allowed, into: &ids) }
-                    } else {
-                        enc.encode(slice, allowedSpecial: allowed, into: &ids)
-                    }
-                    appendIDs(&out, ids)
-                }
-                return (out, enc.droppedBytes)
+        let input = try BlockInput(path)
+        var firstLine = 1, dropped = 0
+        // The input streams through in blocks of whole lines (~8 MB: memory does not grow
+        // with the input); each block's lines are encoded on all workers and written in
+        // input order before the next block is read.
+        while let (base, count) = try input.nextBlock() {
+            let lines = splitLines(base, count)
+            let batches: [([UInt8], Int)] = try parallelBatches(count: lines.count, threads: threads, batchSize: 256) { range in
+                try encodeBatch(lines[range], base, tokenizer: tokenizer, field: field, allowed: allowed, path: path,
+                                firstLine: firstLine + range.lowerBound)
             }
+            for (o, d) in batches { o.withUnsafeBytes { FileSystem.writeStdout($0) }; dropped += d }
+            firstLine += lines.count
         }
-        for (o, _) in batches { o.withUnsafeBytes { FileSystem.writeStdout($0) } }
         // `tokenizers` drops a byte its vocabulary has no token for; so does encode, and
         // says how many it dropped.
-        let dropped = batches.reduce(0) { $0 + $1.1 }
         if dropped > 0 { FileSystem.writeStderr("tokenmill: dropped \(dropped) byte\(dropped == 1 ? "" : "s") that \(tokenizer.name) has no token for (as the tokenizers library does)") }
+    }
+
+    /// One batch of lines: every line's ids into one flat array, then all of them written
+    /// as JSON in one pass into an output buffer of exactly the size they need.
+    static func encodeBatch(_ lines: ArraySlice<(Int, Int)>, _ buf: UnsafePointer<UInt8>, tokenizer: Tokenizer, field: String?,
+                            allowed: [(bytes: [UInt8], id: UInt32)], path: String, firstLine: Int) throws -> ([UInt8], Int) {
+        var enc = tokenizer.makeEncoder()
+        var ids: [UInt32] = []
+        var ends: [Int] = []
+        ends.reserveCapacity(lines.count)
+        var scan = field.map { FieldScan($0) }
+        for (k, (s, e)) in lines.enumerated() {
+            let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
+            if scan != nil {
+                try scan!.withText(slice, path: path, line: firstLine + k) { enc.encode($0, allowedSpecial: allowed, into: &ids) }
+            } else if let fixed = UTF8Validation.repaired(slice) {
+                fixed.withUnsafeBufferPointer { enc.encode($0, allowedSpecial: allowed, into: &ids) }
+            } else {
+                enc.encode(slice, allowedSpecial: allowed, into: &ids)
+            }
+            ends.append(ids.count)
+        }
+        return (IDWriter.json(ids, lineEnds: ends), enc.droppedBytes)
+    }
+
+    /// The `--field` of a JSON line, scanned in place (`JSONParser.scanObject`: no value
+    /// tree, the string decoded once into scratch memory). A line the scan does not take
+    /// (an escape in a key, a repeated key, a string needing UTF-8 repair, a value that is
+    /// not a string, bad JSON) goes through the full parser, which gives the text or the
+    /// exact error.
+    final class FieldScan {
+        let keys: [[UInt8]]
+        let field: String
+        let slot = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        let end = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        let inScratch = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+        var scratch: UnsafeMutablePointer<UInt8>
+        var capacity = 1 << 16
+
+        init(_ field: String) {
+            self.field = field
+            keys = [Array(field.utf8)]
+            scratch = .allocate(capacity: capacity)
+        }
+
+        deinit { slot.deallocate(); end.deallocate(); inScratch.deallocate(); scratch.deallocate() }
+
+        func withText(_ line: UnsafeBufferPointer<UInt8>, path: String, line lineNo: Int,
+                      _ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
+            if line.count > capacity {
+                scratch.deallocate()
+                capacity = max(line.count, 2 * capacity)
+                scratch = .allocate(capacity: capacity)
+            }
+            var p = JSONParser(line)
+            if (try? p.scanObject(keys: keys, into: slot, ends: end, inScratch: inScratch, scratch: scratch)) == true,
+               slot[0] >= 0, inScratch[0] {
+                p.skipWhitespace()
+                if p.atEnd { return body(UnsafeBufferPointer(start: scratch + slot[0], count: end[0] - slot[0])) }
+            }
+            let text = try EncodeCommand.fieldText(line, field: field, path: path, line: lineNo)
+            text.withUnsafeBufferPointer(body)
+        }
     }
 
     static func fieldText(_ line: UnsafeBufferPointer<UInt8>, field: String, path: String, line lineNo: Int) throws -> [UInt8] {
@@ -69,43 +123,207 @@ enum EncodeCommand {
         return s
     }
 
-    static func appendIDs(_ out: inout [UInt8], _ ids: [UInt32]) {
-        out.append(UInt8(ascii: "["))
-        for (i, id) in ids.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            appendDecimal(&out, id)
-        }
-        out.append(UInt8(ascii: "]"))
-        out.append(0x0A)
-    }
-
-    @inline(__always)
-    static func appendDecimal(_ out: inout [UInt8], _ v: UInt32) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
-        var x = v
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat { d[n] = UInt8(ascii: "0") + UInt8(x % 10); x /= 10; n += 1 } while x > 0
-            while n > 0 { n -= 1; out.append(d[n]) }
-        }
-    }
-
     /// Line ranges split at `\n` (a final line without `\n` counts; a trailing `\n` does
     /// not start another line).
     static func splitLines(_ b: [UInt8]) -> [(Int, Int)] {
+        b.withUnsafeBufferPointer { $0.baseAddress.map { splitLines($0, b.count) } ?? [] }
+    }
+
+    static func splitLines(_ p: UnsafePointer<UInt8>, _ n: Int) -> [(Int, Int)] {
         var lines: [(Int, Int)] = []
         var s = 0
-        b.withUnsafeBufferPointer { p in
-            for i in 0..<p.count where p[i] == 0x0A {
-                lines.append((s, i)); s = i + 1
-            }
+        while s < n {
+            let e = memchr(p + s, 0x0A, n - s).map { UnsafeRawPointer($0) - UnsafeRawPointer(p) } ?? n
+            lines.append((s, e))
+            s = e + 1
         }
-        if s < b.count { lines.append((s, b.count)) }
         return lines
     }
 
     static func readInput(_ path: String) throws -> [UInt8] {
         path == "-" ? try FileSystem.readFile("/dev/stdin") : try FileSystem.readFile(path)
+    }
+}
+
+/// Token ids as JSON lines: `[1,2,3]\n` per line. An id below 10^8 becomes eight digit
+/// characters in one word (four two-digit pairs from a 200-byte table that stays in L1),
+/// shifted past its leading zeros, with the comma after it: one 8-byte store. (A table of
+/// every id's digits was slower: at 1.6 MB for o200k_base it missed the cache beside the
+/// BPE tables.)
+enum IDWriter {
+    /// "00" ... "99" as little-endian pairs: the tens digit in the low byte.
+    static let pairs: [UInt16] = {
+        var t: [UInt16] = []
+        for v in 0..<100 {
+            let tens = UInt16(48 + v / 10), ones = UInt16(48 + v % 10)
+            t.append(tens | ones << 8)
+        }
+        return t
+    }()
+
+    /// `ids[lineEnds[k-1]..<lineEnds[k]]` as line k.
+    static func json(_ ids: [UInt32], lineEnds: [Int]) -> [UInt8] {
+        let capacity = 11 * ids.count + 3 * lineEnds.count + 8
+        return [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
+            pairs.withUnsafeBufferPointer { pairs in
+                ids.withUnsafeBufferPointer { ids in
+                    let base = UnsafeMutableRawPointer(out.baseAddress!)
+                    let table = pairs.baseAddress!
+                    var o = 0, i = 0
+                    for end in lineEnds {
+                        base.storeBytes(of: UInt8(ascii: "["), toByteOffset: o, as: UInt8.self)
+                        o += 1
+                        let first = i
+                        while i < end { o = write(ids[i], base, o, table); i += 1 }
+                        if i > first { o -= 1 }   // the last id's comma
+                        base.storeBytes(of: UInt8(ascii: "]"), toByteOffset: o, as: UInt8.self)
+                        base.storeBytes(of: UInt8(0x0A), toByteOffset: o + 1, as: UInt8.self)
+                        o += 2
+                    }
+                    count = o
+                }
+            }
+        }
+    }
+
+    /// `v` in decimal and a comma at `base + o` (room for 11 bytes); the offset after them.
+    @inline(__always)
+    static func write(_ v: UInt32, _ base: UnsafeMutableRawPointer, _ o: Int, _ table: UnsafePointer<UInt16>) -> Int {
+        if v >= 100_000_000 { return writeLarge(v, base, o) }
+        let hi = Int(v / 10_000), lo = Int(v % 10_000)
+        let w0 = UInt64(table[hi / 100]), w1 = UInt64(table[hi % 100]) << 16
+        let w2 = UInt64(table[lo / 100]) << 32, w3 = UInt64(table[lo % 100]) << 48
+        let w = w0 | w1 | w2 | w3
+        // Leading zeros are the low bytes whose digit is 0 (keep at least one digit).
+        let digits = w &- 0x3030_3030_3030_3030
+        let zeros = digits == 0 ? 7 : min(digits.trailingZeroBitCount >> 3, 7)
+        let n = 8 - zeros
+        let shifted = w >> UInt64(8 * zeros)
+        if n < 8 {
+            base.storeBytes(of: (shifted | UInt64(UInt8(ascii: ",")) << UInt64(8 * n)).littleEndian, toByteOffset: o, as: UInt64.self)
+        } else {
+            base.storeBytes(of: shifted.littleEndian, toByteOffset: o, as: UInt64.self)
+            base.storeBytes(of: UInt8(ascii: ","), toByteOffset: o + 8, as: UInt8.self)
+        }
+        return o + n + 1
+    }
+
+    static func writeLarge(_ v: UInt32, _ base: UnsafeMutableRawPointer, _ o: Int) -> Int {
+        var tmp: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &tmp) { t in
+            var x = v, n = 0
+            repeat { t[15 - n] = UInt8(48 + x % 10); x /= 10; n += 1 } while x > 0
+            (base + o).copyMemory(from: t.baseAddress! + 16 - n, byteCount: n)
+            base.storeBytes(of: UInt8(ascii: ","), toByteOffset: o + n, as: UInt8.self)
+            return o + n + 1
+        }
+    }
+}
+
+/// Input in blocks of whole lines: a block ends after the last `\n` within `blockSize`
+/// bytes (or runs on to the next `\n`, for a longer line); the rest starts the next block.
+/// A regular file is mapped (no copy; each block's pages are released when the next is
+/// asked for, so resident memory stays one block whatever the file's size); a pipe or
+/// stdin is read into one reused buffer.
+final class BlockInput {
+    let path: String
+    static let blockSize = 8 << 20
+    let mapped: MappedFile?
+    var position = 0
+    let fd: Int32
+    var buffer: UnsafeMutablePointer<UInt8>
+    var capacity: Int
+    /// Read mode: `[0, consumed)` handed out as the last block, `[consumed, filled)` carried.
+    var filled = 0
+    var consumed = 0
+    var eof = false
+
+    init(_ path: String) throws {
+        self.path = path
+        var st = stat()
+        if path != "-" && stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
+            mapped = try FileSystem.map(path, populate: false)
+            fd = -1
+            capacity = 0
+            buffer = .allocate(capacity: 1)
+            return
+        }
+        mapped = nil
+        if path == "-" {
+            fd = dup(0)
+        } else {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw TokenmillError.io(path: path, message: "cannot open for reading") }
+            if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+                close(fd)
+                throw TokenmillError.io(path: path, message: "is a directory, expected a file")
+            }
+        }
+        capacity = BlockInput.blockSize
+        buffer = .allocate(capacity: capacity)
+    }
+
+    deinit { if fd >= 0 { close(fd) }; buffer.deallocate() }
+
+    /// The next block, valid until the next call; nil at the end of the input.
+    func nextBlock() throws -> (UnsafePointer<UInt8>, Int)? {
+        if let m = mapped {
+            m.release(0..<position)
+            let n = m.bytes.count
+            guard position < n, let base = m.bytes.baseAddress else { return nil }
+            var end = min(n, position + BlockInput.blockSize)
+            if end < n {
+                // After the last newline in the block, else after the first one beyond it.
+                var k = end - 1
+                while k >= position && base[k] != 0x0A { k -= 1 }
+                if k >= position {
+                    end = k + 1
+                } else if let nl = memchr(base + end, 0x0A, n - end) {
+                    end = UnsafeRawPointer(nl) - UnsafeRawPointer(base) + 1
+                } else {
+                    end = n
+                }
+            }
+            defer { position = end }
+            return (base + position, end - position)
+        }
+        return try nextReadBlock()
+    }
+
+    func nextReadBlock() throws -> (UnsafePointer<UInt8>, Int)? {
+        // Move the carried partial line to the front.
+        let carry = filled - consumed
+        if consumed > 0 && carry > 0 { memmove(buffer, buffer + consumed, carry) }
+        filled = carry
+        consumed = 0
+        while true {
+            let searchFrom = filled
+            while !eof && filled < capacity {
+                let n = read(fd, buffer + filled, capacity - filled)
+                if n < 0 { if errno == EINTR { continue }; throw TokenmillError.io(path: path, message: "read failed") }
+                if n == 0 { eof = true; break }
+                filled += n
+            }
+            if eof {
+                if filled == 0 { return nil }
+                consumed = filled
+                return (UnsafePointer(buffer), filled)
+            }
+            // The block ends after its last newline (only the new bytes can hold one: the
+            // carried ones are what followed the previous block's last newline); with
+            // none, the line is longer than the buffer: grow it and read on.
+            var last = filled - 1
+            while last >= searchFrom && buffer[last] != 0x0A { last -= 1 }
+            if last >= searchFrom {
+                consumed = last + 1
+                return (UnsafePointer(buffer), consumed)
+            }
+            let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * capacity)
+            bigger.update(from: buffer, count: filled)
+            buffer.deallocate()
+            buffer = bigger
+            capacity *= 2
+        }
     }
 }
 

@@ -20,7 +20,9 @@ usage:
   tokenmill decode --tokenizer T [FILE|-]                          ids back to text
   tokenmill help                                                   this text
 
-T: gpt2, r50k_base, p50k_base, cl100k_base, o200k_base, or a .tiktoken file named after one.
+T: gpt2, r50k_base, p50k_base, cl100k_base, o200k_base, a .tiktoken file named after one, a tokenizer.json
+   (or a model folder holding one) or a SentencePiece tokenizer.model. Compiled vocabularies are cached in
+   $TOKENMILL_CACHE_DIR (default ~/.cache/tokenmill; 'off' turns the cache off).
 exit status: 0 ok, 2 usage or spec, 65 bad input data or damaged shard, 74 I/O, 1 other.
 """
 

@@ -7,6 +7,18 @@ import XCTest
 /// pieces, the pair tables in batches of tokens); it must give the table and the errors a
 /// one-worker load gives.
 final class VocabularyLoadTests: XCTestCase {
+    /// These tests build tables: the compiled-vocabulary cache is off unless a test
+    /// points it somewhere itself.
+    var savedCacheDir: String?
+
+    override func setUp() {
+        savedCacheDir = getenv("TOKENMILL_CACHE_DIR").map { String(cString: $0) }
+        setenv("TOKENMILL_CACHE_DIR", "off", 1)
+    }
+
+    override func tearDown() {
+        if let savedCacheDir { setenv("TOKENMILL_CACHE_DIR", savedCacheDir, 1) } else { unsetenv("TOKENMILL_CACHE_DIR") }
+    }
     static let ranksFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../Sources/BPE/Resources/cl100k_base.tiktoken").standardized.path
 
@@ -64,4 +76,57 @@ final class VocabularyLoadTests: XCTestCase {
             XCTAssertEqual(message { try TokenizerLoader.load(rank, threads: threads) }, "\(rank):70001: invalid rank", "threads \(threads)")
         }
     }
+
+    /// The table a process reads from the cache (`VocabularyCache`) is the one it would
+    /// build: every token's bytes and rank, every canonical pair's priority and the ids of
+    /// real texts. A damaged image (one flipped byte, or cut short) is never used: the
+    /// load builds the table again and rewrites the file, byte for byte the first one.
+    func testACachedTableIsTheBuiltOneAndADamagedImageIsRebuilt() throws {
+        let dir = makeTemporaryDirectory("vocab-cache")
+        func images() throws -> [String] { try FileSystem.listDirectory(dir).filter { $0.hasSuffix(".tmrt") } }
+        setenv("TOKENMILL_CACHE_DIR", "off", 1)
+        let built = try TokenizerLoader.load("cl100k_base", threads: 2)
+        XCTAssertEqual(try images(), [])
+        setenv("TOKENMILL_CACHE_DIR", dir, 1)
+        let first = try TokenizerLoader.load("cl100k_base", threads: 2)   // builds and writes
+        let names = try images()
+        XCTAssertEqual(names.count, 1)
+        let image = dir + "/" + names[0]
+        let original = try FileSystem.readFile(image)
+        let texts = ["Hello, world! 12345 ünïcödé", String(repeating: "tokenization ", count: 50), "中文文本和 code: let x = y.map { $0 + 1 }",
+                     "    indented\n\n\ttabs and   spaces", "😀👍🏽 emoji mixed with words"]
+        func assertSame(_ t: Tokenizer, _ what: String) {
+            XCTAssertEqual(t.ranks.count, built.ranks.count, what)
+            for r in 0..<built.ranks.count {
+                let b = built.ranks.tokenBytes(r)
+                guard Array(t.ranks.tokenBytes(r)) == Array(b) else { return XCTFail("\(what): token \(r)") }
+                guard t.ranks.rank(b.baseAddress!, b.count) == UInt32(r) else { return XCTFail("\(what): rank of \(r)") }
+                if r > 0 && t.ranks.pairRank(UInt32(r - 1), UInt32(r)) != built.ranks.pairRank(UInt32(r - 1), UInt32(r)) {
+                    return XCTFail("\(what): pair \(r - 1) \(r)")
+                }
+            }
+            var a = t.makeEncoder(), e = built.makeEncoder()
+            for text in texts {
+                var x: [UInt32] = [], y: [UInt32] = []
+                a.encode(Array(text.utf8), into: &x)
+                e.encode(Array(text.utf8), into: &y)
+                XCTAssertEqual(x, y, "\(what): \(text)")
+            }
+        }
+        assertSame(first, "the load that wrote the image")
+        let reads = VocabularyCache.imageReads
+        assertSame(try TokenizerLoader.load("cl100k_base", threads: 1), "read from the image")
+        XCTAssertEqual(VocabularyCache.imageReads, reads + 1, "the second load reads the image")
+        // One flipped byte deep inside a table: the checksum refuses the image.
+        var damaged = original
+        damaged[damaged.count / 2] ^= 0x10
+        try FileSystem.writeAtomically(image, damaged)
+        assertSame(try TokenizerLoader.load("cl100k_base", threads: 1), "after a flipped byte")
+        XCTAssertEqual(VocabularyCache.imageReads, reads + 1, "a damaged image is not read")
+        XCTAssertEqual(try FileSystem.readFile(image), original, "the damaged image is rewritten as built")
+        try FileSystem.writeAtomically(image, Array(original[0..<(original.count - 100)]))
+        assertSame(try TokenizerLoader.load("cl100k_base", threads: 1), "after a cut")
+        XCTAssertEqual(try FileSystem.readFile(image), original)
+    }
 }
+

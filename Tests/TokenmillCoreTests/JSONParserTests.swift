@@ -109,4 +109,30 @@ final class JSONParserTests: XCTestCase {
             XCTAssertEqual(lineNumber(of: 4, in: p), 3)
         }
     }
+
+    /// The in-place validator answers as the standard library's does, on every sequence of
+    /// up to three bytes drawn from the bytes where UTF-8's rules change, embedded at each
+    /// offset of an ASCII run (so the 8-byte ASCII step meets them at every alignment), and
+    /// on random byte strings.
+    func testUTF8ValidatorAgreesWithTheStandardLibrary() {
+        let edges: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED,
+                              0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        func check(_ bytes: [UInt8]) {
+            let want = bytes.withUnsafeBufferPointer { String(validating: $0, as: UTF8.self) != nil }
+            XCTAssertEqual(bytes.withUnsafeBufferPointer(UTF8Validation.isValid), want, "\(bytes)")
+        }
+        var sequences: [[UInt8]] = edges.map { [$0] }
+        for a in edges { for b in edges { sequences.append([a, b]); for c in edges { sequences.append([a, b, c]) } } }
+        for s in sequences {
+            for offset in [0, 3, 7, 8, 13] { check(Array(repeating: 0x61, count: offset) + s + Array(repeating: 0x62, count: 9)) }
+            check(s + [0x80])
+            check([0xF0, 0x9F] + s)
+        }
+        var rng = SplitMix64(seed: 7)
+        for _ in 0..<20_000 {
+            let n = Int(rng.next() % 24)
+            check((0..<n).map { _ in rng.next() % 3 == 0 ? UInt8(truncatingIfNeeded: rng.next()) : edges[Int(rng.next() % UInt64(edges.count))] })
+        }
+        check(Array("ascii, ü, 中文, 🎉, and more".utf8))
+    }
 }

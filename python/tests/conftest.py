@@ -9,6 +9,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+# The binaries keep compiled vocabularies in a cache (docs/BPE.md, "The compiled-vocabulary
+# cache"); under the tests it lives in the repository's ignored build folder, not in the
+# user's home. A test that needs another (or none) sets TOKENMILL_CACHE_DIR itself.
+os.environ.setdefault("TOKENMILL_CACHE_DIR", str(REPO / "build" / "test-cache" / "vocab"))
+
 
 def tokenmill_binary() -> Path:
     """``$TOKENMILL_BIN``, else ``<repo>/.build/release/tokenmill``."""

@@ -219,3 +219,80 @@ def test_fixture_matches_tiktoken():
     for name in NAMES:
         encoding = get_encoding(name)
         assert fixture[name] == [encoding.encode_ordinary(t) for t in fixture["texts"]], name
+
+
+@pytest.mark.binary
+def test_encode_streams_in_blocks_with_lines_counted_across_them(tokenmill_bin, tmp_path):
+    """Input longer than a block (8 MB) streams through in blocks of whole lines, from a
+    file (mapped) and from a pipe (read): the ids equal tiktoken's on every line; a line
+    longer than a block is one line; an error on a line of a later block names that
+    line's number in the whole input."""
+    encoding = get_encoding("cl100k_base")
+    words = ["alpha", "beta", "gamma", "δέλτα", "中文", "tokens", "12345", "x!"]
+    lines = [" ".join(words[(i * 7 + k) % len(words)] for k in range(3 + i % 29)) for i in range(95_000)]
+    long_line = " ".join(words[k % len(words)] + str(k % 97) for k in range(1_100_000))   # ~9 MB, one line
+    lines.insert(60_000, long_line)
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in lines), encoding="utf-8")
+    assert path.stat().st_size > 16 << 20
+    want = [encoding.encode_ordinary(t) for t in lines]
+    from_file = cli.run(tokenmill_bin, "encode", "--tokenizer", "cl100k_base", "--field", "text", "--threads", "2", str(path))
+    from_pipe = cli.run(tokenmill_bin, "encode", "--tokenizer", "cl100k_base", "--field", "text", "-", input=path.read_bytes())
+    assert from_file.stdout == from_pipe.stdout
+    got = [json.loads(line) for line in from_file.stdout.decode().splitlines()]
+    assert len(got) == len(want)
+    bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+    assert not bad, f"{len(bad)} lines differ, first {bad[:5]}"
+    # A bad row far into the input (a later block): its line number in the whole file.
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('{"text": "fine"}\n{"text": 17}\n')
+    for source in (str(path), "-"):
+        run = subprocess.run([str(tokenmill_bin), "encode", "--tokenizer", "cl100k_base", "--field", "text", source],
+                             input=path.read_bytes() if source == "-" else None, capture_output=True)
+        assert run.returncode == 65
+        assert f":{len(lines) + 2}: field 'text' is a number, expected a string" in run.stderr.decode(), run.stderr.decode()[-300:]
+
+
+@pytest.mark.binary
+def test_fields_the_scan_passes_over_take_the_full_parser(tokenmill_bin):
+    """The in-place field scan hands a line to the full parser when it cannot take it:
+    escapes in keys, repeated keys (the first counts, as in the build's readers; Python's
+    json keeps the last, so the expected text is written out), invalid UTF-8
+    in the string (repaired to U+FFFD), a field in a nested object that is not the one,
+    whitespace around the object."""
+    rows = [b'{"te\\u0078t": "escaped key"}', b'{"text": "first", "text": "second"}', b'{"text": "bad \xff byte"}',
+            b'{"meta": {"text": "inner"}, "text": "outer"}', b'  {"text": "spaced"}  ', b'{"text": "esc\\n\\u00e9\\ud83d\\ude00"}']
+    result = cli.run(tokenmill_bin, "encode", "--tokenizer", "cl100k_base", "--field", "text", "-", input=b"\n".join(rows) + b"\n")
+    encoding = get_encoding("cl100k_base")
+    texts = [json.loads(r.decode("utf-8", errors="replace"))["text"] for r in rows]
+    texts[1] = "first"
+    assert [json.loads(line) for line in result.stdout.decode().splitlines()] == [encoding.encode_ordinary(t) for t in texts]
+
+
+@pytest.mark.binary
+def test_the_vocabulary_cache_is_used_rebuilt_when_damaged_and_can_be_off(tokenmill_bin, tmp_path):
+    """The first load of a vocabulary writes its compiled tables into TOKENMILL_CACHE_DIR;
+    later loads read them and give the same ids; a damaged image is rebuilt (the ids stay
+    right); `off` writes nothing."""
+    cache = tmp_path / "cache"
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in ["Hello world", "中文 text 123", "  spaces\tand tabs"]).encode()
+    want = [get_encoding("o200k_base").encode_ordinary(json.loads(l)["text"]) for l in payload.decode().splitlines()]
+
+    def encode(cache_dir):
+        env = dict(os.environ, TOKENMILL_CACHE_DIR=str(cache_dir))
+        run = subprocess.run([str(tokenmill_bin), "encode", "--tokenizer", "o200k_base", "--field", "text", "-"], input=payload,
+                             capture_output=True, env=env, check=True)
+        return [json.loads(l) for l in run.stdout.decode().splitlines()]
+
+    assert encode(cache) == want
+    images = list(cache.glob("ranks-*.tmrt"))
+    assert len(images) == 1 and images[0].stat().st_size > 10 << 20
+    original = images[0].read_bytes()
+    assert encode(cache) == want
+    damaged = bytearray(original)
+    damaged[len(damaged) // 3] ^= 0x01
+    images[0].write_bytes(bytes(damaged))
+    assert encode(cache) == want
+    assert images[0].read_bytes() == original, "a damaged image is rebuilt as it was"
+    assert encode("off") == want
+    assert not (tmp_path / "off").exists() and len(list(cache.iterdir())) == 1

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""`tokenmill encode` end to end next to the library's encoder and the fastest exact peers,
+on texts each tool tokenizes once: MB/s (10^6 bytes of UTF-8 text per wall second), one
+thread and two.
+
+usage: python Benchmarks/bench_encode.py [--vocab o200k_base,cl100k_base] [--shapes lines,docs]
+           [--mb 24] [--rounds 3] [--peers tiktoken,fastokens,bpe_openai,tokie,gigatok,splintr]
+           [--threads 1,2]
+
+Texts: the distinct texts of ../shared's mixed corpus (`../shared/anchors/corpus.py
+--no-repeat`), as two shapes: `lines` (every distinct non-empty line: chat turns,
+instructions, prose lines; ~80 bytes) and `docs` (every distinct whole record). Each
+shape's first --mb MB are cut into --rounds disjoint parts; round r of every tool reads
+part r, so no tool sees a text twice and no cross-call cache helps anyone.
+
+Tools, each in a subprocess of its own per (vocabulary, shape, threads), every round:
+- `tokenmill encode --tokenizer V --field text --threads N PART > out`: the command
+  users run, timed from exec to exit (process start, vocabulary load, reading the JSONL,
+  writing one JSON array of ids a line into a file);
+- `tokenmill-bench bpe ... --repeat 1` on the same part: the library's encoder alone
+  (texts already in memory, vocabulary loaded before the clock); `encode / library` is
+  the command's share of it;
+- the peers through their Python bindings, the vocabulary loaded before the clock, ids
+  left in the peer's own result objects (no conversion charged): tiktoken
+  (encode_ordinary; two threads: encode_ordinary_batch), fastokens (encode_batch_flat),
+  bpe-openai (encode_ordinary; two threads: its encode_ordinary_batch), tokie and gigatok
+  (encode_batch on a tokenizer.json made from the same ranks by
+  python/tests/hf_convert.py), splintr (encode_batch_flat). Rayon-based peers get
+  RAYON_NUM_THREADS=N. Batches of 1,000 texts. A peer that does not install gets a
+  "not run" row; each peer's ids are checked against tiktoken on the first 300 texts of
+  the first part, a mismatch is printed.
+The figure per tool is the median over rounds.
+
+`make bench-encode ARGS=...` installs the peers into a venv of their own
+(build/venv-bench) and runs this.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "python", "tests"))
+TOKENMILL = os.path.join(REPO, ".build", "release", "tokenmill")
+BENCH = os.path.join(REPO, ".build", "release", "tokenmill-bench")
+OUT = os.path.join(REPO, "build", "bench", "encode")
+
+
+def corpus():
+    path = os.path.join(REPO, "build", "bench", "mixed-norepeat.jsonl")
+    if not os.path.exists(path):
+        anchors = os.path.join(REPO, "..", "shared", "anchors", "corpus.py")
+        if not os.path.exists(anchors):
+            raise SystemExit("../shared/anchors/corpus.py is absent: this benchmark needs ../shared beside the repository")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        subprocess.run([sys.executable, anchors, "--mb", "200", "--no-repeat", "--out", path], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return path
+
+
+def parts(shape, mb, rounds):
+    """The part files of a shape (written once): [(path, bytes)]."""
+    os.makedirs(OUT, exist_ok=True)
+    paths = [os.path.join(OUT, f"{shape}-{mb}mb-{rounds}r-{r}.jsonl") for r in range(rounds)]
+    if not all(os.path.exists(p) for p in paths):
+        seen, texts, total = set(), [], 0
+        with open(corpus(), encoding="utf-8") as f:
+            for line in f:
+                text = json.loads(line)["text"]
+                for t in ([s.strip() for s in text.split("\n")] if shape == "lines" else [text]):
+                    if t and t not in seen:
+                        seen.add(t)
+                        texts.append(t)
+                        total += len(t.encode("utf-8"))
+                if total >= mb * 1e6:
+                    break
+        per = (len(texts) + rounds - 1) // rounds
+        for r, p in enumerate(paths):
+            with open(p, "w", encoding="utf-8") as f:
+                for t in texts[r * per:(r + 1) * per]:
+                    f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
+    out = []
+    for p in paths:
+        n = 0
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                n += len(json.loads(line)["text"].encode("utf-8"))
+        out.append((p, n))
+    return out
+
+
+def read_texts(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+def hf_json(vocab):
+    from hf_convert import build
+    out = os.path.join(REPO, "build", "bench", "hf")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, f"{vocab}.tokenizer.json")
+    return path if os.path.exists(path) else build(vocab, out)
+
+
+def peer_worker(peer, vocab, threads, files):
+    """Runs in a subprocess: prints one JSON line with each round's seconds."""
+    from tiktoken_offline import get_encoding, ranks_path
+    ref = get_encoding(vocab)
+    ids = lambda x: list(x)
+    if peer == "tiktoken":
+        if threads == 1:
+            one, batch = ref.encode_ordinary, None
+        else:
+            one, batch = ref.encode_ordinary, lambda ts: ref.encode_ordinary_batch(ts, num_threads=threads)
+    elif peer == "fastokens":
+        import fastokens
+        tok = fastokens.Tokenizer.from_tiktoken(ranks_path(vocab), pattern=ref._pat_str, special_tokens=ref._special_tokens)
+        one, batch = (lambda t: tok.encode_ordinary(t).ids), (lambda ts: tok.encode_batch_flat(ts, split_special_tokens=True))
+    elif peer == "bpe_openai":
+        import bpe_openai
+        enc = bpe_openai.get_encoding(vocab)
+        one = enc.encode_ordinary
+        batch = None if threads == 1 else (lambda ts: enc.encode_ordinary_batch(ts, num_threads=threads))
+    elif peer == "tokie":
+        import tokie
+        tok = tokie.Tokenizer.from_json(hf_json(vocab))
+        one = lambda t: tok.encode(t, add_special_tokens=False).ids
+        batch = lambda ts: tok.encode_batch(ts, add_special_tokens=False)
+    elif peer == "gigatok":
+        import gigatok
+        tok = gigatok.gigatok_rs.BPETokenizer.from_hf(hf_json(vocab))
+        one, batch = tok.encode, tok.encode_batch
+        ids = lambda x: [int(i) for i in x]
+    elif peer == "splintr":
+        import re
+        import splintr
+        pat = re.sub(r"(\{\d+(?:,\d*)?\}|[?*+])\+", r"\1", ref._pat_str)
+        tok = splintr.Tokenizer.from_bytes(open(ranks_path(vocab), "rb").read(), pat, ref._special_tokens)
+        one, batch = tok.encode_ordinary, tok.encode_batch_flat
+    else:
+        raise SystemExit(f"unknown peer {peer}")
+    rounds = [read_texts(p) for p in files]
+    bad = sum(1 for t in rounds[0][:300] if ids(one(t)) != ref.encode_ordinary(t))
+    seconds = []
+    for texts in rounds:
+        t0 = time.perf_counter()
+        if batch is None:
+            for t in texts:
+                one(t)
+        else:
+            for i in range(0, len(texts), 1000):
+                batch(texts[i:i + 1000])
+        seconds.append(time.perf_counter() - t0)
+    print(json.dumps({"seconds": seconds, "mismatch": bad}))
+
+
+def run_peer(peer, vocab, threads, files):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), PYTHONHASHSEED="0")
+    p = subprocess.run([sys.executable, __file__, "--worker", peer, vocab, str(threads), *files],
+                       capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["?"])[-1]
+        return None, last[:120]
+    return json.loads(p.stdout.strip().splitlines()[-1]), None
+
+
+def run_tokenmill(vocab, threads, path):
+    """Seconds of `tokenmill encode` (exec to exit, output written to a file) and of the
+    library's encoder on the same texts."""
+    out = os.path.join(OUT, "ids.jsonl")
+    t0 = time.perf_counter()
+    with open(out, "wb") as f:
+        subprocess.run([TOKENMILL, "encode", "--tokenizer", vocab, "--field", "text", "--threads", str(threads), path],
+                       stdout=f, check=True)
+    command = time.perf_counter() - t0
+    lib = subprocess.run([BENCH, "bpe", "--tokenizer", vocab, "--corpus", path, "--threads", str(threads), "--repeat", "1"],
+                         capture_output=True, text=True, check=True)
+    return command, json.loads(lib.stdout)["seconds"]
+
+
+def check_tokenmill(vocab, path):
+    from tiktoken_offline import get_encoding
+    ref = get_encoding(vocab)
+    texts = read_texts(path)[:300]
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    out = subprocess.run([TOKENMILL, "encode", "--tokenizer", vocab, "--field", "text"], input=payload,
+                         capture_output=True, text=True, check=True)
+    return sum(1 for t, g in zip(texts, out.stdout.splitlines()) if json.loads(g) != ref.encode_ordinary(t))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vocab", default="o200k_base,cl100k_base")
+    ap.add_argument("--shapes", default="lines,docs")
+    ap.add_argument("--mb", type=int, default=24)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--peers", default="tiktoken,fastokens,bpe_openai,tokie,gigatok,splintr")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--worker", nargs="+")
+    a = ap.parse_args()
+    if a.worker:
+        peer, vocab, threads, *files = a.worker
+        peer_worker(peer, vocab, int(threads), files)
+        return
+    peers = [p for p in a.peers.split(",") if p]
+    thread_counts = [int(t) for t in a.threads.split(",")]
+    print(f"MB/s, median of {a.rounds} rounds on disjoint parts of {a.mb} MB; `x fastest peer` = Tokenmill's "
+          f"`encode` against the fastest exact peer at the same thread count\n")
+    for shape in a.shapes.split(","):
+        files = parts(shape, a.mb, a.rounds)
+        nbytes = [n for _, n in files]
+        ntexts = sum(sum(1 for _ in open(p, encoding="utf-8")) for p, _ in files)
+        print(f"### {shape}: {sum(nbytes) / 1e6:.1f} MB, {ntexts:,} texts, {sum(nbytes) / ntexts:.0f} bytes a text\n")
+        print("| vocab | threads | tool | MB/s | x tiktoken | note |")
+        print("|---|---|---|---|---|---|")
+        for vocab in a.vocab.split(","):
+            mismatch = check_tokenmill(vocab, files[0][0])
+            one_thread = {}
+            for threads in thread_counts:
+                rows = {}
+                for peer in peers:
+                    res, err = run_peer(peer, vocab, threads, [p for p, _ in files])
+                    if res is None:
+                        rows[peer] = (None, f"not run: {err}")
+                    else:
+                        mbs = statistics.median(n / s / 1e6 for n, s in zip(nbytes, res["seconds"]))
+                        rows[peer] = (mbs, "" if res["mismatch"] == 0 else f"**{res['mismatch']} of 300 ids differ**")
+                cmd, lib = [], []
+                for (p, n) in files:
+                    c, l = run_tokenmill(vocab, threads, p)
+                    cmd.append(n / c / 1e6)
+                    lib.append(n / l / 1e6)
+                rows["tokenmill encode"] = (statistics.median(cmd), "" if mismatch == 0 else f"**{mismatch} of 300 ids differ**")
+                rows["tokenmill library"] = (statistics.median(lib), "")
+                ratios = statistics.median(c / l for c, l in zip(cmd, lib))
+                base = rows.get("tiktoken", (None,))[0]
+                exact = [(v[0], k) for k, v in rows.items() if k in peers and v[0] and not v[1]]
+                for tool, (mbs, note) in rows.items():
+                    if mbs is None:
+                        print(f"| {vocab} | {threads} | {tool} | - | - | {note} |")
+                        continue
+                    if tool == "tokenmill encode":
+                        extra = [f"{ratios:.2f} of the library"]
+                        if exact:
+                            best = max(exact)
+                            extra.append(f"{mbs / best[0]:.2f}x fastest peer ({best[1]})")
+                        note = "; ".join([note] + extra if note else extra)
+                    print(f"| {vocab} | {threads} | {tool} | {mbs:.1f} | {mbs / base:.2f}x | {note} |" if base else
+                          f"| {vocab} | {threads} | {tool} | {mbs:.1f} | - | {note} |")
+                one_thread.setdefault("rows", {})[threads] = rows
+            per = one_thread["rows"]
+            if 1 in per and 2 in per:
+                s = per[2]["tokenmill encode"][0] / per[1]["tokenmill encode"][0]
+                sl = per[2]["tokenmill library"][0] / per[1]["tokenmill library"][0]
+                print(f"| {vocab} | 1->2 | tokenmill scaling | | | encode {s:.2f}x, library {sl:.2f}x |")
+        print()
+
+
+if __name__ == "__main__":
+    main()

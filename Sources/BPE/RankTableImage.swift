@@ -1,0 +1,233 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TokenmillCore
+
+/// A `RankTable` as a file: its tables byte for byte, so a process that loads a vocabulary
+/// it (or another process) has loaded before reads ~21 MB instead of building them
+/// (o200k_base: 0.2 s of one core to build, a few ms to read; that load is most of a
+/// short `tokenmill encode` and a fixed cost of every build and task).
+///
+/// Layout (little-endian): the header — magic `TMRANKS1`, `imageVersion`, the key the
+/// caller derived from the vocabulary's source, `count`, `mask`, `pairShift`,
+/// `pairFilterShift`, flags, then each section's element count — then the sections in
+/// `Section.allCases` order, each starting on a 64-byte boundary, then the xxh3-64 of the
+/// header and of every section's bytes (padding excluded).
+///
+/// The hot loops index with what these tables hold and check nothing, so a reader trusts
+/// nothing: the checksum first, then every size against the header's and every rank, pair
+/// and offset against the vocabulary's bounds. A file that fails is rebuilt, never used.
+extension RankTable {
+    static let imageMagic: UInt64 = 0x3153_4B4E_4152_4D54   // "TMRANKS1"
+    /// Bump when a table's layout or how it is built changes.
+    static let imageVersion: UInt64 = 1
+
+    enum Section: Int, CaseIterable {
+        case bytes, offsets, slots, byteRanks, pairSlots, pairSides, pairFilter, reachable, trigrams, bytePairs, pairTokens,
+             byteHoles, priorityToID
+    }
+
+    static let headerWords = 9 + Section.allCases.count
+
+    /// The sections as raw bytes (priorityToID empty when absent).
+    private var sections: [UnsafeRawBufferPointer] {
+        func raw<T>(_ b: UnsafeMutableBufferPointer<T>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(b) }
+        return Section.allCases.map { s -> UnsafeRawBufferPointer in
+            switch s {
+            case .bytes: return raw(bytes)
+            case .offsets: return raw(offsets)
+            case .slots: return raw(slots)
+            case .byteRanks: return raw(byteRanks)
+            case .pairSlots: return raw(pairSlots)
+            case .pairSides: return raw(pairSides)
+            case .pairFilter: return raw(pairFilter)
+            case .reachable: return raw(reachable)
+            case .trigrams: return raw(trigrams)
+            case .bytePairs: return raw(bytePairs)
+            case .pairTokens: return raw(pairTokens)
+            case .byteHoles: return raw(byteHoles)
+            case .priorityToID: return priorityToID.map { raw($0) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            }
+        }
+    }
+
+    static func elementSize(_ s: Section) -> Int {
+        switch s {
+        case .bytes, .byteHoles: return 1
+        case .offsets, .byteRanks, .bytePairs, .priorityToID: return 4
+        default: return 8
+        }
+    }
+
+    /// Writes the image to `path` (atomically: a unique temporary name, then a rename, so
+    /// processes that build the same vocabulary at once never see a torn file).
+    func writeImage(to path: String, key: UInt64) throws {
+        let secs = sections
+        var header: [UInt64] = [RankTable.imageMagic, RankTable.imageVersion, key, UInt64(count), UInt64(mask), pairShift,
+                                pairFilterShift, (wholeLookups ? 1 : 0) | (hasByteHoles ? 2 : 0) | (priorityToID != nil ? 4 : 0)]
+        header.append(0)   // reserved
+        for (k, s) in secs.enumerated() { header.append(UInt64(s.count / RankTable.elementSize(Section(rawValue: k)!))) }
+        var hasher = XXH3Stream()
+        var w = try AtomicFileWriter(path: path, durable: false)
+        let zeros = [UInt8](repeating: 0, count: 64)
+        var written = 0
+        func pad() throws {
+            let n = (64 - written % 64) % 64
+            if n > 0 { try zeros.withUnsafeBytes { try w.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }; written += n }
+        }
+        try header.map(\.littleEndian).withUnsafeBytes { h in
+            hasher.update(h); try w.write(h); written += h.count
+        }
+        for s in secs {
+            try pad()
+            if s.count > 0 { hasher.update(s); try w.write(s); written += s.count }
+        }
+        try pad()
+        try withUnsafeBytes(of: hasher.digest().littleEndian) { try w.write($0) }
+        try w.commit()
+    }
+
+    /// Reads an image written by `writeImage` for `key`; nil when the file is absent, of
+    /// another version or key, or fails any check (the caller then builds the table).
+    static func readImage(_ path: String, key: UInt64) -> RankTable? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        let size = Int(st.st_size)
+        var header = [UInt64](repeating: 0, count: headerWords)
+        let headerBytes = headerWords * 8
+        guard size > headerBytes, header.withUnsafeMutableBytes({ readFully(fd, $0, at: 0) }) else { return nil }
+        header = header.map { UInt64(littleEndian: $0) }
+        guard header[0] == imageMagic, header[1] == imageVersion, header[2] == key else { return nil }
+        let counts = Array(header[9...])
+        // Sizes first: each section's offset, and the file's size from them.
+        var offsets: [Int] = []
+        var at = headerBytes
+        for (k, c) in counts.enumerated() {
+            guard c < 1 << 32 else { return nil }
+            at = (at + 63) & ~63
+            offsets.append(at)
+            at += Int(c) * elementSize(Section(rawValue: k)!)
+        }
+        at = (at + 63) & ~63
+        guard size == at + 8 else { return nil }
+        return try? RankTable(imageFD: fd, header: header, sectionOffsets: offsets, checksumAt: at)
+    }
+
+    static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Bool {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+
+    /// Checks that the tables an image holds are ones `init(tokens:)` could have built:
+    /// every index the hot loops take from them stays inside its table.
+    func checkImage() -> Bool {
+        let n = count
+        guard n >= 1, n <= RankTable.maxPairVocabulary, offsets.count == n + 1, offsets[0] == 0 else { return false }
+        for r in 0..<n where offsets[r] > offsets[r + 1] { return false }
+        guard Int(offsets[n]) <= bytes.count else { return false }
+        let capacity = mask + 1
+        guard capacity >= 16, capacity & mask == 0, slots.count == 3 * capacity else { return false }
+        var empty = false
+        for i in 0..<capacity {
+            let m = slots[3 * i]
+            if m == 0 { empty = true; continue }
+            let r = Int(m & 0xFFFF_FFFF) - 1
+            guard r >= 0, r < n, Int(m >> 32 & 0xFF) == min(Int(offsets[r + 1] - offsets[r]), 255) else { return false }
+        }
+        guard empty, byteRanks.count == 256, byteHoles.count == 256 else { return false }
+        for b in 0..<256 {
+            guard byteRanks[b] == RankTable.none || Int(byteRanks[b]) < n, byteHoles[b] == (byteRanks[b] == RankTable.none) else { return false }
+        }
+        // Pair priorities are token ranks (tiktoken) or merge lines mapped to tokens.
+        let priorities = priorityToID?.count ?? n
+        if let ids = priorityToID { for i in 0..<ids.count where Int(ids[i]) >= n { return false } }
+        let pc = pairSlots.count
+        guard pc >= 16, pc & (pc - 1) == 0, pairShift == UInt64(64 - pc.trailingZeroBitCount) else { return false }
+        empty = false
+        for e in pairSlots {
+            if e == 0 { empty = true; continue }
+            let a = Int(e >> 41), b = Int(e >> 21 & 0xF_FFFF), p = Int(e & 0x1F_FFFF) - 1
+            guard a < n, b < n, p >= 0, p < priorities else { return false }
+        }
+        guard empty, pairSides.count == n / 32 + 1, reachable.count == n / 64 + 1 else { return false }
+        let filterWords = pairFilter.count
+        guard filterWords >= 64, filterWords & (filterWords - 1) == 0,
+              pairFilterShift == UInt64(64 - filterWords.trailingZeroBitCount) else { return false }
+        guard trigrams.count == (1 << 24) / 64, pairTokens.count == (1 << 16) / 64, bytePairs.count == 1 << 16 else { return false }
+        for p in bytePairs where p != RankTable.none && Int(p) >= priorities { return false }
+        return true
+    }
+}
+
+/// Where compiled vocabularies are kept: `$TOKENMILL_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/tokenmill`, else `~/.cache/tokenmill`. `TOKENMILL_CACHE_DIR=off`
+/// turns the cache off. A cache that cannot be written is skipped silently: it only
+/// saves time, and every load without it gives the same tables.
+public enum VocabularyCache {
+    public static var directory: String? {
+        if let v = getenv("TOKENMILL_CACHE_DIR") {
+            let s = String(cString: v)
+            return s.isEmpty || s == "off" ? nil : s
+        }
+        if let x = getenv("XDG_CACHE_HOME"), x.pointee != 0 { return FileSystem.join(String(cString: x), "tokenmill") }
+        if let h = getenv("HOME"), h.pointee != 0 { return FileSystem.join(String(cString: h), ".cache/tokenmill") }
+        return nil
+    }
+
+    /// The key of a table built from `source` (the vocabulary file's bytes) by `kind`
+    /// (how those bytes became tokens and merges), and by this very executable: its size
+    /// and modification time, so that a rebuilt binary never reads a table an older build
+    /// of the code made.
+    static func key(source: UInt64, kind: String) -> UInt64 {
+        var parts = [UInt8](kind.utf8)
+        withUnsafeBytes(of: source.littleEndian) { parts.append(contentsOf: $0) }
+        if let (size, mtime) = try? FileSystem.sizeAndMTime("/proc/self/exe") {
+            withUnsafeBytes(of: UInt64(size).littleEndian) { parts.append(contentsOf: $0) }
+            withUnsafeBytes(of: UInt64(bitPattern: Int64(mtime)).littleEndian) { parts.append(contentsOf: $0) }
+        }
+        return XXH3.hash64(parts)
+    }
+
+    /// Tables this process read from the cache rather than built (tests check that the
+    /// cache is really used).
+    nonisolated(unsafe) public static var imageReads = 0
+
+    /// The table for `key` from the cache, or `build()`'s, which is then stored.
+    static func rankTable(key: UInt64, _ build: () throws -> RankTable) throws -> RankTable {
+        guard let dir = directory else { return try build() }
+        let path = FileSystem.join(dir, "ranks-\(XXH3.hex(key)).tmrt")
+        if let table = RankTable.readImage(path, key: key) {
+            imageReads += 1
+            return table
+        }
+        let table = try build()
+        if (try? FileSystem.makeDirectories(dir)) != nil, (try? table.writeImage(to: path, key: key)) != nil {
+            prune(dir)
+        }
+        return table
+    }
+
+    /// Images kept: the newest few (every rebuilt executable keys its own, ~21 MB each
+    /// for o200k_base). A process still reading a removed file reads it to the end.
+    static let kept = 8
+
+    static func prune(_ dir: String) {
+        guard let names = try? FileSystem.listDirectory(dir) else { return }
+        var images: [(mtime: Int, path: String)] = []
+        for n in names where n.hasPrefix("ranks-") && n.hasSuffix(".tmrt") {
+            let p = FileSystem.join(dir, n)
+            if let (_, m) = try? FileSystem.sizeAndMTime(p) { images.append((m, p)) }
+        }
+        guard images.count > kept else { return }
+        for old in images.sorted(by: { $0.mtime > $1.mtime })[kept...] { FileSystem.remove(old.path) }
+    }
+}
