@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BIN := .build/release/tokenmill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps sysdeps venv browser build run test test-swift test-python bench bench-encode bench-minhash bench-ingest bench-e2e bench-export slurm-demo fuzz clean
+.PHONY: all deps sysdeps venv browser build install run test test-swift test-python bench bench-encode bench-minhash bench-ingest bench-e2e bench-export slurm-demo fuzz clean
 
 all: build
 
@@ -44,6 +44,13 @@ deps: sysdeps venv
 
 build: sysdeps
 	$(SWIFT) build -c release --product tokenmill
+
+# A tokenmill outside the source tree finds the built-in vocabularies in ../share/tokenmill.
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tokenmill
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/tokenmill
+	install -m 644 Sources/BPE/Resources/*.tiktoken $(DESTDIR)$(PREFIX)/share/tokenmill/
 
 run: build
 	$(BIN) build Specs/demo.json --out build/demo

@@ -35,9 +35,11 @@ let package = Package(
         // MinHash runs in 32-bit SIMD lanes; AVX2 (Haswell, 2013, and later x86-64) does each
         // step in one instruction where the x86-64 baseline (SSE2) needs several.
         .target(name: "Dedup", dependencies: ["TokenmillCore"], swiftSettings: optimize + dedupCPU),
-        .target(name: "BPE", dependencies: ["TokenmillCore", "CIntrinsics"],
-                resources: [.copy("Resources/gpt2.tiktoken"), .copy("Resources/p50k_base.tiktoken"),
-                            .copy("Resources/cl100k_base.tiktoken"), .copy("Resources/o200k_base.tiktoken")],
+        // The built-in ranks files are not SwiftPM resources: a target with resources gets a
+        // generated accessor that imports Foundation, and loading Foundation took 4 ms of
+        // every run's 7 ms start. `TokenizerLoader.resourcePath` finds them (the source
+        // tree, `make install`'s share/tokenmill, or $TOKENMILL_RESOURCES).
+        .target(name: "BPE", dependencies: ["TokenmillCore", "CIntrinsics"], exclude: ["Resources"],
                 swiftSettings: optimize),
         .target(name: "Packing", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         .target(name: "ShardFormat", dependencies: ["TokenmillCore", "CZstd"], swiftSettings: optimize),

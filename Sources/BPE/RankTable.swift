@@ -1,4 +1,5 @@
 import CIntrinsics
+import Dispatch
 import TokenmillCore
 
 /// The mergeable ranks of a byte-level BPE vocabulary: token bytes <-> rank.
@@ -228,44 +229,75 @@ public final class RankTable: @unchecked Sendable {
     }
 
     /// The tables of an image file (`RankTable.readImage` has checked its header and
-    /// size): each section read into table memory and hashed, then the checksum compared
-    /// and every table checked (`checkImage`).
-    init(imageFD fd: Int32, header: [UInt64], sectionOffsets: [Int], checksumAt: Int) throws {
+    /// size): every section read into table memory and hashed — the 12 MiB slot table on
+    /// one worker (and checked there while it is in cache), the rest on another — then the
+    /// checksum compared and every table checked (`checkImage`).
+    init(imageFD fd: Int32, header: [UInt64], sectionOffsets: [Int], checksumAt: Int, threads: Int) throws {
         let bad = TokenmillError.unsupported("vocabulary image: damaged")
         count = Int(header[3]); mask = Int(header[4]); pairShift = header[5]; pairFilterShift = header[6]
         wholeLookups = header[7] & 1 != 0
         hasByteHoles = header[7] & 2 != 0
         let counts = header[9...].map { Int($0) }
-        var hasher = XXH3Stream()
-        header.map(\.littleEndian).withUnsafeBytes { hasher.update($0) }
         let arena = self.arena
-        func load<T>(_ s: Section, _: T.Type, table: Bool = false) throws -> UnsafeMutableBufferPointer<T> {
-            let n = counts[s.rawValue]
-            let b = table ? arena.table(T.self, capacity: max(n, 1)) : arena.buffer(T.self, capacity: max(n, 1))
-            let raw = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(b.baseAddress!), count: n * MemoryLayout<T>.stride)
-            guard RankTable.readFully(fd, raw, at: sectionOffsets[s.rawValue]) else { throw bad }
-            if n > 0 { hasher.update(UnsafeRawBufferPointer(raw)) }
-            return UnsafeMutableBufferPointer(start: b.baseAddress, count: n)
+        let all = Section.allCases
+        let raw: [UnsafeMutableRawBufferPointer] = all.map { s in
+            let bytes = counts[s.rawValue] * RankTable.elementSize(s)
+            let table: Bool
+            switch s {
+            case .bytes, .offsets, .slots, .pairSlots, .trigrams: table = true
+            default: table = false
+            }
+            let b = table ? arena.table(UInt64.self, capacity: max(bytes / 8 + 1, 1)) : arena.buffer(UInt64.self, capacity: max(bytes / 8 + 1, 1))
+            return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(b.baseAddress!), count: bytes)
         }
-        bytes = try load(.bytes, UInt8.self, table: true)
-        offsets = try load(.offsets, UInt32.self, table: true)
-        slots = try load(.slots, UInt64.self, table: true)
-        byteRanks = try load(.byteRanks, UInt32.self)
-        pairSlots = try load(.pairSlots, UInt64.self, table: true)
-        pairSides = try load(.pairSides, UInt64.self)
-        pairFilter = try load(.pairFilter, UInt64.self)
-        reachable = try load(.reachable, UInt64.self)
-        trigrams = try load(.trigrams, UInt64.self, table: true)
-        bytePairs = try load(.bytePairs, UInt32.self)
-        pairTokens = try load(.pairTokens, UInt64.self)
-        // Bools are read as bytes and must be 0 or 1 before they are Bools.
-        let holes = try load(.byteHoles, UInt8.self)
-        guard holes.count == 256, holes.allSatisfy({ $0 <= 1 }) else { throw bad }
-        byteHoles = UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer(holes.baseAddress!).bindMemory(to: Bool.self, capacity: 256), count: 256)
-        priorityToID = header[7] & 4 != 0 ? try load(.priorityToID, UInt32.self) : nil
+        let hashes = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: all.count)
+        let ok = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 2)
+        defer { hashes.deallocate(); ok.deallocate() }
+        let n = count, capacity = mask + 1
+        let groups: [[Section]] = [[.slots], all.filter { $0 != .slots }]
+        // One worker a group (both on the calling thread for a one-thread load).
+        let readGroup = { (g: Int) in
+            var fine = true
+            for s in groups[g] {
+                let r = raw[s.rawValue]
+                fine = fine && RankTable.readFully(fd, r, at: sectionOffsets[s.rawValue])
+                hashes[s.rawValue] = fine ? XXH3.hash64(UnsafeRawBufferPointer(r)) : 0
+            }
+            if fine && g == 0 {
+                fine = checkImageSlots(raw[Section.slots.rawValue], capacity: capacity, count: n)
+            }
+            ok[g] = fine
+        }
+        if threads >= 2 {
+            DispatchQueue.concurrentPerform(iterations: 2, execute: readGroup)
+        } else {
+            readGroup(0); readGroup(1)
+        }
+        var summary = header.map(\.littleEndian)
+        summary.append(contentsOf: hashes.map(\.littleEndian))
         var stored: UInt64 = 0
-        guard withUnsafeMutableBytes(of: &stored, { RankTable.readFully(fd, $0, at: checksumAt) }),
-              UInt64(littleEndian: stored) == hasher.digest() else { throw bad }
+        guard ok[0], ok[1], withUnsafeMutableBytes(of: &stored, { RankTable.readFully(fd, $0, at: checksumAt) }),
+              UInt64(littleEndian: stored) == summary.withUnsafeBytes({ XXH3.hash64($0) }) else { throw bad }
+        func typed<T>(_ s: Section, _: T.Type) -> UnsafeMutableBufferPointer<T> {
+            let r = raw[s.rawValue]
+            return UnsafeMutableBufferPointer(start: r.baseAddress!.bindMemory(to: T.self, capacity: max(counts[s.rawValue], 1)), count: counts[s.rawValue])
+        }
+        bytes = typed(.bytes, UInt8.self)
+        offsets = typed(.offsets, UInt32.self)
+        slots = typed(.slots, UInt64.self)
+        byteRanks = typed(.byteRanks, UInt32.self)
+        pairSlots = typed(.pairSlots, UInt64.self)
+        pairSides = typed(.pairSides, UInt64.self)
+        pairFilter = typed(.pairFilter, UInt64.self)
+        reachable = typed(.reachable, UInt64.self)
+        trigrams = typed(.trigrams, UInt64.self)
+        bytePairs = typed(.bytePairs, UInt32.self)
+        pairTokens = typed(.pairTokens, UInt64.self)
+        // Bools are read as bytes and must be 0 or 1 before they are Bools.
+        let holes = typed(.byteHoles, UInt8.self)
+        guard holes.count == 256, holes.allSatisfy({ $0 <= 1 }) else { throw bad }
+        byteHoles = typed(.byteHoles, Bool.self)
+        priorityToID = header[7] & 4 != 0 ? typed(.priorityToID, UInt32.self) : nil
         guard checkImage() else { throw bad }
     }
 

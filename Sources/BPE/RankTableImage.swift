@@ -9,10 +9,12 @@ import TokenmillCore
 /// short `tokenmill encode` and a fixed cost of every build and task).
 ///
 /// Layout (little-endian): the header — magic `TMRANKS1`, `imageVersion`, the key the
-/// caller derived from the vocabulary's source, `count`, `mask`, `pairShift`,
-/// `pairFilterShift`, flags, then each section's element count — then the sections in
-/// `Section.allCases` order, each starting on a 64-byte boundary, then the xxh3-64 of the
-/// header and of every section's bytes (padding excluded).
+/// caller derived from the vocabulary file, `count`, `mask`, `pairShift`,
+/// `pairFilterShift`, flags, the xxh3 of the vocabulary file's bytes (the tokenizer's
+/// `vocabHash`, known without reading the file), then each section's element count — then the sections in
+/// `Section.allCases` order, each starting on a 64-byte boundary, then the checksum: the
+/// xxh3-64 of the header's words followed by each section's own xxh3-64 (padding
+/// excluded), so sections can be read and hashed on several workers.
 ///
 /// The hot loops index with what these tables hold and check nothing, so a reader trusts
 /// nothing: the checksum first, then every size against the header's and every rank, pair
@@ -20,7 +22,7 @@ import TokenmillCore
 extension RankTable {
     static let imageMagic: UInt64 = 0x3153_4B4E_4152_4D54   // "TMRANKS1"
     /// Bump when a table's layout or how it is built changes.
-    static let imageVersion: UInt64 = 1
+    static let imageVersion: UInt64 = 2
 
     enum Section: Int, CaseIterable {
         case bytes, offsets, slots, byteRanks, pairSlots, pairSides, pairFilter, reachable, trigrams, bytePairs, pairTokens,
@@ -61,13 +63,12 @@ extension RankTable {
 
     /// Writes the image to `path` (atomically: a unique temporary name, then a rename, so
     /// processes that build the same vocabulary at once never see a torn file).
-    func writeImage(to path: String, key: UInt64) throws {
+    func writeImage(to path: String, key: UInt64, source: UInt64) throws {
         let secs = sections
         var header: [UInt64] = [RankTable.imageMagic, RankTable.imageVersion, key, UInt64(count), UInt64(mask), pairShift,
                                 pairFilterShift, (wholeLookups ? 1 : 0) | (hasByteHoles ? 2 : 0) | (priorityToID != nil ? 4 : 0)]
-        header.append(0)   // reserved
+        header.append(source)
         for (k, s) in secs.enumerated() { header.append(UInt64(s.count / RankTable.elementSize(Section(rawValue: k)!))) }
-        var hasher = XXH3Stream()
         var w = try AtomicFileWriter(path: path, durable: false)
         let zeros = [UInt8](repeating: 0, count: 64)
         var written = 0
@@ -75,21 +76,21 @@ extension RankTable {
             let n = (64 - written % 64) % 64
             if n > 0 { try zeros.withUnsafeBytes { try w.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }; written += n }
         }
-        try header.map(\.littleEndian).withUnsafeBytes { h in
-            hasher.update(h); try w.write(h); written += h.count
-        }
+        var summary = header.map(\.littleEndian)
+        try summary.withUnsafeBytes { h in try w.write(h); written += h.count }
         for s in secs {
             try pad()
-            if s.count > 0 { hasher.update(s); try w.write(s); written += s.count }
+            summary.append(XXH3.hash64(s).littleEndian)
+            if s.count > 0 { try w.write(s); written += s.count }
         }
         try pad()
-        try withUnsafeBytes(of: hasher.digest().littleEndian) { try w.write($0) }
+        try withUnsafeBytes(of: summary.withUnsafeBytes({ XXH3.hash64($0) }).littleEndian) { try w.write($0) }
         try w.commit()
     }
 
     /// Reads an image written by `writeImage` for `key`; nil when the file is absent, of
     /// another version or key, or fails any check (the caller then builds the table).
-    static func readImage(_ path: String, key: UInt64) -> RankTable? {
+    static func readImage(_ path: String, key: UInt64, threads: Int) -> (table: RankTable, source: UInt64)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -113,7 +114,8 @@ extension RankTable {
         }
         at = (at + 63) & ~63
         guard size == at + 8 else { return nil }
-        return try? RankTable(imageFD: fd, header: header, sectionOffsets: offsets, checksumAt: at)
+        guard let table = try? RankTable(imageFD: fd, header: header, sectionOffsets: offsets, checksumAt: at, threads: threads) else { return nil }
+        return (table, header[8])
     }
 
     static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Bool {
@@ -128,22 +130,21 @@ extension RankTable {
     }
 
     /// Checks that the tables an image holds are ones `init(tokens:)` could have built:
-    /// every index the hot loops take from them stays inside its table.
+    /// every index the hot loops take from them stays inside its table, and each
+    /// open-addressing table has a free slot (a probe ends). Sequential passes only (a
+    /// slot's key length is not compared with its token's: the lookup compares lengths
+    /// through `offsets` before it reads token bytes, so a wrong one cannot reach outside).
     func checkImage() -> Bool {
         let n = count
         guard n >= 1, n <= RankTable.maxPairVocabulary, offsets.count == n + 1, offsets[0] == 0 else { return false }
-        for r in 0..<n where offsets[r] > offsets[r + 1] { return false }
-        guard Int(offsets[n]) <= bytes.count else { return false }
+        let off = offsets.baseAddress!
+        var previous: UInt32 = 0
+        for r in 1...n { let o = off[r]; if o < previous { return false }; previous = o }
+        guard Int(previous) <= bytes.count else { return false }
         let capacity = mask + 1
         guard capacity >= 16, capacity & mask == 0, slots.count == 3 * capacity else { return false }
-        var empty = false
-        for i in 0..<capacity {
-            let m = slots[3 * i]
-            if m == 0 { empty = true; continue }
-            let r = Int(m & 0xFFFF_FFFF) - 1
-            guard r >= 0, r < n, Int(m >> 32 & 0xFF) == min(Int(offsets[r + 1] - offsets[r]), 255) else { return false }
-        }
-        guard empty, byteRanks.count == 256, byteHoles.count == 256 else { return false }
+        var empty = 0, bad = 0   // the slots themselves: `checkImageSlots`, on the worker that read them
+        guard byteRanks.count == 256, byteHoles.count == 256 else { return false }
         for b in 0..<256 {
             guard byteRanks[b] == RankTable.none || Int(byteRanks[b]) < n, byteHoles[b] == (byteRanks[b] == RankTable.none) else { return false }
         }
@@ -152,13 +153,15 @@ extension RankTable {
         if let ids = priorityToID { for i in 0..<ids.count where Int(ids[i]) >= n { return false } }
         let pc = pairSlots.count
         guard pc >= 16, pc & (pc - 1) == 0, pairShift == UInt64(64 - pc.trailingZeroBitCount) else { return false }
-        empty = false
-        for e in pairSlots {
-            if e == 0 { empty = true; continue }
-            let a = Int(e >> 41), b = Int(e >> 21 & 0xF_FFFF), p = Int(e & 0x1F_FFFF) - 1
-            guard a < n, b < n, p >= 0, p < priorities else { return false }
+        let ps = pairSlots.baseAddress!
+        empty = 0
+        for i in 0..<pc {
+            let e = ps[i]
+            let a = Int(truncatingIfNeeded: e >> 41), b = Int(truncatingIfNeeded: e >> 21 & 0xF_FFFF), p = Int(truncatingIfNeeded: e & 0x1F_FFFF)
+            empty &+= e == 0 ? 1 : 0
+            bad |= (e != 0 && (a >= n || b >= n || p == 0 || p > priorities)) ? 1 : 0
         }
-        guard empty, pairSides.count == n / 32 + 1, reachable.count == n / 64 + 1 else { return false }
+        guard bad == 0, empty > 0, pairSides.count == n / 32 + 1, reachable.count == n / 64 + 1 else { return false }
         let filterWords = pairFilter.count
         guard filterWords >= 64, filterWords & (filterWords - 1) == 0,
               pairFilterShift == UInt64(64 - filterWords.trailingZeroBitCount) else { return false }
@@ -166,6 +169,21 @@ extension RankTable {
         for p in bytePairs where p != RankTable.none && Int(p) >= priorities { return false }
         return true
     }
+}
+
+/// Every slot of a rank table's image holds a rank below `count` or is empty, and one is
+/// empty (a probe ends): read in one sequential pass over the meta words.
+func checkImageSlots(_ raw: UnsafeMutableRawBufferPointer, capacity: Int, count n: Int) -> Bool {
+    guard capacity >= 16, capacity & (capacity - 1) == 0, raw.count == 24 * capacity else { return false }
+    let sl = raw.baseAddress!.assumingMemoryBound(to: UInt64.self)
+    var empty = 0, bad = 0
+    for i in 0..<capacity {
+        let m = sl[3 * i]
+        let r = Int(truncatingIfNeeded: m & 0xFFFF_FFFF)   // rank + 1; 0 only in an empty slot
+        empty &+= m == 0 ? 1 : 0
+        bad |= (m != 0 && (r == 0 || r > n)) ? 1 : 0
+    }
+    return bad == 0 && empty > 0
 }
 
 /// Where compiled vocabularies are kept: `$TOKENMILL_CACHE_DIR`, else
@@ -183,17 +201,23 @@ public enum VocabularyCache {
         return nil
     }
 
-    /// The key of a table built from `source` (the vocabulary file's bytes) by `kind`
-    /// (how those bytes became tokens and merges), and by this very executable: its size
-    /// and modification time, so that a rebuilt binary never reads a table an older build
-    /// of the code made.
-    static func key(source: UInt64, kind: String) -> UInt64 {
+    /// The key of the table built by `kind` (how the file's bytes become tokens) from the
+    /// vocabulary file at `path` as it is now — its device, inode, size and modification
+    /// time, so a cache hit does not read the file at all — and by this very executable
+    /// (its size and modification time: a rebuilt binary never reads a table an older build
+    /// of the code made). nil when the file cannot be looked at (the load then reports it).
+    static func key(file path: String, kind: String) -> UInt64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
         var parts = [UInt8](kind.utf8)
-        withUnsafeBytes(of: source.littleEndian) { parts.append(contentsOf: $0) }
-        if let (size, mtime) = try? FileSystem.sizeAndMTime("/proc/self/exe") {
-            withUnsafeBytes(of: UInt64(size).littleEndian) { parts.append(contentsOf: $0) }
-            withUnsafeBytes(of: UInt64(bitPattern: Int64(mtime)).littleEndian) { parts.append(contentsOf: $0) }
+        func add(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { parts.append(contentsOf: $0) } }
+        add(UInt64(st.st_dev)); add(UInt64(st.st_ino)); add(UInt64(st.st_size))
+        add(UInt64(st.st_mtim.tv_sec)); add(UInt64(st.st_mtim.tv_nsec))
+        var exe = stat()
+        if stat("/proc/self/exe", &exe) == 0 {
+            add(UInt64(exe.st_size)); add(UInt64(exe.st_mtim.tv_sec)); add(UInt64(exe.st_mtim.tv_nsec))
         }
+        add(RankTable.imageVersion)
         return XXH3.hash64(parts)
     }
 
@@ -201,19 +225,20 @@ public enum VocabularyCache {
     /// cache is really used).
     nonisolated(unsafe) public static var imageReads = 0
 
-    /// The table for `key` from the cache, or `build()`'s, which is then stored.
-    static func rankTable(key: UInt64, _ build: () throws -> RankTable) throws -> RankTable {
-        guard let dir = directory else { return try build() }
+    /// The table for `key` and the xxh3 of the vocabulary file it came from: from the
+    /// cache, or from `build()`, whose result is then stored.
+    static func rankTable(key: UInt64?, threads: Int, _ build: () throws -> (RankTable, UInt64)) throws -> (RankTable, UInt64) {
+        guard let key, let dir = directory else { return try build() }
         let path = FileSystem.join(dir, "ranks-\(XXH3.hex(key)).tmrt")
-        if let table = RankTable.readImage(path, key: key) {
+        if let (table, source) = RankTable.readImage(path, key: key, threads: threads) {
             imageReads += 1
-            return table
+            return (table, source)
         }
-        let table = try build()
-        if (try? FileSystem.makeDirectories(dir)) != nil, (try? table.writeImage(to: path, key: key)) != nil {
+        let (table, source) = try build()
+        if (try? FileSystem.makeDirectories(dir)) != nil, (try? table.writeImage(to: path, key: key, source: source)) != nil {
             prune(dir)
         }
-        return table
+        return (table, source)
     }
 
     /// Images kept: the newest few (every rebuilt executable keys its own, ~21 MB each

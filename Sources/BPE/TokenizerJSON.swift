@@ -153,9 +153,16 @@ enum TokenizerJSON {
     /// with text that does not contain it, and every later step only replaces a non-empty
     /// string with a non-empty one of characters `pattern` lacks (so it can neither make an
     /// occurrence nor join two pieces of one).
+    /// Whether `bytes` holds `part` somewhere (a plain search: these are a few bytes long).
+    static func holds(_ bytes: [UInt8], _ part: [UInt8]) -> Bool {
+        guard !part.isEmpty, part.count <= bytes.count else { return part.isEmpty }
+        for i in 0...(bytes.count - part.count) where bytes[i..<(i + part.count)].elementsEqual(part) { return true }
+        return false
+    }
+
     static func normalizerRemoves(_ pattern: [UInt8], _ steps: [SentencePieceBPE.NormalizerStep]) -> Bool {
         let patternText = String(decoding: pattern, as: UTF8.self)
-        guard let k = steps.lastIndex(where: { if case .replace(let a, let b) = $0 { a == pattern && !String(decoding: b, as: UTF8.self).contains(patternText) } else { false } }) else { return false }
+        guard let k = steps.lastIndex(where: { if case .replace(let a, let b) = $0 { a == pattern && !Self.holds(b, pattern) } else { false } }) else { return false }
         for step in steps[(k + 1)...] {
             switch step {
             case .prepend(let p):

@@ -356,7 +356,7 @@ struct SpecParser {
             tokenizer = t
         }
         // A file or folder (not a built-in name) is relative to the spec, like sources.
-        if tokenizer.contains("/") || tokenizer.hasSuffix(".json") || tokenizer.hasSuffix(".tiktoken") || FileSystem.isDirectory(FileSystem.join(specDir, tokenizer)) {
+        if tokenizer.contains("/" as Character) || tokenizer.hasSuffix(".json") || tokenizer.hasSuffix(".tiktoken") || FileSystem.isDirectory(FileSystem.join(specDir, tokenizer)) {
             tokenizer = FileSystem.join(specDir, tokenizer)
             guard FileSystem.fileExists(tokenizer) else { throw err("tokenizer", "'\(tokenizer)' does not exist (paths are relative to the spec's folder)") }
         }

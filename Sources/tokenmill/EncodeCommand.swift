@@ -29,38 +29,162 @@ enum EncodeCommand {
         }
         let path = a.positionals.first ?? "-"
         let field = a.options["--field"]
-        let input = try BlockInput(path)
-        var firstLine = 1, dropped = 0
-        // The input streams through in blocks of whole lines (~8 MB: memory does not grow
-        // with the input); each block's lines are encoded on all workers and written in
-        // input order before the next block is read.
-        while let (base, count) = try input.nextBlock() {
-            let lines = splitLines(base, count)
-            let batches: [([UInt8], Int)] = try parallelBatches(count: lines.count, threads: threads, batchSize: 256) { range in
-                try encodeBatch(lines[range], base, tokenizer: tokenizer, field: field, allowed: allowed, path: path,
-                                firstLine: firstLine + range.lowerBound)
+        let writer = OrderedWriter()
+        var st = stat()
+        if path != "-" && stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
+            try encodeMapped(path, threads: threads, writer: writer) { lines, base, lineNumber in
+                try encodeChunk(lines, base, tokenizer: tokenizer, field: field, allowed: allowed, path: path, lineNumber: lineNumber)
             }
-            for (o, d) in batches { o.withUnsafeBytes { FileSystem.writeStdout($0) }; dropped += d }
-            firstLine += lines.count
+        } else {
+            try encodeStream(path, threads: threads, writer: writer) { lines, base, lineNumber in
+                try encodeChunk(lines, base, tokenizer: tokenizer, field: field, allowed: allowed, path: path, lineNumber: lineNumber)
+            }
         }
         // `tokenizers` drops a byte its vocabulary has no token for; so does encode, and
         // says how many it dropped.
+        let dropped = writer.dropped
         if dropped > 0 { FileSystem.writeStderr("tokenmill: dropped \(dropped) byte\(dropped == 1 ? "" : "s") that \(tokenizer.name) has no token for (as the tokenizers library does)") }
     }
 
-    /// One batch of lines: every line's ids into one flat array, then all of them written
+    /// Encodes one chunk: its lines (ranges in `base`), a line's number in the whole input
+    /// from its index in the chunk (asked only for an error) -> the JSON lines and the
+    /// bytes dropped.
+    typealias ChunkEncoder = ([(Int, Int)], UnsafePointer<UInt8>, (Int) -> Int) throws -> ([UInt8], Int)
+
+    /// A regular file, mapped: workers take chunks of ~64 KB of whole lines from a shared
+    /// cursor, in input order, for as long as there are any (no barrier anywhere), and hand
+    /// each chunk's JSON to the ordered writer; input pages are released once their chunk
+    /// is written, so resident memory stays a few chunks whatever the file's size. After a
+    /// bad line no new chunk is taken, and the error of the earliest chunk is the one
+    /// reported (the first bad line in the input).
+    static func encodeMapped(_ path: String, threads: Int, writer: OrderedWriter, _ encode: ChunkEncoder) throws {
+        let file = try FileSystem.map(path, populate: false)
+        guard let base = file.bytes.baseAddress else { return }
+        let n = file.bytes.count
+        let source = ChunkCursor(base, n)
+        // Released a few MB at a time (the writer calls this under its writing turn only).
+        var released = 0
+        writer.written = { end in
+            guard end - released >= 4 << 20 else { return }
+            file.release(released..<end)
+            released = end & ~4095
+        }
+        let failures = FirstFailure()
+        _ = try parallelBatches(count: threads, threads: threads, batchSize: 1) { _ in
+            while let (index, range) = source.next() {
+                do {
+                    let lines = splitLines(base + range.lowerBound, range.count)
+                    let (out, dropped) = try encode(lines, base + range.lowerBound) { k in 1 + countNewlines(base, range.lowerBound) + k }
+                    writer.submit(index, out, dropped: dropped, end: range.upperBound)
+                } catch {
+                    failures.record(index, error)
+                    source.stop()
+                }
+            }
+        }
+        try failures.rethrow()
+    }
+
+    /// A pipe or stdin: blocks of whole lines read into one buffer (`BlockInput`), each
+    /// block's chunks encoded on all workers before the next block is read.
+    static func encodeStream(_ path: String, threads: Int, writer: OrderedWriter, _ encode: ChunkEncoder) throws {
+        let input = try BlockInput(path)
+        var firstLine = 1, chunkBase = 0
+        while let (base, count) = try input.nextBlock() {
+            let chunks = cutChunks(base, count)
+            let lineCounts: [Int] = try parallelBatches(count: chunks.count, threads: threads, batchSize: 1) { r in
+                let c = chunks[r.lowerBound]
+                let lines = splitLines(base + c.lowerBound, c.count)
+                let (out, dropped) = try encode(lines, base + c.lowerBound) { k in firstLine + countNewlines(base, c.lowerBound) + k }
+                writer.submit(chunkBase + r.lowerBound, out, dropped: dropped, end: 0)
+                return lines.count
+            }
+            chunkBase += chunks.count
+            firstLine += lineCounts.reduce(0, +)
+        }
+    }
+
+    /// Hands out whole-line chunks of a mapped file in order.
+    final class ChunkCursor: @unchecked Sendable {
+        let lock = NSLockLite()
+        let base: UnsafePointer<UInt8>
+        let n: Int
+        var position = 0, index = 0
+        var stopped = false
+
+        init(_ base: UnsafePointer<UInt8>, _ n: Int) { self.base = base; self.n = n }
+
+        func next() -> (Int, Range<Int>)? {
+            lock.lock(); defer { lock.unlock() }
+            guard !stopped, position < n else { return nil }
+            let s = position
+            var e = min(n, s + EncodeCommand.chunkSize)
+            if e < n, let nl = memchr(base + e - 1, 0x0A, n - e + 1) {
+                e = UnsafeRawPointer(nl) - UnsafeRawPointer(base) + 1
+            } else {
+                e = n
+            }
+            position = e
+            index += 1
+            return (index - 1, s..<e)
+        }
+
+        func stop() { lock.lock(); stopped = true; lock.unlock() }
+    }
+
+    /// The error of the earliest chunk that failed.
+    final class FirstFailure: @unchecked Sendable {
+        let lock = NSLockLite()
+        var first: (Int, Error)?
+        func record(_ index: Int, _ error: Error) {
+            lock.lock(); defer { lock.unlock() }
+            if first == nil || index < first!.0 { first = (index, error) }
+        }
+        func rethrow() throws { if let (_, e) = first { throw e } }
+    }
+
+    /// Whole-line chunks of about `chunkSize` bytes (a longer line is a chunk of its own).
+    static let chunkSize = 64 << 10
+
+    static func cutChunks(_ base: UnsafePointer<UInt8>, _ n: Int) -> [Range<Int>] {
+        var chunks: [Range<Int>] = []
+        var s = 0
+        while s < n {
+            var e = min(n, s + chunkSize)
+            if e < n, let nl = memchr(base + e - 1, 0x0A, n - e + 1) {
+                e = UnsafeRawPointer(nl) - UnsafeRawPointer(base) + 1
+            } else {
+                e = n
+            }
+            chunks.append(s..<e)
+            s = e
+        }
+        return chunks
+    }
+
+    static func countNewlines(_ base: UnsafePointer<UInt8>, _ n: Int) -> Int {
+        var count = 0, s = 0
+        while s < n, let nl = memchr(base + s, 0x0A, n - s) {
+            count += 1
+            s = UnsafeRawPointer(nl) - UnsafeRawPointer(base) + 1
+        }
+        return count
+    }
+
+    /// One chunk of lines: every line's ids into one flat array, then all of them written
     /// as JSON in one pass into an output buffer of exactly the size they need.
-    static func encodeBatch(_ lines: ArraySlice<(Int, Int)>, _ buf: UnsafePointer<UInt8>, tokenizer: Tokenizer, field: String?,
-                            allowed: [(bytes: [UInt8], id: UInt32)], path: String, firstLine: Int) throws -> ([UInt8], Int) {
+    static func encodeChunk(_ lines: [(Int, Int)], _ buf: UnsafePointer<UInt8>, tokenizer: Tokenizer, field: String?,
+                            allowed: [(bytes: [UInt8], id: UInt32)], path: String,
+                            lineNumber: (Int) -> Int) throws -> ([UInt8], Int) {
         var enc = tokenizer.makeEncoder()
         var ids: [UInt32] = []
         var ends: [Int] = []
         ends.reserveCapacity(lines.count)
-        var scan = field.map { FieldScan($0) }
+        let scan = field.map { FieldScan($0) }
         for (k, (s, e)) in lines.enumerated() {
             let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
-            if scan != nil {
-                try scan!.withText(slice, path: path, line: firstLine + k) { enc.encode($0, allowedSpecial: allowed, into: &ids) }
+            if let scan {
+                try scan.withText(slice, path: path, line: { lineNumber(k) }) { enc.encode($0, allowedSpecial: allowed, into: &ids) }
             } else if let fixed = UTF8Validation.repaired(slice) {
                 fixed.withUnsafeBufferPointer { enc.encode($0, allowedSpecial: allowed, into: &ids) }
             } else {
@@ -69,6 +193,36 @@ enum EncodeCommand {
             ends.append(ids.count)
         }
         return (IDWriter.json(ids, lineEnds: ends), enc.droppedBytes)
+    }
+
+    /// Writes chunks to stdout in chunk order, whichever worker finishes them: a chunk is
+    /// written as soon as every chunk before it is (by the worker that completes the run),
+    /// so no worker waits for the writing and nothing is held longer than needed.
+    /// `written(end)` is told the input offset all written chunks end at.
+    final class OrderedWriter: @unchecked Sendable {
+        private let lock = NSLockLite()
+        private var pending: [Int: ([UInt8], Int)] = [:]
+        private var next = 0
+        private var writing = false
+        private(set) var dropped = 0
+        var written: ((Int) -> Void)?
+
+        func submit(_ index: Int, _ bytes: [UInt8], dropped: Int, end: Int) {
+            lock.lock()
+            self.dropped += dropped
+            pending[index] = (bytes, end)
+            if writing { lock.unlock(); return }
+            writing = true
+            while let (out, end) = pending.removeValue(forKey: next) {
+                next += 1
+                lock.unlock()
+                out.withUnsafeBytes { FileSystem.writeStdout($0) }
+                written?(end)
+                lock.lock()
+            }
+            writing = false
+            lock.unlock()
+        }
     }
 
     /// The `--field` of a JSON line, scanned in place (`JSONParser.scanObject`: no value
@@ -93,7 +247,7 @@ enum EncodeCommand {
 
         deinit { slot.deallocate(); end.deallocate(); inScratch.deallocate(); scratch.deallocate() }
 
-        func withText(_ line: UnsafeBufferPointer<UInt8>, path: String, line lineNo: Int,
+        func withText(_ line: UnsafeBufferPointer<UInt8>, path: String, line lineNo: () -> Int,
                       _ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
             if line.count > capacity {
                 scratch.deallocate()
@@ -111,14 +265,14 @@ enum EncodeCommand {
         }
     }
 
-    static func fieldText(_ line: UnsafeBufferPointer<UInt8>, field: String, path: String, line lineNo: Int) throws -> [UInt8] {
+    static func fieldText(_ line: UnsafeBufferPointer<UInt8>, field: String, path: String, line lineNo: () -> Int) throws -> [UInt8] {
         let value: JSONValue
         do { value = try JSONParser.parse(Array(line)) } catch {
-            throw TokenmillError.badInput(path: path, line: lineNo, message: "invalid JSON: \(error.message)")
+            throw TokenmillError.badInput(path: path, line: lineNo(), message: "invalid JSON: \(error.message)")
         }
-        guard let v = value[field] else { throw TokenmillError.badInput(path: path, line: lineNo, message: "missing field '\(field)'") }
+        guard let v = value[field] else { throw TokenmillError.badInput(path: path, line: lineNo(), message: "missing field '\(field)'") }
         guard case .string(let s) = v else {
-            throw TokenmillError.badInput(path: path, line: lineNo, message: "field '\(field)' is \(v.kindName), expected a string")
+            throw TokenmillError.badInput(path: path, line: lineNo(), message: "field '\(field)' is \(v.kindName), expected a string")
         }
         return s
     }

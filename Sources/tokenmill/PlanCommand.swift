@@ -51,7 +51,7 @@ enum PlanCommand {
 
     static func absolute(_ p: String) -> String {
         if p.hasPrefix("/") { return p }
-        if !p.contains("/") { return p }   // a command found on PATH
+        if !p.contains("/" as Character) { return p }   // a command found on PATH
         return FileSystem.join(FileSystem.currentDirectory(), p)
     }
 
