@@ -26,7 +26,9 @@ Tools, each in a subprocess of its own per (vocabulary, shape, threads), every r
   bpe-openai (encode_ordinary; two threads: its encode_ordinary_batch), tokie and gigatok
   (encode_batch on a tokenizer.json made from the same ranks by
   python/tests/hf_convert.py), splintr (encode_batch_flat). Rayon-based peers get
-  RAYON_NUM_THREADS=N. Batches of 1,000 texts. A peer that does not install gets a
+  RAYON_NUM_THREADS=N, and every process (peers, `tokenmill encode`, the library run)
+  is held to N CPUs (sched_setaffinity): fastokens' batch call used 1.6 CPUs with
+  RAYON_NUM_THREADS=1. Batches of 1,000 texts. A peer that does not install gets a
   "not run" row; each peer's ids are checked against tiktoken on the first 300 texts of
   the first part, a mismatch is printed.
 The figure per tool is the median over rounds.
@@ -106,8 +108,17 @@ def hf_json(vocab):
     return path if os.path.exists(path) else build(vocab, out)
 
 
+def pin(threads):
+    """Holds the calling process to `threads` CPUs: a library that starts threads of its
+    own whatever RAYON_NUM_THREADS says (fastokens' encode_batch_flat used 1.6 CPUs "on
+    one thread") is measured on the cores it is given, like everyone else."""
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, set(cpus[:max(1, threads)]))
+
+
 def peer_worker(peer, vocab, threads, files):
     """Runs in a subprocess: prints one JSON line with each round's seconds."""
+    pin(threads)
     from tiktoken_offline import get_encoding, ranks_path
     ref = get_encoding(vocab)
     ids = lambda x: list(x)
@@ -163,8 +174,9 @@ def run_peer(peer, vocab, threads, files):
     p = subprocess.run([sys.executable, __file__, "--worker", peer, vocab, str(threads), *files],
                        capture_output=True, text=True, env=env)
     if p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or ["?"])[-1]
-        return None, last[:120]
+        lines = p.stderr.strip().splitlines() or ["?"]
+        said = next((l for l in reversed(lines) if "Error" in l), lines[-1])
+        return None, said.strip()[:140].replace("|", "/")
     return json.loads(p.stdout.strip().splitlines()[-1]), None
 
 
@@ -175,10 +187,10 @@ def run_tokenmill(vocab, threads, path):
     t0 = time.perf_counter()
     with open(out, "wb") as f:
         subprocess.run([TOKENMILL, "encode", "--tokenizer", vocab, "--field", "text", "--threads", str(threads), path],
-                       stdout=f, check=True)
+                       stdout=f, check=True, preexec_fn=lambda: pin(threads))
     command = time.perf_counter() - t0
     lib = subprocess.run([BENCH, "bpe", "--tokenizer", vocab, "--corpus", path, "--threads", str(threads), "--repeat", "1"],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, preexec_fn=lambda: pin(threads))
     return command, json.loads(lib.stdout)["seconds"]
 
 
