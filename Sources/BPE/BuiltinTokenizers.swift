@@ -90,9 +90,10 @@ public enum TokenizerLoader {
     }
 
     static func load(name: String, path: String, builtin b: Builtin, threads: Int) throws -> Tokenizer {
-        let (table, hash) = try VocabularyCache.rankTable(key: VocabularyCache.key(file: path, kind: "tiktoken"), threads: threads) {
-            let data = try FileSystem.readFile(path)
-            return (try RankTable(tokens: try TiktokenFile.parse(data, path: path, threads: threads), threads: threads), XXH3.hash64(data))
+        let data = try FileSystem.readFile(path)
+        let hash = XXH3.hash64(data)
+        let (table, _) = try VocabularyCache.rankTable(key: VocabularyCache.key(source: hash, kind: "tiktoken"), threads: threads) {
+            (try RankTable(tokens: try TiktokenFile.parse(data, path: path, threads: threads), threads: threads), hash)
         }
         let eos = b.special[0].1
         return Tokenizer(name: name, ranks: table, pretokenizer: b.pretokenizer, special: b.special, eos: eos,

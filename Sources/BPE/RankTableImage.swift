@@ -201,18 +201,15 @@ public enum VocabularyCache {
         return nil
     }
 
-    /// The key of the table built by `kind` (how the file's bytes become tokens) from the
-    /// vocabulary file at `path` as it is now — its device, inode, size and modification
-    /// time, so a cache hit does not read the file at all — and by this very executable
-    /// (its size and modification time: a rebuilt binary never reads a table an older build
-    /// of the code made). nil when the file cannot be looked at (the load then reports it).
-    static func key(file path: String, kind: String) -> UInt64? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
+    /// The key of the table built by `kind` (how the file's bytes become tokens) from a
+    /// vocabulary file whose bytes hash to `source`, by this very executable (its size
+    /// and modification time: a rebuilt binary never reads a table an older build of the
+    /// code made). Keyed by content, not by the file's name and time: a file rewritten in
+    /// place within the file system's timestamp resolution (a few ms) keeps its mtime.
+    static func key(source: UInt64, kind: String) -> UInt64 {
         var parts = [UInt8](kind.utf8)
         func add(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { parts.append(contentsOf: $0) } }
-        add(UInt64(st.st_dev)); add(UInt64(st.st_ino)); add(UInt64(st.st_size))
-        add(UInt64(st.st_mtim.tv_sec)); add(UInt64(st.st_mtim.tv_nsec))
+        add(source)
         var exe = stat()
         if stat("/proc/self/exe", &exe) == 0 {
             add(UInt64(exe.st_size)); add(UInt64(exe.st_mtim.tv_sec)); add(UInt64(exe.st_mtim.tv_nsec))
@@ -227,8 +224,8 @@ public enum VocabularyCache {
 
     /// The table for `key` and the xxh3 of the vocabulary file it came from: from the
     /// cache, or from `build()`, whose result is then stored.
-    static func rankTable(key: UInt64?, threads: Int, _ build: () throws -> (RankTable, UInt64)) throws -> (RankTable, UInt64) {
-        guard let key, let dir = directory else { return try build() }
+    static func rankTable(key: UInt64, threads: Int, _ build: () throws -> (RankTable, UInt64)) throws -> (RankTable, UInt64) {
+        guard let dir = directory else { return try build() }
         let path = FileSystem.join(dir, "ranks-\(XXH3.hex(key)).tmrt")
         if let (table, source) = RankTable.readImage(path, key: key, threads: threads) {
             imageReads += 1

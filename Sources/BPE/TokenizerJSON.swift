@@ -91,28 +91,34 @@ enum TokenizerJSON {
         for (_, id) in special { maxID = max(maxID, Int(id)) }
         for a in added { maxID = max(maxID, Int(a.entry.id)) }
         guard maxID >= 0, maxID < RankTable.maxPairVocabulary else { throw refuse("model.vocab: empty or too large") }
-        var tokens = [[UInt8]?](repeating: nil, count: maxID + 1)
-        var idOf: [String: UInt32] = [:]
-        idOf.reserveCapacity(vocab.count)
-        for m in vocab {
-            guard let id = m.value.intValue, id >= 0 else { throw refuse("model.vocab: id of \(JSONWriter.quoted(m.keyString)) is not a non-negative integer") }
-            idOf[m.keyString] = UInt32(id)
-            if specialTexts.contains(m.keyString) { continue }   // never produced by merges from data
-            guard let raw = ByteLevelAlphabet.decode(m.key) else {
-                if addedTexts.contains(m.keyString) { continue }
-                throw refuse("model.vocab: token \(JSONWriter.quoted(m.keyString)) is not in the byte-level alphabet (not a byte-level BPE vocabulary)")
+        // The vocabulary's tables: from the compiled-vocabulary cache when a file with these
+        // bytes was loaded before, which skips decoding 50-200k byte-level strings and the
+        // merges (their checks passed then: a refused vocabulary never leaves an image).
+        let fileHash = XXH3.hash64(bytes)
+        let (table, _) = try VocabularyCache.rankTable(key: VocabularyCache.key(source: fileHash, kind: "tokenizer.json"), threads: threads) {
+            var tokens = [[UInt8]?](repeating: nil, count: maxID + 1)
+            var idOf: [String: UInt32] = [:]
+            idOf.reserveCapacity(vocab.count)
+            for m in vocab {
+                guard let id = m.value.intValue, id >= 0 else { throw refuse("model.vocab: id of \(JSONWriter.quoted(m.keyString)) is not a non-negative integer") }
+                idOf[m.keyString] = UInt32(id)
+                if specialTexts.contains(m.keyString) { continue }   // never produced by merges from data
+                guard let raw = ByteLevelAlphabet.decode(m.key) else {
+                    if addedTexts.contains(m.keyString) { continue }
+                    throw refuse("model.vocab: token \(JSONWriter.quoted(m.keyString)) is not in the byte-level alphabet (not a byte-level BPE vocabulary)")
+                }
+                if tokens[id] != nil { throw refuse("model.vocab: id \(id) used twice") }
+                tokens[id] = raw
             }
-            if tokens[id] != nil { throw refuse("model.vocab: id \(id) used twice") }
-            tokens[id] = raw
-        }
-        var merges: [(UInt32, UInt32)] = []
-        for (k, parts) in try mergeLines(model, refuse) {
-            guard parts.count == 2, let a = idOf[parts[0]], let b = idOf[parts[1]] else {
-                throw refuse("model.merges[\(k)]: expected two vocabulary tokens")
+            var merges: [(UInt32, UInt32)] = []
+            for (k, parts) in try mergeLines(model, refuse) {
+                guard parts.count == 2, let a = idOf[parts[0]], let b = idOf[parts[1]] else {
+                    throw refuse("model.merges[\(k)]: expected two vocabulary tokens")
+                }
+                merges.append((a, b))
             }
-            merges.append((a, b))
+            return (try RankTable(tokens: tokens, merges: merges, wholeLookups: ignoreMerges, threads: threads), fileHash)
         }
-        let table = try RankTable(tokens: tokens, merges: merges, wholeLookups: ignoreMerges, threads: threads)
 
         let normalization = try normalizer(root["normalizer"], refuse)
         let steps = try preTokenizerSteps(root["pre_tokenizer"], refuse)
@@ -145,7 +151,7 @@ enum TokenizerJSON {
         // only when nothing beside the file does — a build refuses a guess.
         let (eos, guess) = try eosOrGuess(path, special: special, candidates: ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<EOT>", "<|im_end|>"], refuse)
         return Tokenizer(name: name, ranks: table, pretokenizer: config.pretokenizer, special: special, eos: eos,
-                         vocabSize: maxID + 1, vocabHash: XXH3.hash64(bytes), addPrefixSpace: config.addPrefixSpace, normalization: config.normalization,
+                         vocabSize: maxID + 1, vocabHash: fileHash, addPrefixSpace: config.addPrefixSpace, normalization: config.normalization,
                          general: general, eosGuess: guess, specialStrips: specialStrips)
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import time
 import warnings
@@ -296,3 +297,43 @@ def test_the_vocabulary_cache_is_used_rebuilt_when_damaged_and_can_be_off(tokenm
     assert images[0].read_bytes() == original, "a damaged image is rebuilt as it was"
     assert encode("off") == want
     assert not (tmp_path / "off").exists() and len(list(cache.iterdir())) == 1
+
+
+@pytest.mark.binary
+def test_a_rewritten_tokenizer_json_never_reuses_the_old_tables(tokenmill_bin, tmp_path):
+    """The cache keys a tokenizer.json by its bytes: the same file rewritten at once with
+    two tokens' ids swapped (same size, same name, likely the same mtime) gives the new
+    ids, as `tokenizers` does, and leaves an image of its own."""
+    import tokenizers
+    from hf_convert import build
+    path = Path(build("gpt2", str(tmp_path)))
+    cache = tmp_path / "cache"
+    texts = ["the quick brown fox and the lazy dog", "and then the end"]
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+
+    def encode():
+        run = subprocess.run([str(tokenmill_bin), "encode", "--tokenizer", str(path), "--field", "text", "-"], input=payload,
+                             capture_output=True, env=dict(os.environ, TOKENMILL_CACHE_DIR=str(cache)), check=True)
+        return [json.loads(l) for l in run.stdout.decode().splitlines()]
+
+    def reference():
+        hf = tokenizers.Tokenizer.from_file(str(path))
+        return [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+
+    assert encode() == reference()
+    # Swap the ids of two vocabulary entries in the text itself: the same bytes but four digits.
+    text = path.read_text(encoding="utf-8")
+    vocab = json.loads(text)["model"]["vocab"]
+    a, b = "\u0120the", "\u0120and"
+    ka, kb = json.dumps(a, ensure_ascii=False)[1:-1], json.dumps(b, ensure_ascii=False)[1:-1]
+    assert len(str(vocab[a])) == len(str(vocab[b]))
+    ea, eb = re.search(f'"{re.escape(ka)}": ?{vocab[a]}\\b', text), re.search(f'"{re.escape(kb)}": ?{vocab[b]}\\b', text)
+    assert ea and eb
+    swapped = {ea.group(0): ea.group(0).replace(str(vocab[a]), str(vocab[b])), eb.group(0): eb.group(0).replace(str(vocab[b]), str(vocab[a]))}
+    new = re.sub("|".join(re.escape(k) for k in swapped), lambda m: swapped[m.group(0)], text)
+    before = path.stat().st_size
+    path.write_text(new, encoding="utf-8")
+    assert path.stat().st_size == before
+    got = encode()
+    assert got == reference()
+    assert len(list(cache.glob("ranks-*.tmrt"))) == 2, "the rewritten file has an image of its own"
