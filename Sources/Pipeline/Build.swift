@@ -210,6 +210,9 @@ public final class Build {
                 try done(p, r, records: 0, bytes: 0)
             }
         case .nearBands:
+            // The candidates every band reads, computed on all workers before the bands
+            // start (inside the first band, the others would wait for it on one core).
+            if !pending.isEmpty { _ = try NearDedupStep.candidates(ctx) }
             try parallelUnits(pending, workers: ctx.threads) { b in
                 try done(b, try NearDedupStep.runBand(ctx, band: b), records: 0, bytes: 0)
             }

@@ -57,18 +57,37 @@ struct NearDedupStep {
     static func candidates(_ ctx: BuildContext) throws -> Candidates {
         ctx.lock.lock(); defer { ctx.lock.unlock() }
         if let c = ctx.candidatesMemo { return c }
-        var dups = SortedIDCursor(try ctx.exactDuplicates())
-        var c = Candidates()
-        for u in ctx.units.indices {
+        // Each unit on a worker (its rows file read and its candidates numbered from 0, its
+        // share of the sorted exact duplicates found by binary search), then the numbers
+        // offset by the candidates of the units before it: the serial pass this was took a
+        // third of near-bands at two threads.
+        let dups = try ctx.exactDuplicates()
+        func firstAtLeast(_ id: RecordID) -> Int {
+            var lo = 0, hi = dups.count
+            while lo < hi { let m = (lo + hi) / 2; if dups[m] < id { lo = m + 1 } else { hi = m } }
+            return lo
+        }
+        let perUnit = try parallelBatches(count: ctx.units.count, threads: ctx.threads, batchSize: 1) { r -> ([RecordID], [Int32]) in
+            let u = r.lowerBound
             let rows = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u))
+            let from = firstAtLeast(recordID(unit: u, row: 0)), to = firstAtLeast(recordID(unit: u + 1, row: 0))
+            var unitDups = SortedIDCursor(Array(dups[from..<to]))
+            var ids: [RecordID] = []
             var numbers = [Int32](repeating: -1, count: rows.count)
             for (k, r) in rows.enumerated() where r.flags & RowSummary.filtered == 0 {
                 let id = recordID(unit: u, row: k)
-                if dups.contains(id) { continue }
-                if r.flags & RowSummary.sigEmpty == 0 { numbers[k] = Int32(c.ids.count) }
-                c.ids.append(id)
+                if unitDups.contains(id) { continue }
+                if r.flags & RowSummary.sigEmpty == 0 { numbers[k] = Int32(ids.count) }
+                ids.append(id)
             }
-            c.numbers.append(numbers)
+            return (ids, numbers)
+        }
+        var c = Candidates()
+        c.ids.reserveCapacity(perUnit.reduce(0) { $0 + $1.0.count })
+        for (ids, numbers) in perUnit {
+            let base = Int32(c.ids.count)
+            c.numbers.append(base == 0 ? numbers : numbers.map { $0 >= 0 ? $0 + base : -1 })
+            c.ids.append(contentsOf: ids)
         }
         ctx.candidatesMemo = c
         return c
