@@ -148,3 +148,46 @@ def test_a_build_with_a_model_file_trains_on_sentencepiece_ids(tokenmill_bin, mo
     assert inspect.returncode == 0, inspect.stderr
     first = sp.decode(ds[0]["input_ids"].tolist()[:-1])
     assert first[:40] in inspect.stdout
+
+
+@pytest.fixture(scope="module")
+def family_models(tmp_path_factory, repo):
+    """A Llama-style model and a Gemma-style one (Gemma's control ids: pad 0, eos 1, bos 2,
+    unk 3; no dummy prefix), trained once for the converter tests."""
+    folder = tmp_path_factory.mktemp("families")
+    texts = alpaca_texts(repo)
+    return {"llama": train(folder, "llama", texts, **{**LLAMA_STYLE, "user_defined_symbols": []}),
+            "gemma": train(folder, "gemma", texts, **{**LLAMA_STYLE, "add_dummy_prefix": False, "user_defined_symbols": [],
+                                                       "pad_id": 0, "eos_id": 1, "bos_id": 2, "unk_id": 3})}
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("family", ["llama legacy", "llama", "llama without prefix space", "codellama", "gemma"])
+def test_tokenizer_json_as_transformers_converts_each_family(tokenmill_bin, family, family_models, repo, tmp_path):
+    """The tokenizer.json shapes model repositories carry for the SentencePiece families,
+    made the way they were made: a trained SentencePiece BPE model run through
+    transformers' own slow-to-fast converters (Llama 2 with `legacy` on — a Prepend/Replace
+    normalizer — and off — a Metaspace pre-tokenizer, with and without the prefix space;
+    CodeLlama; Gemma: a Replace normalizer and a Split on " " that never cuts). Every id
+    equals `tokenizers`' on the files' texts and the edge cases."""
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed: the converter test is skipped")
+    import tokenizers
+    from transformers.convert_slow_tokenizer import convert_slow_tokenizer
+    texts = alpaca_texts(repo)
+    llama, gemma = str(family_models["llama"]), str(family_models["gemma"])
+    slow = {"llama legacy": lambda: transformers.LlamaTokenizer(vocab_file=llama, legacy=True),
+            "llama": lambda: transformers.LlamaTokenizer(vocab_file=llama, legacy=False, add_prefix_space=True),
+            "llama without prefix space": lambda: transformers.LlamaTokenizer(vocab_file=llama, legacy=False, add_prefix_space=False),
+            "codellama": lambda: transformers.CodeLlamaTokenizer(vocab_file=llama),
+            "gemma": lambda: transformers.GemmaTokenizer(vocab_file=gemma)}[family]()
+    path = tmp_path / "tokenizer.json"
+    convert_slow_tokenizer(slow).save(str(path))
+    sample = texts[:500] + EDGE_TEXTS
+    run = encode(tokenmill_bin, path, sample, tmp_path)
+    assert run.returncode == 0, run.stderr
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    hf.encode_special_tokens = True
+    want = [e.ids for e in hf.encode_batch(sample, add_special_tokens=False)]
+    got = [json.loads(line) for line in run.stdout.splitlines()]
+    bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+    assert len(got) == len(want) and not bad, f"{len(bad)} texts differ, first: {sample[bad[0]]!r}" if bad else "line count"
