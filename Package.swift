@@ -3,12 +3,15 @@
 // C shims -> TokenmillCore -> stage modules -> Pipeline -> tokenmill (see the layout in README.md).
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+// Every module is compiled for x86-64-v3 (Haswell, 2013, and later: AVX2, BMI2), as
+// MinHash's 32-bit SIMD lanes already required: byte scans (JSON strings, UTF-8 checks,
+// ASCII runs) vectorize 32 bytes a step, and shifts and bit tricks are one instruction.
 #if arch(x86_64)
-let dedupCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let cpu: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 #else
-let dedupCPU: [SwiftSetting] = []
+let cpu: [SwiftSetting] = []
 #endif
+let optimize: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))] + cpu
 
 let package = Package(
     name: "tokenmill",
@@ -32,9 +35,9 @@ let package = Package(
         .target(name: "TokenmillCore", dependencies: ["CXXHash", "CIntrinsics"], swiftSettings: optimize),
         .target(name: "Ingest", dependencies: ["TokenmillCore", "CZlib", "CZstd", "CLZ4", "CBrotli"], swiftSettings: optimize),
         .target(name: "Normalize", dependencies: ["TokenmillCore"], swiftSettings: optimize),
-        // MinHash runs in 32-bit SIMD lanes; AVX2 (Haswell, 2013, and later x86-64) does each
-        // step in one instruction where the x86-64 baseline (SSE2) needs several.
-        .target(name: "Dedup", dependencies: ["TokenmillCore"], swiftSettings: optimize + dedupCPU),
+        // MinHash runs in 32-bit SIMD lanes; AVX2 does each step in one instruction where the
+        // x86-64 baseline (SSE2) needs several.
+        .target(name: "Dedup", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         // The built-in ranks files are not SwiftPM resources: a target with resources gets a
         // generated accessor that imports Foundation, and loading Foundation took 4 ms of
         // every run's 7 ms start. `TokenizerLoader.resourcePath` finds them (the source

@@ -23,25 +23,22 @@ struct NearDedupStep {
         var hashes: [UInt64] = []
     }
 
-    /// The record's signature, whether it has no shingle, and its band hashes.
-    func sign(_ r: Record, _ scratch: inout Scratch, sig: inout [UInt32], empty: inout Bool, bands: inout [UInt64]) {
+    /// The record's signature into `sig` (`permutations` values) and its band hashes into
+    /// `bands` (`lsh.bands` values, left as they are when it has no shingle); returns
+    /// whether it has none. The caller's buffers hold a whole piece's rows, so a record
+    /// allocates nothing.
+    func sign(_ r: Record, _ scratch: inout Scratch, sig: UnsafeMutablePointer<UInt32>, bands: UnsafeMutablePointer<UInt64>) -> Bool {
         if scratch.shingler == nil { scratch.shingler = Shingler(ngram: spec.ngram) }
         scratch.hashes.removeAll(keepingCapacity: true)
         let text = spec.on.text(of: r)
         text.withUnsafeBufferPointer { scratch.shingler!.hashes($0, into: &scratch.hashes) }
-        empty = scratch.hashes.isEmpty
-        sig = [UInt32](repeating: 0, count: spec.permutations)
-        sig.withUnsafeMutableBufferPointer { out in
-            scratch.hashes.withUnsafeBufferPointer { hasher.sign($0, into: out.baseAddress!) }
+        scratch.hashes.withUnsafeBufferPointer { hasher.sign($0, into: sig) }
+        if scratch.hashes.isEmpty { return true }
+        let row = lsh.rows * 4
+        for k in 0..<lsh.bands {
+            bands[k] = XXH3.hash64(UnsafeRawBufferPointer(start: UnsafeRawPointer(sig) + k * row, count: row))
         }
-        bands = []
-        if empty { return }
-        bands.reserveCapacity(lsh.bands)
-        sig.withUnsafeBytes { raw in
-            for k in 0..<lsh.bands {
-                bands.append(XXH3.hash64(UnsafeRawBufferPointer(rebasing: raw[(k * lsh.rows * 4)..<((k + 1) * lsh.rows * 4)])))
-            }
-        }
+        return false
     }
 
     static func edgesPath(_ w: WorkFolder, _ b: Int) -> String { w.path(.nearBands, "\(b).edges") }

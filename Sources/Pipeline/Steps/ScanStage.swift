@@ -140,9 +140,7 @@ final class ScanStage {
         var reason: String?
         var key: UInt128Hash?
         var content: UInt64 = 0
-        var sig: [UInt32] = []
         var sigEmpty = true
-        var bands: [UInt64] = []
         var hit: Decontaminator.Hit?
         /// "verb\tobject" of a conversation's first user turn (nil for text records).
         var type: String?
@@ -183,9 +181,10 @@ final class ScanStage {
     /// in the unit or in an earlier unit (such a record is an exact duplicate whatever other
     /// units hold, so its signature and tokens would never be read; `EarlierKeys`):
     /// MinHash, decontamination, tokens.
+    /// `sig` and `bands`: the record's rows in its piece's signature and band buffers.
     func finish(_ r: Record, _ s: inout Scanned, doc: DocumentTokenizer, encoder: inout Tokenizer.Encoder, scratch: inout NearDedupStep.Scratch,
-                shingler: inout Shingler?) {
-        if let near { near.sign(r, &scratch, sig: &s.sig, empty: &s.sigEmpty, bands: &s.bands) }
+                shingler: inout Shingler?, sig: UnsafeMutablePointer<UInt32>?, bands: UnsafeMutablePointer<UInt64>?) {
+        if let near, let sig, let bands { s.sigEmpty = near.sign(r, &scratch, sig: sig, bands: bands) }
         if let decontaminate, shingler != nil { s.hit = decontaminate.check(r, &shingler!) }
         doc.tokenize(r, encoder: &encoder, tokens: &s.tokens, mask: &s.mask)
     }
@@ -210,6 +209,8 @@ final class ScanStage {
         var typeIndex: [String: UInt32] = [:]
         var tokenOffset: UInt64 = 0
         var seen = Set<UInt128Hash>()
+        let p = ctx.spec.nearDedup?.permutations ?? 0, nb = near?.lsh.bands ?? 0
+        var sigs: [UInt32] = [], bandRows: [UInt64] = []
 
         let (lines, bytes) = try IngestStep.read(unit, config: config, threads: threads) { piece in
             result.rowsRead += piece.rowsRead
@@ -230,15 +231,33 @@ final class ScanStage {
             ctx.earlierKeys.mark(unit: u, keys: { i in prepared[i].1.key }, count: records.count, repeated: &repeated)
             let doc = try document()
             let width = DatasetDirectory.tokenWidth(vocabSize: doc.tokenizer.vocabSize)
-            let dropped = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range -> Int in
-                var enc = doc.tokenizer.makeEncoder()
-                var scratch = NearDedupStep.Scratch()
-                var sh: Shingler? = decontaminate.map { Shingler(ngram: $0.ngram) }
-                for i in range where prepared[i].1.reason == nil && !repeated[i] {
-                    finish(prepared[i].0, &prepared[i].1, doc: doc, encoder: &enc, scratch: &scratch, shingler: &sh)
-                }
-                return enc.droppedBytes
+            // The piece's signatures, row-major as `.sig` holds them (zeros for rows not
+            // signed), and band hashes (zeros for rows without a shingle): one buffer each,
+            // written by the workers at their rows, appended to the files in one call.
+            // The buffers are the unit's, reused piece after piece (fresh ones of a few MB
+            // came from the kernel each time, zero-filled page by page).
+            if sigs.count < records.count * p { sigs = [UInt32](repeating: 0, count: records.count * p) } else {
+                sigs.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
             }
+            if bandRows.count < records.count * nb { bandRows = [UInt64](repeating: 0, count: records.count * nb) } else {
+                bandRows.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            }
+            let dropped = try sigs.withUnsafeMutableBufferPointer { sigBuf in
+                try bandRows.withUnsafeMutableBufferPointer { bandBuf in
+                    let sigBase = sigBuf.baseAddress, bandBase = bandBuf.baseAddress
+                    return try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range -> Int in
+                        var enc = doc.tokenizer.makeEncoder()
+                        var scratch = NearDedupStep.Scratch()
+                        var sh: Shingler? = decontaminate.map { Shingler(ngram: $0.ngram) }
+                        for i in range where prepared[i].1.reason == nil && !repeated[i] {
+                            finish(prepared[i].0, &prepared[i].1, doc: doc, encoder: &enc, scratch: &scratch, shingler: &sh,
+                                   sig: sigBase.map { $0 + i * p }, bands: bandBase.map { $0 + i * nb })
+                        }
+                        return enc.droppedBytes
+                    }
+                }
+            }
+            if let sigFile { try sigs.withUnsafeBytes { try sigFile.append(UnsafeRawBufferPointer(rebasing: $0[..<(records.count * p * 4)])) } }
             result.droppedBytes += dropped.reduce(0, +)
             for k in 0..<records.count {
                 do {
@@ -264,11 +283,7 @@ final class ScanStage {
                     }
                     if near != nil {
                         if s.sigEmpty { summary.flags |= RowSummary.sigEmpty }
-                        let p = ctx.spec.nearDedup!.permutations
-                        var sig = s.sig
-                        if sig.count != p { sig = [UInt32](repeating: 0, count: p) }
-                        try sig.withUnsafeBytes { try sigFile!.append($0) }
-                        for b in 0..<bandKeys.count { bandKeys[b].append(s.bands.isEmpty ? 0 : s.bands[b]) }
+                        for b in 0..<nb { bandKeys[b].append(bandRows[k * nb + b]) }
                     }
                     if let hit = s.hit {
                         summary.flags |= RowSummary.contaminated
