@@ -82,6 +82,8 @@ final class BuildContext {
     var duplicatesMemo: [RecordID]?
     /// Exact keys the scan units of this process have seen (scan only).
     let earlierKeys = EarlierKeys()
+    /// Normalized hashes and keys of record contents this process's scan has met.
+    let repeatedContent = RepeatedContent()
     var candidatesMemo: NearDedupStep.Candidates?
 
     init(spec: BuildSpec, threads: Int, outDir: String) throws {

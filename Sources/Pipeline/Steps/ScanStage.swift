@@ -140,6 +140,9 @@ final class ScanStage {
         var reason: String?
         var key: UInt128Hash?
         var content: UInt64 = 0
+        /// False when `prepare` took the results from `RepeatedContent` and left the
+        /// record as read.
+        var normalized = true
         var sigEmpty = true
         var hit: Decontaminator.Hit?
         /// "verb\tobject" of a conversation's first user turn (nil for text records).
@@ -161,10 +164,18 @@ final class ScanStage {
         return d
     }
 
-    /// First half: normalize, filter, exact key.
+    /// First half: normalize, filter, exact key. A record whose content this process has
+    /// met already (`RepeatedContent`) takes the results from there and stays as read
+    /// (`normalized` false): `finish` normalizes it if it needs it.
     func prepare(_ record: Record) -> (Record, Scanned) {
-        var r = record
         var s = Scanned()
+        let cache = ctx.spec.exactDedup != nil && record.dropReason == nil ? ctx.repeatedContent : nil
+        let identity = cache.map { _ in RepeatedContent.identity(record) }
+        if let cache, let identity, let e = cache.get(identity) {
+            s.content = e.content; s.key = e.key; s.type = e.type; s.normalized = false
+            return (record, s)
+        }
+        var r = record
         s.reason = normalize.apply(&r)
         if s.reason == nil {
             s.content = r.contentHash
@@ -173,6 +184,7 @@ final class ScanStage {
                 let t = InstructionType.of(r.turns.first { $0.role == .user }?.content ?? [])
                 s.type = t.verb + "\t" + t.object
             }
+            if let cache, let identity, let key = s.key { cache.put(identity, .init(key: key, content: s.content, type: s.type)) }
         }
         return (r, s)
     }
@@ -184,6 +196,8 @@ final class ScanStage {
     /// `sig` and `bands`: the record's rows in its piece's signature and band buffers.
     func finish(_ r: Record, _ s: inout Scanned, doc: DocumentTokenizer, encoder: inout Tokenizer.Encoder, scratch: inout NearDedupStep.Scratch,
                 shingler: inout Shingler?, sig: UnsafeMutablePointer<UInt32>?, bands: UnsafeMutablePointer<UInt64>?) {
+        var r = r
+        if !s.normalized { _ = normalize.apply(&r) }
         if let near, let sig, let bands { s.sigEmpty = near.sign(r, &scratch, sig: sig, bands: bands) }
         if let decontaminate, shingler != nil { s.hit = decontaminate.check(r, &shingler!) }
         doc.tokenize(r, encoder: &encoder, tokens: &s.tokens, mask: &s.mask)
@@ -257,7 +271,19 @@ final class ScanStage {
                     }
                 }
             }
-            if let sigFile { try sigs.withUnsafeBytes { try sigFile.append(UnsafeRawBufferPointer(rebasing: $0[..<(records.count * p * 4)])) } }
+            // Through the writer's 1 MB buffer, 64 KB at a time: one `write` of the whole
+            // piece (a few MB) spent 4x longer in the kernel's copy into the page cache.
+            if let sigFile {
+                try sigs.withUnsafeBytes { raw in
+                    var o = 0
+                    let n = records.count * p * 4
+                    while o < n {
+                        let e = min(n, o + (64 << 10))
+                        try sigFile.append(UnsafeRawBufferPointer(rebasing: raw[o..<e]))
+                        o = e
+                    }
+                }
+            }
             result.droppedBytes += dropped.reduce(0, +)
             for k in 0..<records.count {
                 do {
