@@ -1,3 +1,4 @@
+import CIntrinsics
 /// UTF-8 checks on raw bytes. The ASCII fast path reads 8 bytes at a time; the rest
 /// defers to the standard library's validator.
 public enum UTF8Validation {
@@ -19,6 +20,19 @@ public enum UTF8Validation {
     /// `String(validating:)` answers the same but builds a String to do it, which cost
     /// 3% of `tokenmill encode` on mixed text.)
     public static func isValid(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let p = b.baseAddress else { return true }
+        let n = b.count
+        // 32 bytes a step where AVX2 is compiled in (`tm_utf8_valid`, CIntrinsics); the
+        // loop below for short runs, where setting up the vectors costs more.
+        if n >= 32 {
+            let r = tm_utf8_valid(p, n)
+            if r >= 0 { return r == 1 }
+        }
+        return isValidScalar(b)
+    }
+
+    /// The scalar validator (the reference the vector one is tested against).
+    public static func isValidScalar(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let p = b.baseAddress else { return true }
         let n = b.count
         let raw = UnsafeRawPointer(p)

@@ -124,7 +124,13 @@ final class JSONParserTests: XCTestCase {
         var sequences: [[UInt8]] = edges.map { [$0] }
         for a in edges { for b in edges { sequences.append([a, b]); for c in edges { sequences.append([a, b, c]) } } }
         for s in sequences {
-            for offset in [0, 3, 7, 8, 13] { check(Array(repeating: 0x61, count: offset) + s + Array(repeating: 0x62, count: 9)) }
+            // Offsets up to past one 32-byte block of the vector validator, so each sequence
+            // meets its block boundaries at every position that matters.
+            for offset in [0, 3, 7, 8, 13, 29, 30, 31, 32, 33, 45, 61, 62, 63] {
+                check(Array(repeating: 0x61, count: offset) + s + Array(repeating: 0x62, count: 9))
+                check(Array(repeating: 0x61, count: offset) + s)
+            }
+            check(Array(repeating: 0x61, count: 40) + s + Array("é漢🙂".utf8) + Array(repeating: 0x62, count: 30))
             check(s + [0x80])
             check([0xF0, 0x9F] + s)
         }
@@ -134,5 +140,18 @@ final class JSONParserTests: XCTestCase {
             check((0..<n).map { _ in rng.next() % 3 == 0 ? UInt8(truncatingIfNeeded: rng.next()) : edges[Int(rng.next() % UInt64(edges.count))] })
         }
         check(Array("ascii, ü, 中文, 🎉, and more".utf8))
+        // Longer texts (the vector path): valid UTF-8 of every sequence length, cut at a
+        // random place, with a byte changed, dropped or inserted at random.
+        let text = Array(("plain ascii text, é ñ ü, 中文字符, 🎉🙂, " + String(repeating: "xyz", count: 20) + " ż 語 𝄞").utf8)
+        for _ in 0..<20_000 {
+            var b = Array(text[Int(rng.next() % 40)...].prefix(Int(rng.next() % 160)))
+            switch rng.next() % 4 {
+            case 0: if !b.isEmpty { b[Int(rng.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            case 1: if !b.isEmpty { b.remove(at: Int(rng.next() % UInt64(b.count))) }
+            case 2: b.insert(edges[Int(rng.next() % UInt64(edges.count))], at: Int(rng.next() % UInt64(b.count + 1)))
+            default: break
+            }
+            check(b)
+        }
     }
 }
