@@ -61,13 +61,19 @@ final class RepeatedContent: @unchecked Sendable {
         return XXH3.hash128(r.dedupKey, seed: 0x636F_6E76)
     }
 
-    func get(_ id: UInt128Hash) -> Entry? {
+    /// `out[i]` for each `ids[i]` met before (one lock for them all).
+    func lookup(_ ids: [UInt128Hash?], into out: inout [Entry?]) {
         lock.lock(); defer { lock.unlock() }
-        return entries[id]
+        if entries.isEmpty { return }
+        for (i, id) in ids.enumerated() { if let id { out[i] = entries[id] } }
     }
 
-    func put(_ id: UInt128Hash, _ e: Entry) {
+    /// Remembers `entry(i)` for i in 0..<count where it is not nil (one lock for them all).
+    func remember(count: Int, _ entry: (Int) -> (UInt128Hash, Entry)?) {
         lock.lock(); defer { lock.unlock() }
-        if entries.count < capacity { entries[id] = e }
+        for i in 0..<count {
+            guard entries.count < capacity else { return }
+            if let (id, e) = entry(i) { entries[id] = e }
+        }
     }
 }

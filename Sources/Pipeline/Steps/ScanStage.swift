@@ -165,13 +165,11 @@ final class ScanStage {
     }
 
     /// First half: normalize, filter, exact key. A record whose content this process has
-    /// met already (`RepeatedContent`) takes the results from there and stays as read
-    /// (`normalized` false): `finish` normalizes it if it needs it.
-    func prepare(_ record: Record) -> (Record, Scanned) {
+    /// met already (`known`, from `RepeatedContent`) takes the results from there and stays
+    /// as read (`normalized` false): `finish` normalizes it if it needs it.
+    func prepare(_ record: Record, known: RepeatedContent.Entry?) -> (Record, Scanned) {
         var s = Scanned()
-        let cache = ctx.spec.exactDedup != nil && record.dropReason == nil ? ctx.repeatedContent : nil
-        let identity = cache.map { _ in RepeatedContent.identity(record) }
-        if let cache, let identity, let e = cache.get(identity) {
+        if let e = known {
             s.content = e.content; s.key = e.key; s.type = e.type; s.normalized = false
             return (record, s)
         }
@@ -184,7 +182,6 @@ final class ScanStage {
                 let t = InstructionType.of(r.turns.first { $0.role == .user }?.content ?? [])
                 s.type = t.verb + "\t" + t.object
             }
-            if let cache, let identity, let key = s.key { cache.put(identity, .init(key: key, content: s.content, type: s.type)) }
         }
         return (r, s)
     }
@@ -235,8 +232,30 @@ final class ScanStage {
             let records = piece.records
             let prepared = UnsafeMutableBufferPointer<(Record, Scanned)>.allocate(capacity: records.count)
             defer { prepared.deinitialize().deallocate() }
-            _ = try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
-                for i in range { (prepared.baseAddress! + i).initialize(to: prepare(records[i])) }
+            // Records met before (`RepeatedContent`), looked up and remembered a piece at a
+            // time: one lock for the piece, not two a record (taken per record by both
+            // workers, it cost the two-thread build more than it saved).
+            let cache = ctx.spec.exactDedup == nil ? nil : ctx.repeatedContent
+            var identities = [UInt128Hash?](repeating: nil, count: cache == nil ? 0 : records.count)
+            var known = [RepeatedContent.Entry?](repeating: nil, count: records.count)
+            if let cache {
+                identities.withUnsafeMutableBufferPointer { ids in
+                    _ = try? parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
+                        for i in range where records[i].dropReason == nil { ids[i] = RepeatedContent.identity(records[i]) }
+                    }
+                }
+                cache.lookup(identities, into: &known)
+            }
+            _ = try known.withUnsafeBufferPointer { known in
+                try parallelBatches(count: records.count, threads: threads, batchSize: 256) { range in
+                    for i in range { (prepared.baseAddress! + i).initialize(to: prepare(records[i], known: known[i])) }
+                }
+            }
+            if let cache {
+                cache.remember(count: records.count) { i in
+                    guard known[i] == nil, let id = identities[i], prepared[i].1.reason == nil, let key = prepared[i].1.key else { return nil }
+                    return (id, RepeatedContent.Entry(key: key, content: prepared[i].1.content, type: prepared[i].1.type))
+                }
             }
             var repeated = [Bool](repeating: false, count: records.count)
             for i in 0..<records.count {
