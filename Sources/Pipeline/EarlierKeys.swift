@@ -12,7 +12,7 @@ import TokenmillCore
 /// Bounded: past `capacity` keys no new ones are added (~40 bytes a key).
 final class EarlierKeys: @unchecked Sendable {
     let lock = NSLockLite()
-    var lowest: [UInt128Hash: Int32] = [:]
+    var lowest = HashKeyMap<Int32>()
     let capacity: Int
 
     init(capacity: Int = 4 << 20) { self.capacity = capacity }
@@ -47,7 +47,7 @@ final class EarlierKeys: @unchecked Sendable {
 final class RepeatedContent: @unchecked Sendable {
     struct Entry { var key: UInt128Hash; var content: UInt64; var type: String? }
     let lock = NSLockLite()
-    var entries: [UInt128Hash: Entry] = [:]
+    var entries = HashKeyMap<Entry>()
     let capacity: Int
 
     init(capacity: Int = 1 << 20) { self.capacity = capacity }

@@ -45,5 +45,34 @@ final class HashingTests: XCTestCase {
         bytes += records[0].text
         XCTAssertEqual(records[0].contentHash, XXH3.hash64(bytes))
     }
-}
 
+    /// The open-addressing map answers as `Dictionary` does, through growth, overwrites and
+    /// keys that share their low bits (so their slots collide and probe).
+    func testHashKeyMapAgreesWithDictionary() {
+        var rng = SplitMix64(seed: 11)
+        var map = HashKeyMap<Int>()
+        var set = HashKeySet()
+        var reference: [UInt128Hash: Int] = [:]
+        var keys: [UInt128Hash] = []
+        for step in 0..<200_000 {
+            let key: UInt128Hash
+            switch rng.next() % 4 {
+            case 0 where !keys.isEmpty: key = keys[Int(rng.next() % UInt64(keys.count))]
+            case 1: key = UInt128Hash(low: rng.next() % 64, high: rng.next())   // crowded slots
+            default: key = UInt128Hash(low: rng.next(), high: rng.next())
+            }
+            keys.append(key)
+            if rng.next() % 3 == 0 {
+                XCTAssertEqual(map[key], reference[key])
+                XCTAssertEqual(set.contains(key), reference[key] != nil)
+            } else {
+                XCTAssertEqual(set.insert(key), reference[key] == nil)
+                map[key] = step
+                reference[key] = step
+            }
+        }
+        XCTAssertEqual(map.count, reference.count)
+        XCTAssertEqual(set.count, reference.count)
+        for (k, v) in reference { XCTAssertEqual(map[k], v) }
+    }
+}

@@ -219,7 +219,7 @@ final class ScanStage {
         var reasonIndex: [String: UInt8] = [:]
         var typeIndex: [String: UInt32] = [:]
         var tokenOffset: UInt64 = 0
-        var seen = Set<UInt128Hash>()
+        var seen = HashKeySet()
         let p = ctx.spec.nearDedup?.permutations ?? 0, nb = near?.lsh.bands ?? 0
         var sigs: [UInt32] = [], bandRows: [UInt64] = []
 
@@ -259,7 +259,7 @@ final class ScanStage {
             }
             var repeated = [Bool](repeating: false, count: records.count)
             for i in 0..<records.count {
-                if let key = prepared[i].1.key { repeated[i] = !seen.insert(key).inserted }
+                if let key = prepared[i].1.key { repeated[i] = !seen.insert(key) }
             }
             ctx.earlierKeys.mark(unit: u, keys: { i in prepared[i].1.key }, count: records.count, repeated: &repeated)
             let doc = try document()
