@@ -57,7 +57,22 @@ public struct Shingler {
         var nonSpace = 0, unspaced = 0
         var i = 0
         let n = text.count
+        let base = UnsafeRawPointer(text.baseAddress)
+        var scalarUntil = 0
         while i < n {
+            // 32 ASCII bytes at a time: their non-space count from one comparison (texts
+            // that take this path hold some non-ASCII, most of them little). A block with
+            // a non-ASCII byte goes scalar by scalar.
+            if i >= scalarUntil, i + 32 <= n, let base {
+                let v = base.loadUnaligned(fromByteOffset: i, as: SIMD32<UInt8>.self)
+                if !any(v .>= 0x80) {
+                    let space = (v .== 0x20) .| ((v &- 0x09) .< 5)
+                    nonSpace += 32 + Int(unsafeBitCast(space, to: SIMD32<Int8>.self).wrappedSum())
+                    i += 32
+                    continue
+                }
+                scalarUntil = i + 32
+            }
             let b = text[i]
             if b < 0x80 {
                 if !isASCIISpace(b) { nonSpace += 1 }

@@ -158,4 +158,26 @@ final class DedupTests: XCTestCase {
         XCTAssertFalse(uf.union(2, 3))
         XCTAssertEqual(uf.find(0), 0)
     }
+
+    /// The mode test (32 ASCII bytes a step) counts as a scalar-by-scalar count does, on
+    /// texts mixing ASCII words, whitespace runs, CJK and other scripts at every offset
+    /// around its 32-byte blocks.
+    func testMostlyUnspacedAgreesWithAScalarCount() {
+        func reference(_ s: String) -> Bool {
+            var nonSpace = 0, unspaced = 0
+            for c in s.unicodeScalars where !UnicodeData.isSpace(c.value) {
+                nonSpace += 1
+                if Shingler.isUnspaced(c.value) { unspaced += 1 }
+            }
+            return 2 * unspaced > nonSpace
+        }
+        let pieces = ["word ", "Hello, world. ", "\t\n  ", "中文", "字", "ひらがな", "é", "🙂", "x", "  ", "ไทย", "abcdefghij"]
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<5_000 {
+            var s = ""
+            for _ in 0..<Int(rng.next() % 40) { s += pieces[Int(rng.next() % UInt64(pieces.count))] }
+            let bytes = Array(s.utf8)
+            XCTAssertEqual(bytes.withUnsafeBufferPointer(Shingler.isMostlyUnspaced), reference(s), s)
+        }
+    }
 }
