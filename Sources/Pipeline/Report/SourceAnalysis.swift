@@ -13,19 +13,29 @@ struct SourceAnalysis {
 
     static func bucket(_ n: Int) -> Int { n <= 0 ? 0 : min(32, Int.bitWidth - n.leadingZeroBitCount) }
 
-    mutating func add(_ r: RowSummary, types table: [String], path: String) throws {
+    /// Tallies one kept record; a conversation's instruction type is counted in `kinds`
+    /// (indexed like its unit's type table), folded in by `addTypes` once a unit (splitting
+    /// and hashing the type's strings per record was most of the shape stage).
+    mutating func add(_ r: RowSummary, kinds: inout [Int], path: @autoclosure () -> String) throws {
         if r.kind == RowSummary.noKind {
             text[Self.bucket(Int(r.tokenCount))] += 1
             return
         }
-        guard Int(r.kind) < table.count else { throw TokenmillError.corrupt(path: path, message: "instruction type \(r.kind) unknown") }
+        guard Int(r.kind) < kinds.count else { throw TokenmillError.corrupt(path: path(), message: "instruction type \(r.kind) unknown") }
         let first = Int(min(r.firstLoss, r.tokenCount))
         prompt[Self.bucket(first)] += 1
         response[Self.bucket(Int(r.tokenCount) - first)] += 1
-        let pair = table[Int(r.kind)]
-        let tab = pair.firstIndex(of: "\t") ?? pair.endIndex
-        let verb = String(pair[..<tab]), object = tab < pair.endIndex ? String(pair[pair.index(after: tab)...]) : ""
-        types[verb, default: [:]][object, default: 0] += 1
+        kinds[Int(r.kind)] += 1
+    }
+
+    /// A unit's instruction types: `kinds[k]` records of "verb\tobject" `table[k]`.
+    mutating func addTypes(_ table: [String], _ kinds: [Int]) {
+        for (k, n) in kinds.enumerated() where n > 0 {
+            let pair = table[k]
+            let tab = pair.firstIndex(of: "\t") ?? pair.endIndex
+            let verb = String(pair[..<tab]), object = tab < pair.endIndex ? String(pair[pair.index(after: tab)...]) : ""
+            types[verb, default: [:]][object, default: 0] += n
+        }
     }
 
     /// The most common verbs (by records) with their most common objects; what is left out

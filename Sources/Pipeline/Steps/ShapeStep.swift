@@ -176,16 +176,19 @@ enum ShapeStep {
             stats[s].records += result.records
             stats[s].rejected += result.rejected
             stats[s].repairedUTF8 += result.repaired
-            let rows = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u))
+            let rowsPath = ScanStage.rowsPath(ctx.work, u)
+            let rows = try RowSummary.readAll(rowsPath)
             guard rows.count == result.records else {
-                throw TokenmillError.corrupt(path: ScanStage.rowsPath(ctx.work, u), message: "\(rows.count) rows, its marker says \(result.records)")
+                throw TokenmillError.corrupt(path: rowsPath, message: "\(rows.count) rows, its marker says \(result.records)")
             }
             var perSplit = Array(repeating: ByteWriter(), count: splits.count)
+            var kinds = [Int](repeating: 0, count: result.types.count)
+            defer { analysis[s].addTypes(result.types, kinds) }
             for (k, r) in rows.enumerated() {
                 let id = recordID(unit: u, row: k)
                 if r.flags & RowSummary.filtered != 0 {
                     stats[s].filtered += 1
-                    guard Int(r.reason) < result.reasons.count else { throw TokenmillError.corrupt(path: ScanStage.rowsPath(ctx.work, u), message: "filter reason \(r.reason) unknown") }
+                    guard Int(r.reason) < result.reasons.count else { throw TokenmillError.corrupt(path: rowsPath, message: "filter reason \(r.reason) unknown") }
                     stats[s].filterReasons[result.reasons[Int(r.reason)], default: 0] += 1
                     continue
                 }
@@ -217,7 +220,7 @@ enum ShapeStep {
                 if copies == 0 { stats[s].subsampled += 1; continue }
                 // Overflow buckets are the pack stage's; until then a drawn record is kept.
                 stats[s].kept += 1
-                try analysis[s].add(r, types: result.types, path: ScanStage.rowsPath(ctx.work, u))
+                try analysis[s].add(r, kinds: &kinds, path: rowsPath)
                 // One draw a record: its copies go to the split it goes to, so no validation
                 // record is also trained on through a copy.
                 let split = spec.validationFraction > 0 && draw(salt: spec.splitSeed, source: sourceNames[s], content: r.content) < spec.validationFraction ? 1 : 0
