@@ -231,6 +231,20 @@ public final class Build {
                 try done(u, r, records: v["records"]?.intValue ?? 0, bytes: v["bytes"]?.intValue ?? 0)
             }
         case .finish:
+            // The scan's token, mask, signature and band files (most of the work folder's
+            // bytes) are read by no stage after write. In a whole build that will remove
+            // the work folder, they go beside the finish stage, on another thread, so that
+            // tearing down their page cache is not on the build's serial tail (~15 ms of a
+            // 228 MB build). With one thread the build keeps to one.
+            var bulk: [String] = []
+            if !options.keepWork && options.stage == nil && ctx.threads > 1 {
+                for u in ctx.units.indices {
+                    bulk += [ScanStage.tokensPath(ctx.work, u), ScanStage.maskPath(ctx.work, u), ScanStage.sigPath(ctx.work, u),
+                             ScanStage.bandsPath(ctx.work, u)]
+                }
+            }
+            let early: Eventually<Void>? = bulk.isEmpty ? nil : Eventually(background: { [bulk] in for path in bulk { FileSystem.remove(path) } })
+            defer { _ = try? early?.get() }
             for u in pending {
                 let runs = try stageRuns()
                 let (report, _) = try FinishStep.run(ctx, stageRuns: runs)
