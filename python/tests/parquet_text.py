@@ -31,6 +31,20 @@ def _clock(seconds_of_day: int, frac: int, digits: int) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}" + (f".{frac:0{digits}d}" if digits else "")
 
 
+def shortest(h) -> str:
+    """A float16 or float32 value as Tokenmill writes it (docs/DECISIONS.md): the type's
+    shortest digits that read back to the same value, laid out by Python's repr rule
+    (positional for 1e-4 <= |x| < 1e16, else scientific). Spelled out here rather than
+    taken from `str()`: numpy 2.3 and later switch float16 and float32 to scientific
+    earlier (`6.55e+04` where older numpy, and Python's rule, give `65500.0`)."""
+    import numpy as np
+
+    a = abs(float(h))
+    if a != 0 and (a < 1e-4 or a >= 1e16):
+        return np.format_float_scientific(h, unique=True, trim="-", exp_digits=2)
+    return np.format_float_positional(h, unique=True, trim="0")
+
+
 def texts(col) -> list[str | None]:
     """Each value of a pyarrow column (a ChunkedArray or Array) as Tokenmill's text; None
     for types Tokenmill does not render (it must refuse them by name)."""
@@ -72,9 +86,9 @@ def texts(col) -> list[str | None]:
             elif math.isinf(f):
                 out.append("Infinity" if f > 0 else "-Infinity")
             elif pa.types.is_float16(t):
-                out.append(str(np.float16(v)))
+                out.append(shortest(np.float16(v)))
             elif pa.types.is_float32(t):
-                out.append(str(np.float32(v)))  # its own shortest round-trip form
+                out.append(shortest(np.float32(v)))
             else:
                 out.append(repr(f))
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
