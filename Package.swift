@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "ExportTests", dependencies: ["Export"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ShardFormat", "TokenmillCore", "TestSupport"]),
         // The readers as fuzz targets; the tests replay Fuzz/corpus through them.
-        .target(name: "FuzzTargets", dependencies: ["BPE", "Ingest", "Pipeline", "ShardFormat", "TokenmillCore"]),
+        .target(name: "FuzzTargets", dependencies: ["BPE", "CZstd", "Ingest", "Pipeline", "ShardFormat", "TokenmillCore"]),
         .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzTargets"]),
     ]
 )

@@ -6,7 +6,7 @@
 # Log lines go to build/fuzz/campaign.log, libFuzzer's output to build/fuzz/<target>.log.
 # Run `make fuzz FUZZ_SECONDS=1` (or the build line of the Makefile's fuzz target) first.
 set -u
-BIN=.build-fuzz/release/tokenmill-fuzz
+BIN=${BIN:-.build-fuzz/release/tokenmill-fuzz}
 RUNS=${RUNS:-10000000}
 MAX_LEN=${MAX_LEN:-65536}
 TIMEOUT=${TIMEOUT:-60}
