@@ -69,16 +69,17 @@ enum TokenizerJSON {
         var added: [(entry: AddedTokens.Entry, normalized: Bool)] = []
         var specialStrips: [UInt32: Tokenizer.Strip] = [:]
         for t in root["added_tokens"]?.arrayValue ?? [] {
-            guard let content = t["content"]?.stringValue, let id = t["id"]?.intValue, id >= 0 else { throw refuse("added_tokens: entry without content or id") }
+            guard let content = t["content"]?.stringValue, let raw = t["id"]?.intValue, raw >= 0 else { throw refuse("added_tokens: entry without content or id") }
+            let id = try tokenID(raw, "added_tokens: \(JSONWriter.quoted(content))", refuse)
             if t["special"]?.boolValue == true {
-                special.append((content, UInt32(id)))
+                special.append((content, id))
                 let strip = Tokenizer.Strip(left: t["lstrip"]?.boolValue ?? false, right: t["rstrip"]?.boolValue ?? false,
                                             singleWord: t["single_word"]?.boolValue ?? false)
-                if strip.left || strip.right || strip.singleWord { specialStrips[UInt32(id)] = strip }
+                if strip.left || strip.right || strip.singleWord { specialStrips[id] = strip }
                 specialTexts.insert(content)
                 continue
             }
-            added.append((AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: t["lstrip"]?.boolValue ?? false,
+            added.append((AddedTokens.Entry(bytes: Array(content.utf8), id: id, lstrip: t["lstrip"]?.boolValue ?? false,
                                             rstrip: t["rstrip"]?.boolValue ?? false, singleWord: t["single_word"]?.boolValue ?? false),
                           t["normalized"]?.boolValue ?? true))
         }
@@ -183,6 +184,15 @@ enum TokenizerJSON {
 
     /// `model.merges` as lines of token strings: a `"a b"` string split at its spaces, or an
     /// array of strings (the caller checks there are two, and that they are tokens).
+    /// A token id from the file: one past the largest vocabulary Tokenmill takes is
+    /// refused by name (converting an id past UInt32 to one trapped: found by fuzzing).
+    static func tokenID(_ id: Int, _ what: String, _ refuse: (String) -> TokenmillError) throws -> UInt32 {
+        guard id >= 0, id < RankTable.maxPairVocabulary, let v = UInt32(exactly: id) else {
+            throw refuse("\(what): id \(id) is past the largest vocabulary Tokenmill takes (\(RankTable.maxPairVocabulary) ids)")
+        }
+        return v
+    }
+
     static func mergeLines(_ model: JSONValue, _ refuse: (String) -> TokenmillError) throws -> [(Int, [String])] {
         if let m = model["merges"], m != .null, m.arrayValue == nil { throw refuse("model.merges: expected a list, found \(m.kindName)") }
         return (model["merges"]?.arrayValue ?? []).enumerated().map { k, m in
@@ -254,7 +264,7 @@ enum TokenizerJSON {
         var maxID = -1
         for m in vocabJSON {
             guard let id = m.value.intValue, id >= 0 else { throw refuse("model.vocab: id of \(JSONWriter.quoted(m.keyString)) is not a non-negative integer") }
-            vocab[Array(m.keyString.utf8)] = UInt32(id)
+            vocab[Array(m.keyString.utf8)] = try tokenID(id, "model.vocab: \(JSONWriter.quoted(m.keyString))", refuse)
             maxID = max(maxID, id)
         }
         var index = ByteKeyIndex(capacity: vocab.count)
@@ -280,19 +290,20 @@ enum TokenizerJSON {
         var added: [AddedTokens.Entry] = []
         var specialStrips: [UInt32: Tokenizer.Strip] = [:]
         for t in root["added_tokens"]?.arrayValue ?? [] {
-            guard let content = t["content"]?.stringValue, let id = t["id"]?.intValue, id >= 0 else { throw refuse("added_tokens: entry without content or id") }
-            maxID = max(maxID, id)
+            guard let content = t["content"]?.stringValue, let raw = t["id"]?.intValue, raw >= 0 else { throw refuse("added_tokens: entry without content or id") }
+            let id = try tokenID(raw, "added_tokens: \(JSONWriter.quoted(content))", refuse)
+            maxID = max(maxID, raw)
             let strip = Tokenizer.Strip(left: t["lstrip"]?.boolValue ?? false, right: t["rstrip"]?.boolValue ?? false,
                                         singleWord: t["single_word"]?.boolValue ?? false)
             if t["special"]?.boolValue == true {
-                special.append((content, UInt32(id)))
-                if strip.left || strip.right || strip.singleWord { specialStrips[UInt32(id)] = strip }
+                special.append((content, id))
+                if strip.left || strip.right || strip.singleWord { specialStrips[id] = strip }
                 continue
             }
             if t["normalized"]?.boolValue ?? true {
                 throw refuse("added_tokens: normalized token \(JSONWriter.quoted(content)) with byte_fallback: not supported yet")
             }
-            added.append(AddedTokens.Entry(bytes: Array(content.utf8), id: UInt32(id), lstrip: strip.left, rstrip: strip.right, singleWord: strip.singleWord))
+            added.append(AddedTokens.Entry(bytes: Array(content.utf8), id: id, lstrip: strip.left, rstrip: strip.right, singleWord: strip.singleWord))
         }
         let sp = SentencePieceBPE(vocab: vocab, merges: merges, unk: unk, fuseUnk: model["fuse_unk"]?.boolValue ?? false,
                                   normalizerSteps: steps, added: AddedTokens(added), metaspace: metaspace)
@@ -326,7 +337,7 @@ enum TokenizerJSON {
             return id
         }
         if let (_, v) = json("generation_config.json"), let e = v["eos_token_id"] {
-            if let id = e.intValue ?? e.arrayValue?.first?.intValue, special.contains(where: { $0.1 == UInt32(id) }) { return UInt32(id) }
+            if let raw = e.intValue ?? e.arrayValue?.first?.intValue, let id = UInt32(exactly: raw), special.contains(where: { $0.1 == id }) { return id }
         }
         return nil
     }
