@@ -40,25 +40,30 @@ public struct HashKeyMap<Value> {
         }
         set {
             guard let v = newValue else { preconditionFailure("HashKeyMap does not remove keys") }
-            var (i, found) = slot(key)
-            if !found {
-                if (count + 1) * 4 > (mask + 1) * 3 {
-                    grow()
-                    i = slot(key).0
-                }
-                used[i] = true; lows[i] = key.low; highs[i] = key.high
-                count += 1
-            }
-            values[i] = v
+            let (i, found) = slot(key)
+            if found { values[i] = v } else { add(key, v, at: i) }
         }
     }
 
-    /// Inserts `key` with `value` if absent; true when it was inserted.
+    /// Inserts `key` with `value` if absent (one probe); true when it was inserted.
     @discardableResult
     public mutating func insert(_ key: UInt128Hash, _ value: Value) -> Bool {
-        if slot(key).1 { return false }
-        self[key] = value
+        let (i, found) = slot(key)
+        if found { return false }
+        add(key, value, at: i)
         return true
+    }
+
+    /// Puts an absent key at its empty slot `i`, growing first (and probing again) when
+    /// the table would pass 3/4 full.
+    private mutating func add(_ key: UInt128Hash, _ value: Value, at i: Int) {
+        var i = i
+        if (count + 1) * 4 > (mask + 1) * 3 {
+            grow()
+            i = slot(key).0
+        }
+        used[i] = true; lows[i] = key.low; highs[i] = key.high; values[i] = value
+        count += 1
     }
 
     private mutating func grow() {
