@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Normalize", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         // MinHash runs in 32-bit SIMD lanes; AVX2 does each step in one instruction where the
         // x86-64 baseline (SSE2) needs several.
-        .target(name: "Dedup", dependencies: ["TokenmillCore"], swiftSettings: optimize),
+        .target(name: "Dedup", dependencies: ["TokenmillCore", "CIntrinsics"], swiftSettings: optimize),
         // The built-in ranks files are not SwiftPM resources: a target with resources gets a
         // generated accessor that imports Foundation, and loading Foundation took 4 ms of
         // every run's 7 ms start. `TokenizerLoader.resourcePath` finds them (the source

@@ -127,10 +127,31 @@ static inline int tm_utf8_valid(const uint8_t *s, size_t n) {
     error = _mm256_or_si256(error, incomplete);
     return _mm256_testz_si256(error, error);
 }
+// The all-ASCII 32-byte blocks at the start of `s[0..<n]`, 32 bytes a step: adds their
+// bytes that are not ASCII whitespace (space, \t \n \v \f \r) to `*nonSpace` and returns
+// how many bytes they hold (a multiple of 32; it stops before the first block with a byte
+// >= 0x80). The shingler's script count of a text with some non-ASCII; Swift's SIMD32
+// comparisons with scalar operands compiled to a loop of byte stores here.
+__attribute__((target("avx2,popcnt")))
+static inline size_t tm_ascii_blocks_nonspace(const uint8_t *s, size_t n, size_t *nonSpace) {
+    const __m256i space = _mm256_set1_epi8(0x20), tab = _mm256_set1_epi8(0x09), four = _mm256_set1_epi8(4);
+    size_t i = 0, count = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+        if (_mm256_movemask_epi8(v) != 0) break;
+        __m256i t = _mm256_sub_epi8(v, tab);
+        __m256i ws = _mm256_or_si256(_mm256_cmpeq_epi8(v, space),
+                                     _mm256_cmpeq_epi8(_mm256_min_epu8(t, four), t));
+        count += 32 - (size_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(ws));
+    }
+    *nonSpace += count;
+    return i;
+}
 #else
 #include <stdint.h>
 #include <stddef.h>
 static inline int tm_utf8_valid(const uint8_t *s, size_t n) { return -1; }
+static inline size_t tm_ascii_blocks_nonspace(const uint8_t *s, size_t n, size_t *nonSpace) { return 0; }
 #endif
 
 #endif

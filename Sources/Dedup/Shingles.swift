@@ -1,3 +1,4 @@
+import CIntrinsics
 import TokenmillCore
 
 /// Shingles of a text, as near-dedup and decontamination compare them (docs/DEDUP.md):
@@ -57,21 +58,17 @@ public struct Shingler {
         var nonSpace = 0, unspaced = 0
         var i = 0
         let n = text.count
-        let base = UnsafeRawPointer(text.baseAddress)
         var scalarUntil = 0
         while i < n {
-            // 32 ASCII bytes at a time: their non-space count from one comparison (texts
-            // that take this path hold some non-ASCII, most of them little). A block with
-            // a non-ASCII byte goes scalar by scalar.
-            if i >= scalarUntil, i + 32 <= n, let base {
-                let v = base.loadUnaligned(fromByteOffset: i, as: SIMD32<UInt8>.self)
-                if !any(v .>= 0x80) {
-                    let space = (v .== 0x20) .| ((v &- 0x09) .< 5)
-                    nonSpace += 32 + Int(unsafeBitCast(space, to: SIMD32<Int8>.self).wrappedSum())
-                    i += 32
-                    continue
-                }
+            // Whole blocks of 32 ASCII bytes in C (AVX2): their non-space count from one
+            // comparison (texts that take this path hold some non-ASCII, most of them
+            // little). Then the block with a non-ASCII byte goes scalar by scalar.
+            if i >= scalarUntil, i + 32 <= n, let base = text.baseAddress {
+                var blockNonSpace = 0
+                i += tm_ascii_blocks_nonspace(base + i, n - i, &blockNonSpace)
+                nonSpace += blockNonSpace
                 scalarUntil = i + 32
+                if i >= n { break }
             }
             let b = text[i]
             if b < 0x80 {
