@@ -472,3 +472,31 @@ def test_shared_tool_calls_and_kto_chats_against_the_reference(tokenmill_bin, tm
     counts = build_and_check(tokenmill_bin, spec, tmp_path / "out")["index"]["sources"]
     assert counts["glaive"]["rejected"] == 0 and counts["glaive_plain"]["rejected"] > 0
     assert counts["kto"]["read"] == 300
+
+
+@pytest.mark.parametrize("template", ["plain", "chatml"])
+def test_units_whose_first_documents_train_every_token(tokenmill_bin, tmp_path, template):
+    """A scan unit writes no loss-mask file while every token it has tokenized has loss 1
+    (docs/PIPELINE.md): here a unit's first conversations are assistant-only (all trained
+    under ``plain``), then a user turn brings loss-0 tokens, then all-trained ones again,
+    and a second source trains every token. Each document's tokens and mask must still be
+    the reference's."""
+    solo = [[msg("assistant", f"Only the assistant speaks, time {k}.")] for k in range(5)]
+    mixed = [[msg("user", "A question?"), msg("assistant", "An answer.")], [msg("user", "Another?"), msg("assistant", "Yes.")]]
+    rows = solo[:3] + mixed + solo[3:]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"messages": m}) + "\n" for m in rows), encoding="utf-8")
+    other = [[msg("assistant", f"Source b speaks alone, time {k}.")] for k in range(5)]
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps({"messages": m}) + "\n" for m in other), encoding="utf-8")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({
+        "name": "masks", "tokenizer": "cl100k_base", "template": template,
+        "sources": [{"name": "a", "path": "a.jsonl", "map": {"messages": "messages"}},
+                    {"name": "b", "path": "b.jsonl", "map": {"messages": "messages"}}],
+        "pack": {"seq_len": SEQ_LEN, "strategy": "best-fit"}, "output": {"dir": "out"},
+    }), encoding="utf-8")
+    summary = build_and_check(tokenmill_bin, spec, tmp_path / "out")
+    docs = summary["docs"]
+    assert len(docs) == 12
+    if template == "plain":
+        # The reference says which documents train every token: the assistant-only ones.
+        assert sum(1 for d in docs if all(d.mask)) == 10

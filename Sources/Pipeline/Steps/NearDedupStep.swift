@@ -2,9 +2,10 @@ import Dedup
 import TokenmillCore
 
 /// Near dedup (drop reason `near_dup`, docs/DEDUP.md), in three places:
-/// - scan: each record's MinHash signature (`scan/<u>.sig`, row-major, for confirmation)
-///   and its key in every LSH band (`scan/<u>.bands`, band-major, so a band reads one
-///   contiguous slice of each unit);
+/// - scan: the MinHash signature (`scan/<u>.sig`, row-major, for confirmation) and the
+///   key in every LSH band (`scan/<u>.bands`, band-major, so a band reads one contiguous
+///   slice of each unit) of each record that was signed and has a shingle (`sigEmpty`
+///   clear), in row order: the "signed rows";
 /// - near-bands, one unit a band: candidates are the records that survived the filter and
 ///   exact dedup, numbered in spec order; the band's buckets give confirmed edges;
 /// - near-merge: the clusters of all bands' edges, each kept by its earliest record.
@@ -46,10 +47,12 @@ struct NearDedupStep {
     static func clustersPath(_ w: WorkFolder) -> String { w.path(.nearMerge, "clusters") }
 
     /// The candidates in spec order (records that survived the filter and exact dedup):
-    /// their ids, and per unit each row's candidate number — -1 for rows that are not
-    /// candidates or have no shingle (they join no bucket). 12 bytes a record, computed
-    /// once a process from the row summaries and shared by the bands it runs.
-    struct Candidates { var ids: [RecordID] = []; var numbers: [[Int32]] = [] }
+    /// their ids and where their signature lies among their unit's signed rows (-1 for a
+    /// candidate without a shingle), and per unit each signed row's candidate number (-1
+    /// for a signed row that is not a candidate: an exact duplicate found by the exact
+    /// stage). At most 16 bytes a record, computed once a process from the row summaries
+    /// and shared by the bands it runs.
+    struct Candidates { var ids: [RecordID] = []; var signedRows: [Int32] = []; var numbers: [[Int32]] = [] }
 
     static func candidates(_ ctx: BuildContext) throws -> Candidates {
         ctx.lock.lock(); defer { ctx.lock.unlock() }
@@ -64,27 +67,34 @@ struct NearDedupStep {
             while lo < hi { let m = (lo + hi) / 2; if dups[m] < id { lo = m + 1 } else { hi = m } }
             return lo
         }
-        let perUnit = try parallelBatches(count: ctx.units.count, threads: ctx.threads, batchSize: 1) { r -> ([RecordID], [Int32]) in
+        let perUnit = try parallelBatches(count: ctx.units.count, threads: ctx.threads, batchSize: 1) { r -> ([RecordID], [Int32], [Int32]) in
             let u = r.lowerBound
             let rows = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u))
             let from = firstAtLeast(recordID(unit: u, row: 0)), to = firstAtLeast(recordID(unit: u + 1, row: 0))
             var unitDups = SortedIDCursor(Array(dups[from..<to]))
-            var ids: [RecordID] = []
-            var numbers = [Int32](repeating: -1, count: rows.count)
-            for (k, r) in rows.enumerated() where r.flags & RowSummary.filtered == 0 {
+            var ids: [RecordID] = [], signedRows: [Int32] = [], numbers: [Int32] = []
+            for (k, r) in rows.enumerated() {
+                let signed = r.flags & RowSummary.sigEmpty == 0
                 let id = recordID(unit: u, row: k)
-                if unitDups.contains(id) { continue }
-                if r.flags & RowSummary.sigEmpty == 0 { numbers[k] = Int32(ids.count) }
+                if r.flags & RowSummary.filtered != 0 || unitDups.contains(id) {
+                    if signed { numbers.append(-1) }
+                    continue
+                }
+                signedRows.append(signed ? Int32(numbers.count) : -1)
+                if signed { numbers.append(Int32(ids.count)) }
                 ids.append(id)
             }
-            return (ids, numbers)
+            return (ids, signedRows, numbers)
         }
         var c = Candidates()
-        c.ids.reserveCapacity(perUnit.reduce(0) { $0 + $1.0.count })
-        for (ids, numbers) in perUnit {
+        let total = perUnit.reduce(0) { $0 + $1.0.count }
+        c.ids.reserveCapacity(total)
+        c.signedRows.reserveCapacity(total)
+        for (ids, signedRows, numbers) in perUnit {
             let base = Int32(c.ids.count)
             c.numbers.append(base == 0 ? numbers : numbers.map { $0 >= 0 ? $0 + base : -1 })
             c.ids.append(contentsOf: ids)
+            c.signedRows.append(contentsOf: signedRows)
         }
         ctx.candidatesMemo = c
         return c
@@ -106,9 +116,9 @@ struct NearDedupStep {
                 if numbers[k] >= 0 { keys.append(NearDedup.bandKey(h, index: Int(numbers[k]))) }
             }
         }
-        let sigs = SignatureReader(ctx)
+        let sigs = SignatureReader(ctx, candidates: c)
         let (compared, edges) = try NearDedup.bandEdges(keys: &keys, level: level) { x, y in
-            try sigs.similarity(ids[x], ids[y])
+            try sigs.similarity(x, y)
         }
         var w = ByteWriter(capacity: edges.count * 16)
         for e in edges { w.u32(UInt32(e.matched)); w.u32(UInt32(e.removed)); w.f64(e.similarity) }
@@ -162,28 +172,36 @@ struct NearDedupStep {
     }
 }
 
-/// Signatures by record id, read by `pread` from the scan units' `.sig` files.
+/// Signatures by candidate number, read by `pread` from the scan units' `.sig` files
+/// (which hold the signed rows only).
 final class SignatureReader {
     let ctx: BuildContext
+    let candidates: NearDedupStep.Candidates
     let permutations: Int
     var files: [Int: RandomAccessWorkFile] = [:]
-    var last: (RecordID, [UInt32])?
+    var last: (Int, [UInt32])?
 
-    init(_ ctx: BuildContext) { self.ctx = ctx; permutations = ctx.spec.nearDedup!.permutations }
+    init(_ ctx: BuildContext, candidates: NearDedupStep.Candidates) {
+        self.ctx = ctx; self.candidates = candidates; permutations = ctx.spec.nearDedup!.permutations
+    }
 
-    func signature(_ id: RecordID) throws -> [UInt32] {
-        if let last, last.0 == id { return last.1 }
-        let u = unitOf(id)
+    func signature(_ x: Int) throws -> [UInt32] {
+        if let last, last.0 == x { return last.1 }
+        let u = unitOf(candidates.ids[x])
+        let row = Int(candidates.signedRows[x])
+        let path = ScanStage.sigPath(ctx.work, u)
+        // Only candidates with a shingle join a band's buckets.
+        guard row >= 0 else { throw TokenmillError.corrupt(path: path, message: "candidate \(x) has no signature") }
         if files[u] == nil {
             if files.count >= 256 { files.removeAll() }
-            files[u] = try RandomAccessWorkFile(path: ScanStage.sigPath(ctx.work, u))
+            files[u] = try RandomAccessWorkFile(path: path)
         }
         var sig = [UInt32](repeating: 0, count: permutations)
-        try sig.withUnsafeMutableBytes { try files[u]!.read(offset: rowOf(id) * permutations * 4, count: permutations * 4, into: $0.baseAddress!) }
+        try sig.withUnsafeMutableBytes { try files[u]!.read(offset: row * permutations * 4, count: permutations * 4, into: $0.baseAddress!) }
         return sig
     }
 
-    func similarity(_ x: RecordID, _ y: RecordID) throws -> Double {
+    func similarity(_ x: Int, _ y: Int) throws -> Double {
         let sy = try signature(y)
         last = (y, sy)
         let sx = try signature(x)

@@ -86,12 +86,15 @@ struct ScanResult {
     var droppedBytes = 0
     /// Files of the unit that began with a UTF-8 byte order mark (skipped).
     var byteOrderMarks = 0
+    /// Whether the unit has a `.mask` file: none when every token it wrote has loss 1
+    /// (pre-training text through `plain`), so the write stage reads no mask for it.
+    var maskFile = true
 
     var json: JSONOut {
         .object([("records", .int(records)), ("rows_read", .int(rowsRead)), ("rejected", .int(rejected)), ("repaired", .int(repaired)),
                  ("lines", .int(lines)), ("tokens", .int(tokens)), ("bytes_in", .int(bytesIn)),
                  ("reasons", .array(reasons.map { .string($0) })), ("types", .array(types.map { .string($0) })),
-                 ("dropped_bytes", .int(droppedBytes)), ("byte_order_marks", .int(byteOrderMarks))])
+                 ("dropped_bytes", .int(droppedBytes)), ("byte_order_marks", .int(byteOrderMarks)), ("mask_file", .bool(maskFile))])
     }
 
     init() {}
@@ -106,6 +109,8 @@ struct ScanResult {
         types = (v["types"]?.arrayValue ?? []).compactMap(\.stringValue)
         droppedBytes = v["dropped_bytes"]?.intValue ?? 0
         byteOrderMarks = v["byte_order_marks"]?.intValue ?? 0
+        guard let m = v["mask_file"]?.boolValue else { throw TokenmillError.corrupt(path: path, message: "marker lacks 'mask_file'") }
+        maskFile = m
     }
 }
 
@@ -148,7 +153,9 @@ final class ScanStage {
         /// "verb\tobject" of a conversation's first user turn (nil for text records).
         var type: String?
         var tokens: [UInt32] = []
+        /// Loss flags, one a token; left empty when every token has loss 1 (`allLoss`).
         var mask: [UInt8] = []
+        var allLoss = true
     }
 
     private let docLock = NSLockLite()
@@ -197,7 +204,7 @@ final class ScanStage {
         if !s.normalized { _ = normalize.apply(&r) }
         if let near, let sig, let bands { s.sigEmpty = near.sign(r, &scratch, sig: sig, bands: bands) }
         if let decontaminate, shingler != nil { s.hit = decontaminate.check(r, &shingler!) }
-        doc.tokenize(r, encoder: &encoder, tokens: &s.tokens, mask: &s.mask)
+        s.allLoss = doc.tokenize(r, encoder: &encoder, tokens: &s.tokens, mask: &s.mask)
     }
 
     /// Runs unit `u` with `threads` workers inside it and commits its files and marker.
@@ -208,7 +215,9 @@ final class ScanStage {
                                   mapping: src.mapping, skipBadRows: src.skipBadRows, invalidUTF8: src.invalidUTF8, csvQuotes: src.csvQuotes)
         let w = ctx.work
         let tokensFile = try WorkFileWriter(path: Self.tokensPath(w, u))
-        let maskFile = try WorkFileWriter(path: Self.maskPath(w, u))
+        // Made when the first token with loss 0 comes (`ScanResult.maskFile`).
+        var maskFile: WorkFileWriter?
+        var tokensBeforeMask = 0
         let sigFile: WorkFileWriter? = near == nil ? nil : try WorkFileWriter(path: Self.sigPath(w, u))
         var rows = ByteWriter()
         var bandKeys: [[UInt64]] = Array(repeating: [], count: near?.lsh.bands ?? 0)
@@ -264,17 +273,15 @@ final class ScanStage {
             ctx.earlierKeys.mark(unit: u, keys: { i in prepared[i].1.key }, count: records.count, repeated: &repeated)
             let doc = try document()
             let width = DatasetDirectory.tokenWidth(vocabSize: doc.tokenizer.vocabSize)
-            // The piece's signatures, row-major as `.sig` holds them (zeros for rows not
-            // signed), and band hashes (zeros for rows without a shingle): one buffer each,
-            // written by the workers at their rows, appended to the files in one call.
-            // The buffers are the unit's, reused piece after piece (fresh ones of a few MB
-            // came from the kernel each time, zero-filled page by page).
-            if sigs.count < records.count * p { sigs = [UInt32](repeating: 0, count: records.count * p) } else {
-                sigs.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            }
-            if bandRows.count < records.count * nb { bandRows = [UInt64](repeating: 0, count: records.count * nb) } else {
-                bandRows.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            }
+            // The piece's signatures and band hashes: one buffer each, written by the
+            // workers at their rows; only the rows that were signed and have a shingle
+            // (`sigEmpty` false, the only rows near-bands reads) go to `.sig` and `.bands`
+            // (half the rows of a corpus that repeats itself are neither). The buffers are
+            // the unit's, reused piece after piece (fresh ones of a few MB came from the
+            // kernel each time, zero-filled page by page); rows not signed are never read
+            // from them, so they are not cleared.
+            if sigs.count < records.count * p { sigs = [UInt32](repeating: 0, count: records.count * p) }
+            if bandRows.count < records.count * nb { bandRows = [UInt64](repeating: 0, count: records.count * nb) }
             let dropped = try sigs.withUnsafeMutableBufferPointer { sigBuf in
                 try bandRows.withUnsafeMutableBufferPointer { bandBuf in
                     let sigBase = sigBuf.baseAddress, bandBase = bandBuf.baseAddress
@@ -290,16 +297,19 @@ final class ScanStage {
                     }
                 }
             }
-            // Through the writer's 1 MB buffer, 64 KB at a time: one `write` of the whole
-            // piece (a few MB) spent 4x longer in the kernel's copy into the page cache.
+            // The signed rows' signatures through the writer's 1 MB buffer, consecutive
+            // signed rows in one call (one `write` of a whole piece, a few MB, spent 4x
+            // longer in the kernel's copy into the page cache).
             if let sigFile {
                 try sigs.withUnsafeBytes { raw in
-                    var o = 0
-                    let n = records.count * p * 4
-                    while o < n {
-                        let e = min(n, o + (64 << 10))
-                        try sigFile.append(UnsafeRawBufferPointer(rebasing: raw[o..<e]))
-                        o = e
+                    let row = p * 4
+                    var k = 0
+                    while k < records.count {
+                        if prepared[k].1.sigEmpty { k += 1; continue }
+                        var e = k + 1
+                        while e < records.count, !prepared[e].1.sigEmpty, (e - k) * row < (64 << 10) { e += 1 }
+                        try sigFile.append(UnsafeRawBufferPointer(rebasing: raw[(k * row)..<(e * row)]))
+                        k = e
                     }
                 }
             }
@@ -311,7 +321,7 @@ final class ScanStage {
                     let rec = records[k]
                     var summary = RowSummary(line: UInt64(rec.line), tokenOffset: tokenOffset, tokenCount: UInt32(s.tokens.count),
                                              flags: 0, reason: 0, key: UInt128Hash(low: 0, high: 0), content: s.content,
-                                             firstLoss: UInt32(s.mask.firstIndex(where: { $0 != 0 }) ?? s.tokens.count))
+                                             firstLoss: s.allLoss ? 0 : UInt32(s.mask.firstIndex(where: { $0 != 0 }) ?? s.tokens.count))
                     if let reason = s.reason {
                         summary.flags |= RowSummary.filtered
                         if reasonIndex[reason] == nil { reasonIndex[reason] = UInt8(result.reasons.count); result.reasons.append(reason) }
@@ -327,8 +337,9 @@ final class ScanStage {
                         keys[ExactDedupStep.partition(key, bits: ctx.exactBits)].append((key, row))
                     }
                     if near != nil {
-                        if s.sigEmpty { summary.flags |= RowSummary.sigEmpty }
-                        for b in 0..<nb { bandKeys[b].append(bandRows[k * nb + b]) }
+                        if s.sigEmpty { summary.flags |= RowSummary.sigEmpty } else {
+                            for b in 0..<nb { bandKeys[b].append(bandRows[k * nb + b]) }
+                        }
                     }
                     if let hit = s.hit {
                         summary.flags |= RowSummary.contaminated
@@ -341,7 +352,25 @@ final class ScanStage {
                         } else {
                             try s.tokens.withUnsafeBytes { try tokensFile.append($0) }
                         }
-                        try maskFile.append(s.mask)
+                        if !s.allLoss, maskFile == nil {
+                            let f = try WorkFileWriter(path: Self.maskPath(w, u))
+                            let ones = [UInt8](repeating: 1, count: min(tokensBeforeMask, 1 << 16))
+                            var left = tokensBeforeMask
+                            while left > 0 {
+                                try ones.withUnsafeBytes { try f.append(UnsafeRawBufferPointer(rebasing: $0[0..<min(left, ones.count)])) }
+                                left -= min(left, ones.count)
+                            }
+                            maskFile = f
+                        }
+                        if let maskFile {
+                            if s.allLoss {
+                                try maskFile.append([UInt8](repeating: 1, count: s.tokens.count))
+                            } else {
+                                try maskFile.append(s.mask)
+                            }
+                        } else {
+                            tokensBeforeMask += s.tokens.count
+                        }
                     }
                     tokenOffset += UInt64(s.tokens.count)
                     result.tokens += s.tokens.count
@@ -353,10 +382,11 @@ final class ScanStage {
         result.lines = lines
         result.bytesIn = bytes
         _ = try tokensFile.commit()
-        _ = try maskFile.commit()
+        if let maskFile { _ = try maskFile.commit() }
+        result.maskFile = maskFile != nil
         if let f = sigFile { _ = try f.commit() }
         if near != nil {
-            var b = ByteWriter(capacity: bandKeys.count * result.records * 8)
+            var b = ByteWriter(capacity: bandKeys.count * (bandKeys.first?.count ?? 0) * 8)
             for band in bandKeys { for v in band { b.u64(v) } }
             try WorkFile.write(Self.bandsPath(w, u), b.bytes)
         }

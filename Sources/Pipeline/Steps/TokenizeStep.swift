@@ -31,26 +31,34 @@ struct DocumentTokenizer {
         specialIDs = ids
     }
 
-    /// Renders one record and appends its tokens and loss flags.
-    func tokenize(_ record: Record, encoder enc: inout Tokenizer.Encoder, tokens: inout [UInt32], mask: inout [UInt8]) {
+    /// Renders one record and appends its tokens and loss flags; returns true, appending
+    /// no flag, when every segment has loss (pre-training text: its flags are all 1).
+    @discardableResult
+    func tokenize(_ record: Record, encoder enc: inout Tokenizer.Encoder, tokens: inout [UInt32], mask: inout [UInt8]) -> Bool {
         let segments = template.render(record, eos: eosName)
+        let allLoss = segments.allSatisfy {
+            switch $0 {
+            case .text(_, let loss), .special(_, let loss): return loss
+            }
+        }
         // Room for most documents at once (a token a third of a byte: English takes ~4
         // bytes a token, Chinese ~2): growing by doubling copied each array ~8 times. More
         // room would hold a piece's worth of unused capacity until its tokens are written.
         var bytes = 0
         for seg in segments { if case .text(let t, _) = seg { bytes += t.count } }
         tokens.reserveCapacity(tokens.count + bytes / 3 + segments.count + 8)
-        mask.reserveCapacity(mask.count + bytes / 3 + segments.count + 8)
+        if !allLoss { mask.reserveCapacity(mask.count + bytes / 3 + segments.count + 8) }
         for seg in segments {
             switch seg {
             case .text(let t, let loss):
                 let before = tokens.count
                 enc.encode(t, into: &tokens)
-                mask.append(contentsOf: repeatElement(loss ? 1 : 0, count: tokens.count - before))
+                if !allLoss { mask.append(contentsOf: repeatElement(loss ? 1 : 0, count: tokens.count - before)) }
             case .special(let name, let loss):
                 tokens.append(specialIDs[name]!)
-                mask.append(loss ? 1 : 0)
+                if !allLoss { mask.append(loss ? 1 : 0) }
             }
         }
+        return allLoss
     }
 }

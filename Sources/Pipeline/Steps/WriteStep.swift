@@ -11,8 +11,9 @@ final class WriteStep: @unchecked Sendable {
     let ctx: BuildContext
     var docs: [String: [SplitDoc]] = [:]
     /// Token and mask files of scan units, opened once and shared by the chunk workers
-    /// (reads are `pread`s; the cache is guarded by `lock`).
-    var tokenFiles: [Int: (RandomAccessWorkFile, RandomAccessWorkFile)] = [:]
+    /// (reads are `pread`s; the cache is guarded by `lock`). A unit whose marker says it
+    /// wrote no mask file (every token has loss 1) has none.
+    var tokenFiles: [Int: (RandomAccessWorkFile, RandomAccessWorkFile?)] = [:]
     let lock = NSLockLite()
 
     init(_ ctx: BuildContext) { self.ctx = ctx }
@@ -27,11 +28,13 @@ final class WriteStep: @unchecked Sendable {
         return all
     }
 
-    func files(_ u: Int) throws -> (RandomAccessWorkFile, RandomAccessWorkFile) {
+    func files(_ u: Int) throws -> (RandomAccessWorkFile, RandomAccessWorkFile?) {
         lock.lock(); defer { lock.unlock() }
         if let f = tokenFiles[u] { return f }
         if tokenFiles.count >= 128 { tokenFiles.removeAll() }
-        let f = (try RandomAccessWorkFile(path: ScanStage.tokensPath(ctx.work, u)), try RandomAccessWorkFile(path: ScanStage.maskPath(ctx.work, u)))
+        let scanned = try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u))
+        let f = (try RandomAccessWorkFile(path: ScanStage.tokensPath(ctx.work, u)),
+                 scanned.maskFile ? try RandomAccessWorkFile(path: ScanStage.maskPath(ctx.work, u)) : nil)
         tokenFiles[u] = f
         return f
     }
@@ -91,7 +94,11 @@ final class WriteStep: @unchecked Sendable {
             let n = range.end - range.start
             let (tokens, mask) = try files(range.unit)
             try tokenBytes.withUnsafeMutableBytes { try tokens.read(offset: range.start * width, count: n * width, into: $0.baseAddress! + at * width) }
-            try maskBytes.withUnsafeMutableBytes { try mask.read(offset: range.start, count: n, into: $0.baseAddress! + at) }
+            try maskBytes.withUnsafeMutableBytes {
+                if let mask { try mask.read(offset: range.start, count: n, into: $0.baseAddress! + at) } else {
+                    ($0.baseAddress! + at).initializeMemory(as: UInt8.self, repeating: 1, count: n)
+                }
+            }
             for t in range.first..<range.last { reads[order[t]].at = at + reads[order[t]].start - range.start }
             at += n
         }
