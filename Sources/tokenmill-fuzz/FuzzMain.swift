@@ -23,6 +23,10 @@ public func tokenmillFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeM
         fputs("unknown target '\(fuzzTarget)'; known: \(FuzzTargets.names.joined(separator: ", "))\n", stderr)
         return 2
     }
+    // No compiled-vocabulary cache: every tokenizer.json the fuzzer makes that loads
+    // would write an image of its tables into the user's cache (~/.cache/tokenmill),
+    // thousands an hour, each evicting a real vocabulary's image.
+    setenv("TOKENMILL_CACHE_DIR", "off", 1)
     var c = argc
     var v = argv
     return LLVMFuzzerRunDriver(&c, &v) { data, size in
