@@ -147,7 +147,10 @@ public final class Build {
         if old["tool_version"] != new["tool_version"] { return "tool version \(old["tool_version"]?.stringValue ?? "?")" }
         if old["work_format"] != new["work_format"] { return "an earlier build of this tool (work format \(old["work_format"]?.intValue ?? 1), now \(workFormat))" }
         if old["inputs"] != new["inputs"] { return "other inputs (a file was added, removed or changed since)" }
-        return "another unit plan (TOKENMILL_UNIT_BYTES differs)"
+        if old["unit_bytes"] != new["unit_bytes"] {
+            return "another unit plan (blocks of \(old["unit_bytes"]?.intValue ?? 0) bytes, now \(new["unit_bytes"]?.intValue ?? 0): TOKENMILL_UNIT_BYTES differs)"
+        }
+        return "another unit plan"
     }
 
     /// Refuses to start when the output filesystem obviously lacks room: the work folder

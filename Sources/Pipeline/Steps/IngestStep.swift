@@ -38,7 +38,9 @@ enum IngestStep {
     /// it. The output does not depend on it (tests build with tiny units to prove that).
     static func unitBytes(_ spec: BuildSpec) throws -> Int {
         if let v = getenv("TOKENMILL_UNIT_BYTES"), let n = Int(String(cString: v)), n >= 1 { return n }
-        return min(8 << 20, max(1 << 20, try inputBytes(spec) / 32))
+        // Rounded up: rounded down, the last few bytes of the input (total mod 32) made a
+        // 33rd unit of their own, with its files and marker.
+        return min(8 << 20, max(1 << 20, (try inputBytes(spec) + 31) / 32))
     }
 
     /// The bytes of every input file, as stored.
