@@ -11,6 +11,9 @@ public enum DedupField: String, Sendable, CaseIterable {
 
     /// The compared text: the fields joined with "\n".
     public func text(of r: Record) -> [UInt8] {
+        // A text record (most pre-training rows): its text, shared, with no list of parts
+        // to allocate (this runs twice a record in a build: the exact key and MinHash).
+        if r.kind == .text && r.turns.isEmpty && (self == .prompt || (self == .all && r.system.isEmpty)) { return r.text }
         var parts: [[UInt8]] = []
         switch self {
         case .prompt:

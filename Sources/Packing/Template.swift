@@ -55,6 +55,8 @@ public struct ChatTemplate: Sendable {
 
     public func render(_ r: Record, eos: String) -> [Segment] {
         var b = SegmentBuilder()
+        // Every template: a text record is its text, then EOS, all trained (the build's
+        // DocumentTokenizer encodes it so without segments; keep the two in step).
         if r.kind == .text {
             b.text(r.text, loss: true)
             b.special(eos, loss: true)

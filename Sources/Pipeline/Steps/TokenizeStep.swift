@@ -14,6 +14,7 @@ struct DocumentTokenizer {
     let tokenizer: Tokenizer
     let template: ChatTemplate
     let eosName: String
+    let eosID: UInt32
     let specialIDs: [String: UInt32]
 
     init(tokenizer: Tokenizer, template: ChatTemplate) throws {
@@ -29,12 +30,21 @@ struct DocumentTokenizer {
             throw TokenmillError.unsupported("template \(template.name) needs \(name), which tokenizer \(tokenizer.name) lacks")
         }
         specialIDs = ids
+        eosID = ids[eos.text]!
     }
 
     /// Renders one record and appends its tokens and loss flags; returns true, appending
     /// no flag, when every segment has loss (pre-training text: its flags are all 1).
     @discardableResult
     func tokenize(_ record: Record, encoder enc: inout Tokenizer.Encoder, tokens: inout [UInt32], mask: inout [UInt8]) -> Bool {
+        if record.kind == .text {
+            // What every template renders of a text record (`ChatTemplate.render`): its
+            // text, then EOS, all trained; without the segment list a record allocated.
+            tokens.reserveCapacity(tokens.count + record.text.count / 3 + 8)
+            enc.encode(record.text, into: &tokens)
+            tokens.append(eosID)
+            return true
+        }
         let segments = template.render(record, eos: eosName)
         let allLoss = segments.allSatisfy {
             switch $0 {
