@@ -4,16 +4,35 @@ import TokenmillCore
 /// libzstd, wrapped once. Compression and decompression do not depend on each other.
 public enum Zstd {
     /// One complete frame holding `input`, with the content size in its header.
+    /// (`ZSTD_compressCCtx` on a context from `contexts`: the same frame as `ZSTD_compress`,
+    /// which allocated and cleared a context of ~1 MB for every chunk.)
     public static func compress(_ input: UnsafeRawBufferPointer, level: Int32) throws -> [UInt8] {
         let bound = ZSTD_compressBound(input.count)
-        var out = [UInt8](repeating: 0, count: bound)
-        let n = out.withUnsafeMutableBytes { o in
-            ZSTD_compress(o.baseAddress, bound, input.baseAddress, input.count, level)
+        guard let cctx = contexts.take() else { throw TokenmillError.other("zstd: cannot create a compression context") }
+        defer { contexts.give(cctx) }
+        var failure = 0
+        let out = [UInt8](unsafeUninitializedCapacity: bound) { o, count in
+            let n = ZSTD_compressCCtx(cctx, o.baseAddress, bound, input.baseAddress, input.count, level)
+            if ZSTD_isError(n) != 0 { failure = n; count = 0 } else { count = n }
         }
-        if ZSTD_isError(n) != 0 { throw TokenmillError.other("zstd compression failed: \(String(cString: ZSTD_getErrorName(n)))") }
-        out.removeSubrange(n...)
+        if failure != 0 { throw TokenmillError.other("zstd compression failed: \(String(cString: ZSTD_getErrorName(failure)))") }
         return out
     }
+
+    /// Compression contexts kept for reuse, one per thread that compressed at once (a
+    /// context carries no state from one frame to the next: `ZSTD_compressCCtx` resets it).
+    final class ContextPool: @unchecked Sendable {
+        private let lock = NSLockLite()
+        private var free: [OpaquePointer] = []
+        func take() -> OpaquePointer? {
+            lock.lock()
+            if let c = free.popLast() { lock.unlock(); return c }
+            lock.unlock()
+            return ZSTD_createCCtx()
+        }
+        func give(_ c: OpaquePointer) { lock.lock(); free.append(c); lock.unlock() }
+    }
+    static let contexts = ContextPool()
 
     /// One frame on `workers` threads (libzstd's own multithreading; the frame states its
     /// content size). Used for large single outputs, such as an MDS shard.
