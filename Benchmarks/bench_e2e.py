@@ -83,12 +83,21 @@ def main():
                 runs[f"build{t}"].append(timed([a.bin, "build", str(spec), "--threads", str(t), "--quiet"])[0])
                 runs[f"encode{t}"].append(timed([a.bin, "encode", "--tokenizer", "cl100k_base", "--field", "text", "--threads", str(t),
                                                  str(corpus)])[0])
-        # Resume: a build SIGKILLed at ~90% of its wall time, then the same command again.
-        resume = []
+        # Resume: a build SIGKILLed at ~90% of its work, then the same command again. The
+        # kill comes once the pack stage has committed (only the write and finish stages
+        # are left) and at least 85% of the median two-thread wall time has passed: a
+        # kill by the clock alone landed mid-scan whenever the machine ran slower than the
+        # median that minute. The fraction of the median at which it came is reported.
+        resume, kill_at = [], []
+        pack_done = work / f"out{mb}" / ".work" / "pack" / "0.done"
         for _ in range(a.rounds):
+            median2 = statistics.median(runs["build2"])
+            t0 = time.perf_counter()
             p = subprocess.Popen([a.bin, "build", str(spec), "--threads", "2", "--quiet"], stderr=subprocess.DEVNULL)
-            time.sleep(0.9 * statistics.median(runs["build2"]))
+            while p.poll() is None and not (pack_done.exists() and time.perf_counter() - t0 >= 0.85 * median2):
+                time.sleep(0.002)
             killed = p.poll() is None
+            kill_at.append((time.perf_counter() - t0) / median2)
             p.kill(); p.wait()
             rerun = timed([a.bin, "build", str(spec), "--threads", "2", "--quiet"])[0]
             full = timed([a.bin, "build", str(spec), "--threads", "2", "--quiet"])[0]
@@ -103,6 +112,7 @@ def main():
                "encode1_mbs": size / 1e6 / med["encode1"], "encode2_mbs": size / 1e6 / med["encode2"],
                "build_over_encode_2t": pair, "scaling_1_to_2": scale,
                "rerun_after_kill_at_90pct": statistics.median(resume) if resume else None,
+               "kill_at_fraction_of_median": statistics.median(kill_at) if kill_at else None,
                "rss1_mb": rss[1] / 2**20, "rss2_mb": rss[2] / 2**20}
         if a.datatrove:
             out = work / f"datatrove{mb}.json"
