@@ -242,8 +242,7 @@ public final class Build {
             var bulk: [String] = []
             if !options.keepWork && options.stage == nil && ctx.threads > 1 {
                 for u in ctx.units.indices {
-                    bulk += [ScanStage.tokensPath(ctx.work, u), ScanStage.maskPath(ctx.work, u), ScanStage.sigPath(ctx.work, u),
-                             ScanStage.bandsPath(ctx.work, u)]
+                    bulk += [ScanStage.dataPath(ctx.work, u), ScanStage.maskPath(ctx.work, u), ScanStage.sigPath(ctx.work, u)]
                 }
             }
             let early: Eventually<Void>? = bulk.isEmpty ? nil : Eventually(background: { [bulk] in for path in bulk { FileSystem.remove(path) } })

@@ -316,6 +316,17 @@ def test_the_accounting_check_can_fail(tokenmill_bin, corpus, tmp_path):
     assert report["checks"]["alpaca"]["ok"] is False
 
 
+def data_sections(data: bytes) -> list[tuple[int, int]]:
+    """(offset, size) of each section of a scan unit's data file (docs/PIPELINE.md): the
+    content ends with a table of (offset, size, xxh3) per section, the count and a magic;
+    a 24-byte trailer follows."""
+    content = data[:-24]
+    count, magic = struct.unpack_from("<QQ", content, len(content) - 16)
+    assert magic == int.from_bytes(b"KMSSECT1", "little"), magic
+    at = len(content) - 16 - 24 * count
+    return [struct.unpack_from("<QQ", content, at + 24 * k) for k in range(count)]
+
+
 def test_a_damaged_work_file_is_an_error_not_wrong_bytes(tokenmill_bin, corpus, tmp_path):
     out = tmp_path / "out"
     run(tokenmill_bin, "build", corpus, "--out", out, "--stage", "scan", "--quiet")
@@ -325,6 +336,27 @@ def test_a_damaged_work_file_is_an_error_not_wrong_bytes(tokenmill_bin, corpus, 
     rows.write_bytes(bytes(b))
     r = run(tokenmill_bin, "build", corpus, "--out", out, "--quiet", check=False)
     assert r.returncode == 65 and b"0.rows" in r.stderr and b"checksum" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("where", ["keys", "table"])
+def test_a_damaged_data_section_is_an_error_not_wrong_bytes(tokenmill_bin, corpus, tmp_path, where):
+    """The exact keys live in a section of each scan unit's data file, after its ids: a
+    flipped byte there fails the section's checksum (the exact stage reads the section
+    whole), and a damaged section table is refused before any read."""
+    out = tmp_path / "out"
+    run(tokenmill_bin, "build", corpus, "--out", out, "--stage", "scan", "--quiet")
+    data = out / ".work" / "scan" / "0.data"
+    b = bytearray(data.read_bytes())
+    keys_at, keys_size = data_sections(bytes(b))[0]
+    assert keys_size > 200
+    if where == "keys":
+        b[keys_at + keys_size - 5] ^= 0xFF   # a byte of the last key entry
+    else:
+        b[len(b) - 24 - 16] ^= 0x40          # the section count: the table no longer fits
+    data.write_bytes(bytes(b))
+    r = run(tokenmill_bin, "build", corpus, "--out", out, "--quiet", check=False)
+    assert r.returncode == 65 and b"0.data" in r.stderr, r.stderr
+    assert (b"checksum" if where == "keys" else b"section table") in r.stderr, r.stderr
 
 
 def test_quiet_prints_nothing_and_the_report_has_every_stage(tokenmill_bin, corpus, tmp_path):

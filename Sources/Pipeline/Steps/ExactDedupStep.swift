@@ -15,15 +15,24 @@ enum ExactDedupStep {
     /// The key-hash range (unit of the exact stage) a key falls in: its top `bits` bits.
     static func partition(_ k: UInt128Hash, bits: Int) -> Int { Int(k.high >> UInt64(64 - bits)) }
 
-    /// A scan unit's keys grouped by partition: partitions + 1 u64 entry offsets, then entries of
-    /// (high u64, low u64, row u32).
+    /// A scan unit's keys grouped by partition: partitions + 1 u64 entry offsets, then the
+    /// xxh3-64 of each partition's entries (the exact stage reads one partition of each
+    /// unit and checks it), then entries of (high u64, low u64, row u32).
     static let entrySize = 20
     static func encodeKeys(_ parts: [[(UInt128Hash, UInt32)]]) -> [UInt8] {
-        var w = ByteWriter()
+        var entries = ByteWriter(capacity: parts.reduce(0) { $0 + $1.count } * entrySize)
+        var sums: [UInt64] = []
+        for p in parts {
+            let from = entries.bytes.count
+            for (k, row) in p { entries.u64(k.high); entries.u64(k.low); entries.u32(row) }
+            sums.append(entries.bytes.withUnsafeBytes { XXH3.hash64(UnsafeRawBufferPointer(rebasing: $0[from...])) })
+        }
+        var w = ByteWriter(capacity: (2 * parts.count + 1) * 8 + entries.bytes.count)
         var at: UInt64 = 0
         for p in parts { w.u64(at); at += UInt64(p.count) }
         w.u64(at)
-        for p in parts { for (k, row) in p { w.u64(k.high); w.u64(k.low); w.u32(row) } }
+        for s in sums { w.u64(s) }
+        w.bytes.append(contentsOf: entries.bytes)
         return w.bytes
     }
 
@@ -33,14 +42,20 @@ enum ExactDedupStep {
     /// of each run of equal keys are duplicates. Writes their ids, sorted.
     static func run(_ ctx: BuildContext, partition p: Int) throws -> JSONOut {
         var entries: [(UInt64, UInt64, RecordID)] = []
-        let header = (ctx.exactPartitions + 1) * 8
+        let header = (2 * ctx.exactPartitions + 1) * 8
         for u in ctx.units.indices {
-            let f = try RandomAccessWorkFile(path: ScanStage.keysPath(ctx.work, u))
+            let f = try ScanStage.section(ctx.work, u, .keys)
             var r = ByteReader(try f.read(offset: p * 8, count: 16), path: f.path)
             let a = Int(try r.u64()), b = Int(try r.u64())
-            guard a <= b else { throw TokenmillError.corrupt(path: f.path, message: "partition table out of order") }
+            guard a <= b, b <= (f.size - header) / entrySize else { throw TokenmillError.corrupt(path: f.path, message: "partition table out of order") }
             if a == b { continue }
-            var e = ByteReader(try f.read(offset: header + a * entrySize, count: (b - a) * entrySize), path: f.path)
+            var c = ByteReader(try f.read(offset: (ctx.exactPartitions + 1 + p) * 8, count: 8), path: f.path)
+            let sum = try c.u64()
+            let bytes = try f.read(offset: header + a * entrySize, count: (b - a) * entrySize)
+            guard XXH3.hash64(bytes) == sum else {
+                throw TokenmillError.corrupt(path: f.path, message: "partition \(p): checksum mismatch (damaged or changed; rerun the build with --force to start over)")
+            }
+            var e = ByteReader(bytes, path: f.path)
             for _ in a..<b {
                 let hi = try e.u64(), lo = try e.u64(), row = try e.u32()
                 entries.append((hi, lo, recordID(unit: u, row: Int(row))))

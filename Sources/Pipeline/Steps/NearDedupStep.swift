@@ -69,7 +69,7 @@ struct NearDedupStep {
         }
         let perUnit = try parallelBatches(count: ctx.units.count, threads: ctx.threads, batchSize: 1) { r -> ([RecordID], [Int32], [Int32]) in
             let u = r.lowerBound
-            let rows = try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u))
+            let rows = try RowSummary.readAll(ctx.work, u)
             let from = firstAtLeast(recordID(unit: u, row: 0)), to = firstAtLeast(recordID(unit: u + 1, row: 0))
             var unitDups = SortedIDCursor(Array(dups[from..<to]))
             var ids: [RecordID] = [], signedRows: [Int32] = [], numbers: [Int32] = []
@@ -109,7 +109,7 @@ struct NearDedupStep {
         var keys: [UInt64] = []
         for u in ctx.units.indices where !c.numbers[u].isEmpty {
             let numbers = c.numbers[u]
-            let f = try RandomAccessWorkFile(path: ScanStage.bandsPath(ctx.work, u))
+            let f = try ScanStage.section(ctx.work, u, .bands)
             var r = ByteReader(try f.read(offset: b * numbers.count * 8, count: numbers.count * 8), path: f.path)
             for k in numbers.indices {
                 let h = try r.u64()

@@ -49,7 +49,9 @@ struct RowSummary {
     /// A unit's rows file, whole. The size is checked first (a whole number of rows), so
     /// the rows decode with plain loads and no check per field (four stages read these
     /// files: the near-dedup candidates, shape, the weight draws and finish).
-    static func readAll(_ path: String) throws -> [RowSummary] {
+    /// The rows of scan unit `u` (checksum checked).
+    static func readAll(_ w: WorkFolder, _ u: Int) throws -> [RowSummary] {
+        let path = ScanStage.rowsPath(w, u)
         let bytes = try WorkFile.read(path)
         guard bytes.count % size == 0 else { throw TokenmillError.corrupt(path: path, message: "size is not a multiple of \(size)") }
         let n = bytes.count / size
@@ -132,11 +134,18 @@ final class ScanStage {
     }
 
     static func rowsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).rows") }
-    static func tokensPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).tokens") }
+    /// The unit's data: its token ids (the body, at offset 0), then the sections below.
+    static func dataPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).data") }
+    /// The sections of `u.data` after the ids (`SectionedWorkFile`), written together at
+    /// the unit's end: one file for the three instead of one each. (The rows stay a file
+    /// of their own: the finish stage reads them while the data files, which no stage
+    /// after write reads, are being removed.)
+    enum Section: Int, CaseIterable { case keys = 0, bands = 1 }
+    static func section(_ w: WorkFolder, _ u: Int, _ s: Section) throws -> WorkFileSection {
+        try WorkFileSection(path: dataPath(w, u), index: s.rawValue, name: "\(s)")
+    }
     static func maskPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).mask") }
     static func sigPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).sig") }
-    static func bandsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).bands") }
-    static func keysPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).keys") }
     static func rejectsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).rejects") }
     static func hitsPath(_ w: WorkFolder, _ u: Int) -> String { w.path(.scan, "\(u).hits") }
 
@@ -214,7 +223,7 @@ final class ScanStage {
         let config = SourceConfig(name: src.name, index: Int32(unit.source), files: src.files, format: src.format,
                                   mapping: src.mapping, skipBadRows: src.skipBadRows, invalidUTF8: src.invalidUTF8, csvQuotes: src.csvQuotes)
         let w = ctx.work
-        let tokensFile = try WorkFileWriter(path: Self.tokensPath(w, u))
+        let tokensFile = try WorkFileWriter(path: Self.dataPath(w, u))
         // Made when the first token with loss 0 comes (`ScanResult.maskFile`).
         var maskFile: WorkFileWriter?
         var tokensBeforeMask = 0
@@ -381,16 +390,14 @@ final class ScanStage {
         }
         result.lines = lines
         result.bytesIn = bytes
-        _ = try tokensFile.commit()
         if let maskFile { _ = try maskFile.commit() }
         result.maskFile = maskFile != nil
         if let f = sigFile { _ = try f.commit() }
-        if near != nil {
-            var b = ByteWriter(capacity: bandKeys.count * (bandKeys.first?.count ?? 0) * 8)
-            for band in bandKeys { for v in band { b.u64(v) } }
-            try WorkFile.write(Self.bandsPath(w, u), b.bytes)
-        }
-        if ctx.spec.exactDedup != nil { try WorkFile.write(Self.keysPath(w, u), ExactDedupStep.encodeKeys(keys)) }
+        var bands = ByteWriter(capacity: bandKeys.count * (bandKeys.first?.count ?? 0) * 8)
+        for band in bandKeys { for v in band { bands.u64(v) } }
+        let keyBytes = ctx.spec.exactDedup != nil ? ExactDedupStep.encodeKeys(keys) : []
+        try SectionedWorkFile.appendSections(tokensFile, [keyBytes, bands.bytes])
+        _ = try tokensFile.commit()
         try WorkFile.write(Self.rowsPath(w, u), rows.bytes)
         // Most units reject nothing and match no eval prompt: no file then (the marker's
         // counts say so; finish reads these only for units that have some).

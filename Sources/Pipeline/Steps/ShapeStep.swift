@@ -66,7 +66,7 @@ enum ShapeStep {
         var out: [(source: Int, draw: Double, id: RecordID, tokens: Int)] = []
         for (u, unit) in ctx.units.enumerated() {
             let s = unit.source
-            for (k, r) in try RowSummary.readAll(ScanStage.rowsPath(ctx.work, u)).enumerated() {
+            for (k, r) in try RowSummary.readAll(ctx.work, u).enumerated() {
                 let id = recordID(unit: u, row: k)
                 if r.flags & RowSummary.filtered != 0 || exact.contains(id) || near.contains(id) || r.flags & RowSummary.contaminated != 0 || r.trainsNothing { continue }
                 if let take = ctx.spec.sources[s].take, taken[s] >= take { continue }
@@ -177,7 +177,7 @@ enum ShapeStep {
             stats[s].rejected += result.rejected
             stats[s].repairedUTF8 += result.repaired
             let rowsPath = ScanStage.rowsPath(ctx.work, u)
-            let rows = try RowSummary.readAll(rowsPath)
+            let rows = try RowSummary.readAll(ctx.work, u)
             guard rows.count == result.records else {
                 throw TokenmillError.corrupt(path: rowsPath, message: "\(rows.count) rows, its marker says \(result.records)")
             }

@@ -33,7 +33,7 @@ final class WriteStep: @unchecked Sendable {
         if let f = tokenFiles[u] { return f }
         if tokenFiles.count >= 128 { tokenFiles.removeAll() }
         let scanned = try ScanResult(try ctx.work.requireMarker(.scan, u), path: ctx.work.markerPath(.scan, u))
-        let f = (try RandomAccessWorkFile(path: ScanStage.tokensPath(ctx.work, u)),
+        let f = (try RandomAccessWorkFile(path: ScanStage.dataPath(ctx.work, u)),
                  scanned.maskFile ? try RandomAccessWorkFile(path: ScanStage.maskPath(ctx.work, u)) : nil)
         tokenFiles[u] = f
         return f
