@@ -221,8 +221,13 @@ def stage_in_progress(out: Path, stages: list[str]) -> str:
     last = "scan"
     for s in stages:
         d = work / s
-        if d.exists() and any(p.suffix == ".done" for p in d.iterdir()):
-            last = s
+        try:
+            if any(p.suffix == ".done" for p in d.iterdir()):
+                last = s
+        except FileNotFoundError:
+            # Not made yet, or the build (still running) is removing its work folder.
+            if not work.exists():
+                return "finish"
     return last
 
 
