@@ -105,7 +105,6 @@ struct NearDedupStep {
         let near = ctx.spec.nearDedup!
         let level = LSHParameters.confirmationLevel(threshold: near.threshold, permutations: near.permutations)
         let c = try candidates(ctx)
-        let ids = c.ids
         var keys: [UInt64] = []
         for u in ctx.units.indices where !c.numbers[u].isEmpty {
             let numbers = c.numbers[u]
