@@ -35,6 +35,56 @@ final class DedupTests: XCTestCase {
         XCTAssertEqual(shingles("K\u{212A}", 1), ["kk"])                         // Kelvin sign folds to k
     }
 
+    /// The shingler's fast paths (whole-ASCII texts, ASCII runs inside mixed texts, the
+    /// byte-count test of a text's script) against the definition written plainly: the
+    /// scalars, the script count, the units and the joined shingles, on random texts of
+    /// ASCII words, accented Latin, Greek, CJK, Thai and Unicode spaces in every mix.
+    func testShinglesEqualTheirDefinitionOnMixedTexts() {
+        func reference(_ text: String, _ n: Int) -> [String] {
+            let scalars = text.unicodeScalars.map(\.value)
+            let nonSpace = scalars.filter { !UnicodeData.isSpace($0) }
+            let unspaced = nonSpace.filter { Shingler.isUnspaced($0) }.count
+            func fold(_ c: UInt32) -> UInt32 { c < 0x80 ? (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) : UnicodeData.fold(c) }
+            func string(_ cs: [UInt32]) -> String { String(String.UnicodeScalarView(cs.compactMap(Unicode.Scalar.init))) }
+            if 2 * unspaced > nonSpace.count {
+                let units = nonSpace.map { string([fold($0)]) }
+                if units.isEmpty { return [] }
+                if units.count < n { return [units.joined()] }
+                return (0...(units.count - n)).map { units[$0..<($0 + n)].joined() }
+            }
+            var words: [String] = [], word: [UInt32] = []
+            for c in scalars {
+                if UnicodeData.isSpace(c) { if !word.isEmpty { words.append(string(word)); word = [] } } else { word.append(fold(c)) }
+            }
+            if !word.isEmpty { words.append(string(word)) }
+            if words.isEmpty { return [] }
+            if words.count < n { return [words.joined(separator: " ")] }
+            return (0...(words.count - n)).map { words[$0..<($0 + n)].joined(separator: " ") }
+        }
+        let pieces = ["The", "quick", "BROWN", "fox", "a", "Zebra", "x1", "don't", "café", "Ärger", "naïve", "ΣΑΣ", "straße",
+                      "中文", "机器学习", "の", "สวัสดี", "ครับ", "!", "K\u{212A}"]
+        let spaces = [" ", "  ", "\t", "\n", "\u{3000}", "\u{A0}", "\r\n", ""]
+        var rng = SplitMix64(seed: 2026)
+        for round in 0..<4000 {
+            var text = ""
+            // Mostly ASCII words with some of the others, or mostly CJK/Thai: both modes.
+            let cjkHeavy = round % 3 == 0
+            for _ in 0..<(1 + Int(rng.below(40))) {
+                let k = Int(rng.below(UInt64(pieces.count)))
+                let piece = cjkHeavy && rng.below(2) == 0 ? pieces[13 + Int(rng.below(4))] : pieces[k]
+                text += piece + spaces[Int(rng.below(UInt64(spaces.count)))]
+            }
+            let n = 1 + Int(rng.below(5))
+            let got = shingles(text, n)
+            let want = reference(text, n)
+            if got != want { XCTFail("n=\(n) \(text.debugDescription): \(got) != \(want)"); return }
+            var sh = Shingler(ngram: n)
+            var hashes: [UInt64] = []
+            Array(text.utf8).withUnsafeBufferPointer { sh.hashes($0, into: &hashes) }
+            XCTAssertEqual(hashes, want.map { XXH3.hash64(Array($0.utf8)) })
+        }
+    }
+
     func testCJKTextIsShingledByCharacters() {
         XCTAssertEqual(shingles("给出 三个保持健康的秘诀。", 5), ["给出三个保", "出三个保持", "三个保持健", "个保持健康", "保持健康的", "持健康的秘", "健康的秘诀", "康的秘诀。"])
         // Mostly Latin with a few ideographs stays in word mode.
