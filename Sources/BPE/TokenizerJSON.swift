@@ -182,8 +182,6 @@ enum TokenizerJSON {
         return true
     }
 
-    /// `model.merges` as lines of token strings: a `"a b"` string split at its spaces, or an
-    /// array of strings (the caller checks there are two, and that they are tokens).
     /// A token id from the file: one past the largest vocabulary Tokenmill takes is
     /// refused by name (converting an id past UInt32 to one trapped: found by fuzzing).
     static func tokenID(_ id: Int, _ what: String, _ refuse: (String) -> TokenmillError) throws -> UInt32 {
@@ -193,6 +191,8 @@ enum TokenizerJSON {
         return v
     }
 
+    /// `model.merges` as lines of token strings: a `"a b"` string split at its spaces, or an
+    /// array of strings (the caller checks there are two, and that they are tokens).
     static func mergeLines(_ model: JSONValue, _ refuse: (String) -> TokenmillError) throws -> [(Int, [String])] {
         if let m = model["merges"], m != .null, m.arrayValue == nil { throw refuse("model.merges: expected a list, found \(m.kindName)") }
         return (model["merges"]?.arrayValue ?? []).enumerated().map { k, m in

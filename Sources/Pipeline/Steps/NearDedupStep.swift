@@ -3,8 +3,8 @@ import TokenmillCore
 
 /// Near dedup (drop reason `near_dup`, docs/DEDUP.md), in three places:
 /// - scan: the MinHash signature (`scan/<u>.sig`, row-major, for confirmation) and the
-///   key in every LSH band (`scan/<u>.bands`, band-major, so a band reads one contiguous
-///   slice of each unit) of each record that was signed and has a shingle (`sigEmpty`
+///   key in every LSH band (the bands section of `scan/<u>.data`, band-major, so a band
+///   reads one contiguous slice of each unit) of each record that was signed and has a shingle (`sigEmpty`
 ///   clear), in row order: the "signed rows";
 /// - near-bands, one unit a band: candidates are the records that survived the filter and
 ///   exact dedup, numbered in spec order; the band's buckets give confirmed edges;

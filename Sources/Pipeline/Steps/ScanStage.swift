@@ -46,10 +46,10 @@ struct RowSummary {
                           content: content, firstLoss: firstLoss, kind: kind)
     }
 
-    /// A unit's rows file, whole. The size is checked first (a whole number of rows), so
-    /// the rows decode with plain loads and no check per field (four stages read these
-    /// files: the near-dedup candidates, shape, the weight draws and finish).
-    /// The rows of scan unit `u` (checksum checked).
+    /// Scan unit `u`'s rows file, whole (checksum checked). The size is checked first (a
+    /// whole number of rows), so the rows decode with plain loads and no check per field
+    /// (four stages read these files: the near-dedup candidates, shape, the weight draws
+    /// and finish).
     static func readAll(_ w: WorkFolder, _ u: Int) throws -> [RowSummary] {
         let path = ScanStage.rowsPath(w, u)
         let bytes = try WorkFile.read(path)
@@ -216,6 +216,18 @@ final class ScanStage {
         s.allLoss = doc.tokenize(r, encoder: &encoder, tokens: &s.tokens, mask: &s.mask)
     }
 
+    /// `n` loss flags of 1 (the tokens of documents that train every token, which keep no
+    /// mask of their own), 64 KB at a time.
+    static let ones = [UInt8](repeating: 1, count: 1 << 16)
+    static func appendOnes(_ n: Int, to f: WorkFileWriter) throws {
+        var left = n
+        while left > 0 {
+            let k = min(left, ones.count)
+            try ones.withUnsafeBytes { try f.append(UnsafeRawBufferPointer(rebasing: $0[0..<k])) }
+            left -= k
+        }
+    }
+
     /// Runs unit `u` with `threads` workers inside it and commits its files and marker.
     func run(unit u: Int, threads: Int) throws -> ScanResult {
         let unit = ctx.units[u]
@@ -361,24 +373,14 @@ final class ScanStage {
                         } else {
                             try s.tokens.withUnsafeBytes { try tokensFile.append($0) }
                         }
-                        if !s.allLoss, maskFile == nil {
-                            let f = try WorkFileWriter(path: Self.maskPath(w, u))
-                            let ones = [UInt8](repeating: 1, count: min(tokensBeforeMask, 1 << 16))
-                            var left = tokensBeforeMask
-                            while left > 0 {
-                                try ones.withUnsafeBytes { try f.append(UnsafeRawBufferPointer(rebasing: $0[0..<min(left, ones.count)])) }
-                                left -= min(left, ones.count)
-                            }
-                            maskFile = f
-                        }
-                        if let maskFile {
-                            if s.allLoss {
-                                try maskFile.append([UInt8](repeating: 1, count: s.tokens.count))
-                            } else {
-                                try maskFile.append(s.mask)
-                            }
+                        if s.allLoss {
+                            if let maskFile { try Self.appendOnes(s.tokens.count, to: maskFile) } else { tokensBeforeMask += s.tokens.count }
                         } else {
-                            tokensBeforeMask += s.tokens.count
+                            if maskFile == nil {
+                                maskFile = try WorkFileWriter(path: Self.maskPath(w, u))
+                                try Self.appendOnes(tokensBeforeMask, to: maskFile!)
+                            }
+                            try maskFile!.append(s.mask)
                         }
                     }
                     tokenOffset += UInt64(s.tokens.count)

@@ -162,13 +162,7 @@ final class WriteStep: @unchecked Sendable {
         try writer.appendChunks(count: chunks.count) { [self] k in
             let records = try records(chunks[k], sequences, splitDocs, plan: plan)
             var n = 0
-            for r in records {
-                r.lossMask.withUnsafeBufferPointer { m in
-                    var k = 0
-                    for f in m { k &+= f == 0 ? 0 : 1 }
-                    n += k
-                }
-            }
+            for r in records { for m in r.lossMask where m != 0 { n += 1 } }
             trainedLock.lock(); trained += n; trainedLock.unlock()
             return records
         }
