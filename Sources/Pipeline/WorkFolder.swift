@@ -81,7 +81,7 @@ final class MarkerCache: @unchecked Sendable {
 /// 5: write markers carry trained tokens.
 /// 6: row summaries carry the instruction type (56 bytes); scan markers its table.
 /// 7: scan markers carry the bytes the tokenizer dropped.
-let workFormat = 10
+let workFormat = 11
 
 /// `.work/manifest.json`: what the work folder was computed from. A build that finds a
 /// manifest for other inputs refuses to mix the two (`--force` starts over).

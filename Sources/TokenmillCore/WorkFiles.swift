@@ -188,21 +188,22 @@ public final class RandomAccessWorkFile: @unchecked Sendable {
 /// allocation and a rename, and two workers creating files in one folder contend for its
 /// lock: on an unjournaled ext4, with earlier builds' files recently deleted, creating
 /// them was ~10% of a two-thread build). Content layout, before the usual trailer:
-/// `[body][section 0][section 1]…[table: per section offset u64, size u64, xxh3-64 u64]
+/// `[body][section 0][section 1]…[table: per section offset u64, size u64]
 /// [section count u64][magic u64]`. A reader trusts nothing: the table's bounds are
-/// checked against the content, and a section read whole is checked against its own
-/// checksum.
+/// checked against the content and every read against its section. (Sections are read
+/// in slices, so a section that needs a checksum carries its own per slice, as the exact
+/// keys do.)
 public enum SectionedWorkFile {
     static let magic: UInt64 = 0x3154_4345_5353_4D4B   // "KMSSECT1" little-endian
 
     /// Appends `sections` and their table to `writer` (whose body is written); the caller
     /// commits it.
     public static func appendSections(_ writer: WorkFileWriter, _ sections: [[UInt8]]) throws {
-        var table = ByteWriter(capacity: sections.count * 24 + 16)
+        var table = ByteWriter(capacity: sections.count * 16 + 16)
         var at = writer.size
         for s in sections {
             try writer.append(s)
-            table.u64(UInt64(at)); table.u64(UInt64(s.count)); table.u64(XXH3.hash64(s))
+            table.u64(UInt64(at)); table.u64(UInt64(s.count))
             at += s.count
         }
         table.u64(UInt64(sections.count)); table.u64(magic)
@@ -217,7 +218,6 @@ public final class WorkFileSection: @unchecked Sendable {
     public let path: String
     let base: Int
     public let size: Int
-    let checksum: UInt64
 
     public convenience init(path: String, index: Int, name: String) throws {
         try self.init(file: try RandomAccessWorkFile(path: path), index: index, name: name)
@@ -230,14 +230,13 @@ public final class WorkFileSection: @unchecked Sendable {
         guard n >= 16 else { throw TokenmillError.corrupt(path: path, message: "no section table") }
         var tail = ByteReader(try file.read(offset: n - 16, count: 16), path: path)
         let count = Int(try tail.u64()), m = try tail.u64()
-        guard m == SectionedWorkFile.magic, count >= 0, count <= 64, count * 24 + 16 <= n else {
+        guard m == SectionedWorkFile.magic, count >= 0, count <= 64, count * 16 + 16 <= n else {
             throw TokenmillError.corrupt(path: path, message: "not a sectioned work file (bad section table)")
         }
         guard index < count else { throw TokenmillError.corrupt(path: path, message: "section \(index) of \(count)") }
-        let tableAt = n - 16 - count * 24
-        var t = ByteReader(try file.read(offset: tableAt + index * 24, count: 24), path: path)
+        let tableAt = n - 16 - count * 16
+        var t = ByteReader(try file.read(offset: tableAt + index * 16, count: 16), path: path)
         let at = Int(try t.u64()), size = Int(try t.u64())
-        checksum = try t.u64()
         guard at >= 0, size >= 0, at <= tableAt, size <= tableAt - at else {
             throw TokenmillError.corrupt(path: path, message: "section \(index) at \(at) of \(size) bytes is outside the file")
         }
@@ -255,15 +254,6 @@ public final class WorkFileSection: @unchecked Sendable {
     public func read(offset: Int, count: Int) throws -> [UInt8] {
         var b = [UInt8](repeating: 0, count: count)
         try b.withUnsafeMutableBytes { if count > 0 { try read(offset: offset, count: count, into: $0.baseAddress!) } }
-        return b
-    }
-
-    /// The whole section, after checking its checksum.
-    public func readAll() throws -> [UInt8] {
-        let b = try read(offset: 0, count: size)
-        guard XXH3.hash64(b) == checksum else {
-            throw TokenmillError.corrupt(path: path, message: "checksum mismatch (damaged or changed; rerun the build with --force to start over)")
-        }
         return b
     }
 }

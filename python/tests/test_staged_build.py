@@ -323,13 +323,13 @@ def test_the_accounting_check_can_fail(tokenmill_bin, corpus, tmp_path):
 
 def data_sections(data: bytes) -> list[tuple[int, int]]:
     """(offset, size) of each section of a scan unit's data file (docs/PIPELINE.md): the
-    content ends with a table of (offset, size, xxh3) per section, the count and a magic;
-    a 24-byte trailer follows."""
+    content ends with a table of (offset, size) per section, the count and a magic; a
+    24-byte trailer follows."""
     content = data[:-24]
     count, magic = struct.unpack_from("<QQ", content, len(content) - 16)
     assert magic == int.from_bytes(b"KMSSECT1", "little"), magic
-    at = len(content) - 16 - 24 * count
-    return [struct.unpack_from("<QQ", content, at + 24 * k) for k in range(count)]
+    at = len(content) - 16 - 16 * count
+    return [struct.unpack_from("<QQ", content, at + 16 * k) for k in range(count)]
 
 
 def test_a_damaged_work_file_is_an_error_not_wrong_bytes(tokenmill_bin, corpus, tmp_path):
@@ -346,8 +346,8 @@ def test_a_damaged_work_file_is_an_error_not_wrong_bytes(tokenmill_bin, corpus, 
 @pytest.mark.parametrize("where", ["keys", "table"])
 def test_a_damaged_data_section_is_an_error_not_wrong_bytes(tokenmill_bin, corpus, tmp_path, where):
     """The exact keys live in a section of each scan unit's data file, after its ids: a
-    flipped byte there fails the section's checksum (the exact stage reads the section
-    whole), and a damaged section table is refused before any read."""
+    flipped byte there fails the checksum of its hash range (which the exact stage reads
+    and checks), and a damaged section table is refused before any read."""
     out = tmp_path / "out"
     run(tokenmill_bin, "build", corpus, "--out", out, "--stage", "scan", "--quiet")
     data = out / ".work" / "scan" / "0.data"

@@ -140,7 +140,7 @@ final class ScanStage {
     /// the unit's end: one file for the three instead of one each. (The rows stay a file
     /// of their own: the finish stage reads them while the data files, which no stage
     /// after write reads, are being removed.)
-    enum Section: Int, CaseIterable { case keys = 0, bands = 1 }
+    enum Section: Int { case keys = 0, bands = 1 }
     static func section(_ w: WorkFolder, _ u: Int, _ s: Section) throws -> WorkFileSection {
         try WorkFileSection(path: dataPath(w, u), index: s.rawValue, name: "\(s)")
     }
