@@ -1,3 +1,4 @@
+import CIntrinsics
 import TokenmillCore
 
 /// Exact deduplication on a normalized key: the xxh3-128 of the compared text (`on`)
@@ -39,7 +40,7 @@ public struct ExactDedup {
     /// the general path.
     static func withFastKey<R>(_ t: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         let tables = ExactKeyTable.shared
-        var cap = t.count + 64
+        var cap = t.count + 80
         var buf = UnsafeMutablePointer<UInt8>.allocate(capacity: cap)
         defer { buf.deallocate() }
         var fc = 0, i = 0
@@ -67,7 +68,15 @@ public struct ExactDedup {
                     var started = fc > 0 ? 1 : 0
                     var f = fc, j = i
                     let out = buf
-                    repeat {
+                    // Whole blocks of 16 ASCII bytes in C (`tm_exact_key_ascii`: the same
+                    // state, the same bytes), then this loop for the rest of the run.
+                    if n - j >= 16 {
+                        var cOwe = UInt32(owe), cStarted = UInt32(started)
+                        j += tm_exact_key_ascii(t.baseAddress! + j, n - j, out, &f, &cOwe, &cStarted,
+                                                Self.keepTable, Self.spaceTable, ASCIIKernels.pack)
+                        owe = Int(cOwe); started = Int(cStarted)
+                    }
+                    while j < n && t[j] < 0x80 {
                         let e = Int(ascii[Int(t[j])])
                         let keep = (e &>> 8) & 1, space = (e &>> 9) & 1
                         let lead = keep & owe
@@ -77,17 +86,31 @@ public struct ExactDedup {
                         owe = (owe & ~(keep | space)) | (space & started)
                         started |= keep
                         j = j &+ 1
-                    } while j < n && t[j] < 0x80
+                    }
                     fc = f; i = j
                     pendingSpace = owe != 0
                     continue
                 }
+                // A run of U+4000...U+9FFF (lead bytes E4-E9: CJK ideographs and the Yijing
+                // hexagrams, none with a decomposition, a fold or a dropped category) keys
+                // as its own bytes (`testCJKScalarsKeyAsThemselves`): copied without the
+                // table's load a scalar, which missed L1 for Chinese text. Three bytes out
+                // for three in, so the buffer's room (below) still holds.
+                if t[i] &- 0xE4 < 6 && i + 2 < n {
+                    if pendingSpace { buf[fc] = 0x20; fc += 1; pendingSpace = false }
+                    repeat {
+                        buf[fc] = t[i]; buf[fc + 1] = t[i + 1]; buf[fc + 2] = t[i + 2]
+                        fc += 3; i += 3
+                    } while i + 2 < n && t[i] &- 0xE4 < 6
+                    continue
+                }
                 let (c, len) = Shingler.decode(t, i)
                 i += len
-                // Room for this scalar (at most 61 bytes) and for the rest of the input if it
-                // is ASCII (a byte at most a byte), so the ASCII path needs no check.
-                if fc + 64 + (n - i) > cap {
-                    let grown = max(cap * 2, fc + 64 + (n - i))
+                // Room for this scalar (at most 61 bytes), for the rest of the input if it
+                // is ASCII or CJK (a byte at most a byte, and one space), and for the C
+                // kernel's 16-byte stores past the end, so those paths need no check.
+                if fc + 80 + (n - i) > cap {
+                    let grown = max(cap * 2, fc + 80 + (n - i))
                     let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
                     bigger.update(from: buf, count: fc)
                     buf.deallocate()
@@ -149,6 +172,10 @@ public struct ExactDedup {
     /// `asciiClass` as the branch-free loop reads it: the key byte, bit 8 when the byte is
     /// kept, bit 9 when it is whitespace (neither: dropped).
     static let asciiSteps: [UInt16] = asciiClass.map { k in k == 0x100 ? 0 : k == 0x101 ? 0x200 : 0x100 | k }
+
+    /// `asciiClass`'s kept bytes and whitespace as the C kernel's nibble tables.
+    static let keepTable = ASCIIKernels.nibbleTable { asciiClass[Int($0)] < 0x100 }
+    static let spaceTable = ASCIIKernels.nibbleTable { asciiClass[Int($0)] == 0x101 }
 
     static let asciiClass: [UInt16] = (0..<128).map { b -> UInt16 in
         let c = UInt32(b)

@@ -76,6 +76,12 @@ public struct Shingler {
                 i += 1
                 continue
             }
+            // U+5000...U+9FFF: CJK ideographs, unspaced, without decoding.
+            if b &- 0xE5 < 5 {
+                nonSpace += 1; unspaced += 1
+                i += 3
+                continue
+            }
             let (c, len) = decode(text, i)
             i += len
             if UnicodeData.isSpace(c) { continue }
@@ -93,9 +99,10 @@ public struct Shingler {
         let ascii = UTF8Validation.isASCII(text)
         // Folding can grow a scalar by one byte (U+023A, 2 bytes -> U+2C65, 3 bytes), and
         // word mode adds one space a word: 2n + 8 bytes always suffice, n + 8 for ASCII
-        // (a separating space replaces at least one whitespace byte). Words are at most
+        // (a separating space replaces at least one whitespace byte; the C kernel's stores
+        // take 16 bytes past the end for ASCII). Words are at most
         // n/2 + 1 (a word and its separator take two bytes); units at most n.
-        let needFolded = ascii ? n + 8 : 2 * n + 8, needStarts = ascii ? n / 2 + 2 : n + 2
+        let needFolded = ascii ? n + 24 : 2 * n + 8, needStarts = ascii ? n / 2 + 2 : n + 2
         if folded.count < needFolded { folded = [UInt8](repeating: 0, count: needFolded) }
         if starts.count < needStarts { starts = [Int32](repeating: 0, count: needStarts) }
         let charMode = ascii ? false : Shingler.isMostlyUnspaced(text)
@@ -113,6 +120,13 @@ public struct Shingler {
                     // stored always and kept only when they count.
                     let table = Shingler.asciiFold
                     var word = 0, started = 0, fo = 0, so = 0
+                    // Whole blocks of 16 bytes in C (`tm_shingle_words_ascii`: the same
+                    // state, bytes and starts), then this loop for the last few bytes.
+                    if n >= 16, let base = text.baseAddress {
+                        var cWord: UInt32 = 0, cStarted: UInt32 = 0
+                        i = tm_shingle_words_ascii(base, n, f, &fo, st, &so, &cWord, &cStarted, ASCIIKernels.shinglerSpace, ASCIIKernels.pack)
+                        word = Int(cWord); started = Int(cStarted)
+                    }
                     while i < n {
                         let v = table[Int(text[i])]
                         i &+= 1
@@ -138,6 +152,20 @@ public struct Shingler {
                         i += 1
                         if Shingler.isASCIISpace(b) { inWord = false; continue }
                         c = UInt32(b &- 0x41 < 26 ? b | 0x20 : b)
+                    } else if b &- 0xE4 < 6 {
+                        // U+4000...U+9FFF (CJK ideographs, Yijing hexagrams): never a
+                        // space, each its own fold (`testCJKScalarsKeyAsThemselves`), so
+                        // its three bytes are copied without decoding or the fold table.
+                        if charMode {
+                            st[sc] = Int32(fc); sc += 1
+                        } else if !inWord {
+                            if sc > 0 { f[fc] = 0x20; fc += 1 }
+                            st[sc] = Int32(fc); sc += 1
+                            inWord = true
+                        }
+                        f[fc] = b; f[fc + 1] = text[i + 1]; f[fc + 2] = text[i + 2]
+                        fc += 3; i += 3
+                        continue
                     } else {
                         let (d, len) = Shingler.decode(text, i)
                         i += len

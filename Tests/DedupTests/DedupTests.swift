@@ -170,6 +170,21 @@ final class DedupTests: XCTestCase {
     /// and fold) for every BMP scalar in context, and for random texts of the scalars where
     /// they could differ: combining marks around expanding and non-starter-bearing
     /// decompositions, Hangul, compatibility forms, spaces, punctuation, beyond the BMP.
+    /// What the CJK fast paths of the exact key and the shingler assume: every scalar of
+    /// U+4000...U+9FFF (lead bytes E4-E9) keys as its own bytes, is not a space and folds
+    /// to itself; and U+5000...U+9FFF (E5-E9) is unspaced.
+    func testCJKScalarsKeyAsThemselves() {
+        for c in UInt32(0x4000)..<0xA000 {
+            var u: [UInt8] = []
+            Shingler.append(c, to: &u)
+            XCTAssertEqual(ExactKeyTable.contribution(c), u, String(c, radix: 16))
+            XCTAssertEqual(ExactDedup.generalKey(u), u, String(c, radix: 16))
+            XCTAssertFalse(UnicodeData.isSpace(c))
+            XCTAssertEqual(UnicodeData.fold(c), c)
+            if c >= 0x5000 { XCTAssertTrue(Shingler.isUnspaced(c)) }
+        }
+    }
+
     func testTableKeyEqualsTheGeneralKey() {
         func utf8(_ cs: [UInt32]) -> [UInt8] { cs.reduce(into: [UInt8]()) { Shingler.append($1, to: &$0) } }
         var slow = 0
@@ -228,6 +243,44 @@ final class DedupTests: XCTestCase {
             for _ in 0..<Int(rng.next() % 40) { s += pieces[Int(rng.next() % UInt64(pieces.count))] }
             let bytes = Array(s.utf8)
             XCTAssertEqual(bytes.withUnsafeBufferPointer(Shingler.isMostlyUnspaced), reference(s), s)
+        }
+    }
+    /// Random texts over every ASCII byte (letters, digits, punctuation, symbols, control
+    /// characters, the six whitespace bytes in runs) at lengths around the C kernels'
+    /// 16-byte blocks, a few with non-ASCII scalars inside: the exact key equals its
+    /// definition (`generalKey`), and the shingler's words and shingles equal a split on
+    /// whitespace with capitals lowercased.
+    func testASCIIBlockKernelsEqualTheirDefinitions() {
+        var rng = SplitMix64(seed: 16)
+        let whitespace: [UInt8] = [0x20, 0x09, 0x0A, 0x0B, 0x0C, 0x0D]
+        let nonASCII = ["é", "中", "\u{A0}", "\u{3000}", "\u{2014}", "Ａ"].map { Array($0.utf8) }
+        for round in 0..<20_000 {
+            let length = Int(rng.below(round < 10_000 ? 80 : 400))
+            var t: [UInt8] = []
+            while t.count < length {
+                switch rng.below(10) {
+                case 0, 1: t += (0..<(1 + Int(rng.below(4)))).map { _ in whitespace[Int(rng.below(6))] }
+                case 2: t.append(UInt8(rng.below(128)))
+                case 3: t.append([0x2C, 0x2E, 0x21, 0x27, 0x2D, 0x28, 0x24, 0x2B, 0x5F, 0x7E][Int(rng.below(10))])
+                default: t += (0..<(1 + Int(rng.below(9)))).map { _ in UInt8(rng.below(2) == 0 ? 0x61 + rng.below(26) : 0x41 + rng.below(26)) }
+                }
+            }
+            let ascii = t
+            if round % 4 == 3, !t.isEmpty { t.insert(contentsOf: nonASCII[Int(rng.below(6))], at: Int(rng.below(UInt64(t.count)))) }
+            let fast = t.withUnsafeBufferPointer { ExactDedup.withFastKey($0) { Array($0) } }
+            if fast != ExactDedup.generalKey(t) {
+                XCTFail("exact key differs on \(t)"); return
+            }
+            // The shingler on the all-ASCII text (word mode).
+            let words = ascii.split(whereSeparator: { whitespace.contains($0) }).map { w in
+                String(decoding: w.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+            }
+            let n = 1 + Int(rng.below(5))
+            let want = words.isEmpty ? [] : words.count < n ? [words.joined(separator: " ")] : (0...(words.count - n)).map { words[$0..<($0 + n)].joined(separator: " ") }
+            var sh = Shingler(ngram: n)
+            let count = ascii.withUnsafeBufferPointer { sh.prepare($0) }
+            let got = (0..<count).map { sh.shingleText($0) }
+            if got != want { XCTFail("shingles differ on \(ascii): \(got) != \(want)"); return }
         }
     }
 }
