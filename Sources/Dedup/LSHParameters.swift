@@ -38,25 +38,47 @@ public struct LSHParameters: Sendable, Equatable {
     }
 
     static func search(threshold t: Double, permutations: Int, weights: (fp: Double, fn: Double), threads: Int = 1) -> LSHParameters {
-        func collision(_ s: Double, _ b: Int, _ r: Int) -> Double { 1 - pow1(1 - pow1(s, r), b) }
-        // Each band count's best rows on a worker (a build's startup is serial otherwise);
-        // the choice is then made in (b, r) order, the first of equal errors winning as in
-        // one loop.
-        let perBands = (try? parallelBatches(count: max(permutations, 1), threads: threads, batchSize: 1) { range -> (Double, LSHParameters) in
-            let b = range.lowerBound + 1
-            var best = (Double.infinity, LSHParameters(bands: 1, rows: 1))
-            for r in 1...max(1, permutations / b) {
-                let fp = integrate(0, t) { collision($0, b, r) }
-                let fn = integrate(t, 1) { 1 - collision($0, b, r) }
-                let error = weights.fp * fp + weights.fn * fn
-                if error < best.0 { best = (error, LSHParameters(bands: b, rows: r)) }
+        let p = max(permutations, 1)
+        // The collision probability 1 - (1 - s^r)^b at Simpson's points, with s^r computed
+        // once a row count and shared by every band count (`integrate` evaluated
+        // collision(s, b, r) whole for each pair: twice the powers). The same operations on
+        // the same values, so the same errors to the last bit. Row counts on workers.
+        let n = integrationIntervals
+        func points(_ lo: Double, _ hi: Double) -> [Double] {
+            let h = (hi - lo) / Double(n)
+            return [lo] + (1..<n).map { lo + Double($0) * h } + [hi]
+        }
+        let below = points(0, t), above = points(t, 1)
+        let perRows = (try? parallelBatches(count: p, threads: threads, batchSize: 1) { range -> [Double] in
+            let r = range.lowerBound + 1
+            let a = below.map { 1 - pow1($0, r) }, c = above.map { 1 - pow1($0, r) }
+            return (1...max(1, p / r)).map { b in
+                let fp = simpson(0, t) { 1 - pow1(a[$0], b) }
+                let fn = simpson(t, 1) { 1 - (1 - pow1(c[$0], b)) }
+                return weights.fp * fp + weights.fn * fn
             }
-            return best
         }) ?? []
+        // The choice in (b, r) order, the first of equal errors winning.
         var best = (Double.infinity, LSHParameters(bands: 1, rows: 1))
-        for candidate in perBands where candidate.0 < best.0 { best = candidate }
+        for b in 1...p {
+            for r in 1...max(1, p / b) where b <= perRows[r - 1].count && perRows[r - 1][b - 1] < best.0 {
+                best = (perRows[r - 1][b - 1], LSHParameters(bands: b, rows: r))
+            }
+        }
         return best.1
     }
+
+    /// The search's quadrature the way `integrate` sums it, over values at its points
+    /// (`f(k)`: the integrand at point k of `integrationIntervals` + 1).
+    static func simpson(_ lo: Double, _ hi: Double, _ f: (Int) -> Double) -> Double {
+        let n = integrationIntervals
+        let h = (hi - lo) / Double(n)
+        var sum = f(0) + f(n)
+        for k in 1..<n { sum += f(k) * (k % 2 == 1 ? 4 : 2) }
+        return sum * h / 3
+    }
+
+    static let integrationIntervals = 2000
 
     /// The estimate a candidate pair must reach: the threshold less 1.5 standard errors of
     /// a `permutations`-value estimate at the threshold, sqrt(t(1-t)/P) (0.747 at 0.8/128,
@@ -88,7 +110,7 @@ public struct LSHParameters: Sendable, Equatable {
     /// so this agrees with scipy's adaptive quadrature far below the gaps between
     /// neighbouring (b, r) choices.
     static func integrate(_ lo: Double, _ hi: Double, _ f: (Double) -> Double) -> Double {
-        let n = 2000
+        let n = integrationIntervals
         let h = (hi - lo) / Double(n)
         var sum = f(lo) + f(hi)
         for k in 1..<n { sum += f(lo + Double(k) * h) * (k % 2 == 1 ? 4 : 2) }

@@ -65,7 +65,10 @@ final class BuildContext {
     let unitBytes: Int
     let work: WorkFolder
     let manifest: Manifest
-    let lsh: LSHParameters?
+    var lsh: LSHParameters? { lshSearch.map { try! $0.get() } }
+    /// The bands and rows, searched on another thread while the build starts when it has
+    /// more than one (~10 ms of integration that the scan's first signature waits for).
+    private let lshSearch: Eventually<LSHParameters>?
     /// log2 of the exact stage's key-hash ranges.
     let exactBits: Int
     var exactPartitions: Int { 1 << exactBits }
@@ -95,7 +98,13 @@ final class BuildContext {
         exactBits = exactPartitionBits(inputBytes: try IngestStep.inputBytes(spec))
         manifest = try Manifest(spec: spec, units: units, unitBytes: unitBytes)
         work = WorkFolder(outDir: outDir, fingerprint: manifest.fingerprint)
-        lsh = spec.nearDedup.map { LSHParameters.optimal(threshold: $0.threshold, permutations: $0.permutations, threads: max(1, threads)) }
+        let workers = max(1, threads)
+        lshSearch = spec.nearDedup.map { near in
+            let search: @Sendable () -> LSHParameters = {
+                LSHParameters.optimal(threshold: near.threshold, permutations: near.permutations, threads: workers)
+            }
+            return workers > 1 ? Eventually(background: search) : Eventually(value: search())
+        }
         let load: @Sendable () throws -> Tokenizer = { [threads = self.threads] in try Self.loadTokenizer(spec, threads: threads) }
         if self.threads > 1, let specials = TokenizerLoader.builtinSpecialTokens(spec.tokenizer) {
             // What the spec says of the tokenizer is checked now, before anything is written;

@@ -4,6 +4,28 @@ import TokenmillCore
 
 final class DedupTests: XCTestCase {
     /// Values of datasketch 2.0's `_optimal_param(t, p, 0.5, 0.5)` (scipy quadrature).
+    /// The search (powers shared across band counts, row counts on workers) chooses what
+    /// the plain loop over (b, r) with `integrate` chooses, on a grid of thresholds,
+    /// permutation counts and weights.
+    func testLSHSearchEqualsThePlainLoop() {
+        func plain(_ t: Double, _ p: Int, _ w: (Double, Double)) -> LSHParameters {
+            func collision(_ s: Double, _ b: Int, _ r: Int) -> Double { 1 - LSHParameters.pow1(1 - LSHParameters.pow1(s, r), b) }
+            var best = (Double.infinity, LSHParameters(bands: 1, rows: 1))
+            for b in 1...p {
+                for r in 1...max(1, p / b) {
+                    let e = w.0 * LSHParameters.integrate(0, t) { collision($0, b, r) } + w.1 * LSHParameters.integrate(t, 1) { 1 - collision($0, b, r) }
+                    if e < best.0 { best = (e, LSHParameters(bands: b, rows: r)) }
+                }
+            }
+            return best.1
+        }
+        for (t, p) in [(0.5, 16), (0.7, 64), (0.8, 112), (0.85, 128), (0.9, 200), (0.95, 50), (0.3, 96), (0.75, 1), (0.6, 7)] {
+            for w in [(0.5, 0.5), (0.1, 0.9), (0.9, 0.1)] {
+                XCTAssertEqual(LSHParameters.search(threshold: t, permutations: p, weights: w, threads: 2), plain(t, p, w), "t=\(t) p=\(p) w=\(w)")
+            }
+        }
+    }
+
     func testLSHParametersEqualDatasketch() {
         let cases: [(Double, Int, Int, Int)] = [(0.8, 128, 9, 13), (0.5, 128, 25, 5), (0.9, 256, 9, 28), (0.7, 64, 8, 8), (0.85, 16, 2, 8)]
         for (t, p, b, r) in cases {
