@@ -222,9 +222,6 @@ public final class Build {
         case .nearMerge:
             for u in pending { try done(u, try NearDedupStep.runMerge(ctx), records: 0, bytes: 0) }
         case .shape:
-            // The scan's table of contents met is read by no later stage: freed beside the
-            // serial stages, which leave a core idle, not at the build's end.
-            ctx.repeatedContent.releaseInBackground()
             for u in pending { try done(u, try ShapeStep.run(ctx), records: 0, bytes: 0) }
         case .pack:
             for u in pending { try done(u, try PackStep.run(ctx, splitIndex: u), records: 0, bytes: 0) }

@@ -1,4 +1,3 @@
-import Dispatch
 import TokenmillCore
 
 /// The exact-dedup keys this process's scan units have met, each with the lowest unit
@@ -67,17 +66,6 @@ final class RepeatedContent: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if entries.isEmpty { return }
         for (i, id) in ids.enumerated() { if let id { out[i] = entries[id] } }
-    }
-
-    /// Empties the table, freeing its entries on another thread. After the scan nothing
-    /// reads it; freed when the build ended, its ~150,000 entries (each with an optional
-    /// string) took 15-20 ms of a 228 MB build's serial end.
-    func releaseInBackground() {
-        lock.lock()
-        let old = entries
-        entries = HashKeyMap<Entry>()
-        lock.unlock()
-        DispatchQueue.global().async { withExtendedLifetime(old) {} }
     }
 
     /// Remembers `entry(i)` for i in 0..<count where it is not nil (one lock for them all).
