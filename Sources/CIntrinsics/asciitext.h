@@ -121,7 +121,25 @@ static inline size_t tm_shingle_words_ascii(const uint8_t *in, size_t n, uint8_t
     *outCount = fo; *startCount = so; *inWord = word; *started = st;
     return i;
 }
+// How many bytes of s[0..<n] equal `b`, 32 a step (an input block's newlines: a byte loop
+// took 3.5% of a one-thread build).
+__attribute__((target("avx2,popcnt")))
+static inline size_t tm_count_byte(const uint8_t *s, size_t n, uint8_t b) {
+    const __m256i needle = _mm256_set1_epi8((char)b);
+    size_t i = 0, count = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+        count += (size_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, needle)));
+    }
+    for (; i < n; i++) count += s[i] == b;
+    return count;
+}
 #else
+static inline size_t tm_count_byte(const uint8_t *s, size_t n, uint8_t b) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += s[i] == b;
+    return count;
+}
 static inline size_t tm_exact_key_ascii(const uint8_t *in, size_t n, uint8_t *out, size_t *outCount,
                                         unsigned *owe, unsigned *started,
                                         const uint8_t *keepLut, const uint8_t *spaceLut, const uint64_t *pack) { return 0; }

@@ -634,11 +634,7 @@ extension SourceReader {
 
     static func isJSONSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
 
-    static func newlines(in b: UnsafeBufferPointer<UInt8>) -> Int {
-        var n = 0
-        for c in b where c == 0x0A { n += 1 }
-        return n
-    }
+    static func newlines(in b: UnsafeBufferPointer<UInt8>) -> Int { countBytes(b, equalTo: 0x0A) }
 
     /// JSONL from a stream: each block's complete lines are read as `readJSONL` reads a
     /// whole file (line numbers carried on); the line cut by the block's end waits for

@@ -75,4 +75,18 @@ final class HashingTests: XCTestCase {
         XCTAssertEqual(set.count, reference.count)
         for (k, v) in reference { XCTAssertEqual(map[k], v) }
     }
+    /// The 32-byte-step byte count equals a plain count at every length and alignment
+    /// around its blocks, with the byte at the edges.
+    func testCountBytesEqualsAPlainCount() {
+        var rng = SplitMix64(seed: 32)
+        for n in 0..<200 {
+            for _ in 0..<8 {
+                let bytes = (0..<n).map { _ in rng.below(4) == 0 ? UInt8(0x0A) : UInt8(rng.below(256)) }
+                for start in 0..<min(3, n + 1) {
+                    let slice = Array(bytes[start...])
+                    XCTAssertEqual(slice.withUnsafeBufferPointer { countBytes($0, equalTo: 0x0A) }, slice.filter { $0 == 0x0A }.count)
+                }
+            }
+        }
+    }
 }

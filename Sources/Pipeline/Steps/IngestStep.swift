@@ -117,8 +117,7 @@ enum IngestStep {
         let end = max(start, try lineStart(file, atOrAfter: nominal.upperBound))
         var data = [UInt8](repeating: 0, count: end - start)
         if end > start { try file.read(offset: start, count: end - start, into: &data) }
-        var lines = 0
-        for c in data where c == 0x0A { lines += 1 }
+        let lines = data.withUnsafeBufferPointer { countBytes($0, equalTo: 0x0A) }
         do {
             let rows = try data.withUnsafeBufferPointer { all in
                 // The file's first block skips (and counts) a leading byte order mark.
