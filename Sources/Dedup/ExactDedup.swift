@@ -97,11 +97,16 @@ public struct ExactDedup {
                 // table's load a scalar, which missed L1 for Chinese text. Three bytes out
                 // for three in, so the buffer's room (below) still holds.
                 if t[i] &- 0xE4 < 6 && i + 2 < n {
-                    if pendingSpace { buf[fc] = 0x20; fc += 1; pendingSpace = false }
+                    // On copies in registers, as the ASCII path (the captured ones are boxed
+                    // and checked for exclusive access at each use).
+                    var f = fc, j = i
+                    let out = buf
+                    if pendingSpace { out[f] = 0x20; f += 1; pendingSpace = false }
                     repeat {
-                        buf[fc] = t[i]; buf[fc + 1] = t[i + 1]; buf[fc + 2] = t[i + 2]
-                        fc += 3; i += 3
-                    } while i + 2 < n && t[i] &- 0xE4 < 6
+                        out[f] = t[j]; out[f + 1] = t[j + 1]; out[f + 2] = t[j + 2]
+                        f += 3; j += 3
+                    } while j + 2 < n && t[j] &- 0xE4 < 6
+                    fc = f; i = j
                     continue
                 }
                 let (c, len) = Shingler.decode(t, i)

@@ -115,7 +115,8 @@ enum IngestStep {
         let file = try RawFile(path: unit.path)
         let start = try lineStart(file, atOrAfter: nominal.lowerBound)
         let end = max(start, try lineStart(file, atOrAfter: nominal.upperBound))
-        var data = [UInt8](repeating: 0, count: end - start)
+        // Not zero-filled: the read fills it or throws.
+        var data = [UInt8](unsafeUninitializedCapacity: end - start) { $1 = end - start }
         if end > start { try file.read(offset: start, count: end - start, into: &data) }
         let lines = data.withUnsafeBufferPointer { countBytes($0, equalTo: 0x0A) }
         do {

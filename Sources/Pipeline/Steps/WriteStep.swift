@@ -87,8 +87,9 @@ final class WriteStep: @unchecked Sendable {
             gathered += end - r.start
             i = j
         }
-        var tokenBytes = [UInt8](repeating: 0, count: gathered * width)
-        var maskBytes = [UInt8](repeating: 0, count: gathered)
+        // Not zero-filled: the reads below cover every byte of both.
+        var tokenBytes = [UInt8](unsafeUninitializedCapacity: gathered * width) { $1 = gathered * width }
+        var maskBytes = [UInt8](unsafeUninitializedCapacity: gathered) { $1 = gathered }
         var at = 0
         for range in ranges {
             let n = range.end - range.start
