@@ -29,9 +29,22 @@ struct RowSummary {
     /// `types` (the marker's); `noKind` for text records and filtered rows.
     var kind: UInt32 = RowSummary.noKind
 
+    /// The row's 56 bytes, stored in place and appended at once (field by field, twelve
+    /// appends a row were 1.3% of a build's instructions).
     func write(_ w: inout ByteWriter) {
-        w.u64(line); w.u64(tokenOffset); w.u32(tokenCount); w.u8(flags); w.u8(reason); w.u8(0); w.u8(0)
-        w.u64(key.high); w.u64(key.low); w.u64(content); w.u32(firstLoss); w.u32(kind)
+        var raw: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &raw) { p in
+            p.storeBytes(of: line.littleEndian, toByteOffset: 0, as: UInt64.self)
+            p.storeBytes(of: tokenOffset.littleEndian, toByteOffset: 8, as: UInt64.self)
+            p.storeBytes(of: tokenCount.littleEndian, toByteOffset: 16, as: UInt32.self)
+            p[20] = flags; p[21] = reason
+            p.storeBytes(of: key.high.littleEndian, toByteOffset: 24, as: UInt64.self)
+            p.storeBytes(of: key.low.littleEndian, toByteOffset: 32, as: UInt64.self)
+            p.storeBytes(of: content.littleEndian, toByteOffset: 40, as: UInt64.self)
+            p.storeBytes(of: firstLoss.littleEndian, toByteOffset: 48, as: UInt32.self)
+            p.storeBytes(of: kind.littleEndian, toByteOffset: 52, as: UInt32.self)
+            w.raw(UnsafeRawBufferPointer(p))
+        }
     }
 
     /// No token of the document is trained on (`firstLoss` is past its end).
