@@ -27,58 +27,38 @@ public struct Normalizer: Sendable {
         return b
     }
 
-    /// One pass for both newline folding and control stripping.
+    /// One pass for both newline folding and control stripping: runs without a byte that
+    /// needs a look (`nextControlByte`, 32 bytes a step) are copied whole; most texts have
+    /// none and are returned as they are.
     func cleanControls(_ b: [UInt8], ascii: Bool) -> [UInt8] {
-        // Fast check: nothing to do when no byte is < 0x20 (other than \n, \t), 0x7F, or
-        // the C1 lead byte 0xC2.
-        if !b.withUnsafeBufferPointer(Self.mayHoldControls) { return b }
-        var out: [UInt8] = []
-        out.reserveCapacity(b.count)
-        var i = 0
-        let n = b.count
-        while i < n {
-            let c = b[i]
-            if c == 0x0D && newlines {
-                out.append(0x0A)
-                i += (i + 1 < n && b[i + 1] == 0x0A) ? 2 : 1
-                continue
+        b.withUnsafeBufferPointer { p -> [UInt8] in
+            let n = p.count
+            var k = nextControlByte(p, from: 0)
+            if k == n { return b }
+            var out: [UInt8] = []
+            out.reserveCapacity(n)
+            var i = 0
+            while true {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: p[i..<k]))
+                i = k
+                if i >= n { break }
+                let c = p[i]
+                if c == 0x0D && newlines {
+                    out.append(0x0A)
+                    i += (i + 1 < n && p[i + 1] == 0x0A) ? 2 : 1
+                } else if stripControl && ((c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F) {
+                    i += 1
+                } else if stripControl && c == 0xC2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F {
+                    // C1 controls U+0080..U+009F are encoded C2 80..C2 9F.
+                    i += 2
+                } else {
+                    out.append(c)
+                    i += 1
+                }
+                k = nextControlByte(p, from: i)
             }
-            if stripControl {
-                if (c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F { i += 1; continue }
-                // C1 controls U+0080..U+009F are encoded C2 80..C2 9F.
-                if c == 0xC2 && i + 1 < n && b[i + 1] >= 0x80 && b[i + 1] <= 0x9F { i += 2; continue }
-            }
-            out.append(c)
-            i += 1
+            return out
         }
-        return out
-    }
-
-    /// Whether any byte is < 0x20 other than \n and \t, 0x7F, or 0xC2 (the lead byte of
-    /// C1 controls), eight bytes at a time with exact per-byte tests (no carry crosses a
-    /// byte): bit 7 of each byte of `below20` is set iff that byte is < 0x20, of `equal(v)`
-    /// iff it is v.
-    static func mayHoldControls(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080, low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
-        @inline(__always) func zeroBytes(_ y: UInt64) -> UInt64 { ~(((y & low7) &+ low7) | y) & high }
-        @inline(__always) func equal(_ x: UInt64, _ v: UInt8) -> UInt64 { zeroBytes(x ^ (ones &* UInt64(v))) }
-        let n = b.count
-        var i = 0
-        if let base = UnsafeRawPointer(b.baseAddress) {
-            while i + 8 <= n {
-                let x = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                let below20 = ~(((x & low7) &+ (ones &* 0x60)) | x) & high
-                let hit = (below20 & ~equal(x, 0x0A) & ~equal(x, 0x09)) | equal(x, 0x7F) | equal(x, 0xC2)
-                if hit != 0 { return true }
-                i += 8
-            }
-        }
-        while i < n {
-            let c = b[i]
-            if (c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F || c == 0xC2 { return true }
-            i += 1
-        }
-        return false
     }
 
     /// Removes leading and trailing White_Space scalars.

@@ -51,18 +51,53 @@ final class NormalizerTests: XCTestCase {
         XCTAssertGreaterThan(skipped, 40_000, "most BMP scalars are NFC-stable and skip the normalizer")
     }
 
+    /// The control scan (32 bytes a step) finds the first byte the rule names from every
+    /// start, and the control pass built on it equals a byte-by-byte pass, for every
+    /// combination of the newline and control options, on random texts with \r, \r\n,
+    /// C0 and C1 controls, DEL and other 0xC2 sequences around its blocks.
     func testControlScanAgreesWithTheByteRule() {
+        func reference(_ b: [UInt8], newlines: Bool, strip: Bool) -> [UInt8] {
+            var out: [UInt8] = [], i = 0
+            while i < b.count {
+                let c = b[i]
+                if c == 0x0D && newlines { out.append(0x0A); i += (i + 1 < b.count && b[i + 1] == 0x0A) ? 2 : 1; continue }
+                if strip {
+                    if (c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F { i += 1; continue }
+                    if c == 0xC2 && i + 1 < b.count && b[i + 1] >= 0x80 && b[i + 1] <= 0x9F { i += 2; continue }
+                }
+                out.append(c); i += 1
+            }
+            return out
+        }
+        func isControl(_ c: UInt8) -> Bool { (c < 0x20 && c != 0x0A && c != 0x09) || c == 0x7F || c == 0xC2 }
         var rng = SplitMix64(seed: 5)
-        for _ in 0..<20_000 {
-            let n = Int(rng.below(70))
+        for round in 0..<20_000 {
+            let n = Int(rng.below(round < 10_000 ? 70 : 300))
             let b = (0..<n).map { _ -> UInt8 in
                 let r = rng.below(100)
-                if r < 80 { return UInt8(0x20 + rng.below(0x5F)) }
-                if r < 90 { return UInt8(0x80 + rng.below(0x80)) }
+                if r < 85 { return UInt8(0x20 + rng.below(0x5F)) }
+                if r < 92 { return UInt8(0x80 + rng.below(0x80)) }
                 return [0x0A, 0x09, 0x00, 0x1F, 0x7F, 0xC2, 0x0D, 0xE4, 0x20, 0x1E][Int(rng.below(10))]
             }
-            let expected = b.contains { ($0 < 0x20 && $0 != 0x0A && $0 != 0x09) || $0 == 0x7F || $0 == 0xC2 }
-            XCTAssertEqual(b.withUnsafeBufferPointer(Normalizer.mayHoldControls), expected)
+            let from = n == 0 ? 0 : Int(rng.below(UInt64(n)))
+            let expected = (from..<n).first { isControl(b[$0]) } ?? n
+            XCTAssertEqual(b.withUnsafeBufferPointer { nextControlByte($0, from: from) }, expected)
+            for (nl, strip) in [(true, true), (true, false), (false, true)] {
+                let norm = Normalizer(nfc: false, newlines: nl, stripControl: strip, trim: false)
+                if norm.cleanControls(b, ascii: false) != reference(b, newlines: nl, strip: strip) {
+                    XCTFail("\(b) newlines \(nl) strip \(strip)"); return
+                }
+            }
+        }
+    }
+
+    /// What the quick check's CJK skip assumes: no scalar of U+4000...U+9FFF may change
+    /// under NFC, alone or after a letter.
+    func testCJKIsNFCStable() {
+        for c in UInt32(0x4000)..<0xA000 {
+            XCTAssertEqual(NFCQuickCheck.unsafeBits[Int(c >> 6)] & (1 << UInt64(c & 63)), 0, String(c, radix: 16))
+            let t = "a" + String(Character(Unicode.Scalar(c)!))
+            XCTAssertEqual(t._nfcCodeUnits, Array(t.utf8))
         }
     }
 
