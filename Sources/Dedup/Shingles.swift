@@ -102,7 +102,7 @@ public struct Shingler {
         // (a separating space replaces at least one whitespace byte; the C kernel's stores
         // take 16 bytes past the end for ASCII). Words are at most
         // n/2 + 1 (a word and its separator take two bytes); units at most n.
-        let needFolded = ascii ? n + 24 : 2 * n + 8, needStarts = ascii ? n / 2 + 2 : n + 2
+        let needFolded = ascii ? n + 24 : 2 * n + 24, needStarts = ascii ? n / 2 + 2 : n + 2
         if folded.count < needFolded { folded = [UInt8](repeating: 0, count: needFolded) }
         if starts.count < needStarts { starts = [Int32](repeating: 0, count: needStarts) }
         let charMode = ascii ? false : Shingler.isMostlyUnspaced(text)
@@ -145,10 +145,23 @@ public struct Shingler {
                     st[sc] = Int32(fc + 1)
                     return
                 }
+                // Word mode: ASCII runs of mixed texts (English with a curly quote or a
+                // dash) through the C kernel as whole blocks, as all-ASCII texts are.
+                var kernelFrom = 0
                 while i < n {
                     let b = text[i]
                     var c: UInt32
                     if b < 0x80 {
+                        if !charMode && i >= kernelFrom && n - i >= 16, let base = text.baseAddress {
+                            var cWord: UInt32 = inWord ? 1 : 0, cStarted: UInt32 = sc > 0 ? 1 : 0
+                            var fo = fc, so = sc
+                            let used = tm_shingle_words_ascii(base + i, n - i, f, &fo, st, &so, &cWord, &cStarted,
+                                                              ASCIIKernels.shinglerSpace, ASCIIKernels.pack)
+                            fc = fo; sc = so
+                            if used > 0 { i += used; inWord = cWord != 0; continue }
+                            // The block holds a non-ASCII byte: scalar by scalar past it.
+                            kernelFrom = i + 16
+                        }
                         i += 1
                         if Shingler.isASCIISpace(b) { inWord = false; continue }
                         c = UInt32(b &- 0x41 < 26 ? b | 0x20 : b)
