@@ -7,8 +7,16 @@ public struct ByteWriter {
     public var bytes: [UInt8] = []
     public init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
     @inline(__always) public mutating func u8(_ v: UInt8) { bytes.append(v) }
-    @inline(__always) public mutating func u32(_ v: UInt32) { Swift.withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    @inline(__always) public mutating func u64(_ v: UInt64) { Swift.withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    // Fixed-width fields appended as typed buffers: `append(contentsOf:)` of a raw buffer
+    // walks it with an iterator (~100 instructions an 8-byte field), of an
+    // `UnsafeBufferPointer<UInt8>` it copies (the shape and pack stages write five fields
+    // a document on the build's serial path).
+    @inline(__always) public mutating func u32(_ v: UInt32) {
+        Swift.withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0.bindMemory(to: UInt8.self)) }
+    }
+    @inline(__always) public mutating func u64(_ v: UInt64) {
+        Swift.withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0.bindMemory(to: UInt8.self)) }
+    }
     @inline(__always) public mutating func f64(_ v: Double) { u64(v.bitPattern) }
     public mutating func blob(_ b: [UInt8]) { u32(UInt32(b.count)); bytes.append(contentsOf: b) }
     public mutating func raw(_ b: UnsafeRawBufferPointer) { bytes.append(contentsOf: b) }
