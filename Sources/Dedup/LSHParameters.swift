@@ -40,9 +40,10 @@ public struct LSHParameters: Sendable, Equatable {
     static func search(threshold t: Double, permutations: Int, weights: (fp: Double, fn: Double), threads: Int = 1) -> LSHParameters {
         let p = max(permutations, 1)
         // The collision probability 1 - (1 - s^r)^b at Simpson's points, with s^r computed
-        // once a row count and shared by every band count (`integrate` evaluated
-        // collision(s, b, r) whole for each pair: twice the powers). The same operations on
-        // the same values, so the same errors to the last bit. Row counts on workers.
+        // once a row count and shared by every band count (evaluating collision(s, b, r)
+        // whole for each pair takes twice the powers). The same operations on the same
+        // values as that plain loop, so the same errors to the last bit
+        // (`testLSHSearchEqualsThePlainLoop`). Row counts on workers.
         let n = integrationIntervals
         func points(_ lo: Double, _ hi: Double) -> [Double] {
             let h = (hi - lo) / Double(n)
@@ -61,15 +62,17 @@ public struct LSHParameters: Sendable, Equatable {
         // The choice in (b, r) order, the first of equal errors winning.
         var best = (Double.infinity, LSHParameters(bands: 1, rows: 1))
         for b in 1...p {
-            for r in 1...max(1, p / b) where b <= perRows[r - 1].count && perRows[r - 1][b - 1] < best.0 {
+            for r in 1...max(1, p / b) where r <= perRows.count && perRows[r - 1][b - 1] < best.0 {
                 best = (perRows[r - 1][b - 1], LSHParameters(bands: b, rows: r))
             }
         }
         return best.1
     }
 
-    /// The search's quadrature the way `integrate` sums it, over values at its points
-    /// (`f(k)`: the integrand at point k of `integrationIntervals` + 1).
+    /// Composite Simpson's rule on 2000 intervals over values at its points (`f(k)`: the
+    /// integrand at point k of `integrationIntervals` + 1, lo first, hi last): the
+    /// integrands are smooth polynomials, so this agrees with scipy's adaptive quadrature
+    /// far below the gaps between neighbouring (b, r) choices.
     static func simpson(_ lo: Double, _ hi: Double, _ f: (Int) -> Double) -> Double {
         let n = integrationIntervals
         let h = (hi - lo) / Double(n)
@@ -106,14 +109,4 @@ public struct LSHParameters: Sendable, Equatable {
         return result
     }
 
-    /// Composite Simpson's rule on 2000 intervals: the integrands are smooth polynomials,
-    /// so this agrees with scipy's adaptive quadrature far below the gaps between
-    /// neighbouring (b, r) choices.
-    static func integrate(_ lo: Double, _ hi: Double, _ f: (Double) -> Double) -> Double {
-        let n = integrationIntervals
-        let h = (hi - lo) / Double(n)
-        var sum = f(lo) + f(hi)
-        for k in 1..<n { sum += f(lo + Double(k) * h) * (k % 2 == 1 ? 4 : 2) }
-        return sum * h / 3
-    }
 }

@@ -151,6 +151,7 @@ public struct Shingler {
                 while i < n {
                     let b = text[i]
                     var c: UInt32
+                    var cjk = false
                     if b < 0x80 {
                         if !charMode && i >= kernelFrom && n - i >= 16, let base = text.baseAddress {
                             var cWord: UInt32 = inWord ? 1 : 0, cStarted: UInt32 = sc > 0 ? 1 : 0
@@ -168,17 +169,9 @@ public struct Shingler {
                     } else if b &- 0xE4 < 6 {
                         // U+4000...U+9FFF (CJK ideographs, Yijing hexagrams): never a
                         // space, each its own fold (`testCJKScalarsKeyAsThemselves`), so
-                        // its three bytes are copied without decoding or the fold table.
-                        if charMode {
-                            st[sc] = Int32(fc); sc += 1
-                        } else if !inWord {
-                            if sc > 0 { f[fc] = 0x20; fc += 1 }
-                            st[sc] = Int32(fc); sc += 1
-                            inWord = true
-                        }
-                        f[fc] = b; f[fc + 1] = text[i + 1]; f[fc + 2] = text[i + 2]
-                        fc += 3; i += 3
-                        continue
+                        // its three bytes are copied below without decoding or the fold table.
+                        cjk = true
+                        c = 0
                     } else {
                         let (d, len) = Shingler.decode(text, i)
                         i += len
@@ -192,7 +185,12 @@ public struct Shingler {
                         st[sc] = Int32(fc); sc += 1
                         inWord = true
                     }
-                    fc += Shingler.write(c, to: f + fc)
+                    if cjk {
+                        f[fc] = b; f[fc + 1] = text[i + 1]; f[fc + 2] = text[i + 2]
+                        fc += 3; i += 3
+                    } else {
+                        fc += Shingler.write(c, to: f + fc)
+                    }
                 }
                 // End marker: a word's end is the next start less the separating space.
                 st[sc] = Int32(charMode ? fc : fc + 1)

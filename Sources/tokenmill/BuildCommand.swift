@@ -10,7 +10,7 @@ import Glibc
 enum BuildCommand {
     static let usage = "tokenmill build SPEC.json [--threads N] [--out DIR] [--stage S [--task I] [--tasks N]] [--force] [--keep-work] [--quiet]"
 
-    nonisolated(unsafe) static var finished: Build?
+    nonisolated(unsafe) static var current: Build?
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, valued: ["--threads", "--out", "--task", "--tasks", "--stage"], flags: ["--quiet", "--force", "--keep-work"])
@@ -31,7 +31,7 @@ enum BuildCommand {
         // Never freed: the process ends after the build, and freeing its tables (the scan's
         // ~150,000 contents met, each entry with an optional string) one by one took 15-20 ms
         // of a 228 MB build's serial end.
-        BuildCommand.finished = build
+        BuildCommand.current = build
         let summary = try build.run()
         if options.quiet { return }
         if !summary.finished {

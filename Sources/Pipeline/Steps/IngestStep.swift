@@ -170,7 +170,7 @@ final class RawFile {
         while pos < offset {
             let k = min(window.count, offset - pos)
             try read(offset: pos, count: k, into: &window)
-            for c in window[0..<k] where c == 0x0A { n += 1 }
+            n += window.withUnsafeBufferPointer { countBytes(UnsafeBufferPointer(rebasing: $0[0..<k]), equalTo: 0x0A) }
             pos += k
         }
         return n
