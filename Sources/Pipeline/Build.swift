@@ -222,6 +222,7 @@ public final class Build {
         case .nearMerge:
             for u in pending { try done(u, try NearDedupStep.runMerge(ctx), records: 0, bytes: 0) }
         case .shape:
+            if options.stage == nil && !pending.isEmpty { ctx.startRenderingClusters() }
             for u in pending { try done(u, try ShapeStep.run(ctx), records: 0, bytes: 0) }
         case .pack:
             for u in pending { try done(u, try PackStep.run(ctx, splitIndex: u), records: 0, bytes: 0) }

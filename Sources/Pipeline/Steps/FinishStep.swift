@@ -56,6 +56,30 @@ enum FinishStep {
         }
     }
 
+    /// dedup-clusters.jsonl's bytes (one line a cluster: the kept record, then each removed
+    /// one with its similarity and the record it matched) and the count of clusters by
+    /// size. Reads only the near-merge's clusters and the scan's row summaries, so a whole
+    /// build renders it beside the serial shape and pack stages (`BuildContext.renderedClusters`).
+    static func renderClusters(_ ctx: BuildContext) throws -> RenderedClusters {
+        var loc = try Locator(ctx)
+        var out = RenderedClusters()
+        for c in try NearDedupStep.readClusters(ctx) {
+            out.sizes[c.removed.count + 1, default: 0] += 1
+            var removed: [JSONOut] = []
+            for e in c.removed {
+                removed.append(.object(try loc.ref(e.removed) + [("similarity", .double(e.similarity)), ("matched", .object(try loc.ref(e.matched)))]))
+            }
+            out.text.append(contentsOf: JSONOut.object([("kept", .object(try loc.ref(c.kept))), ("removed", .array(removed))]).renderCompact().utf8)
+            out.text.append(0x0A)
+        }
+        return out
+    }
+
+    struct RenderedClusters: Sendable {
+        var text: [UInt8] = []
+        var sizes: [Int: Int] = [:]
+    }
+
     static func run(_ ctx: BuildContext, stageRuns: [(StageName, JSONValue)]) throws -> (JSONOut, [SourceStats]) {
         let spec = ctx.spec
         let out = ctx.outDir
@@ -82,20 +106,12 @@ enum FinishStep {
         }
         try FileSystem.writeAtomically(FileSystem.join(out, "rejects.jsonl"), rejects.bytes)
 
-        var loc = try Locator(ctx)
         var near: [(String, JSONOut)] = []
         var clusterSizes: [Int: Int] = [:]
         if let n = spec.nearDedup, let lsh = ctx.lsh {
-            var text: [UInt8] = []
-            for c in try NearDedupStep.readClusters(ctx) {
-                clusterSizes[c.removed.count + 1, default: 0] += 1
-                var removed: [JSONOut] = []
-                for e in c.removed {
-                    removed.append(.object(try loc.ref(e.removed) + [("similarity", .double(e.similarity)), ("matched", .object(try loc.ref(e.matched)))]))
-                }
-                text.append(contentsOf: JSONOut.object([("kept", .object(try loc.ref(c.kept))), ("removed", .array(removed))]).renderCompact().utf8)
-                text.append(0x0A)
-            }
+            let rendered = try ctx.renderedClusters()
+            clusterSizes = rendered.sizes
+            let text = rendered.text
             try FileSystem.writeAtomically(FileSystem.join(out, "dedup-clusters.jsonl"), text)
             let m = try ctx.work.requireMarker(.nearMerge, 0)
             near = [("near_dedup", .object([
@@ -108,6 +124,7 @@ enum FinishStep {
         }
 
         if let d = spec.decontaminate {
+            var loc = try Locator(ctx)
             // Hits by record id, from the scan units that hold the decontaminated records.
             let ids = try readIDs(ShapeStep.decontaminatedPath(ctx.work))
             var hits: [RecordID: (Int, Int, [UInt8])] = [:]
