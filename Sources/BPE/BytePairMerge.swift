@@ -179,17 +179,52 @@ struct BytePairMerge {
     @inline(__always)
     mutating func part(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, hash h: UInt64) {
         if n == 1 { emit(table.byteRanks[Int(p[0])]); return }
-        if n <= BytePairMerge.shortLimit {
-            if table.wholeLookups {
-                // A part is not a whole piece: its bytes being a token is not enough, the
-                // merge must reach that token from them.
-                let whole = table.lookup(p, n, h)
-                if whole != RankTable.none && table.isReachable(whole) { emit(whole); return }
-            }
-            short(p, n, table)
-        } else {
-            long(p, n, table)
+        if n <= BytePairMerge.shortLimit && table.wholeLookups {
+            // A part is not a whole piece: its bytes being a token is not enough, the
+            // merge must reach that token from them.
+            let whole = table.lookup(p, n, h)
+            if whole != RankTable.none && table.isReachable(whole) { emit(whole); return }
         }
+        if let starts = table.charStarts, charPart(p, n, table, starts) { return }
+        if n <= BytePairMerge.shortLimit { short(p, n, table) } else { long(p, n, table) }
+    }
+
+    /// The merge of a part started from its characters' tokens rather than its bytes,
+    /// when `CharStarts` says that is exact for it (false, with nothing emitted, when it
+    /// is not, or when no character of the part starts as a token). A straddling token
+    /// that occurs in the part spans a character boundary with bytes on both sides, so
+    /// one of the windows checked at each boundary — its two bytes, and the 3-byte windows
+    /// ending and starting there — is one of its own.
+    @inline(never)
+    mutating func charPart(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, _ starts: CharStarts) -> Bool {
+        reserve(n)
+        let tri = starts.straddleTrigrams, pairs = starts.straddlePairs
+        var m = 0, i = 0
+        var straddle: UInt64 = 0
+        while i < n {
+            if i > 0 {
+                let y = Int(p[i - 1]) << 8 | Int(p[i])
+                straddle |= pairs[y >> 6] >> UInt64(y & 63)
+                if i >= 2 { let h = CharStarts.trigramBit(p, i - 2); straddle |= tri[h >> 6] >> UInt64(h & 63) }
+                if i + 1 < n { let h = CharStarts.trigramBit(p, i - 1); straddle |= tri[h >> 6] >> UInt64(h & 63) }
+            }
+            let b = p[i]
+            if b >= 0xC2 && b <= 0xEF, let (cp, len) = CharStarts.character(p, i, n) {
+                let t = starts.tokens[Int(cp)]
+                ids[m] = Int32(bitPattern: t != RankTable.none ? t : table.byteRanks[Int(b)])
+                m += 1
+                // A character with no token of its own starts as its bytes.
+                i += t != RankTable.none ? len : 1
+                continue
+            }
+            ids[m] = Int32(bitPattern: table.byteRanks[Int(b)])
+            m += 1; i += 1
+        }
+        if m == n || straddle & 1 != 0 { return false }
+        let r = ranks
+        for k in 0..<(m - 1) { r[k] = table.pairRank(UInt32(bitPattern: ids[k]), UInt32(bitPattern: ids[k + 1])) }
+        if m <= BytePairMerge.shortLimit { flatMerge(m, table) } else { heapMerge(m, table) }
+        return true
     }
 
     /// tiktoken's loop over parts that are tokens: `ids[i]` is part i's token, `ranks[i]`
@@ -199,6 +234,14 @@ struct BytePairMerge {
         let r = ranks
         for i in 0..<n { ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])]) }
         for i in 0..<(n - 1) { r[i] = table.bytePair(p[i], p[i + 1]) }
+        flatMerge(n, table)
+    }
+
+    /// The flat loop over `n` parts whose `ids` and `ranks` (of each part with the next)
+    /// are set.
+    @inline(__always)
+    mutating func flatMerge(_ n: Int, _ table: RankTable) {
+        let r = ranks
         var len = n
         while len > 1 {
             var minRank = RankTable.none
@@ -226,7 +269,19 @@ struct BytePairMerge {
     @inline(never)
     mutating func long(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
         reserve(n)
+        for i in 0..<n {
+            ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])])
+            ranks[i] = i + 1 < n ? table.bytePair(p[i], p[i + 1]) : RankTable.none
+        }
+        heapMerge(n, table)
+    }
+
+    /// The heap loop over `n` parts whose `ids` and `ranks` (of each part with the next;
+    /// the last one's is set here) are set, with room for them (`reserve`).
+    @inline(__always)
+    mutating func heapMerge(_ n: Int, _ table: RankTable) {
         let r = ranks, nx = next, pv = prev, h = heap
+        r[n - 1] = RankTable.none
         var count = 0
 
         func push(_ v: UInt64) {
@@ -260,12 +315,10 @@ struct BytePairMerge {
         }
 
         for i in 0..<n {
-            ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])])
             nx[i] = i + 1 < n ? Int32(i + 1) : -1
             pv[i] = Int32(i - 1)
         }
         for i in 0..<n {
-            r[i] = i + 1 < n ? table.bytePair(p[i], p[i + 1]) : RankTable.none
             if r[i] != RankTable.none { push(UInt64(r[i]) << 32 | UInt64(i)) }
         }
         while count > 0 {

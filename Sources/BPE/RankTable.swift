@@ -57,6 +57,10 @@ public final class RankTable: @unchecked Sendable {
     /// first round of every merge reads this instead of probing the pair table.
     let bytePairs: UnsafeMutableBufferPointer<UInt32>
     let pairTokens: UnsafeMutableBufferPointer<UInt64>
+    /// Characters' own tokens, for merging a part from its characters (`CharStarts`); nil
+    /// when the vocabulary does not allow that. (Set at the end of init: an image's tables
+    /// are checked before it is built from them. Tests turn it off to compare the two merges.)
+    var charStarts: CharStarts?
 
     public static let none = UInt32.max
 
@@ -222,6 +226,8 @@ public final class RankTable: @unchecked Sendable {
             let x = (e >> 21) &* RankTable.pairMultiplier
             pairFilter[Int(x >> pairFilterShift)] |= 1 << (x >> 32 & 63) | 1 << (x >> 38 & 63)
         }
+        charStarts = CharStarts.make(count: count, offsets: offsets, bytes: bytes, pairSlots: pairSlots, reachable: reachable,
+                                     tiktokenRanks: merges == nil, hasByteHoles: hasByteHoles, arena: arena)
         for x in 0..<(1 << 16) {
             let a = byteRanks[x >> 8], b = byteRanks[x & 0xFF]
             bytePairs[x] = a == RankTable.none || b == RankTable.none ? RankTable.none : pairRank(a, b)   // a hole pairs with nothing
@@ -299,6 +305,16 @@ public final class RankTable: @unchecked Sendable {
         byteHoles = typed(.byteHoles, Bool.self)
         priorityToID = header[7] & 4 != 0 ? typed(.priorityToID, UInt32.self) : nil
         guard checkImage() else { throw bad }
+        // The character starts as built (`CharStarts.make`), or none: all three sections or
+        // none of them, each character's token a token of the vocabulary.
+        let ct = typed(.charTokens, UInt32.self), st = typed(.straddleTrigrams, UInt64.self), sp = typed(.straddlePairs, UInt64.self)
+        if ct.count == 0 && st.count == 0 && sp.count == 0 {
+            charStarts = nil
+        } else {
+            guard ct.count == 1 << 16, st.count == CharStarts.filterWords, sp.count == CharStarts.filterWords,
+                  ct.allSatisfy({ $0 == RankTable.none || Int($0) < n }) else { throw bad }
+            charStarts = CharStarts(tokens: ct, straddleTrigrams: st, straddlePairs: sp)
+        }
     }
 
     /// An open-addressing table (linear probing, load < 0.5) of pair entries

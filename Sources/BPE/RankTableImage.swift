@@ -22,11 +22,11 @@ import TokenmillCore
 extension RankTable {
     static let imageMagic: UInt64 = 0x3153_4B4E_4152_4D54   // "TMRANKS1"
     /// Bump when a table's layout or how it is built changes.
-    static let imageVersion: UInt64 = 2
+    static let imageVersion: UInt64 = 3
 
     enum Section: Int, CaseIterable {
         case bytes, offsets, slots, byteRanks, pairSlots, pairSides, pairFilter, reachable, trigrams, bytePairs, pairTokens,
-             byteHoles, priorityToID
+             byteHoles, priorityToID, charTokens, straddleTrigrams, straddlePairs
     }
 
     static let headerWords = 9 + Section.allCases.count
@@ -49,6 +49,9 @@ extension RankTable {
             case .pairTokens: return raw(pairTokens)
             case .byteHoles: return raw(byteHoles)
             case .priorityToID: return priorityToID.map { raw($0) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            case .charTokens: return charStarts.map { raw($0.tokens) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            case .straddleTrigrams: return charStarts.map { raw($0.straddleTrigrams) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            case .straddlePairs: return charStarts.map { raw($0.straddlePairs) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
             }
         }
     }
@@ -56,7 +59,7 @@ extension RankTable {
     static func elementSize(_ s: Section) -> Int {
         switch s {
         case .bytes, .byteHoles: return 1
-        case .offsets, .byteRanks, .bytePairs, .priorityToID: return 4
+        case .offsets, .byteRanks, .bytePairs, .priorityToID, .charTokens: return 4
         default: return 8
         }
     }

@@ -1,0 +1,118 @@
+/// Merging a part from its characters instead of its bytes (`BytePairMerge.charPart`).
+///
+/// A run of Chinese is 3 bytes a character, and the byte-level merge spends two of every
+/// three merges inside characters before it joins any two of them. Starting instead from
+/// each character's own token is exact when two things hold (docs/BPE.md, "Characters
+/// first"):
+/// - the vocabulary's merges go up in rank: every pair (a, b) of the pair table merges
+///   into a token ranked above both a and b (true of tiktoken's vocabularies, checked at
+///   load). Then the merge loop's ranks never go down from one merge to the next, a merge
+///   that joins character C to a neighbour ranks above C, and so it comes after every
+///   merge inside C, which all rank at most C;
+/// - no *straddling* token occurs in the part: a token that is not whole characters and
+///   not a piece of one character (such as o200k_base's `\x97\xe4\xba\xac`, the last byte
+///   of 北 and all of 京). Only such a token could join part of one character to another
+///   before the first one is whole.
+/// A character whose bytes merge to a single token (reachable) starts as that token;
+/// any other byte starts as itself, as before.
+struct CharStarts {
+    /// The token of each 2- or 3-byte character, by code point (U+0080-U+FFFF), or
+    /// `RankTable.none` (256 KiB).
+    let tokens: UnsafeMutableBufferPointer<UInt32>
+    /// A one-bit-a-key Bloom filter (64 Ki bits) of the 3-byte windows of straddling
+    /// tokens, and a bitmap of the straddling tokens of 2 bytes: a part none of whose
+    /// windows is in either holds no straddling token (a false positive only sends the
+    /// part to the byte-level merge).
+    let straddleTrigrams: UnsafeMutableBufferPointer<UInt64>
+    let straddlePairs: UnsafeMutableBufferPointer<UInt64>
+    static let filterWords = (1 << 16) / 64
+
+    /// nil when the vocabulary does not allow it (ranks that go down along a merge,
+    /// Hugging Face merges lists, bytes with no token).
+    static func make(count: Int, offsets: UnsafeMutableBufferPointer<UInt32>, bytes: UnsafeMutableBufferPointer<UInt8>,
+                     pairSlots: UnsafeMutableBufferPointer<UInt64>, reachable: UnsafeMutableBufferPointer<UInt64>,
+                     tiktokenRanks: Bool, hasByteHoles: Bool, arena: TableArena) -> CharStarts? {
+        guard tiktokenRanks, !hasByteHoles else { return nil }
+        for e in pairSlots where e != 0 {
+            let a = e >> 41, b = e >> 21 & 0xF_FFFF, merged = (e & 0x1F_FFFF) &- 1
+            if merged <= a || merged <= b { return nil }
+        }
+        let tokens = arena.buffer(UInt32.self, capacity: 1 << 16)
+        tokens.initialize(repeating: RankTable.none)
+        let trigrams = arena.buffer(UInt64.self, capacity: filterWords)
+        trigrams.initialize(repeating: 0)
+        let pairs = arena.buffer(UInt64.self, capacity: filterWords)
+        pairs.initialize(repeating: 0)
+        for r in 0..<count {
+            let start = Int(offsets[r]), n = Int(offsets[r + 1]) - start
+            if n < 2 { continue }
+            let p = UnsafePointer(bytes.baseAddress! + start)
+            switch shape(p, n) {
+            case .oneCharacter(let cp):
+                if cp < 1 << 16 && reachable[r >> 6] & (1 << UInt64(r & 63)) != 0 { tokens[Int(cp)] = UInt32(r) }
+            case .characters, .fragment:
+                break
+            case .straddling:
+                if n == 2 { let y = Int(p[0]) << 8 | Int(p[1]); pairs[y >> 6] |= 1 << UInt64(y & 63) }
+                for k in 0..<max(0, n - 2) {
+                    let h = trigramBit(p, k)
+                    trigrams[h >> 6] |= 1 << UInt64(h & 63)
+                }
+            }
+        }
+        return CharStarts(tokens: tokens, straddleTrigrams: trigrams, straddlePairs: pairs)
+    }
+
+    @inline(__always)
+    static func trigramBit(_ p: UnsafePointer<UInt8>, _ k: Int) -> Int {
+        let x = UInt32(p[k]) << 16 | UInt32(p[k + 1]) << 8 | UInt32(p[k + 2])
+        return Int((x &* 0x9E37_79B1) >> 16)
+    }
+
+    enum Shape: Equatable { case oneCharacter(UInt32), characters, fragment, straddling }
+
+    /// What a token's bytes are: one whole character, several, a piece of one character
+    /// (a lead byte short of its continuation bytes, or up to three continuation bytes), or
+    /// straddling (anything else: invalid UTF-8 beyond one character's piece).
+    static func shape(_ p: UnsafePointer<UInt8>, _ n: Int) -> Shape {
+        var i = 0, chars = 0
+        var first: UInt32 = 0
+        while i < n {
+            guard let (cp, len) = character(p, i, n) else { break }
+            if chars == 0 { first = cp }
+            chars += 1
+            i += len
+        }
+        if i == n { return chars == 1 ? .oneCharacter(first) : .characters }
+        // Not whole characters: a piece of one character?
+        if (0..<n).allSatisfy({ p[$0] & 0xC0 == 0x80 }) && n <= 3 { return .fragment }
+        let lead = p[0]
+        let need = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0
+        if need > n && (1..<n).allSatisfy({ p[$0] & 0xC0 == 0x80 }) { return .fragment }
+        return .straddling
+    }
+
+    /// The valid UTF-8 character at `p[i]` (shortest form, no surrogates) and its length.
+    @inline(__always)
+    static func character(_ p: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> (UInt32, Int)? {
+        let b0 = UInt32(p[i])
+        if b0 < 0x80 { return (b0, 1) }
+        if b0 >= 0xC2 && b0 <= 0xDF {
+            guard i + 1 < n, p[i + 1] & 0xC0 == 0x80 else { return nil }
+            return ((b0 & 0x1F) << 6 | UInt32(p[i + 1] & 0x3F), 2)
+        }
+        if b0 >= 0xE0 && b0 <= 0xEF {
+            guard i + 2 < n, p[i + 1] & 0xC0 == 0x80, p[i + 2] & 0xC0 == 0x80 else { return nil }
+            let cp = (b0 & 0x0F) << 12 | UInt32(p[i + 1] & 0x3F) << 6 | UInt32(p[i + 2] & 0x3F)
+            guard cp >= 0x800, cp < 0xD800 || cp > 0xDFFF else { return nil }
+            return (cp, 3)
+        }
+        if b0 >= 0xF0 && b0 <= 0xF4 {
+            guard i + 3 < n, p[i + 1] & 0xC0 == 0x80, p[i + 2] & 0xC0 == 0x80, p[i + 3] & 0xC0 == 0x80 else { return nil }
+            let cp = (b0 & 0x07) << 18 | UInt32(p[i + 1] & 0x3F) << 12 | UInt32(p[i + 2] & 0x3F) << 6 | UInt32(p[i + 3] & 0x3F)
+            guard cp >= 0x10000, cp <= 0x10FFFF else { return nil }
+            return (cp, 4)
+        }
+        return nil
+    }
+}
