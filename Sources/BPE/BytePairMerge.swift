@@ -135,7 +135,15 @@ struct BytePairMerge {
         }
         // Non-ASCII pieces (CJK runs above all) usually cut into single characters that are
         // tokens; ASCII words almost never cut, so they skip the check.
-        if n > BytePairMerge.shortLimit || p[0] >= 0x80 { splitLong(p, n, table) } else { short(p, n, table) }
+        if n > BytePairMerge.shortLimit || p[0] >= 0x80 {
+            // A non-ASCII piece of up to 16 characters merges from its characters whole
+            // when it can: the cut test of every byte position costs more than the pair
+            // lookups of a dozen characters.
+            if p[0] >= 0x80 && n <= 48, let starts = table.charStarts, charPart(p, n, table, starts) { return }
+            splitLong(p, n, table)
+        } else {
+            short(p, n, table)
+        }
     }
 
     /// Cuts a long piece where no token can span the cut (`RankTable.cutAt`) and merges
