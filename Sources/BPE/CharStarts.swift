@@ -27,15 +27,28 @@ struct CharStarts {
     let straddlePairs: UnsafeMutableBufferPointer<UInt64>
     static let filterWords = (1 << 16) / 64
 
-    /// nil when the vocabulary does not allow it (ranks that go down along a merge,
-    /// Hugging Face merges lists, bytes with no token).
+    /// nil when the vocabulary does not allow it: a merge whose priority is not above both
+    /// of its parts' own (the priority of the merge that made each part: tiktoken's rank;
+    /// a Hugging Face merge's line, -1 for a token no merge makes), a token that two merges
+    /// make (its own priority would not be one number), or bytes with no token.
     static func make(count: Int, offsets: UnsafeMutableBufferPointer<UInt32>, bytes: UnsafeMutableBufferPointer<UInt8>,
                      pairSlots: UnsafeMutableBufferPointer<UInt64>, reachable: UnsafeMutableBufferPointer<UInt64>,
-                     tiktokenRanks: Bool, hasByteHoles: Bool, arena: TableArena) -> CharStarts? {
-        guard tiktokenRanks, !hasByteHoles else { return nil }
+                     priorityToID: UnsafeMutableBufferPointer<UInt32>?, hasByteHoles: Bool, arena: TableArena) -> CharStarts? {
+        guard !hasByteHoles else { return nil }
+        var made: [Int64]? = nil
+        if let ids = priorityToID {
+            var m = [Int64](repeating: -1, count: count)
+            for k in 0..<ids.count {
+                let t = Int(ids[k])
+                guard t < count, m[t] < 0 else { return nil }
+                m[t] = Int64(k)
+            }
+            made = m
+        }
         for e in pairSlots where e != 0 {
-            let a = e >> 41, b = e >> 21 & 0xF_FFFF, merged = (e & 0x1F_FFFF) &- 1
-            if merged <= a || merged <= b { return nil }
+            let a = Int(e >> 41), b = Int(e >> 21 & 0xF_FFFF), priority = Int64(e & 0x1F_FFFF) - 1
+            let pa = made.map { $0[a] } ?? Int64(a), pb = made.map { $0[b] } ?? Int64(b)
+            if priority <= pa || priority <= pb { return nil }
         }
         let tokens = arena.buffer(UInt32.self, capacity: 1 << 16)
         tokens.initialize(repeating: RankTable.none)

@@ -227,7 +227,7 @@ public final class RankTable: @unchecked Sendable {
             pairFilter[Int(x >> pairFilterShift)] |= 1 << (x >> 32 & 63) | 1 << (x >> 38 & 63)
         }
         charStarts = CharStarts.make(count: count, offsets: offsets, bytes: bytes, pairSlots: pairSlots, reachable: reachable,
-                                     tiktokenRanks: merges == nil, hasByteHoles: hasByteHoles, arena: arena)
+                                     priorityToID: priorityToID, hasByteHoles: hasByteHoles, arena: arena)
         for x in 0..<(1 << 16) {
             let a = byteRanks[x >> 8], b = byteRanks[x & 0xFF]
             bytePairs[x] = a == RankTable.none || b == RankTable.none ? RankTable.none : pairRank(a, b)   // a hole pairs with nothing

@@ -32,10 +32,50 @@ final class CharStartsTests: XCTestCase {
         }
     }
 
+    /// Hugging Face merges lists: on where each token is made by one merge and merges go
+    /// up in priority. Every tokenizer.json of ../shared/outside/tokenizers that loads and
+    /// has the starts on must give the byte-level merge's ids.
+    func testMergesListVocabulariesGiveTheByteLevelMergesIds() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/outside/tokenizers").standardized.path
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else {
+            throw XCTSkip("../shared/outside/tokenizers is absent (the repository's parent has no shared folder)")
+        }
+        let texts = Self.texts(count: 600)
+        var on: [String] = []
+        for name in names.sorted() where name.hasSuffix(".json") {
+            guard let t = try? TokenizerLoader.load(dir + "/" + name), let starts = t.ranks.charStarts else { continue }
+            on.append(name)
+            let with = texts.map { t.encodeOrdinary(Array($0.utf8)) }
+            t.ranks.charStarts = nil
+            defer { t.ranks.charStarts = starts }
+            for (k, text) in texts.enumerated() where with[k] != t.encodeOrdinary(Array(text.utf8)) {
+                XCTFail("\(name): \(text)")
+                break
+            }
+        }
+        print("character starts on for: \(on.joined(separator: ", "))")
+    }
+
     func testCharacterStartsGiveTheByteLevelMergesIds() throws {
-        // Characters from the scripts the cut test leaves long parts of (CJK ideographs,
-        // kana, Hangul, full-width punctuation), 2-byte scripts, 4-byte emoji, and the
-        // runs around o200k_base's straddling tokens (北京, 彩票, 微信, 北京赛车).
+        let texts = Self.texts(count: 3_000)
+        for name in ["cl100k_base", "o200k_base"] {
+            let t = try TokenizerLoader.load(name)
+            let starts = try XCTUnwrap(t.ranks.charStarts)
+            let on = texts.map { t.encodeOrdinary(Array($0.utf8)) }
+            t.ranks.charStarts = nil
+            defer { t.ranks.charStarts = starts }
+            for (k, text) in texts.enumerated() {
+                let off = t.encodeOrdinary(Array(text.utf8))
+                XCTAssertEqual(on[k], off, "\(name): \(text)")
+                if on[k] != off { break }
+            }
+        }
+    }
+
+    /// Random texts: characters from the scripts the cut test leaves long parts of (CJK
+    /// ideographs, kana, Hangul, full-width punctuation), 2-byte scripts, 4-byte emoji,
+    /// and the runs around o200k_base's straddling tokens (北京, 彩票, 微信, 北京赛车).
+    static func texts(count: Int) -> [String] {
         let pools: [[String]] = [
             Array("的一是不了人我在有他这中大来上个国到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与二",
                   ).map(String.init),
@@ -49,10 +89,9 @@ final class CharStartsTests: XCTestCase {
         ]
         var rng = SystemRandomNumberGenerator()
         var texts: [String] = []
-        for _ in 0..<3_000 {
+        for _ in 0..<count {
             var s = ""
             let len = Int.random(in: 1...40, using: &rng)
-            // Mostly one script a text (long runs the cut test cannot split), sometimes a mix.
             let main = Int.random(in: 0..<pools.count, using: &rng)
             for _ in 0..<len {
                 let pool = Int.random(in: 0..<10, using: &rng) < 8 ? pools[main] : pools.randomElement(using: &rng)!
@@ -60,17 +99,6 @@ final class CharStartsTests: XCTestCase {
             }
             texts.append(s)
         }
-        for name in ["cl100k_base", "o200k_base"] {
-            let t = try TokenizerLoader.load(name)
-            let starts = try XCTUnwrap(t.ranks.charStarts)
-            let on = texts.map { t.encodeOrdinary(Array($0.utf8)) }
-            t.ranks.charStarts = nil
-            defer { t.ranks.charStarts = starts }
-            for (k, text) in texts.enumerated() {
-                let off = t.encodeOrdinary(Array(text.utf8))
-                XCTAssertEqual(on[k], off, "\(name): \(text)")
-                if on[k] != off { break }
-            }
-        }
+        return texts
     }
 }
