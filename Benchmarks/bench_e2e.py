@@ -26,18 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 ANCHORS = REPO.parent / "shared" / "anchors"
 
 
-CPU = {}  # a command's wall seconds -> the CPU seconds (user + system) it spent
-
-
 def timed(cmd, env=None, stdout=subprocess.DEVNULL):
+    """Wall seconds, peak RSS bytes (of the children so far) and CPU seconds (user + system)."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, stdout=stdout, stderr=subprocess.PIPE, env=env)
     wall = time.monotonic() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    CPU[wall] = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     # ru_maxrss of children is the largest child so far: run the big ones last or read it per run.
-    return wall, max(r1.ru_maxrss, r0.ru_maxrss) * 1024
+    return wall, max(r1.ru_maxrss, r0.ru_maxrss) * 1024, cpu
 
 
 def peak_of(cmd, report=None):
@@ -82,16 +80,19 @@ def main():
         # earlier work format) would make the first build refuse or resume.
         shutil.rmtree(work / f"out{mb}", ignore_errors=True)
         runs = {k: [] for k in ("build1", "build2", "encode1", "encode2")}
+        cpu = {"build1": [], "build2": []}
         for _ in range(a.rounds):
             for t in (1, 2):
-                runs[f"build{t}"].append(timed([a.bin, "build", str(spec), "--threads", str(t), "--quiet"])[0])
+                wall, _, seconds = timed([a.bin, "build", str(spec), "--threads", str(t), "--quiet"])
+                runs[f"build{t}"].append(wall)
+                cpu[f"build{t}"].append(seconds)
                 runs[f"encode{t}"].append(timed([a.bin, "encode", "--tokenizer", "cl100k_base", "--field", "text", "--threads", str(t),
                                                  str(corpus)])[0])
             # A round's walls and CPU seconds: the machine's speed drifts between runs
             # seconds apart, which the CPU seconds of the same work show (see RESULTS.md).
-            b1, b2 = runs["build1"][-1], runs["build2"][-1]
-            print(f"round: build 1t {b1:.2f} s wall {CPU[b1]:.2f} s CPU, 2t {b2:.2f} s wall {CPU[b2]:.2f} s CPU "
-                  f"(cores busy {CPU[b2] / b2:.2f}), scaling {b1 / b2:.2f}x, at equal CPU speed {b1 / b2 * CPU[b2] / CPU[b1]:.2f}x, "
+            b1, b2, c1, c2 = runs["build1"][-1], runs["build2"][-1], cpu["build1"][-1], cpu["build2"][-1]
+            print(f"round: build 1t {b1:.2f} s wall {c1:.2f} s CPU, 2t {b2:.2f} s wall {c2:.2f} s CPU "
+                  f"(cores busy {c2 / b2:.2f}), scaling {b1 / b2:.2f}x, at equal CPU speed {b1 / b2 * c2 / c1:.2f}x, "
                   f"encode 1t {runs['encode1'][-1]:.2f} s, 2t {runs['encode2'][-1]:.2f} s (scaling {runs['encode1'][-1] / runs['encode2'][-1]:.2f}x)",
                   file=sys.stderr, flush=True)
         # Resume: a build SIGKILLed at ~90% of its work, then the same command again. The
@@ -126,7 +127,7 @@ def main():
         # the CPU seconds of the two measure the machine's speed in each run, which drifts
         # here by up to 40% between runs seconds apart. What is left is how well the build
         # keeps two cores busy (1 + the fraction of the work that runs in parallel).
-        scale_cpu = statistics.median([b1 / b2 * CPU[b2] / CPU[b1] for b1, b2 in zip(runs["build1"], runs["build2"])])
+        scale_cpu = statistics.median([b1 / b2 * c2 / c1 for b1, b2, c1, c2 in zip(runs["build1"], runs["build2"], cpu["build1"], cpu["build2"])])
         row = {"mb": round(size / 1e6, 1), "records": records,
                "build1_mbs": size / 1e6 / med["build1"], "build2_mbs": size / 1e6 / med["build2"],
                "encode1_mbs": size / 1e6 / med["encode1"], "encode2_mbs": size / 1e6 / med["encode2"],

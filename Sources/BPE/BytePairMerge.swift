@@ -277,10 +277,8 @@ struct BytePairMerge {
     @inline(never)
     mutating func long(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
         reserve(n)
-        for i in 0..<n {
-            ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])])
-            ranks[i] = i + 1 < n ? table.bytePair(p[i], p[i + 1]) : RankTable.none
-        }
+        for i in 0..<n { ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])]) }
+        for i in 0..<(n - 1) { ranks[i] = table.bytePair(p[i], p[i + 1]) }
         heapMerge(n, table)
     }
 

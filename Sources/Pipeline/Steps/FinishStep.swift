@@ -111,8 +111,7 @@ enum FinishStep {
         if let n = spec.nearDedup, let lsh = ctx.lsh {
             let rendered = try ctx.renderedClusters()
             clusterSizes = rendered.sizes
-            let text = rendered.text
-            try FileSystem.writeAtomically(FileSystem.join(out, "dedup-clusters.jsonl"), text)
+            try FileSystem.writeAtomically(FileSystem.join(out, "dedup-clusters.jsonl"), rendered.text)
             let m = try ctx.work.requireMarker(.nearMerge, 0)
             near = [("near_dedup", .object([
                 ("on", .string(n.on.rawValue)), ("threshold", .double(n.threshold)), ("permutations", .int(n.permutations)),
