@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CIntrinsics
 import Dispatch
 import TokenmillCore
@@ -235,26 +238,30 @@ public final class RankTable: @unchecked Sendable {
     }
 
     /// The tables of an image file (`RankTable.readImage` has checked its header and
-    /// size): every section read into table memory and hashed — the 12 MiB slot table on
-    /// one worker (and checked there while it is in cache), the rest on another — then the
-    /// checksum compared and every table checked (`checkImage`).
-    init(imageFD fd: Int32, header: [UInt64], sectionOffsets: [Int], checksumAt: Int, threads: Int) throws {
+    /// size), used where they lie: the file is mapped read-only and the tables point into
+    /// the mapping, so a load neither copies ~21 MB nor zeroes fresh memory for them, and
+    /// processes on one machine share one copy in the page cache (whose large folios the
+    /// kernel maps with 2 MiB entries, as the tables' own huge pages were). Every section is
+    /// hashed and checked in place before it is used — the 12 MiB slot table on one worker,
+    /// in chunks that are checked while they are in cache, the rest on another — then the
+    /// checksum compared and every table checked (`checkImage`). The cache replaces an
+    /// image by renaming a new file over it and removes old ones by unlinking, never
+    /// rewriting one in place, so a mapped image does not change under a reader.
+    init(imageFD fd: Int32, size: Int, header: [UInt64], sectionOffsets: [Int], checksumAt: Int, threads: Int) throws {
         let bad = TokenmillError.unsupported("vocabulary image: damaged")
         count = Int(header[3]); mask = Int(header[4]); pairShift = header[5]; pairFilterShift = header[6]
         wholeLookups = header[7] & 1 != 0
         hasByteHoles = header[7] & 2 != 0
         let counts = header[9...].map { Int($0) }
-        let arena = self.arena
+        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else { throw bad }
+        arena.own { munmap(mapped, size) }
+        #if os(Linux)
+        _ = madvise(mapped, size, MADV_HUGEPAGE)
+        _ = madvise(mapped, size, 22)   // MADV_POPULATE_READ: every page mapped in one call, not faulted one by one
+        #endif
         let all = Section.allCases
         let raw: [UnsafeMutableRawBufferPointer] = all.map { s in
-            let bytes = counts[s.rawValue] * RankTable.elementSize(s)
-            let table: Bool
-            switch s {
-            case .bytes, .offsets, .slots, .pairSlots, .trigrams: table = true
-            default: table = false
-            }
-            let b = table ? arena.table(UInt64.self, capacity: max(bytes / 8 + 1, 1)) : arena.buffer(UInt64.self, capacity: max(bytes / 8 + 1, 1))
-            return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(b.baseAddress!), count: bytes)
+            UnsafeMutableRawBufferPointer(start: mapped + sectionOffsets[s.rawValue], count: counts[s.rawValue] * RankTable.elementSize(s))
         }
         let hashes = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: all.count)
         let ok = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 2)
@@ -265,12 +272,12 @@ public final class RankTable: @unchecked Sendable {
         let readGroup = { (g: Int) in
             var fine = true
             for s in groups[g] {
-                let r = raw[s.rawValue]
-                fine = fine && RankTable.readFully(fd, r, at: sectionOffsets[s.rawValue])
-                hashes[s.rawValue] = fine ? XXH3.hash64(UnsafeRawBufferPointer(r)) : 0
-            }
-            if fine && g == 0 {
-                fine = checkImageSlots(raw[Section.slots.rawValue], capacity: capacity, count: n)
+                let r = UnsafeRawBufferPointer(raw[s.rawValue])
+                if s == .slots {
+                    fine = checkImageSlots(r, capacity: capacity, count: n, hash: &hashes[s.rawValue])
+                } else {
+                    hashes[s.rawValue] = XXH3.hash64(r)
+                }
             }
             ok[g] = fine
         }
@@ -282,8 +289,8 @@ public final class RankTable: @unchecked Sendable {
         var summary = header.map(\.littleEndian)
         summary.append(contentsOf: hashes.map(\.littleEndian))
         var stored: UInt64 = 0
-        guard ok[0], ok[1], withUnsafeMutableBytes(of: &stored, { RankTable.readFully(fd, $0, at: checksumAt) }),
-              UInt64(littleEndian: stored) == summary.withUnsafeBytes({ XXH3.hash64($0) }) else { throw bad }
+        memcpy(&stored, mapped + checksumAt, 8)
+        guard ok[0], ok[1], UInt64(littleEndian: stored) == summary.withUnsafeBytes({ XXH3.hash64($0) }) else { throw bad }
         func typed<T>(_ s: Section, _: T.Type) -> UnsafeMutableBufferPointer<T> {
             let r = raw[s.rawValue]
             return UnsafeMutableBufferPointer(start: r.baseAddress!.bindMemory(to: T.self, capacity: max(counts[s.rawValue], 1)), count: counts[s.rawValue])

@@ -72,23 +72,36 @@ extension RankTable {
                                 pairFilterShift, (wholeLookups ? 1 : 0) | (hasByteHoles ? 2 : 0) | (priorityToID != nil ? 4 : 0)]
         header.append(source)
         for (k, s) in secs.enumerated() { header.append(UInt64(s.count / RankTable.elementSize(Section(rawValue: k)!))) }
-        var w = try AtomicFileWriter(path: path, durable: false)
+        // The whole file in one gathered write: the page cache then holds it in 2 MiB
+        // folios wherever a whole aligned 2 MiB of the file falls inside the write (writes
+        // cut at section boundaries leave small folios there), and a reader's mapping of
+        // the image gets 2 MiB page-table entries for them (`init(imageFD:)`).
         let zeros = [UInt8](repeating: 0, count: 64)
-        var written = 0
-        func pad() throws {
-            let n = (64 - written % 64) % 64
-            if n > 0 { try zeros.withUnsafeBytes { try w.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }; written += n }
-        }
         var summary = header.map(\.littleEndian)
-        try summary.withUnsafeBytes { h in try w.write(h); written += h.count }
-        for s in secs {
-            try pad()
-            summary.append(XXH3.hash64(s).littleEndian)
-            if s.count > 0 { try w.write(s); written += s.count }
+        for s in secs { summary.append(XXH3.hash64(s).littleEndian) }
+        var checksum = summary.withUnsafeBytes { XXH3.hash64($0) }.littleEndian
+        let headerBytes = header.count * 8
+        try summary.withUnsafeBytes { h in
+            try zeros.withUnsafeBytes { z in
+                try withUnsafeBytes(of: &checksum) { c in
+                    var iov: [iovec] = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress!), iov_len: headerBytes)]
+                    var written = headerBytes
+                    func pad() {
+                        let n = (64 - written % 64) % 64
+                        if n > 0 { iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: z.baseAddress!), iov_len: n)); written += n }
+                    }
+                    for s in secs {
+                        pad()
+                        if s.count > 0 { iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: s.baseAddress!), iov_len: s.count)); written += s.count }
+                    }
+                    pad()
+                    iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: c.baseAddress!), iov_len: 8))
+                    var w = try AtomicFileWriter(path: path, durable: false)
+                    try w.write(gathering: iov)
+                    try w.commit()
+                }
+            }
         }
-        try pad()
-        try withUnsafeBytes(of: summary.withUnsafeBytes({ XXH3.hash64($0) }).littleEndian) { try w.write($0) }
-        try w.commit()
     }
 
     /// Reads an image written by `writeImage` for `key`; nil when the file is absent, of
@@ -117,7 +130,7 @@ extension RankTable {
         }
         at = (at + 63) & ~63
         guard size == at + 8 else { return nil }
-        guard let table = try? RankTable(imageFD: fd, header: header, sectionOffsets: offsets, checksumAt: at, threads: threads) else { return nil }
+        guard let table = try? RankTable(imageFD: fd, size: size, header: header, sectionOffsets: offsets, checksumAt: at, threads: threads) else { return nil }
         return (table, header[8])
     }
 
@@ -158,12 +171,17 @@ extension RankTable {
         guard pc >= 16, pc & (pc - 1) == 0, pairShift == UInt64(64 - pc.trailingZeroBitCount) else { return false }
         let ps = pairSlots.baseAddress!
         empty = 0
+        // Branch-free (half the slots are empty, at random: a branch on it mispredicts).
+        let un = UInt64(n), up = UInt64(priorities)
+        var worst: UInt64 = 0
         for i in 0..<pc {
             let e = ps[i]
-            let a = Int(truncatingIfNeeded: e >> 41), b = Int(truncatingIfNeeded: e >> 21 & 0xF_FFFF), p = Int(truncatingIfNeeded: e & 0x1F_FFFF)
+            let full = UInt64(bitPattern: -Int64(e != 0 ? 1 : 0))
             empty &+= e == 0 ? 1 : 0
-            bad |= (e != 0 && (a >= n || b >= n || p == 0 || p > priorities)) ? 1 : 0
+            // a >= n, b >= n, or priority p outside 1...priorities (p - 1 wraps at 0), unless empty.
+            worst |= ((e >> 41 >= un ? 1 : 0) | (e >> 21 & 0xF_FFFF >= un ? 1 : 0) | ((e & 0x1F_FFFF) &- 1 >= up ? 1 : 0)) & full
         }
+        bad = Int(worst)
         guard bad == 0, empty > 0, pairSides.count == n / 32 + 1, reachable.count == n / 64 + 1 else { return false }
         let filterWords = pairFilter.count
         guard filterWords >= 64, filterWords & (filterWords - 1) == 0,
@@ -175,17 +193,29 @@ extension RankTable {
 }
 
 /// Every slot of a rank table's image holds a rank below `count` or is empty, and one is
-/// empty (a probe ends): read in one sequential pass over the meta words.
-func checkImageSlots(_ raw: UnsafeMutableRawBufferPointer, capacity: Int, count n: Int) -> Bool {
+/// empty (a probe ends); `hash` gets the slots' xxh3-64. One pass in chunks of 192 KiB,
+/// each hashed and then checked while it is in cache.
+func checkImageSlots(_ raw: UnsafeRawBufferPointer, capacity: Int, count n: Int, hash: inout UInt64) -> Bool {
     guard capacity >= 16, capacity & (capacity - 1) == 0, raw.count == 24 * capacity else { return false }
     let sl = raw.baseAddress!.assumingMemoryBound(to: UInt64.self)
-    var empty = 0, bad = 0
-    for i in 0..<capacity {
-        let m = sl[3 * i]
-        let r = Int(truncatingIfNeeded: m & 0xFFFF_FFFF)   // rank + 1; 0 only in an empty slot
-        empty &+= m == 0 ? 1 : 0
-        bad |= (m != 0 && (r == 0 || r > n)) ? 1 : 0
+    var stream = XXH3Stream()
+    var empty = 0, bad: UInt64 = 0
+    let un = UInt64(n)
+    let chunk = 8192   // slots
+    var start = 0
+    while start < capacity {
+        let end = min(start + chunk, capacity)
+        stream.update(UnsafeRawBufferPointer(rebasing: raw[24 * start..<24 * end]))
+        for i in start..<end {
+            let m = sl[3 * i]
+            // rank + 1 in the low word, 0 only in an empty slot; rank + 1 - 1 >= n (or a
+            // wrapped 0) in a slot that is not empty is bad. No branches: empties are random.
+            empty &+= m == 0 ? 1 : 0
+            bad |= ((m & 0xFFFF_FFFF) &- 1 >= un ? 1 : 0) & (m != 0 ? 1 : 0)
+        }
+        start = end
     }
+    hash = stream.digest()
     return bad == 0 && empty > 0
 }
 
