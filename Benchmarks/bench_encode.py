@@ -4,14 +4,18 @@ on texts each tool tokenizes once: MB/s (10^6 bytes of UTF-8 text per wall secon
 thread and two.
 
 usage: python Benchmarks/bench_encode.py [--vocab o200k_base,cl100k_base] [--shapes lines,docs]
-           [--mb 24] [--rounds 3] [--peers tiktoken,fastokens,bpe_openai,tokie,gigatok,splintr]
+           [--mb 24] [--rounds 3] [--same-texts] [--peers tiktoken,fastokens,bpe_openai,tokie,gigatok,splintr]
            [--threads 1,2]
 
 Texts: the distinct texts of ../shared's mixed corpus (`../shared/anchors/corpus.py
 --no-repeat`), as two shapes: `lines` (every distinct non-empty line: chat turns,
 instructions, prose lines; ~80 bytes) and `docs` (every distinct whole record). Each
 shape's first --mb MB are cut into --rounds disjoint parts; round r of every tool reads
-part r, so no tool sees a text twice and no cross-call cache helps anyone.
+part r, so no tool sees a text twice and no cross-call cache helps anyone. With
+--same-texts every round reads one part of all those texts instead, each round in fresh
+processes (a process still sees each text once, and nothing carries from one round's
+process to the next): ../shared's corpus now holds ~16 MB of distinct lines, and parts of
+5 MB made each process's fixed start a larger share than users with real files see.
 
 Tools, each in a subprocess of its own per (vocabulary, shape, threads), every round:
 - `tokenmill encode --tokenizer V --field text --threads N PART > out`: the command
@@ -65,9 +69,12 @@ def corpus():
     return path
 
 
-def parts(shape, mb, rounds):
-    """The part files of a shape (written once): [(path, bytes)]."""
+def parts(shape, mb, rounds, same=False):
+    """The part files of a shape (written once): [(path, bytes)], one a round; with `same`
+    one part of every text, read by every round."""
     os.makedirs(OUT, exist_ok=True)
+    if same:
+        return parts(shape, mb, 1)[0:1] * rounds
     paths = [os.path.join(OUT, f"{shape}-{mb}mb-{rounds}r-{r}.jsonl") for r in range(rounds)]
     if not all(os.path.exists(p) for p in paths):
         seen, texts, total = set(), [], 0
@@ -222,6 +229,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--peers", default="tiktoken,fastokens,bpe_openai,tokie,gigatok,splintr")
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--same-texts", action="store_true",
+                    help="every round reads one part of all the texts (each in fresh processes) instead of a part of its own")
     ap.add_argument("--worker", nargs="+")
     a = ap.parse_args()
     if a.worker:
@@ -230,13 +239,14 @@ def main():
         return
     peers = [p for p in a.peers.split(",") if p]
     thread_counts = [int(t) for t in a.threads.split(",")]
-    print(f"MB/s, median of {a.rounds} rounds on disjoint parts of {a.mb} MB; `x fastest peer` = Tokenmill's "
+    where = "one part of all texts, fresh processes each round" if a.same_texts else "disjoint parts"
+    print(f"MB/s, median of {a.rounds} rounds on {where} (up to {a.mb} MB); `x fastest peer` = Tokenmill's "
           f"`encode` against the fastest exact peer at the same thread count\n")
     for shape in a.shapes.split(","):
-        files = parts(shape, a.mb, a.rounds)
+        files = parts(shape, a.mb, a.rounds, a.same_texts)
         nbytes = [n for _, n in files]
         ntexts = sum(sum(1 for _ in open(p, encoding="utf-8")) for p, _ in files)
-        print(f"### {shape}: {sum(nbytes) / 1e6:.1f} MB, {ntexts:,} texts, {sum(nbytes) / ntexts:.0f} bytes a text\n")
+        print(f"### {shape}: {sum(nbytes) / 1e6:.1f} MB read in all, {ntexts:,} texts, {sum(nbytes) / ntexts:.0f} bytes a text\n")
         print("| vocab | threads | tool | MB/s | x tiktoken | note |")
         print("|---|---|---|---|---|---|")
         for vocab in a.vocab.split(","):

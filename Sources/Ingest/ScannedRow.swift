@@ -22,6 +22,16 @@ struct ScannedRow: RowFields {
     let inScratch: UnsafePointer<Bool>
     /// The mapped strings, decoded by the scan (`JSONParser.scanObject`).
     let scratch: UnsafePointer<UInt8>
+    /// Strings without escapes, left where they lie in `bytes` (not copied into scratch).
+    let inInput: UnsafePointer<Bool>
+
+    /// The text of string field `k`: decoded into scratch, or in place in the input.
+    @inline(__always)
+    func text(_ k: Int) -> UnsafeBufferPointer<UInt8>? {
+        if inInput[k] { return UnsafeBufferPointer(start: bytes.baseAddress! + slots[k], count: ends[k] - slots[k]) }
+        if inScratch[k] { return UnsafeBufferPointer(start: scratch + slots[k], count: ends[k] - slots[k]) }
+        return nil
+    }
 
     @inline(__always)
     func index(_ path: [String]) -> Int? {
@@ -30,10 +40,10 @@ struct ScannedRow: RowFields {
         return nil
     }
 
-    /// A decoded string field, copied once from the scratch buffer into the record's array.
+    /// A string field, copied once (from the input or the scratch buffer) into the record's array.
     func bareString(_ path: [String]) -> [UInt8]? {
-        guard let k = index(path), inScratch[k] else { return nil }
-        return Array(UnsafeBufferPointer(start: scratch + slots[k], count: ends[k] - slots[k]))
+        guard let k = index(path), let t = text(k) else { return nil }
+        return Array(t)
     }
 
     func rawLength(_ path: [String]) -> Int {
@@ -44,8 +54,8 @@ struct ScannedRow: RowFields {
     func appendField(_ path: [String], into out: inout [UInt8]) throws {
         guard let k = index(path) else { throw SlowPath() }
         let s = slots[k]
-        if inScratch[k] {
-            out.append(contentsOf: UnsafeBufferPointer(start: scratch + s, count: ends[k] - s))
+        if let t = text(k) {
+            out.append(contentsOf: t)
             return
         }
         switch bytes[s] {
@@ -77,6 +87,7 @@ struct RowScanner {
     let slots: UnsafeMutablePointer<Int>
     let ends: UnsafeMutablePointer<Int>
     let inScratch: UnsafeMutablePointer<Bool>
+    let inInput: UnsafeMutablePointer<Bool>
     var scratch: UnsafeMutablePointer<UInt8>
     var scratchCapacity = 1 << 16
 
@@ -86,11 +97,12 @@ struct RowScanner {
         slots = .allocate(capacity: max(names.count, 1))
         ends = .allocate(capacity: max(names.count, 1))
         inScratch = .allocate(capacity: max(names.count, 1))
+        inInput = .allocate(capacity: max(names.count, 1))
         scratch = .allocate(capacity: scratchCapacity)
     }
 
     func deallocate() {
-        slots.deallocate(); ends.deallocate(); inScratch.deallocate(); scratch.deallocate()
+        slots.deallocate(); ends.deallocate(); inScratch.deallocate(); inInput.deallocate(); scratch.deallocate()
     }
 
     /// The row at `buf[a..<b]` mapped from its bytes when the mapping allows (`fast`) and
@@ -107,10 +119,11 @@ struct RowScanner {
         }
         var p = JSONParser(buf, start: a, end: b)
         do {
-            guard try p.scanObject(keys: keys, into: slots, ends: ends, inScratch: inScratch, scratch: scratch) else { return nil }
+            guard try p.scanObject(keys: keys, into: slots, ends: ends, inScratch: inScratch, scratch: scratch, inInput: inInput) else { return nil }
             p.skipWhitespace()
             guard p.atEnd else { return nil }
-            return try fast(ScannedRow(bytes: buf, end: b, keys: names, slots: slots, ends: ends, inScratch: inScratch, scratch: scratch), line)
+            return try fast(ScannedRow(bytes: buf, end: b, keys: names, slots: slots, ends: ends, inScratch: inScratch, scratch: scratch,
+                                       inInput: inInput), line)
         } catch {
             return nil
         }

@@ -132,9 +132,13 @@ public struct JSONParser {
     /// False — parse the row the ordinary way — when the value is not an object, a key
     /// holds an escape or repeats, or a string needed UTF-8 repair; a syntax error throws
     /// as `parseRow` would.
+    ///
+    /// With `inInput`, a string value without escapes is not copied: `inInput[k]` is true
+    /// and `slots[k]..<ends[k]` is its text in the input (checked as UTF-8 like a decoded one).
     public mutating func scanObject(keys: [[UInt8]], into slots: UnsafeMutablePointer<Int>, ends: UnsafeMutablePointer<Int>,
-                                    inScratch: UnsafeMutablePointer<Bool>, scratch: UnsafeMutablePointer<UInt8>) throws(Failure) -> Bool {
-        for k in keys.indices { slots[k] = -1; inScratch[k] = false }
+                                    inScratch: UnsafeMutablePointer<Bool>, scratch: UnsafeMutablePointer<UInt8>,
+                                    inInput: UnsafeMutablePointer<Bool>? = nil) throws(Failure) -> Bool {
+        for k in keys.indices { slots[k] = -1; inScratch[k] = false; inInput?[k] = false }
         var used = 0
         skipWhitespace()
         guard position < end, bytes[position] == UInt8(ascii: "{") else { return false }
@@ -146,17 +150,23 @@ public struct JSONParser {
             skipWhitespace()
             guard position < end, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a string key in object") }
             let keyStart = position + 1
-            try skipString()
+            let escaped = try skipString()
             let keyEnd = position - 1
             skipWhitespace()
             guard position < end, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':' after object key") }
             position += 1
             skipWhitespace()
             let n = keyEnd - keyStart
-            if memchr(base + keyStart, 0x5C, n) != nil { return false }
+            if escaped { return false }
             var wanted = -1
             for k in keys.indices where keys[k].count == n {
-                if n == 0 || keys[k].withUnsafeBufferPointer({ memcmp($0.baseAddress!, base + keyStart, n) == 0 }) {
+                // Keys are short: compared in line (a memcmp call per key was a fifth of a
+                // one-field line's scan).
+                if keys[k].withUnsafeBufferPointer({ key in
+                    var j = 0
+                    while j < n && key[j] == base[keyStart + j] { j += 1 }
+                    return j == n
+                }) {
                     // A repeated key: `parseRow` builds every copy (and checks each one's
                     // UTF-8), so such a row takes that path.
                     if slots[k] >= 0 { return false }
@@ -165,7 +175,11 @@ public struct JSONParser {
                 }
             }
             if wanted >= 0 {
-                if position < end && bytes[position] == UInt8(ascii: "\"") {
+                if let inInput, position < end && bytes[position] == UInt8(ascii: "\""), let (a, b) = plainString() {
+                    slots[wanted] = a
+                    ends[wanted] = b
+                    inInput[wanted] = true
+                } else if position < end && bytes[position] == UInt8(ascii: "\"") {
                     guard let n = try decodeString(into: scratch + used) else { return false }
                     slots[wanted] = used
                     used += n
@@ -198,16 +212,39 @@ public struct JSONParser {
         return (((q &- 0x0101_0101_0101_0101) & ~q) | ((b &- 0x0101_0101_0101_0101) & ~b) | ((w &- 0x2020_2020_2020_2020) & ~w)) & 0x8080_8080_8080_8080
     }
 
-    /// Moves past a string (quote at `position`), checking escapes and control bytes.
-    mutating func skipString() throws(Failure) {
+    /// A string (quote at `position`) with no escape and valid UTF-8: its text's range in
+    /// the input, `position` after its closing quote. Otherwise nil and `position` where it
+    /// was (the caller decodes it, and meets any error there).
+    @inline(__always)
+    mutating func plainString() -> (Int, Int)? {
+        let quote = position
         position += 1
+        let ascii = runToSpecial()
+        if position < end && bytes[position] == UInt8(ascii: "\"") {
+            let text = (quote + 1, position)
+            if ascii || UTF8Validation.isValid(UnsafeBufferPointer(start: bytes.baseAddress! + text.0, count: text.1 - text.0)) {
+                position += 1
+                return text
+            }
+        }
+        position = quote
+        return nil
+    }
+
+    /// Moves past a string (quote at `position`), checking escapes and control bytes; true
+    /// when it held an escape.
+    @discardableResult
+    mutating func skipString() throws(Failure) -> Bool {
+        position += 1
+        var escaped = false
         while true {
             _ = runToSpecial()
             guard position < end else { throw fail("unterminated string") }
             let c = bytes[position]
-            if c == UInt8(ascii: "\"") { position += 1; return }
+            if c == UInt8(ascii: "\"") { position += 1; return escaped }
             if c < 0x20 { throw fail("unescaped control character \(describe(c)) in string") }
             // A backslash (`runToSpecial` stops only at these three).
+            escaped = true
             position += 1
             guard position < end else { throw fail("unterminated escape") }
             if JSONParser.simpleEscape(bytes[position]) != 0 {

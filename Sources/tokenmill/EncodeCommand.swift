@@ -198,7 +198,8 @@ enum EncodeCommand {
     }
 
     /// The `--field` of a JSON line, scanned in place (`JSONParser.scanObject`: no value
-    /// tree, the string decoded once into scratch memory). A line the scan does not take
+    /// tree; a string without escapes used where it lies, one with escapes decoded once
+    /// into scratch memory). A line the scan does not take
     /// (an escape in a key, a repeated key, a string needing UTF-8 repair, a value that is
     /// not a string, bad JSON) goes through the full parser, which gives the text or the
     /// exact error.
@@ -208,6 +209,7 @@ enum EncodeCommand {
         let slot = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         let end = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         let inScratch = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+        let inInput = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
         var scratch: UnsafeMutablePointer<UInt8>
         var capacity = 1 << 16
 
@@ -217,7 +219,7 @@ enum EncodeCommand {
             scratch = .allocate(capacity: capacity)
         }
 
-        deinit { slot.deallocate(); end.deallocate(); inScratch.deallocate(); scratch.deallocate() }
+        deinit { slot.deallocate(); end.deallocate(); inScratch.deallocate(); inInput.deallocate(); scratch.deallocate() }
 
         func withText(_ line: UnsafeBufferPointer<UInt8>, path: String, line lineNo: () -> Int,
                       _ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
@@ -227,10 +229,11 @@ enum EncodeCommand {
                 scratch = .allocate(capacity: capacity)
             }
             var p = JSONParser(line)
-            if (try? p.scanObject(keys: keys, into: slot, ends: end, inScratch: inScratch, scratch: scratch)) == true,
-               slot[0] >= 0, inScratch[0] {
+            if (try? p.scanObject(keys: keys, into: slot, ends: end, inScratch: inScratch, scratch: scratch, inInput: inInput)) == true,
+               slot[0] >= 0, inScratch[0] || inInput[0] {
                 p.skipWhitespace()
-                if p.atEnd { return body(UnsafeBufferPointer(start: scratch + slot[0], count: end[0] - slot[0])) }
+                // A string without escapes is encoded where it lies in the input.
+                if p.atEnd { return body(UnsafeBufferPointer(start: (inInput[0] ? line.baseAddress! : UnsafePointer(scratch)) + slot[0], count: end[0] - slot[0])) }
             }
             let text = try EncodeCommand.fieldText(line, field: field, path: path, line: lineNo)
             text.withUnsafeBufferPointer(body)

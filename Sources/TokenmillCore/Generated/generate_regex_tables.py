@@ -2,7 +2,7 @@
 regex path, dedup shingles and keys).
 
 - the Unicode general category of every scalar (Unicode 16.0 from `unicodedata2==16.0.0`,
-  the same data as UnicodeTables.swift), as a two-stage table of category numbers;
+  the same data as CIntrinsics/unicode_tables.h), as a two-stage table of category numbers;
 - simple case folding (for `(?i)`): scalar -> folded scalar, where a scalar's fold is its
   one-scalar `casefold()`, else its one-scalar `lower()`;
 - the scalars whose full case folding is several scalars (`ß` -> `ss`): under `(?i)`

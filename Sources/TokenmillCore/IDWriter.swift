@@ -3,7 +3,7 @@
 /// for o200k_base it missed the cache beside the BPE tables. Eight digits built from
 /// two-digit pairs and shifted past the leading zeros took ~49 instructions an id, 7% of
 /// `encode`'s on cl100k_base; the tables take 6 below 10^4 and ~16 above.)
-enum IDWriter {
+public enum IDWriter {
     /// "00" ... "99" as little-endian pairs: the tens digit in the low byte.
     static let pairs: [UInt16] = {
         var t: [UInt16] = []
@@ -15,20 +15,21 @@ enum IDWriter {
     }()
 
     /// `ids[lineEnds[k-1]..<lineEnds[k]]` as line k.
-    static func json(_ ids: [UInt32], lineEnds: [Int]) -> [UInt8] {
+    public static func json(_ ids: [UInt32], lineEnds: [Int]) -> [UInt8] {
         let capacity = 11 * ids.count + 3 * lineEnds.count + 8
         return [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
             pairs.withUnsafeBufferPointer { pairs in
               small.withUnsafeBufferPointer { small in
+               three.withUnsafeBufferPointer { three in
                 ids.withUnsafeBufferPointer { ids in
                     let base = UnsafeMutableRawPointer(out.baseAddress!)
-                    let table = pairs.baseAddress!, smallTable = small.baseAddress!
+                    let table = pairs.baseAddress!, smallTable = small.baseAddress!, threeTable = three.baseAddress!
                     var o = 0, i = 0
                     for end in lineEnds {
                         base.storeBytes(of: UInt8(ascii: "["), toByteOffset: o, as: UInt8.self)
                         o += 1
                         let first = i
-                        while i < end { o = write(ids[i], base, o, table, smallTable); i += 1 }
+                        while i < end { o = write(ids[i], base, o, table, smallTable, threeTable); i += 1 }
                         if i > first { o -= 1 }   // the last id's comma
                         base.storeBytes(of: UInt8(ascii: "]"), toByteOffset: o, as: UInt8.self)
                         base.storeBytes(of: UInt8(0x0A), toByteOffset: o + 1, as: UInt8.self)
@@ -36,6 +37,7 @@ enum IDWriter {
                     }
                     count = o
                 }
+               }
               }
             }
         }
@@ -44,27 +46,45 @@ enum IDWriter {
     /// Ids below 10,000 (two thirds of cl100k_base's on text): the digits and a comma in
     /// the low bytes, their count (comma included) in the top byte. 80 KB: the hot part
     /// (frequent tokens have small ids) stays in L1/L2 beside the BPE tables.
-    static let small: [UInt64] = {
-        var t: [UInt64] = []
-        t.reserveCapacity(10_000)
+    /// (Built from the digits arithmetically: through `String(v)` it took ~1 ms of every
+    /// run's start.)
+    static let small: [UInt64] = [UInt64](unsafeUninitializedCapacity: 10_000) { t, count in
         for v in 0..<10_000 {
-            let digits = Array(String(v).utf8) + [UInt8(ascii: ",")]
-            var w = UInt64(digits.count) << 56
-            for (k, d) in digits.enumerated() { w |= UInt64(d) << UInt64(8 * k) }
-            t.append(w)
+            let n = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : 4
+            var w = UInt64(n + 1) << 56 | UInt64(UInt8(ascii: ",")) << UInt64(8 * n)
+            var x = v
+            for k in stride(from: n - 1, through: 0, by: -1) { w |= UInt64(48 + x % 10) << UInt64(8 * k); x /= 10 }
+            t[v] = w
         }
-        return t
-    }()
+        count = 10_000
+    }
+
+    /// "000," ... "999," as little-endian words (4 KB).
+    static let three: [UInt32] = (0..<1000).map { (v: Int) -> UInt32 in
+        let hundreds = UInt32(48 + v / 100), tens = UInt32(48 + v / 10 % 10), ones = UInt32(48 + v % 10)
+        return hundreds | tens << 8 | ones << 16 | UInt32(UInt8(ascii: ",")) << 24
+    }
 
     /// `v` in decimal and a comma at `base + o` (room for 11 bytes); the offset after them.
-    /// Below 10^4 one table load and one store; below 10^8 the high part from the table
-    /// and the low four digits, zero-padded, from the pairs table.
+    /// Below 10^4 one table load and one store; below 10^7 the high part from that table
+    /// and the low three digits from `three`; below 10^8 the low four from the pairs table.
     @inline(__always)
-    static func write(_ v: UInt32, _ base: UnsafeMutableRawPointer, _ o: Int, _ table: UnsafePointer<UInt16>, _ small: UnsafePointer<UInt64>) -> Int {
+    static func write(_ v: UInt32, _ base: UnsafeMutableRawPointer, _ o: Int, _ table: UnsafePointer<UInt16>, _ small: UnsafePointer<UInt64>,
+                      _ three: UnsafePointer<UInt32>) -> Int {
         if v < 10_000 {
             let e = small[Int(v)]
             base.storeBytes(of: e.littleEndian, toByteOffset: o, as: UInt64.self)
             return o + Int(e >> 56)
+        }
+        if v < 10_000_000 {
+            // The digits above the last three from the small table, the last three and a
+            // comma in one 4-byte store over its comma (o200k_base's ids are below 200,019).
+            let hi = v / 1000, lo = Int(v - hi * 1000)
+            let e = small[Int(hi)]
+            base.storeBytes(of: e.littleEndian, toByteOffset: o, as: UInt64.self)
+            let at = o + Int(e >> 56) - 1
+            base.storeBytes(of: three[lo].littleEndian, toByteOffset: at, as: UInt32.self)
+            return at + 4
         }
         if v >= 100_000_000 { return writeLarge(v, base, o) }
         let hi = v / 10_000, lo = Int(v - hi * 10_000)
