@@ -258,6 +258,11 @@ public final class RankTable: @unchecked Sendable {
         #if os(Linux)
         _ = madvise(mapped, size, MADV_HUGEPAGE)
         _ = madvise(mapped, size, 22)   // MADV_POPULATE_READ: every page mapped in one call, not faulted one by one
+        // Locked where the memlock limit allows (root, or a raised limit): a mapped file's
+        // pages can be reclaimed from under the hot loops (page-out of cold memory, such as
+        // DAMON's on cloud VMs, then refaults from disk), where the tables in anonymous
+        // memory without swap could not. Where it is not allowed the mapping works as is.
+        _ = mlock(mapped, size)
         #endif
         let all = Section.allCases
         let raw: [UnsafeMutableRawBufferPointer] = all.map { s in
