@@ -269,6 +269,7 @@ public final class RankTable: @unchecked Sendable {
             UnsafeMutableRawBufferPointer(start: mapped + sectionOffsets[s.rawValue], count: counts[s.rawValue] * RankTable.elementSize(s))
         }
         let hashes = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: all.count)
+        hashes.initialize(repeating: 0)
         let ok = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 2)
         defer { hashes.deallocate(); ok.deallocate() }
         let n = count, capacity = mask + 1

@@ -118,6 +118,10 @@ extension RankTable {
         guard size > headerBytes, header.withUnsafeMutableBytes({ readFully(fd, $0, at: 0) }) else { return nil }
         header = header.map { UInt64(littleEndian: $0) }
         guard header[0] == imageMagic, header[1] == imageVersion, header[2] == key else { return nil }
+        // Every header value in range before it becomes an Int or a size (the checksum comes
+        // later): a count or mask near 2^64 must mean "rebuild", not an overflow trap.
+        guard header[3] >= 1, header[3] <= UInt64(RankTable.maxPairVocabulary), header[4] < 1 << 40,
+              header[5] < 64, header[6] < 64 else { return nil }
         let counts = Array(header[9...])
         // Sizes first: each section's offset, and the file's size from them.
         var offsets: [Int] = []

@@ -74,6 +74,9 @@ final class ImageCheckTests: XCTestCase {
             ("a slot's rank past the vocabulary", { store(load(0, $0, at: fullSlot) & ~0xFFFF_FFFF | UInt64(count + 7), &$0, at: fullSlot) }),
             ("a pair's token past the vocabulary", { store(load(0, $0, at: fullPair) & (1 << 41 - 1) | UInt64(count + 3) << 41, &$0, at: fullPair) }),
             ("a byte-hole flag of 2", { $0[holesAt + 65] = 2 }),
+            // Header values that would trap as Ints or overflow a size if trusted.
+            ("a vocabulary size near 2^64", { store(UInt64.max, &$0, at: 3 * 8) }),
+            ("a slot mask near 2^64", { store(1 << 63 | 0xFFFF, &$0, at: 4 * 8) }),
             ("every slot full (no probe ends)", { img in
                 for at in stride(from: slotsAt, to: slotsAt + slotsBytes, by: 24) where load(0, img, at: at) == 0 { store(1, &img, at: at) }
             }),
