@@ -57,6 +57,7 @@ struct BytePairMerge {
     @inline(__always)
     mutating func reserveTokens(_ n: Int, flushingInto out: inout [UInt32]) {
         if tokenCapacity - tokenCount >= n { return }
+        if keep { return growTokens(n) }
         flush(into: &out)
         if n > tokenCapacity {
             tokens.deallocate()
@@ -66,8 +67,23 @@ struct BytePairMerge {
     }
 
     mutating func flush(into out: inout [UInt32]) {
+        if keep { return }
         out.append(contentsOf: UnsafeBufferPointer(start: tokens, count: tokenCount))
         tokenCount = 0
+    }
+
+    /// When set, tokens stay in `tokens` across texts (the buffer grows instead of being
+    /// handed on): `Tokenizer.Encoder.encodeKeeping`.
+    var keep = false
+
+    /// Room for `n` more tokens after the ones kept.
+    mutating func growTokens(_ n: Int) {
+        let capacity = max(tokenCount + n, 2 * tokenCapacity)
+        let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        grown.update(from: tokens, count: tokenCount)
+        tokens.deallocate()
+        tokens = grown
+        tokenCapacity = capacity
     }
 
     @inline(__always)

@@ -16,12 +16,16 @@ public enum IDWriter {
 
     /// `ids[lineEnds[k-1]..<lineEnds[k]]` as line k.
     public static func json(_ ids: [UInt32], lineEnds: [Int]) -> [UInt8] {
+        ids.withUnsafeBufferPointer { json($0, lineEnds: lineEnds) }
+    }
+
+    public static func json(_ ids: UnsafeBufferPointer<UInt32>, lineEnds: [Int]) -> [UInt8] {
         let capacity = 11 * ids.count + 3 * lineEnds.count + 8
         return [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
             pairs.withUnsafeBufferPointer { pairs in
               small.withUnsafeBufferPointer { small in
                three.withUnsafeBufferPointer { three in
-                ids.withUnsafeBufferPointer { ids in
+                do {
                     let base = UnsafeMutableRawPointer(out.baseAddress!)
                     let table = pairs.baseAddress!, smallTable = small.baseAddress!, threeTable = three.baseAddress!
                     var o = 0, i = 0

@@ -153,18 +153,24 @@ enum EncodeCommand {
         var ends: [Int] = []
         ends.reserveCapacity(lines.count)
         let scan = field.map { FieldScan($0) }
+        // The plain path keeps the chunk's tokens in the encoder's buffer, read once by the
+        // id writer (`encodeKeeping`); the others append to `ids` text by text.
+        let kept = allowed.isEmpty && enc.keepsTokens
+        func encodeText(_ t: UnsafeBufferPointer<UInt8>) {
+            if kept { enc.encodeKeeping(t) } else { enc.encode(t, allowedSpecial: allowed, into: &ids) }
+        }
         for (k, (s, e)) in lines.enumerated() {
             let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
             if let scan {
-                try scan.withText(slice, path: path, line: { lineNumber(k) }) { enc.encode($0, allowedSpecial: allowed, into: &ids) }
+                try scan.withText(slice, path: path, line: { lineNumber(k) }) { encodeText($0) }
             } else if let fixed = UTF8Validation.repaired(slice) {
-                fixed.withUnsafeBufferPointer { enc.encode($0, allowedSpecial: allowed, into: &ids) }
+                fixed.withUnsafeBufferPointer { encodeText($0) }
             } else {
-                enc.encode(slice, allowedSpecial: allowed, into: &ids)
+                encodeText(slice)
             }
-            ends.append(ids.count)
+            ends.append(kept ? enc.keptTokens.count : ids.count)
         }
-        return (IDWriter.json(ids, lineEnds: ends), enc.droppedBytes)
+        return (kept ? IDWriter.json(enc.keptTokens, lineEnds: ends) : IDWriter.json(ids, lineEnds: ends), enc.droppedBytes)
     }
 
     /// Writes chunks to stdout in chunk order, whichever worker finishes them: a chunk is

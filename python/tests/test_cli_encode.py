@@ -203,6 +203,31 @@ def test_encode_equals_tiktoken_on_the_adversarial_fixture(tokenmill_bin, name, 
 
 
 @pytest.mark.binary
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_lines_of_many_tokens_beside_short_ones(tokenmill_bin, threads, tmp_path):
+    """A chunk's ids stay in the encoder's buffer until the chunk is written
+    (`encodeKeeping`): lines of 80,000 and 240,000 tokens, far past the buffer's first
+    16,384, between one-token and short lines, give tiktoken's ids line for line, on one
+    worker and on two, and so do the same lines through --allowed-special (the path that
+    appends to an array instead)."""
+    import random
+
+    rng = random.Random(5)
+    vocabulary = [w for line in FIXTURE.read_text(encoding="utf-8").split() for w in [line.strip('",[]')] if w]
+    texts = [" ".join(rng.choice(vocabulary) for _ in range(n)) for n in (1, 50, 40000, 120000, 3)] + ["", "x"]
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    encoding = get_encoding("o200k_base")
+    plain = [encoding.encode_ordinary(t) for t in texts]
+    special = [encoding.encode(t, allowed_special={"<|endoftext|>"}, disallowed_special=()) for t in texts]
+    assert max(len(w) for w in plain) > 200_000
+    for extra, want in (([], plain), (["--allowed-special", "<|endoftext|>"], special)):
+        result = cli.run(tokenmill_bin, "encode", "--tokenizer", "o200k_base", "--field", "text", "--threads", threads, *extra, str(path))
+        got = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        assert got == want, extra
+
+
+@pytest.mark.binary
 def test_plain_line_mode_splits_at_newline_only(tokenmill_bin):
     lines = ["hello world", "", "a\rb", "tab\tend ", "x\u2028y\u0085z", "<|endoftext|> stays text", "  "]
     data = ("\n".join(lines) + "\n").encode("utf-8")
