@@ -204,7 +204,11 @@ public final class Build {
             let workers = min(ctx.threads, max(1, pending.count))
             let inner = max(1, ctx.threads / workers)
             try parallelUnits(pending, workers: workers) { u in
-                let r = try scan.run(unit: u, threads: inner)
+                // The last unit runs on every thread: when it is taken no other unit is
+                // left, and the workers that finish theirs would otherwise idle while it
+                // runs alone on one core (its pieces' batches are ordered, so the output
+                // is the same bytes).
+                let r = try scan.run(unit: u, threads: u == pending.last && workers > 1 ? ctx.threads : inner)
                 try done(u, r.json, records: r.records + r.rejected, bytes: r.bytesIn)
             }
         case .exact:
