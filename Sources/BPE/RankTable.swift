@@ -61,9 +61,10 @@ public final class RankTable: @unchecked Sendable {
     let bytePairs: UnsafeMutableBufferPointer<UInt32>
     let pairTokens: UnsafeMutableBufferPointer<UInt64>
     /// Characters' own tokens, for merging a part from its characters (`CharStarts`); nil
-    /// when the vocabulary does not allow that. (Set at the end of init: an image's tables
-    /// are checked before it is built from them. Tests turn it off to compare the two merges.)
-    var charStarts: CharStarts?
+    /// when the vocabulary does not allow that. (Tests turn it off to compare the two
+    /// merges. Not checked for exclusive access at run time: a class's `var` is, on every
+    /// read, and the merge reads it for every non-ASCII piece; only tests write it.)
+    @exclusivity(unchecked) var charStarts: CharStarts?
 
     public static let none = UInt32.max
 
@@ -317,7 +318,6 @@ public final class RankTable: @unchecked Sendable {
         guard holes.count == 256, holes.allSatisfy({ $0 <= 1 }) else { throw bad }
         byteHoles = typed(.byteHoles, Bool.self)
         priorityToID = header[7] & 4 != 0 ? typed(.priorityToID, UInt32.self) : nil
-        guard checkImage() else { throw bad }
         // The character starts as built (`CharStarts.make`), or none: all three sections or
         // none of them, each character's token a token of the vocabulary.
         let ct = typed(.charTokens, UInt32.self), st = typed(.straddleTrigrams, UInt64.self), sp = typed(.straddlePairs, UInt64.self)
@@ -328,6 +328,7 @@ public final class RankTable: @unchecked Sendable {
                   ct.allSatisfy({ $0 == RankTable.none || Int($0) < n }) else { throw bad }
             charStarts = CharStarts(tokens: ct, straddleTrigrams: st, straddlePairs: sp)
         }
+        guard checkImage() else { throw bad }
     }
 
     /// An open-addressing table (linear probing, load < 0.5) of pair entries

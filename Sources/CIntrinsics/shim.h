@@ -147,10 +147,54 @@ static inline size_t tm_ascii_blocks_nonspace(const uint8_t *s, size_t n, size_t
     *nonSpace += count;
     return i;
 }
+// The offset of the first quote, backslash or control byte (< 0x20) in `s[0..<n]` (n when
+// there is none), 32 bytes a step; `*high` gets the OR of the bytes before it (bit 7 set
+// when one of them is not ASCII). A JSON string's run of plain text. Where 32 bytes or
+// more remain, the last block is the 32 bytes ending at `n` (overlapping bytes already
+// passed, which are neither special nor change the OR), so no byte loop is needed; only a
+// string shorter than 32 bytes goes byte by byte.
+__attribute__((target("avx2,bmi")))
+static inline size_t tm_json_plain_run(const uint8_t *s, size_t n, uint8_t *high) {
+    const __m256i quote = _mm256_set1_epi8(0x22), slash = _mm256_set1_epi8(0x5C), ctrl = _mm256_set1_epi8(0x1F);
+    __m256i seen = _mm256_setzero_si256();
+    if (n >= 32) {
+        size_t i = 0;
+        for (;;) {
+            if (i + 32 > n) i = n - 32;
+            __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+            __m256i special = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, slash)),
+                                              _mm256_cmpeq_epi8(_mm256_min_epu8(v, ctrl), v));
+            unsigned m = (unsigned)_mm256_movemask_epi8(special);
+            if (m != 0) {
+                unsigned at = (unsigned)__builtin_ctz(m);
+                // The bytes before the special one: lanes below `at`.
+                unsigned before = (unsigned)_mm256_movemask_epi8(v) & ((1u << at) - 1u);
+                unsigned seenHigh = (unsigned)_mm256_movemask_epi8(seen);
+                *high = (before | seenHigh) ? 0x80 : 0;
+                return i + at;
+            }
+            seen = _mm256_or_si256(seen, v);
+            if (i + 32 == n) break;
+            i += 32;
+        }
+        *high = _mm256_movemask_epi8(seen) ? 0x80 : 0;
+        return n;
+    }
+    uint8_t h = 0;
+    size_t i = 0;
+    for (; i < n; i++) {
+        uint8_t c = s[i];
+        if (c == 0x22 || c == 0x5C || c < 0x20) break;
+        h |= c;
+    }
+    *high = h & 0x80;
+    return i;
+}
 #else
 #include <stdint.h>
 #include <stddef.h>
 static inline int tm_utf8_valid(const uint8_t *s, size_t n) { return -1; }
+static inline size_t tm_json_plain_run(const uint8_t *s, size_t n, uint8_t *high) { *high = 0xFF; return (size_t)-1; }
 static inline size_t tm_ascii_blocks_nonspace(const uint8_t *s, size_t n, size_t *nonSpace) { return 0; }
 #endif
 

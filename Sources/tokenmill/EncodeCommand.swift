@@ -156,19 +156,34 @@ enum EncodeCommand {
         // The plain path keeps the chunk's tokens in the encoder's buffer, read once by the
         // id writer (`encodeKeeping`); the others append to `ids` text by text.
         let kept = allowed.isEmpty && enc.keepsTokens
-        func encodeText(_ t: UnsafeBufferPointer<UInt8>) {
-            if kept { enc.encodeKeeping(t) } else { enc.encode(t, allowedSpecial: allowed, into: &ids) }
-        }
-        for (k, (s, e)) in lines.enumerated() {
-            let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
-            if let scan {
-                try scan.withText(slice, path: path, line: { lineNumber(k) }) { encodeText($0) }
-            } else if let fixed = UTF8Validation.repaired(slice) {
-                fixed.withUnsafeBufferPointer { encodeText($0) }
-            } else {
-                encodeText(slice)
+        // The field's name as bytes, for the common shape `{"field": "plain text"}`
+        // (`JSONParser.onlyStringMember`). No closure or nested function touches `enc` or
+        // `ids` in this loop: variables captured by one are boxed and checked for exclusive
+        // access at run time, one call into the runtime a line.
+        let key = field.map { Array($0.utf8) } ?? []
+        try key.withUnsafeBufferPointer { key in
+            for (k, (s, e)) in lines.enumerated() {
+                let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
+                var repaired: UnsafeMutableBufferPointer<UInt8>? = nil
+                let text: UnsafeBufferPointer<UInt8>
+                if let scan {
+                    if let (a, b) = JSONParser.onlyStringMember(slice, key: key) {
+                        text = UnsafeBufferPointer(rebasing: slice[a..<b])
+                    } else {
+                        text = try scan.text(slice, path: path, line: { lineNumber(k) })
+                    }
+                } else if let fixed = UTF8Validation.repaired(slice) {
+                    let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: fixed.count)
+                    _ = copy.initialize(from: fixed)
+                    repaired = copy
+                    text = UnsafeBufferPointer(copy)
+                } else {
+                    text = slice
+                }
+                if kept { enc.encodeKeeping(text) } else { enc.encode(text, allowedSpecial: allowed, into: &ids) }
+                repaired?.deallocate()
+                ends.append(kept ? enc.keptTokens.count : ids.count)
             }
-            ends.append(kept ? enc.keptTokens.count : ids.count)
         }
         return (kept ? IDWriter.json(enc.keptTokens, lineEnds: ends) : IDWriter.json(ids, lineEnds: ends), enc.droppedBytes)
     }
@@ -216,33 +231,48 @@ enum EncodeCommand {
         let end = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         let inScratch = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
         let inInput = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
-        var scratch: UnsafeMutablePointer<UInt8>
-        var capacity = 1 << 16
+        /// The scratch memory and its capacity, behind a pointer rather than in `var`
+        /// properties: a class's `var` is checked for exclusive access at run time on every
+        /// read (two calls into the runtime a line, 3% of `encode`'s instructions).
+        let scratchBox = UnsafeMutablePointer<(buffer: UnsafeMutablePointer<UInt8>, capacity: Int)>.allocate(capacity: 1)
 
         init(_ field: String) {
             self.field = field
             keys = [Array(field.utf8)]
-            scratch = .allocate(capacity: capacity)
+            scratchBox.initialize(to: (.allocate(capacity: 1 << 16), 1 << 16))
         }
 
-        deinit { slot.deallocate(); end.deallocate(); inScratch.deallocate(); inInput.deallocate(); scratch.deallocate() }
+        deinit {
+            slot.deallocate(); end.deallocate(); inScratch.deallocate(); inInput.deallocate()
+            scratchBox.pointee.buffer.deallocate(); scratchBox.deallocate()
+        }
 
-        func withText(_ line: UnsafeBufferPointer<UInt8>, path: String, line lineNo: () -> Int,
-                      _ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
-            if line.count > capacity {
-                scratch.deallocate()
-                capacity = max(line.count, 2 * capacity)
-                scratch = .allocate(capacity: capacity)
+        /// Room for `count` bytes of scratch.
+        func reserveScratch(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+            if count > scratchBox.pointee.capacity {
+                scratchBox.pointee.buffer.deallocate()
+                let capacity = max(count, 2 * scratchBox.pointee.capacity)
+                scratchBox.pointee = (.allocate(capacity: capacity), capacity)
             }
+            return scratchBox.pointee.buffer
+        }
+
+        /// The field's text: in the line itself, or decoded into the scratch memory (valid
+        /// until the next call).
+        func text(_ line: UnsafeBufferPointer<UInt8>, path: String, line lineNo: () -> Int) throws -> UnsafeBufferPointer<UInt8> {
+            let scratch = reserveScratch(line.count)
             var p = JSONParser(line)
             if (try? p.scanObject(keys: keys, into: slot, ends: end, inScratch: inScratch, scratch: scratch, inInput: inInput)) == true,
                slot[0] >= 0, inScratch[0] || inInput[0] {
                 p.skipWhitespace()
                 // A string without escapes is encoded where it lies in the input.
-                if p.atEnd { return body(UnsafeBufferPointer(start: (inInput[0] ? line.baseAddress! : UnsafePointer(scratch)) + slot[0], count: end[0] - slot[0])) }
+                if p.atEnd { return UnsafeBufferPointer(start: (inInput[0] ? line.baseAddress! : UnsafePointer(scratch)) + slot[0], count: end[0] - slot[0]) }
             }
+            // The full parser: the text (repairs can make it longer than the line) or the error.
             let text = try EncodeCommand.fieldText(line, field: field, path: path, line: lineNo)
-            text.withUnsafeBufferPointer(body)
+            let into = reserveScratch(text.count)
+            text.withUnsafeBufferPointer { if let b = $0.baseAddress { into.update(from: b, count: $0.count) } }
+            return UnsafeBufferPointer(start: into, count: text.count)
         }
     }
 
