@@ -87,7 +87,7 @@ struct BytePairMerge {
     }
 
     @inline(__always)
-    mutating func emit(_ t: UInt32) { tokens[tokenCount] = t; tokenCount += 1 }
+    mutating func emit(_ t: UInt32) { tokens[tokenCount] = t; tokenCount &+= 1 }
 
     /// Bytes dropped so far because the vocabulary has no token for them.
     var droppedBytes = 0
@@ -98,7 +98,7 @@ struct BytePairMerge {
     @inline(never)
     mutating func encodeDroppingHoles(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) -> Bool {
         guard let kept = Self.withoutHoles(p, n, table) else { return false }
-        droppedBytes += n - kept.count
+        droppedBytes &+= n &- kept.count
         if !kept.isEmpty {
             kept.withUnsafeBufferPointer { encode($0.baseAddress!, kept.count, table, hash: table.wholeHash($0.baseAddress!, kept.count)) }
         }
@@ -109,10 +109,10 @@ struct BytePairMerge {
     /// of them (the common case: no copy).
     static func withoutHoles(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) -> [UInt8]? {
         var i = 0
-        while i < n && !table.byteHoles[Int(p[i])] { i += 1 }
+        while i < n && !table.byteHoles[Int(p[i])] { i &+= 1 }
         if i == n { return nil }
         var kept = Array(UnsafeBufferPointer(start: p, count: i))
-        for k in (i + 1)..<max(i + 1, n) where !table.byteHoles[Int(p[k])] { kept.append(p[k]) }
+        for k in (i &+ 1)..<max(i &+ 1, n) where !table.byteHoles[Int(p[k])] { kept.append(p[k]) }
         return kept
     }
 
@@ -126,12 +126,12 @@ struct BytePairMerge {
     mutating func reserve(_ n: Int) {
         if n <= capacity { return }
         ids.deallocate(); ranks.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
-        capacity = max(n, capacity * 2)
-        ids = .allocate(capacity: capacity + 1)
-        ranks = .allocate(capacity: capacity + 1)
-        next = .allocate(capacity: capacity + 1)
-        prev = .allocate(capacity: capacity + 1)
-        heap = .allocate(capacity: 2 * capacity + 2)
+        capacity = max(n, capacity &* 2)
+        ids = .allocate(capacity: capacity &+ 1)
+        ranks = .allocate(capacity: capacity &+ 1)
+        next = .allocate(capacity: capacity &+ 1)
+        prev = .allocate(capacity: capacity &+ 1)
+        heap = .allocate(capacity: 2 &* capacity &+ 2)
     }
 
     @inline(__always)
@@ -179,13 +179,13 @@ struct BytePairMerge {
         }
         cut[m] = Int32(truncatingIfNeeded: n)
         for j in 0..<m {
-            let len = Int(cut[j + 1] &- cut[j])
+            let len = Int(cut[j &+ 1] &- cut[j])
             let h = len <= BytePairMerge.shortLimit ? table.wholeHash(p + Int(cut[j]), len) : 0
             if h != 0 { table.prefetch(h) }
             hashes[j] = h
         }
         for j in 0..<m {
-            part(p + Int(cut[j]), Int(cut[j + 1] &- cut[j]), table, hash: hashes[j])
+            part(p + Int(cut[j]), Int(cut[j &+ 1] &- cut[j]), table, hash: hashes[j])
         }
     }
 
@@ -194,9 +194,9 @@ struct BytePairMerge {
     mutating func reserveCuts(_ n: Int) {
         if n < cutCapacity { return }
         cuts.deallocate(); cutHashes.deallocate()
-        cutCapacity = max(n + 1, 2 * cutCapacity)
-        cuts = .allocate(capacity: cutCapacity + 1)
-        cutHashes = .allocate(capacity: cutCapacity + 1)
+        cutCapacity = max(n &+ 1, 2 &* cutCapacity)
+        cuts = .allocate(capacity: cutCapacity &+ 1)
+        cutHashes = .allocate(capacity: cutCapacity &+ 1)
     }
 
     /// One cut part; `h` is its `RankTable.wholeHash` when it is at most `shortLimit` long.
@@ -227,26 +227,26 @@ struct BytePairMerge {
         var straddle: UInt64 = 0
         while i < n {
             if i > 0 {
-                let y = Int(p[i - 1]) << 8 | Int(p[i])
-                straddle |= pairs[y >> 6] >> UInt64(y & 63)
-                if i >= 2 { let h = CharStarts.trigramBit(p, i - 2); straddle |= tri[h >> 6] >> UInt64(h & 63) }
-                if i + 1 < n { let h = CharStarts.trigramBit(p, i - 1); straddle |= tri[h >> 6] >> UInt64(h & 63) }
+                let y = Int(p[i &- 1]) &<< 8 | Int(p[i])
+                straddle |= pairs[y &>> 6] &>> UInt64(y & 63)
+                if i >= 2 { let h = CharStarts.trigramBit(p, i &- 2); straddle |= tri[h &>> 6] &>> UInt64(h & 63) }
+                if i &+ 1 < n { let h = CharStarts.trigramBit(p, i &- 1); straddle |= tri[h &>> 6] &>> UInt64(h & 63) }
             }
             let b = p[i]
             if b >= 0xC2 && b <= 0xEF, let (cp, len) = CharStarts.character(p, i, n) {
                 let t = starts.tokens[Int(cp)]
                 ids[m] = Int32(bitPattern: t != RankTable.none ? t : table.byteRanks[Int(b)])
-                m += 1
+                m &+= 1
                 // A character with no token of its own starts as its bytes.
-                i += t != RankTable.none ? len : 1
+                i &+= t != RankTable.none ? len : 1
                 continue
             }
             ids[m] = Int32(bitPattern: table.byteRanks[Int(b)])
-            m += 1; i += 1
+            m &+= 1; i &+= 1
         }
         if m == n || straddle & 1 != 0 { return false }
         let r = ranks
-        for k in 0..<(m - 1) { r[k] = table.pairRank(UInt32(bitPattern: ids[k]), UInt32(bitPattern: ids[k + 1])) }
+        for k in 0..<(m &- 1) { r[k] = table.pairRank(UInt32(bitPattern: ids[k]), UInt32(bitPattern: ids[k &+ 1])) }
         if m <= BytePairMerge.shortLimit { flatMerge(m, table) } else { heapMerge(m, table) }
         return true
     }
@@ -257,7 +257,7 @@ struct BytePairMerge {
     mutating func short(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
         let r = ranks
         for i in 0..<n { ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])]) }
-        for i in 0..<(n - 1) { r[i] = table.bytePair(p[i], p[i + 1]) }
+        for i in 0..<(n &- 1) { r[i] = table.bytePair(p[i], p[i &+ 1]) }
         flatMerge(n, table)
     }
 
@@ -270,16 +270,16 @@ struct BytePairMerge {
         while len > 1 {
             var minRank = RankTable.none
             var i = 0
-            for k in 0..<(len - 1) where r[k] < minRank { minRank = r[k]; i = k }
+            for k in 0..<(len &- 1) where r[k] < minRank { minRank = r[k]; i = k }
             if minRank == RankTable.none { break }
             // Part i becomes the merged token; part i+1 goes.
             let t = table.merged(minRank)
             ids[i] = Int32(bitPattern: t)
-            var k = i + 1
-            while k + 1 < len { ids[k] = ids[k + 1]; r[k] = r[k + 1]; k += 1 }
-            len -= 1
-            r[i] = i + 1 < len ? table.pairRank(t, UInt32(bitPattern: ids[i + 1])) : RankTable.none
-            if i > 0 { r[i - 1] = table.pairRank(UInt32(bitPattern: ids[i - 1]), t) }
+            var k = i &+ 1
+            while k &+ 1 < len { ids[k] = ids[k &+ 1]; r[k] = r[k &+ 1]; k &+= 1 }
+            len &-= 1
+            r[i] = i &+ 1 < len ? table.pairRank(t, UInt32(bitPattern: ids[i &+ 1])) : RankTable.none
+            if i > 0 { r[i &- 1] = table.pairRank(UInt32(bitPattern: ids[i &- 1]), t) }
         }
         for k in 0..<len { emit(UInt32(bitPattern: ids[k])) }
     }
@@ -294,7 +294,7 @@ struct BytePairMerge {
     mutating func long(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
         reserve(n)
         for i in 0..<n { ids[i] = Int32(bitPattern: table.byteRanks[Int(p[i])]) }
-        for i in 0..<(n - 1) { ranks[i] = table.bytePair(p[i], p[i + 1]) }
+        for i in 0..<(n &- 1) { ranks[i] = table.bytePair(p[i], p[i &+ 1]) }
         heapMerge(n, table)
     }
 
@@ -303,15 +303,15 @@ struct BytePairMerge {
     @inline(__always)
     mutating func heapMerge(_ n: Int, _ table: RankTable) {
         let r = ranks, nx = next, pv = prev, h = heap
-        r[n - 1] = RankTable.none
+        r[n &- 1] = RankTable.none
         var count = 0
 
         func push(_ v: UInt64) {
             var i = count
-            count += 1
+            count &+= 1
             h[i] = v
             while i > 0 {
-                let parent = (i - 1) >> 1
+                let parent = (i &- 1) &>> 1
                 if h[parent] <= h[i] { break }
                 let t = h[parent]; h[parent] = h[i]; h[i] = t
                 i = parent
@@ -319,12 +319,12 @@ struct BytePairMerge {
         }
         func pop() -> UInt64 {
             let top = h[0]
-            count -= 1
+            count &-= 1
             if count > 0 {
                 h[0] = h[count]
                 var i = 0
                 while true {
-                    let l = 2 * i + 1, rr = l + 1
+                    let l = 2 &* i &+ 1, rr = l &+ 1
                     var m = i
                     if l < count && h[l] < h[m] { m = l }
                     if rr < count && h[rr] < h[m] { m = rr }
@@ -337,16 +337,16 @@ struct BytePairMerge {
         }
 
         for i in 0..<n {
-            nx[i] = i + 1 < n ? Int32(i + 1) : -1
-            pv[i] = Int32(i - 1)
+            nx[i] = i &+ 1 < n ? Int32(i &+ 1) : -1
+            pv[i] = Int32(i &- 1)
         }
         for i in 0..<n {
-            if r[i] != RankTable.none { push(UInt64(r[i]) << 32 | UInt64(i)) }
+            if r[i] != RankTable.none { push(UInt64(r[i]) &<< 32 | UInt64(i)) }
         }
         while count > 0 {
             let top = pop()
             let i = Int(top & 0xFFFF_FFFF)
-            let rank = UInt32(top >> 32)
+            let rank = UInt32(top &>> 32)
             if r[i] != rank { continue }   // stale
             // Merge node i with its successor j.
             let j = Int(nx[i])
@@ -357,11 +357,11 @@ struct BytePairMerge {
             if after >= 0 { pv[Int(after)] = Int32(i) }
             r[j] = RankTable.none
             r[i] = after >= 0 ? table.pairRank(t, UInt32(bitPattern: ids[Int(after)])) : RankTable.none
-            if r[i] != RankTable.none { push(UInt64(r[i]) << 32 | UInt64(i)) }
+            if r[i] != RankTable.none { push(UInt64(r[i]) &<< 32 | UInt64(i)) }
             let q = Int(pv[i])
             if q >= 0 {
                 r[q] = table.pairRank(UInt32(bitPattern: ids[q]), t)
-                if r[q] != RankTable.none { push(UInt64(r[q]) << 32 | UInt64(q)) }
+                if r[q] != RankTable.none { push(UInt64(r[q]) &<< 32 | UInt64(q)) }
             }
         }
         var i: Int32 = 0

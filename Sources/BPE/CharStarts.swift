@@ -25,7 +25,7 @@ struct CharStarts {
     /// part to the byte-level merge).
     let straddleTrigrams: UnsafeMutableBufferPointer<UInt64>
     let straddlePairs: UnsafeMutableBufferPointer<UInt64>
-    static let filterWords = (1 << 16) / 64
+    static let filterWords = (1 &<< 16) / 64
 
     /// nil when the vocabulary does not allow it: a merge whose priority is not above both
     /// of its parts' own (the priority of the merge that made each part: tiktoken's rank;
@@ -46,30 +46,30 @@ struct CharStarts {
             made = m
         }
         for e in pairSlots where e != 0 {
-            let a = Int(e >> 41), b = Int(e >> 21 & 0xF_FFFF), priority = Int64(e & 0x1F_FFFF) - 1
+            let a = Int(e &>> 41), b = Int(e &>> 21 & 0xF_FFFF), priority = Int64(e & 0x1F_FFFF) &- 1
             let pa = made.map { $0[a] } ?? Int64(a), pb = made.map { $0[b] } ?? Int64(b)
             if priority <= pa || priority <= pb { return nil }
         }
-        let tokens = arena.buffer(UInt32.self, capacity: 1 << 16)
+        let tokens = arena.buffer(UInt32.self, capacity: 1 &<< 16)
         tokens.initialize(repeating: RankTable.none)
         let trigrams = arena.buffer(UInt64.self, capacity: filterWords)
         trigrams.initialize(repeating: 0)
         let pairs = arena.buffer(UInt64.self, capacity: filterWords)
         pairs.initialize(repeating: 0)
         for r in 0..<count {
-            let start = Int(offsets[r]), n = Int(offsets[r + 1]) - start
+            let start = Int(offsets[r]), n = Int(offsets[r &+ 1]) &- start
             if n < 2 { continue }
             let p = UnsafePointer(bytes.baseAddress! + start)
             switch shape(p, n) {
             case .oneCharacter(let cp):
-                if cp < 1 << 16 && reachable[r >> 6] & (1 << UInt64(r & 63)) != 0 { tokens[Int(cp)] = UInt32(r) }
+                if cp < 1 &<< 16 && reachable[r &>> 6] & (1 &<< UInt64(r & 63)) != 0 { tokens[Int(cp)] = UInt32(r) }
             case .characters, .fragment:
                 break
             case .straddling:
-                if n == 2 { let y = Int(p[0]) << 8 | Int(p[1]); pairs[y >> 6] |= 1 << UInt64(y & 63) }
-                for k in 0..<max(0, n - 2) {
+                if n == 2 { let y = Int(p[0]) &<< 8 | Int(p[1]); pairs[y &>> 6] |= 1 &<< UInt64(y & 63) }
+                for k in 0..<max(0, n &- 2) {
                     let h = trigramBit(p, k)
-                    trigrams[h >> 6] |= 1 << UInt64(h & 63)
+                    trigrams[h &>> 6] |= 1 &<< UInt64(h & 63)
                 }
             }
         }
@@ -78,8 +78,8 @@ struct CharStarts {
 
     @inline(__always)
     static func trigramBit(_ p: UnsafePointer<UInt8>, _ k: Int) -> Int {
-        let x = UInt32(p[k]) << 16 | UInt32(p[k + 1]) << 8 | UInt32(p[k + 2])
-        return Int((x &* 0x9E37_79B1) >> 16)
+        let x = UInt32(p[k]) &<< 16 | UInt32(p[k &+ 1]) &<< 8 | UInt32(p[k &+ 2])
+        return Int((x &* 0x9E37_79B1) &>> 16)
     }
 
     enum Shape: Equatable { case oneCharacter(UInt32), characters, fragment, straddling }
@@ -93,8 +93,8 @@ struct CharStarts {
         while i < n {
             guard let (cp, len) = character(p, i, n) else { break }
             if chars == 0 { first = cp }
-            chars += 1
-            i += len
+            chars &+= 1
+            i &+= len
         }
         if i == n { return chars == 1 ? .oneCharacter(first) : .characters }
         // Not whole characters: a piece of one character?
@@ -111,18 +111,18 @@ struct CharStarts {
         let b0 = UInt32(p[i])
         if b0 < 0x80 { return (b0, 1) }
         if b0 >= 0xC2 && b0 <= 0xDF {
-            guard i + 1 < n, p[i + 1] & 0xC0 == 0x80 else { return nil }
-            return ((b0 & 0x1F) << 6 | UInt32(p[i + 1] & 0x3F), 2)
+            guard i &+ 1 < n, p[i &+ 1] & 0xC0 == 0x80 else { return nil }
+            return ((b0 & 0x1F) &<< 6 | UInt32(p[i &+ 1] & 0x3F), 2)
         }
         if b0 >= 0xE0 && b0 <= 0xEF {
-            guard i + 2 < n, p[i + 1] & 0xC0 == 0x80, p[i + 2] & 0xC0 == 0x80 else { return nil }
-            let cp = (b0 & 0x0F) << 12 | UInt32(p[i + 1] & 0x3F) << 6 | UInt32(p[i + 2] & 0x3F)
+            guard i &+ 2 < n, p[i &+ 1] & 0xC0 == 0x80, p[i &+ 2] & 0xC0 == 0x80 else { return nil }
+            let cp = (b0 & 0x0F) &<< 12 | UInt32(p[i &+ 1] & 0x3F) &<< 6 | UInt32(p[i &+ 2] & 0x3F)
             guard cp >= 0x800, cp < 0xD800 || cp > 0xDFFF else { return nil }
             return (cp, 3)
         }
         if b0 >= 0xF0 && b0 <= 0xF4 {
-            guard i + 3 < n, p[i + 1] & 0xC0 == 0x80, p[i + 2] & 0xC0 == 0x80, p[i + 3] & 0xC0 == 0x80 else { return nil }
-            let cp = (b0 & 0x07) << 18 | UInt32(p[i + 1] & 0x3F) << 12 | UInt32(p[i + 2] & 0x3F) << 6 | UInt32(p[i + 3] & 0x3F)
+            guard i &+ 3 < n, p[i &+ 1] & 0xC0 == 0x80, p[i &+ 2] & 0xC0 == 0x80, p[i &+ 3] & 0xC0 == 0x80 else { return nil }
+            let cp = (b0 & 0x07) &<< 18 | UInt32(p[i &+ 1] & 0x3F) &<< 12 | UInt32(p[i &+ 2] & 0x3F) &<< 6 | UInt32(p[i &+ 3] & 0x3F)
             guard cp >= 0x10000, cp <= 0x10FFFF else { return nil }
             return (cp, 4)
         }

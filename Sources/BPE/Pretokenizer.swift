@@ -49,7 +49,7 @@ struct Scan {
         let t = CharClass.tables
         index = t.index
         blocks = t.blocks
-        ascii = blocks + Int(index[0]) << 8
+        ascii = blocks + Int(index[0]) &<< 8
     }
 
     // MARK: - helpers
@@ -59,9 +59,9 @@ struct Scan {
     static func decode(_ b: UnsafePointer<UInt8>, _ i: Int) -> (UInt32, Int) {
         let c0 = UInt32(b[i])
         if c0 < 0x80 { return (c0, 1) }
-        if c0 < 0xE0 { return ((c0 & 0x1F) << 6 | UInt32(b[i + 1] & 0x3F), 2) }
-        if c0 < 0xF0 { return ((c0 & 0x0F) << 12 | UInt32(b[i + 1] & 0x3F) << 6 | UInt32(b[i + 2] & 0x3F), 3) }
-        return ((c0 & 0x07) << 18 | UInt32(b[i + 1] & 0x3F) << 12 | UInt32(b[i + 2] & 0x3F) << 6 | UInt32(b[i + 3] & 0x3F), 4)
+        if c0 < 0xE0 { return ((c0 & 0x1F) &<< 6 | UInt32(b[i &+ 1] & 0x3F), 2) }
+        if c0 < 0xF0 { return ((c0 & 0x0F) &<< 12 | UInt32(b[i &+ 1] & 0x3F) &<< 6 | UInt32(b[i &+ 2] & 0x3F), 3) }
+        return ((c0 & 0x07) &<< 18 | UInt32(b[i &+ 1] & 0x3F) &<< 12 | UInt32(b[i &+ 2] & 0x3F) &<< 6 | UInt32(b[i &+ 3] & 0x3F), 4)
     }
 
     @inline(__always)
@@ -69,7 +69,7 @@ struct Scan {
         let c = b[i]
         if c < 0x80 { return (ascii[Int(c)], 1) }
         let (s, l) = Scan.decode(b, i)
-        return (blocks[Int(index[Int(s >> 8)]) << 8 | Int(s & 0xFF)], l)
+        return (blocks[Int(index[Int(s &>> 8)]) &<< 8 | Int(s & 0xFF)], l)
     }
 
     /// End of the run of scalars from `i` whose class intersects `mask`.
@@ -79,7 +79,7 @@ struct Scan {
         while j < n {
             let (k, l) = classAt(b, j)
             if k & mask == 0 { break }
-            j += l
+            j &+= l
         }
         return j
     }
@@ -91,7 +91,7 @@ struct Scan {
         while j < n {
             let (k, l) = classAt(b, j)
             if !isOther(k) { break }
-            j += l
+            j &+= l
         }
         return j
     }
@@ -105,7 +105,7 @@ struct Scan {
         while count < 3 && j < n {
             let (k2, l2) = classAt(b, j)
             if k2 & CharClass.number == 0 { break }
-            j += l2; count += 1
+            j &+= l2; count &+= 1
         }
         return j
     }
@@ -115,10 +115,10 @@ struct Scan {
     /// `k`, `l`: class and length of the scalar at `i`.
     @inline(__always)
     func spaceThenOther(_ b: UnsafePointer<UInt8>, _ i: Int, _ k: UInt8, _ l: Int, _ n: Int) -> Int {
-        if isOther(k) { return i + l }
-        if b[i] == 0x20 && i + 1 < n {
-            let (k2, l2) = classAt(b, i + 1)
-            if isOther(k2) { return i + 1 + l2 }
+        if isOther(k) { return i &+ l }
+        if b[i] == 0x20 && i &+ 1 < n {
+            let (k2, l2) = classAt(b, i &+ 1)
+            if isOther(k2) { return i &+ 1 &+ l2 }
         }
         return -1
     }
@@ -126,25 +126,25 @@ struct Scan {
     /// Start of the last scalar in `[i, j)`.
     @inline(__always)
     func lastScalarStart(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
-        var p = j - 1
-        while p > i && b[p] & 0xC0 == 0x80 { p -= 1 }
+        var p = j &- 1
+        while p > i && b[p] & 0xC0 == 0x80 { p &-= 1 }
         return p
     }
 
     /// Length of a contraction (`'s`, `'t`, `'re`, `'ve`, `'m`, `'ll`, `'d`) at `i`, or 0.
     @inline(__always)
     func contraction(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, caseless: Bool) -> Int {
-        guard i + 1 < n, b[i] == UInt8(ascii: "'") else { return 0 }
+        guard i &+ 1 < n, b[i] == UInt8(ascii: "'") else { return 0 }
         func fold(_ c: UInt8) -> UInt8 {
             caseless && c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") ? c | 0x20 : c
         }
-        let d = fold(b[i + 1])
+        let d = fold(b[i &+ 1])
         if d == UInt8(ascii: "s") || d == UInt8(ascii: "d") || d == UInt8(ascii: "m") || d == UInt8(ascii: "t") { return 2 }
-        guard i + 2 < n else { return 0 }
+        guard i &+ 2 < n else { return 0 }
         // Unicode case folding (the regex crate's `(?i)`) makes U+017F LATIN SMALL LETTER
         // LONG S equal to `s`: `'ſ` is a contraction too.
-        if caseless && b[i + 1] == 0xC5 && b[i + 2] == 0xBF { return 3 }
-        let e = fold(b[i + 2])
+        if caseless && b[i &+ 1] == 0xC5 && b[i &+ 2] == 0xBF { return 3 }
+        let e = fold(b[i &+ 2])
         if (d == UInt8(ascii: "l") && e == UInt8(ascii: "l")) || (d == UInt8(ascii: "v") && e == UInt8(ascii: "e"))
             || (d == UInt8(ascii: "r") && e == UInt8(ascii: "e")) { return 3 }
         return 0
@@ -158,16 +158,16 @@ struct Scan {
     func spaceTail(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int, _ n: Int, _ l: Int) -> Int {
         if j == n { return n }
         let p = lastScalarStart(b, i, j)
-        return p > i ? p : i + l
+        return p > i ? p : i &+ l
     }
 
     /// Last `\r` or `\n` in `[i, j)`, or -1 (they are single bytes, never continuation bytes).
     @inline(__always)
     func lastNewline(_ b: UnsafePointer<UInt8>, _ i: Int, _ j: Int) -> Int {
-        var q = j - 1
+        var q = j &- 1
         while q >= i {
             if b[q] == 0x0A || b[q] == 0x0D { return q }
-            q -= 1
+            q &-= 1
         }
         return -1
     }
@@ -177,20 +177,20 @@ struct Scan {
     func r50k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         // '(?:[sdmt]|ll|ve|re)  (case-sensitive)
         let c = contraction(b, i, n, caseless: false)
-        if c > 0 { return i + c }
+        if c > 0 { return i &+ c }
         let (k, l) = classAt(b, i)
         // ` ?\p{L}++`, ` ?\p{N}++`, ` ?[^\s\p{L}\p{N}]++`: a single space joins the run after it.
-        if b[i] == 0x20 && i + 1 < n {
-            let (k2, l2) = classAt(b, i + 1)
-            if k2 & CharClass.letter != 0 { return run(b, i + 1 + l2, n, CharClass.letter) }
-            if k2 & CharClass.number != 0 { return run(b, i + 1 + l2, n, CharClass.number) }
-            if isOther(k2) { return otherRun(b, i + 1 + l2, n) }
+        if b[i] == 0x20 && i &+ 1 < n {
+            let (k2, l2) = classAt(b, i &+ 1)
+            if k2 & CharClass.letter != 0 { return run(b, i &+ 1 &+ l2, n, CharClass.letter) }
+            if k2 & CharClass.number != 0 { return run(b, i &+ 1 &+ l2, n, CharClass.number) }
+            if isOther(k2) { return otherRun(b, i &+ 1 &+ l2, n) }
         }
-        if k & CharClass.letter != 0 { return run(b, i + l, n, CharClass.letter) }
-        if k & CharClass.number != 0 { return run(b, i + l, n, CharClass.number) }
-        if isOther(k) { return otherRun(b, i + l, n) }
+        if k & CharClass.letter != 0 { return run(b, i &+ l, n, CharClass.letter) }
+        if k & CharClass.number != 0 { return run(b, i &+ l, n, CharClass.number) }
+        if isOther(k) { return otherRun(b, i &+ l, n) }
         // `\s++$` | `\s+(?!\S)` | `\s`
-        let j = run(b, i + l, n, CharClass.space)
+        let j = run(b, i &+ l, n, CharClass.space)
         return spaceTail(b, i, j, n, l)
     }
 
@@ -203,23 +203,23 @@ struct Scan {
     func cl100kFront(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, digits: Int) -> (Int, Int) {
         // '(?i:[sdmt]|ll|ve|re)
         let c = contraction(b, i, n, caseless: true)
-        if c > 0 { return (i + c, c) }
+        if c > 0 { return (i &+ c, c) }
         let (k, l) = classAt(b, i)
         // `[^\r\n\p{L}\p{N}]?+\p{L}++`: the possessive prefix takes any one non-letter,
         // non-number scalar except CR/LF; then letters must follow.
-        if k & CharClass.letter != 0 { return (run(b, i + l, n, CharClass.letter), l) }
+        if k & CharClass.letter != 0 { return (run(b, i &+ l, n, CharClass.letter), l) }
         let ch = b[i]
-        if k & CharClass.number == 0 && ch != 0x0A && ch != 0x0D && i + l < n {
-            let (k2, l2) = classAt(b, i + l)
-            if k2 & CharClass.letter != 0 { return (run(b, i + l + l2, n, CharClass.letter), l) }
+        if k & CharClass.number == 0 && ch != 0x0A && ch != 0x0D && i &+ l < n {
+            let (k2, l2) = classAt(b, i &+ l)
+            if k2 & CharClass.letter != 0 { return (run(b, i &+ l &+ l2, n, CharClass.letter), l) }
         }
         // `\p{N}{1,3}+` (Qwen2: `\p{N}`)
-        if k & CharClass.number != 0 { return (digits == 3 ? upToThreeNumbers(b, i + l, n) : i + l, l) }
+        if k & CharClass.number != 0 { return (digits == 3 ? upToThreeNumbers(b, i &+ l, n) : i &+ l, l) }
         // ` ?[^\s\p{L}\p{N}]++[\r\n]*+`
         let start = spaceThenOther(b, i, k, l, n)
         if start >= 0 {
             var j = otherRun(b, start, n)
-            while j < n && (b[j] == 0x0A || b[j] == 0x0D) { j += 1 }
+            while j < n && (b[j] == 0x0A || b[j] == 0x0D) { j &+= 1 }
             return (j, l)
         }
         return (-1, l)
@@ -229,11 +229,11 @@ struct Scan {
         let (e, l) = cl100kFront(b, i, n, digits: 3)
         if e >= 0 { return e }
         // Whitespace. `\s++$`: the whole run when it reaches the end of the text.
-        let j = run(b, i + l, n, CharClass.space)
+        let j = run(b, i &+ l, n, CharClass.space)
         if j == n { return n }
         // `\s*[\r\n]`: up to and including the run's last CR/LF.
         let q = lastNewline(b, i, j)
-        if q >= 0 { return q + 1 }
+        if q >= 0 { return q &+ 1 }
         // `\s+(?!\S)` | `\s`
         return spaceTail(b, i, j, n, l)
     }
@@ -251,12 +251,12 @@ struct Scan {
         while a < n {
             let (k, l) = classAt(b, a)
             if k & CharClass.upperish == 0 { break }
-            a += l
+            a &+= l
             if k & CharClass.lowerish != 0 { lastLowerishEnd = a }
         }
         if a < n {
             let (k, l) = classAt(b, a)
-            if k & CharClass.lowerish != 0 { return run(b, a + l, n, CharClass.lowerish) }
+            if k & CharClass.lowerish != 0 { return run(b, a &+ l, n, CharClass.lowerish) }
         }
         return lastLowerishEnd
     }
@@ -279,22 +279,22 @@ struct Scan {
         var s = i
         if ch &- 0x30 < 10 {
             // `\p{N}{1,3}`
-            var j = i + 1
-            while j < n && j < i + 3 && b[j] &- 0x30 < 10 { j += 1 }
-            return j < n && j < i + 3 && b[j] >= 0x80 ? -1 : j
+            var j = i &+ 1
+            while j < n && j < i &+ 3 && b[j] &- 0x30 < 10 { j &+= 1 }
+            return j < n && j < i &+ 3 && b[j] >= 0x80 ? -1 : j
         }
         if (ch | 0x20) &- 0x61 >= 26 {
             // Not a letter: a prefix `[^\r\n\p{L}\p{N}]` only if an ASCII letter follows.
-            guard ch != 0x0A && ch != 0x0D && i + 1 < n && (b[i + 1] | 0x20) &- 0x61 < 26 else { return -1 }
-            s = i + 1
+            guard ch != 0x0A && ch != 0x0D && i &+ 1 < n && (b[i &+ 1] | 0x20) &- 0x61 < 26 else { return -1 }
+            s = i &+ 1
         }
         // A-Z run, then a-z run. With lower-case letters after the capitals the first
         // alternative matches the lot; with none, the second takes the capitals.
         var e = s
-        while e < n && b[e] &- 0x41 < 26 { e += 1 }
+        while e < n && b[e] &- 0x41 < 26 { e &+= 1 }
         e = Scan.lowerRunEnd(b, e, n)
         if e < n && b[e] >= 0x80 { return -1 }
-        return e + contraction(b, e, n, caseless: true)
+        return e &+ contraction(b, e, n, caseless: true)
     }
 
     /// The end of the run of a-z from `e`: sixteen bytes a step where sixteen remain (one
@@ -304,15 +304,15 @@ struct Scan {
     static func lowerRunEnd(_ b: UnsafePointer<UInt8>, _ e0: Int, _ n: Int) -> Int {
         var e = e0
         let a = SIMD16<UInt8>(repeating: 0x61), z = SIMD16<UInt8>(repeating: 25)
-        while e + 16 <= n {
+        while e &+ 16 <= n {
             let v = UnsafeRawPointer(b + e).loadUnaligned(as: SIMD16<UInt8>.self)
             let other = (v &- a) .> z   // lanes 0xFF where the byte is not a-z
             let m = unsafeBitCast(other, to: (UInt64, UInt64).self)
-            if m.0 != 0 { return e + m.0.trailingZeroBitCount >> 3 }
-            if m.1 != 0 { return e + 8 + m.1.trailingZeroBitCount >> 3 }
-            e += 16
+            if m.0 != 0 { return e &+ m.0.trailingZeroBitCount &>> 3 }
+            if m.1 != 0 { return e &+ 8 &+ m.1.trailingZeroBitCount &>> 3 }
+            e &+= 16
         }
-        while e < n && b[e] &- 0x61 < 26 { e += 1 }
+        while e < n && b[e] &- 0x61 < 26 { e &+= 1 }
         return e
     }
 
@@ -326,25 +326,25 @@ struct Scan {
         // The optional prefix `[^\r\n\p{L}\p{N}]?` is tried first with, then without.
         let prefixOK = k & (CharClass.letter | CharClass.number) == 0 && ch != 0x0A && ch != 0x0D
         if prefixOK || k & (CharClass.letter | CharClass.mark) != 0 {
-            var e = prefixOK && i + l < n ? o200kWord1(b, i + l, n) : -1
+            var e = prefixOK && i &+ l < n ? o200kWord1(b, i &+ l, n) : -1
             if e < 0 { e = o200kWord1(b, i, n) }
-            if e < 0 && prefixOK && i + l < n { e = o200kWord2(b, i + l, n) }
+            if e < 0 && prefixOK && i &+ l < n { e = o200kWord2(b, i &+ l, n) }
             if e < 0 { e = o200kWord2(b, i, n) }
-            if e >= 0 { return e + contraction(b, e, n, caseless: true) }
+            if e >= 0 { return e &+ contraction(b, e, n, caseless: true) }
         }
         // `\p{N}{1,3}`
-        if k & CharClass.number != 0 { return upToThreeNumbers(b, i + l, n) }
+        if k & CharClass.number != 0 { return upToThreeNumbers(b, i &+ l, n) }
         // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
         let start = spaceThenOther(b, i, k, l, n)
         if start >= 0 {
             var j = otherRun(b, start, n)
-            while j < n && (b[j] == 0x0A || b[j] == 0x0D || b[j] == UInt8(ascii: "/")) { j += 1 }
+            while j < n && (b[j] == 0x0A || b[j] == 0x0D || b[j] == UInt8(ascii: "/")) { j &+= 1 }
             return j
         }
         // Whitespace. `\s*[\r\n]+`: up to and including the run's last CR/LF.
-        let j = run(b, i + l, n, CharClass.space)
+        let j = run(b, i &+ l, n, CharClass.space)
         let q = lastNewline(b, i, j)
-        if q >= 0 { return q + 1 }
+        if q >= 0 { return q &+ 1 }
         // `\s+(?!\S)` | `\s+`
         return spaceTail(b, i, j, n, l)
     }
@@ -357,9 +357,9 @@ struct Scan {
     func llama3(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, digits: Int) -> Int {
         let (e, l) = cl100kFront(b, i, n, digits: digits)
         if e >= 0 { return e }
-        let j = run(b, i + l, n, CharClass.space)
+        let j = run(b, i &+ l, n, CharClass.space)
         let q = lastNewline(b, i, j)
-        if q >= 0 { return q + 1 }
+        if q >= 0 { return q &+ 1 }
         return spaceTail(b, i, j, n, l)
     }
 }

@@ -352,7 +352,7 @@ public final class RankTable: @unchecked Sendable {
 
     @inline(__always)
     static func pairLookup(_ a: UInt32, _ b: UInt32, _ slots: UnsafeMutableBufferPointer<UInt64>, _ shift: UInt64) -> UInt32 {
-        let key = UInt64(a) << 20 | UInt64(b)
+        let key = UInt64(a) &<< 20 | UInt64(b)
         return pairLookup(key, key &* pairMultiplier, slots, shift)
     }
 
@@ -364,8 +364,8 @@ public final class RankTable: @unchecked Sendable {
         while true {
             let s = slots[i]
             if s == 0 { return RankTable.none }
-            if s >> 21 == key { return UInt32(truncatingIfNeeded: s & 0x1F_FFFF) - 1 }
-            i = (i + 1) & pmask
+            if s &>> 21 == key { return UInt32(truncatingIfNeeded: s & 0x1F_FFFF) &- 1 }
+            i = (i &+ 1) & pmask
         }
     }
 
@@ -385,33 +385,33 @@ public final class RankTable: @unchecked Sendable {
                                full: (slots: UnsafeMutableBufferPointer<UInt64>, shift: UInt64),
                                priorityToID: UnsafeMutableBufferPointer<UInt32>?, threads: Int) -> [UInt64] {
         var longest = 0
-        for t in 0..<count { longest = max(longest, Int(offsets[t + 1] - offsets[t])) }
+        for t in 0..<count { longest = max(longest, Int(offsets[t &+ 1] &- offsets[t])) }
         // Tokens are independent: batches run on the workers, results concatenate in order.
         let batches = try? parallelBatches(count: count, threads: threads, batchSize: 16_384) { range -> [UInt64] in
             var out: [UInt64] = []
             out.reserveCapacity(range.count)
-            let ids = UnsafeMutablePointer<UInt32>.allocate(capacity: longest + 1)
-            let ranks = UnsafeMutablePointer<UInt32>.allocate(capacity: longest + 1)
+            let ids = UnsafeMutablePointer<UInt32>.allocate(capacity: longest &+ 1)
+            let ranks = UnsafeMutablePointer<UInt32>.allocate(capacity: longest &+ 1)
             defer { ids.deallocate(); ranks.deallocate() }
             for t in range {
-                let start = Int(offsets[t]), end = Int(offsets[t + 1])
-                if end - start < 2 { continue }
-                var len = end - start
-                for k in 0..<len { ids[k] = byteRanks[Int(bytes[start + k])] }
-                for k in 0..<(len - 1) { ranks[k] = pairLookup(ids[k], ids[k + 1], full.slots, full.shift) }
+                let start = Int(offsets[t]), end = Int(offsets[t &+ 1])
+                if end &- start < 2 { continue }
+                var len = end &- start
+                for k in 0..<len { ids[k] = byteRanks[Int(bytes[start &+ k])] }
+                for k in 0..<(len &- 1) { ranks[k] = pairLookup(ids[k], ids[k &+ 1], full.slots, full.shift) }
                 var last: UInt64 = 0
                 // tiktoken's loop: merge the lowest-priority adjacent pair, leftmost on ties.
                 while len > 1 {
                     var minRank = RankTable.none, i = 0
-                    for k in 0..<(len - 1) where ranks[k] < minRank { minRank = ranks[k]; i = k }
+                    for k in 0..<(len &- 1) where ranks[k] < minRank { minRank = ranks[k]; i = k }
                     if minRank == RankTable.none { break }
-                    last = UInt64(ids[i]) << 41 | UInt64(ids[i + 1]) << 21 | UInt64(minRank + 1)
+                    last = UInt64(ids[i]) &<< 41 | UInt64(ids[i &+ 1]) &<< 21 | UInt64(minRank &+ 1)
                     ids[i] = priorityToID.map { $0[Int(minRank)] } ?? minRank
-                    var k = i + 1
-                    while k + 1 < len { ids[k] = ids[k + 1]; ranks[k] = ranks[k + 1]; k += 1 }
-                    len -= 1
-                    if i + 1 < len { ranks[i] = pairLookup(ids[i], ids[i + 1], full.slots, full.shift) }
-                    if i > 0 { ranks[i - 1] = pairLookup(ids[i - 1], ids[i], full.slots, full.shift) }
+                    var k = i &+ 1
+                    while k &+ 1 < len { ids[k] = ids[k &+ 1]; ranks[k] = ranks[k &+ 1]; k &+= 1 }
+                    len &-= 1
+                    if i &+ 1 < len { ranks[i] = pairLookup(ids[i], ids[i &+ 1], full.slots, full.shift) }
+                    if i > 0 { ranks[i &- 1] = pairLookup(ids[i &- 1], ids[i], full.slots, full.shift) }
                 }
                 if len == 1 && ids[0] == UInt32(t) { out.append(last) }
             }
@@ -436,29 +436,29 @@ public final class RankTable: @unchecked Sendable {
     /// their loads in flight at once.
     @inline(__always)
     func cutAt(_ p: UnsafePointer<UInt8>, _ k: Int, _ n: Int) -> Int {
-        let y = Int(p[k - 1]) << 8 | Int(p[k])
-        var blocked = pairTokens[y >> 6] >> UInt64(y & 63)
+        let y = Int(p[k &- 1]) &<< 8 | Int(p[k])
+        var blocked = pairTokens[y &>> 6] &>> UInt64(y & 63)
         if k >= 2 {
-            let before = Int(p[k - 2]) << 16 | y
-            blocked |= trigrams[before >> 6] >> UInt64(before & 63)
+            let before = Int(p[k &- 2]) &<< 16 | y
+            blocked |= trigrams[before &>> 6] &>> UInt64(before & 63)
         }
-        if k + 1 < n {
-            let after = y << 8 | Int(p[k + 1])
-            blocked |= trigrams[after >> 6] >> UInt64(after & 63)
+        if k &+ 1 < n {
+            let after = y &<< 8 | Int(p[k &+ 1])
+            blocked |= trigrams[after &>> 6] &>> UInt64(after & 63)
         }
         return Int(truncatingIfNeeded: ~blocked & 1)
     }
 
     /// `pairRank` of the single-byte tokens of bytes `a` and `b`.
     @inline(__always)
-    func bytePair(_ a: UInt8, _ b: UInt8) -> UInt32 { bytePairs[Int(a) << 8 | Int(b)] }
+    func bytePair(_ a: UInt8, _ b: UInt8) -> UInt32 { bytePairs[Int(a) &<< 8 | Int(b)] }
 
     /// Priority of merging tokens `a` then `b` (tiktoken: the merged token's rank), or none.
     @inline(__always)
     public func pairRank(_ a: UInt32, _ b: UInt32) -> UInt32 {
-        let left = pairSides[Int(a >> 5)] >> UInt64(2 * (a & 31)), right = pairSides[Int(b >> 5)] >> UInt64(2 * (b & 31) + 1)
+        let left = pairSides[Int(a &>> 5)] &>> UInt64(2 &* (a & 31)), right = pairSides[Int(b &>> 5)] &>> UInt64(2 &* (b & 31) &+ 1)
         if left & right & 1 == 0 { return RankTable.none }
-        let key = UInt64(a) << 20 | UInt64(b)
+        let key = UInt64(a) &<< 20 | UInt64(b)
         let x = key &* RankTable.pairMultiplier
         // The table's line is fetched alongside the filter word rather than after it: for
         // the lookups that find a pair, the two misses overlap instead of adding up.
@@ -484,24 +484,24 @@ public final class RankTable: @unchecked Sendable {
         if n >= 8 { return raw.loadUnaligned(as: UInt64.self) }
         if n >= 4 {
             let a = UInt64(raw.loadUnaligned(as: UInt32.self))
-            let b = UInt64(raw.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
-            return a | b << UInt64(8 * (n - 4))
+            let b = UInt64(raw.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self))
+            return a | b &<< UInt64(8 &* (n &- 4))
         }
         var v: UInt64 = 0
-        for k in 0..<n { v |= UInt64(p[k]) << UInt64(8 * k) }
+        for k in 0..<n { v |= UInt64(p[k]) &<< UInt64(8 &* k) }
         return v
     }
 
     /// Slot meta word: 24 bits of hash tag, 8 bits of key length (capped), rank + 1.
     @inline(__always)
     static func meta(_ h: UInt64, _ n: Int, _ rank: Int) -> UInt64 {
-        ((h >> 40) << 8 | UInt64(min(n, 255))) << 32 | UInt64(rank + 1)
+        ((h &>> 40) &<< 8 | UInt64(min(n, 255))) &<< 32 | UInt64(rank &+ 1)
     }
 
     /// Bytes 8..<16 of a key as a zero-padded word (0 for keys up to 8 bytes).
     @inline(__always)
     static func secondWord(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
-        n <= 8 ? 0 : prefix(p + 8, min(n, 16) - 8)
+        n <= 8 ? 0 : prefix(p + 8, min(n, 16) &- 8)
     }
 
     /// Probes the table. A slot is three words, [meta, bytes 0..<8, bytes 8..<16]: keys up
@@ -510,20 +510,20 @@ public final class RankTable: @unchecked Sendable {
     static func find(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int,
                      _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>) -> UInt32 {
         var i = Int(truncatingIfNeeded: h) & mask
-        let want = meta(h, n, 0) >> 32
+        let want = meta(h, n, 0) &>> 32
         let key = prefix(p, n), key2 = secondWord(p, n)
         while true {
-            let m = slots[3 * i]
+            let m = slots[3 &* i]
             if m == 0 { return RankTable.none }
-            if m >> 32 == want && slots[3 * i + 1] == key && slots[3 * i + 2] == key2 {
-                let r = Int(truncatingIfNeeded: m & 0xFFFF_FFFF) - 1
+            if m &>> 32 == want && slots[3 &* i &+ 1] == key && slots[3 &* i &+ 2] == key2 {
+                let r = Int(truncatingIfNeeded: m & 0xFFFF_FFFF) &- 1
                 if n <= 16 { return UInt32(r) }
                 let start = Int(offsets[r])
-                if Int(offsets[r + 1]) - start == n && memcmpBytes(UnsafeRawPointer(bytes.baseAddress! + start + 16), UnsafeRawPointer(p + 16), n - 16) {
+                if Int(offsets[r &+ 1]) &- start == n && memcmpBytes(UnsafeRawPointer(bytes.baseAddress! + start + 16), UnsafeRawPointer(p + 16), n - 16) {
                     return UInt32(r)
                 }
             }
-            i = (i + 1) & mask
+            i = (i &+ 1) & mask
         }
     }
 
@@ -536,19 +536,19 @@ public final class RankTable: @unchecked Sendable {
         if n >= 8 {
             if n > 16 { return XXH3.hash64(UnsafeRawBufferPointer(start: raw, count: n)) }
             let a = raw.loadUnaligned(as: UInt64.self)
-            let b = raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            let b = raw.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
             v = a ^ (b &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(n)
         } else if n >= 4 {
             let a = UInt64(raw.loadUnaligned(as: UInt32.self))
-            let b = UInt64(raw.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
-            v = a | b << 32 ^ UInt64(n) << 60
+            let b = UInt64(raw.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self))
+            v = a | b &<< 32 ^ UInt64(n) &<< 60
         } else {
-            v = UInt64(p[0]) | UInt64(p[n >> 1]) << 8 | UInt64(p[n - 1]) << 16 | UInt64(n) << 24
+            v = UInt64(p[0]) | UInt64(p[n &>> 1]) &<< 8 | UInt64(p[n &- 1]) &<< 16 | UInt64(n) &<< 24
         }
         // Murmur3's finalizer: every input bit reaches the low bits the table indexes with.
-        v ^= v >> 33; v &*= 0xFF51_AFD7_ED55_8CCD
-        v ^= v >> 33; v &*= 0xC4CE_B9FE_1A85_EC53
-        v ^= v >> 33
+        v ^= v &>> 33; v &*= 0xFF51_AFD7_ED55_8CCD
+        v ^= v &>> 33; v &*= 0xC4CE_B9FE_1A85_EC53
+        v ^= v &>> 33
         return v
     }
 
@@ -568,7 +568,7 @@ public final class RankTable: @unchecked Sendable {
     /// a 24-byte slot may straddle two cache lines).
     @inline(__always)
     func prefetch(_ h: UInt64) {
-        let slot = slots.baseAddress! + 3 * (Int(truncatingIfNeeded: h) & mask)
+        let slot = slots.baseAddress! + 3 &* (Int(truncatingIfNeeded: h) & mask)
         tm_prefetch(UnsafeRawPointer(slot))
         tm_prefetch(UnsafeRawPointer(slot + 2))
     }
@@ -582,11 +582,11 @@ public final class RankTable: @unchecked Sendable {
 
     /// True when token `r`'s own bytes merge to `r`.
     @inline(__always)
-    func isReachable(_ r: UInt32) -> Bool { reachable[Int(r >> 6)] & (1 << UInt64(r & 63)) != 0 }
+    func isReachable(_ r: UInt32) -> Bool { reachable[Int(r &>> 6)] & (1 &<< UInt64(r & 63)) != 0 }
 
     /// True when `rank` names a token (not a hole).
     @inline(__always)
-    public func isToken(_ rank: Int) -> Bool { rank < count && offsets[rank] != offsets[rank + 1] }
+    public func isToken(_ rank: Int) -> Bool { rank < count && offsets[rank] != offsets[rank &+ 1] }
 
     /// The bytes of a rank (valid while this table lives).
     @inline(__always)

@@ -259,21 +259,21 @@ public final class Tokenizer: @unchecked Sendable {
         @inline(__always)
         mutating func encodePieces(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
                                    into out: inout [UInt32], _ next: (Int) -> Int) {
-            let ends = pieceEnds, hashes = pieceHashes, mask = Encoder.lookahead - 1
+            let ends = pieceEnds, hashes = pieceHashes, mask = Encoder.lookahead &- 1
             var scanned = 0, queued = 0, done = 0, i = 0
             @inline(__always) func scanOne() {
                 let e = next(scanned)
-                let h = table.wholeHash(base + scanned, e - scanned)
+                let h = table.wholeHash(base + scanned, e &- scanned)
                 table.prefetch(h)
                 ends[queued & mask] = e; hashes[queued & mask] = h
-                queued += 1; scanned = e
+                queued &+= 1; scanned = e
             }
             while queued < Encoder.lookahead && scanned < n { scanOne() }
             while done < queued {
                 let e = ends[done & mask], h = hashes[done & mask]
-                done += 1
+                done &+= 1
                 if scanned < n { scanOne() }
-                merge.reserveTokens(e - i, flushingInto: &out)
+                merge.reserveTokens(e &- i, flushingInto: &out)
                 merge.encode(base + i, e - i, table, hash: h)
                 i = e
             }
