@@ -20,7 +20,7 @@ public enum IDWriter {
     }
 
     public static func json(_ ids: UnsafeBufferPointer<UInt32>, lineEnds: [Int]) -> [UInt8] {
-        let capacity = 11 * ids.count + 3 * lineEnds.count + 8
+        let capacity = 11 * ids.count + 3 * lineEnds.count + 16
         return [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
             pairs.withUnsafeBufferPointer { pairs in
               small.withUnsafeBufferPointer { small in
@@ -33,7 +33,7 @@ public enum IDWriter {
                         base.storeBytes(of: UInt8(ascii: "["), toByteOffset: o, as: UInt8.self)
                         o += 1
                         let first = i
-                        while i < end { o = write(ids[i], base, o, table, smallTable, threeTable); i += 1 }
+                        while i < end { o = write(ids[i], base, o, table, smallTable, threeTable); i &+= 1 }
                         if i > first { o -= 1 }   // the last id's comma
                         base.storeBytes(of: UInt8(ascii: "]"), toByteOffset: o, as: UInt8.self)
                         base.storeBytes(of: UInt8(0x0A), toByteOffset: o + 1, as: UInt8.self)
@@ -69,26 +69,25 @@ public enum IDWriter {
         return hundreds | tens << 8 | ones << 16 | UInt32(UInt8(ascii: ",")) << 24
     }
 
-    /// `v` in decimal and a comma at `base + o` (room for 11 bytes); the offset after them.
-    /// Below 10^4 one table load and one store; below 10^7 the high part from that table
-    /// and the low three digits from `three`; below 10^8 the low four from the pairs table.
+    /// `v` in decimal and a comma at `base + o` (room for 11 bytes, and 4 more that may be
+    /// scribbled past the end); the offset after them.
+    /// Below 10^7 (every id of the built-in vocabularies) without a branch on the size: an
+    /// id below 10^4 or not is a coin toss on real text (o200k_base: about half), and the
+    /// branch on it mispredicted that often. The high part (the whole id below 10^4, else
+    /// the digits above the last three) comes from `small`; the last three digits and a
+    /// comma from `three` are stored over its comma when the id has them, and otherwise
+    /// just past the end, where the next write (an id, `]`, `[`) covers them.
     @inline(__always)
     static func write(_ v: UInt32, _ base: UnsafeMutableRawPointer, _ o: Int, _ table: UnsafePointer<UInt16>, _ small: UnsafePointer<UInt64>,
                       _ three: UnsafePointer<UInt32>) -> Int {
-        if v < 10_000 {
-            let e = small[Int(v)]
-            base.storeBytes(of: e.littleEndian, toByteOffset: o, as: UInt64.self)
-            return o + Int(e >> 56)
-        }
         if v < 10_000_000 {
-            // The digits above the last three from the small table, the last three and a
-            // comma in one 4-byte store over its comma (o200k_base's ids are below 200,019).
-            let hi = v / 1000, lo = Int(v - hi * 1000)
-            let e = small[Int(hi)]
+            let hi = v / 1000, lo = Int(truncatingIfNeeded: v &- hi &* 1000)
+            let big = v >= 10_000 ? 1 : 0
+            let e = small[Int(truncatingIfNeeded: big != 0 ? hi : v)]
             base.storeBytes(of: e.littleEndian, toByteOffset: o, as: UInt64.self)
-            let at = o + Int(e >> 56) - 1
-            base.storeBytes(of: three[lo].littleEndian, toByteOffset: at, as: UInt32.self)
-            return at + 4
+            let end = o &+ Int(truncatingIfNeeded: e >> 56)
+            base.storeBytes(of: three[lo].littleEndian, toByteOffset: end &- big, as: UInt32.self)
+            return end &+ 3 &* big
         }
         if v >= 100_000_000 { return writeLarge(v, base, o) }
         let hi = v / 10_000, lo = Int(v - hi * 10_000)
