@@ -143,10 +143,18 @@ struct BytePairMerge {
     /// look-ahead computes it to prefetch the slot).
     @inline(__always)
     mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, hash h: UInt64) {
+        let k1 = n <= 16 ? RankTable.prefix(p, n) : 0, k2 = n <= 16 ? RankTable.secondWord(p, n) : 0
+        encode(p, n, table, hash: h, key: k1, key2: k2)
+    }
+
+    /// `encode` with the piece's hash and first two key words (`RankTable.words16`; zero
+    /// beyond 16 bytes) already computed, by the scanner's look-ahead.
+    @inline(__always)
+    mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, hash h: UInt64, key k1: UInt64, key2 k2: UInt64) {
         if table.hasByteHoles && encodeDroppingHoles(p, n, table) { return }
         if n == 1 { emit(table.byteRanks[Int(p[0])]); return }
         if table.wholeLookups {
-            let whole = table.lookup(p, n, h)
+            let whole = n <= 16 ? table.lookup(p, n, h, k1, k2) : table.lookup(p, n, h)
             if whole != RankTable.none { emit(whole); return }
         }
         // Non-ASCII pieces (CJK runs above all) usually cut into single characters that are

@@ -509,9 +509,16 @@ public final class RankTable: @unchecked Sendable {
     @inline(__always)
     static func find(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int,
                      _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>) -> UInt32 {
+        find(p, n, h, prefix(p, n), secondWord(p, n), slots, mask, offsets, bytes)
+    }
+
+    /// `find` with the key's first two words (`prefix`, `secondWord`) already loaded.
+    @inline(__always)
+    static func find(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
+                     _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int,
+                     _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>) -> UInt32 {
         var i = Int(truncatingIfNeeded: h) & mask
         let want = meta(h, n, 0) &>> 32
-        let key = prefix(p, n), key2 = secondWord(p, n)
         while true {
             let m = slots[3 &* i]
             if m == 0 { return RankTable.none }
@@ -527,34 +534,48 @@ public final class RankTable: @unchecked Sendable {
         }
     }
 
-    /// Hash of `p[0..<n]`. Reads whole 8-byte words for n >= 8 and exact bytes below, so
-    /// it never reads outside the key.
+    /// Hash of `p[0..<n]`: keys up to 16 bytes from their two zero-padded words (`mix`),
+    /// longer ones by xxh3. Reads no byte outside the key.
     @inline(__always)
     static func hash(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
-        let raw = UnsafeRawPointer(p)
-        var v: UInt64
-        if n >= 8 {
-            if n > 16 { return XXH3.hash64(UnsafeRawBufferPointer(start: raw, count: n)) }
-            let a = raw.loadUnaligned(as: UInt64.self)
-            let b = raw.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
-            v = a ^ (b &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(n)
-        } else if n >= 4 {
-            let a = UInt64(raw.loadUnaligned(as: UInt32.self))
-            let b = UInt64(raw.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self))
-            v = a | b &<< 32 ^ UInt64(n) &<< 60
-        } else {
-            v = UInt64(p[0]) | UInt64(p[n &>> 1]) &<< 8 | UInt64(p[n &- 1]) &<< 16 | UInt64(n) &<< 24
-        }
-        // Murmur3's finalizer: every input bit reaches the low bits the table indexes with.
+        if n > 16 { return XXH3.hash64(UnsafeRawBufferPointer(start: UnsafeRawPointer(p), count: n)) }
+        return mix(prefix(p, n), secondWord(p, n), n)
+    }
+
+    /// The hash of a key of up to 16 bytes from its words and length (Murmur3's
+    /// finalizer: every input bit reaches the low bits the table indexes with).
+    @inline(__always)
+    static func mix(_ key: UInt64, _ key2: UInt64, _ n: Int) -> UInt64 {
+        var v = key ^ ((key2 ^ UInt64(truncatingIfNeeded: n)) &* 0x9E37_79B9_7F4A_7C15)
         v ^= v &>> 33; v &*= 0xFF51_AFD7_ED55_8CCD
         v ^= v &>> 33; v &*= 0xC4CE_B9FE_1A85_EC53
         v ^= v &>> 33
         return v
     }
 
+    /// `prefix` and `secondWord` of a key of 1...16 bytes with 16 bytes readable at `p`:
+    /// two loads and two masks, no branch on the length. (The branches of `prefix`,
+    /// `secondWord` and the old hash on the piece's length mispredicted about once a
+    /// piece: lengths of words are a coin toss.)
+    @inline(__always)
+    static func words16(_ p: UnsafePointer<UInt8>, _ n: Int) -> (UInt64, UInt64) {
+        let raw = UnsafeRawPointer(p)
+        let a = raw.loadUnaligned(as: UInt64.self), b = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let bits = n &<< 3
+        let low = UInt64.max &>> UInt64(truncatingIfNeeded: 64 &- min(bits, 64))
+        let high = (UInt64.max &>> UInt64(truncatingIfNeeded: 128 &- max(bits, 65))) & (0 &- UInt64(bits > 64 ? 1 : 0))
+        return (a & low, b & high)
+    }
+
     @inline(__always)
     func lookup(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64) -> UInt32 {
         RankTable.find(p, n, h, slots, mask, offsets, bytes)
+    }
+
+    /// `lookup` with the key's words already loaded (`words16`).
+    @inline(__always)
+    func lookup(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64) -> UInt32 {
+        RankTable.find(p, n, h, key, key2, slots, mask, offsets, bytes)
     }
 
     /// The hash the whole-piece lookup of `p[0..<n]` probes with, or 0 when there is no

@@ -135,6 +135,8 @@ public final class Tokenizer: @unchecked Sendable {
         /// (`encodePieces`).
         let pieceEnds = UnsafeMutablePointer<Int>.allocate(capacity: Encoder.lookahead)
         let pieceHashes = UnsafeMutablePointer<UInt64>.allocate(capacity: Encoder.lookahead)
+        /// The pieces' first two key words (`RankTable.words16`), 2 a piece.
+        let pieceKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * Encoder.lookahead)
         static let lookahead = 8
 
         /// The SentencePiece engine's scratch and word cache (nil for byte-level vocabularies).
@@ -152,7 +154,7 @@ public final class Tokenizer: @unchecked Sendable {
         public var droppedBytes: Int { merge.droppedBytes }
 
         deinit {
-            merge.deallocate(); pieceEnds.deallocate(); pieceHashes.deallocate()
+            merge.deallocate(); pieceEnds.deallocate(); pieceHashes.deallocate(); pieceKeys.deallocate()
             if let sentencePieceState { tokenizer.sentencePieceStates.give(sentencePieceState) }
         }
 
@@ -259,22 +261,37 @@ public final class Tokenizer: @unchecked Sendable {
         @inline(__always)
         mutating func encodePieces(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
                                    into out: inout [UInt32], _ next: (Int) -> Int) {
-            let ends = pieceEnds, hashes = pieceHashes, mask = Encoder.lookahead &- 1
+            let ends = pieceEnds, hashes = pieceHashes, keys = pieceKeys, mask = Encoder.lookahead &- 1
+            let whole = table.wholeLookups
             var scanned = 0, queued = 0, done = 0, i = 0
             @inline(__always) func scanOne() {
                 let e = next(scanned)
-                let h = table.wholeHash(base + scanned, e &- scanned)
-                table.prefetch(h)
-                ends[queued & mask] = e; hashes[queued & mask] = h
+                let m = e &- scanned, slot = queued & mask
+                // The key's words with no branch on its length where 16 bytes can be read
+                // (all but a text's last few pieces); its hash from them.
+                var h: UInt64 = 0, k1: UInt64 = 0, k2: UInt64 = 0
+                if whole && m > 1 {
+                    if m <= 16 && scanned &+ 16 <= n {
+                        (k1, k2) = RankTable.words16(base + scanned, m)
+                        h = RankTable.mix(k1, k2, m)
+                    } else {
+                        h = RankTable.hash(base + scanned, m)
+                        if m <= 16 { k1 = RankTable.prefix(base + scanned, m); k2 = RankTable.secondWord(base + scanned, m) }
+                    }
+                    table.prefetch(h)
+                }
+                ends[slot] = e; hashes[slot] = h
+                keys[2 &* slot] = k1; keys[2 &* slot &+ 1] = k2
                 queued &+= 1; scanned = e
             }
             while queued < Encoder.lookahead && scanned < n { scanOne() }
             while done < queued {
-                let e = ends[done & mask], h = hashes[done & mask]
+                let slot = done & mask
+                let e = ends[slot], h = hashes[slot], k1 = keys[2 &* slot], k2 = keys[2 &* slot &+ 1]
                 done &+= 1
                 if scanned < n { scanOne() }
                 merge.reserveTokens(e &- i, flushingInto: &out)
-                merge.encode(base + i, e - i, table, hash: h)
+                merge.encode(base + i, e &- i, table, hash: h, key: k1, key2: k2)
                 i = e
             }
         }
