@@ -240,17 +240,26 @@ struct BytePairMerge {
                 if i >= 2 { let h = CharStarts.trigramBit(p, i &- 2); straddle |= tri[h &>> 6] &>> UInt64(h & 63) }
                 if i &+ 1 < n { let h = CharStarts.trigramBit(p, i &- 1); straddle |= tri[h &>> 6] &>> UInt64(h & 63) }
             }
+            // The text is valid UTF-8 (callers repair it first), so a lead byte of a 2- or
+            // 3-byte character has its continuation bytes inside the part: both decodings
+            // are computed and one is selected, with no branch on which script the text
+            // is in (Cyrillic next to Chinese mispredicted the old decoder's tests).
             let b = p[i]
-            if b >= 0xC2 && b <= 0xEF, let (cp, len) = CharStarts.character(p, i, n) {
-                let t = starts.tokens[Int(cp)]
-                ids[m] = Int32(bitPattern: t != RankTable.none ? t : table.byteRanks[Int(b)])
-                m &+= 1
-                // A character with no token of its own starts as its bytes.
-                i &+= t != RankTable.none ? len : 1
-                continue
+            let two = b &- 0xC2 <= 0xDF &- 0xC2, three = b &- 0xE0 <= 0xEF &- 0xE0
+            var t = RankTable.none, len = 1
+            if two || three {
+                let c1 = UInt32(p[i &+ 1] & 0x3F)
+                let c2 = three ? UInt32(p[i &+ 2] & 0x3F) : 0
+                let cp = three ? (UInt32(b) & 0x0F) &<< 12 | c1 &<< 6 | c2 : (UInt32(b) & 0x1F) &<< 6 | c1
+                t = starts.tokens[Int(cp)]
+                len = three ? 3 : 2
             }
-            ids[m] = Int32(bitPattern: table.byteRanks[Int(b)])
-            m &+= 1; i &+= 1
+            // A character with no token of its own (or none at all: ASCII, 4-byte) starts
+            // as its bytes.
+            let whole = t != RankTable.none
+            ids[m] = Int32(bitPattern: whole ? t : table.byteRanks[Int(b)])
+            m &+= 1
+            i &+= whole ? len : 1
         }
         if m == n || straddle & 1 != 0 { return false }
         let r = ranks
