@@ -100,7 +100,7 @@ struct BytePairMerge {
         guard let kept = Self.withoutHoles(p, n, table) else { return false }
         droppedBytes &+= n &- kept.count
         if !kept.isEmpty {
-            kept.withUnsafeBufferPointer { encode($0.baseAddress!, kept.count, table, hash: table.wholeHash($0.baseAddress!, kept.count)) }
+            kept.withUnsafeBufferPointer { encode($0.baseAddress!, kept.count, table) }
         }
         return true
     }
@@ -136,25 +136,18 @@ struct BytePairMerge {
 
     @inline(__always)
     mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
-        encode(p, n, table, hash: table.wholeHash(p, n))
+        let w = table.wholeKey(p, n, readable16: false)
+        encode(p, n, table, hash: w.hash, key: w.key, key2: w.key2)
     }
 
-    /// `encode` with the piece's `RankTable.wholeHash` already computed (the scanner's
+    /// `encode` with the piece's `RankTable.wholeKey` already computed (the scanner's
     /// look-ahead computes it to prefetch the slot).
-    @inline(__always)
-    mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, hash h: UInt64) {
-        let k1 = n <= 16 ? RankTable.prefix(p, n) : 0, k2 = n <= 16 ? RankTable.secondWord(p, n) : 0
-        encode(p, n, table, hash: h, key: k1, key2: k2)
-    }
-
-    /// `encode` with the piece's hash and first two key words (`RankTable.words16`; zero
-    /// beyond 16 bytes) already computed, by the scanner's look-ahead.
     @inline(__always)
     mutating func encode(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable, hash h: UInt64, key k1: UInt64, key2 k2: UInt64) {
         if table.hasByteHoles && encodeDroppingHoles(p, n, table) { return }
         if n == 1 { emit(table.byteRanks[Int(p[0])]); return }
         if table.wholeLookups {
-            let whole = n <= 16 ? table.lookup(p, n, h, k1, k2) : table.lookup(p, n, h)
+            let whole = table.lookup(p, n, h, k1, k2)
             if whole != RankTable.none { emit(whole); return }
         }
         // Non-ASCII pieces (CJK runs above all) usually cut into single characters that are
@@ -240,10 +233,12 @@ struct BytePairMerge {
                 if i >= 2 { let h = CharStarts.trigramBit(p, i &- 2); straddle |= tri[h &>> 6] &>> UInt64(h & 63) }
                 if i &+ 1 < n { let h = CharStarts.trigramBit(p, i &- 1); straddle |= tri[h &>> 6] &>> UInt64(h & 63) }
             }
-            // The text is valid UTF-8 (callers repair it first), so a lead byte of a 2- or
-            // 3-byte character has its continuation bytes inside the part: both decodings
-            // are computed and one is selected, with no branch on which script the text
-            // is in (Cyrillic next to Chinese mispredicted the old decoder's tests).
+            // Both decodings of a 2- or 3-byte lead are computed and one is selected, with no
+            // branch on which script the text is in (Cyrillic next to Chinese mispredicted
+            // the old decoder's tests). The text is valid UTF-8 (callers repair it first),
+            // so the continuation bytes exist, though a cut part may end before them; a
+            // character whose token is used is never cut inside (its bytes are a token, so
+            // `cutAt` keeps them together), so `i` then stays within the part.
             let b = p[i]
             let two = b &- 0xC2 <= 0xDF &- 0xC2, three = b &- 0xE0 <= 0xEF &- 0xE0
             var t = RankTable.none, len = 1

@@ -61,7 +61,8 @@ public final class RankTable: @unchecked Sendable {
     let bytePairs: UnsafeMutableBufferPointer<UInt32>
     let pairTokens: UnsafeMutableBufferPointer<UInt64>
     /// Characters' own tokens, for merging a part from its characters (`CharStarts`); nil
-    /// when the vocabulary does not allow that. (Tests turn it off to compare the two
+    /// when the vocabulary does not allow that. (Set at the end of init: an image's tables
+    /// are checked before it is built from them. Tests turn it off to compare the two
     /// merges. Not checked for exclusive access at run time: a class's `var` is, on every
     /// read, and the merge reads it for every non-ASCII piece; only tests write it.)
     @exclusivity(unchecked) var charStarts: CharStarts?
@@ -318,6 +319,7 @@ public final class RankTable: @unchecked Sendable {
         guard holes.count == 256, holes.allSatisfy({ $0 <= 1 }) else { throw bad }
         byteHoles = typed(.byteHoles, Bool.self)
         priorityToID = header[7] & 4 != 0 ? typed(.priorityToID, UInt32.self) : nil
+        guard checkImage() else { throw bad }
         // The character starts as built (`CharStarts.make`), or none: all three sections or
         // none of them, each character's token a token of the vocabulary.
         let ct = typed(.charTokens, UInt32.self), st = typed(.straddleTrigrams, UInt64.self), sp = typed(.straddlePairs, UInt64.self)
@@ -328,7 +330,6 @@ public final class RankTable: @unchecked Sendable {
                   ct.allSatisfy({ $0 == RankTable.none || Int($0) < n }) else { throw bad }
             charStarts = CharStarts(tokens: ct, straddleTrigrams: st, straddlePairs: sp)
         }
-        guard checkImage() else { throw bad }
     }
 
     /// An open-addressing table (linear probing, load < 0.5) of pair entries
@@ -583,6 +584,18 @@ public final class RankTable: @unchecked Sendable {
     @inline(__always)
     func wholeHash(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
         wholeLookups && n > 1 ? RankTable.hash(p, n) : 0
+    }
+
+    /// `wholeHash` and the key's first two words (`prefix`, `secondWord`), which the probe
+    /// compares with the slot's, computed once; all 0 when there is no whole-piece lookup.
+    /// With `readable16` (16 bytes can be read at `p`) a key of up to 16 bytes takes two
+    /// loads and two masks (`words16`) and no branch on its length.
+    @inline(__always)
+    func wholeKey(_ p: UnsafePointer<UInt8>, _ n: Int, readable16: Bool) -> (hash: UInt64, key: UInt64, key2: UInt64) {
+        guard wholeLookups && n > 1 else { return (0, 0, 0) }
+        if n > 16 { return (RankTable.hash(p, n), RankTable.prefix(p, n), RankTable.secondWord(p, n)) }
+        let (k1, k2) = readable16 ? RankTable.words16(p, n) : (RankTable.prefix(p, n), RankTable.secondWord(p, n))
+        return (RankTable.mix(k1, k2, n), k1, k2)
     }
 
     /// Starts fetching the first slot the whole-piece lookup with hash `h` reads (both ends:

@@ -135,7 +135,7 @@ public final class Tokenizer: @unchecked Sendable {
         /// (`encodePieces`).
         let pieceEnds = UnsafeMutablePointer<Int>.allocate(capacity: Encoder.lookahead)
         let pieceHashes = UnsafeMutablePointer<UInt64>.allocate(capacity: Encoder.lookahead)
-        /// The pieces' first two key words (`RankTable.words16`), 2 a piece.
+        /// The pieces' first two key words (`RankTable.wholeKey`), 2 a piece.
         let pieceKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * Encoder.lookahead)
         static let lookahead = 8
 
@@ -267,21 +267,12 @@ public final class Tokenizer: @unchecked Sendable {
             @inline(__always) func scanOne() {
                 let e = next(scanned)
                 let m = e &- scanned, slot = queued & mask
-                // The key's words with no branch on its length where 16 bytes can be read
-                // (all but a text's last few pieces); its hash from them.
-                var h: UInt64 = 0, k1: UInt64 = 0, k2: UInt64 = 0
-                if whole && m > 1 {
-                    if m <= 16 && scanned &+ 16 <= n {
-                        (k1, k2) = RankTable.words16(base + scanned, m)
-                        h = RankTable.mix(k1, k2, m)
-                    } else {
-                        h = RankTable.hash(base + scanned, m)
-                        if m <= 16 { k1 = RankTable.prefix(base + scanned, m); k2 = RankTable.secondWord(base + scanned, m) }
-                    }
-                    table.prefetch(h)
-                }
-                ends[slot] = e; hashes[slot] = h
-                keys[2 &* slot] = k1; keys[2 &* slot &+ 1] = k2
+                // 16 bytes can be read for all but a text's last few pieces: their key words
+                // then take no branch on the piece's length.
+                let w = table.wholeKey(base + scanned, m, readable16: scanned &+ 16 <= n)
+                if whole && m > 1 { table.prefetch(w.hash) }
+                ends[slot] = e; hashes[slot] = w.hash
+                keys[2 &* slot] = w.key; keys[2 &* slot &+ 1] = w.key2
                 queued &+= 1; scanned = e
             }
             while queued < Encoder.lookahead && scanned < n { scanOne() }

@@ -25,22 +25,20 @@ public enum IDWriter {
             pairs.withUnsafeBufferPointer { pairs in
               small.withUnsafeBufferPointer { small in
                three.withUnsafeBufferPointer { three in
-                do {
-                    let base = UnsafeMutableRawPointer(out.baseAddress!)
-                    let table = pairs.baseAddress!, smallTable = small.baseAddress!, threeTable = three.baseAddress!
-                    var o = 0, i = 0
-                    for end in lineEnds {
-                        base.storeBytes(of: UInt8(ascii: "["), toByteOffset: o, as: UInt8.self)
-                        o += 1
-                        let first = i
-                        while i < end { o = write(ids[i], base, o, table, smallTable, threeTable); i &+= 1 }
-                        if i > first { o -= 1 }   // the last id's comma
-                        base.storeBytes(of: UInt8(ascii: "]"), toByteOffset: o, as: UInt8.self)
-                        base.storeBytes(of: UInt8(0x0A), toByteOffset: o + 1, as: UInt8.self)
-                        o += 2
-                    }
-                    count = o
+                let base = UnsafeMutableRawPointer(out.baseAddress!)
+                let table = pairs.baseAddress!, smallTable = small.baseAddress!, threeTable = three.baseAddress!
+                var o = 0, i = 0
+                for end in lineEnds {
+                    base.storeBytes(of: UInt8(ascii: "["), toByteOffset: o, as: UInt8.self)
+                    o += 1
+                    let first = i
+                    while i < end { o = write(ids[i], base, o, table, smallTable, threeTable); i &+= 1 }
+                    if i > first { o -= 1 }   // the last id's comma
+                    base.storeBytes(of: UInt8(ascii: "]"), toByteOffset: o, as: UInt8.self)
+                    base.storeBytes(of: UInt8(0x0A), toByteOffset: o + 1, as: UInt8.self)
+                    o += 2
                 }
+                count = o
                }
               }
             }

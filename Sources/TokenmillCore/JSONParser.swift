@@ -163,11 +163,7 @@ public struct JSONParser {
             for k in keys.indices where keys[k].count == n {
                 // Keys are short: compared in line (a memcmp call per key was a fifth of a
                 // one-field line's scan).
-                if keys[k].withUnsafeBufferPointer({ key in
-                    var j = 0
-                    while j < n && key[j] == base[keyStart + j] { j += 1 }
-                    return j == n
-                }) {
+                if keys[k].withUnsafeBufferPointer({ key in n == 0 || memcmpEqual(key.baseAddress!, base + keyStart, n) }) {
                     // A repeated key: `parseRow` builds every copy (and checks each one's
                     // UTF-8), so such a row takes that path.
                     if slots[k] >= 0 { return false }

@@ -8,39 +8,38 @@
 extension JSONParser {
     /// The range of the string value in `line` when `line` is, with JSON whitespace
     /// anywhere between the tokens, `{"<key>":"<string>"}` and the string has no escape,
-    /// no control byte and is valid UTF-8; nil otherwise.
+    /// no control byte and is valid UTF-8; nil otherwise. `key` must hold no quote,
+    /// backslash or control byte (the line's key is compared byte for byte, undecoded).
     @inline(__always)
     public static func onlyStringMember(_ line: UnsafeBufferPointer<UInt8>, key: UnsafeBufferPointer<UInt8>) -> (start: Int, end: Int)? {
         guard let p = line.baseAddress, let k = key.baseAddress else { return nil }
-        let n = line.count, kn = key.count
-        @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
-        var i = 0
-        while i < n && isSpace(p[i]) { i &+= 1 }
-        // `{` then the key's opening quote.
-        guard i &+ kn &+ 4 <= n, p[i] == 0x7B else { return nil }
-        i &+= 1
-        while i < n && isSpace(p[i]) { i &+= 1 }
-        guard i &+ kn &+ 2 < n, p[i] == 0x22, p[i &+ 1 &+ kn] == 0x22, memcmpEqual(p + (i &+ 1), k, kn) else { return nil }
-        i &+= kn &+ 2
-        while i < n && isSpace(p[i]) { i &+= 1 }
-        guard i < n, p[i] == 0x3A else { return nil }
-        i &+= 1
-        while i < n && isSpace(p[i]) { i &+= 1 }
-        guard i < n, p[i] == 0x22 else { return nil }
-        // The string: `plainString` (16 bytes a step to the first quote, backslash or
-        // control byte, which must be the closing quote; UTF-8 checked unless ASCII).
-        var parser = JSONParser(line, start: i)
-        guard let (start, end) = parser.plainString() else { return nil }
-        i = parser.position
-        while i < n && isSpace(p[i]) { i &+= 1 }
-        guard i < n, p[i] == 0x7D else { return nil }
-        i &+= 1
-        while i < n && isSpace(p[i]) { i &+= 1 }
-        guard i == n else { return nil }
-        return (start, end)
+        let kn = key.count
+        var q = JSONParser(line)
+        q.skipWhitespace()
+        guard q.peek() == 0x7B else { return nil }
+        q.advance()
+        q.skipWhitespace()
+        // The key: its quotes around exactly its bytes.
+        let keyStart = q.position &+ 1
+        guard keyStart &+ kn < line.count, p[q.position] == 0x22, p[keyStart &+ kn] == 0x22, memcmpEqual(p + keyStart, k, kn) else { return nil }
+        q = JSONParser(line, start: keyStart &+ kn &+ 1)
+        q.skipWhitespace()
+        guard q.peek() == 0x3A else { return nil }
+        q.advance()
+        q.skipWhitespace()
+        // The string: `plainString` (to the first quote, backslash or control byte, which
+        // must be the closing quote; UTF-8 checked unless ASCII).
+        guard q.peek() == 0x22, let text = q.plainString() else { return nil }
+        q.skipWhitespace()
+        guard q.peek() == 0x7D else { return nil }
+        q.advance()
+        q.skipWhitespace()
+        return q.atEnd ? text : nil
     }
 }
 
+/// `a[0..<n] == b[0..<n]`, byte by byte: for short keys, where a call to memcmp cost more
+/// than the compare.
 @inline(__always)
 func memcmpEqual(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
     var j = 0

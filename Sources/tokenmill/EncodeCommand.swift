@@ -156,34 +156,26 @@ enum EncodeCommand {
         // The plain path keeps the chunk's tokens in the encoder's buffer, read once by the
         // id writer (`encodeKeeping`); the others append to `ids` text by text.
         let kept = allowed.isEmpty && enc.keepsTokens
-        // The field's name as bytes, for the common shape `{"field": "plain text"}`
-        // (`JSONParser.onlyStringMember`). No closure or nested function touches `enc` or
-        // `ids` in this loop: variables captured by one are boxed and checked for exclusive
-        // access at run time, one call into the runtime a line.
-        let key = field.map { Array($0.utf8) } ?? []
-        try key.withUnsafeBufferPointer { key in
-            for (k, (s, e)) in lines.enumerated() {
-                let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
-                var repaired: UnsafeMutableBufferPointer<UInt8>? = nil
-                let text: UnsafeBufferPointer<UInt8>
-                if let scan {
-                    if let (a, b) = JSONParser.onlyStringMember(slice, key: key) {
-                        text = UnsafeBufferPointer(rebasing: slice[a..<b])
-                    } else {
-                        text = try scan.text(slice, path: path, line: { lineNumber(k) })
-                    }
-                } else if let fixed = UTF8Validation.repaired(slice) {
-                    let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: fixed.count)
-                    _ = copy.initialize(from: fixed)
-                    repaired = copy
-                    text = UnsafeBufferPointer(copy)
-                } else {
-                    text = slice
-                }
-                if kept { enc.encodeKeeping(text) } else { enc.encode(text, allowedSpecial: allowed, into: &ids) }
-                repaired?.deallocate()
-                ends.append(kept ? enc.keptTokens.count : ids.count)
+        // No closure or nested function touches `enc` or `ids` in this loop: variables
+        // captured by one are boxed and checked for exclusive access at run time, one call
+        // into the runtime a line.
+        for (k, (s, e)) in lines.enumerated() {
+            let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
+            var repaired: UnsafeMutableBufferPointer<UInt8>? = nil
+            let text: UnsafeBufferPointer<UInt8>
+            if let scan {
+                text = try scan.text(slice, path: path, line: { lineNumber(k) })
+            } else if let fixed = UTF8Validation.repaired(slice) {
+                let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: fixed.count)
+                _ = copy.initialize(from: fixed)
+                repaired = copy
+                text = UnsafeBufferPointer(copy)
+            } else {
+                text = slice
             }
+            if kept { enc.encodeKeeping(text) } else { enc.encode(text, allowedSpecial: allowed, into: &ids) }
+            repaired?.deallocate()
+            ends.append(kept ? enc.keptTokens.count : ids.count)
         }
         return (kept ? IDWriter.json(enc.keptTokens, lineEnds: ends) : IDWriter.json(ids, lineEnds: ends), enc.droppedBytes)
     }
@@ -236,15 +228,27 @@ enum EncodeCommand {
         /// read (two calls into the runtime a line, 3% of `encode`'s instructions).
         let scratchBox = UnsafeMutablePointer<(buffer: UnsafeMutablePointer<UInt8>, capacity: Int)>.allocate(capacity: 1)
 
+        /// The field's name for the common line shape `{"field": "plain text"}`
+        /// (`JSONParser.onlyStringMember`), or nil when the name holds a byte a JSON key
+        /// cannot hold as it is (quote, backslash, control byte).
+        let plainKey: UnsafeMutableBufferPointer<UInt8>?
+
         init(_ field: String) {
             self.field = field
             keys = [Array(field.utf8)]
             scratchBox.initialize(to: (.allocate(capacity: 1 << 16), 1 << 16))
+            if field.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) {
+                let key = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: field.utf8.count)
+                _ = key.initialize(from: field.utf8)
+                plainKey = key
+            } else {
+                plainKey = nil
+            }
         }
 
         deinit {
             slot.deallocate(); end.deallocate(); inScratch.deallocate(); inInput.deallocate()
-            scratchBox.pointee.buffer.deallocate(); scratchBox.deallocate()
+            scratchBox.pointee.buffer.deallocate(); scratchBox.deallocate(); plainKey?.deallocate()
         }
 
         /// Room for `count` bytes of scratch.
@@ -260,6 +264,10 @@ enum EncodeCommand {
         /// The field's text: in the line itself, or decoded into the scratch memory (valid
         /// until the next call).
         func text(_ line: UnsafeBufferPointer<UInt8>, path: String, line lineNo: () -> Int) throws -> UnsafeBufferPointer<UInt8> {
+            // The common shape first, without the general object scan.
+            if let key = plainKey, let (a, b) = JSONParser.onlyStringMember(line, key: UnsafeBufferPointer(key)) {
+                return UnsafeBufferPointer(rebasing: line[a..<b])
+            }
             let scratch = reserveScratch(line.count)
             var p = JSONParser(line)
             if (try? p.scanObject(keys: keys, into: slot, ends: end, inScratch: inScratch, scratch: scratch, inInput: inInput)) == true,
