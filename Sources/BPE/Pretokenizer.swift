@@ -225,7 +225,63 @@ struct Scan {
         return (-1, l)
     }
 
+    /// cl100k for the common ASCII pieces, decided by byte tests alone: a word with an
+    /// optional one-byte prefix (` hello`, `(foo`), up to three digits, a punctuation run
+    /// (`ASCIIOther`), a space before a digit. -1 hands the piece to the general scanner:
+    /// an apostrophe first (the contraction alternative), whitespace runs, newlines, and any
+    /// piece whose end depends on a non-ASCII scalar (a letter, number or "other" scalar
+    /// could continue the run). The general path classified every byte through the class
+    /// table, one at a time.
+    @inline(__always)
+    func cl100kASCII(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        let ch = b[i]
+        var s = i
+        if ch &- 0x30 < 10 {
+            // `\p{N}{1,3}+`
+            var j = i &+ 1
+            while j < n && j < i &+ 3 && b[j] &- 0x30 < 10 { j &+= 1 }
+            return j < n && j < i &+ 3 && b[j] >= 0x80 ? -1 : j
+        }
+        if (ch | 0x20) &- 0x61 >= 26 {
+            // `[^\r\n\p{L}\p{N}]?+\p{L}++`: a prefix only if an ASCII letter follows.
+            guard ch != 0x27 && ch != 0x0A && ch != 0x0D && i &+ 1 < n else { return -1 }
+            if (b[i &+ 1] | 0x20) &- 0x61 >= 26 { return asciiOther(b, i, n, slash: false) }
+            s = i &+ 1
+        }
+        let e = Scan.letterRunEnd(b, s, n)
+        return e < n && b[e] >= 0x80 ? -1 : e
+    }
+
+    /// The end of the run of A-Z and a-z from `e`: sixteen bytes a step where sixteen
+    /// remain, then byte by byte.
+    @inline(__always)
+    static func letterRunEnd(_ b: UnsafePointer<UInt8>, _ e0: Int, _ n: Int) -> Int {
+        var e = e0
+        let a = SIMD16<UInt8>(repeating: 0x61), z = SIMD16<UInt8>(repeating: 25), fold = SIMD16<UInt8>(repeating: 0x20)
+        while e &+ 16 <= n {
+            let v = UnsafeRawPointer(b + e).loadUnaligned(as: SIMD16<UInt8>.self)
+            let other = ((v | fold) &- a) .> z   // lanes 0xFF where the byte is not a letter
+            let m = unsafeBitCast(other, to: (UInt64, UInt64).self)
+            if m.0 != 0 { return e &+ m.0.trailingZeroBitCount &>> 3 }
+            if m.1 != 0 { return e &+ 8 &+ m.1.trailingZeroBitCount &>> 3 }
+            e &+= 16
+        }
+        while e < n && (b[e] | 0x20) &- 0x61 < 26 { e &+= 1 }
+        return e
+    }
+
+    /// Inlined into the piece loop like `o200k`.
+    @inline(__always)
     func cl100k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        if b[i] < 0x80 {
+            let e = cl100kASCII(b, i, n)
+            if e >= 0 { return e }
+        }
+        return cl100kGeneral(b, i, n)
+    }
+
+    @inline(never)
+    func cl100kGeneral(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         let (e, l) = cl100kFront(b, i, n, digits: 3)
         if e >= 0 { return e }
         // Whitespace. `\s++$`: the whole run when it reaches the end of the text.
@@ -285,7 +341,8 @@ struct Scan {
         }
         if (ch | 0x20) &- 0x61 >= 26 {
             // Not a letter: a prefix `[^\r\n\p{L}\p{N}]` only if an ASCII letter follows.
-            guard ch != 0x0A && ch != 0x0D && i &+ 1 < n && (b[i &+ 1] | 0x20) &- 0x61 < 26 else { return -1 }
+            guard ch != 0x0A && ch != 0x0D && i &+ 1 < n else { return -1 }
+            if (b[i &+ 1] | 0x20) &- 0x61 >= 26 { return asciiOther(b, i, n, slash: true) }
             s = i &+ 1
         }
         // A-Z run, then a-z run. With lower-case letters after the capitals the first
@@ -295,6 +352,30 @@ struct Scan {
         e = Scan.lowerRunEnd(b, e, n)
         if e < n && b[e] >= 0x80 { return -1 }
         return e &+ contraction(b, e, n, caseless: true)
+    }
+
+    /// ` ?[^\s\p{L}\p{N}]+` followed by `[\r\n/]*` (o200k, `slash`) or `[\r\n]*` (cl100k)
+    /// over ASCII bytes, for a piece at `i` that starts with no letter or digit and is not
+    /// followed by an ASCII letter (so no word alternative matches): punctuation (`.`, `,`,
+    /// ` (`, `?\n`), a seventh of the pieces of chat lines, which the general scanner took
+    /// through its failed word attempts first. Also a space before a digit (`\s+` of one
+    /// space: `(?!\S)` fails on the digit). -1 for anything else (whitespace runs,
+    /// newlines, a byte after the space that is neither) and when the run reaches a
+    /// non-ASCII scalar, which might continue it; the general scanner decides those.
+    @inline(__always)
+    func asciiOther(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, slash: Bool) -> Int {
+        var j = i
+        if b[i] == 0x20 {
+            let c = b[i &+ 1]
+            if c &- 0x30 < 10 { return i &+ 1 }
+            j = i &+ 1
+        }
+        guard b[j] < 0x80 && isOther(ascii[Int(b[j])]) else { return -1 }
+        j &+= 1
+        while j < n && b[j] < 0x80 && isOther(ascii[Int(b[j])]) { j &+= 1 }
+        if j < n && b[j] >= 0x80 { return -1 }
+        while j < n && (b[j] == 0x0A || b[j] == 0x0D || (slash && b[j] == 0x2F)) { j &+= 1 }
+        return j
     }
 
     /// The end of the run of a-z from `e`: sixteen bytes a step where sixteen remain (one
@@ -316,11 +397,19 @@ struct Scan {
         return e
     }
 
+    /// Inlined into the piece loop: the ASCII fast path without a call, the rest out of
+    /// line (a call a piece, with its saved registers, was 2.5% of `encode`'s instructions).
+    @inline(__always)
     func o200k(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         if b[i] < 0x80 {
             let e = o200kASCII(b, i, n)
             if e >= 0 { return e }
         }
+        return o200kGeneral(b, i, n)
+    }
+
+    @inline(never)
+    func o200kGeneral(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         let (k, l) = classAt(b, i)
         let ch = b[i]
         // The optional prefix `[^\r\n\p{L}\p{N}]?` is tried first with, then without.

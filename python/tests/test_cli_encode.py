@@ -203,6 +203,35 @@ def test_encode_equals_tiktoken_on_the_adversarial_fixture(tokenmill_bin, name, 
 
 
 @pytest.mark.binary
+@pytest.mark.parametrize("name", NAMES)
+def test_random_punctuation_spaces_and_scripts_match_tiktoken(tokenmill_bin, name, tmp_path):
+    """The scanners' ASCII fast paths (words, numbers, punctuation runs such as `.`, ` (`,
+    `?\n`, `//`, a space before a digit) hand everything they cannot decide from ASCII
+    bytes alone to the general scanner. 4,000 random texts mixing ASCII punctuation,
+    whitespace of every kind, digits, letters of both cases, contractions and non-ASCII
+    scalars next to them (accented and CJK letters, full-width and typographic
+    punctuation, combining marks, NBSP, NEL, emoji) give tiktoken's ids."""
+    import random
+
+    rng = random.Random(18)
+    atoms = (
+        list(".,:;!?\"'()[]{}<>/\\|@#$%^&*-_=+~`") + [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x00", "\x1f", "\x7f"]
+        + list("0123456789") + ["a", "Z", "the", "Hello", "WORLD", "camelCase", "'s", "'LL", "'re", "\u017f"]
+        + ["é", "Ünïcode", "北京", "微信", "。", "，", "\u2014", "\u2019", "\u201c", "\u0301", "\u00a0", "\u0085", "\u3000",
+           "\u0663", "\u00b2", "😀", "\u200d", "ǅ", "ʰ"]
+    )
+    texts = ["".join(rng.choice(atoms) for _ in range(rng.randint(1, 24))) for _ in range(4000)]
+    path = tmp_path / "random.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    encoding = get_encoding(name)
+    result = cli.run(tokenmill_bin, "encode", "--tokenizer", name, "--field", "text", str(path))
+    got = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert len(got) == len(texts)
+    bad = [(t, g, encoding.encode_ordinary(t)) for t, g in zip(texts, got) if g != encoding.encode_ordinary(t)]
+    assert not bad, bad[:3]
+
+
+@pytest.mark.binary
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_lines_of_many_tokens_beside_short_ones(tokenmill_bin, threads, tmp_path):
     """A chunk's ids stay in the encoder's buffer until the chunk is written
