@@ -452,3 +452,30 @@ struct Scan {
         return spaceTail(b, i, j, n, l)
     }
 }
+
+/// Where the piece starting at `i` ends: the piece loop's scanner
+/// (`Tokenizer.Encoder.encodePieces`), generic so each pattern's loop is specialized and
+/// its `end` inlined.
+protocol PieceEnds {
+    func end(_ i: Int) -> Int
+}
+
+struct O200kPieces: PieceEnds {
+    let scan: Scan
+    let b: UnsafePointer<UInt8>
+    let n: Int
+    @inline(__always) func end(_ i: Int) -> Int { scan.o200k(b, i, n) }
+}
+
+struct CL100kPieces: PieceEnds {
+    let scan: Scan
+    let b: UnsafePointer<UInt8>
+    let n: Int
+    @inline(__always) func end(_ i: Int) -> Int { scan.cl100k(b, i, n) }
+}
+
+/// The other patterns, whose scanners are one call a piece anyway.
+struct ClosurePieces: PieceEnds {
+    let next: (Int) -> Int
+    @inline(__always) func end(_ i: Int) -> Int { next(i) }
+}

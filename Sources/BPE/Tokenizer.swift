@@ -252,50 +252,77 @@ public final class Tokenizer: @unchecked Sendable {
             ranks._withUnsafeGuaranteedRef { table in
                 // One loop per pattern so each scanner inlines into its own loop. Tokens go
                 // to the merge's raw buffer (`emit`) and reach `out` in batches.
+                // o200k and cl100k through a scanner type rather than a closure: its
+                // `end` is inlined, fast path and all, so the piece loop makes no call for
+                // an ASCII piece and keeps its state in registers across it.
                 switch pretokenizer {
-                case .r50k: encodePieces(base, n, table, into: &out) { scan.r50k(base, $0, n) }
-                case .cl100k: encodePieces(base, n, table, into: &out) { scan.cl100k(base, $0, n) }
-                case .o200k: encodePieces(base, n, table, into: &out) { scan.o200k(base, $0, n) }
-                case .llama3: encodePieces(base, n, table, into: &out) { scan.llama3(base, $0, n, digits: 3) }
-                case .qwen2: encodePieces(base, n, table, into: &out) { scan.llama3(base, $0, n, digits: 1) }
+                case .r50k: encodePieces(base, n, table, into: &out, ClosurePieces { scan.r50k(base, $0, n) })
+                case .cl100k: encodePieces(base, n, table, into: &out, CL100kPieces(scan: scan, b: base, n: n))
+                case .o200k: encodePieces(base, n, table, into: &out, O200kPieces(scan: scan, b: base, n: n))
+                case .llama3: encodePieces(base, n, table, into: &out, ClosurePieces { scan.llama3(base, $0, n, digits: 3) })
+                case .qwen2: encodePieces(base, n, table, into: &out, ClosurePieces { scan.llama3(base, $0, n, digits: 1) })
                 case .whole: merge.reserveTokens(n, flushingInto: &out); merge.encode(base, n, table)
                 }
             }
             merge.flush(into: &out)
         }
 
-        /// Merges the pieces `next` cuts from `base[0..<n]` (`next(i)` is the end of the piece
-        /// starting at i), with the scanner `Encoder.lookahead` pieces in front of the merge:
+        /// Merges the pieces `pieces` cuts from `base[0..<n]` (`pieces.end(i)` is the end of
+        /// the piece starting at i), with the scanner `Encoder.lookahead` pieces in front of the merge:
         /// each scanned piece's whole-piece slot is prefetched (`RankTable.prefetch`), so the
         /// table's cache misses (it is 12 MiB for o200k_base, far beyond L2) overlap the
         /// merges of the pieces before it instead of stalling one by one.
         @inline(__always)
-        mutating func encodePieces(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
-                                   into out: inout [UInt32], _ next: (Int) -> Int) {
+        mutating func encodePieces<S: PieceEnds>(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
+                                                 into out: inout [UInt32], _ pieces: S) {
             let ends = pieceEnds, hashes = pieceHashes, keys = pieceKeys, mask = Encoder.lookahead &- 1
             let whole = table.wholeLookups
             var scanned = 0, queued = 0, done = 0, i = 0
-            @inline(__always) func scanOne() {
-                let e = next(scanned)
-                let m = e &- scanned, slot = queued & mask
-                // 16 bytes can be read for all but a text's last few pieces: their key words
-                // then take no branch on the piece's length.
-                let w = table.wholeKey(base + scanned, m, readable16: scanned &+ 16 <= n)
-                if whole && m > 1 { table.prefetch(w.hash) }
-                ends[slot] = e; hashes[slot] = w.hash
-                keys[2 &* slot] = w.key; keys[2 &* slot &+ 1] = w.key2
-                queued &+= 1; scanned = e
-            }
-            while queued < Encoder.lookahead && scanned < n { scanOne() }
-            while done < queued {
+            // The token buffer in locals: the common piece, a token of its own (nine in ten
+            // on chat lines), is emitted here without a trip through the merge's fields,
+            // which the compiler reloaded and stored around every piece. The merge gets the
+            // count back before any other piece and may move the buffer (`reserveTokens`),
+            // so both are read again after.
+            let fast = !table.hasByteHoles
+            var tokens = merge.tokens, count = merge.tokenCount, room = merge.tokenCapacity &- count
+            while true {
+                // The scan step in one place (eight pieces ahead at the start, then one a
+                // piece), so the scanner is inlined into this loop: no nested function (one
+                // capturing `scanned` and `queued` had them boxed and checked for exclusive
+                // access at run time) and no second call site (the compiler outlined the
+                // step then, a call a piece with the loop's state spilled around it).
+                while scanned < n && queued &- done < Encoder.lookahead {
+                    let e = pieces.end(scanned)
+                    let m = e &- scanned, slot = queued & mask
+                    // 16 bytes can be read for all but a text's last few pieces: their key
+                    // words then take no branch on the piece's length.
+                    let w = table.wholeKey(base + scanned, m, readable16: scanned &+ 16 <= n)
+                    if whole && m > 1 { table.prefetch(w.hash) }
+                    ends[slot] = e; hashes[slot] = w.hash
+                    keys[2 &* slot] = w.key; keys[2 &* slot &+ 1] = w.key2
+                    queued &+= 1; scanned = e
+                }
+                if done == queued { break }
                 let slot = done & mask
                 let e = ends[slot], h = hashes[slot], k1 = keys[2 &* slot], k2 = keys[2 &* slot &+ 1]
                 done &+= 1
-                if scanned < n { scanOne() }
-                merge.reserveTokens(e &- i, flushingInto: &out)
-                merge.encode(base + i, e &- i, table, hash: h, key: k1, key2: k2)
+                let m = e &- i
+                if fast && room > 0 {
+                    let r = m == 1 ? table.byteRanks[Int(base[i])] : whole ? table.lookup(base + i, m, h, k1, k2) : RankTable.none
+                    if r != RankTable.none {
+                        tokens[count] = r
+                        count &+= 1; room &-= 1
+                        i = e
+                        continue
+                    }
+                }
+                merge.tokenCount = count
+                merge.reserveTokens(m, flushingInto: &out)
+                merge.encode(base + i, m, table, hash: h, key: k1, key2: k2)
+                tokens = merge.tokens; count = merge.tokenCount; room = merge.tokenCapacity &- count
                 i = e
             }
+            merge.tokenCount = count
         }
 
         public mutating func encode(_ text: [UInt8], into out: inout [UInt32]) {
