@@ -131,12 +131,10 @@ public final class Tokenizer: @unchecked Sendable {
     public struct Encoder: ~Copyable {
         let tokenizer: Tokenizer
         var merge = BytePairMerge()
-        /// Rings of the ends and whole-piece hashes of the pieces scanned ahead of the merge
-        /// (`encodePieces`).
-        let pieceEnds = UnsafeMutablePointer<Int>.allocate(capacity: Encoder.lookahead)
-        let pieceHashes = UnsafeMutablePointer<UInt64>.allocate(capacity: Encoder.lookahead)
-        /// The pieces' first two key words (`RankTable.wholeKey`), 2 a piece.
-        let pieceKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * Encoder.lookahead)
+        /// The ring of pieces scanned ahead of the merge (`encodePieces`): four words a piece,
+        /// its end, whole-piece hash and the key's first two words (`RankTable.wholeKey`), in
+        /// one block so the loop keeps one pointer to it in a register, not three.
+        let pieceRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 4 * Encoder.lookahead)
         static let lookahead = 8
 
         /// The SentencePiece engine's scratch and word cache (nil for byte-level vocabularies).
@@ -158,7 +156,7 @@ public final class Tokenizer: @unchecked Sendable {
         public var droppedBytes: Int { merge.droppedBytes }
 
         deinit {
-            merge.deallocate(); pieceEnds.deallocate(); pieceHashes.deallocate(); pieceKeys.deallocate()
+            merge.deallocate(); pieceRing.deallocate()
             if let sentencePieceState { tokenizer.sentencePieceStates.give(sentencePieceState) }
         }
 
@@ -275,16 +273,18 @@ public final class Tokenizer: @unchecked Sendable {
         @inline(__always)
         mutating func encodePieces<S: PieceEnds>(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
                                                  into out: inout [UInt32], _ pieces: S) {
-            let ends = pieceEnds, hashes = pieceHashes, keys = pieceKeys, mask = Encoder.lookahead &- 1
+            let ring = pieceRing, mask = Encoder.lookahead &- 1
             let whole = table.wholeLookups
             var scanned = 0, queued = 0, done = 0, i = 0
-            // The token buffer in locals: the common piece, a token of its own (nine in ten
-            // on chat lines), is emitted here without a trip through the merge's fields,
-            // which the compiler reloaded and stored around every piece. The merge gets the
-            // count back before any other piece and may move the buffer (`reserveTokens`),
-            // so both are read again after.
+            // The token buffer as a cursor and an end: the common piece, a token of its own
+            // (nine in ten on chat lines), is emitted here without a trip through the merge's
+            // fields, which the compiler reloaded and stored around every piece. The merge
+            // gets the count back before any other piece and may move the buffer
+            // (`reserveTokens`), so both are read again after. (The loop's state is kept
+            // small — one ring pointer, a cursor — because what does not fit in registers was
+            // spilled to the stack and reloaded every piece.)
             let fast = !table.hasByteHoles
-            var tokens = merge.tokens, count = merge.tokenCount, room = merge.tokenCapacity &- count
+            var cursor = merge.tokens + merge.tokenCount, limit = merge.tokens + merge.tokenCapacity
             while true {
                 // The scan step in one place (eight pieces ahead at the start, then one a
                 // piece), so the scanner is inlined into this loop: no nested function (one
@@ -293,36 +293,35 @@ public final class Tokenizer: @unchecked Sendable {
                 // step then, a call a piece with the loop's state spilled around it).
                 while scanned < n && queued &- done < Encoder.lookahead {
                     let e = pieces.end(scanned)
-                    let m = e &- scanned, slot = queued & mask
+                    let m = e &- scanned, slot = ring + (queued & mask) &<< 2
                     // 16 bytes can be read for all but a text's last few pieces: their key
                     // words then take no branch on the piece's length.
                     let w = table.wholeKey(base + scanned, m, readable16: scanned &+ 16 <= n)
                     if whole && m > 1 { table.prefetch(w.hash) }
-                    ends[slot] = e; hashes[slot] = w.hash
-                    keys[2 &* slot] = w.key; keys[2 &* slot &+ 1] = w.key2
+                    slot[0] = UInt64(truncatingIfNeeded: e); slot[1] = w.hash; slot[2] = w.key; slot[3] = w.key2
                     queued &+= 1; scanned = e
                 }
                 if done == queued { break }
-                let slot = done & mask
-                let e = ends[slot], h = hashes[slot], k1 = keys[2 &* slot], k2 = keys[2 &* slot &+ 1]
+                let slot = ring + (done & mask) &<< 2
+                let e = Int(truncatingIfNeeded: slot[0]), h = slot[1], k1 = slot[2], k2 = slot[3]
                 done &+= 1
                 let m = e &- i
-                if fast && room > 0 {
+                if fast && cursor < limit {
                     let r = m == 1 ? table.byteRanks[Int(base[i])] : whole ? table.lookup(base + i, m, h, k1, k2) : RankTable.none
                     if r != RankTable.none {
-                        tokens[count] = r
-                        count &+= 1; room &-= 1
+                        cursor.pointee = r
+                        cursor += 1
                         i = e
                         continue
                     }
                 }
-                merge.tokenCount = count
+                merge.tokenCount = cursor - merge.tokens
                 merge.reserveTokens(m, flushingInto: &out)
                 merge.encode(base + i, m, table, hash: h, key: k1, key2: k2)
-                tokens = merge.tokens; count = merge.tokenCount; room = merge.tokenCapacity &- count
+                cursor = merge.tokens + merge.tokenCount; limit = merge.tokens + merge.tokenCapacity
                 i = e
             }
-            merge.tokenCount = count
+            merge.tokenCount = cursor - merge.tokens
         }
 
         public mutating func encode(_ text: [UInt8], into out: inout [UInt32]) {
