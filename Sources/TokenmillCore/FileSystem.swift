@@ -217,13 +217,34 @@ public enum FileSystem {
         bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
     }
 
+    /// Writes to standard output; a failed write (disk full, a closed pipe with SIGPIPE
+    /// ignored) ends the process with a message rather than losing output silently.
     public static func writeStdout(_ bytes: UnsafeRawBufferPointer) {
-        var off = 0
-        while off < bytes.count {
-            let n = write(1, bytes.baseAddress! + off, bytes.count - off)
-            if n <= 0 { if errno == EINTR { continue }; return }
-            off += n
+        let e = writeStdout(gathering: [bytes])
+        if e != 0 {
+            writeStderr("tokenmill: cannot write the output: \(String(cString: strerror(e)))")
+            exit(1)
         }
+    }
+
+    /// Writes the parts to standard output in order, in as few `writev` calls as the kernel
+    /// allows; 0, or the errno of the write that failed.
+    public static func writeStdout(gathering parts: [UnsafeRawBufferPointer]) -> Int32 {
+        var iov = parts.filter { $0.count > 0 }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        var first = 0
+        while first < iov.count {
+            let count = Int32(min(iov.count - first, 1024))
+            let n = iov.withUnsafeMutableBufferPointer { Glibc.writev(1, $0.baseAddress! + first, count) }
+            if n < 0 { if errno == EINTR { continue }; return errno }
+            if n == 0 { return EIO }
+            var left = n
+            while first < iov.count && left >= iov[first].iov_len { left -= iov[first].iov_len; first += 1 }
+            if left > 0 {
+                iov[first].iov_base += left
+                iov[first].iov_len -= left
+            }
+        }
+        return 0
     }
 }
 

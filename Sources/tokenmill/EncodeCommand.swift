@@ -82,6 +82,9 @@ enum EncodeCommand {
                 }
             }
         }
+        // The chunks before a bad line are written before its error is reported, as they
+        // were when each chunk was written on its own.
+        try writer.finish()
         try failures.rethrow()
     }
 
@@ -102,6 +105,7 @@ enum EncodeCommand {
             chunkBase += chunks.count
             firstLine += lineCounts.reduce(0, +)
         }
+        try writer.finish()
     }
 
     /// The error of the earliest chunk that failed.
@@ -181,16 +185,26 @@ enum EncodeCommand {
     }
 
     /// Writes chunks to stdout in chunk order, whichever worker finishes them: a chunk is
-    /// written as soon as every chunk before it is (by the worker that completes the run),
-    /// so no worker waits for the writing and nothing is held longer than needed.
+    /// handed on as soon as every chunk before it is (by the worker that completes the run),
+    /// so no worker waits for the writing and nothing is held longer than needed. Chunks
+    /// are written 256 KiB or more at a time (one `writev`): writes of one 64 KB chunk's ids
+    /// each cost the page cache a third more than writes of 256 KB (`dd` of the same 18.6 MB
+    /// of ids: 9.6 ms against 7.1). `finish()` writes the rest and reports a failed write.
     /// `written(end)` is told the input offset all written chunks end at.
     final class OrderedWriter: @unchecked Sendable {
         private let lock = NSLockLite()
         private var pending: [Int: ([UInt8], Int)] = [:]
         private var next = 0
         private var writing = false
+        /// Chunks ready in order and not yet written, their bytes and input end.
+        private var batch: [[UInt8]] = []
+        private var batchBytes = 0
+        private var batchEnd = 0
+        /// The errno of the first failed write (nothing is written after it).
+        private var failure: Int32 = 0
         private(set) var dropped = 0
         var written: ((Int) -> Void)?
+        static let batchTarget = 256 << 10
 
         func submit(_ index: Int, _ bytes: [UInt8], dropped: Int, end: Int) {
             lock.lock()
@@ -200,13 +214,43 @@ enum EncodeCommand {
             writing = true
             while let (out, end) = pending.removeValue(forKey: next) {
                 next += 1
-                lock.unlock()
-                out.withUnsafeBytes { FileSystem.writeStdout($0) }
-                written?(end)
-                lock.lock()
+                batch.append(out); batchBytes += out.count; batchEnd = end
+                if batchBytes >= OrderedWriter.batchTarget {
+                    let parts = batch, e = batchEnd
+                    batch = []; batchBytes = 0
+                    lock.unlock()
+                    write(parts, end: e)
+                    lock.lock()
+                }
             }
             writing = false
             lock.unlock()
+        }
+
+        /// Writes what is left once every chunk has been submitted.
+        func finish() throws {
+            lock.lock()
+            let parts = batch, e = batchEnd
+            batch = []; batchBytes = 0
+            lock.unlock()
+            write(parts, end: e)
+            if failure != 0 {
+                throw TokenmillError.io(path: "<stdout>", message: "cannot write the ids: \(String(cString: strerror(failure)))")
+            }
+        }
+
+        /// Called by the holder of the writing turn (or by `finish`) only.
+        private func write(_ parts: [[UInt8]], end: Int) {
+            guard failure == 0, !parts.isEmpty else { return }
+            failure = OrderedWriter.withBuffers(parts[...], []) { FileSystem.writeStdout(gathering: $0) }
+            if failure == 0 { written?(end) }
+        }
+
+        /// `body` with the raw bytes of every array (each borrowed for the call).
+        static func withBuffers(_ parts: ArraySlice<[UInt8]>, _ done: [UnsafeRawBufferPointer],
+                                _ body: ([UnsafeRawBufferPointer]) -> Int32) -> Int32 {
+            guard let first = parts.first else { return body(done) }
+            return first.withUnsafeBytes { withBuffers(parts.dropFirst(), done + [$0], body) }
         }
     }
 

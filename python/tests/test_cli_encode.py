@@ -257,6 +257,25 @@ def test_lines_of_many_tokens_beside_short_ones(tokenmill_bin, threads, tmp_path
 
 
 @pytest.mark.binary
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_an_output_that_cannot_be_written_is_an_error(tokenmill_bin, source, tmp_path):
+    """Ids that cannot be written (a full disk: /dev/full) end the command with a message
+    and a failing exit status; before, the write's error was ignored and `encode` exited
+    0 with the output lost."""
+    path = tmp_path / "lines.jsonl"
+    path.write_text("".join(json.dumps({"text": f"line {k} of text"}) + "\n" for k in range(5000)), encoding="utf-8")
+    args = [str(tokenmill_bin), "encode", "--tokenizer", "o200k_base", "--field", "text"]
+    with open("/dev/full", "wb") as full:
+        if source == "file":
+            result = subprocess.run(args + [str(path)], stdout=full, stderr=subprocess.PIPE, timeout=300)
+        else:
+            result = subprocess.run(args, input=path.read_bytes(), stdout=full, stderr=subprocess.PIPE, timeout=300)
+    assert result.returncode != 0
+    assert b"No space left on device" in result.stderr, result.stderr
+
+
+@pytest.mark.binary
 def test_plain_line_mode_splits_at_newline_only(tokenmill_bin):
     lines = ["hello world", "", "a\rb", "tab\tend ", "x\u2028y\u0085z", "<|endoftext|> stays text", "  "]
     data = ("\n".join(lines) + "\n").encode("utf-8")
