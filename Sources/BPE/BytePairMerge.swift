@@ -1,3 +1,5 @@
+import CIntrinsics
+
 /// The BPE merge for one pre-token: repeatedly merge the adjacent pair whose bytes have
 /// the lowest rank (the leftmost on ties) until no pair is a token — tiktoken's
 /// `byte_pair_merge`, with the same result on every input.
@@ -273,22 +275,34 @@ struct BytePairMerge {
         flatMerge(n, table)
     }
 
-    /// The flat loop over `n` parts whose `ids` and `ranks` (of each part with the next)
-    /// are set.
+    /// The flat loop over `n` parts (at most `shortLimit`) whose `ids` and `ranks` (of each
+    /// part with the next) are set. Without a branch on the data inside a merge: the
+    /// lowest rank and its first position come from one 16-lane compare
+    /// (`tm_min16_first`) over ranks padded with `none`, and the parts after the merged
+    /// pair move down with one 16-lane load and store each (the arrays have room: their
+    /// capacity is at least 257). The scalar scan's `<` and the shift loop's exit
+    /// mispredicted a few times a merge (cachegrind: 0.57 M of the 5.5 M mispredictions of
+    /// `encode` on 5.7 MB of lines were the shift loop's).
     @inline(__always)
     mutating func flatMerge(_ n: Int, _ table: RankTable) {
         let r = ranks
+        // `none` from the last pair on, 32 of them: a shift brings in the rank 16 places
+        // on, so after up to 15 merges the lanes searched still hold `none` past the pairs.
+        let pad = SIMD16<UInt32>(repeating: RankTable.none)
+        UnsafeMutableRawPointer(r + (n &- 1)).storeBytes(of: pad, as: SIMD16<UInt32>.self)
+        UnsafeMutableRawPointer(r + (n &+ 15)).storeBytes(of: pad, as: SIMD16<UInt32>.self)
         var len = n
         while len > 1 {
-            var minRank = RankTable.none
-            var i = 0
-            for k in 0..<(len &- 1) where r[k] < minRank { minRank = r[k]; i = k }
+            var minRank: UInt32 = 0
+            let i = Int(tm_min16_first(r, &minRank))
             if minRank == RankTable.none { break }
             // Part i becomes the merged token; part i+1 goes.
             let t = table.merged(minRank)
             ids[i] = Int32(bitPattern: t)
-            var k = i &+ 1
-            while k &+ 1 < len { ids[k] = ids[k &+ 1]; r[k] = r[k &+ 1]; k &+= 1 }
+            let moved = UnsafeRawPointer(ids + (i &+ 2)).loadUnaligned(as: SIMD16<Int32>.self)
+            UnsafeMutableRawPointer(ids + (i &+ 1)).storeBytes(of: moved, as: SIMD16<Int32>.self)
+            let movedRanks = UnsafeRawPointer(r + (i &+ 2)).loadUnaligned(as: SIMD16<UInt32>.self)
+            UnsafeMutableRawPointer(r + (i &+ 1)).storeBytes(of: movedRanks, as: SIMD16<UInt32>.self)
             len &-= 1
             r[i] = i &+ 1 < len ? table.pairRank(t, UInt32(bitPattern: ids[i &+ 1])) : RankTable.none
             if i > 0 { r[i &- 1] = table.pairRank(UInt32(bitPattern: ids[i &- 1]), t) }
