@@ -93,17 +93,23 @@ enum EncodeCommand {
     static func encodeStream(_ path: String, threads: Int, writer: OrderedWriter, _ encode: ChunkEncoder) throws {
         let input = try BlockInput(path)
         var firstLine = 1, chunkBase = 0
-        while let (base, count) = try input.nextBlock() {
-            let chunks = cutChunks(base, count)
-            let lineCounts: [Int] = try parallelBatches(count: chunks.count, threads: threads, batchSize: 1) { r in
-                let c = chunks[r.lowerBound]
-                let lines = splitLines(base + c.lowerBound, c.count)
-                let (out, dropped) = try encode(lines, base + c.lowerBound) { k in firstLine + countNewlines(base, c.lowerBound) + k }
-                writer.submit(chunkBase + r.lowerBound, out, dropped: dropped, end: 0)
-                return lines.count
+        do {
+            while let (base, count) = try input.nextBlock() {
+                let chunks = cutChunks(base, count)
+                let lineCounts: [Int] = try parallelBatches(count: chunks.count, threads: threads, batchSize: 1) { r in
+                    let c = chunks[r.lowerBound]
+                    let lines = splitLines(base + c.lowerBound, c.count)
+                    let (out, dropped) = try encode(lines, base + c.lowerBound) { k in firstLine + countNewlines(base, c.lowerBound) + k }
+                    writer.submit(chunkBase + r.lowerBound, out, dropped: dropped, end: 0)
+                    return lines.count
+                }
+                chunkBase += chunks.count
+                firstLine += lineCounts.reduce(0, +)
             }
-            chunkBase += chunks.count
-            firstLine += lineCounts.reduce(0, +)
+        } catch {
+            // The chunks before the bad line are written before its error is reported.
+            try? writer.finish()
+            throw error
         }
         try writer.finish()
     }

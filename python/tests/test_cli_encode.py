@@ -276,6 +276,31 @@ def test_an_output_that_cannot_be_written_is_an_error(tokenmill_bin, source, tmp
 
 
 @pytest.mark.binary
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_the_chunks_before_a_bad_line_are_written(tokenmill_bin, source, tmp_path):
+    """A bad line stops `encode` with its line number; the ids of the chunks (~64 KB of
+    input each) before the bad line's chunk are on stdout, each line's ids as tiktoken's.
+    Output is written 256 KiB at a time, and what was held when the error came must still
+    be written (from stdin it was lost: 23,116 of the 30,000 lines instead of 28,158)."""
+    texts = [f"line {k} of ordinary text" for k in range(30000)]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts) + "{bad json\n"
+                    + "".join(json.dumps({"text": "after"}) + "\n" for _ in range(100)), encoding="utf-8")
+    args = [str(tokenmill_bin), "encode", "--tokenizer", "o200k_base", "--field", "text"]
+    if source == "file":
+        result = subprocess.run(args + [str(path)], capture_output=True, timeout=300)
+    else:
+        result = subprocess.run(args, input=path.read_bytes(), capture_output=True, timeout=300)
+    assert result.returncode != 0
+    assert b":30001: invalid JSON" in result.stderr, result.stderr
+    got = result.stdout.decode().splitlines()
+    # Everything but the bad line's own chunk (~2,700 of these lines) and nothing after it.
+    assert 30000 - 4000 <= len(got) < 30000, len(got)
+    encoding = get_encoding("o200k_base")
+    assert [json.loads(line) for line in got] == [encoding.encode_ordinary(t) for t in texts[:len(got)]]
+
+
+@pytest.mark.binary
 def test_plain_line_mode_splits_at_newline_only(tokenmill_bin):
     lines = ["hello world", "", "a\rb", "tab\tend ", "x\u2028y\u0085z", "<|endoftext|> stays text", "  "]
     data = ("\n".join(lines) + "\n").encode("utf-8")
