@@ -152,6 +152,13 @@ struct BytePairMerge {
             let whole = table.lookup(p, n, h, k1, k2)
             if whole != RankTable.none { emit(whole); return }
         }
+        mergeParts(p, n, table)
+    }
+
+    /// A piece of two or more bytes that is not a token itself (its whole-piece lookup
+    /// missed or there is none), without bytes the vocabulary lacks: merged from its parts.
+    @inline(__always)
+    mutating func mergeParts(_ p: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable) {
         // Non-ASCII pieces (CJK runs above all) usually cut into single characters that are
         // tokens; ASCII words almost never cut, so they skip the check.
         if n > BytePairMerge.shortLimit || p[0] >= 0x80 {

@@ -306,6 +306,8 @@ public final class Tokenizer: @unchecked Sendable {
                 let e = Int(truncatingIfNeeded: slot[0]), h = slot[1], k1 = slot[2], k2 = slot[3]
                 done &+= 1
                 let m = e &- i
+                // Set when this piece is known to be no token (so it has two bytes or more).
+                var notToken = false
                 if fast && cursor < limit {
                     let r = m == 1 ? table.byteRanks[Int(base[i])] : whole ? table.lookup(base + i, m, h, k1, k2) : RankTable.none
                     if r != RankTable.none {
@@ -314,10 +316,17 @@ public final class Tokenizer: @unchecked Sendable {
                         i = e
                         continue
                     }
+                    notToken = true
                 }
                 merge.tokenCount = cursor - merge.tokens
                 merge.reserveTokens(m, flushingInto: &out)
-                merge.encode(base + i, m, table, hash: h, key: k1, key2: k2)
+                // A piece whose whole-piece lookup just missed goes straight to the merge
+                // from its parts, without looking itself up again.
+                if notToken {
+                    merge.mergeParts(base + i, m, table)
+                } else {
+                    merge.encode(base + i, m, table, hash: h, key: k1, key2: k2)
+                }
                 cursor = merge.tokens + merge.tokenCount; limit = merge.tokens + merge.tokenCapacity
                 i = e
             }
