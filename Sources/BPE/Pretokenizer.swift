@@ -227,7 +227,7 @@ struct Scan {
 
     /// cl100k for the common ASCII pieces, decided by byte tests alone: a word with an
     /// optional one-byte prefix (` hello`, `(foo`), up to three digits, a punctuation run
-    /// (`ASCIIOther`), a space before a digit. -1 hands the piece to the general scanner:
+    /// (`asciiOther`), a space before a digit. -1 hands the piece to the general scanner:
     /// an apostrophe first (the contraction alternative), whitespace runs, newlines, and any
     /// piece whose end depends on a non-ASCII scalar (a letter, number or "other" scalar
     /// could continue the run). The general path classified every byte through the class
@@ -236,38 +236,15 @@ struct Scan {
     func cl100kASCII(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         let ch = b[i]
         var s = i
-        if ch &- 0x30 < 10 {
-            // `\p{N}{1,3}+`
-            var j = i &+ 1
-            while j < n && j < i &+ 3 && b[j] &- 0x30 < 10 { j &+= 1 }
-            return j < n && j < i &+ 3 && b[j] >= 0x80 ? -1 : j
-        }
+        if ch &- 0x30 < 10 { return Scan.asciiDigitsEnd(b, i, n) }   // `\p{N}{1,3}+`
         if (ch | 0x20) &- 0x61 >= 26 {
             // `[^\r\n\p{L}\p{N}]?+\p{L}++`: a prefix only if an ASCII letter follows.
             guard ch != 0x27 && ch != 0x0A && ch != 0x0D && i &+ 1 < n else { return -1 }
             if (b[i &+ 1] | 0x20) &- 0x61 >= 26 { return asciiOther(b, i, n, slash: false) }
             s = i &+ 1
         }
-        let e = Scan.letterRunEnd(b, s, n)
+        let e = Scan.asciiRunEnd(b, s, n, anyCase: true)
         return e < n && b[e] >= 0x80 ? -1 : e
-    }
-
-    /// The end of the run of A-Z and a-z from `e`: sixteen bytes a step where sixteen
-    /// remain, then byte by byte.
-    @inline(__always)
-    static func letterRunEnd(_ b: UnsafePointer<UInt8>, _ e0: Int, _ n: Int) -> Int {
-        var e = e0
-        let a = SIMD16<UInt8>(repeating: 0x61), z = SIMD16<UInt8>(repeating: 25), fold = SIMD16<UInt8>(repeating: 0x20)
-        while e &+ 16 <= n {
-            let v = UnsafeRawPointer(b + e).loadUnaligned(as: SIMD16<UInt8>.self)
-            let other = ((v | fold) &- a) .> z   // lanes 0xFF where the byte is not a letter
-            let m = unsafeBitCast(other, to: (UInt64, UInt64).self)
-            if m.0 != 0 { return e &+ m.0.trailingZeroBitCount &>> 3 }
-            if m.1 != 0 { return e &+ 8 &+ m.1.trailingZeroBitCount &>> 3 }
-            e &+= 16
-        }
-        while e < n && (b[e] | 0x20) &- 0x61 < 26 { e &+= 1 }
-        return e
     }
 
     /// Inlined into the piece loop like `o200k`.
@@ -333,12 +310,7 @@ struct Scan {
     func o200kASCII(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         let ch = b[i]
         var s = i
-        if ch &- 0x30 < 10 {
-            // `\p{N}{1,3}`
-            var j = i &+ 1
-            while j < n && j < i &+ 3 && b[j] &- 0x30 < 10 { j &+= 1 }
-            return j < n && j < i &+ 3 && b[j] >= 0x80 ? -1 : j
-        }
+        if ch &- 0x30 < 10 { return Scan.asciiDigitsEnd(b, i, n) }   // `\p{N}{1,3}`
         if (ch | 0x20) &- 0x61 >= 26 {
             // Not a letter: a prefix `[^\r\n\p{L}\p{N}]` only if an ASCII letter follows.
             guard ch != 0x0A && ch != 0x0D && i &+ 1 < n else { return -1 }
@@ -349,7 +321,7 @@ struct Scan {
         // alternative matches the lot; with none, the second takes the capitals.
         var e = s
         while e < n && b[e] &- 0x41 < 26 { e &+= 1 }
-        e = Scan.lowerRunEnd(b, e, n)
+        e = Scan.asciiRunEnd(b, e, n, anyCase: false)
         if e < n && b[e] >= 0x80 { return -1 }
         return e &+ contraction(b, e, n, caseless: true)
     }
@@ -378,23 +350,35 @@ struct Scan {
         return j
     }
 
-    /// The end of the run of a-z from `e`: sixteen bytes a step where sixteen remain (one
-    /// compare and a count of trailing zeros for a whole word of text, where the byte loop
-    /// took four instructions a letter: 4% of o200k's encode), then byte by byte.
+    /// The end of the run of a-z (with `anyCase`, of A-Z and a-z) from `e`: sixteen bytes a
+    /// step where sixteen remain (one compare and a count of trailing zeros for a whole
+    /// word of text, where the byte loop took four instructions a letter: 4% of o200k's
+    /// encode), then byte by byte.
     @inline(__always)
-    static func lowerRunEnd(_ b: UnsafePointer<UInt8>, _ e0: Int, _ n: Int) -> Int {
+    static func asciiRunEnd(_ b: UnsafePointer<UInt8>, _ e0: Int, _ n: Int, anyCase: Bool) -> Int {
         var e = e0
-        let a = SIMD16<UInt8>(repeating: 0x61), z = SIMD16<UInt8>(repeating: 25)
+        // OR-ing 0x20 folds A-Z onto a-z (and no byte outside them into a-z).
+        let fold: UInt8 = anyCase ? 0x20 : 0
+        let a = SIMD16<UInt8>(repeating: 0x61), z = SIMD16<UInt8>(repeating: 25), folds = SIMD16<UInt8>(repeating: fold)
         while e &+ 16 <= n {
             let v = UnsafeRawPointer(b + e).loadUnaligned(as: SIMD16<UInt8>.self)
-            let other = (v &- a) .> z   // lanes 0xFF where the byte is not a-z
+            let other = ((v | folds) &- a) .> z   // lanes 0xFF where the byte is not in the run
             let m = unsafeBitCast(other, to: (UInt64, UInt64).self)
             if m.0 != 0 { return e &+ m.0.trailingZeroBitCount &>> 3 }
             if m.1 != 0 { return e &+ 8 &+ m.1.trailingZeroBitCount &>> 3 }
             e &+= 16
         }
-        while e < n && b[e] &- 0x61 < 26 { e &+= 1 }
+        while e < n && (b[e] | fold) &- 0x61 < 26 { e &+= 1 }
         return e
+    }
+
+    /// `\p{N}{1,3}` from an ASCII digit at `i`: the end of up to three ASCII digits, or -1
+    /// when the run stops early at a non-ASCII byte (a number scalar could continue it).
+    @inline(__always)
+    static func asciiDigitsEnd(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
+        var j = i &+ 1
+        while j < n && j < i &+ 3 && b[j] &- 0x30 < 10 { j &+= 1 }
+        return j < n && j < i &+ 3 && b[j] >= 0x80 ? -1 : j
     }
 
     /// Inlined into the piece loop: the ASCII fast path without a call, the rest out of
