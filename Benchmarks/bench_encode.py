@@ -208,25 +208,32 @@ def run_peer(peer, vocab, threads, files):
     return {"seconds": seconds, "mismatch": mismatch}, None
 
 
+def before_encode(vocab, path, out, tokenmill=TOKENMILL):
+    """What every timed `tokenmill encode` of `path` into `out` is preceded by.
+
+    The previous round's output is removed before the clock starts: truncating it inside
+    the timed region made the kernel free its ~20 MB of page cache on `encode`'s clock
+    (10-40 ms, more than a tenth of a two-thread run), work that belongs to no command.
+    The ids are still written to a new file, through the page cache, on the clock.
+
+    The page cache is warmed, as the library run's untimed loading warms it: this VM pages
+    out memory idle for a few seconds (DAMON), and between rounds it took up to a fifth
+    of a compiled vocabulary's pages (a disk read on `encode`'s clock that has nothing to
+    do with tokenizing). A one-line `encode` maps the vocabulary; the part is read once.
+    Nothing is tokenized twice: the one line is not from the part."""
+    if os.path.exists(out):
+        os.unlink(out)
+    subprocess.run([tokenmill, "encode", "--tokenizer", vocab], input=b"warm\n", stdout=subprocess.DEVNULL, check=True)
+    with open(path, "rb") as f:
+        while f.read(1 << 22):
+            pass
+
+
 def run_tokenmill(vocab, threads, path):
     """Seconds of `tokenmill encode` (exec to exit, output written to a file) and of the
     library's encoder on the same texts."""
     out = os.path.join(OUT, "ids.jsonl")
-    # The previous round's output is removed before the clock starts: truncating it inside
-    # the timed region made the kernel free its ~20 MB of page cache on `encode`'s clock
-    # (10-40 ms, more than a tenth of a two-thread run), work that belongs to no command.
-    # The ids are still written to a new file, through the page cache, on the clock.
-    if os.path.exists(out):
-        os.unlink(out)
-    # The page cache warmed, as the library run's untimed loading warms it: this VM pages
-    # out memory idle for a few seconds (DAMON), and between rounds it took up to a fifth
-    # of a compiled vocabulary's pages (a disk read on `encode`'s clock that has nothing to
-    # do with tokenizing). A one-line `encode` maps the vocabulary; the part is read once.
-    # Nothing is tokenized twice: the one line is not from the part.
-    subprocess.run([TOKENMILL, "encode", "--tokenizer", vocab], input=b"warm\n", stdout=subprocess.DEVNULL, check=True)
-    with open(path, "rb") as f:
-        while f.read(1 << 22):
-            pass
+    before_encode(vocab, path, out)
     t0 = time.perf_counter()
     with open(out, "wb") as f:
         subprocess.run([TOKENMILL, "encode", "--tokenizer", vocab, "--field", "text", "--threads", str(threads), path],

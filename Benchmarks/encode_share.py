@@ -23,6 +23,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_encode import before_encode  # noqa: E402
 TOKENMILL = os.path.join(ROOT, ".build/release/tokenmill")
 OUT = os.path.join(ROOT, "build/bench/share")
 
@@ -52,12 +54,7 @@ def category(dso, sym):
 def shares(vocab, threads, path):
     os.makedirs(OUT, exist_ok=True)
     data, out = os.path.join(OUT, "perf.data"), os.path.join(OUT, "ids.jsonl")
-    if os.path.exists(out):
-        os.unlink(out)
-    subprocess.run([TOKENMILL, "encode", "--tokenizer", vocab], input=b"warm\n", stdout=subprocess.DEVNULL, check=True)
-    with open(path, "rb") as f:
-        while f.read(1 << 22):
-            pass
+    before_encode(vocab, path, out, TOKENMILL)
     with open(out, "wb") as f:
         subprocess.run(["perf", "record", "-q", "-F", "5000", "-o", data, "--", TOKENMILL, "encode", "--tokenizer", vocab,
                         "--field", "text", "--threads", str(threads), path], stdout=f, stderr=subprocess.DEVNULL, check=True)

@@ -4,8 +4,9 @@ compares runs seconds apart on this VM whose speed moves by a third within minut
 
     F=build/bench/encode/docs-72mb-1r-0.jsonl python3 Benchmarks/scale_encode.py VOCAB ROUNDS [TOKENMILL]
 
-Each process is held to its thread count of CPUs; the ids go to a new file under
-build/bench/encode (removed before each run); the input is read once first. Prints each
+Each process is held to its thread count of CPUs; each `encode` is prepared as
+bench_encode.py prepares its own (`before_encode`: the previous output removed, the
+vocabulary mapped and the input read before the clock). Prints each
 round's wall and CPU times and the medians of the per-round scalings.
 """
 import json
@@ -17,6 +18,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_encode import before_encode  # noqa: E402
 V, N = sys.argv[1], int(sys.argv[2])
 TM = sys.argv[3] if len(sys.argv) > 3 else os.path.join(ROOT, ".build/release/tokenmill")
 BENCH = os.path.join(ROOT, ".build/release/tokenmill-bench")
@@ -30,8 +33,7 @@ def pin(threads):
 
 
 def encode(threads):
-    if os.path.exists(OUT):
-        os.unlink(OUT)
+    before_encode(V, F, OUT, TM)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(OUT, "wb") as f:
@@ -49,12 +51,8 @@ def library(threads):
 
 
 def main():
-    with open(F, "rb") as f:
-        while f.read(1 << 22):
-            pass
     rows = []
     for _ in range(N):
-        subprocess.run([TM, "encode", "--tokenizer", V], input=b"warm\n", stdout=subprocess.DEVNULL, check=True)
         e1, e2, l1, l2 = encode(1), encode(2), library(1), library(2)
         rows.append((e1[0] / e2[0], l1 / l2))
         print(f"encode 1t {e1[0] * 1e3:6.1f} ms (cpu {e1[1] * 1e3:6.1f})  2t {e2[0] * 1e3:6.1f} ms (cpu {e2[1] * 1e3:6.1f})"
