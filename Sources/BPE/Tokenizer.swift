@@ -273,8 +273,28 @@ public final class Tokenizer: @unchecked Sendable {
         @inline(__always)
         mutating func encodePieces<S: PieceEnds>(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
                                                  into out: inout [UInt32], _ pieces: S) {
+            // The common case in a loop of its own, with its conditions constant: a
+            // vocabulary with whole-piece lookups and no byte holes (tiktoken's), and room
+            // for the text's tokens reserved up front (a piece of m bytes gives at most m
+            // tokens), so a piece that is a token is stored with no test of the buffer's end.
+            // Texts over 1 MiB take the checked loop rather than reserve 4 bytes a byte.
+            if table.wholeLookups && !table.hasByteHoles && n <= 1 << 20 {
+                merge.reserveTokens(n, flushingInto: &out)
+                piecesLoop(base, n, table, into: &out, pieces, ReservedLoop.self)
+            } else {
+                piecesLoop(base, n, table, into: &out, pieces, CheckedLoop.self)
+            }
+        }
+
+        /// `encodePieces`' loop; `M.reserved` (a type, so that each specialization has it as
+        /// a constant) says that the text's tokens fit in the buffer and the vocabulary has
+        /// whole-piece lookups and no holes.
+        @inline(__always)
+        mutating func piecesLoop<S: PieceEnds, M: PieceLoopMode>(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
+                                                                 into out: inout [UInt32], _ pieces: S, _: M.Type) {
+            let reserved = M.reserved
             let ring = pieceRing, mask = Encoder.lookahead &- 1
-            let whole = table.wholeLookups
+            let whole = reserved || table.wholeLookups
             var scanned = 0, queued = 0, done = 0, i = 0
             // The token buffer as a cursor and an end: the common piece, a token of its own
             // (nine in ten on chat lines), is emitted here without a trip through the merge's
@@ -283,7 +303,7 @@ public final class Tokenizer: @unchecked Sendable {
             // (`reserveTokens`), so both are read again after. (The loop's state is kept
             // small — one ring pointer, a cursor — because what does not fit in registers was
             // spilled to the stack and reloaded every piece.)
-            let fast = !table.hasByteHoles
+            let fast = reserved || !table.hasByteHoles
             var cursor = merge.tokens + merge.tokenCount, limit = merge.tokens + merge.tokenCapacity
             while true {
                 // The scan step in one place (eight pieces ahead at the start, then one a
@@ -308,8 +328,10 @@ public final class Tokenizer: @unchecked Sendable {
                 let m = e &- i
                 // Set when this piece is known to be no token (so it has two bytes or more).
                 var notToken = false
-                if fast && cursor < limit {
-                    let r = m == 1 ? table.byteRanks[Int(base[i])] : whole ? table.lookup(base + i, m, h, k1, k2) : RankTable.none
+                if reserved || (fast && cursor < limit) {
+                    let r = m == 1 ? table.byteRanks[Int(base[i])]
+                        : !whole ? RankTable.none
+                        : m <= 16 ? table.lookup16(m, h, k1, k2) : table.lookup(base + i, m, h, k1, k2)
                     if r != RankTable.none {
                         cursor.pointee = r
                         cursor += 1
@@ -390,3 +412,11 @@ public final class Tokenizer: @unchecked Sendable {
         }
     }
 }
+
+/// Which of `Tokenizer.Encoder.piecesLoop`'s two loops to build (a type parameter, so the
+/// condition is a constant in each specialization rather than a register and a test a piece).
+protocol PieceLoopMode { static var reserved: Bool { get } }
+/// Room for the text's tokens reserved, whole-piece lookups, no byte holes.
+enum ReservedLoop: PieceLoopMode { static var reserved: Bool { true } }
+/// Anything else: the buffer's end tested before a token is stored.
+enum CheckedLoop: PieceLoopMode { static var reserved: Bool { false } }
