@@ -22,7 +22,7 @@ import TokenmillCore
 extension RankTable {
     static let imageMagic: UInt64 = 0x3153_4B4E_4152_4D54   // "TMRANKS1"
     /// Bump when a table's layout or how it is built changes.
-    static let imageVersion: UInt64 = 5
+    static let imageVersion: UInt64 = 6
 
     enum Section: Int, CaseIterable {
         case bytes, offsets, slots, byteRanks, pairSlots, pairSides, pairFilter, reachable, trigrams, bytePairs, pairTokens,
@@ -172,7 +172,7 @@ extension RankTable {
         let priorities = priorityToID?.count ?? n
         if let ids = priorityToID { for i in 0..<ids.count where Int(ids[i]) >= n { return false } }
         let pc = pairSlots.count
-        guard pc >= 16, pc & (pc - 1) == 0, pairShift == UInt64(64 - pc.trailingZeroBitCount) else { return false }
+        guard pc >= 16, pc & (pc - 1) == 0, pairShift == UInt64(64 - (pc >> 3).trailingZeroBitCount) else { return false }
         let ps = pairSlots.baseAddress!
         empty = 0
         // Branch-free (half the slots are empty, at random: a branch on it mispredicts).

@@ -216,8 +216,35 @@ static inline int tm_min16_first(const uint32_t *r, uint32_t *min) {
     *min = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(m));
     return (int)__builtin_ctz(lo | hi << 8);
 }
+
+// One bucket (8 slots, one cache line) of the BPE pair table: slot `e` holds a pair whose
+// key is `e >> 21` and whose priority + 1 is `e & 0x1FFFFF`. The priority + 1 of `key`
+// when a slot holds it; 0 when the bucket has an empty slot and none holds it (buckets
+// fill from their first slot, so an empty slot before a match cannot occur, and a key
+// absent here is absent); 0xFFFFFFFF when the bucket is full without it (look on in the
+// next bucket).
+__attribute__((target("avx2,bmi")))
+static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
+    __m256i k = _mm256_set1_epi64x((long long)key);
+    __m256i a = _mm256_loadu_si256((const __m256i *)line), b = _mm256_loadu_si256((const __m256i *)(line + 4));
+    unsigned lo = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_srli_epi64(a, 21), k)));
+    unsigned hi = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_srli_epi64(b, 21), k)));
+    unsigned m = lo | hi << 4;
+    if (m) return (uint32_t)(line[__builtin_ctz(m)] & 0x1FFFFF);
+    __m256i z = _mm256_setzero_si256();
+    unsigned ea = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(a, z)));
+    unsigned eb = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(b, z)));
+    return (ea | eb) ? 0 : 0xFFFFFFFFu;
+}
 #else
 #include <stdint.h>
+static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
+    for (int k = 0; k < 8; k++) {
+        if (line[k] == 0) return 0;
+        if (line[k] >> 21 == key) return (uint32_t)(line[k] & 0x1FFFFF);
+    }
+    return 0xFFFFFFFFu;
+}
 static inline int tm_min16_first(const uint32_t *r, uint32_t *min) {
     int at = 0;
     for (int k = 1; k < 16; k++) if (r[k] < r[at]) at = k;
