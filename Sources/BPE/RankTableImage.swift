@@ -22,7 +22,7 @@ import TokenmillCore
 extension RankTable {
     static let imageMagic: UInt64 = 0x3153_4B4E_4152_4D54   // "TMRANKS1"
     /// Bump when a table's layout or how it is built changes.
-    static let imageVersion: UInt64 = 6
+    static let imageVersion: UInt64 = 7
 
     enum Section: Int, CaseIterable {
         case bytes, offsets, slots, byteRanks, pairSlots, pairSides, pairFilter, reachable, trigrams, bytePairs, pairTokens,
