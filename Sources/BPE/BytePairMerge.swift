@@ -286,38 +286,56 @@ struct BytePairMerge {
     }
 
     /// The flat loop over `n` parts (at most `shortLimit`) whose `ids` and `ranks` (of each
-    /// part with the next) are set. Without a branch on the data inside a merge: the
-    /// lowest rank and its first position come from one 16-lane compare
-    /// (`tm_min16_first`) over ranks padded with `none`, and the parts after the merged
-    /// pair move down with one 16-lane load and store each (the arrays have room: their
-    /// capacity is at least 257). The scalar scan's `<` and the shift loop's exit
-    /// mispredicted a few times a merge (cachegrind: 0.57 M of the 5.5 M mispredictions of
-    /// `encode` on 5.7 MB of lines were the shift loop's).
+    /// part with the next) are set. The pairs' ranks live in two vector registers, as keys
+    /// `rank << 4 | part` (all ones for no pair), so that one minimum gives the lowest rank
+    /// and, on ties, the first part; parts do not move: a merged part's lane is dropped
+    /// from `live`, and its neighbours are found in that mask. An earlier version shifted
+    /// the arrays down in memory after each merge and reloaded the ranks 32 bytes at a
+    /// time, and those loads, overlapping the stores just made, waited for them to reach
+    /// the cache instead of taking their values from the store buffer (8% of `short`'s
+    /// samples sat on one such load). Ranks must fit in 28 bits (they are below 2^21).
     @inline(__always)
     mutating func flatMerge(_ n: Int, _ table: RankTable) {
         let r = ranks
-        // `none` from the last pair on, 32 of them: a shift brings in the rank 16 places
-        // on, so after up to 15 merges the lanes searched still hold `none` past the pairs.
-        let pad = SIMD16<UInt32>(repeating: RankTable.none)
-        UnsafeMutableRawPointer(r + (n &- 1)).storeBytes(of: pad, as: SIMD16<UInt32>.self)
-        UnsafeMutableRawPointer(r + (n &+ 15)).storeBytes(of: pad, as: SIMD16<UInt32>.self)
-        var len = n
-        while len > 1 {
-            var minRank: UInt32 = 0
-            let i = Int(tm_min16_first(r, &minRank))
-            if minRank == RankTable.none { break }
-            // Part i becomes the merged token; part i+1 goes.
-            let t = table.merged(minRank)
+        let noPair = SIMD8<UInt32>(repeating: UInt32.max)
+        let laneLo = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7), laneHi = laneLo &+ 8
+        // `none` from the last pair on, so the 16 lanes read hold no stale rank.
+        UnsafeMutableRawPointer(r + (n &- 1)).storeBytes(of: SIMD16<UInt32>(repeating: RankTable.none), as: SIMD16<UInt32>.self)
+        let raw = UnsafeRawPointer(r)
+        let r0 = raw.loadUnaligned(as: SIMD8<UInt32>.self), r1 = raw.loadUnaligned(fromByteOffset: 32, as: SIMD8<UInt32>.self)
+        var lo = (r0 &<< 4 | laneLo).replacing(with: noPair, where: r0 .== noPair)
+        var hi = (r1 &<< 4 | laneHi).replacing(with: noPair, where: r1 .== noPair)
+        var live = UInt32(truncatingIfNeeded: (1 &<< n) &- 1)
+        while true {
+            let key = pointwiseMin(lo, hi).min()
+            if key == UInt32.max { break }
+            let i = Int(key & 15)
+            let t = table.merged(key &>> 4)
             ids[i] = Int32(bitPattern: t)
-            let moved = UnsafeRawPointer(ids + (i &+ 2)).loadUnaligned(as: SIMD16<Int32>.self)
-            UnsafeMutableRawPointer(ids + (i &+ 1)).storeBytes(of: moved, as: SIMD16<Int32>.self)
-            let movedRanks = UnsafeRawPointer(r + (i &+ 2)).loadUnaligned(as: SIMD16<UInt32>.self)
-            UnsafeMutableRawPointer(r + (i &+ 1)).storeBytes(of: movedRanks, as: SIMD16<UInt32>.self)
-            len &-= 1
-            r[i] = i &+ 1 < len ? table.pairRank(t, UInt32(bitPattern: ids[i &+ 1])) : RankTable.none
-            if i > 0 { r[i &- 1] = table.pairRank(UInt32(bitPattern: ids[i &- 1]), t) }
+            // Part i takes part j, the next live one (it exists: the pair had a rank).
+            let after = live & ~((2 &<< UInt32(i)) &- 1)
+            let j = after.trailingZeroBitCount
+            live &= ~(1 &<< UInt32(j))
+            let beyond = after & (after &- 1), before = live & ((1 &<< UInt32(i)) &- 1)
+            var right = UInt32.max, left = UInt32.max, p = 16
+            if beyond != 0 {
+                let rank = table.pairRank(t, UInt32(bitPattern: ids[beyond.trailingZeroBitCount]))
+                if rank != RankTable.none { right = rank &<< 4 | UInt32(i) }
+            }
+            if before != 0 {
+                p = 31 &- before.leadingZeroBitCount
+                let rank = table.pairRank(UInt32(bitPattern: ids[p]), t)
+                if rank != RankTable.none { left = rank &<< 4 | UInt32(p) }
+            }
+            let vj = SIMD8<UInt32>(repeating: UInt32(j)), vi = SIMD8<UInt32>(repeating: UInt32(i)), vp = SIMD8<UInt32>(repeating: UInt32(p))
+            let vr = SIMD8<UInt32>(repeating: right), vl = SIMD8<UInt32>(repeating: left)
+            lo = lo.replacing(with: noPair, where: laneLo .== vj).replacing(with: vr, where: laneLo .== vi).replacing(with: vl, where: laneLo .== vp)
+            hi = hi.replacing(with: noPair, where: laneHi .== vj).replacing(with: vr, where: laneHi .== vi).replacing(with: vl, where: laneHi .== vp)
         }
-        for k in 0..<len { emit(UInt32(bitPattern: ids[k])) }
+        while live != 0 {
+            emit(UInt32(bitPattern: ids[live.trailingZeroBitCount]))
+            live &= live &- 1
+        }
     }
 
     /// Heap path. Parts are nodes `0..<n` (a node is named by its first byte), linked
