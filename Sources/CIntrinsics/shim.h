@@ -198,25 +198,8 @@ static inline size_t tm_json_plain_run(const uint8_t *s, size_t n, uint8_t *high
 static inline size_t tm_ascii_blocks_nonspace(const uint8_t *s, size_t n, size_t *nonSpace) { return 0; }
 #endif
 
-// The lowest of `r[0..<16]` into `*min` and the index of its first occurrence, without a
-// branch: the BPE flat merge's "lowest rank, leftmost on ties" over at most 16 parts
-// (lanes past the parts hold 0xFFFFFFFF). The scalar loop's exit and its `<` on data
-// mispredicted, a few times a merge.
 #if defined(__x86_64__)
 #include <immintrin.h>
-__attribute__((target("avx2,bmi")))
-static inline int tm_min16_first(const uint32_t *r, uint32_t *min) {
-    __m256i a = _mm256_loadu_si256((const __m256i *)r), b = _mm256_loadu_si256((const __m256i *)(r + 8));
-    __m256i m = _mm256_min_epu32(a, b);
-    m = _mm256_min_epu32(m, _mm256_permute2x128_si256(m, m, 1));
-    m = _mm256_min_epu32(m, _mm256_shuffle_epi32(m, 0x4E));
-    m = _mm256_min_epu32(m, _mm256_shuffle_epi32(m, 0xB1));
-    unsigned lo = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a, m)));
-    unsigned hi = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(b, m)));
-    *min = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(m));
-    return (int)__builtin_ctz(lo | hi << 8);
-}
-
 // One bucket (8 slots, one cache line) of the BPE pair table: slot `e` holds a pair whose
 // key is `e >> 21` and whose priority + 1 is `e & 0x1FFFFF`. The priority + 1 of `key`
 // when a slot holds it; 0 when the bucket has an empty slot and none holds it (buckets
@@ -244,12 +227,6 @@ static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
         if (line[k] >> 21 == key) return (uint32_t)(line[k] & 0x1FFFFF);
     }
     return 0xFFFFFFFFu;
-}
-static inline int tm_min16_first(const uint32_t *r, uint32_t *min) {
-    int at = 0;
-    for (int k = 1; k < 16; k++) if (r[k] < r[at]) at = k;
-    *min = r[at];
-    return at;
 }
 #endif
 
