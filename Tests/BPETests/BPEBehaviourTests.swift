@@ -50,6 +50,28 @@ final class BPEBehaviourTests: XCTestCase {
         }
     }
 
+    /// The flat merge (pieces of up to 16 parts, ranks held in vector registers, parts in
+    /// place under a live mask) at every length around its limit: words of 2 to 20 letters
+    /// of rare letter pairs (so few are tokens and most merge in many steps), a space
+    /// before some, and runs of CJK and Cyrillic characters (the character merge uses the
+    /// same loop for up to 16 characters), against the slow twin, for both vocabularies.
+    func testFlatMergeAtEveryLengthEqualsSlowTwin() throws {
+        let letters = Array("qxzjkvwyfbgpmhcd".unicodeScalars), wide = Array("北京微信彩票赛车中文字典鳥龍Жщъыэюяфх".unicodeScalars)
+        for name in ["cl100k_base", "o200k_base"] {
+            let t = try TokenizerLoader.load(name)
+            var rng = SplitMix64(seed: 29)
+            for k in 0..<1200 {
+                var s = rng.below(2) == 0 ? " " : ""
+                let pool = k % 3 == 2 ? wide : letters
+                for _ in 0..<(2 + Int(rng.below(19))) { s.unicodeScalars.append(pool[Int(rng.below(UInt64(pool.count)))]) }
+                let bytes = Array(s.utf8)
+                var twin: [UInt32] = []
+                for piece in pieces(t, bytes) { twin += slowMerge(t, piece) }
+                XCTAssertEqual(t.encodeOrdinary(bytes), twin, "\(name): \(s.debugDescription)")
+            }
+        }
+    }
+
     /// `pairRank` answers through two filters before it probes the pair table (a bitmap of
     /// the tokens that start or end a pair, a Bloom filter of the pairs): they may only
     /// answer "no pair" when there is none. Oracle: merging a token's own bytes with the slow
