@@ -218,12 +218,14 @@ public enum FileSystem {
     }
 
     /// Writes to standard output; a failed write (disk full, a closed pipe with SIGPIPE
-    /// ignored) ends the process with a message rather than losing output silently.
+    /// ignored) ends the process with the I/O error's message and exit status (74) rather
+    /// than losing output silently.
     public static func writeStdout(_ bytes: UnsafeRawBufferPointer) {
         let e = writeStdout(gathering: [bytes])
         if e != 0 {
-            writeStderr("tokenmill: cannot write the output: \(String(cString: strerror(e)))")
-            exit(1)
+            let failure = TokenmillError.io(path: "<stdout>", message: "cannot write the output: \(String(cString: strerror(e)))")
+            writeStderr("tokenmill: " + failure.description)
+            exit(failure.exitCode)
         }
     }
 

@@ -271,8 +271,19 @@ def test_an_output_that_cannot_be_written_is_an_error(tokenmill_bin, source, tmp
             result = subprocess.run(args + [str(path)], stdout=full, stderr=subprocess.PIPE, timeout=300)
         else:
             result = subprocess.run(args, input=path.read_bytes(), stdout=full, stderr=subprocess.PIPE, timeout=300)
-    assert result.returncode != 0
+    assert result.returncode == 74, result.returncode
     assert b"No space left on device" in result.stderr, result.stderr
+
+
+@pytest.mark.binary
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_any_command_whose_output_cannot_be_written_exits_with_the_io_status(tokenmill_bin):
+    """Every command's standard output goes through one writer: a failed write ends the
+    process with the documented I/O status, 74, as `encode`'s ids do (it was 1)."""
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([str(tokenmill_bin), "help"], stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert result.returncode == 74, result.returncode
+    assert b"<stdout>: cannot write the output: No space left on device" in result.stderr, result.stderr
 
 
 @pytest.mark.binary
