@@ -1,5 +1,3 @@
-import CIntrinsics
-
 /// The BPE merge for one pre-token: repeatedly merge the adjacent pair whose bytes have
 /// the lowest rank (the leftmost on ties) until no pair is a token — tiktoken's
 /// `byte_pair_merge`, with the same result on every input.

@@ -525,23 +525,40 @@ public final class RankTable: @unchecked Sendable {
     static func find(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
                      _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int,
                      _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>) -> UInt32 {
+        if n <= 16 { return find16(n, h, key, key2, slots, mask) }
         var i = Int(truncatingIfNeeded: h) & mask
         let want = meta(h, n, 0) &>> 32
         while true {
             let m = slots[3 &* i]
             if m == 0 { return RankTable.none }
-            // All three words compared at once, one branch: `&&` branched on each in turn,
-            // and whether a slot taken by another key shares its first word is a coin toss
-            // (7.9% of `encode`'s mispredictions on o200k_base were this line's).
             let differ = (m &>> 32 ^ want) | (slots[3 &* i &+ 1] ^ key) | (slots[3 &* i &+ 2] ^ key2)
             if differ == 0 {
                 let r = Int(truncatingIfNeeded: m & 0xFFFF_FFFF) &- 1
-                if n <= 16 { return UInt32(r) }
                 let start = Int(offsets[r])
                 if Int(offsets[r &+ 1]) &- start == n && memcmpBytes(UnsafeRawPointer(bytes.baseAddress! + start + 16), UnsafeRawPointer(p + 16), n - 16) {
                     return UInt32(r)
                 }
             }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    /// `find` of a key of up to 16 bytes: the slot alone decides (its two key words and the
+    /// length in its meta word), with no read of `offsets` or `bytes`.
+    @inline(__always)
+    static func find16(_ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
+                       _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int) -> UInt32 {
+        let sl = slots.baseAddress!
+        var i = Int(truncatingIfNeeded: h) & mask
+        let want = (h &>> 40) &<< 8 | UInt64(truncatingIfNeeded: n)   // `meta(h, n, 0) >> 32`
+        while true {
+            let m = sl[3 &* i]
+            if m == 0 { return RankTable.none }
+            // All three words compared at once, one branch: `&&` branched on each in turn,
+            // and whether a slot taken by another key shares its first word is a coin toss
+            // (7.9% of `encode`'s mispredictions on o200k_base were this line's).
+            let differ = (m &>> 32 ^ want) | (sl[3 &* i &+ 1] ^ key) | (sl[3 &* i &+ 2] ^ key2)
+            if differ == 0 { return UInt32(truncatingIfNeeded: m) &- 1 }
             i = (i &+ 1) & mask
         }
     }
@@ -583,22 +600,13 @@ public final class RankTable: @unchecked Sendable {
         RankTable.find(p, n, h, slots, mask, offsets, bytes)
     }
 
-    /// `lookup` of a key of 2...16 bytes with its words loaded (`words16`): the slot alone
-    /// decides, so the piece loop carries none of the longer keys' comparison (the bytes
-    /// and offsets tables, the length capped at 255), which the compiler otherwise set up
-    /// on every piece.
+    /// `lookup` of a key of 2...16 bytes with its words loaded (`words16`), through `find16`:
+    /// the piece loop then carries none of the longer keys' comparison (the bytes and
+    /// offsets tables, the length capped at 255), which the compiler otherwise set up on
+    /// every piece.
     @inline(__always)
     func lookup16(_ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64) -> UInt32 {
-        let sl = slots.baseAddress!, mk = mask
-        var i = Int(truncatingIfNeeded: h) & mk
-        let want = (h &>> 40) &<< 8 | UInt64(truncatingIfNeeded: n)   // `meta(h, n, 0) >> 32`
-        while true {
-            let m = sl[3 &* i]
-            if m == 0 { return RankTable.none }
-            let differ = (m &>> 32 ^ want) | (sl[3 &* i &+ 1] ^ key) | (sl[3 &* i &+ 2] ^ key2)
-            if differ == 0 { return UInt32(truncatingIfNeeded: m) &- 1 }
-            i = (i &+ 1) & mk
-        }
+        RankTable.find16(n, h, key, key2, slots, mask)
     }
 
     /// `lookup` with the key's words already loaded (`words16`).
