@@ -19,17 +19,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_encode import before_encode  # noqa: E402
+from bench_encode import before_encode, pin  # noqa: E402
 V, N = sys.argv[1], int(sys.argv[2])
 TM = sys.argv[3] if len(sys.argv) > 3 else os.path.join(ROOT, ".build/release/tokenmill")
 BENCH = os.path.join(ROOT, ".build/release/tokenmill-bench")
 F = os.environ.get("F", os.path.join(ROOT, "build/bench/encode/lines-72mb-1r-0.jsonl"))
 OUT = os.path.join(ROOT, "build/bench/encode/ids.jsonl")
-
-
-def pin(threads):
-    cpus = sorted(os.sched_getaffinity(0))[:threads]
-    return lambda: os.sched_setaffinity(0, set(cpus))
 
 
 def encode(threads):
@@ -38,7 +33,7 @@ def encode(threads):
     t0 = time.perf_counter()
     with open(OUT, "wb") as f:
         subprocess.run([TM, "encode", "--tokenizer", V, "--field", "text", "--threads", str(threads), F],
-                       stdout=f, check=True, preexec_fn=pin(threads))
+                       stdout=f, check=True, preexec_fn=lambda: pin(threads))
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
@@ -46,7 +41,7 @@ def encode(threads):
 
 def library(threads):
     out = subprocess.run([BENCH, "bpe", "--tokenizer", V, "--corpus", F, "--threads", str(threads), "--repeat", "1"],
-                         capture_output=True, text=True, check=True, preexec_fn=pin(threads))
+                         capture_output=True, text=True, check=True, preexec_fn=lambda: pin(threads))
     return json.loads(out.stdout)["seconds"]
 
 
