@@ -12,6 +12,12 @@ let cpu: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 let cpu: [SwiftSetting] = []
 #endif
 let optimize: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))] + cpu
+// The BPE engine without LLVM's function merging: the piece loop is specialized once per
+// pre-tokenizer so that each scanner inlines into its own loop, and the merging pass folded
+// those specializations (identical but for the scanner they call, before the inliner ran)
+// into one function that called the scanner through a pointer, a call a piece with the
+// loop's state spilled around it (10% more of the engine's instructions).
+let engine: [SwiftSetting] = optimize + [.unsafeFlags(["-Xfrontend", "-disable-llvm-merge-functions-pass"], .when(configuration: .release))]
 // The executables carry the Swift runtime and standard library inside them: loading and
 // relocating libswiftCore and its neighbours took 3-5 ms of every process's start (half of
 // `tokenmill help`, a third of a one-line `tokenmill encode`), a fixed cost of every short
@@ -48,7 +54,7 @@ let package = Package(
         // every run's 7 ms start. `TokenizerLoader.resourcePath` finds them (the source
         // tree, `make install`'s share/tokenmill, or $TOKENMILL_RESOURCES).
         .target(name: "BPE", dependencies: ["TokenmillCore", "CIntrinsics"], exclude: ["Resources"],
-                swiftSettings: optimize),
+                swiftSettings: engine),
         .target(name: "Packing", dependencies: ["TokenmillCore"], swiftSettings: optimize),
         .target(name: "ShardFormat", dependencies: ["TokenmillCore", "CZstd"], swiftSettings: optimize),
         .target(name: "Export", dependencies: ["ShardFormat", "TokenmillCore", "CZstd"], swiftSettings: optimize),

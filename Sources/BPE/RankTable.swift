@@ -548,7 +548,12 @@ public final class RankTable: @unchecked Sendable {
     @inline(__always)
     static func find16(_ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
                        _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int) -> UInt32 {
-        let sl = slots.baseAddress!
+        find16(n, h, key, key2, slots.baseAddress!, mask)
+    }
+
+    @inline(__always)
+    static func find16(_ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
+                       _ sl: UnsafeMutablePointer<UInt64>, _ mask: Int) -> UInt32 {
         var i = Int(truncatingIfNeeded: h) & mask
         let want = (h &>> 40) &<< 8 | UInt64(truncatingIfNeeded: n)   // `meta(h, n, 0) >> 32`
         while true {
@@ -637,8 +642,11 @@ public final class RankTable: @unchecked Sendable {
     /// Starts fetching the first slot the whole-piece lookup with hash `h` reads (both ends:
     /// a 24-byte slot may straddle two cache lines).
     @inline(__always)
-    func prefetch(_ h: UInt64) {
-        let slot = slots.baseAddress! + 3 &* (Int(truncatingIfNeeded: h) & mask)
+    func prefetch(_ h: UInt64) { RankTable.prefetch(h, slots.baseAddress!, mask) }
+
+    @inline(__always)
+    static func prefetch(_ h: UInt64, _ slots: UnsafeMutablePointer<UInt64>, _ mask: Int) {
+        let slot = slots + 3 &* (Int(truncatingIfNeeded: h) & mask)
         tm_prefetch(UnsafeRawPointer(slot))
         tm_prefetch(UnsafeRawPointer(slot + 2))
     }

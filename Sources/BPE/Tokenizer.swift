@@ -131,11 +131,11 @@ public final class Tokenizer: @unchecked Sendable {
     public struct Encoder: ~Copyable {
         let tokenizer: Tokenizer
         var merge = BytePairMerge()
-        /// The ring of pieces scanned ahead of the merge (`encodePieces`): four words a piece,
+        /// The batch of pieces scanned ahead of the merge (`piecesLoop`): four words a piece,
         /// its end, whole-piece hash and the key's first two words (`RankTable.wholeKey`), in
         /// one block so the loop keeps one pointer to it in a register, not three.
-        let pieceRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 4 * Encoder.lookahead)
-        static let lookahead = 8
+        let pieceRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 4 * Encoder.batch)
+        static let batch = 32
 
         /// The SentencePiece engine's scratch and word cache (nil for byte-level vocabularies).
         let sentencePieceState: SentencePieceBPE.State?
@@ -266,7 +266,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
 
         /// Merges the pieces `pieces` cuts from `base[0..<n]` (`pieces.end(i)` is the end of
-        /// the piece starting at i), with the scanner `Encoder.lookahead` pieces in front of the merge:
+        /// the piece starting at i), with the scanner up to `Encoder.batch` pieces in front of the merge:
         /// each scanned piece's whole-piece slot is prefetched (`RankTable.prefetch`), so the
         /// table's cache misses (it is 12 MiB for o200k_base, far beyond L2) overlap the
         /// merges of the pieces before it instead of stalling one by one.
@@ -289,68 +289,79 @@ public final class Tokenizer: @unchecked Sendable {
         /// `encodePieces`' loop; `M.reserved` (a type, so that each specialization has it as
         /// a constant) says that the text's tokens fit in the buffer and the vocabulary has
         /// whole-piece lookups and no holes.
+        ///
+        /// Two phases a batch of up to `Encoder.batch` pieces: the scanner cuts the batch's
+        /// pieces, computes each one's whole-piece key and hash and prefetches its slot; then
+        /// the lookups and merges run over the batch. Each phase is a tight loop of its own
+        /// whose state fits in registers. (A ring eight pieces deep, scanning one piece and
+        /// looking up one in turn, kept both loops' state live at once: the scanner's
+        /// position, the ring's two counters, the cursor and the table's fields were spilled
+        /// to the stack and reloaded every piece.)
         @inline(__always)
         mutating func piecesLoop<S: PieceEnds, M: PieceLoopMode>(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
                                                                  into out: inout [UInt32], _ pieces: S, _: M.Type) {
             let reserved = M.reserved
-            let ring = pieceRing, mask = Encoder.lookahead &- 1
+            let ring = pieceRing
             let whole = reserved || table.wholeLookups
-            var scanned = 0, queued = 0, done = 0, i = 0
+            // The whole-piece table's base and mask as locals: read through `table` they
+            // were loaded (and the base's optional checked) twice a piece.
+            let slots = table.slots.baseAddress!, mask = table.mask
+            var i = 0
             // The token buffer as a cursor and an end: the common piece, a token of its own
             // (nine in ten on chat lines), is emitted here without a trip through the merge's
             // fields, which the compiler reloaded and stored around every piece. The merge
             // gets the count back before any other piece and may move the buffer
-            // (`reserveTokens`), so both are read again after. (The loop's state is kept
-            // small — one ring pointer, a cursor — because what does not fit in registers was
-            // spilled to the stack and reloaded every piece.)
+            // (`reserveTokens`), so both are read again after.
             let fast = reserved || !table.hasByteHoles
             var cursor = merge.tokens + merge.tokenCount, limit = merge.tokens + merge.tokenCapacity
-            while true {
-                // The scan step in one place (eight pieces ahead at the start, then one a
-                // piece), so the scanner is inlined into this loop: no nested function (one
-                // capturing `scanned` and `queued` had them boxed and checked for exclusive
-                // access at run time) and no second call site (the compiler outlined the
-                // step then, a call a piece with the loop's state spilled around it).
-                while scanned < n && queued &- done < Encoder.lookahead {
+            while i < n {
+                // Scan: one call site, so the scanner is inlined into this loop (a second
+                // site had the compiler outline the step, a call a piece).
+                var slot = ring, scanned = i
+                let full = ring + 4 &* Encoder.batch
+                repeat {
                     let e = pieces.end(scanned)
-                    let m = e &- scanned, slot = ring + (queued & mask) &<< 2
+                    let m = e &- scanned
                     // 16 bytes can be read for all but a text's last few pieces: their key
                     // words then take no branch on the piece's length.
                     let w = table.wholeKey(base + scanned, m, readable16: scanned &+ 16 <= n)
-                    if whole && m > 1 { table.prefetch(w.hash) }
+                    if whole && m > 1 { RankTable.prefetch(w.hash, slots, mask) }
                     slot[0] = UInt64(truncatingIfNeeded: e); slot[1] = w.hash; slot[2] = w.key; slot[3] = w.key2
-                    queued &+= 1; scanned = e
-                }
-                if done == queued { break }
-                let slot = ring + (done & mask) &<< 2
-                let e = Int(truncatingIfNeeded: slot[0]), h = slot[1], k1 = slot[2], k2 = slot[3]
-                done &+= 1
-                let m = e &- i
-                // Set when this piece is known to be no token (so it has two bytes or more).
-                var notToken = false
-                if reserved || (fast && cursor < limit) {
-                    let r = m == 1 ? table.byteRanks[Int(base[i])]
-                        : !whole ? RankTable.none
-                        : m <= 16 ? table.lookup16(m, h, k1, k2) : table.lookup(base + i, m, h, k1, k2)
-                    if r != RankTable.none {
-                        cursor.pointee = r
-                        cursor += 1
-                        i = e
-                        continue
+                    slot += 4; scanned = e
+                } while scanned < n && slot < full
+                // Look up and merge the batch.
+                let queued = slot
+                slot = ring
+                while slot < queued {
+                    let e = Int(truncatingIfNeeded: slot[0]), h = slot[1], k1 = slot[2], k2 = slot[3]
+                    slot += 4
+                    let m = e &- i
+                    // Set when this piece is known to be no token (so it has two bytes or more).
+                    var notToken = false
+                    if reserved || (fast && cursor < limit) {
+                        let r = m == 1 ? table.byteRanks[Int(base[i])]
+                            : !whole ? RankTable.none
+                            : m <= 16 ? RankTable.find16(m, h, k1, k2, slots, mask) : table.lookup(base + i, m, h, k1, k2)
+                        if r != RankTable.none {
+                            cursor.pointee = r
+                            cursor += 1
+                            i = e
+                            continue
+                        }
+                        notToken = true
                     }
-                    notToken = true
+                    merge.tokenCount = cursor - merge.tokens
+                    merge.reserveTokens(m, flushingInto: &out)
+                    // A piece whose whole-piece lookup just missed goes straight to the merge
+                    // from its parts, without looking itself up again.
+                    if notToken {
+                        merge.mergeParts(base + i, m, table)
+                    } else {
+                        merge.encode(base + i, m, table, hash: h, key: k1, key2: k2)
+                    }
+                    cursor = merge.tokens + merge.tokenCount; limit = merge.tokens + merge.tokenCapacity
+                    i = e
                 }
-                merge.tokenCount = cursor - merge.tokens
-                merge.reserveTokens(m, flushingInto: &out)
-                // A piece whose whole-piece lookup just missed goes straight to the merge
-                // from its parts, without looking itself up again.
-                if notToken {
-                    merge.mergeParts(base + i, m, table)
-                } else {
-                    merge.encode(base + i, m, table, hash: h, key: k1, key2: k2)
-                }
-                cursor = merge.tokens + merge.tokenCount; limit = merge.tokens + merge.tokenCapacity
-                i = e
             }
             merge.tokenCount = cursor - merge.tokens
         }
