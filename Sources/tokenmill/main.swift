@@ -34,6 +34,12 @@ func runMain() -> Int32 {
         return 2
     }
     let rest = args[2...]
+    // `tokenmill COMMAND --help` (or -h) prints the help instead of refusing the option.
+    if rest.contains("--help") || rest.contains("-h") {
+        var b = Array((helpText + "\n").utf8)
+        b.withUnsafeMutableBytes { FileSystem.writeStdout(UnsafeRawBufferPointer($0)) }
+        return 0
+    }
     do {
         switch args[1] {
         case "build": try BuildCommand.run(rest)

@@ -287,6 +287,19 @@ def test_any_command_whose_output_cannot_be_written_exits_with_the_io_status(tok
 
 
 @pytest.mark.binary
+@pytest.mark.parametrize("command", ["encode", "decode", "build", "export", "verify"])
+def test_a_command_with_help_prints_the_usage_and_succeeds(tokenmill_bin, command):
+    """`tokenmill encode --help` is what a user tries first; it was refused as an unknown
+    option (exit 2). It prints the usage, naming the command's own options, and exits 0."""
+    for flag in ("--help", "-h"):
+        result = subprocess.run([str(tokenmill_bin), command, flag], capture_output=True, timeout=60)
+        assert result.returncode == 0, (flag, result.returncode, result.stderr)
+        text = result.stdout.decode()
+        assert f"tokenmill {command} " in text, text
+        assert "exit status:" in text
+
+
+@pytest.mark.binary
 @pytest.mark.parametrize("source", ["file", "stdin"])
 def test_the_chunks_before_a_bad_line_are_written(tokenmill_bin, source, tmp_path):
     """A bad line stops `encode` with its line number; the ids of the chunks (~64 KB of
