@@ -1,3 +1,5 @@
+import CIntrinsics
+
 /// Hand-written scanners equal to the pre-tokenization regexes of OpenAI's encodings.
 ///
 /// Each scanner returns the end of the piece that starts at `i`; pieces tile the text
@@ -309,8 +311,15 @@ struct Scan {
     @inline(__always)
     func o200kASCII(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         let ch = b[i]
-        var s = i
         if ch &- 0x30 < 10 { return Scan.asciiDigitsEnd(b, i, n) }   // `\p{N}{1,3}`
+        if i &+ 16 <= n { return o200kWord16(b, i, n, ch) }
+        return o200kASCIIBytes(b, i, n, ch)
+    }
+
+    /// `o200kASCII` byte by byte (near the text's end, and for words of 15 letters or more).
+    @inline(__always)
+    func o200kASCIIBytes(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, _ ch: UInt8) -> Int {
+        var s = i
         if (ch | 0x20) &- 0x61 >= 26 {
             // Not a letter: a prefix `[^\r\n\p{L}\p{N}]` only if an ASCII letter follows.
             guard ch != 0x0A && ch != 0x0D && i &+ 1 < n else { return -1 }
@@ -323,6 +332,35 @@ struct Scan {
         while e < n && b[e] &- 0x41 < 26 { e &+= 1 }
         e = Scan.asciiRunEnd(b, e, n, anyCase: false)
         if e < n && b[e] >= 0x80 { return -1 }
+        return e &+ contraction(b, e, n, caseless: true)
+    }
+
+    /// `o200kASCII` where 16 bytes can be read at `i` (not a digit at `i`): the letters of
+    /// the 16 bytes as two bit masks (A-Z, a-z), and the word's end from them with counts
+    /// of trailing zeros: the optional one-byte prefix, the capitals, then the small
+    /// letters. The byte loop this replaces branched on every letter of the capitals' run
+    /// and on whether the word fit in eight bytes — whether a word is capitalised and how
+    /// long it is are coin tosses on text. A word that reaches the window's end (15 letters
+    /// or more) goes through the byte loop.
+    @inline(__always)
+    func o200kWord16(_ b: UnsafePointer<UInt8>, _ i: Int, _ n: Int, _ ch: UInt8) -> Int {
+        let m = tm_letters16(b + i)
+        let upper = m & 0xFFFF, lower = m &>> 16
+        var s = 0
+        if (upper | lower) & 1 == 0 {
+            // Not a letter: a prefix `[^\r\n\p{L}\p{N}]` only if an ASCII letter follows.
+            guard ch != 0x0A && ch != 0x0D else { return -1 }
+            if (upper | lower) & 2 == 0 { return asciiOther(b, i, n, slash: true) }
+            s = 1
+        }
+        // A-Z run, then a-z run (bit 16 stops both counts at the window's end). With small
+        // letters after the capitals the first alternative matches the lot; with none, the
+        // second takes the capitals.
+        let a = s &+ ((~upper | 0x10000) &>> UInt32(s)).trailingZeroBitCount
+        let w = a &+ ((~lower | 0x10000) &>> UInt32(a)).trailingZeroBitCount
+        if w == 16 { return o200kASCIIBytes(b, i, n, ch) }
+        let e = i &+ w
+        if b[e] >= 0x80 { return -1 }
         return e &+ contraction(b, e, n, caseless: true)
     }
 

@@ -219,8 +219,27 @@ static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
     unsigned eb = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(b, z)));
     return (ea | eb) ? 0 : 0xFFFFFFFFu;
 }
+
+// The ASCII letters of the 16 bytes at `p`: bit k set when byte k is A-Z (low 16 bits)
+// or a-z (high 16 bits). The o200k scanner's word ends (`Scan.o200kWord16`).
+static inline uint32_t tm_letters16(const uint8_t *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m128i u = _mm_sub_epi8(v, _mm_set1_epi8(0x41)), l = _mm_sub_epi8(v, _mm_set1_epi8(0x61));
+    __m128i top = _mm_set1_epi8(25);
+    unsigned upper = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(u, top), u));
+    unsigned lower = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(l, top), l));
+    return upper | lower << 16;
+}
 #else
 #include <stdint.h>
+static inline uint32_t tm_letters16(const uint8_t *p) {
+    uint32_t m = 0;
+    for (int k = 0; k < 16; k++) {
+        if ((uint8_t)(p[k] - 0x41) < 26) m |= 1u << k;
+        if ((uint8_t)(p[k] - 0x61) < 26) m |= 1u << (16 + k);
+    }
+    return m;
+}
 static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
     for (int k = 0; k < 8; k++) {
         if (line[k] == 0) return 0;

@@ -232,6 +232,52 @@ def test_random_punctuation_spaces_and_scripts_match_tiktoken(tokenmill_bin, nam
 
 
 @pytest.mark.binary
+@pytest.mark.parametrize("name", NAMES)
+def test_words_of_every_length_and_case_around_the_16_byte_window(tokenmill_bin, name, tmp_path):
+    """o200k's word path reads the 16 bytes at a piece's start as letter masks
+    (`Scan.o200kWord16`) and hands a word that reaches the window's end to the byte loop.
+    Words of 1-40 letters in every case pattern (capitals then small letters, small then
+    capitals, all capitals, alternating), after a space, a symbol, a newline or nothing,
+    followed by a contraction, a digit, a non-ASCII letter or mark, or the text's end,
+    and placed at every distance from the text's end, give tiktoken's ids."""
+    import random
+
+    rng = random.Random(20)
+
+    def word(n):
+        shape = rng.randrange(5)
+        if shape == 0:
+            return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+        if shape == 1:
+            return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(n))
+        if shape == 2:
+            k = rng.randint(0, n)
+            return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(k)) + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n - k))
+        if shape == 3:
+            k = rng.randint(0, n)
+            return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(k)) + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(n - k))
+        return "".join(rng.choice("aBcDeFgHiJkLmNoP") for _ in range(n))
+
+    before = ["", " ", "(", "\n", "\t", "  ", "$", "'", "\u00e9", "7"]
+    after = ["", " ", "'s", "'LL", "'ve", "'x", "7", "\u00e9", "\u0301", "\u4e2d", ".", "\n", "-x", "\u00c9t\u00e9"]
+    texts = []
+    for n in range(1, 41):
+        for _ in range(12):
+            t = rng.choice(before) + word(n) + rng.choice(after)
+            # At every distance from the text's end: padding after, or none.
+            texts.append(t + " " * rng.randint(0, 18) + rng.choice(["", "end", "x" * rng.randint(1, 20)]))
+            texts.append(t)
+    path = tmp_path / "words.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    encoding = get_encoding(name)
+    result = cli.run(tokenmill_bin, "encode", "--tokenizer", name, "--field", "text", str(path))
+    got = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert len(got) == len(texts)
+    bad = [(t, g, encoding.encode_ordinary(t)) for t, g in zip(texts, got) if g != encoding.encode_ordinary(t)]
+    assert not bad, bad[:3]
+
+
+@pytest.mark.binary
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_lines_of_many_tokens_beside_short_ones(tokenmill_bin, threads, tmp_path):
     """A chunk's ids stay in the encoder's buffer until the chunk is written
