@@ -10,12 +10,6 @@ final class ChunkCursor: @unchecked Sendable {
     let n: Int
     var position = 0, index = 0
     var stopped = false
-    /// The mapped input's pages are mapped into the process ahead of the chunks, a window at
-    /// a time (`MADV_POPULATE_READ`, Linux 5.14): faulted in by the line splitter one by one,
-    /// they were 2,300 page faults for 18 MB, ~1.5% of a one-thread `encode`. (A kernel
-    /// without it refuses the advice, and the pages fault in as before.)
-    var populated = 0
-    static let populateWindow = 2 << 20
 
     init(_ base: UnsafePointer<UInt8>, _ n: Int) { self.base = base; self.n = n }
 
@@ -23,7 +17,6 @@ final class ChunkCursor: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         guard !stopped, position < n else { return nil }
         let s = position
-        if s + EncodeCommand.chunkSize > populated && populated < n { populate() }
         var e = min(n, s + EncodeCommand.chunkSize)
         if e < n, let nl = memchr(base + e - 1, 0x0A, n - e + 1) {
             e = UnsafeRawPointer(nl) - UnsafeRawPointer(base) + 1
@@ -36,15 +29,6 @@ final class ChunkCursor: @unchecked Sendable {
     }
 
     func stop() { lock.lock(); stopped = true; lock.unlock() }
-
-    /// Maps the next window of the input (from the page holding `position`).
-    func populate() {
-        let page = 4096
-        let from = max(populated, position) & ~(page - 1)
-        let to = min(n, from + ChunkCursor.populateWindow)
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + from), to - from, 22 /* MADV_POPULATE_READ */)
-        populated = to
-    }
 }
 
 /// A pipe or stdin in blocks of whole lines, read into one reused buffer: a block ends
