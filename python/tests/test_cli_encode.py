@@ -278,6 +278,44 @@ def test_words_of_every_length_and_case_around_the_16_byte_window(tokenmill_bin,
 
 
 @pytest.mark.binary
+@pytest.mark.parametrize("name", NAMES)
+def test_pieces_seen_again_across_texts_give_their_own_ids(tokenmill_bin, name, tmp_path):
+    """Pieces of up to 16 bytes that are no token and merge into two are kept by each
+    worker from text to text (`PairCache`, 4,096 slots, indexed by hash bits): 12,000
+    made-up words of 2-16 letters (and 3-byte characters), most of them no token, and
+    3,000 that share their first eight bytes with others, each three times in shuffled lines, so that
+    many share a slot and most are met again after being cached, give tiktoken's ids on
+    one worker and on two."""
+    import random
+
+    rng = random.Random(1120)
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    words = set()
+    while len(words) < 12000:
+        n = rng.randint(2, 16)
+        w = "".join(rng.choice(letters) for _ in range(n))
+        words.add(rng.choice(["", " ", " ", "("]) + (w if rng.random() < 0.9 else w[: n // 3] + "\u00e9\u4e2d"))
+    # Words that share their first eight bytes and length, told apart only by the rest:
+    # a long token and a letter or two, which mostly merge into those two tokens.
+    for base in (" national", " understand", " different", " political", " important"):
+        for _ in range(600):
+            words.add(base + "".join(rng.choice(letters) for _ in range(rng.randint(1, 3))))
+    pool = list(words) * 3
+    rng.shuffle(pool)
+    texts = ["".join(pool[k:k + 9]) for k in range(0, len(pool), 9)]
+    path = tmp_path / "seen.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    encoding = get_encoding(name)
+    want = [encoding.encode_ordinary(t) for t in texts]
+    for threads in ("1", "2"):
+        result = cli.run(tokenmill_bin, "encode", "--tokenizer", name, "--field", "text", "--threads", threads, str(path))
+        got = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        assert len(got) == len(texts)
+        bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
+        assert not bad, (threads, bad[:3])
+
+
+@pytest.mark.binary
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_lines_of_many_tokens_beside_short_ones(tokenmill_bin, threads, tmp_path):
     """A chunk's ids stay in the encoder's buffer until the chunk is written
