@@ -551,6 +551,9 @@ public final class RankTable: @unchecked Sendable {
         find16(n, h, key, key2, slots.baseAddress!, mask)
     }
 
+    /// `find16` on the slots' base address: the piece loop holds it in a local and calls
+    /// this for keys of 2...16 bytes, so it carries none of the longer keys' comparison
+    /// (the bytes and offsets tables), which the compiler otherwise set up on every piece.
     @inline(__always)
     static func find16(_ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
                        _ sl: UnsafeMutablePointer<UInt64>, _ mask: Int) -> UInt32 {
@@ -603,15 +606,6 @@ public final class RankTable: @unchecked Sendable {
     @inline(__always)
     func lookup(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64) -> UInt32 {
         RankTable.find(p, n, h, slots, mask, offsets, bytes)
-    }
-
-    /// `lookup` of a key of 2...16 bytes with its words loaded (`words16`), through `find16`:
-    /// the piece loop then carries none of the longer keys' comparison (the bytes and
-    /// offsets tables, the length capped at 255), which the compiler otherwise set up on
-    /// every piece.
-    @inline(__always)
-    func lookup16(_ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64) -> UInt32 {
-        RankTable.find16(n, h, key, key2, slots, mask)
     }
 
     /// `lookup` with the key's words already loaded (`words16`).

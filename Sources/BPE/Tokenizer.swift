@@ -136,7 +136,7 @@ public final class Tokenizer: @unchecked Sendable {
         /// The batch of pieces scanned ahead of the merge (`piecesLoop`): four words a piece,
         /// its end, whole-piece hash and the key's first two words (`RankTable.wholeKey`), in
         /// one block so the loop keeps one pointer to it in a register, not three.
-        let pieceRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 4 * Encoder.batch)
+        let pieceBatch = UnsafeMutablePointer<UInt64>.allocate(capacity: 4 * Encoder.batch)
         static let batch = 32
 
         /// The SentencePiece engine's scratch and word cache (nil for byte-level vocabularies).
@@ -163,7 +163,7 @@ public final class Tokenizer: @unchecked Sendable {
         public var droppedBytes: Int { merge.droppedBytes }
 
         deinit {
-            merge.deallocate(); pieceRing.deallocate()
+            merge.deallocate(); pieceBatch.deallocate()
             tokenizer.pairCaches.give(pairCache)
             if let sentencePieceState { tokenizer.sentencePieceStates.give(sentencePieceState) }
         }
@@ -309,7 +309,7 @@ public final class Tokenizer: @unchecked Sendable {
         mutating func piecesLoop<S: PieceEnds, M: PieceLoopMode>(_ base: UnsafePointer<UInt8>, _ n: Int, _ table: RankTable,
                                                                  into out: inout [UInt32], _ pieces: S, _: M.Type) {
             let reserved = M.reserved
-            let ring = pieceRing
+            let batch = pieceBatch
             let whole = reserved || table.wholeLookups
             // The whole-piece table's base and mask as locals: read through `table` they
             // were loaded (and the base's optional checked) twice a piece.
@@ -326,8 +326,8 @@ public final class Tokenizer: @unchecked Sendable {
             while i < n {
                 // Scan: one call site, so the scanner is inlined into this loop (a second
                 // site had the compiler outline the step, a call a piece).
-                var slot = ring, scanned = i
-                let full = ring + 4 &* Encoder.batch
+                var slot = batch, scanned = i
+                let full = batch + 4 &* Encoder.batch
                 repeat {
                     let e = pieces.end(scanned)
                     let m = e &- scanned
@@ -340,7 +340,7 @@ public final class Tokenizer: @unchecked Sendable {
                 } while scanned < n && slot < full
                 // Look up and merge the batch.
                 let queued = slot
-                slot = ring
+                slot = batch
                 while slot < queued {
                     let e = Int(truncatingIfNeeded: slot[0]), h = slot[1], k1 = slot[2], k2 = slot[3]
                     slot += 4
