@@ -202,6 +202,18 @@ def test_encode_equals_tiktoken_on_the_adversarial_fixture(tokenmill_bin, name, 
     compare_encode(tokenmill_bin, name, texts, path, tmp_path / "stderr.txt")
 
 
+def assert_encode_equals_tiktoken(binary, name, texts, path, threads="1"):
+    """`encode --field text` of `texts`, written one JSON line each to `path`, gives
+    tiktoken's ids line for line (the first three differences are shown)."""
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    encoding = get_encoding(name)
+    result = cli.run(binary, "encode", "--tokenizer", name, "--field", "text", "--threads", threads, str(path))
+    got = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert len(got) == len(texts)
+    bad = [(t, g, w) for t, g in zip(texts, got) if g != (w := encoding.encode_ordinary(t))]
+    assert not bad, (threads, bad[:3])
+
+
 @pytest.mark.binary
 @pytest.mark.parametrize("name", NAMES)
 def test_random_punctuation_spaces_and_scripts_match_tiktoken(tokenmill_bin, name, tmp_path):
@@ -221,14 +233,7 @@ def test_random_punctuation_spaces_and_scripts_match_tiktoken(tokenmill_bin, nam
            "\u0663", "\u00b2", "😀", "\u200d", "ǅ", "ʰ"]
     )
     texts = ["".join(rng.choice(atoms) for _ in range(rng.randint(1, 24))) for _ in range(4000)]
-    path = tmp_path / "random.jsonl"
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    encoding = get_encoding(name)
-    result = cli.run(tokenmill_bin, "encode", "--tokenizer", name, "--field", "text", str(path))
-    got = [json.loads(line) for line in result.stdout.decode().splitlines()]
-    assert len(got) == len(texts)
-    bad = [(t, g, encoding.encode_ordinary(t)) for t, g in zip(texts, got) if g != encoding.encode_ordinary(t)]
-    assert not bad, bad[:3]
+    assert_encode_equals_tiktoken(tokenmill_bin, name, texts, tmp_path / "random.jsonl")
 
 
 @pytest.mark.binary
@@ -267,14 +272,7 @@ def test_words_of_every_length_and_case_around_the_16_byte_window(tokenmill_bin,
             # At every distance from the text's end: padding after, or none.
             texts.append(t + " " * rng.randint(0, 18) + rng.choice(["", "end", "x" * rng.randint(1, 20)]))
             texts.append(t)
-    path = tmp_path / "words.jsonl"
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    encoding = get_encoding(name)
-    result = cli.run(tokenmill_bin, "encode", "--tokenizer", name, "--field", "text", str(path))
-    got = [json.loads(line) for line in result.stdout.decode().splitlines()]
-    assert len(got) == len(texts)
-    bad = [(t, g, encoding.encode_ordinary(t)) for t, g in zip(texts, got) if g != encoding.encode_ordinary(t)]
-    assert not bad, bad[:3]
+    assert_encode_equals_tiktoken(tokenmill_bin, name, texts, tmp_path / "words.jsonl")
 
 
 @pytest.mark.binary
@@ -303,16 +301,8 @@ def test_pieces_seen_again_across_texts_give_their_own_ids(tokenmill_bin, name, 
     pool = list(words) * 3
     rng.shuffle(pool)
     texts = ["".join(pool[k:k + 9]) for k in range(0, len(pool), 9)]
-    path = tmp_path / "seen.jsonl"
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    encoding = get_encoding(name)
-    want = [encoding.encode_ordinary(t) for t in texts]
     for threads in ("1", "2"):
-        result = cli.run(tokenmill_bin, "encode", "--tokenizer", name, "--field", "text", "--threads", threads, str(path))
-        got = [json.loads(line) for line in result.stdout.decode().splitlines()]
-        assert len(got) == len(texts)
-        bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
-        assert not bad, (threads, bad[:3])
+        assert_encode_equals_tiktoken(tokenmill_bin, name, texts, tmp_path / "seen.jsonl", threads)
 
 
 @pytest.mark.binary
