@@ -525,7 +525,7 @@ public final class RankTable: @unchecked Sendable {
     static func find(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
                      _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int,
                      _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>) -> UInt32 {
-        if n <= 16 { return find16(n, h, key, key2, slots, mask) }
+        if n <= 16 { return find16(n, h, key, key2, slots.baseAddress!, mask) }
         var i = Int(truncatingIfNeeded: h) & mask
         let want = meta(h, n, 0) &>> 32
         while true {
@@ -544,16 +544,10 @@ public final class RankTable: @unchecked Sendable {
     }
 
     /// `find` of a key of up to 16 bytes: the slot alone decides (its two key words and the
-    /// length in its meta word), with no read of `offsets` or `bytes`.
-    @inline(__always)
-    static func find16(_ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
-                       _ slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int) -> UInt32 {
-        find16(n, h, key, key2, slots.baseAddress!, mask)
-    }
-
-    /// `find16` on the slots' base address: the piece loop holds it in a local and calls
-    /// this for keys of 2...16 bytes, so it carries none of the longer keys' comparison
-    /// (the bytes and offsets tables), which the compiler otherwise set up on every piece.
+    /// length in its meta word), with no read of `offsets` or `bytes`. Takes the slots' base
+    /// address: the piece loop holds it in a local and calls this for keys of 2...16 bytes,
+    /// so it carries none of the longer keys' comparison, which the compiler otherwise set
+    /// up on every piece.
     @inline(__always)
     static func find16(_ n: Int, _ h: UInt64, _ key: UInt64, _ key2: UInt64,
                        _ sl: UnsafeMutablePointer<UInt64>, _ mask: Int) -> UInt32 {
