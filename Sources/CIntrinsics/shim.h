@@ -198,6 +198,32 @@ static inline size_t tm_json_plain_run(const uint8_t *s, size_t n, uint8_t *high
 static inline size_t tm_ascii_blocks_nonspace(const uint8_t *s, size_t n, size_t *nonSpace) { return 0; }
 #endif
 
+// The line shape JSONL writers produce for one text field, `{"KEY": "text"}` or
+// `{"KEY":"text"}`, recognised in one pass at `s` (`n` bytes readable: the rest of the
+// chunk): `head` is `{"KEY":` (`hn` bytes). Returns 0 for any other line (whitespace
+// elsewhere, another member, an escape or control byte in the string, `\r\n`: the full
+// scan takes those), else the text's range [*start, *end) and the index of the line's
+// `\n` (or `n`), and 2 when the text holds a byte >= 0x80 (its UTF-8 is for the caller
+// to check), 1 when it is ASCII. The line's end is the closing `"}` itself, so no
+// separate newline search reads the line again.
+static inline int tm_jsonl_field_line(const uint8_t *s, size_t n, const uint8_t *head, size_t hn,
+                                      size_t *start, size_t *end, size_t *lineEnd) {
+    if (n < hn + 4 || __builtin_memcmp(s, head, hn) != 0) return 0;
+    size_t i = hn;
+    if (s[i] == 0x20) i++;
+    if (s[i] != 0x22) return 0;
+    i++;
+    uint8_t high = 0;
+    size_t r = tm_json_plain_run(s + i, n - i, &high);
+    if (r == (size_t)-1) return 0;
+    size_t q = i + r;
+    if (q + 2 > n || s[q] != 0x22 || s[q + 1] != 0x7D) return 0;
+    size_t e = q + 2;
+    if (e < n && s[e] != 0x0A) return 0;
+    *start = i; *end = q; *lineEnd = e;
+    return high ? 2 : 1;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 // One bucket (8 slots, one cache line) of the BPE pair table: slot `e` holds a pair whose

@@ -1,3 +1,5 @@
+import CIntrinsics
+
 /// The shape most JSON-lines text files have, `{"text": "..."}`: an object whose only
 /// member is the wanted key, its value a string without escapes. `JSONParser.scanObject`
 /// takes any object, and its generality (key table, escapes, other members, the value's
@@ -6,6 +8,24 @@
 /// an escape, a control byte, invalid UTF-8, bad JSON) gets nil and goes to the general
 /// scan, which gives the same text or the exact error.
 extension JSONParser {
+    /// A whole line of the exact layouts JSON-lines writers use for one text member,
+    /// `{"<key>": "<string>"}` or `{"<key>":"<string>"}` with nothing else before its
+    /// `\n`, found in one pass from `line` (`available` bytes readable, the line's end
+    /// among them): the string's range and the line's end (its `\n`, or `available`),
+    /// both relative to `line`, when the string has no escape or control byte and is
+    /// valid UTF-8; nil for any other line, which `onlyStringMember` or the full scan
+    /// then read. `head` is `{"<key>":`. The line's end comes from the JSON itself, so a
+    /// line of this shape is read once, not once for its `\n` and again for its text.
+    @inline(__always)
+    public static func fieldLine(_ line: UnsafePointer<UInt8>, available: Int, head: UnsafeBufferPointer<UInt8>)
+        -> (start: Int, end: Int, lineEnd: Int)? {
+        var start = 0, end = 0, lineEnd = 0
+        let shape = tm_jsonl_field_line(line, available, head.baseAddress!, head.count, &start, &end, &lineEnd)
+        guard shape != 0 else { return nil }
+        guard shape == 1 || UTF8Validation.isValid(UnsafeBufferPointer(start: line + start, count: end - start)) else { return nil }
+        return (start, end, lineEnd)
+    }
+
     /// The range of the string value in `line` when `line` is, with JSON whitespace
     /// anywhere between the tokens, `{"<key>":"<string>"}` and the string has no escape,
     /// no control byte and is valid UTF-8; nil otherwise. `key` must hold no quote,

@@ -32,12 +32,12 @@ enum EncodeCommand {
         let writer = OrderedWriter()
         var st = stat()
         if path != "-" && stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
-            try encodeMapped(path, threads: threads, writer: writer) { lines, base, lineNumber in
-                try encodeChunk(lines, base, tokenizer: tokenizer, field: field, allowed: allowed, path: path, lineNumber: lineNumber)
+            try encodeMapped(path, threads: threads, writer: writer) { base, count, lineNumber in
+                try encodeChunk(base, count, tokenizer: tokenizer, field: field, allowed: allowed, path: path, lineNumber: lineNumber)
             }
         } else {
-            try encodeStream(path, threads: threads, writer: writer) { lines, base, lineNumber in
-                try encodeChunk(lines, base, tokenizer: tokenizer, field: field, allowed: allowed, path: path, lineNumber: lineNumber)
+            try encodeStream(path, threads: threads, writer: writer) { base, count, lineNumber in
+                try encodeChunk(base, count, tokenizer: tokenizer, field: field, allowed: allowed, path: path, lineNumber: lineNumber)
             }
         }
         // `tokenizers` drops a byte its vocabulary has no token for; so does encode, and
@@ -46,10 +46,10 @@ enum EncodeCommand {
         if dropped > 0 { FileSystem.writeStderr("tokenmill: dropped \(dropped) byte\(dropped == 1 ? "" : "s") that \(tokenizer.name) has no token for (as the tokenizers library does)") }
     }
 
-    /// Encodes one chunk: its lines (ranges in `base`), a line's number in the whole input
-    /// from its index in the chunk (asked only for an error) -> the JSON lines and the
-    /// bytes dropped.
-    typealias ChunkEncoder = ([(Int, Int)], UnsafePointer<UInt8>, (Int) -> Int) throws -> ([UInt8], Int)
+    /// Encodes one chunk: its bytes (whole lines), a line's number in the whole input from
+    /// its index in the chunk (asked only for an error) -> the JSON lines and the bytes
+    /// dropped and the chunk's line count.
+    typealias ChunkEncoder = (UnsafePointer<UInt8>, Int, (Int) -> Int) throws -> (json: [UInt8], dropped: Int, lines: Int)
 
     /// A regular file, mapped: workers take chunks of ~64 KB of whole lines from a shared
     /// cursor, in input order, for as long as there are any (no barrier anywhere), and hand
@@ -73,8 +73,7 @@ enum EncodeCommand {
         _ = try parallelBatches(count: threads, threads: threads, batchSize: 1) { _ in
             while let (index, range) = source.next() {
                 do {
-                    let lines = splitLines(base + range.lowerBound, range.count)
-                    let (out, dropped) = try encode(lines, base + range.lowerBound) { k in 1 + countNewlines(base, range.lowerBound) + k }
+                    let (out, dropped, _) = try encode(base + range.lowerBound, range.count) { k in 1 + countNewlines(base, range.lowerBound) + k }
                     writer.submit(index, out, dropped: dropped, end: range.upperBound)
                 } catch {
                     failures.record(index, error)
@@ -98,10 +97,9 @@ enum EncodeCommand {
                 let chunks = cutChunks(base, count)
                 let lineCounts: [Int] = try parallelBatches(count: chunks.count, threads: threads, batchSize: 1) { r in
                     let c = chunks[r.lowerBound]
-                    let lines = splitLines(base + c.lowerBound, c.count)
-                    let (out, dropped) = try encode(lines, base + c.lowerBound) { k in firstLine + countNewlines(base, c.lowerBound) + k }
+                    let (out, dropped, lines) = try encode(base + c.lowerBound, c.count) { k in firstLine + countNewlines(base, c.lowerBound) + k }
                     writer.submit(chunkBase + r.lowerBound, out, dropped: dropped, end: 0)
-                    return lines.count
+                    return lines
                 }
                 chunkBase += chunks.count
                 firstLine += lineCounts.reduce(0, +)
@@ -154,40 +152,54 @@ enum EncodeCommand {
     }
 
     /// One chunk of lines: every line's ids into one flat array, then all of them written
-    /// as JSON in one pass into an output buffer of exactly the size they need.
-    static func encodeChunk(_ lines: [(Int, Int)], _ buf: UnsafePointer<UInt8>, tokenizer: Tokenizer, field: String?,
+    /// as JSON in one pass into an output buffer of exactly the size they need. Lines are
+    /// found as they are read: a line of the common shape (`tm_jsonl_field_line`) ends
+    /// where its JSON does, any other at the next `\n`.
+    static func encodeChunk(_ buf: UnsafePointer<UInt8>, _ count: Int, tokenizer: Tokenizer, field: String?,
                             allowed: [(bytes: [UInt8], id: UInt32)], path: String,
-                            lineNumber: (Int) -> Int) throws -> ([UInt8], Int) {
+                            lineNumber: (Int) -> Int) throws -> (json: [UInt8], dropped: Int, lines: Int) {
         var enc = tokenizer.makeEncoder()
         var ids: [UInt32] = []
         var ends: [Int] = []
-        ends.reserveCapacity(lines.count)
+        ends.reserveCapacity(count / 64 + 1)
         let scan = field.map { FieldScan($0) }
+        let head = scan?.head
         // The plain path keeps the chunk's tokens in the encoder's buffer, read once by the
         // id writer (`encodeKeeping`); the others append to `ids` text by text.
         let kept = allowed.isEmpty && enc.keepsTokens
+        var s = 0, k = 0
         // No closure or nested function touches `enc` or `ids` in this loop: variables
         // captured by one are boxed and checked for exclusive access at run time, one call
         // into the runtime a line.
-        for (k, (s, e)) in lines.enumerated() {
-            let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
+        while s < count {
             var repaired: UnsafeMutableBufferPointer<UInt8>? = nil
             let text: UnsafeBufferPointer<UInt8>
-            if let scan {
-                text = try scan.text(slice, path: path, line: { lineNumber(k) })
-            } else if let fixed = UTF8Validation.repaired(slice) {
-                let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: fixed.count)
-                _ = copy.initialize(from: fixed)
-                repaired = copy
-                text = UnsafeBufferPointer(copy)
+            let e: Int
+            if let head, let f = JSONParser.fieldLine(buf + s, available: count - s, head: UnsafeBufferPointer(head)) {
+                text = UnsafeBufferPointer(start: buf + s + f.start, count: f.end - f.start)
+                e = s + f.lineEnd
             } else {
-                text = slice
+                e = memchr(buf + s, 0x0A, count - s).map { UnsafeRawPointer($0) - UnsafeRawPointer(buf) } ?? count
+                let slice = UnsafeBufferPointer(start: buf + s, count: e - s)
+                if let scan {
+                    let line = k
+                    text = try scan.text(slice, path: path, line: { lineNumber(line) })
+                } else if let fixed = UTF8Validation.repaired(slice) {
+                    let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: fixed.count)
+                    _ = copy.initialize(from: fixed)
+                    repaired = copy
+                    text = UnsafeBufferPointer(copy)
+                } else {
+                    text = slice
+                }
             }
             if kept { enc.encodeKeeping(text) } else { enc.encode(text, allowedSpecial: allowed, into: &ids) }
             repaired?.deallocate()
             ends.append(kept ? enc.keptTokens.count : ids.count)
+            s = e + 1
+            k += 1
         }
-        return (kept ? IDWriter.json(enc.keptTokens, lineEnds: ends) : IDWriter.json(ids, lineEnds: ends), enc.droppedBytes)
+        return (kept ? IDWriter.json(enc.keptTokens, lineEnds: ends) : IDWriter.json(ids, lineEnds: ends), enc.droppedBytes, k)
     }
 
     /// Writes chunks to stdout in chunk order, whichever worker finishes them: a chunk is
@@ -282,6 +294,9 @@ enum EncodeCommand {
         /// (`JSONParser.onlyStringMember`), or nil when the name holds a byte a JSON key
         /// cannot hold as it is (quote, backslash, control byte).
         let plainKey: UnsafeMutableBufferPointer<UInt8>?
+        /// `{"field":`, the bytes that open a line of the shape `tm_jsonl_field_line`
+        /// takes, where the name needs no escape (nil otherwise).
+        let head: UnsafeMutableBufferPointer<UInt8>?
 
         init(_ field: String) {
             self.field = field
@@ -291,14 +306,19 @@ enum EncodeCommand {
                 let key = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: field.utf8.count)
                 _ = key.initialize(from: field.utf8)
                 plainKey = key
+                let opening = Array("{\"".utf8) + Array(field.utf8) + Array("\":".utf8)
+                let h = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: opening.count)
+                _ = h.initialize(from: opening)
+                head = h
             } else {
                 plainKey = nil
+                head = nil
             }
         }
 
         deinit {
             slot.deallocate(); end.deallocate(); inScratch.deallocate(); inInput.deallocate()
-            scratchBox.pointee.buffer.deallocate(); scratchBox.deallocate(); plainKey?.deallocate()
+            scratchBox.pointee.buffer.deallocate(); scratchBox.deallocate(); plainKey?.deallocate(); head?.deallocate()
         }
 
         /// Room for `count` bytes of scratch.

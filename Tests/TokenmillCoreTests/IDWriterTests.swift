@@ -43,3 +43,14 @@ final class IDWriterTests: XCTestCase {
         XCTAssertEqual(String(decoding: IDWriter.json(ids, lineEnds: ends), as: UTF8.self), reference(ids, ends))
     }
 }
+
+extension IDWriterTests {
+    /// Every id below 1,050,000 (each table entry, every carry between the high part and
+    /// the last three digits), in lines of 1 to 9 ids.
+    func testEveryIdBelowAMillionAndOn() {
+        let ids = (0..<UInt32(1_050_000)).map { $0 }
+        var ends: [Int] = [], e = 0, k = 1
+        while e < ids.count { e = min(ids.count, e + k); ends.append(e); k = k % 9 + 1 }
+        XCTAssertEqual(String(decoding: IDWriter.json(ids, lineEnds: ends), as: UTF8.self), reference(ids, ends))
+    }
+}

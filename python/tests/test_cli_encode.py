@@ -467,6 +467,34 @@ def test_fields_the_scan_passes_over_take_the_full_parser(tokenmill_bin):
 
 
 @pytest.mark.binary
+@pytest.mark.parametrize("source", ["file", "pipe"])
+def test_lines_read_in_one_pass_and_the_shapes_beside_them(tokenmill_bin, source, tmp_path):
+    """A line of the shape JSON-lines writers produce (`{"text": "..."}` or
+    `{"text":"..."}`) is read in one pass that also finds its end; every near miss goes to
+    the general scan and gives the same ids: `\r\n` endings, a space before the `}` or
+    after it, a longer key with the same start, another member, an empty string, an empty
+    line's error aside (none here), non-ASCII text, invalid UTF-8 (repaired), a last line
+    without `\n`, lines longer than the 32-byte steps and shorter."""
+    rows = [b'{"text": "plain"}', b'{"text":"no space"}', b'{"text": "crlf"}\r', b'{"text": "space before" }',
+            b'{"text": "space after"} ', b'{"textx": "x", "text": "longer key first"}', b'{"text": ""}',
+            b'{"text": "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 and more than thirty-two bytes of text"}',
+            b'{"text": "bad \xff byte in a line long enough for the vector steps"}', b'{"text": "\xe2\x82"}',
+            b'{"text": "x" , "n": 1}', b'{"text":  "two spaces"}', b'{"text": "' + b"long " * 40 + b'"}',
+            b'{"text": "last line without a newline"}']
+    data = b"\n".join(rows)
+    encoding = get_encoding("o200k_base")
+    texts = [json.loads(r.decode("utf-8", errors="replace"))["text"] for r in rows]
+    args = [tokenmill_bin, "encode", "--tokenizer", "o200k_base", "--field", "text"]
+    if source == "file":
+        path = tmp_path / "rows.jsonl"
+        path.write_bytes(data)
+        result = cli.run(*args, str(path))
+    else:
+        result = cli.run(*args, "-", input=data)
+    assert [json.loads(line) for line in result.stdout.decode().splitlines()] == [encoding.encode_ordinary(t) for t in texts]
+
+
+@pytest.mark.binary
 def test_the_vocabulary_cache_is_used_rebuilt_when_damaged_and_can_be_off(tokenmill_bin, tmp_path):
     """The first load of a vocabulary writes its compiled tables into TOKENMILL_CACHE_DIR;
     later loads read them and give the same ids; a damaged image is rebuilt (the ids stay
