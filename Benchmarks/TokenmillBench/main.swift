@@ -11,6 +11,7 @@ import Glibc
 ///   tokenmill-bench bpe --tokenizer cl100k_base --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]
 ///   tokenmill-bench minhash --corpus FILE.jsonl [--mode signatures|dedup] ...   (MinHashBench.swift)
 ///   tokenmill-bench ingest --input FILE [--format F] [--field text] ...          (IngestBench.swift)
+///   tokenmill-bench idwriter --ids IDS.jsonl ...                                  (IDWriterBench.swift)
 ///
 /// The corpus is loaded first (texts as UTF-8 bytes); the timed part is encoding every
 /// text, best of R runs. Results are kept alive through a checksum (the "black hole").
@@ -107,13 +108,15 @@ do {
     case "ingest-extract": try benchIngestExtract(Array(argv.dropFirst()))
     case "pack": try benchPack(Array(argv.dropFirst()))
     case "load": try benchLoad(Array(argv.dropFirst()))
+    case "idwriter": try benchIDWriter(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
                   + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]\n"
                   + "       tokenmill-bench ingest --input FILE [--format F] [--field text] [--threads N] [--repeat R] [--from-memory 1]\n"
                   + "       tokenmill-bench ingest-scan --input FILE.jsonl [--repeat R]\n"
                   + "       tokenmill-bench ingest-extract --input FILE.jsonl [--field text] [--repeat R]\n"
                   + "       tokenmill-bench pack [--records 1000000] [--seq-len 4096] [--repeat R] [--seed S]\n"
-                  + "       tokenmill-bench load --tokenizer T [--threads N] [--repeat R]")
+                  + "       tokenmill-bench load --tokenizer T [--threads N] [--repeat R]\n"
+                  + "       tokenmill-bench idwriter --ids IDS.jsonl [--lines 640] [--evict-kb 1024] [--repeat R]")
     }
 } catch {
     fail("\(error)")
