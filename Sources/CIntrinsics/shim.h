@@ -208,7 +208,7 @@ static inline size_t tm_ascii_blocks_nonspace(const uint8_t *s, size_t n, size_t
 // separate newline search reads the line again.
 static inline int tm_jsonl_field_line(const uint8_t *s, size_t n, const uint8_t *head, size_t hn,
                                       size_t *start, size_t *end, size_t *lineEnd) {
-    if (n < hn + 4 || __builtin_memcmp(s, head, hn) != 0) return 0;
+    if (n < hn + 3 || __builtin_memcmp(s, head, hn) != 0) return 0;   // `""}` at the least
     size_t i = hn;
     if (s[i] == 0x20) i++;
     if (s[i] != 0x22) return 0;
@@ -222,6 +222,56 @@ static inline int tm_jsonl_field_line(const uint8_t *s, size_t n, const uint8_t 
     if (e < n && s[e] != 0x0A) return 0;
     *start = i; *end = q; *lineEnd = e;
     return high ? 2 : 1;
+}
+
+// The value of a hex digit, 0x10 for any other byte.
+static const uint8_t tm_hex_values[256] = {
+    ['0'] = 0, ['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5, ['6'] = 6, ['7'] = 7, ['8'] = 8, ['9'] = 9,
+    ['a'] = 10, ['b'] = 11, ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15,
+    ['A'] = 10, ['B'] = 11, ['C'] = 12, ['D'] = 13, ['E'] = 14, ['F'] = 15,
+    // every other byte:
+    [0x00 ... 0x2F] = 0x10, [0x3A ... 0x40] = 0x10, [0x47 ... 0x60] = 0x10, [0x67 ... 0xFF] = 0x10,
+};
+
+// Four hex digits at `s` as a number, or a value above 0xFFFF when one is not a digit.
+static inline uint32_t tm_hex4(const uint8_t *s) {
+    uint32_t a = tm_hex_values[s[0]], b = tm_hex_values[s[1]], c = tm_hex_values[s[2]], d = tm_hex_values[s[3]];
+    return (a << 12 | b << 8 | c << 4 | d) | ((a | b | c | d) & 0x10) << 12;
+}
+
+// A run of `\uXXXX` escapes at `s` (`n` bytes readable) decoded into UTF-8 at `dst`, as
+// JSON writers that escape every non-ASCII character (Python's json.dumps by default)
+// write CJK, Cyrillic or emoji text: every escape of a character, and a surrogate pair as
+// the one character it encodes. Stops at the first byte that does not begin such an
+// escape, and before a bad digit or a lone surrogate (the caller's general path gives their
+// error or repair). Returns the bytes written; *consumed gets the bytes read.
+static inline size_t tm_json_u_escapes(const uint8_t *s, size_t n, uint8_t *dst, size_t *consumed) {
+    size_t i = 0, k = 0;
+    while (i + 6 <= n && s[i] == 0x5C && s[i + 1] == 0x75) {
+        uint32_t v = tm_hex4(s + i + 2);
+        if (v < 0x80) {
+            dst[k++] = (uint8_t)v;
+        } else if (v < 0x800) {
+            dst[k] = (uint8_t)(0xC0 | v >> 6); dst[k + 1] = (uint8_t)(0x80 | (v & 0x3F));
+            k += 2;
+        } else if (v < 0xD800 || (v >= 0xE000 && v <= 0xFFFF)) {
+            dst[k] = (uint8_t)(0xE0 | v >> 12); dst[k + 1] = (uint8_t)(0x80 | (v >> 6 & 0x3F)); dst[k + 2] = (uint8_t)(0x80 | (v & 0x3F));
+            k += 3;
+        } else if (v < 0xDC00 && i + 12 <= n && s[i + 6] == 0x5C && s[i + 7] == 0x75) {
+            uint32_t low = tm_hex4(s + i + 8);
+            if (low < 0xDC00 || low > 0xDFFF) break;
+            uint32_t c = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00);
+            dst[k] = (uint8_t)(0xF0 | c >> 18); dst[k + 1] = (uint8_t)(0x80 | (c >> 12 & 0x3F));
+            dst[k + 2] = (uint8_t)(0x80 | (c >> 6 & 0x3F)); dst[k + 3] = (uint8_t)(0x80 | (c & 0x3F));
+            k += 4;
+            i += 6;
+        } else {
+            break;   // a bad digit (v > 0xFFFF) or a lone surrogate
+        }
+        i += 6;
+    }
+    *consumed = i;
+    return k;
 }
 
 #if defined(__x86_64__)

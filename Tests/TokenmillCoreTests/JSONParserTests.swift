@@ -155,3 +155,52 @@ final class JSONParserTests: XCTestCase {
         }
     }
 }
+
+/// `decodeString` (the in-place decoder of encode and ingest, with its run of `\u` escapes
+/// decoded at once by `tm_json_u_escapes`) against the general string path
+/// (`parseString`, one escape at a time through `escapeScalar`), on random strings
+/// written as JSON writers that escape every non-ASCII character do: BMP characters,
+/// surrogate pairs, lone high and low surrogates, a high one before a `\u` that is not a
+/// low one, bad hex digits, `\u0000`, both hex cases, one-letter escapes and plain runs.
+extension JSONParserTests {
+    func testEscapeRunsDecodeAsTheGeneralPathDoes() throws {
+        var rng = SystemRandomNumberGenerator()
+        let pieces = ["\\u4e2d", "\\u00E9", "\\u0041", "\\u0000", "\\u07ff", "\\u0800", "\\uffff", "\\ud83d\\ude00", "\\uD800\\uDC00",
+                      "\\udbff\\udfff", "\\ud800", "\\udc00", "\\ud800\\u0041", "\\ud800\\ud800", "\\u12g4", "\\u", "\\n", "\\\"",
+                      "a", "é", " ", "\\u00"]
+        var decoded = 0, repaired = 0, failed = 0
+        for _ in 0..<20_000 {
+            var body = ""
+            for _ in 0..<Int.random(in: 0...12, using: &rng) {
+                // Mostly well-formed escapes, as real files hold; the odd ones sometimes.
+                body += pieces[Int.random(in: 0..<(Int.random(in: 0..<4, using: &rng) == 0 ? pieces.count : 10), using: &rng)]
+            }
+            let json = Array(("\"" + body + "\"").utf8)
+            json.withUnsafeBufferPointer { buf in
+                var general = JSONParser(buf)
+                let want = try? general.parseString()
+                let dst = UnsafeMutablePointer<UInt8>.allocate(capacity: json.count)
+                defer { dst.deallocate() }
+                var fast = JSONParser(buf)
+                do {
+                    if let n = try fast.decodeString(into: dst) {
+                        decoded += 1
+                        XCTAssertEqual(Array(UnsafeBufferPointer(start: dst, count: n)), want, "\(body)")
+                        XCTAssertEqual(fast.position, json.count, "\(body)")
+                    } else {
+                        // nil: the string needs a repair, which the general path makes (or,
+                        // past the repair, rejects: a bad escape further on).
+                        repaired += 1
+                        XCTAssertTrue(want.map { String(decoding: $0, as: UTF8.self).contains("\u{FFFD}") } ?? true, "\(body)")
+                    }
+                } catch {
+                    failed += 1
+                    XCTAssertNil(want, "decodeString threw on \(body), parseString did not")
+                }
+            }
+        }
+        XCTAssertGreaterThan(decoded, 10_000)
+        XCTAssertGreaterThan(repaired, 100)
+        XCTAssertGreaterThan(failed, 100)
+    }
+}

@@ -495,6 +495,24 @@ def test_lines_read_in_one_pass_and_the_shapes_beside_them(tokenmill_bin, source
 
 
 @pytest.mark.binary
+def test_a_file_with_every_non_ascii_character_escaped_gives_the_same_ids(tokenmill_bin, tmp_path):
+    """Python's json.dumps escapes every non-ASCII character by default (`\\u4e2d`, and a
+    character beyond the BMP as a surrogate pair): such a file decodes, run of escapes
+    by run, to the texts Python's json reads back, and encodes as tiktoken encodes them."""
+    rng = np.random.default_rng(7)
+    alphabet = list("abc XYZ 123,.!?\n\t\"\\/") + list("éàüßçñ") + list("中文字符测试") + list("русский") + \
+        ["😀", "🎉", "𝕏", "\u0000", "\u07ff", "\u0800", "\uffff", "\U0010ffff"]
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 80)))) for _ in range(3000)]
+    path = tmp_path / "escaped.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    assert "\\u4e2d" in path.read_text() and "\\ud83d\\ude00" in path.read_text()
+    encoding = get_encoding("o200k_base")
+    result = cli.run(tokenmill_bin, "encode", "--tokenizer", "o200k_base", "--field", "text", str(path))
+    got = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert got == [encoding.encode_ordinary(t) for t in texts]
+
+
+@pytest.mark.binary
 def test_the_vocabulary_cache_is_used_rebuilt_when_damaged_and_can_be_off(tokenmill_bin, tmp_path):
     """The first load of a vocabulary writes its compiled tables into TOKENMILL_CACHE_DIR;
     later loads read them and give the same ids; a damaged image is rebuilt (the ids stay
