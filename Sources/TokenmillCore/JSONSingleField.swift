@@ -26,6 +26,26 @@ extension JSONParser {
         return (start, end, lineEnd)
     }
 
+    /// The same layouts with a string that holds escapes (`\n`, `\"`, `\u4e2d`, ...): the
+    /// string decoded into `scratch` (room for `available` bytes: decoding only shrinks)
+    /// and its decoded length, with the line's end; nil for any other line, a string
+    /// with a bad escape or one that needs a UTF-8 repair (the general scan gives their
+    /// text or error). Lines with escapes had gone through `scanObject`, whose generality
+    /// cost more than the decoding on them.
+    public static func escapedFieldLine(_ line: UnsafePointer<UInt8>, available: Int, head: UnsafeBufferPointer<UInt8>,
+                                        scratch: UnsafeMutablePointer<UInt8>) -> (count: Int, lineEnd: Int)? {
+        let hn = head.count
+        guard available >= hn + 3, memcmpEqual(line, head.baseAddress!, hn) else { return nil }
+        var q = hn
+        if line[q] == 0x20 { q += 1 }
+        guard line[q] == 0x22 else { return nil }
+        var p = JSONParser(UnsafeBufferPointer(start: line, count: available), start: q)
+        guard let n = (try? p.decodeString(into: scratch)) ?? nil else { return nil }
+        let e = p.position
+        guard e < available, line[e] == 0x7D, e + 1 == available || line[e + 1] == 0x0A else { return nil }
+        return (n, e + 1)
+    }
+
     /// The range of the string value in `line` when `line` is, with JSON whitespace
     /// anywhere between the tokens, `{"<key>":"<string>"}` and the string has no escape,
     /// no control byte and is valid UTF-8; nil otherwise. `key` must hold no quote,

@@ -178,6 +178,12 @@ enum EncodeCommand {
             if let head, let f = JSONParser.fieldLine(buf + s, available: count - s, head: UnsafeBufferPointer(head)) {
                 text = UnsafeBufferPointer(start: buf + s + f.start, count: f.end - f.start)
                 e = s + f.lineEnd
+            } else if let head, let scan, buf[s] == 0x7B,
+                      case let scratch = scan.reserveScratch(count - s),
+                      let f = JSONParser.escapedFieldLine(buf + s, available: count - s, head: UnsafeBufferPointer(head), scratch: scratch) {
+                // The same shape with escapes in the string, decoded into the scratch memory.
+                text = UnsafeBufferPointer(start: scratch, count: f.count)
+                e = s + f.lineEnd
             } else {
                 e = memchr(buf + s, 0x0A, count - s).map { UnsafeRawPointer($0) - UnsafeRawPointer(buf) } ?? count
                 let slice = UnsafeBufferPointer(start: buf + s, count: e - s)

@@ -64,22 +64,24 @@ extension JSONSingleFieldTests {
         let plain: [[UInt8]] = [Array("a".utf8), Array("é".utf8), Array("中".utf8), Array("😀".utf8), [0x20], Array("xyz ".utf8)]
         let odd: [[UInt8]] = [[0x22], [0x5C], [0x09], [0x01], [0xFF], [0xC3], Array("\\n".utf8), Array("\\u00e9".utf8)]
         let head = Array("{\"text\":".utf8)
-        var taken = 0, refused = 0
+        var taken = 0, takenEscaped = 0, refused = 0
         for _ in 0..<20_000 {
             var value: [UInt8] = []
             let special = Int.random(in: 0..<4, using: &rng) == 0
             for _ in 0..<Int.random(in: 0...50, using: &rng) { value += plain[Int.random(in: 0..<plain.count, using: &rng)] }
-            if special { value.insert(contentsOf: odd[Int.random(in: 0..<odd.count, using: &rng)], at: Int.random(in: 0...value.count, using: &rng)) }
+            let specialPiece = special ? odd[Int.random(in: 0..<odd.count, using: &rng)] : nil
+            if let specialPiece { value.insert(contentsOf: specialPiece, at: Int.random(in: 0...value.count, using: &rng)) }
             let space = Int.random(in: 0..<2, using: &rng) == 0 ? [UInt8]() : [0x20]
             var line = head + space + [0x22] + value + [0x22, 0x7D]
             var exact = !special
+            var layoutKept = true
             switch Int.random(in: 0..<10, using: &rng) {
-            case 0: line.insert(0x20, at: 1); exact = false                          // a space after the brace
-            case 1: line.insert(0x20, at: line.count - 1); exact = false             // before the closing brace
-            case 2: line.append(0x0D); exact = false                                 // \r\n
-            case 3: line.append(0x20); exact = false                                 // a trailing space
-            case 4: line.insert(contentsOf: Array(", \"n\": 1".utf8), at: line.count - 1); exact = false
-            case 5: line[2] = 0x54; exact = false                                      // {"Text": ...
+            case 0: line.insert(0x20, at: 1); exact = false; layoutKept = false                          // a space after the brace
+            case 1: line.insert(0x20, at: line.count - 1); exact = false; layoutKept = false             // before the closing brace
+            case 2: line.append(0x0D); exact = false; layoutKept = false                                 // \r\n
+            case 3: line.append(0x20); exact = false; layoutKept = false                                 // a trailing space
+            case 4: line.insert(contentsOf: Array(", \"n\": 1".utf8), at: line.count - 1); exact = false; layoutKept = false
+            case 5: line[2] = 0x54; exact = false; layoutKept = false                                      // {"Text": ...
             default: break
             }
             // The rest of the chunk after the line: another line, or nothing.
@@ -93,17 +95,32 @@ extension JSONSingleFieldTests {
                members[0].key == Array("text".utf8), case .string(let s) = members[0].value {
                 parsed = s
             }
+            // The escaped-string variant, on the lines the plain one leaves.
+            let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk.count)
+            defer { scratch.deallocate() }
+            let escaped = chunk.withUnsafeBufferPointer { c in
+                head.withUnsafeBufferPointer { h in JSONParser.escapedFieldLine(c.baseAddress!, available: c.count, head: h, scratch: scratch) }
+            }
             if let (a, b, e) = got {
                 taken += 1
                 XCTAssertEqual(e, line.count, "line end of \(line)")
                 XCTAssertEqual(parsed, Array(chunk[a..<b]), "text of \(line)")
                 XCTAssertEqual(Array(chunk[a..<b]), value, "\(line)")
+            } else if let (n, e) = escaped {
+                takenEscaped += 1
+                XCTAssertEqual(e, line.count, "line end of \(line)")
+                XCTAssertEqual(parsed, Array(UnsafeBufferPointer(start: scratch, count: n)), "text of \(line)")
             } else {
                 refused += 1
                 XCTAssertFalse(exact && String(validating: value, as: UTF8.self) != nil, "left an exact line to the general scan: \(line)")
+                // An exact layout whose string holds only valid escapes and valid UTF-8.
+                let validEscapes = specialPiece.map { $0 == Array("\\n".utf8) || $0 == Array("\\u00e9".utf8) } ?? false
+                XCTAssertFalse(layoutKept && validEscapes && String(validating: value, as: UTF8.self) != nil,
+                               "left an exact line with escapes to the general scan: \(line)")
             }
         }
         XCTAssertGreaterThan(taken, 4_000)     // ~30% of the lines are of the exact shape
+        XCTAssertGreaterThan(takenEscaped, 200)
         XCTAssertGreaterThan(refused, 10_000)
     }
 }
