@@ -274,6 +274,78 @@ static inline size_t tm_json_u_escapes(const uint8_t *s, size_t n, uint8_t *dst,
     return k;
 }
 
+// A JSON string's body decoded in one pass: from `s` (just past the opening quote; `n`
+// bytes readable) into `dst`, which has room for n + 32 bytes (whole 32-byte blocks are
+// stored before the block's special byte is looked for, so a plain run is read and
+// copied at once). One-letter escapes and runs of `\u` escapes (`tm_json_u_escapes`)
+// are decoded in place. Returns the decoded length, with *consumed the bytes read up to
+// and including the closing quote and *high nonzero when a byte >= 0x80 came from the
+// input as it is (the caller then checks the whole result as UTF-8: escapes only ever
+// write whole sequences, so that is the same as checking every raw run). Returns
+// (size_t)-1 for anything the general decoder must take: a control byte, an unknown
+// escape, a bad `\u` digit, a lone surrogate, no closing quote, or no AVX2.
+#if defined(__x86_64__)
+__attribute__((target("avx2,bmi")))
+static inline size_t tm_json_string_decode(const uint8_t *s, size_t n, uint8_t *dst, size_t *consumed, uint8_t *high) {
+    const __m256i quote = _mm256_set1_epi8(0x22), slash = _mm256_set1_epi8(0x5C), ctrl = _mm256_set1_epi8(0x1F);
+    __m256i seen = _mm256_setzero_si256();
+    uint8_t h = 0;
+    size_t i = 0, k = 0;
+    for (;;) {
+        if (i + 32 <= n) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+            _mm256_storeu_si256((__m256i *)(dst + k), v);
+            __m256i special = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, slash)),
+                                              _mm256_cmpeq_epi8(_mm256_min_epu8(v, ctrl), v));
+            unsigned m = (unsigned)_mm256_movemask_epi8(special);
+            if (m == 0) { seen = _mm256_or_si256(seen, v); i += 32; k += 32; continue; }
+            unsigned at = (unsigned)__builtin_ctz(m);
+            if ((unsigned)_mm256_movemask_epi8(v) & ((1u << at) - 1u)) h = 1;
+            i += at; k += at;
+        } else {
+            while (i < n) {
+                uint8_t c = s[i];
+                if (c == 0x22 || c == 0x5C || c < 0x20) break;
+                dst[k++] = c; h |= c >> 7; i++;
+            }
+            if (i >= n) return (size_t)-1;
+        }
+        uint8_t c = s[i];
+        if (c == 0x22) {
+            *consumed = i + 1;
+            *high = h | (_mm256_movemask_epi8(seen) ? 1 : 0);
+            return k;
+        }
+        if (c < 0x20 || i + 1 >= n) return (size_t)-1;
+        uint8_t e = s[i + 1], d;
+        switch (e) {
+        case 'n': d = 0x0A; break;
+        case '"': d = 0x22; break;
+        case '\\': d = 0x5C; break;
+        case 't': d = 0x09; break;
+        case 'r': d = 0x0D; break;
+        case '/': d = 0x2F; break;
+        case 'b': d = 0x08; break;
+        case 'f': d = 0x0C; break;
+        case 'u': {
+            size_t used = 0;
+            size_t w = tm_json_u_escapes(s + i, n - i, dst + k, &used);
+            if (used == 0) return (size_t)-1;
+            k += w; i += used;
+            continue;
+        }
+        default: return (size_t)-1;
+        }
+        dst[k++] = d;
+        i += 2;
+    }
+}
+#else
+static inline size_t tm_json_string_decode(const uint8_t *s, size_t n, uint8_t *dst, size_t *consumed, uint8_t *high) {
+    return (size_t)-1;
+}
+#endif
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 // One bucket (8 slots, one cache line) of the BPE pair table: slot `e` holds a pair whose

@@ -27,7 +27,8 @@ extension JSONParser {
     }
 
     /// The same layouts with a string that holds escapes (`\n`, `\"`, `\u4e2d`, ...): the
-    /// string decoded into `scratch` (room for `available` bytes: decoding only shrinks)
+    /// string decoded into `scratch` (room for `available` + 32 bytes: decoding only
+    /// shrinks, and the one-pass decoder stores whole 32-byte blocks)
     /// and its decoded length, with the line's end; nil for any other line, a string
     /// with a bad escape or one that needs a UTF-8 repair (the general scan gives their
     /// text or error). Lines with escapes had gone through `scanObject`, whose generality
@@ -39,9 +40,19 @@ extension JSONParser {
         var q = hn
         if line[q] == 0x20 { q += 1 }
         guard line[q] == 0x22 else { return nil }
-        var p = JSONParser(UnsafeBufferPointer(start: line, count: available), start: q)
-        guard let n = (try? p.decodeString(into: scratch)) ?? nil else { return nil }
-        let e = p.position
+        // One pass that scans, copies and unescapes (`tm_json_string_decode`); what it
+        // leaves (a lone surrogate, a bad escape) to `decodeString`, which repairs or fails.
+        var consumed = 0, high: UInt8 = 0
+        var n = tm_json_string_decode(line + q + 1, available - q - 1, scratch, &consumed, &high)
+        var e = q + 1 + consumed
+        if n < 0 {
+            var p = JSONParser(UnsafeBufferPointer(start: line, count: available), start: q)
+            guard let m = (try? p.decodeString(into: scratch)) ?? nil else { return nil }
+            n = m
+            e = p.position
+        } else if high != 0 && !UTF8Validation.isValid(UnsafeBufferPointer(start: scratch, count: n)) {
+            return nil
+        }
         guard e < available, line[e] == 0x7D, e + 1 == available || line[e + 1] == 0x0A else { return nil }
         return (n, e + 1)
     }

@@ -179,7 +179,7 @@ enum EncodeCommand {
                 text = UnsafeBufferPointer(start: buf + s + f.start, count: f.end - f.start)
                 e = s + f.lineEnd
             } else if let head, let scan, buf[s] == 0x7B,
-                      case let scratch = scan.reserveScratch(count - s),
+                      case let scratch = scan.reserveScratch(count - s + 32),
                       let f = JSONParser.escapedFieldLine(buf + s, available: count - s, head: UnsafeBufferPointer(head), scratch: scratch) {
                 // The same shape with escapes in the string, decoded into the scratch memory.
                 text = UnsafeBufferPointer(start: scratch, count: f.count)
