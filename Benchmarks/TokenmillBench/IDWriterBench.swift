@@ -12,9 +12,7 @@ import Glibc
 /// from L1/L2: 0 measures the writer with everything in cache). Only the writes are
 /// timed; ns an id, best of R.
 func benchIDWriter(_ args: [String]) throws {
-    var opts: [String: String] = ["--lines": "640", "--evict-kb": "1024", "--repeat": "7"]
-    var i = 0
-    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    let opts = benchOptions(args, defaults: ["--lines": "640", "--evict-kb": "1024", "--repeat": "7"])
     guard let path = opts["--ids"] else { fail("idwriter needs --ids") }
     let per = Int(opts["--lines"]!) ?? 640, evict = (Int(opts["--evict-kb"]!) ?? 1024) << 10, repeats = Int(opts["--repeat"]!) ?? 7
     let data = try FileSystem.readFile(path)

@@ -8,9 +8,7 @@ import TokenmillCore
 ///  [--threads 1] [--repeat 3] [--from-memory 1]`: read the file and map every row to a
 /// text record (the ingest stage of a build: read, decompress, parse, map), best of R runs.
 func benchIngest(_ args: [String]) throws {
-    var opts: [String: String] = ["--field": "text", "--threads": "1", "--repeat": "3"]
-    var i = 0
-    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    let opts = benchOptions(args, defaults: ["--field": "text", "--threads": "1", "--repeat": "3"])
     guard let path = opts["--input"] else { fail("ingest needs --input") }
     let threads = Int(opts["--threads"]!) ?? 1, repeats = Int(opts["--repeat"]!) ?? 3
     let format = opts["--format"].flatMap(SourceConfig.Format.init(rawValue:))
@@ -36,9 +34,7 @@ func benchIngest(_ args: [String]) throws {
 /// `tokenmill-bench ingest-scan --input FILE.jsonl [--repeat 3]`: the floor of the JSONL
 /// path: split lines (memchr) and syntax-check every value without building anything.
 func benchIngestScan(_ args: [String]) throws {
-    var opts: [String: String] = ["--repeat": "3"]
-    var i = 0
-    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    let opts = benchOptions(args, defaults: ["--repeat": "3"])
     guard let path = opts["--input"] else { fail("ingest-scan needs --input") }
     let data = try FileSystem.readFile(path)
     var best = Double.infinity
@@ -67,9 +63,7 @@ func benchIngestScan(_ args: [String]) throws {
 /// unescaped (and UTF-8-checked) into scratch memory — without building records (no
 /// allocation per row). `ingest` measures the same plus record building.
 func benchIngestExtract(_ args: [String]) throws {
-    var opts: [String: String] = ["--repeat": "3", "--field": "text"]
-    var i = 0
-    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    let opts = benchOptions(args, defaults: ["--repeat": "3", "--field": "text"])
     guard let path = opts["--input"] else { fail("ingest-extract needs --input") }
     let data = try FileSystem.readFile(path)
     let keys = [Array(opts["--field"]!.utf8)]

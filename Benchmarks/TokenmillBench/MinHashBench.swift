@@ -10,10 +10,8 @@ import TokenmillCore
 /// With --pairs-out, every removed doc is written with the doc it was confirmed against
 /// ({"a": kept-side index, "b": removed index, "similarity": s}, 0-based corpus order).
 func benchMinHash(_ args: [String]) throws {
-    var opts: [String: String] = ["--field": "text", "--threads": "1", "--repeat": "1", "--permutations": "128",
-                                  "--ngram": "5", "--threshold": "0.8", "--mode": "signatures"]
-    var i = 0
-    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    let opts = benchOptions(args, defaults: ["--field": "text", "--threads": "1", "--repeat": "1", "--permutations": "128",
+                                             "--ngram": "5", "--threshold": "0.8", "--mode": "signatures"])
     guard let corpus = opts["--corpus"] else { fail("minhash needs --corpus") }
     let threads = Int(opts["--threads"]!) ?? 1, repeats = Int(opts["--repeat"]!) ?? 1
     let p = Int(opts["--permutations"]!) ?? 128, n = Int(opts["--ngram"]!) ?? 5

@@ -7,9 +7,7 @@ import TokenmillCore
 /// that overflow and are split), deterministic from `--seed`. Prints the best of
 /// `--repeat` runs and the packing efficiency (tokens / capacity).
 func benchPack(_ args: [String]) throws {
-    var opts: [String: String] = ["--records": "1000000", "--seq-len": "4096", "--repeat": "3", "--seed": "1"]
-    var i = 0
-    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    let opts = benchOptions(args, defaults: ["--records": "1000000", "--seq-len": "4096", "--repeat": "3", "--seed": "1"])
     let n = Int(opts["--records"]!) ?? 1_000_000, seqLen = Int(opts["--seq-len"]!) ?? 4096
     let repeats = Int(opts["--repeat"]!) ?? 3
     var rng = SplitMix64(seed: UInt64(opts["--seed"]!) ?? 1)

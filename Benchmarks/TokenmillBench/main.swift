@@ -17,6 +17,15 @@ import Glibc
 /// text, best of R runs. Results are kept alive through a checksum (the "black hole").
 func fail(_ m: String) -> Never { FileSystem.writeStderr("tokenmill-bench: \(m)"); exit(2) }
 
+/// The `--name value` pairs of a mode's arguments over its defaults (every mode takes its
+/// options this way).
+func benchOptions(_ args: [String], defaults: [String: String]) -> [String: String] {
+    var opts = defaults
+    var i = 0
+    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    return opts
+}
+
 func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -39,9 +48,7 @@ func loadTexts(_ path: String, field: String) throws -> [[UInt8]] {
 }
 
 func benchBPE(_ args: [String]) throws {
-    var opts: [String: String] = ["--field": "text", "--threads": "1", "--repeat": "3"]
-    var i = 0
-    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    let opts = benchOptions(args, defaults: ["--field": "text", "--threads": "1", "--repeat": "3"])
     guard let name = opts["--tokenizer"], let corpus = opts["--corpus"] else { fail("bpe needs --tokenizer and --corpus") }
     let threads = Int(opts["--threads"]!) ?? 1, repeats = Int(opts["--repeat"]!) ?? 3
     let tokenizer = try TokenizerLoader.load(name)
@@ -79,9 +86,7 @@ func benchBPE(_ args: [String]) throws {
 
 /// The vocabulary load a process pays before its first token (best of R).
 func benchLoad(_ args: [String]) throws {
-    var opts: [String: String] = ["--threads": "1", "--repeat": "5"]
-    var i = 0
-    while i + 1 < args.count { opts[args[i]] = args[i + 1]; i += 2 }
+    let opts = benchOptions(args, defaults: ["--threads": "1", "--repeat": "5"])
     guard let name = opts["--tokenizer"] else { fail("load needs --tokenizer") }
     let threads = Int(opts["--threads"]!) ?? 1, repeats = Int(opts["--repeat"]!) ?? 5
     var best = Double.infinity

@@ -198,32 +198,6 @@ static inline size_t tm_json_plain_run(const uint8_t *s, size_t n, uint8_t *high
 static inline size_t tm_ascii_blocks_nonspace(const uint8_t *s, size_t n, size_t *nonSpace) { return 0; }
 #endif
 
-// The line shape JSONL writers produce for one text field, `{"KEY": "text"}` or
-// `{"KEY":"text"}`, recognised in one pass at `s` (`n` bytes readable: the rest of the
-// chunk): `head` is `{"KEY":` (`hn` bytes). Returns 0 for any other line (whitespace
-// elsewhere, another member, an escape or control byte in the string, `\r\n`: the full
-// scan takes those), else the text's range [*start, *end) and the index of the line's
-// `\n` (or `n`), and 2 when the text holds a byte >= 0x80 (its UTF-8 is for the caller
-// to check), 1 when it is ASCII. The line's end is the closing `"}` itself, so no
-// separate newline search reads the line again.
-static inline int tm_jsonl_field_line(const uint8_t *s, size_t n, const uint8_t *head, size_t hn,
-                                      size_t *start, size_t *end, size_t *lineEnd) {
-    if (n < hn + 3 || __builtin_memcmp(s, head, hn) != 0) return 0;   // `""}` at the least
-    size_t i = hn;
-    if (s[i] == 0x20) i++;
-    if (s[i] != 0x22) return 0;
-    i++;
-    uint8_t high = 0;
-    size_t r = tm_json_plain_run(s + i, n - i, &high);
-    if (r == (size_t)-1) return 0;
-    size_t q = i + r;
-    if (q + 2 > n || s[q] != 0x22 || s[q + 1] != 0x7D) return 0;
-    size_t e = q + 2;
-    if (e < n && s[e] != 0x0A) return 0;
-    *start = i; *end = q; *lineEnd = e;
-    return high ? 2 : 1;
-}
-
 // The value of a hex digit, 0x10 for any other byte.
 static const uint8_t tm_hex_values[256] = {
     ['0'] = 0, ['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5, ['6'] = 6, ['7'] = 7, ['8'] = 8, ['9'] = 9,
@@ -274,8 +248,8 @@ static inline size_t tm_json_u_escapes(const uint8_t *s, size_t n, uint8_t *dst,
     return k;
 }
 
-// A JSON string's body decoded in one pass: from `s` (just past the opening quote; `n`
-// bytes readable) into `dst`, which has room for n + 32 bytes (whole 32-byte blocks are
+// A JSON string's body decoded in one pass: from `s` (anywhere inside the body, up to
+// its closing quote; `n` bytes readable) into `dst`, which has room for n + 32 bytes (whole 32-byte blocks are
 // stored before the block's special byte is looked for, so a plain run is read and
 // copied at once). One-letter escapes and runs of `\u` escapes (`tm_json_u_escapes`)
 // are decoded in place. Returns the decoded length, with *consumed the bytes read up to
@@ -345,6 +319,48 @@ static inline size_t tm_json_string_decode(const uint8_t *s, size_t n, uint8_t *
     return (size_t)-1;
 }
 #endif
+
+// The line shape JSONL writers produce for one text field, `{"KEY": "text"}` or
+// `{"KEY":"text"}`, recognised in one pass at `s` (`n` bytes readable: the rest of the
+// chunk): `head` is `{"KEY":` (`hn` bytes). Returns 0 for any other line (whitespace
+// elsewhere, another member, a control byte in the string, an escape the one-pass decoder
+// leaves, `\r\n`: the full scan takes those). Else *lineEnd is the index of the line's
+// `\n` (or `n`), *high nonzero when a byte >= 0x80 came from the input as it is (the
+// text's UTF-8 is then for the caller to check), and the text is [*start, *end) of the
+// line itself (returns 1: no escape) or of `scratch` (returns 2: the plain part before
+// the first escape copied there and the rest decoded by `tm_json_string_decode`;
+// `scratch` has room for n + 32 bytes). The line's end is the closing `"}` itself, so
+// no separate newline search reads the line again, and the string is scanned once.
+static inline int tm_jsonl_field_line(const uint8_t *s, size_t n, const uint8_t *head, size_t hn, uint8_t *scratch,
+                                      size_t *start, size_t *end, size_t *lineEnd, uint8_t *high) {
+    if (n < hn + 3 || __builtin_memcmp(s, head, hn) != 0) return 0;   // `""}` at the least
+    size_t i = hn;
+    if (s[i] == 0x20) i++;
+    if (s[i] != 0x22) return 0;
+    i++;
+    uint8_t h = 0;
+    size_t r = tm_json_plain_run(s + i, n - i, &h);
+    if (r == (size_t)-1) return 0;
+    size_t q = i + r;   // the first quote, backslash or control byte (or n)
+    int shape = 1;
+    if (q < n && s[q] == 0x5C) {
+        size_t plain = q - i, consumed = 0;
+        uint8_t decodedHigh = 0;
+        __builtin_memcpy(scratch, s + i, plain);
+        size_t k = tm_json_string_decode(s + q, n - q, scratch + plain, &consumed, &decodedHigh);
+        if (k == (size_t)-1) return 0;
+        h |= decodedHigh;
+        i = 0;
+        r = plain + k;
+        q += consumed - 1;   // the closing quote
+        shape = 2;
+    }
+    if (q + 2 > n || s[q] != 0x22 || s[q + 1] != 0x7D) return 0;
+    size_t e = q + 2;
+    if (e < n && s[e] != 0x0A) return 0;
+    *start = i; *end = i + r; *lineEnd = e; *high = h;
+    return shape;
+}
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -10,51 +10,26 @@ import CIntrinsics
 extension JSONParser {
     /// A whole line of the exact layouts JSON-lines writers use for one text member,
     /// `{"<key>": "<string>"}` or `{"<key>":"<string>"}` with nothing else before its
-    /// `\n`, found in one pass from `line` (`available` bytes readable, the line's end
-    /// among them): the string's range and the line's end (its `\n`, or `available`),
-    /// both relative to `line`, when the string has no escape or control byte and is
-    /// valid UTF-8; nil for any other line, which `onlyStringMember` or the full scan
-    /// then read. `head` is `{"<key>":`. The line's end comes from the JSON itself, so a
-    /// line of this shape is read once, not once for its `\n` and again for its text.
+    /// `\n`, read in one pass from `line` (`available` bytes readable, the line's end
+    /// among them; `tm_jsonl_field_line`): the string's text and the line's end (its `\n`,
+    /// or `available`, relative to `line`) when the string is valid UTF-8. The text lies in
+    /// the line itself when the string has no escape, else it is decoded into `scratch`
+    /// (room for `available` + 32 bytes: decoding only shrinks, and the decoder stores
+    /// whole 32-byte blocks). nil for any other line (another layout, a control byte, a
+    /// lone surrogate or bad escape, invalid UTF-8), which `onlyStringMember` or the full
+    /// scan then read, giving the same text or the exact error. `head` is `{"<key>":`.
+    /// The line's end comes from the JSON itself, so a line of this shape is read once,
+    /// not once for its `\n` and again for its text; lines with escapes had gone through
+    /// `scanObject`, whose generality cost more than the decoding on them.
     @inline(__always)
-    public static func fieldLine(_ line: UnsafePointer<UInt8>, available: Int, head: UnsafeBufferPointer<UInt8>)
-        -> (start: Int, end: Int, lineEnd: Int)? {
-        var start = 0, end = 0, lineEnd = 0
-        let shape = tm_jsonl_field_line(line, available, head.baseAddress!, head.count, &start, &end, &lineEnd)
+    public static func fieldLine(_ line: UnsafePointer<UInt8>, available: Int, head: UnsafeBufferPointer<UInt8>,
+                                 scratch: UnsafeMutablePointer<UInt8>) -> (text: UnsafeBufferPointer<UInt8>, lineEnd: Int)? {
+        var start = 0, end = 0, lineEnd = 0, high: UInt8 = 0
+        let shape = tm_jsonl_field_line(line, available, head.baseAddress!, head.count, scratch, &start, &end, &lineEnd, &high)
         guard shape != 0 else { return nil }
-        guard shape == 1 || UTF8Validation.isValid(UnsafeBufferPointer(start: line + start, count: end - start)) else { return nil }
-        return (start, end, lineEnd)
-    }
-
-    /// The same layouts with a string that holds escapes (`\n`, `\"`, `\u4e2d`, ...): the
-    /// string decoded into `scratch` (room for `available` + 32 bytes: decoding only
-    /// shrinks, and the one-pass decoder stores whole 32-byte blocks)
-    /// and its decoded length, with the line's end; nil for any other line, a string
-    /// with a bad escape or one that needs a UTF-8 repair (the general scan gives their
-    /// text or error). Lines with escapes had gone through `scanObject`, whose generality
-    /// cost more than the decoding on them.
-    public static func escapedFieldLine(_ line: UnsafePointer<UInt8>, available: Int, head: UnsafeBufferPointer<UInt8>,
-                                        scratch: UnsafeMutablePointer<UInt8>) -> (count: Int, lineEnd: Int)? {
-        let hn = head.count
-        guard available >= hn + 3, memcmpEqual(line, head.baseAddress!, hn) else { return nil }
-        var q = hn
-        if line[q] == 0x20 { q += 1 }
-        guard line[q] == 0x22 else { return nil }
-        // One pass that scans, copies and unescapes (`tm_json_string_decode`); what it
-        // leaves (a lone surrogate, a bad escape) to `decodeString`, which repairs or fails.
-        var consumed = 0, high: UInt8 = 0
-        var n = tm_json_string_decode(line + q + 1, available - q - 1, scratch, &consumed, &high)
-        var e = q + 1 + consumed
-        if n < 0 {
-            var p = JSONParser(UnsafeBufferPointer(start: line, count: available), start: q)
-            guard let m = (try? p.decodeString(into: scratch)) ?? nil else { return nil }
-            n = m
-            e = p.position
-        } else if high != 0 && !UTF8Validation.isValid(UnsafeBufferPointer(start: scratch, count: n)) {
-            return nil
-        }
-        guard e < available, line[e] == 0x7D, e + 1 == available || line[e + 1] == 0x0A else { return nil }
-        return (n, e + 1)
+        let text = UnsafeBufferPointer(start: (shape == 1 ? line : UnsafePointer(scratch)) + start, count: end - start)
+        guard high == 0 || UTF8Validation.isValid(text) else { return nil }
+        return (text, lineEnd)
     }
 
     /// The range of the string value in `line` when `line` is, with JSON whitespace

@@ -153,7 +153,7 @@ enum EncodeCommand {
 
     /// One chunk of lines: every line's ids into one flat array, then all of them written
     /// as JSON in one pass into an output buffer of exactly the size they need. Lines are
-    /// found as they are read: a line of the common shape (`tm_jsonl_field_line`) ends
+    /// found as they are read: a line of the common shape (`JSONParser.fieldLine`) ends
     /// where its JSON does, any other at the next `\n`.
     static func encodeChunk(_ buf: UnsafePointer<UInt8>, _ count: Int, tokenizer: Tokenizer, field: String?,
                             allowed: [(bytes: [UInt8], id: UInt32)], path: String,
@@ -175,14 +175,10 @@ enum EncodeCommand {
             var repaired: UnsafeMutableBufferPointer<UInt8>? = nil
             let text: UnsafeBufferPointer<UInt8>
             let e: Int
-            if let head, let f = JSONParser.fieldLine(buf + s, available: count - s, head: UnsafeBufferPointer(head)) {
-                text = UnsafeBufferPointer(start: buf + s + f.start, count: f.end - f.start)
-                e = s + f.lineEnd
-            } else if let head, let scan, buf[s] == 0x7B,
-                      case let scratch = scan.reserveScratch(count - s + 32),
-                      let f = JSONParser.escapedFieldLine(buf + s, available: count - s, head: UnsafeBufferPointer(head), scratch: scratch) {
-                // The same shape with escapes in the string, decoded into the scratch memory.
-                text = UnsafeBufferPointer(start: scratch, count: f.count)
+            if let head, let scan,
+               let f = JSONParser.fieldLine(buf + s, available: count - s, head: UnsafeBufferPointer(head),
+                                            scratch: scan.reserveScratch(count - s + 32)) {
+                text = f.text
                 e = s + f.lineEnd
             } else {
                 e = memchr(buf + s, 0x0A, count - s).map { UnsafeRawPointer($0) - UnsafeRawPointer(buf) } ?? count
