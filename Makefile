@@ -79,6 +79,9 @@ bench: deps build
 BENCH_VENV := build/venv-bench
 bench-encode: deps build
 	$(SWIFT) build -c release --product tokenmill-bench
+	@# The piece loop must have its scanner inlined (see PieceEnds in Sources/BPE/Pretokenizer.swift).
+	@if command -v objdump >/dev/null && objdump -d --no-show-raw-insn $(BIN) | grep -q 'call.*PiecesV3end'; then \
+	  echo "warning: $(BIN) calls the scanner out of line; rebuild it from scratch before timing it"; fi
 	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
 	-@$(BENCH_VENV)/bin/pip install -q tiktoken tokenizers numpy fastokens bpe-openai tokie gigatok splintr-rs 2>/dev/null
 	$(BENCH_VENV)/bin/python Benchmarks/bench_encode.py $(ARGS)

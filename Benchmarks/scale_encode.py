@@ -19,7 +19,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_encode import before_encode, pin  # noqa: E402
+from bench_encode import before_encode, pinned  # noqa: E402
 V, N = sys.argv[1], int(sys.argv[2])
 TM = sys.argv[3] if len(sys.argv) > 3 else os.path.join(ROOT, ".build/release/tokenmill")
 BENCH = os.path.join(ROOT, ".build/release/tokenmill-bench")
@@ -30,18 +30,19 @@ OUT = os.path.join(ROOT, "build/bench/encode/ids.jsonl")
 def encode(threads):
     before_encode(V, F, OUT, TM)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    with open(OUT, "wb") as f:
+    with open(OUT, "wb") as f, pinned(threads):
+        t0 = time.perf_counter()
         subprocess.run([TM, "encode", "--tokenizer", V, "--field", "text", "--threads", str(threads), F],
-                       stdout=f, check=True, preexec_fn=lambda: pin(threads))
-    wall = time.perf_counter() - t0
+                       stdout=f, check=True)
+        wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
 
 
 def library(threads):
-    out = subprocess.run([BENCH, "bpe", "--tokenizer", V, "--corpus", F, "--threads", str(threads), "--repeat", "1"],
-                         capture_output=True, text=True, check=True, preexec_fn=lambda: pin(threads))
+    with pinned(threads):
+        out = subprocess.run([BENCH, "bpe", "--tokenizer", V, "--corpus", F, "--threads", str(threads), "--repeat", "1"],
+                             capture_output=True, text=True, check=True)
     return json.loads(out.stdout)["seconds"]
 
 
