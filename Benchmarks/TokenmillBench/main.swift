@@ -12,6 +12,7 @@ import Glibc
 ///   tokenmill-bench minhash --corpus FILE.jsonl [--mode signatures|dedup] ...   (MinHashBench.swift)
 ///   tokenmill-bench ingest --input FILE [--format F] [--field text] ...          (IngestBench.swift)
 ///   tokenmill-bench idwriter --ids IDS.jsonl ...                                  (IDWriterBench.swift)
+///   tokenmill-bench scan --corpus FILE.jsonl [--field text] [--repeat R]          (o200k's pre-tokenizer alone)
 ///
 /// The corpus is loaded first (texts as UTF-8 bytes); the timed part is encoding every
 /// text, best of R runs. Results are kept alive through a checksum (the "black hole").
@@ -84,6 +85,27 @@ func benchBPE(_ args: [String]) throws {
     print(#"{"tool": "tokenmill", "tokenizer": "\#(name)", "threads": \#(threads), "seconds": \#(best), "bytes": \#(bytes), "tokens": \#(tokens), "mb_per_s": \#(Double(bytes) / best / 1e6), "rounds_mb_per_s": \#(rounds.map { Double(bytes) / $0 / 1e6 }), "sink": \#(sink % 10)}"#)
 }
 
+/// The o200k scanner alone over the texts (pieces counted), best of R.
+func benchScan(_ args: [String]) throws {
+    let opts = benchOptions(args, defaults: ["--field": "text", "--repeat": "5"])
+    guard let corpus = opts["--corpus"] else { fail("scan needs --corpus") }
+    let texts = try loadTexts(corpus, field: opts["--field"]!)
+    let bytes = texts.reduce(0) { $0 + $1.count }
+    var best = Double.infinity, pieces = 0, sink = 0
+    for _ in 0..<(Int(opts["--repeat"]!) ?? 5) {
+        let t0 = now()
+        var count = 0, s = 0
+        for t in texts {
+            t.withUnsafeBufferPointer { b in
+                Pretokenizer.o200k.split(b.baseAddress!, b.count) { a, e in count &+= 1; s &+= e &- a }
+            }
+        }
+        best = min(best, now() - t0)
+        pieces = count; sink ^= s
+    }
+    print(#"{"bench": "scan", "seconds": \#(best), "bytes": \#(bytes), "pieces": \#(pieces), "mb_per_s": \#(Double(bytes) / best / 1e6), "sink": \#(sink % 10)}"#)
+}
+
 /// The vocabulary load a process pays before its first token (best of R).
 func benchLoad(_ args: [String]) throws {
     let opts = benchOptions(args, defaults: ["--threads": "1", "--repeat": "5"])
@@ -113,6 +135,7 @@ do {
     case "ingest-extract": try benchIngestExtract(Array(argv.dropFirst()))
     case "pack": try benchPack(Array(argv.dropFirst()))
     case "load": try benchLoad(Array(argv.dropFirst()))
+    case "scan": try benchScan(Array(argv.dropFirst()))
     case "idwriter": try benchIDWriter(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
                   + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]\n"
