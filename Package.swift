@@ -23,6 +23,12 @@ let engine: [SwiftSetting] = optimize + [.unsafeFlags(["-Xfrontend", "-disable-l
 // `tokenmill help`, a third of a one-line `tokenmill encode`), a fixed cost of every short
 // run and every worker of a distributed build. The binary needs no Swift toolchain to run.
 let staticStdlib: [LinkerSetting] = [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux]))]
+// `tokenmill` itself goes further: a static executable (glibc, libstdc++ and the C
+// libraries' `.a` from their Debian -dev packages linked in), so no dynamic loader runs at
+// start: `tokenmill --version` 2.4 -> 1.0 ms, a one-line encode 6.4 -> 4.0 ms (min of 40).
+// pkg-config names libbrotlidec alone; its static archive needs libbrotlicommon after it.
+// Debian's libzstd.a has no multithreading (`Zstd.multithreaded`).
+let staticExecutable: [LinkerSetting] = [.unsafeFlags(["-static-executable", "-lbrotlicommon"], .when(platforms: [.linux]))]
 
 let package = Package(
     name: "tokenmill",
@@ -62,7 +68,7 @@ let package = Package(
                 dependencies: ["TokenmillCore", "Ingest", "Normalize", "Dedup", "BPE", "Packing", "ShardFormat"],
                 swiftSettings: optimize),
         .executableTarget(name: "tokenmill", dependencies: ["Pipeline", "Dedup", "BPE", "ShardFormat", "Export", "TokenmillCore"],
-                          swiftSettings: optimize, linkerSettings: staticStdlib),
+                          swiftSettings: optimize, linkerSettings: staticExecutable),
         .executableTarget(name: "tokenmill-bench", dependencies: ["BPE", "Dedup", "Ingest", "Packing", "TokenmillCore"],
                           path: "Benchmarks/TokenmillBench", swiftSettings: optimize, linkerSettings: staticStdlib),
         .testTarget(name: "TokenmillCoreTests", dependencies: ["TokenmillCore", "TestSupport"]),

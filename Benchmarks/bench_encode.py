@@ -38,9 +38,11 @@ Tools, each in a subprocess of its own per (vocabulary, shape, threads), every r
   RAYON_NUM_THREADS=1. Batches of 1,000 texts. A peer that does not install gets a
   "not run" row; each peer's ids are checked against tiktoken on the first 300 texts of
   the first part, a mismatch is printed.
-The figure per tool is the median over rounds. Tokenmill's runs come first, each round
-running every thread count of the command and of the library back to back; `encode / library`
-and the one-to-two-thread scaling are medians of per-round ratios.
+The figure per tool is the median over rounds. The tools take turns within each round:
+Tokenmill's runs first (every thread count of the command and of the library back to
+back), then each peer's at every thread count, on the same part; `encode / library`,
+the one-to-two-thread scaling and `per-round median` against the fastest peer are
+medians of per-round ratios (the ratio of the medians is printed too).
 
 A second table per shape gives each tool's best round and the ratios of best rounds. On
 this shared VM a process's speed moves by a third from run to run (the library's own
@@ -325,28 +327,44 @@ def main():
         for vocab in a.vocab.split(","):
             mismatch = check_tokenmill(vocab, files[0][0])
             one_thread = {}
-            # Tokenmill's runs first, every thread count inside each round (one after the
-            # other, seconds apart), so the one-to-two-thread scaling is the median of
-            # per-round ratios: this machine's speed moves by a third within minutes.
+            # Round-robin: in each round Tokenmill's runs (every thread count of the command
+            # and of the library, back to back) and then every peer's at each thread count,
+            # all on the same part, so that a ratio compares runs seconds apart on this VM
+            # whose speed moves by a third within minutes (with every tool's rounds in a
+            # block of their own, a slow minute fell on one tool's block and not another's).
             tm = {t: ([], []) for t in thread_counts}
-            for (p, n) in files:
+            peer_mbs = {(peer, t): [] for peer in peers for t in thread_counts}
+            peer_failed, peer_mismatch = {}, {}
+            for r, (p, n) in enumerate(files):
                 for threads in thread_counts:
                     c, l = run_tokenmill(vocab, threads, p)
                     tm[threads][0].append(n / c / 1e6)
                     tm[threads][1].append(n / l / 1e6)
+                for threads in thread_counts:
+                    for peer in peers:
+                        if (peer, threads) in peer_failed:
+                            continue
+                        res, err = run_peer(peer, vocab, threads, [p])
+                        if res is None:
+                            peer_failed[(peer, threads)] = err
+                            continue
+                        peer_mbs[(peer, threads)].append(n / res["seconds"][0] / 1e6)
+                        if r == 0:
+                            peer_mismatch[(peer, threads)] = res["mismatch"]
             for threads in thread_counts:
                 rows = {}
-                for peer in peers:
-                    res, err = run_peer(peer, vocab, threads, [p for p, _ in files])
-                    if res is None:
-                        rows[peer] = (None, f"not run: {err}")
-                    else:
-                        mbs = statistics.median(n / s / 1e6 for n, s in zip(nbytes, res["seconds"]))
-                        rows[peer] = (mbs, "" if res["mismatch"] == 0 else f"**{res['mismatch']} of 300 ids differ**")
-                        if res["mismatch"] == 0:
-                            best_peer = max(n / s / 1e6 for n, s in zip(nbytes, res["seconds"]))
-                            best_rows.append((vocab, threads, peer, best_peer))
                 cmd, lib = tm[threads]
+                versus = {}
+                for peer in peers:
+                    if (peer, threads) in peer_failed:
+                        rows[peer] = (None, f"not run: {peer_failed[(peer, threads)]}")
+                        continue
+                    mbs_rounds = peer_mbs[(peer, threads)]
+                    bad = peer_mismatch.get((peer, threads), 0)
+                    rows[peer] = (statistics.median(mbs_rounds), "" if bad == 0 else f"**{bad} of 300 ids differ**")
+                    if bad == 0:
+                        best_rows.append((vocab, threads, peer, max(mbs_rounds)))
+                        versus[peer] = statistics.median(c / m for c, m in zip(cmd, mbs_rounds))
                 rows["tokenmill encode"] = (statistics.median(cmd), "" if mismatch == 0 else f"**{mismatch} of 300 ids differ**")
                 rows["tokenmill library"] = (statistics.median(lib), "")
                 ratios = statistics.median(c / l for c, l in zip(cmd, lib))
@@ -360,7 +378,7 @@ def main():
                         extra = [f"{ratios:.2f} of the library"]
                         if exact:
                             best = max(exact)
-                            extra.append(f"{mbs / best[0]:.2f}x fastest peer ({best[1]})")
+                            extra.append(f"{mbs / best[0]:.2f}x fastest peer ({best[1]}); per-round median {versus[best[1]]:.2f}x")
                         note = "; ".join([note] + extra if note else extra)
                     print(f"| {vocab} | {threads} | {tool} | {mbs:.1f} | {mbs / base:.2f}x | {note} |" if base else
                           f"| {vocab} | {threads} | {tool} | {mbs:.1f} | - | {note} |")

@@ -34,6 +34,16 @@ public enum Zstd {
     }
     static let contexts = ContextPool()
 
+    /// Whether this libzstd compresses one frame on several threads (`ZSTD_c_nbWorkers`).
+    /// The executable links libzstd statically (no dynamic loader at start: 2.4 -> 1.0 ms
+    /// a process), and Debian's `libzstd.a` is built without multithreading, where a build
+    /// against the shared library has it. Without it a frame is compressed on its caller's
+    /// thread; the MDS export compresses its shards two at a time in the background anyway.
+    public static let multithreaded: Bool = ZSTD_cParam_getBounds(ZSTD_c_nbWorkers).upperBound > 0
+
+    /// `workers` where libzstd can use them, else 1 (`multithreaded`).
+    static func frameWorkers(_ workers: Int) -> Int { multithreaded ? workers : 1 }
+
     /// One frame on `workers` threads (libzstd's own multithreading; the frame states its
     /// content size). Used for large single outputs, such as an MDS shard.
     public static func compress(_ input: UnsafeRawBufferPointer, level: Int32, workers: Int) throws -> [UInt8] {
@@ -43,6 +53,7 @@ public enum Zstd {
             if ZSTD_isError(r) != 0 { throw TokenmillError.other("zstd compression failed: \(String(cString: ZSTD_getErrorName(r)))") }
         }
         try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level))
+        let workers = frameWorkers(workers)
         if workers > 1 { try check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, Int32(workers))) }
         let bound = ZSTD_compressBound(input.count)
         var out = [UInt8](repeating: 0, count: bound)
@@ -71,6 +82,7 @@ public enum Zstd {
             self.sink = sink
             self.pledgedSize = pledgedSize
             try Self.check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level))
+            let workers = Zstd.frameWorkers(workers)
             if workers > 1 { try Self.check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, Int32(workers))) }
             try Self.check(ZSTD_CCtx_setPledgedSrcSize(cctx, UInt64(pledgedSize)))
         }
