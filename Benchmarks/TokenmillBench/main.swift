@@ -13,6 +13,7 @@ import Glibc
 ///   tokenmill-bench ingest --input FILE [--format F] [--field text] ...          (IngestBench.swift)
 ///   tokenmill-bench idwriter --ids IDS.jsonl ...                                  (IDWriterBench.swift)
 ///   tokenmill-bench scan --corpus FILE.jsonl [--field text] [--repeat R]          (o200k's pre-tokenizer alone)
+///   tokenmill-bench wincheck [--corpus FILE.jsonl] [--random N [--min 1] [--span 260]]  (o200k's windows against the byte scanner)
 ///
 /// The corpus is loaded first (texts as UTF-8 bytes); the timed part is encoding every
 /// text, best of R runs. Results are kept alive through a checksum (the "black hole").
@@ -106,6 +107,47 @@ func benchScan(_ args: [String]) throws {
     print(#"{"bench": "scan", "seconds": \#(best), "bytes": \#(bytes), "pieces": \#(pieces), "mb_per_s": \#(Double(bytes) / best / 1e6), "sink": \#(sink % 10)}"#)
 }
 
+/// o200k's piece ends through 64-byte windows against the byte scanner: the corpus's
+/// texts, then random texts over an alphabet of the cases (`--random N`); prints the first
+/// disagreement.
+func benchWindowCheck(_ args: [String]) throws {
+    let opts = benchOptions(args, defaults: ["--field": "text", "--random": "0", "--min": "1", "--span": "260"])
+    let minLength = Int(opts["--min"]!) ?? 1, span = UInt64(Int(opts["--span"]!) ?? 260)
+    var texts: [[UInt8]] = []
+    if let corpus = opts["--corpus"] { texts = try loadTexts(corpus, field: opts["--field"]!) }
+    // ASCII of every class the pattern tells apart, and UTF-8 that can continue an ASCII run:
+    // é (letter), U+0301 (mark), ٣ (number), NBSP, U+0085, U+2028, U+3000 (spaces), “ and 中.
+    let ascii = Array("aAbZzsStTmMdDrReEvVlL09 5 \t\n\r\u{0B}\u{0C}'.,!?/-\"()@_\u{00}\u{1C}\u{1F}\u{7F}  \n\n".utf8).map { [$0] }
+    let wide: [[UInt8]] = [[0xC3, 0xA9], [0xCC, 0x81], [0xD9, 0xA3], [0xC2, 0xA0], [0xC2, 0x85], [0xE2, 0x80, 0xA8], [0xE3, 0x80, 0x80], [0xE2, 0x80, 0x9C], [0xE4, 0xB8, 0xAD]]
+    let alphabet = ascii + ascii + wide
+    var rng: UInt64 = 0x9E3779B97F4A7C15
+    for _ in 0..<(Int(opts["--random"]!) ?? 0) {
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+        let len = minLength + Int(rng % span)
+        var t: [UInt8] = []
+        while t.count < len {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+            t += alphabet[Int(rng % UInt64(alphabet.count))]
+        }
+        texts.append(t)
+    }
+    var bad = 0
+    for t in texts {
+        let a = t.withUnsafeBufferPointer { Pretokenizer.o200kPieceEnds($0, windows: true) }
+        let b = t.withUnsafeBufferPointer { Pretokenizer.o200kPieceEnds($0, windows: false) }
+        if a != b {
+            bad += 1
+            if bad <= 3 {
+                let k = (0..<min(a.count, b.count)).first { a[$0] != b[$0] } ?? min(a.count, b.count)
+                let from = k > 0 ? b[k - 1] : 0
+                print("MISMATCH at piece \(k) from \(from): windows \(Array(a[k..<min(a.count, k + 4)])) bytes \(Array(b[k..<min(b.count, k + 4)]))")
+                print("  text: \(t[max(0, from - 8)..<min(t.count, from + 40)].map { String($0, radix: 16) }.joined(separator: " "))")
+            }
+        }
+    }
+    print(#"{"bench": "wincheck", "texts": \#(texts.count), "mismatches": \#(bad)}"#)
+}
+
 /// The vocabulary load a process pays before its first token (best of R).
 func benchLoad(_ args: [String]) throws {
     let opts = benchOptions(args, defaults: ["--threads": "1", "--repeat": "5"])
@@ -136,6 +178,7 @@ do {
     case "pack": try benchPack(Array(argv.dropFirst()))
     case "load": try benchLoad(Array(argv.dropFirst()))
     case "scan": try benchScan(Array(argv.dropFirst()))
+    case "wincheck": try benchWindowCheck(Array(argv.dropFirst()))
     case "idwriter": try benchIDWriter(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
                   + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]\n"

@@ -37,6 +37,26 @@ public enum Pretokenizer: String, Sendable {
         case .whole: if n > 0 { piece(0, n) }
         }
     }
+
+    /// The ends of o200k's pieces of `b`, through the 64-byte windows (`O200kWindowPieces`,
+    /// the encoder's scanner) or the byte scanner alone: the two must agree (tests and
+    /// `tokenmill-bench scan` compare them).
+    public static func o200kPieceEnds(_ b: UnsafeBufferPointer<UInt8>, windows: Bool) -> [Int] {
+        guard let base = b.baseAddress, b.count > 0 else { return [] }
+        let n = b.count, scan = Scan()
+        var ends: [Int] = []
+        var i = 0
+        if windows {
+            let state = UnsafeMutablePointer<Int>.allocate(capacity: O200kWindowPieces.stateWords)
+            defer { state.deallocate() }
+            O200kWindowPieces.initialState(state)
+            let pieces = O200kWindowPieces(scan: scan, b: base, n: n, state: state)
+            while i < n { i = pieces.end(i); ends.append(i) }
+        } else {
+            while i < n { i = scan.o200k(base, i, n); ends.append(i) }
+        }
+        return ends
+    }
 }
 
 /// The scanners. The class tables are held as plain pointers in this struct, so the hot
@@ -502,6 +522,64 @@ struct CL100kPieces: PieceEnds {
     let b: UnsafePointer<UInt8>
     let n: Int
     @_transparent func end(_ i: Int) -> Int { scan.cl100k(b, i, n) }
+}
+
+/// o200k through 64-byte windows of ASCII text: `tm_o200k_starts64` finds every piece
+/// start of a window at once (bit operations on the bytes' classes, no branch on what a
+/// piece is), and `end` hands them out one by one; a window is taken where a piece starts
+/// with 64 ASCII bytes ahead, anything else goes through `Scan.o200k`. `state` holds the
+/// window's offset, its starts, and the offset before which no window is tried (the byte
+/// after the last non-ASCII byte seen).
+struct O200kWindowPieces: PieceEnds {
+    let scan: Scan
+    let b: UnsafePointer<UInt8>
+    let n: Int
+    let state: UnsafeMutablePointer<Int>
+
+    @_transparent func end(_ i: Int) -> Int {
+        let r = i &- state[0]
+        if UInt(bitPattern: r) < 64 {
+            let later = UInt64(bitPattern: Int64(state[1])) & ((UInt64.max &<< UInt64(truncatingIfNeeded: r)) &<< 1)
+            if later != 0 { return state[0] &+ later.trailingZeroBitCount }
+        }
+        return refill(i)
+    }
+
+    @inline(never)
+    func refill(_ i: Int) -> Int {
+        // No window from a byte >= 0x80 (a piece of another script) or before one just seen.
+        if i >= state[2] && b[i] < 0x80 {
+            var limit: Int32 = 0, nonASCII: Int32 = 64
+            let left = n &- i
+            let starts: UInt64
+            if left >= 64 {
+                starts = tm_o200k_starts64(b + i, 64, &limit, &nonASCII) & ~1
+            } else {
+                // The text's last bytes, copied and padded with spaces (`state[3...]`).
+                let pad = UnsafeMutableRawPointer(state + 3)
+                pad.storeBytes(of: SIMD32<UInt8>(repeating: 0x20), as: SIMD32<UInt8>.self)
+                pad.storeBytes(of: SIMD32<UInt8>(repeating: 0x20), toByteOffset: 32, as: SIMD32<UInt8>.self)
+                pad.copyMemory(from: b + i, byteCount: left)
+                starts = tm_o200k_starts64(pad.assumingMemoryBound(to: UInt8.self), Int32(left), &limit, &nonASCII) & ~1
+            }
+            if starts != 0 {
+                state[0] = i
+                state[1] = Int(Int64(bitPattern: starts | 1))
+                return i &+ starts.trailingZeroBitCount
+            }
+            // Nothing known before a byte >= 0x80 close ahead: the byte scanner takes the
+            // pieces up to and past it.
+            if nonASCII < 64 { state[2] = i &+ Int(nonASCII) &+ 1 }
+        }
+        return scan.o200k(b, i, n)
+    }
+
+    /// Words of state: the window's offset and starts, the offset before which no window
+    /// is tried, then 64 bytes for a padded copy of a text's end.
+    static let stateWords = 3 + 8
+
+    /// A state with no window.
+    static func initialState(_ p: UnsafeMutablePointer<Int>) { p[0] = Int.min / 2; p[1] = 0; p[2] = 0 }
 }
 
 /// The other patterns, whose scanners are one call a piece anyway.

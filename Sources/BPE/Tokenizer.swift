@@ -137,6 +137,8 @@ public final class Tokenizer: @unchecked Sendable {
         /// its end, whole-piece hash and the key's first two words (`RankTable.wholeKey`), in
         /// one block so the loop keeps one pointer to it in a register, not three.
         let pieceBatch = UnsafeMutablePointer<UInt64>.allocate(capacity: 4 * Encoder.batch)
+        /// `O200kWindowPieces`' state (the current window of o200k piece starts).
+        let windowState = UnsafeMutablePointer<Int>.allocate(capacity: O200kWindowPieces.stateWords)
         static let batch = 32
 
         /// The SentencePiece engine's scratch and word cache (nil for byte-level vocabularies).
@@ -163,7 +165,7 @@ public final class Tokenizer: @unchecked Sendable {
         public var droppedBytes: Int { merge.droppedBytes }
 
         deinit {
-            merge.deallocate(); pieceBatch.deallocate()
+            merge.deallocate(); pieceBatch.deallocate(); windowState.deallocate()
             tokenizer.pairCaches.give(pairCache)
             if let sentencePieceState { tokenizer.sentencePieceStates.give(sentencePieceState) }
         }
@@ -264,7 +266,9 @@ public final class Tokenizer: @unchecked Sendable {
                 switch pretokenizer {
                 case .r50k: encodePieces(base, n, table, into: &out, ClosurePieces { scan.r50k(base, $0, n) })
                 case .cl100k: encodePieces(base, n, table, into: &out, CL100kPieces(scan: scan, b: base, n: n))
-                case .o200k: encodePieces(base, n, table, into: &out, O200kPieces(scan: scan, b: base, n: n))
+                case .o200k:
+                    O200kWindowPieces.initialState(windowState)
+                    encodePieces(base, n, table, into: &out, O200kWindowPieces(scan: scan, b: base, n: n, state: windowState))
                 case .llama3: encodePieces(base, n, table, into: &out, ClosurePieces { scan.llama3(base, $0, n, digits: 3) })
                 case .qwen2: encodePieces(base, n, table, into: &out, ClosurePieces { scan.llama3(base, $0, n, digits: 1) })
                 case .whole: merge.reserveTokens(n, flushingInto: &out); merge.encode(base, n, table)

@@ -394,8 +394,49 @@ static inline uint32_t tm_letters16(const uint8_t *p) {
     unsigned lower = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(l, top), l));
     return upper | lower << 16;
 }
+// The classes of 64 bytes at `p` for `tm_o200k_starts64`, one bit a byte (a byte >= 0x80
+// is in none of them); returns the offset of the first byte >= 0x80, or 64 (and stops
+// early, the classes unset, when that offset is below 32).
+typedef struct { uint64_t upper, lower, digit, space, newline, otherSpace, apostrophe, slash, s1, r, v, e, l; } tm_classes64;
+static inline uint64_t tm_mask64(__m256i a, __m256i b) {
+    return (uint64_t)(uint32_t)_mm256_movemask_epi8(a) | (uint64_t)(uint32_t)_mm256_movemask_epi8(b) << 32;
+}
+static inline __m256i tm_in_range(__m256i x, uint8_t lo, uint8_t len) {
+    __m256i d = _mm256_sub_epi8(x, _mm256_set1_epi8((char)lo));
+    return _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8((char)(len - 1))), d);
+}
+static inline __m256i tm_is(__m256i x, uint8_t ch) { return _mm256_cmpeq_epi8(x, _mm256_set1_epi8((char)ch)); }
+static inline int tm_classes64_at(const uint8_t *p, tm_classes64 *c) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)p), b = _mm256_loadu_si256((const __m256i *)(p + 32));
+    uint64_t high = tm_mask64(a, b);
+    // A byte >= 0x80 in the first half: too little known before it to be worth the rest.
+    if (high & 0xFFFFFFFFu) return __builtin_ctzll(high);
+    c->upper = tm_mask64(tm_in_range(a, 0x41, 26), tm_in_range(b, 0x41, 26));
+    c->lower = tm_mask64(tm_in_range(a, 0x61, 26), tm_in_range(b, 0x61, 26));
+    c->digit = tm_mask64(tm_in_range(a, 0x30, 10), tm_in_range(b, 0x30, 10));
+    c->space = tm_mask64(tm_is(a, 0x20), tm_is(b, 0x20));
+    c->newline = tm_mask64(_mm256_or_si256(tm_is(a, 0x0A), tm_is(a, 0x0D)), _mm256_or_si256(tm_is(b, 0x0A), tm_is(b, 0x0D)));
+    c->otherSpace = tm_mask64(tm_in_range(a, 0x09, 5), tm_in_range(b, 0x09, 5)) & ~c->newline;   // \t \v \f
+    c->apostrophe = tm_mask64(tm_is(a, 0x27), tm_is(b, 0x27));
+    c->slash = tm_mask64(tm_is(a, 0x2F), tm_is(b, 0x2F));
+    c->s1 = c->r = c->v = c->e = c->l = 0;
+    return high ? __builtin_ctzll(high) : 64;
+}
+// The letters a contraction can hold (s t m d, r v e l, any case), asked for only when
+// the window has an apostrophe after a letter.
+static inline void tm_contraction_classes64(const uint8_t *p, tm_classes64 *c) {
+    __m256i a = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi8(0x20));
+    __m256i b = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(p + 32)), _mm256_set1_epi8(0x20));
+    c->s1 = tm_mask64(_mm256_or_si256(_mm256_or_si256(tm_is(a, 's'), tm_is(a, 't')), _mm256_or_si256(tm_is(a, 'm'), tm_is(a, 'd'))),
+                      _mm256_or_si256(_mm256_or_si256(tm_is(b, 's'), tm_is(b, 't')), _mm256_or_si256(tm_is(b, 'm'), tm_is(b, 'd'))));
+    c->r = tm_mask64(tm_is(a, 'r'), tm_is(b, 'r'));
+    c->v = tm_mask64(tm_is(a, 'v'), tm_is(b, 'v'));
+    c->e = tm_mask64(tm_is(a, 'e'), tm_is(b, 'e'));
+    c->l = tm_mask64(tm_is(a, 'l'), tm_is(b, 'l'));
+}
 #else
 #include <stdint.h>
+#include <string.h>
 static inline uint32_t tm_letters16(const uint8_t *p) {
     uint32_t m = 0;
     for (int k = 0; k < 16; k++) {
@@ -404,6 +445,31 @@ static inline uint32_t tm_letters16(const uint8_t *p) {
     }
     return m;
 }
+typedef struct { uint64_t upper, lower, digit, space, newline, otherSpace, apostrophe, slash, s1, r, v, e, l; } tm_classes64;
+static inline int tm_classes64_at(const uint8_t *p, tm_classes64 *c) {
+    int first = 64;
+    memset(c, 0, sizeof *c);
+    for (int k = 0; k < 64; k++) {
+        uint8_t x = p[k], f = x | 0x20;
+        uint64_t bit = 1ULL << k;
+        if (x >= 0x80) { if (first == 64) { first = k; if (k < 32) return k; } continue; }
+        if ((uint8_t)(x - 0x41) < 26) c->upper |= bit;
+        if ((uint8_t)(x - 0x61) < 26) c->lower |= bit;
+        if ((uint8_t)(x - 0x30) < 10) c->digit |= bit;
+        if (x == 0x20) c->space |= bit;
+        if (x == 0x0A || x == 0x0D) c->newline |= bit;
+        if (x == 0x09 || x == 0x0B || x == 0x0C) c->otherSpace |= bit;
+        if (x == 0x27) c->apostrophe |= bit;
+        if (x == 0x2F) c->slash |= bit;
+        if (f == 's' || f == 't' || f == 'm' || f == 'd') c->s1 |= bit;
+        if (f == 'r') c->r |= bit;
+        if (f == 'v') c->v |= bit;
+        if (f == 'e') c->e |= bit;
+        if (f == 'l') c->l |= bit;
+    }
+    return first;
+}
+static inline void tm_contraction_classes64(const uint8_t *p, tm_classes64 *c) { (void)p; (void)c; }
 static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
     for (int k = 0; k < 8; k++) {
         if (line[k] == 0) return 0;
@@ -412,5 +478,124 @@ static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
     return 0xFFFFFFFFu;
 }
 #endif
+
+// o200k_base's pre-tokenizer on 64 ASCII bytes at once. `p` is where a piece starts, and
+// `len` bytes of text follow it (64, or fewer then padded with spaces to 64);
+// bit k of the result is set when a piece starts at p + k, for every k below the limit
+// stored in `*limit` (bits at or above it are not given: what they are depends on bytes
+// past the window, or past the first byte >= 0x80, whose offset is stored in `*nonASCII`,
+// 64 when there is none). The pattern's alternatives
+// on ASCII text, as masks (`prev(m)`: the class of the byte before; `next(m)`: after):
+// - a word: a run of letters, cut where a small letter meets a capital (`[Lu]*[Ll]+`
+//   ends there), with a one-byte prefix `[^\r\n\p{L}\p{N}]` taken from before the run
+//   (a space or \t\v\f always; other punctuation only when it is not part of a longer run
+//   of punctuation or after a space, which take it first), and a contraction after it
+//   ('s 't 'm 'd 're 've 'll in any case);
+// - up to three digits, from the start of a run of digits;
+// - ` ?[^\s\p{L}\p{N}]+[\r\n/]*`: a run of punctuation, the space before it, the \r, \n
+//   and / right after it;
+// - whitespace: a run starts a piece; the bytes after its last \r\n start another; its
+//   last byte (not \r\n) starts the piece that takes it (`\s+(?!\S)` leaves it out).
+static inline uint64_t tm_o200k_starts64(const uint8_t *p, int len, int *limit, int *nonASCII) {
+    tm_classes64 c;
+    int ascii = tm_classes64_at(p, &c);
+    *nonASCII = ascii;
+    if (ascii < 32) { *limit = 0; return 0; }
+#define PREV(m) ((m) << 1)
+#define NEXT(m) ((m) >> 1)
+    uint64_t letter = c.upper | c.lower, white = c.space | c.newline | c.otherSpace;
+    uint64_t other = ~(letter | c.digit | white);
+    // Contractions: an apostrophe after a letter, then s t m d, or re ve ll.
+    uint64_t ap = c.apostrophe & PREV(letter);
+    if (ap) tm_contraction_classes64(p, &c);
+    uint64_t c2 = ap & NEXT(c.s1);
+    uint64_t c3 = ap & ~c2 & (((NEXT(c.r) | NEXT(c.v)) & (c.e >> 2)) | (NEXT(c.l) & (c.l >> 2)));
+    uint64_t inContraction = c2 | (c2 << 1) | c3 | (c3 << 1) | (c3 << 2);
+    uint64_t afterContraction = (c2 << 2) | (c3 << 3);
+    // An apostrophe right after a contraction (`x's's`) follows no word's letters: whether
+    // it is one depends on the pieces before it. Left to the byte scanner.
+    uint64_t chained = ap & PREV(inContraction);
+    // `[\r\n/]*` after a run of punctuation: the \r, \n and / that follow it are its own.
+    // A run of those bytes that starts with \r\n right after punctuation belongs to it
+    // whole (one carry from the run's first byte through its last). In any other run, the
+    // slashes are punctuation (the first one after whitespace starts a run of it), and the
+    // first \r\n after a slash begins what that punctuation takes, to the run's end.
+    uint64_t tail = c.newline | c.slash;
+    uint64_t tailStart = tail & ~PREV(tail);
+    uint64_t seeds = tailStart & PREV(other) & c.newline;
+    uint64_t absorbed = ((tail + seeds) ^ tail) & tail;
+    uint64_t otherRuns = tailStart & ~seeds;
+    while (otherRuns) {
+        int q = __builtin_ctzll(otherRuns);
+        otherRuns &= otherRuns - 1;
+        uint64_t rest = ~tail >> q;
+        int end = rest ? q + __builtin_ctzll(rest) : 64;
+        uint64_t run = (end - q >= 64 ? ~0ULL : (1ULL << (end - q)) - 1) << q;
+        uint64_t slashes = c.slash & run;
+        if (!slashes) continue;
+        uint64_t newlines = c.newline & run & ~0ULL << __builtin_ctzll(slashes);
+        if (newlines) absorbed |= run & ~0ULL << __builtin_ctzll(newlines);
+    }
+    uint64_t letters = letter & ~inContraction, others = other & ~inContraction & ~absorbed;
+    // Words.
+    uint64_t runStart = letters & ~PREV(letters);
+    uint64_t camel = letters & c.upper & PREV(letters & c.lower);
+    uint64_t prefix = c.space | c.otherSpace | (others & ~PREV(others) & ~PREV(c.space));
+    uint64_t words = (runStart & ~PREV(prefix)) | (NEXT(runStart) & prefix);
+    // Digits in threes.
+    uint64_t digits = c.digit & ~PREV(c.digit), group = digits;
+    while ((group = (group << 3) & c.digit & PREV(c.digit) & (c.digit << 2)) != 0) digits |= group;
+    // Punctuation.
+    uint64_t punctStart = others & ~PREV(others);
+    uint64_t punct = (punctStart & ~PREV(c.space)) | (NEXT(punctStart) & c.space);
+    // Whitespace.
+    uint64_t ws = white & ~absorbed;
+    uint64_t wsStart = ws & ~PREV(ws), wsLast = ws & ~NEXT(ws);
+    uint64_t spaces = wsStart | (wsLast & ~c.newline);
+    uint64_t afterNewline = ws & ~c.newline & PREV(c.newline & ws);
+    while (afterNewline) {
+        int q = __builtin_ctzll(afterNewline);
+        afterNewline &= afterNewline - 1;
+        uint64_t rest = ~ws >> q;
+        int end = rest ? q + __builtin_ctzll(rest) : 64;
+        uint64_t span = end - q >= 64 ? ~0ULL : (1ULL << (end - q)) - 1;
+        if (((c.newline >> q) & span) == 0) spaces |= 1ULL << q;
+    }
+    uint64_t starts = words | camel | afterContraction | digits | punct | spaces | 1;
+    // Trusted below 61 (a contraction looks three bytes ahead), and below a whitespace run
+    // that reaches the window's end (its pieces depend on the byte after it).
+    // The text's end inside the window (`len` < 64: `p` is a copy padded with spaces, which
+    // end every piece the way the text's end does, and a trailing whitespace run as one
+    // piece): everything before it is known, and it ends the last piece.
+    // A byte >= 0x80 at k (a letter, number, space or mark of some script may continue the
+    // run before it) ends what is known the way the window's end does.
+    int top = 61;
+    uint64_t endBit = 0;
+    if (ascii < 64) {
+        top = ascii >= 3 ? ascii - 3 : 0;
+        uint64_t before = ws & (ascii ? (1ULL << ascii) - 1 : 0);
+        if (ascii > 0 && (before >> (ascii - 1) & 1)) {
+            uint64_t notWs = ~before & ((1ULL << ascii) - 1);
+            int runAt = notWs ? 64 - __builtin_clzll(notWs) : 0;
+            if (runAt < top) top = runAt;
+        }
+    } else if (len < 64) {
+        top = len;
+        endBit = 1ULL << len;
+    } else if (ws >> 63) {
+        uint64_t notWs = ~ws;
+        int runAt = notWs ? 64 - __builtin_clzll(notWs) : 0;
+        if (runAt < top) top = runAt;
+    }
+    if (chained) {
+        int q = __builtin_ctzll(chained);
+        if (q < top) { top = q; endBit = 0; }
+    }
+    *limit = top;
+    uint64_t keep = ((1ULL << top) - 1) | endBit;
+#undef PREV
+#undef NEXT
+    return starts & keep;
+}
 
 #endif
