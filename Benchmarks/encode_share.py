@@ -30,7 +30,7 @@ OUT = os.path.join(ROOT, "build/bench/share")
 
 # Symbols of the BPE engine as the library runs it (Swift mangled names of module BPE).
 ENGINE = ("BPE9Tokenizer", "BytePairMerge", "BPE4Scan", "CharStarts", "RankTableC6lookup", "RankTableC8pairRank",
-          "O200kPieces", "CL100kPieces", "ClosurePieces")
+          "O200kWindowPieces", "tm_o200k_starts64", "CL100kPieces", "ClosurePieces")
 STARTUP = ("checkImage", "imageFD", "XXH3", "xxh3", "_dl_", "dl_", "swift_getTypeByMangledName", "TypeDecoder")
 
 

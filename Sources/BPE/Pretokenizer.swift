@@ -502,19 +502,12 @@ struct Scan {
 /// The two tiktoken patterns' `end` are `@_transparent`, not `@inline(__always)`: with the
 /// latter, whether the specialized loop inlined `end` depended on the build folder's
 /// history. Built with `-enable-testing` (as `swift test -c release` builds every module)
-/// the loop called `O200kPieces.end` out of line, a call a piece with the loop's state
+/// the loop called o200k's `end` out of line, a call a piece with the loop's state
 /// spilled around it (~7% more instructions, 5-7% slower), and an incremental release
 /// build sometimes did the same. Transparent functions are inlined by the mandatory
 /// inliner once the call is direct, whatever the optimizer's budget for the caller.
 protocol PieceEnds {
     func end(_ i: Int) -> Int
-}
-
-struct O200kPieces: PieceEnds {
-    let scan: Scan
-    let b: UnsafePointer<UInt8>
-    let n: Int
-    @_transparent func end(_ i: Int) -> Int { scan.o200k(b, i, n) }
 }
 
 struct CL100kPieces: PieceEnds {
