@@ -524,7 +524,7 @@ static inline uint64_t tm_o200k_starts64(const uint8_t *p, int len, int *limit, 
     uint64_t tailStart = tail & ~PREV(tail);
     uint64_t seeds = tailStart & PREV(other) & c.newline;
     uint64_t absorbed = ((tail + seeds) ^ tail) & tail;
-    uint64_t otherRuns = tailStart & ~seeds;
+    uint64_t otherRuns = c.slash ? tailStart & ~seeds : 0;   // only a slash changes them
     while (otherRuns) {
         int q = __builtin_ctzll(otherRuns);
         otherRuns &= otherRuns - 1;
