@@ -39,8 +39,8 @@ public enum Pretokenizer: String, Sendable {
     }
 
     /// The ends of o200k's pieces of `b`, through the 64-byte windows (`O200kWindowPieces`,
-    /// the encoder's scanner) or the byte scanner alone: the two must agree (tests and
-    /// `tokenmill-bench scan` compare them).
+    /// the encoder's scanner) or the byte scanner alone: the two must agree
+    /// (`O200kWindowTests` and `tokenmill-bench wincheck` compare them).
     public static func o200kPieceEnds(_ b: UnsafeBufferPointer<UInt8>, windows: Bool) -> [Int] {
         guard let base = b.baseAddress, b.count > 0 else { return [] }
         let n = b.count, scan = Scan()
@@ -519,8 +519,9 @@ struct CL100kPieces: PieceEnds {
 
 /// o200k through 64-byte windows of ASCII text: `tm_o200k_starts64` finds every piece
 /// start of a window at once (bit operations on the bytes' classes, no branch on what a
-/// piece is), and `end` hands them out one by one; a window is taken where a piece starts
-/// with 64 ASCII bytes ahead, anything else goes through `Scan.o200k`. `state` holds the
+/// piece is), and `end` hands them out one by one. A window is taken where a piece starts
+/// with ASCII ahead (a text's last bytes padded, a window cut short before a byte >= 0x80
+/// from its 32nd byte on); anything else goes through `Scan.o200k`. `state` holds the
 /// window's offset, its starts, and the offset before which no window is tried (the byte
 /// after the last non-ASCII byte seen).
 struct O200kWindowPieces: PieceEnds {
@@ -542,18 +543,18 @@ struct O200kWindowPieces: PieceEnds {
     func refill(_ i: Int) -> Int {
         // No window from a byte >= 0x80 (a piece of another script) or before one just seen.
         if i >= state[2] && b[i] < 0x80 {
-            var limit: Int32 = 0, nonASCII: Int32 = 64
+            var nonASCII: Int32 = 64
             let left = n &- i
             let starts: UInt64
             if left >= 64 {
-                starts = tm_o200k_starts64(b + i, 64, &limit, &nonASCII) & ~1
+                starts = tm_o200k_starts64(b + i, 64, &nonASCII) & ~1
             } else {
                 // The text's last bytes, copied and padded with spaces (`state[3...]`).
                 let pad = UnsafeMutableRawPointer(state + 3)
                 pad.storeBytes(of: SIMD32<UInt8>(repeating: 0x20), as: SIMD32<UInt8>.self)
                 pad.storeBytes(of: SIMD32<UInt8>(repeating: 0x20), toByteOffset: 32, as: SIMD32<UInt8>.self)
                 pad.copyMemory(from: b + i, byteCount: left)
-                starts = tm_o200k_starts64(pad.assumingMemoryBound(to: UInt8.self), Int32(left), &limit, &nonASCII) & ~1
+                starts = tm_o200k_starts64(pad.assumingMemoryBound(to: UInt8.self), Int32(left), &nonASCII) & ~1
             }
             if starts != 0 {
                 state[0] = i

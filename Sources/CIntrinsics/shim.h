@@ -479,12 +479,26 @@ static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
 }
 #endif
 
+// The bits of `m`'s run that starts at bit `q`, through its last bit.
+static inline uint64_t tm_run_from(uint64_t m, int q) {
+    uint64_t rest = ~m >> q;
+    int end = rest ? q + __builtin_ctzll(rest) : 64;
+    return (end - q >= 64 ? ~0ULL : (1ULL << (end - q)) - 1) << q;
+}
+
+// Where the run of `m` that ends at bit k - 1 starts (k when bit k - 1 is clear).
+static inline int tm_run_start_before(uint64_t m, int k) {
+    if (k == 0 || !(m >> (k - 1) & 1)) return k;
+    uint64_t below = k == 64 ? ~0ULL : (1ULL << k) - 1;
+    uint64_t notM = ~m & below;
+    return notM ? 64 - __builtin_clzll(notM) : 0;
+}
+
 // o200k_base's pre-tokenizer on 64 ASCII bytes at once. `p` is where a piece starts, and
-// `len` bytes of text follow it (64, or fewer then padded with spaces to 64);
-// bit k of the result is set when a piece starts at p + k, for every k below the limit
-// stored in `*limit` (bits at or above it are not given: what they are depends on bytes
-// past the window, or past the first byte >= 0x80, whose offset is stored in `*nonASCII`,
-// 64 when there is none). The pattern's alternatives
+// `len` bytes of text follow it (64, or fewer then padded with spaces to 64); bit k of
+// the result is set when a piece starts at p + k, for every k whose answer the window
+// decides (none at or past bytes it cannot see, or past the first byte >= 0x80, whose
+// offset is stored in `*nonASCII`, 64 when there is none). The pattern's alternatives
 // on ASCII text, as masks (`prev(m)`: the class of the byte before; `next(m)`: after):
 // - a word: a run of letters, cut where a small letter meets a capital (`[Lu]*[Ll]+`
 //   ends there), with a one-byte prefix `[^\r\n\p{L}\p{N}]` taken from before the run
@@ -496,11 +510,11 @@ static inline uint32_t tm_pair_probe8(const uint64_t *line, uint64_t key) {
 //   and / right after it;
 // - whitespace: a run starts a piece; the bytes after its last \r\n start another; its
 //   last byte (not \r\n) starts the piece that takes it (`\s+(?!\S)` leaves it out).
-static inline uint64_t tm_o200k_starts64(const uint8_t *p, int len, int *limit, int *nonASCII) {
+static inline uint64_t tm_o200k_starts64(const uint8_t *p, int len, int *nonASCII) {
     tm_classes64 c;
-    int ascii = tm_classes64_at(p, &c);
-    *nonASCII = ascii;
-    if (ascii < 32) { *limit = 0; return 0; }
+    int known = tm_classes64_at(p, &c);   // the bytes before the first >= 0x80
+    *nonASCII = known;
+    if (known < 32) return 0;
 #define PREV(m) ((m) << 1)
 #define NEXT(m) ((m) >> 1)
     uint64_t letter = c.upper | c.lower, white = c.space | c.newline | c.otherSpace;
@@ -526,11 +540,8 @@ static inline uint64_t tm_o200k_starts64(const uint8_t *p, int len, int *limit, 
     uint64_t absorbed = ((tail + seeds) ^ tail) & tail;
     uint64_t otherRuns = c.slash ? tailStart & ~seeds : 0;   // only a slash changes them
     while (otherRuns) {
-        int q = __builtin_ctzll(otherRuns);
+        uint64_t run = tm_run_from(tail, __builtin_ctzll(otherRuns));
         otherRuns &= otherRuns - 1;
-        uint64_t rest = ~tail >> q;
-        int end = rest ? q + __builtin_ctzll(rest) : 64;
-        uint64_t run = (end - q >= 64 ? ~0ULL : (1ULL << (end - q)) - 1) << q;
         uint64_t slashes = c.slash & run;
         if (!slashes) continue;
         uint64_t newlines = c.newline & run & ~0ULL << __builtin_ctzll(slashes);
@@ -556,42 +567,30 @@ static inline uint64_t tm_o200k_starts64(const uint8_t *p, int len, int *limit, 
     while (afterNewline) {
         int q = __builtin_ctzll(afterNewline);
         afterNewline &= afterNewline - 1;
-        uint64_t rest = ~ws >> q;
-        int end = rest ? q + __builtin_ctzll(rest) : 64;
-        uint64_t span = end - q >= 64 ? ~0ULL : (1ULL << (end - q)) - 1;
-        if (((c.newline >> q) & span) == 0) spaces |= 1ULL << q;
+        if ((c.newline & tm_run_from(ws, q)) == 0) spaces |= 1ULL << q;
     }
     uint64_t starts = words | camel | afterContraction | digits | punct | spaces | 1;
-    // Trusted below 61 (a contraction looks three bytes ahead), and below a whitespace run
-    // that reaches the window's end (its pieces depend on the byte after it).
-    // The text's end inside the window (`len` < 64: `p` is a copy padded with spaces, which
-    // end every piece the way the text's end does, and a trailing whitespace run as one
-    // piece): everything before it is known, and it ends the last piece.
-    // A byte >= 0x80 at k (a letter, number, space or mark of some script may continue the
-    // run before it) ends what is known the way the window's end does.
-    int top = 61;
+    // What the window decides: the starts three bytes short of the last byte it sees (a
+    // contraction looks three ahead) and before a whitespace run that reaches that byte
+    // (its pieces depend on the byte after it); the last byte it sees is the window's own
+    // or the one before a byte >= 0x80 (a letter, number, space or mark of another script
+    // may continue the run). Where the text ends inside the window (`p` a copy padded with
+    // spaces, which end every piece as the text's end does, and a trailing whitespace run
+    // as one piece), everything before the end, and the end itself.
+    int top;
     uint64_t endBit = 0;
-    if (ascii < 64) {
-        top = ascii >= 3 ? ascii - 3 : 0;
-        uint64_t before = ws & (ascii ? (1ULL << ascii) - 1 : 0);
-        if (ascii > 0 && (before >> (ascii - 1) & 1)) {
-            uint64_t notWs = ~before & ((1ULL << ascii) - 1);
-            int runAt = notWs ? 64 - __builtin_clzll(notWs) : 0;
-            if (runAt < top) top = runAt;
-        }
-    } else if (len < 64) {
+    if (known == 64 && len < 64) {
         top = len;
         endBit = 1ULL << len;
-    } else if (ws >> 63) {
-        uint64_t notWs = ~ws;
-        int runAt = notWs ? 64 - __builtin_clzll(notWs) : 0;
+    } else {
+        top = known - 3;
+        int runAt = tm_run_start_before(ws, known);
         if (runAt < top) top = runAt;
     }
     if (chained) {
         int q = __builtin_ctzll(chained);
         if (q < top) { top = q; endBit = 0; }
     }
-    *limit = top;
     uint64_t keep = ((1ULL << top) - 1) | endBit;
 #undef PREV
 #undef NEXT
