@@ -148,6 +148,38 @@ func benchWindowCheck(_ args: [String]) throws {
     print(#"{"bench": "wincheck", "texts": \#(texts.count), "mismatches": \#(bad)}"#)
 }
 
+/// The merges of short pieces alone: every piece of 2-16 bytes of the corpus that is not a
+/// token (as the o200k scanner cuts them), merged from its bytes, in corpus order (`--distinct`:
+/// each once) or a window of `--working` pieces repeated, ns a piece (best of R).
+func benchMerges(_ args: [String]) throws {
+    let opts = benchOptions(args, defaults: ["--field": "text", "--repeat": "3", "--tokenizer": "o200k_base", "--working": "0"])
+    guard let corpus = opts["--corpus"] else { fail("merges needs --corpus") }
+    let t = try TokenizerLoader.load(opts["--tokenizer"]!, threads: 1)
+    var pieces: [[UInt8]] = []
+    for text in try loadTexts(corpus, field: opts["--field"]!) {
+        let ends = text.withUnsafeBufferPointer { Pretokenizer.o200kPieceEnds($0, windows: false) }
+        var s = 0
+        for e in ends {
+            let m = e - s
+            if m >= 2 && m <= 16 && text[s] < 0x80 {
+                let r = text.withUnsafeBufferPointer { t.ranks.rank($0.baseAddress! + s, m) }
+                if r == RankTable.none { pieces.append(Array(text[s..<e])) }
+            }
+            s = e
+        }
+    }
+    if opts["--distinct"] != nil { var seen = Set<[UInt8]>(); pieces = pieces.filter { seen.insert($0).inserted } }
+    let working = Int(opts["--working"]!) ?? 0
+    if working > 0 { let w = Array(pieces.prefix(working)); pieces = Array(repeating: w, count: max(1, pieces.count / working)).flatMap { $0 } }
+    var best = Double.infinity, tokens = 0
+    for _ in 0..<(Int(opts["--repeat"]!) ?? 3) {
+        let t0 = now()
+        tokens = BenchHooks.shortMerges(t, pieces, rounds: 1)
+        best = min(best, now() - t0)
+    }
+    print(#"{"bench": "merges", "pieces": \#(pieces.count), "tokens": \#(tokens), "ns_per_piece": \#(best / Double(pieces.count) * 1e9)}"#)
+}
+
 /// The vocabulary load a process pays before its first token (best of R).
 func benchLoad(_ args: [String]) throws {
     let opts = benchOptions(args, defaults: ["--threads": "1", "--repeat": "5"])
@@ -179,6 +211,7 @@ do {
     case "load": try benchLoad(Array(argv.dropFirst()))
     case "scan": try benchScan(Array(argv.dropFirst()))
     case "wincheck": try benchWindowCheck(Array(argv.dropFirst()))
+    case "merges": try benchMerges(Array(argv.dropFirst()))
     case "idwriter": try benchIDWriter(Array(argv.dropFirst()))
     default: fail("usage: tokenmill-bench bpe --tokenizer T --corpus FILE.jsonl [--field text] [--threads N] [--repeat R]\n"
                   + "       tokenmill-bench minhash --corpus FILE.jsonl [--field text] [--mode signatures|dedup] [--threads N] [--permutations 128] [--ngram 5] [--threshold 0.8] [--limit N] [--repeat R] [--pairs-out P]\n"

@@ -277,6 +277,43 @@ def test_words_of_every_length_and_case_around_the_16_byte_window(tokenmill_bin,
 
 @pytest.mark.binary
 @pytest.mark.parametrize("name", NAMES)
+def test_merges_of_every_length_around_the_flat_limits(tokenmill_bin, name, tmp_path):
+    """The merge keeps up to 16 parts in two vector registers, up to 32 in four
+    (`flatMerge32`), and more in a heap. Runs of 1-48 CJK characters (common ones that
+    merge with their neighbours and rare ones that do not), of Cyrillic and Greek
+    letters, and ASCII runs of 1-48 bytes that few cut points split (letters without
+    vowels, base64-like strings, symbol runs), alone and between other text, give
+    tiktoken's ids."""
+    import random
+
+    rng = random.Random(23)
+    han = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明其种声全工己话儿者向情部正名定女问力机给等几很业最间新什打便位因重被走电四第门相次东政海口使教西再平真听世气信北少关并内加化由却代军产入先山五太水万市眼体别处总才场师书比住员九笑性通目华报立马命张活难神数件安表原车白应路期叫死常提感金何更反合放做系计或司利受光王果亲界及今京务制解各任至清物台象记边共风战干接它许八特觉望直服毛林题建南度统色字请交爱让认算论百吃义科怎元社术结六功指思非流每青管夫连远资队跟带花快条院变联言权往展该领传近留红治决周保达办运武半候七必城父强步完革深区即求品士转量空甚众技轻程告江语英基派满式李息写呢识极令黄德收脸钱党倒未持取设始版双历越史商千片容研像找友孩站广改议形委早房音火际则首单跑尔程"
+    rare = "龘齉爨饕餮魑魅魍魉鬻麤靐"
+    other = "абвгдежзийклмнопрстуфхцчшщыэюяαβγδεζηθικλμνξοπρστυφχψω"
+    def run(n):
+        kind = rng.randrange(6)
+        if kind == 0:
+            return "".join(rng.choice(han) for _ in range(n))
+        if kind == 1:
+            return "".join(rng.choice(han + rare) for _ in range(n))
+        if kind == 2:
+            return "".join(rng.choice(other) for _ in range(n))
+        if kind == 3:
+            return "".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(n))
+        if kind == 4:
+            return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(n))
+        return "".join(rng.choice("!#$%&*+-/<=>@^|~") for _ in range(n))
+    texts = []
+    for n in range(1, 49):
+        for _ in range(10):
+            r = run(n)
+            texts.append(r)
+            texts.append(rng.choice(["", " ", "x ", "。", "\n"]) + r + rng.choice(["", " end", "，", "7"]))
+    assert_encode_equals_tiktoken(tokenmill_bin, name, texts, tmp_path / "merges.jsonl")
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("name", NAMES)
 def test_pieces_seen_again_across_texts_give_their_own_ids(tokenmill_bin, name, tmp_path):
     """Pieces of up to 16 bytes that are no token and merge into two are kept by each
     worker from text to text (`PairCache`, 4,096 slots, indexed by hash bits): 12,000
