@@ -476,6 +476,15 @@ public final class RankTable: @unchecked Sendable {
         return RankTable.pairLookup(key, x, pairSlots, pairShift)
     }
 
+    /// Starts the fetch of the lines `pairRank(a, b)` reads after the sides bitmap (its
+    /// table line and its filter word), without waiting for them.
+    @inline(__always)
+    func prefetchPair(_ a: UInt32, _ b: UInt32) {
+        let x = (UInt64(a) &<< 20 | UInt64(b)) &* RankTable.pairMultiplier
+        tm_prefetch(UnsafeRawPointer(pairSlots.baseAddress! + Int(truncatingIfNeeded: x &>> pairShift) &<< 3))
+        tm_prefetch(UnsafeRawPointer(pairFilter.baseAddress! + Int(truncatingIfNeeded: x &>> pairFilterShift)))
+    }
+
     /// `rank` before `self` is fully initialised (used while building the pair table).
     static func rankOf(_ p: UnsafePointer<UInt8>, _ n: Int, in slots: UnsafeMutableBufferPointer<UInt64>, _ mask: Int,
                        _ offsets: UnsafeMutableBufferPointer<UInt32>, _ bytes: UnsafeMutableBufferPointer<UInt8>,
