@@ -286,15 +286,6 @@ struct BytePairMerge {
         flatMerge(n, table)
     }
 
-    /// The flat loop over `n` parts (at most `shortLimit`) whose `ids` and `ranks` (of each
-    /// part with the next) are set. The pairs' ranks live in two vector registers, as keys
-    /// `rank << 4 | part` (all ones for no pair), so that one minimum gives the lowest rank
-    /// and, on ties, the first part; parts do not move: a merged part's lane is dropped
-    /// from `live`, and its neighbours are found in that mask. An earlier version shifted
-    /// the arrays down in memory after each merge and reloaded the ranks 32 bytes at a
-    /// time, and those loads, overlapping the stores just made, waited for them to reach
-    /// the cache instead of taking their values from the store buffer (8% of `short`'s
-    /// samples sat on one such load). Ranks must fit in 28 bits (they are below 2^21).
     /// Starts the fetch of the pair-table lines the first merges will read: for each pair
     /// with a rank, its token with the part before and with the part after. The merge
     /// loop's lookups depend each on the one before (a merge's token, then its pairs, then
@@ -314,6 +305,15 @@ struct BytePairMerge {
         }
     }
 
+    /// The flat loop over `n` parts (at most `shortLimit`) whose `ids` and `ranks` (of each
+    /// part with the next) are set. The pairs' ranks live in two vector registers, as keys
+    /// `rank << 4 | part` (all ones for no pair), so that one minimum gives the lowest rank
+    /// and, on ties, the first part; parts do not move: a merged part's lane is dropped
+    /// from `live`, and its neighbours are found in that mask. An earlier version shifted
+    /// the arrays down in memory after each merge and reloaded the ranks 32 bytes at a
+    /// time, and those loads, overlapping the stores just made, waited for them to reach
+    /// the cache instead of taking their values from the store buffer (8% of `short`'s
+    /// samples sat on one such load). Ranks must fit in 28 bits (they are below 2^21).
     @inline(__always)
     mutating func flatMerge(_ n: Int, _ table: RankTable) {
         let r = ranks
