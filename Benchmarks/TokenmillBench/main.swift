@@ -14,6 +14,7 @@ import Glibc
 ///   tokenmill-bench idwriter --ids IDS.jsonl ...                                  (IDWriterBench.swift)
 ///   tokenmill-bench scan --corpus FILE.jsonl [--field text] [--repeat R]          (o200k's pre-tokenizer alone)
 ///   tokenmill-bench wincheck [--corpus FILE.jsonl] [--random N [--min 1] [--span 260]]  (o200k's windows against the byte scanner)
+///   tokenmill-bench merges --corpus FILE.jsonl [--tokenizer o200k_base] [--distinct 1] [--working N] [--repeat R]  (short merges alone)
 ///
 /// The corpus is loaded first (texts as UTF-8 bytes); the timed part is encoding every
 /// text, best of R runs. Results are kept alive through a checksum (the "black hole").
@@ -149,7 +150,7 @@ func benchWindowCheck(_ args: [String]) throws {
 }
 
 /// The merges of short pieces alone: every piece of 2-16 bytes of the corpus that is not a
-/// token (as the o200k scanner cuts them), merged from its bytes, in corpus order (`--distinct`:
+/// token (as the o200k scanner cuts them), merged from its bytes, in corpus order (`--distinct 1`:
 /// each once) or a window of `--working` pieces repeated, ns a piece (best of R).
 func benchMerges(_ args: [String]) throws {
     let opts = benchOptions(args, defaults: ["--field": "text", "--repeat": "3", "--tokenizer": "o200k_base", "--working": "0"])
@@ -168,7 +169,7 @@ func benchMerges(_ args: [String]) throws {
             s = e
         }
     }
-    if opts["--distinct"] != nil { var seen = Set<[UInt8]>(); pieces = pieces.filter { seen.insert($0).inserted } }
+    if opts["--distinct"] == "1" { var seen = Set<[UInt8]>(); pieces = pieces.filter { seen.insert($0).inserted } }
     let working = Int(opts["--working"]!) ?? 0
     if working > 0 { let w = Array(pieces.prefix(working)); pieces = Array(repeating: w, count: max(1, pieces.count / working)).flatMap { $0 } }
     var best = Double.infinity, tokens = 0
@@ -220,7 +221,10 @@ do {
                   + "       tokenmill-bench ingest-extract --input FILE.jsonl [--field text] [--repeat R]\n"
                   + "       tokenmill-bench pack [--records 1000000] [--seq-len 4096] [--repeat R] [--seed S]\n"
                   + "       tokenmill-bench load --tokenizer T [--threads N] [--repeat R]\n"
-                  + "       tokenmill-bench idwriter --ids IDS.jsonl [--lines 640] [--evict-kb 1024] [--repeat R]")
+                  + "       tokenmill-bench idwriter --ids IDS.jsonl [--lines 640] [--evict-kb 1024] [--repeat R]\n"
+                  + "       tokenmill-bench scan --corpus FILE.jsonl [--field text] [--repeat R]\n"
+                  + "       tokenmill-bench wincheck [--corpus FILE.jsonl] [--random N [--min 1] [--span 260]]\n"
+                  + "       tokenmill-bench merges --corpus FILE.jsonl [--tokenizer o200k_base] [--distinct 1] [--working N] [--repeat R]")
     }
 } catch {
     fail("\(error)")
