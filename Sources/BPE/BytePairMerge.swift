@@ -326,6 +326,7 @@ struct BytePairMerge {
         var lo = (r0 &<< 4 | laneLo).replacing(with: noPair, where: r0 .== noPair)
         var hi = (r1 &<< 4 | laneHi).replacing(with: noPair, where: r1 .== noPair)
         var live = UInt32(truncatingIfNeeded: (1 &<< n) &- 1)
+        ids[16] = 0   // read (and not used) as the neighbour of an end part, below
         while true {
             let key = pointwiseMin(lo, hi).min()
             if key == UInt32.max { break }
@@ -337,13 +338,20 @@ struct BytePairMerge {
             let j = after.trailingZeroBitCount
             live &= ~(1 &<< UInt32(j))
             let beyond = after & (after &- 1), before = live & ((1 &<< UInt32(i)) &- 1)
+            // Both neighbours' pair lines are requested before either lookup runs: the
+            // lookups branch on what they find, and a mispredicted branch in the first held
+            // the second's request back (English documents 1.04-1.08x, the documents 1.03x).
+            // Part 16 stands for the missing neighbour of an end part.
+            let q = (beyond | 1 &<< 16).trailingZeroBitCount, previous = before == 0 ? 16 : 31 &- before.leadingZeroBitCount
+            table.prefetchPair(t, UInt32(bitPattern: ids[q]))
+            table.prefetchPair(UInt32(bitPattern: ids[previous]), t)
             var right = UInt32.max, left = UInt32.max, p = 16
             if beyond != 0 {
-                let rank = table.pairRank(t, UInt32(bitPattern: ids[beyond.trailingZeroBitCount]))
+                let rank = table.pairRank(t, UInt32(bitPattern: ids[q]))
                 if rank != RankTable.none { right = rank &<< 4 | UInt32(i) }
             }
             if before != 0 {
-                p = 31 &- before.leadingZeroBitCount
+                p = previous
                 let rank = table.pairRank(UInt32(bitPattern: ids[p]), t)
                 if rank != RankTable.none { left = rank &<< 4 | UInt32(p) }
             }
